@@ -1,0 +1,63 @@
+#include "app/cli/commands.hpp"
+
+#include "app/daemon.hpp"
+#include "config/config.hpp"
+#include "log/log.hpp"
+
+#include <boost/asio/io_context.hpp>
+
+#include <cstdio>
+#include <iostream>
+
+#ifndef RUNBOOKD_VERSION
+#define RUNBOOKD_VERSION "0.0.0"
+#endif
+#ifndef RUNBOOKD_REVISION
+#define RUNBOOKD_REVISION "unknown"
+#endif
+
+namespace runbookd::app::cli {
+
+int run(const std::string& config_path) {
+    auto sink = std::make_shared<log::sink>(stdout);
+    const log::logger boot{sink, log::level::info};
+    auto loaded = config::load(config_path);
+    if (!loaded.ok()) {
+        for (const auto& p : loaded.problems) {
+            boot.error("invalid config", {{"problem", p.to_string()}});
+        }
+        return exit_invalid_config;
+    }
+    try {
+        boost::asio::io_context ioc{1};
+        daemon d{ioc, std::move(*loaded.value), sink};
+        d.start();
+        ioc.run();
+    } catch (const std::exception& e) {
+        boot.error("daemon failed", {{"error", e.what()}});
+        return exit_runtime;
+    }
+    return exit_ok;
+}
+
+int check_config(const std::string& path, std::ostream& out, std::ostream& err) {
+    const auto loaded = config::load(path);
+    if (!loaded.ok()) {
+        for (const auto& p : loaded.problems) {
+            err << p.to_string() << '\n';
+        }
+        err << loaded.problems.size() << (loaded.problems.size() == 1 ? " problem" : " problems") << " in "
+            << path << '\n';
+        return exit_invalid_config;
+    }
+    out << path << ": ok (" << loaded.value->services.size() << " services, sha256 "
+        << loaded.value->hash.substr(0, 12) << ")\n";
+    return exit_ok;
+}
+
+int version(std::ostream& out) {
+    out << "runbookd " << RUNBOOKD_VERSION << " (" << RUNBOOKD_REVISION << ")\n";
+    return exit_ok;
+}
+
+}  // namespace runbookd::app::cli

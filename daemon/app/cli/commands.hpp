@@ -1,0 +1,25 @@
+#pragma once
+// The CLI's commands. Each returns the process exit code (docs/operations.md):
+// 0 success, 1 invalid configuration, 2 usage error, 3 runtime failure.
+
+#include <iosfwd>
+#include <string>
+
+namespace runbookd::app::cli {
+
+inline constexpr int exit_ok = 0;
+inline constexpr int exit_invalid_config = 1;
+inline constexpr int exit_usage = 2;
+inline constexpr int exit_runtime = 3;
+
+/// `runbookd run --config FILE`: serves until SIGTERM/SIGINT.
+int run(const std::string& config_path);
+
+/// `runbookd check-config FILE`: prints every problem (file:line:col: path: message) to
+/// `err`, or a one-line summary to `out`.
+int check_config(const std::string& path, std::ostream& out, std::ostream& err);
+
+/// `runbookd version`.
+int version(std::ostream& out);
+
+}  // namespace runbookd::app::cli

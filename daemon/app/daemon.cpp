@@ -1,0 +1,333 @@
+#include "app/daemon.hpp"
+
+#include "app/build.hpp"
+#include "core/engine.hpp"
+#include "intake/pagerduty/handler.hpp"
+#include "loop/clock.hpp"
+#include "metrics/metrics.hpp"
+#include "net/http_server.hpp"
+#include "net/router.hpp"
+#include "notify/outbox.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/http/status.hpp>
+#include <boost/beast/http/verb.hpp>
+
+#include <csignal>
+#include <functional>
+#include <vector>
+
+namespace runbookd::app {
+
+namespace asio = boost::asio;
+namespace http = boost::beast::http;
+constexpr auto tuple_awaitable = asio::as_tuple(asio::use_awaitable);
+
+namespace {
+
+log::level to_log_level(config::log_level l) {
+    switch (l) {
+        case config::log_level::debug: return log::level::debug;
+        case config::log_level::info: return log::level::info;
+        case config::log_level::warn: return log::level::warn;
+        case config::log_level::error: return log::level::error;
+    }
+    return log::level::info;
+}
+
+net::server_limits limits_from(const config::server_config& s) {
+    net::server_limits l;
+    l.max_body_bytes = s.max_body_bytes;
+    l.header_timeout = s.header_timeout;
+    l.body_timeout = s.body_timeout;
+    l.idle_timeout = s.idle_timeout;
+    l.max_connections = s.max_connections;
+    return l;
+}
+
+notify::outbox_settings outbox_settings_from(const config::notify_config& n) {
+    notify::outbox_settings s;
+    s.min_spacing = n.coalesce_window;
+    return s;
+}
+
+void register_secrets(log::sink& sink, const config::config& cfg) {
+    for (const auto& s : cfg.pagerduty.webhook_secrets) {
+        sink.add_secret(s.reveal());
+    }
+    for (const auto* hook : {&cfg.discord.status, &cfg.discord.operations}) {
+        if (hook->configured()) {
+            sink.add_secret(hook->token.reveal());
+        }
+    }
+}
+
+}  // namespace
+
+struct daemon::impl {
+    impl(asio::io_context& io, config::config c, std::shared_ptr<log::sink> s)
+        : ioc(io),
+          cfg(std::move(c)),
+          sink(std::move(s)),
+          log(sink, to_log_level(cfg.log.level)),
+          daemon_metrics(exposition.registry()),
+          core(cfg.engine()),
+          parts(build_notifier(cfg, ioc.get_executor(), log)),
+          outbox(
+              ioc.get_executor(),
+              *parts.notifier,
+              outbox_settings_from(cfg.notify),
+              log.with("component", "outbox"),
+              exposition.registry()
+          ),
+          pagerduty(
+              cfg.pagerduty.webhook_secrets,
+              cfg.pagerduty.dedupe_capacity,
+              [this](incident_event&& ev) { on_event(std::move(ev)); },
+              log.with("component", "pagerduty"),
+              exposition.registry()
+          ),
+          server(
+              ioc.get_executor(), routes, limits_from(cfg.server), log.with("component", "server"),
+              exposition.registry()
+          ),
+          wake(ioc),
+          heartbeat(ioc),
+          signals(ioc, SIGTERM, SIGINT, SIGHUP) {
+        register_secrets(*sink, cfg);
+        routes.add(http::verb::post, "/webhooks/pagerduty", std::ref(pagerduty));
+        routes.add(http::verb::get, "/healthz", [](const net::request& req) {
+            return net::make_response(req, http::status::ok, "ok\n", "text/plain");
+        });
+        routes.add(http::verb::get, "/readyz", [this](const net::request& req) {
+            return ready ? net::make_response(req, http::status::ok, "ready\n", "text/plain")
+                         : net::make_response(req, http::status::service_unavailable, "not ready\n", "text/plain");
+        });
+        routes.add(http::verb::get, "/metrics", [this](const net::request& req) {
+            daemon_metrics.open_incidents.Set(static_cast<double>(core.open_count()));
+            return net::make_response(req, http::status::ok, exposition.render(), metrics::content_type);
+        });
+        record_config(true);
+    }
+
+    ~impl() {
+        if (parts.console_file != nullptr) {
+            std::fclose(parts.console_file);
+        }
+    }
+
+    void record_config(bool ok) {
+        daemon_metrics.config_reload_successful.Set(ok ? 1 : 0);
+        if (ok) {
+            daemon_metrics.config_reload_timestamp.Set(
+                std::chrono::duration<double>(loop::wall_now().time_since_epoch()).count()
+            );
+            if (config_hash_gauge != nullptr) {
+                daemon_metrics.config_hash.Remove(config_hash_gauge);
+            }
+            config_hash_gauge = &daemon_metrics.config_hash.Add({{"sha256", cfg.hash}});
+            config_hash_gauge->Set(1);
+        }
+    }
+
+    /// The shell -> core boundary for intake: one engine call, its posts to the outbox.
+    void on_event(incident_event&& ev) {
+        apply(core.on_event(ev, loop::wall_now()));
+    }
+
+    void apply(decisions d) {
+        for (auto& p : d.posts) {
+            log.info(
+                "post decided",
+                {{"channel", std::string{to_string(p.to)}}, {"kind", std::string{to_string(p.kind)}},
+                 {"incident", p.incident_id}, {"key", p.key}}
+            );
+            outbox.enqueue(std::move(p));
+        }
+        daemon_metrics.open_incidents.Set(static_cast<double>(core.open_count()));
+        // The wake loop recomputes its deadline from the engine.
+        wake.cancel();
+    }
+
+    /// One timer drives the engine: it sleeps until the engine's next_wake.
+    asio::awaitable<void> wake_loop() {
+        while (!stopping) {
+            const auto next = core.next_wake();
+            wake.expires_at(next ? loop::deadline_for(*next) : loop::steady_clock::time_point::max());
+            auto [ec] = co_await wake.async_wait(tuple_awaitable);
+            if (stopping) {
+                break;
+            }
+            if (ec == asio::error::operation_aborted) {
+                continue;  // rescheduled by apply()
+            }
+            auto d = core.on_tick(loop::wall_now());
+            for (auto& p : d.posts) {
+                outbox.enqueue(std::move(p));
+            }
+            daemon_metrics.open_incidents.Set(static_cast<double>(core.open_count()));
+        }
+    }
+
+    /// Measures how late a 1 s timer fires: the event loop's lag.
+    asio::awaitable<void> heartbeat_loop() {
+        constexpr auto period = std::chrono::seconds{1};
+        while (!stopping) {
+            const auto expected = loop::steady_clock::now() + period;
+            heartbeat.expires_at(expected);
+            auto [ec] = co_await heartbeat.async_wait(tuple_awaitable);
+            if (ec || stopping) {
+                break;
+            }
+            const auto lag = loop::steady_clock::now() - expected;
+            daemon_metrics.loop_lag_seconds.Set(std::chrono::duration<double>(lag).count());
+        }
+    }
+
+    asio::awaitable<void> signal_loop() {
+        while (!stopping) {
+            auto [ec, signo] = co_await signals.async_wait(tuple_awaitable);
+            if (ec) {
+                break;
+            }
+            if (signo == SIGHUP) {
+                reload();
+            } else {
+                log.info("signal received", {{"signal", signo == SIGTERM ? "SIGTERM" : "SIGINT"}});
+                begin_shutdown();
+            }
+        }
+    }
+
+    bool reload() {
+        auto loaded = config::load(cfg.source_path);
+        if (!loaded.ok()) {
+            record_config(false);
+            for (const auto& p : loaded.problems) {
+                log.error("config reload rejected", {{"problem", p.to_string()}});
+            }
+            return false;
+        }
+        config::config next = std::move(*loaded.value);
+        register_secrets(*sink, next);
+        const auto restart_needed = [&](std::string_view what) {
+            log.warn("config change needs a restart", {{"section", what}});
+        };
+        if (next.server.address != cfg.server.address || next.server.port != cfg.server.port ||
+            next.server.max_body_bytes != cfg.server.max_body_bytes ||
+            next.server.max_connections != cfg.server.max_connections) {
+            restart_needed("server");
+        }
+        if (next.notify.kind != cfg.notify.kind || next.discord.base_url != cfg.discord.base_url ||
+            next.discord.ca_file != cfg.discord.ca_file || !(next.discord.status.token == cfg.discord.status.token) ||
+            next.discord.status.id != cfg.discord.status.id || next.console.path != cfg.console.path) {
+            restart_needed("notify");
+        }
+        core.reconfigure(next.engine());
+        pagerduty.set_secrets(next.pagerduty.webhook_secrets);
+        log.set_level(to_log_level(next.log.level));
+        // Keep the parts that need a restart as they run, so the config we report is true.
+        next.server = cfg.server;
+        next.notify.kind = cfg.notify.kind;
+        next.discord = cfg.discord;
+        next.console = cfg.console;
+        cfg = std::move(next);
+        record_config(true);
+        log.info("config reloaded", {{"sha256", cfg.hash}});
+        wake.cancel();
+        return true;
+    }
+
+    void begin_shutdown() {
+        if (stopping) {
+            return;
+        }
+        stopping = true;
+        ready = false;
+        daemon_metrics.ready.Set(0);
+        // Detached: the coroutine captures `this`, which lives until ioc.run() returns.
+        asio::co_spawn(ioc, shutdown_steps(), asio::detached);
+    }
+
+    /// LIFO teardown: each step is named, and a failing step does not stop the rest.
+    asio::awaitable<void> shutdown_steps() {
+        const auto step = [this](std::string_view name, const std::function<void()>& f) {
+            try {
+                f();
+            } catch (const std::exception& e) {
+                log.error("shutdown step failed", {{"step", name}, {"error", e.what()}});
+            }
+        };
+        step("stop accepting", [&] { server.stop(); });
+        step("stop engine timer", [&] { wake.cancel(); });
+        const bool drained = co_await outbox.drain(cfg.notify.drain_timeout);
+        step("stop outbox", [&] { outbox.stop(); });
+        step("stop timers", [&] {
+            heartbeat.cancel();
+            signals.cancel();
+        });
+        log.info("stopped", {{"drained", drained}});
+    }
+
+    asio::io_context& ioc;
+    config::config cfg;
+    std::shared_ptr<log::sink> sink;
+    log::logger log;
+    metrics::exposition exposition;
+    metrics::daemon_metrics daemon_metrics;
+    prometheus::Gauge* config_hash_gauge = nullptr;
+    engine core;
+    notifier_parts parts;
+    notify::outbox outbox;
+    intake::pagerduty::webhook_handler pagerduty;
+    net::router routes;
+    net::http_server server;
+    loop::timer wake;
+    loop::timer heartbeat;
+    asio::signal_set signals;
+    bool ready = false;
+    bool stopping = false;
+};
+
+daemon::daemon(asio::io_context& ioc, config::config cfg, std::shared_ptr<log::sink> sink)
+    : impl_(std::make_unique<impl>(ioc, std::move(cfg), std::move(sink))) {}
+
+daemon::~daemon() = default;
+
+asio::ip::tcp::endpoint daemon::start() {
+    auto& i = *impl_;
+    const auto ep = i.server.listen(i.cfg.server.address, i.cfg.server.port);
+    i.log.info(
+        "listening",
+        {{"component", "server"}, {"address", ep.address().to_string()}, {"port", static_cast<int>(ep.port())}}
+    );
+    i.outbox.start();
+    // These coroutines end when `stopping` is set and their timers are cancelled;
+    // they catch their own errors, so detached is safe.
+    asio::co_spawn(i.ioc, i.wake_loop(), asio::detached);
+    asio::co_spawn(i.ioc, i.heartbeat_loop(), asio::detached);
+    asio::co_spawn(i.ioc, i.signal_loop(), asio::detached);
+    i.ready = true;
+    i.daemon_metrics.ready.Set(1);
+    i.log.info(
+        "ready",
+        {{"notifier", std::string{i.parts.notifier->kind()}},
+         {"reminder_interval", format_duration(i.cfg.status.reminder_interval)},
+         {"config_sha256", i.cfg.hash}}
+    );
+    return ep;
+}
+
+void daemon::shutdown() {
+    impl_->begin_shutdown();
+}
+
+bool daemon::reload() {
+    return impl_->reload();
+}
+
+}  // namespace runbookd::app

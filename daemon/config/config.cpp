@@ -1,0 +1,1192 @@
+#include "config/config.hpp"
+
+#include "core/time.hpp"
+
+#include <openssl/evp.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <arpa/inet.h>
+#include <array>
+#include <cerrno>
+#include <charconv>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <initializer_list>
+#include <memory>
+#include <span>
+#include <system_error>
+#include <utility>
+
+namespace runbookd::config {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr std::string_view webhook_url_hint =
+    "expected https://discord.com/api/webhooks/<id>/<token>";
+
+/// Webhook names are 1-80 characters; a longer `username` override is rejected with a 400:
+/// https://discord.com/developers/docs/resources/webhook#create-webhook
+constexpr std::size_t discord_username_max = 80;
+
+// Keys, per map, in the order the reference (docs/configuration.md) lists them.
+constexpr std::array<std::string_view, 8> root_keys{
+    "server", "log", "pagerduty", "status", "notify", "discord", "console", "services"};
+constexpr std::array<std::string_view, 6> server_keys{
+    "listen",
+    "max_body_bytes",
+    "header_timeout",
+    "body_timeout",
+    "idle_timeout",
+    "max_connections"};
+constexpr std::array<std::string_view, 1> log_keys{"level"};
+constexpr std::array<std::string_view, 3> pagerduty_keys{
+    "webhook_secrets", "webhook_secrets_file", "dedupe_capacity"};
+constexpr std::array<std::string_view, 2> status_keys{"reminder_interval", "default_impact"};
+constexpr std::array<std::string_view, 3> notify_keys{"kind", "drain_timeout", "coalesce_window"};
+constexpr std::array<std::string_view, 8> discord_keys{
+    "base_url",
+    "ca_file",
+    "username",
+    "request_timeout",
+    "status_webhook_url",
+    "status_webhook_url_file",
+    "operations_webhook_url",
+    "operations_webhook_url_file"};
+constexpr std::array<std::string_view, 1> console_keys{"path"};
+constexpr std::array<std::string_view, 2> service_keys{"name", "impact"};
+
+constexpr std::array<std::string_view, 4> log_levels{"debug", "info", "warn", "error"};
+constexpr std::array<std::string_view, 2> notifier_kinds{"discord", "console"};
+
+// ---------------------------------------------------------------------------------------------
+// Small pure helpers.
+
+std::string join(std::string_view path, std::string_view key) {
+    if (path.empty()) {
+        return std::string{key};
+    }
+    std::string out{path};
+    out += '.';
+    out += key;
+    return out;
+}
+
+std::string lower(std::string_view s) {
+    std::string out{s};
+    for (char& c : out) {
+        if (c >= 'A' && c <= 'Z') {
+            c = static_cast<char>(c - 'A' + 'a');
+        }
+    }
+    return out;
+}
+
+bool is_digit(char c) noexcept {
+    return c >= '0' && c <= '9';
+}
+bool is_alpha(char c) noexcept {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+bool all_digits(std::string_view s) noexcept {
+    return !s.empty() && std::all_of(s.begin(), s.end(), is_digit);
+}
+
+std::string_view trim(std::string_view s) noexcept {
+    constexpr std::string_view ws = " \t\r\n\f\v";
+    const auto first = s.find_first_not_of(ws);
+    if (first == std::string_view::npos) {
+        return {};
+    }
+    const auto last = s.find_last_not_of(ws);
+    return s.substr(first, last - first + 1);
+}
+
+// Optimal string alignment distance: Levenshtein plus adjacent transpositions, so that
+// "lsiten" is one edit from "listen". Keys are short; the quadratic table is fine.
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+    const std::size_t n = a.size();
+    const std::size_t m = b.size();
+    std::vector<std::size_t> d((n + 1) * (m + 1));
+    const auto at = [m](std::size_t i, std::size_t j) { return i * (m + 1) + j; };
+    for (std::size_t i = 0; i <= n; ++i) {
+        d[at(i, 0)] = i;
+    }
+    for (std::size_t j = 0; j <= m; ++j) {
+        d[at(0, j)] = j;
+    }
+    for (std::size_t i = 1; i <= n; ++i) {
+        for (std::size_t j = 1; j <= m; ++j) {
+            const std::size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+            d[at(i, j)] =
+                std::min({d[at(i - 1, j)] + 1, d[at(i, j - 1)] + 1, d[at(i - 1, j - 1)] + cost});
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) {
+                d[at(i, j)] = std::min(d[at(i, j)], d[at(i - 2, j - 2)] + 1);
+            }
+        }
+    }
+    return d[at(n, m)];
+}
+
+// "; did you mean 'listen'?" when a candidate is within two edits, or when one is a prefix
+// of the other ("warning" for "warn"); else "".
+std::string suggestion(std::string_view word, std::span<const std::string_view> candidates) {
+    std::size_t best = 3;
+    std::string_view best_word;
+    for (const auto c : candidates) {
+        const auto dist = edit_distance(word, c);
+        if (dist < best) {
+            best = dist;
+            best_word = c;
+        }
+    }
+    if (best_word.empty() && word.size() >= 3) {
+        for (const auto c : candidates) {
+            if (word.starts_with(c) || c.starts_with(word)) {
+                best_word = c;
+                break;
+            }
+        }
+    }
+    if (best_word.empty()) {
+        return {};
+    }
+    return "; did you mean '" + std::string{best_word} + "'?";
+}
+
+std::string list_words(std::span<const std::string_view> words) {
+    std::string out;
+    for (const auto w : words) {
+        if (!out.empty()) {
+            out += ", ";
+        }
+        out += w;
+    }
+    return out;
+}
+
+const char* kind_of(const YAML::Node& n) {
+    switch (n.Type()) {
+        case YAML::NodeType::Map:
+            return "a map";
+        case YAML::NodeType::Sequence:
+            return "a list";
+        case YAML::NodeType::Scalar:
+            return "a string";
+        case YAML::NodeType::Null:
+        case YAML::NodeType::Undefined:
+            break;
+    }
+    return "an empty value";
+}
+
+bool is_null(const YAML::Node& n) {
+    return !n.IsDefined() || n.IsNull();
+}
+
+// Reads a whole file. The reason names the OS error, never the contents.
+struct file_text {
+    std::string text;
+    std::string error;  // empty on success, else e.g. "No such file or directory"
+};
+
+file_text read_whole_file(const std::string& path) {
+    std::error_code ec;
+    if (std::filesystem::is_directory(path, ec)) {
+        return {{}, "it is a directory"};
+    }
+    const std::unique_ptr<std::FILE, int (*)(std::FILE*)> f{
+        std::fopen(path.c_str(), "rb"), &std::fclose};
+    if (!f) {
+        return {{}, std::generic_category().message(errno)};
+    }
+    std::string out;
+    std::array<char, 4096> buf{};
+    while (true) {
+        const std::size_t n = std::fread(buf.data(), 1, buf.size(), f.get());
+        out.append(buf.data(), n);
+        if (n < buf.size()) {
+            break;
+        }
+    }
+    if (std::ferror(f.get()) != 0) {
+        return {{}, std::generic_category().message(errno)};
+    }
+    return {std::move(out), {}};
+}
+
+std::string sha256_hex(std::string_view text) {
+    std::array<unsigned char, EVP_MAX_MD_SIZE> md{};
+    unsigned int len = 0;
+    if (EVP_Digest(text.data(), text.size(), md.data(), &len, EVP_sha256(), nullptr) != 1) {
+        return {};
+    }
+    constexpr std::string_view hex = "0123456789abcdef";
+    std::string out;
+    out.reserve(std::size_t{len} * 2);
+    for (unsigned int i = 0; i < len; ++i) {
+        out += hex[md[i] >> 4];
+        out += hex[md[i] & 0x0f];
+    }
+    return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pure validators for the structured strings. Each returns an empty string when the text is
+// valid, else a reason that does not repeat the text (callers decide whether it may be shown).
+
+struct webhook_parts {
+    std::string id;
+    std::string token;
+    std::string reason;  // empty when valid; never contains the URL or its token
+};
+
+webhook_parts parse_webhook_url(std::string_view url) {
+    constexpr std::string_view scheme = "https://";
+    if (url.size() < scheme.size() || lower(url.substr(0, scheme.size())) != scheme) {
+        return {{}, {}, "the scheme must be https"};
+    }
+    url.remove_prefix(scheme.size());
+    const auto slash = url.find('/');
+    const std::string host = lower(url.substr(0, slash));
+    if (host != "discord.com" && host != "discordapp.com" && host != "canary.discord.com" &&
+        host != "ptb.discord.com") {
+        return {
+            {},
+            {},
+            "the host must be discord.com, discordapp.com, canary.discord.com or ptb.discord.com"};
+    }
+    std::string_view path =
+        slash == std::string_view::npos ? std::string_view{} : url.substr(slash);
+    constexpr std::string_view bad_path = "the path must be /api/webhooks/<id>/<token>";
+    if (!path.starts_with("/api/")) {
+        return {{}, {}, std::string{bad_path}};
+    }
+    path.remove_prefix(5);
+    // An optional API version segment: /api/v10/webhooks/...
+    if (path.starts_with("v")) {
+        const auto end = path.find('/');
+        if (end == std::string_view::npos || !all_digits(path.substr(1, end - 1))) {
+            return {{}, {}, std::string{bad_path}};
+        }
+        path.remove_prefix(end + 1);
+    }
+    if (!path.starts_with("webhooks/")) {
+        return {{}, {}, std::string{bad_path}};
+    }
+    path.remove_prefix(9);
+    const auto sep = path.find('/');
+    if (sep == std::string_view::npos) {
+        return {{}, {}, std::string{bad_path}};
+    }
+    const auto id = path.substr(0, sep);
+    const auto token = path.substr(sep + 1);
+    if (!all_digits(id)) {
+        return {{}, {}, "the webhook id must be all digits"};
+    }
+    const auto token_char = [](char c) {
+        return is_alpha(c) || is_digit(c) || c == '_' || c == '-';
+    };
+    if (token.empty() || !std::all_of(token.begin(), token.end(), token_char)) {
+        return {{}, {}, "the webhook token must be letters, digits, '_' or '-'"};
+    }
+    return {std::string{id}, std::string{token}, {}};
+}
+
+bool valid_port(std::string_view s, std::uint16_t& port) {
+    unsigned value = 0;
+    if (!all_digits(s) || s.size() > 5) {
+        return false;
+    }
+    std::from_chars(s.data(), s.data() + s.size(), value);
+    if (value > 65535) {
+        return false;
+    }
+    port = static_cast<std::uint16_t>(value);
+    return true;
+}
+
+bool is_ipv4(const std::string& s) {
+    in_addr a{};
+    return inet_pton(AF_INET, s.c_str(), &a) == 1;
+}
+
+bool is_ipv6(const std::string& s) {
+    in6_addr a{};
+    return inet_pton(AF_INET6, s.c_str(), &a) == 1;
+}
+
+struct listen_parts {
+    std::string address;
+    std::uint16_t port = 0;
+    std::string reason;  // empty when valid
+};
+
+listen_parts parse_listen(std::string_view text) {
+    constexpr std::string_view shape =
+        "expected address:port with a numeric address, e.g. 0.0.0.0:8080 or [::1]:8080";
+    std::string host;
+    std::string_view port_text;
+    if (text.starts_with('[')) {
+        const auto close = text.find(']');
+        if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') {
+            return {{}, 0, std::string{shape}};
+        }
+        host = std::string{text.substr(1, close - 1)};
+        port_text = text.substr(close + 2);
+        if (!is_ipv6(host)) {
+            return {{}, 0, "the address in brackets must be a numeric IPv6 address"};
+        }
+    } else {
+        const auto colon = text.rfind(':');
+        if (colon == std::string_view::npos) {
+            return {{}, 0, std::string{shape}};
+        }
+        host = std::string{text.substr(0, colon)};
+        port_text = text.substr(colon + 1);
+        if (host.find(':') != std::string::npos) {
+            return {{}, 0, "an IPv6 address must be in brackets, e.g. [::1]:8080"};
+        }
+        if (host.empty()) {
+            return {{}, 0, "the address is missing; use 0.0.0.0 for every IPv4 interface"};
+        }
+        if (!is_ipv4(host)) {
+            return {
+                {},
+                0,
+                "the address must be a numeric IPv4 or IPv6 address; host names are not "
+                "resolved (use e.g. 0.0.0.0 or 127.0.0.1)"};
+        }
+    }
+    std::uint16_t port = 0;
+    if (!valid_port(port_text, port)) {
+        return {{}, 0, "the port must be a number from 0 to 65535"};
+    }
+    return {std::move(host), port, {}};
+}
+
+struct base_url_parts {
+    std::string url;     // normalised: no trailing slash
+    std::string reason;  // empty when valid
+};
+
+base_url_parts parse_base_url(std::string_view text) {
+    constexpr std::string_view shape = "expected http(s)://host[:port][/path]";
+    const auto scheme_end = text.find("://");
+    if (scheme_end == std::string_view::npos) {
+        return {{}, std::string{shape}};
+    }
+    const std::string scheme = lower(text.substr(0, scheme_end));
+    if (scheme != "https" && scheme != "http") {
+        return {{}, "the scheme must be https (or http for a loopback host)"};
+    }
+    std::string_view rest = text.substr(scheme_end + 3);
+    if (rest.find_first_of("?#") != std::string_view::npos) {
+        return {{}, "a query or fragment is not allowed; " + std::string{shape}};
+    }
+    const auto slash = rest.find('/');
+    const std::string_view authority = rest.substr(0, slash);
+    if (authority.find('@') != std::string_view::npos) {
+        return {{}, "credentials in the URL are not allowed"};
+    }
+    std::string host;
+    std::string_view port_text;
+    bool has_port = false;
+    if (authority.starts_with('[')) {
+        const auto close = authority.find(']');
+        if (close == std::string_view::npos) {
+            return {{}, std::string{shape}};
+        }
+        host = std::string{authority.substr(1, close - 1)};
+        if (!is_ipv6(host)) {
+            return {{}, "the address in brackets must be a numeric IPv6 address"};
+        }
+        const auto after = authority.substr(close + 1);
+        if (!after.empty()) {
+            if (after[0] != ':') {
+                return {{}, std::string{shape}};
+            }
+            has_port = true;
+            port_text = after.substr(1);
+        }
+    } else {
+        const auto colon = authority.find(':');
+        host = std::string{authority.substr(0, colon)};
+        if (colon != std::string_view::npos) {
+            has_port = true;
+            port_text = authority.substr(colon + 1);
+        }
+        const auto host_char = [](char c) {
+            return is_alpha(c) || is_digit(c) || c == '-' || c == '.';
+        };
+        if (host.empty() || !std::all_of(host.begin(), host.end(), host_char)) {
+            return {{}, "the host is missing or not a valid host name; " + std::string{shape}};
+        }
+    }
+    std::uint16_t port = 0;
+    if (has_port && (!valid_port(port_text, port) || port == 0)) {
+        return {{}, "the port must be a number from 1 to 65535"};
+    }
+    if (scheme == "http") {
+        const std::string h = lower(host);
+        if (h != "127.0.0.1" && h != "::1" && h != "localhost") {
+            return {
+                {},
+                "plain http is allowed only for a loopback host (127.0.0.1, [::1] or "
+                "localhost); use https"};
+        }
+    }
+    std::string url = scheme + std::string{text.substr(scheme_end)};
+    while (url.ends_with('/')) {
+        url.pop_back();
+    }
+    return {std::move(url), {}};
+}
+
+// ---------------------------------------------------------------------------------------------
+// The loader: walks the YAML tree once, fills a config, and records every problem it meets.
+
+/// A scalar after ${VAR} substitution.
+struct scalar {
+    std::string text;          ///< after substitution
+    std::string raw;           ///< as written in the file
+    bool substituted = false;  ///< true when any ${VAR} was expanded
+};
+
+/// One known key of a map, with its position.
+struct entry {
+    YAML::Node key;
+    YAML::Node value;
+    std::string path;
+};
+
+/// A map's known keys. `mark` is where a missing key is reported: the map's own key, or
+/// the start of the document for the top level.
+struct section {
+    YAML::Mark mark;
+    std::string path;
+    std::vector<std::pair<std::string, entry>> entries;
+
+    const entry* find(std::string_view key) const {
+        for (const auto& [k, e] : entries) {
+            if (k == key) {
+                return &e;
+            }
+        }
+        return nullptr;
+    }
+};
+
+class loader {
+public:
+    loader(std::string_view file, const env_lookup& env) : file_(file), env_(env) {}
+
+    load_result run(std::string_view yaml_text) {
+        config cfg;
+        cfg.hash = sha256_hex(yaml_text);
+        std::vector<YAML::Node> docs;
+        try {
+            docs = YAML::LoadAll(std::string{yaml_text});
+        } catch (const YAML::Exception& e) {
+            // yaml-cpp's messages are fixed texts ("end of map not found"); they never quote
+            // the document, so a secret cannot leak through them.
+            report(e.mark, "", "YAML syntax error: " + e.msg);
+        }
+        if (problems_.empty()) {
+            try {
+                const YAML::Node root = docs.empty() ? YAML::Node{} : docs.front();
+                if (docs.size() > 1) {
+                    report(docs[1].Mark(), "", "only one YAML document is allowed");
+                }
+                read_root(root, cfg);
+            } catch (const std::exception& e) {
+                // The walk only reads nodes it has type-checked; this is a bug, not bad input.
+                report(YAML::Mark::null_mark(), "", std::string{"internal error: "} + e.what());
+            }
+        }
+        std::stable_sort(
+            problems_.begin(),
+            problems_.end(),
+            [](const problem& a, const problem& b) {
+                return std::pair{a.line, a.column} < std::pair{b.line, b.column};
+            }
+        );
+        load_result out;
+        if (problems_.empty()) {
+            out.value = std::move(cfg);
+        }
+        out.problems = std::move(problems_);
+        return out;
+    }
+
+private:
+    // --- reporting ---------------------------------------------------------------------------
+
+    void report(const YAML::Mark& m, std::string path, std::string message) {
+        problem p;
+        p.file = file_;
+        // A null mark (a node with no position, e.g. an empty document) is reported at the
+        // start of the file rather than without a position: the file itself was readable.
+        p.line = m.is_null() ? 1 : m.line + 1;
+        p.column = m.is_null() ? 1 : m.column + 1;
+        p.path = std::move(path);
+        p.message = std::move(message);
+        problems_.push_back(std::move(p));
+    }
+
+    void report(const YAML::Node& at, std::string path, std::string message) {
+        report(at.Mark(), std::move(path), std::move(message));
+    }
+
+    std::size_t problem_count() const noexcept { return problems_.size(); }
+
+    // How a value may be shown in a message. A value that came from the environment may be a
+    // secret put in the wrong place, so only the text as written in the file is quoted.
+    static std::string shown(const scalar& s) {
+        constexpr std::size_t max_shown = 60;
+        std::string t = s.substituted ? s.raw : s.text;
+        if (t.size() > max_shown) {
+            t = t.substr(0, max_shown) + "...";
+        }
+        // One problem, one line: control characters (a block scalar's newlines) become '?'.
+        std::replace_if(
+            t.begin(), t.end(), [](char c) { return c >= 0 && c < 0x20; }, '?'
+        );
+        const std::string q = "'" + t + "'";
+        return s.substituted ? "the value substituted into " + q : q;
+    }
+
+    // --- maps --------------------------------------------------------------------------------
+
+    section open(
+        const YAML::Node& node,
+        const YAML::Mark& mark,
+        const std::string& path,
+        std::span<const std::string_view> known
+    ) {
+        section s;
+        s.mark = mark;
+        s.path = path;
+        if (is_null(node)) {
+            return s;  // "log:" with every key commented out means all defaults
+        }
+        if (!node.IsMap()) {
+            report(node, path, std::string{"expected a map, got "} + kind_of(node));
+            return s;
+        }
+        std::vector<std::string> seen;
+        for (auto it = node.begin(); it != node.end(); ++it) {
+            const YAML::Node key = it->first;
+            if (!key.IsScalar()) {
+                report(key, path, std::string{"a key must be a string, got "} + kind_of(key));
+                continue;
+            }
+            const std::string& name = key.Scalar();
+            const std::string key_path = join(path, name);
+            if (std::find(seen.begin(), seen.end(), name) != seen.end()) {
+                report(key, key_path, "duplicate key '" + name + "'");
+                continue;
+            }
+            seen.push_back(name);
+            if (std::find(known.begin(), known.end(), name) == known.end()) {
+                report(key, key_path, "unknown key '" + name + "'" + suggestion(name, known));
+                continue;
+            }
+            s.entries.emplace_back(name, entry{key, it->second, key_path});
+        }
+        return s;
+    }
+
+    section sub(
+        const section& parent, std::string_view key, std::span<const std::string_view> known
+    ) {
+        if (const entry* e = parent.find(key)) {
+            return open(e->value, e->key.Mark(), e->path, known);
+        }
+        section s;
+        s.mark = parent.mark;
+        s.path = join(parent.path, key);
+        return s;
+    }
+
+    // --- scalars -----------------------------------------------------------------------------
+
+    // Expands ${VAR} in `raw`; nullopt (with problems reported) when a variable is unset.
+    std::optional<scalar> substitute(
+        const std::string& raw, const YAML::Node& at, const std::string& path
+    ) {
+        scalar out;
+        out.raw = raw;
+        bool ok = true;
+        std::size_t i = 0;
+        while (i < raw.size()) {
+            if (raw.compare(i, 3, "$${") == 0) {
+                out.text += "${";
+                i += 3;
+                continue;
+            }
+            if (raw.compare(i, 2, "${") != 0) {
+                out.text += raw[i++];
+                continue;
+            }
+            const auto close = raw.find('}', i + 2);
+            if (close == std::string::npos) {
+                report(at, path, "'${' without a closing '}' (write '$${' for a literal '${')");
+                return std::nullopt;
+            }
+            const std::string name = raw.substr(i + 2, close - i - 2);
+            const bool valid_name = !name.empty() && !is_digit(name[0]) &&
+                                    std::all_of(name.begin(), name.end(), [](char c) {
+                                        return is_alpha(c) || is_digit(c) || c == '_';
+                                    });
+            if (!valid_name) {
+                // The text between the braces is not shown: it could be part of a secret.
+                report(
+                    at,
+                    path,
+                    "invalid environment variable name in '${...}' (letters, digits and '_', "
+                    "not starting with a digit)"
+                );
+                ok = false;
+            } else if (auto value = lookup(name)) {
+                out.text += *value;
+                out.substituted = true;
+            } else {
+                report(at, path, "environment variable '" + name + "' is not set");
+                ok = false;
+            }
+            i = close + 1;
+        }
+        if (!ok) {
+            return std::nullopt;
+        }
+        return out;
+    }
+
+    std::optional<std::string> lookup(const std::string& name) const {
+        if (env_) {
+            return env_(name);
+        }
+        if (const char* v = std::getenv(name.c_str())) {
+            return std::string{v};
+        }
+        return std::nullopt;
+    }
+
+    std::optional<scalar> read_scalar(
+        const YAML::Node& node,
+        const std::string& path,
+        std::string_view expected = "a string",
+        const YAML::Node* key = nullptr
+    ) {
+        if (!node.IsScalar()) {
+            // yaml-cpp places an empty value at the token after it (often the next line), so
+            // a missing value is reported at its key instead.
+            const YAML::Node& at = key != nullptr && is_null(node) ? *key : node;
+            report(at, path, "expected " + std::string{expected} + ", got " + kind_of(node));
+            return std::nullopt;
+        }
+        return substitute(node.Scalar(), node, path);
+    }
+
+    std::optional<scalar> read_scalar(const entry& e, std::string_view expected = "a string") {
+        return read_scalar(e.value, e.path, expected, &e.key);
+    }
+
+    std::optional<std::string> read_string(const section& s, std::string_view key, bool non_empty) {
+        const entry* e = s.find(key);
+        if (e == nullptr) {
+            return std::nullopt;
+        }
+        auto v = read_scalar(*e);
+        if (!v) {
+            return std::nullopt;
+        }
+        if (non_empty && v->text.empty()) {
+            report(e->value, e->path, "must not be empty");
+            return std::nullopt;
+        }
+        return std::move(v->text);
+    }
+
+    std::optional<std::uint64_t> read_count(
+        const section& s, std::string_view key, std::uint64_t min
+    ) {
+        const entry* e = s.find(key);
+        if (e == nullptr) {
+            return std::nullopt;
+        }
+        auto v = read_scalar(*e, "a whole number");
+        if (!v) {
+            return std::nullopt;
+        }
+        const std::string_view t = v->text;
+        if (t.starts_with('-') && all_digits(t.substr(1))) {
+            report(e->value, e->path, "must not be negative");
+            return std::nullopt;
+        }
+        std::uint64_t n = 0;
+        if (!all_digits(t)) {
+            report(e->value, e->path, shown(*v) + " is not a whole number");
+            return std::nullopt;
+        }
+        const auto [ptr, ec] = std::from_chars(t.data(), t.data() + t.size(), n);
+        if (ec != std::errc{} || ptr != t.data() + t.size()) {
+            report(e->value, e->path, shown(*v) + " is too large");
+            return std::nullopt;
+        }
+        if (n < min) {
+            report(e->value, e->path, "must be at least " + std::to_string(min));
+            return std::nullopt;
+        }
+        return n;
+    }
+
+    std::optional<milliseconds> read_duration(
+        const section& s, std::string_view key, milliseconds min
+    ) {
+        const entry* e = s.find(key);
+        if (e == nullptr) {
+            return std::nullopt;
+        }
+        auto v = read_scalar(*e, "a duration");
+        if (!v) {
+            return std::nullopt;
+        }
+        if (v->text.starts_with('-')) {
+            report(e->value, e->path, "must not be negative");
+            return std::nullopt;
+        }
+        const auto d = parse_duration(v->text);
+        if (!d) {
+            report(
+                e->value,
+                e->path,
+                shown(*v) + " is not a duration (e.g. 250ms, 90s, 30m, 1h30m; at most 366d)"
+            );
+            return std::nullopt;
+        }
+        if (*d < min) {
+            report(
+                e->value,
+                e->path,
+                min == 1ms ? std::string{"must be greater than 0"}
+                           : "must be at least " + format_duration(min)
+            );
+            return std::nullopt;
+        }
+        return *d;
+    }
+
+    // Returns the index of the value in `choices`.
+    std::optional<std::size_t> read_choice(
+        const section& s, std::string_view key, std::span<const std::string_view> choices
+    ) {
+        const entry* e = s.find(key);
+        if (e == nullptr) {
+            return std::nullopt;
+        }
+        auto v = read_scalar(*e);
+        if (!v) {
+            return std::nullopt;
+        }
+        const auto it = std::find(choices.begin(), choices.end(), v->text);
+        if (it == choices.end()) {
+            report(
+                e->value,
+                e->path,
+                shown(*v) + " is not one of " + list_words(choices) +
+                    (v->substituted ? std::string{} : suggestion(v->text, choices))
+            );
+            return std::nullopt;
+        }
+        return static_cast<std::size_t>(it - choices.begin());
+    }
+
+    // --- sections ----------------------------------------------------------------------------
+
+    void read_root(const YAML::Node& root, config& cfg) {
+        const YAML::Mark start = root.IsDefined() ? root.Mark() : YAML::Mark::null_mark();
+        const section top = open(root, start, "", root_keys);
+        read_server(sub(top, "server", server_keys), cfg.server);
+        read_log(sub(top, "log", log_keys), cfg.log);
+        read_pagerduty(sub(top, "pagerduty", pagerduty_keys), cfg.pagerduty);
+        read_status(sub(top, "status", status_keys), cfg.status);
+        const bool kind_known = read_notify(sub(top, "notify", notify_keys), cfg.notify);
+        read_discord(
+            sub(top, "discord", discord_keys),
+            cfg.discord,
+            kind_known && cfg.notify.kind == notifier_kind::discord
+        );
+        read_console(sub(top, "console", console_keys), cfg.console);
+        read_services(top, cfg.services);
+    }
+
+    void read_server(const section& s, server_config& out) {
+        if (const entry* e = s.find("listen")) {
+            if (auto v = read_scalar(*e)) {
+                auto parts = parse_listen(v->text);
+                if (!parts.reason.empty()) {
+                    report(e->value, e->path, shown(*v) + ": " + parts.reason);
+                } else {
+                    out.address = std::move(parts.address);
+                    out.port = parts.port;
+                }
+            }
+        }
+        if (auto v = read_count(s, "max_body_bytes", 1)) {
+            out.max_body_bytes = static_cast<std::size_t>(*v);
+        }
+        if (auto v = read_duration(s, "header_timeout", 1ms)) {
+            out.header_timeout = *v;
+        }
+        if (auto v = read_duration(s, "body_timeout", 1ms)) {
+            out.body_timeout = *v;
+        }
+        if (auto v = read_duration(s, "idle_timeout", 1ms)) {
+            out.idle_timeout = *v;
+        }
+        if (auto v = read_count(s, "max_connections", 1)) {
+            out.max_connections = static_cast<std::size_t>(*v);
+        }
+    }
+
+    void read_log(const section& s, log_config& out) {
+        if (auto i = read_choice(s, "level", log_levels)) {
+            constexpr std::array levels{
+                log_level::debug, log_level::info, log_level::warn, log_level::error};
+            out.level = levels.at(*i);
+        }
+    }
+
+    void read_pagerduty(const section& s, pagerduty_config& out) {
+        const std::size_t before = problem_count();
+        std::vector<secret<std::string>> secrets;
+        const entry* list = s.find("webhook_secrets");
+        if (list != nullptr && !is_null(list->value)) {
+            if (!list->value.IsSequence()) {
+                report(
+                    list->value,
+                    list->path,
+                    std::string{"expected a list of strings, got "} + kind_of(list->value)
+                );
+            } else {
+                std::size_t i = 0;
+                for (auto it = list->value.begin(); it != list->value.end(); ++it, ++i) {
+                    const std::string path = list->path + "[" + std::to_string(i) + "]";
+                    auto v = read_scalar(*it, path);
+                    if (!v) {
+                        continue;
+                    }
+                    if (v->text.empty()) {
+                        report(*it, path, "the secret is empty");
+                        continue;
+                    }
+                    secrets.emplace_back(std::move(v->text));
+                }
+            }
+        }
+        if (const entry* file = s.find("webhook_secrets_file")) {
+            if (auto path = read_scalar(*file)) {
+                if (path->text.empty()) {
+                    report(file->value, file->path, "must not be empty");
+                } else {
+                    auto f = read_whole_file(path->text);
+                    if (!f.error.empty()) {
+                        report(
+                            file->value, file->path, "cannot read '" + path->text + "': " + f.error
+                        );
+                    } else {
+                        const std::size_t count = secrets.size();
+                        std::string_view rest = f.text;
+                        while (!rest.empty()) {
+                            const auto nl = rest.find('\n');
+                            const auto line = trim(rest.substr(0, nl));
+                            if (!line.empty()) {
+                                secrets.emplace_back(std::string{line});
+                            }
+                            rest = nl == std::string_view::npos ? std::string_view{}
+                                                                : rest.substr(nl + 1);
+                        }
+                        if (secrets.size() == count) {
+                            report(
+                                file->value,
+                                file->path,
+                                "'" + path->text + "' holds no secret (one per line)"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        // Only when nothing else went wrong: an unset ${VAR} already explains the absence.
+        if (secrets.empty() && problem_count() == before) {
+            const YAML::Mark at = list != nullptr ? list->key.Mark() : s.mark;
+            report(
+                at,
+                join(s.path, "webhook_secrets"),
+                "at least one webhook signing secret is required (webhook_secrets or "
+                "webhook_secrets_file)"
+            );
+        }
+        out.webhook_secrets = std::move(secrets);
+        if (auto v = read_count(s, "dedupe_capacity", 1)) {
+            out.dedupe_capacity = static_cast<std::size_t>(*v);
+        }
+    }
+
+    void read_status(const section& s, status_config& out) {
+        if (auto v = read_duration(s, "reminder_interval", 1s)) {
+            out.reminder_interval = *v;
+        }
+        if (auto v = read_string(s, "default_impact", true)) {
+            out.default_impact = std::move(*v);
+        }
+    }
+
+    // Returns false when notify.kind was set but invalid, so dependent checks can stay quiet.
+    bool read_notify(const section& s, notify_config& out) {
+        bool kind_known = true;
+        if (s.find("kind") != nullptr) {
+            const auto i = read_choice(s, "kind", notifier_kinds);
+            kind_known = i.has_value();
+            if (i) {
+                out.kind = *i == 0 ? notifier_kind::discord : notifier_kind::console;
+            }
+        }
+        if (auto v = read_duration(s, "drain_timeout", 1ms)) {
+            out.drain_timeout = *v;
+        }
+        if (auto v = read_duration(s, "coalesce_window", 0ms)) {
+            out.coalesce_window = *v;
+        }
+        return kind_known;
+    }
+
+    void read_discord(const section& s, discord_config& out, bool required) {
+        if (const entry* e = s.find("base_url")) {
+            if (auto v = read_scalar(*e)) {
+                auto parts = parse_base_url(v->text);
+                if (!parts.reason.empty()) {
+                    report(e->value, e->path, shown(*v) + ": " + parts.reason);
+                } else {
+                    out.base_url = std::move(parts.url);
+                }
+            }
+        }
+        if (const entry* e = s.find("ca_file")) {
+            if (auto v = read_scalar(*e)) {
+                if (!v->text.empty()) {
+                    auto f = read_whole_file(v->text);
+                    if (!f.error.empty()) {
+                        report(
+                            e->value, e->path, "cannot read CA file '" + v->text + "': " + f.error
+                        );
+                    }
+                }
+                out.ca_file = std::move(v->text);
+            }
+        }
+        if (const entry* e = s.find("username")) {
+            if (auto v = read_string(s, "username", true)) {
+                // Discord counts characters, not bytes: skip UTF-8 continuation bytes.
+                const auto chars = std::count_if(v->begin(), v->end(), [](char c) {
+                    return (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+                });
+                if (static_cast<std::size_t>(chars) > discord_username_max) {
+                    report(
+                        e->value,
+                        e->path,
+                        "must be at most " + std::to_string(discord_username_max) +
+                            " characters (Discord's limit)"
+                    );
+                } else {
+                    out.username = std::move(*v);
+                }
+            }
+        }
+        if (auto v = read_duration(s, "request_timeout", 1ms)) {
+            out.request_timeout = *v;
+        }
+        const std::size_t before = problem_count();
+        out.status = read_webhook(s, "status_webhook_url");
+        if (required && !out.status.configured() && problem_count() == before) {
+            report(
+                s.mark,
+                join(s.path, "status_webhook_url"),
+                "required when notify.kind is discord (set status_webhook_url or "
+                "status_webhook_url_file)"
+            );
+        }
+        out.operations = read_webhook(s, "operations_webhook_url");
+    }
+
+    // Reads `key` or `key_file`. An empty value means "not configured". Messages never
+    // contain the URL or its token; a file's path is shown, its contents never.
+    discord_webhook read_webhook(const section& s, const std::string& key) {
+        const std::string file_key = key + "_file";
+        const entry* inline_url = s.find(key);
+        const entry* file = s.find(file_key);
+        if (inline_url != nullptr && file != nullptr) {
+            report(file->key, file->path, "set either " + key + " or " + file_key + ", not both");
+            return {};
+        }
+        std::string url;
+        const entry* from = nullptr;
+        std::string where;  // prefix naming the file the URL came from
+        if (inline_url != nullptr) {
+            auto v = read_scalar(*inline_url);
+            if (!v) {
+                return {};
+            }
+            url = std::move(v->text);
+            from = inline_url;
+        } else if (file != nullptr) {
+            auto path = read_scalar(*file);
+            if (!path) {
+                return {};
+            }
+            if (path->text.empty()) {
+                report(file->value, file->path, "must not be empty");
+                return {};
+            }
+            auto f = read_whole_file(path->text);
+            if (!f.error.empty()) {
+                report(file->value, file->path, "cannot read '" + path->text + "': " + f.error);
+                return {};
+            }
+            url = std::string{trim(f.text)};
+            if (url.empty()) {
+                report(file->value, file->path, "'" + path->text + "' is empty");
+                return {};
+            }
+            from = file;
+            where = "'" + path->text + "' does not hold a Discord webhook URL: ";
+        }
+        if (from == nullptr || url.empty()) {
+            return {};
+        }
+        auto parts = parse_webhook_url(url);
+        if (!parts.reason.empty()) {
+            report(
+                from->value,
+                from->path,
+                (where.empty() ? "not a Discord webhook URL: " : where) + parts.reason + " (" +
+                    std::string{webhook_url_hint} + ")"
+            );
+            return {};
+        }
+        return discord_webhook{std::move(parts.id), secret<std::string>{std::move(parts.token)}};
+    }
+
+    void read_console(const section& s, console_config& out) {
+        if (auto v = read_string(s, "path", true)) {
+            out.path = std::move(*v);
+        }
+    }
+
+    void read_services(const section& top, std::map<std::string, service_info, std::less<>>& out) {
+        const entry* e = top.find("services");
+        if (e == nullptr || is_null(e->value)) {
+            return;
+        }
+        if (!e->value.IsMap()) {
+            report(
+                e->value,
+                e->path,
+                std::string{"expected a map of PagerDuty service ids, got "} + kind_of(e->value)
+            );
+            return;
+        }
+        for (auto it = e->value.begin(); it != e->value.end(); ++it) {
+            const YAML::Node key = it->first;
+            if (!key.IsScalar()) {
+                report(key, e->path, std::string{"a key must be a string, got "} + kind_of(key));
+                continue;
+            }
+            const std::string& id = key.Scalar();
+            const std::string path = join(e->path, id);
+            if (out.contains(id)) {
+                report(key, path, "duplicate service id '" + id + "'");
+                continue;
+            }
+            const bool id_ok = !id.empty() && std::all_of(id.begin(), id.end(), [](char c) {
+                return is_alpha(c) || is_digit(c);
+            });
+            if (!id_ok) {
+                report(
+                    key,
+                    path,
+                    "'" + id + "' is not a PagerDuty service id (letters and digits, e.g. PF9KMXH)"
+                );
+                continue;
+            }
+            const std::size_t before = problem_count();
+            const section svc = open(it->second, key.Mark(), path, service_keys);
+            service_info info;
+            if (auto name = read_string(svc, "name", true)) {
+                info.name = std::move(*name);
+            } else if (svc.find("name") == nullptr && problem_count() == before) {
+                report(
+                    svc.mark, join(path, "name"), "required: the service's name as users see it"
+                );
+            }
+            if (auto impact = read_string(svc, "impact", false)) {
+                info.impact = std::move(*impact);
+            }
+            // Kept even when the service has problems, so a repeated id is still reported.
+            out.emplace(id, std::move(info));
+        }
+    }
+
+    std::string file_;
+    const env_lookup& env_;
+    std::vector<problem> problems_;
+};
+
+}  // namespace
+
+engine_settings config::engine() const {
+    engine_settings s;
+    s.reminder_interval = status.reminder_interval;
+    s.default_impact = status.default_impact;
+    s.services = services;
+    return s;
+}
+
+std::string problem::to_string() const {
+    std::string out = file;
+    if (line > 0) {
+        out += ':' + std::to_string(line) + ':' + std::to_string(column);
+    }
+    out += ": ";
+    if (!path.empty()) {
+        out += path + ": ";
+    }
+    out += message;
+    return out;
+}
+
+load_result parse(std::string_view yaml_text, std::string_view file, const env_lookup& env) {
+    return loader{file, env}.run(yaml_text);
+}
+
+load_result load(const std::string& path, const env_lookup& env) {
+    auto f = read_whole_file(path);
+    if (!f.error.empty()) {
+        load_result out;
+        out.problems.push_back(problem{
+            path, 0, 0, {}, "cannot read the configuration file: " + f.error});
+        return out;
+    }
+    auto out = parse(f.text, path, env);
+    if (out.value) {
+        out.value->source_path = path;
+    }
+    return out;
+}
+
+}  // namespace runbookd::config

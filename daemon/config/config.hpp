@@ -1,0 +1,137 @@
+#pragma once
+// The daemon's typed configuration, loaded from one YAML file.
+// The reference for every key is docs/configuration.md; keep the two in sync.
+
+#include "config/secret.hpp"
+#include "core/engine.hpp"
+#include "core/error.hpp"
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string_view>
+#include <vector>
+
+namespace runbookd::config {
+
+using std::chrono::milliseconds;
+
+/// `server:`: the webhook listener. `listen: "host:port"` fills address and port.
+struct server_config {
+    std::string address = "0.0.0.0";
+    std::uint16_t port = 8080;
+    std::size_t max_body_bytes = 1024 * 1024;
+    milliseconds header_timeout = std::chrono::seconds{10};
+    milliseconds body_timeout = std::chrono::seconds{30};
+    milliseconds idle_timeout = std::chrono::seconds{60};
+    std::size_t max_connections = 512;
+};
+
+/// `log.level`.
+enum class log_level { debug, info, warn, error };
+
+/// `log:`.
+struct log_config {
+    log_level level = log_level::info;
+};
+
+/// `pagerduty:`: webhook authentication and redelivery suppression.
+struct pagerduty_config {
+    /// `webhook_secrets` then the lines of `webhook_secrets_file`; never empty once loaded.
+    std::vector<secret<std::string>> webhook_secrets;
+    std::size_t dedupe_capacity = 10000;
+};
+
+/// `status:`: the #status channel's schedule and wording.
+struct status_config {
+    milliseconds reminder_interval = std::chrono::minutes{30};
+    std::string default_impact = "Some users may see errors or slowness.";
+};
+
+/// `notify.kind`.
+enum class notifier_kind { discord, console };
+
+/// `notify:`: the outbox, shared by every notifier.
+struct notify_config {
+    notifier_kind kind = notifier_kind::discord;
+    milliseconds drain_timeout = std::chrono::seconds{10};
+    milliseconds coalesce_window = std::chrono::seconds{2};
+};
+
+/// A Discord execute-webhook target: id and token parsed from the URL Discord shows.
+struct discord_webhook {
+    std::string id;
+    secret<std::string> token;
+    bool configured() const noexcept { return !id.empty(); }
+};
+
+/// `discord:`. `status` is configured whenever notify.kind is discord.
+struct discord_config {
+    /// scheme://host[:port][/path] without a trailing slash; http only for a loopback host.
+    std::string base_url = "https://discord.com/api/v10";
+    std::string ca_file;  ///< empty: the system trust store
+    std::string username = "runbookd";
+    milliseconds request_timeout = std::chrono::seconds{10};
+    discord_webhook status;
+    discord_webhook operations;
+};
+
+/// `console:`: the dry-run notifier.
+struct console_config {
+    std::string path = "-";  ///< "-" is stdout
+};
+
+/// Everything `runbookd run` needs. Built only by load(); always valid once built.
+struct config {
+    std::string source_path;  ///< the file it came from, for logs and reload
+    std::string hash;         ///< hex SHA-256 of the file text, exported as a metric
+    server_config server;
+    log_config log;
+    pagerduty_config pagerduty;
+    status_config status;
+    notify_config notify;
+    discord_config discord;
+    console_config console;
+    std::map<std::string, service_info, std::less<>> services;
+
+    /// The engine's view of this configuration.
+    engine_settings engine() const;
+};
+
+/// One problem in a configuration file: where it is and what is wrong.
+struct problem {
+    std::string file;
+    int line = 0;    ///< 1-based; 0 when the problem has no position (a missing file)
+    int column = 0;  ///< 1-based
+    std::string path;     ///< key path, e.g. "discord.request_timeout" or "services.PF9KMXH.name"
+    std::string message;  ///< never contains a secret's value
+
+    /// "file:line:col: path: message".
+    std::string to_string() const;
+};
+
+/// Every problem found, or the config.
+struct load_result {
+    std::optional<config> value;
+    std::vector<problem> problems;
+    bool ok() const noexcept { return value.has_value(); }
+};
+
+/// Function used to read ${VAR}; the default reads the process environment.
+using env_lookup = std::function<std::optional<std::string>(std::string_view)>;
+
+/// Parses and validates YAML text. `file` names it in problems; `*_file` paths are
+/// read relative to the working directory. Never throws for bad input: every problem
+/// found is returned, sorted by position, and no message contains a secret's value.
+/// Reads files (`*_file`, `ca_file`), so call it off the loop thread or at start-up.
+load_result parse(std::string_view yaml_text, std::string_view file, const env_lookup& env = {});
+
+/// Reads and parses a file; sets config::source_path. An unreadable file is one problem
+/// with line 0.
+load_result load(const std::string& path, const env_lookup& env = {});
+
+}  // namespace runbookd::config

@@ -1,0 +1,233 @@
+#include "core/engine.hpp"
+
+#include "core/render.hpp"
+
+#include <algorithm>
+#include <utility>
+
+namespace runbookd {
+namespace {
+
+std::string post_key(const incident& inc, post_kind kind, int n) {
+    std::string key = inc.id + "/" + std::to_string(inc.epoch) + "/" + std::string{to_string(kind)};
+    if (n > 0) {
+        key += "/" + std::to_string(n);
+    }
+    return key;
+}
+
+post make_status_post(const incident& inc, post_kind kind, int n, wall_time now, message text) {
+    return post{
+        .to = channel::status,
+        .kind = kind,
+        .incident_id = inc.id,
+        .key = post_key(inc, kind, n),
+        .at = now,
+        .text = std::move(text),
+        .coalescible = true,
+    };
+}
+
+/// PagerDuty's own time for an event when it is sane, else ours: a clock-skewed or
+/// replayed occurred_at must never move an incident into the future.
+wall_time event_time(const std::optional<wall_time>& t, wall_time now) {
+    return t && *t <= now ? *t : now;
+}
+
+}  // namespace
+
+std::string_view to_string(incident_event_type t) noexcept {
+    switch (t) {
+        case incident_event_type::triggered: return "triggered";
+        case incident_event_type::acknowledged: return "acknowledged";
+        case incident_event_type::unacknowledged: return "unacknowledged";
+        case incident_event_type::resolved: return "resolved";
+        case incident_event_type::reopened: return "reopened";
+        case incident_event_type::escalated: return "escalated";
+        case incident_event_type::reassigned: return "reassigned";
+        case incident_event_type::priority_updated: return "priority_updated";
+        case incident_event_type::annotated: return "annotated";
+        case incident_event_type::status_update_published: return "status_update_published";
+    }
+    return "unknown";
+}
+
+std::string_view to_string(channel c) noexcept {
+    return c == channel::status ? "status" : "operations";
+}
+
+std::string_view to_string(post_kind k) noexcept {
+    switch (k) {
+        case post_kind::notice: return "notice";
+        case post_kind::update: return "update";
+        case post_kind::relay: return "relay";
+        case post_kind::resolved: return "resolved";
+        case post_kind::reopened: return "reopened";
+    }
+    return "unknown";
+}
+
+engine::engine(engine_settings settings) : settings_(std::move(settings)) {}
+
+void engine::reconfigure(engine_settings settings) {
+    settings_ = std::move(settings);
+}
+
+const incident* engine::find(std::string_view id) const {
+    const auto it = incidents_.find(id);
+    return it == incidents_.end() ? nullptr : &it->second;
+}
+
+std::size_t engine::open_count() const noexcept {
+    return static_cast<std::size_t>(
+        std::count_if(incidents_.begin(), incidents_.end(), [](const auto& kv) {
+            return kv.second.open();
+        })
+    );
+}
+
+std::optional<wall_time> engine::next_wake() const {
+    std::optional<wall_time> earliest;
+    for (const auto& [id, inc] : incidents_) {
+        if (inc.open() && (!earliest || inc.next_update < *earliest)) {
+            earliest = inc.next_update;
+        }
+    }
+    return earliest;
+}
+
+decisions engine::finish(decisions d) const {
+    d.next_wake = next_wake();
+    return d;
+}
+
+void engine::open_epoch(incident& inc, wall_time now, decisions& out, post_kind kind) {
+    inc.opened_at = now;
+    inc.next_update = now + settings_.reminder_interval;
+    inc.updates_posted = 0;
+    inc.relays_posted = 0;
+    inc.resolved_at.reset();
+    inc.latest_news.clear();
+    inc.latest_news_at.reset();
+    auto text = kind == post_kind::reopened ? render::status_reopened(inc, settings_, now)
+                                            : render::status_notice(inc, settings_, now);
+    out.posts.push_back(make_status_post(inc, kind, 0, now, std::move(text)));
+}
+
+decisions engine::on_event(const incident_event& ev, wall_time now) {
+    decisions out;
+    if (ev.incident.id.empty()) {
+        return finish(std::move(out));
+    }
+    const bool reopening = ev.type == incident_event_type::reopened ||
+                           ev.type == incident_event_type::triggered;
+
+    auto it = incidents_.find(ev.incident.id);
+    if (it == incidents_.end()) {
+        if (ev.type == incident_event_type::resolved) {
+            // Nothing was ever posted for it, so there is nothing to close.
+            return finish(std::move(out));
+        }
+        // First word of an incident we never saw trigger (we started late, or the
+        // trigger was lost upstream): users still deserve the notice.
+        incident inc;
+        inc.id = ev.incident.id;
+        inc.merge(ev.incident);
+        inc.started = ev.incident.created_at && *ev.incident.created_at <= now
+                          ? *ev.incident.created_at
+                          : event_time(ev.occurred_at, now);
+        it = incidents_.emplace(inc.id, std::move(inc)).first;
+        open_epoch(
+            it->second,
+            now,
+            out,
+            ev.type == incident_event_type::reopened ? post_kind::reopened : post_kind::notice
+        );
+    } else if (!it->second.open()) {
+        if (!reopening) {
+            // A late acknowledgement or note for a resolved incident changes nothing users see.
+            return finish(std::move(out));
+        }
+        incident& inc = it->second;
+        inc.merge(ev.incident);
+        inc.state = incident_state::triggered;
+        inc.acknowledged_by.clear();
+        inc.epoch += 1;
+        inc.started = event_time(ev.occurred_at, now);
+        open_epoch(inc, now, out, post_kind::reopened);
+    }
+
+    incident& inc = it->second;
+    inc.merge(ev.incident);
+    switch (ev.type) {
+        case incident_event_type::triggered:
+        case incident_event_type::reopened:
+            // Already open: a repeated trigger adds nothing users need to hear.
+            break;
+        case incident_event_type::acknowledged:
+            inc.state = incident_state::acknowledged;
+            inc.acknowledged_by = ev.agent;
+            break;
+        case incident_event_type::unacknowledged:
+            inc.state = incident_state::triggered;
+            inc.acknowledged_by.clear();
+            break;
+        case incident_event_type::escalated:
+        case incident_event_type::reassigned:
+        case incident_event_type::priority_updated:
+            break;
+        case incident_event_type::annotated:
+            inc.latest_news = ev.message;
+            inc.latest_news_is_status_update = false;
+            inc.latest_news_at = now;
+            break;
+        case incident_event_type::status_update_published: {
+            inc.latest_news = ev.message;
+            inc.latest_news_is_status_update = true;
+            inc.latest_news_at = now;
+            inc.relays_posted += 1;
+            out.posts.push_back(make_status_post(
+                inc, post_kind::relay, inc.relays_posted, now, render::status_relay(inc, settings_, now)
+            ));
+            // The relay is this period's update: the next one is a full interval away.
+            inc.next_update = now + settings_.reminder_interval;
+            break;
+        }
+        case incident_event_type::resolved:
+            inc.state = incident_state::resolved;
+            inc.resolved_at = event_time(ev.occurred_at, now);
+            out.posts.push_back(make_status_post(
+                inc, post_kind::resolved, 0, now, render::status_resolved(inc, settings_, now)
+            ));
+            break;
+    }
+    return finish(std::move(out));
+}
+
+decisions engine::on_tick(wall_time now) {
+    decisions out;
+    for (auto it = incidents_.begin(); it != incidents_.end();) {
+        incident& inc = it->second;
+        if (!inc.open()) {
+            if (inc.resolved_at && *inc.resolved_at + settings_.resolved_retention <= now) {
+                it = incidents_.erase(it);
+                continue;
+            }
+        } else if (inc.next_update <= now) {
+            inc.updates_posted += 1;
+            out.posts.push_back(make_status_post(
+                inc, post_kind::update, inc.updates_posted, now, render::status_update(inc, settings_, now)
+            ));
+            inc.next_update += settings_.reminder_interval;
+            if (inc.next_update <= now) {
+                // We were not woken for a whole interval (suspended host): one update
+                // now, then a fresh cadence, rather than a burst of stale ones.
+                inc.next_update = now + settings_.reminder_interval;
+            }
+        }
+        ++it;
+    }
+    return finish(std::move(out));
+}
+
+}  // namespace runbookd

@@ -1,0 +1,54 @@
+#pragma once
+// Engine inputs that come from intake (PagerDuty today; Alertmanager later).
+
+#include "core/time.hpp"
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace runbookd {
+
+/// What happened to an incident, in PagerDuty's vocabulary.
+enum class incident_event_type {
+    triggered,
+    acknowledged,
+    unacknowledged,
+    resolved,
+    reopened,
+    escalated,
+    reassigned,
+    priority_updated,
+    annotated,
+    status_update_published,
+};
+
+/// The name used in logs, metrics and replay files ("triggered", "status_update_published").
+std::string_view to_string(incident_event_type t) noexcept;
+
+/// What an event knows of its incident. Unset fields are not known by this event
+/// (a note carries only a reference) and leave the engine's copy unchanged.
+struct incident_facts {
+    std::string id;
+    std::optional<long long> number;
+    std::optional<std::string> title;
+    std::optional<std::string> service_id;
+    std::optional<std::string> service_name;
+    std::optional<std::string> priority;
+    std::optional<std::string> urgency;
+    std::optional<std::string> url;
+    std::optional<wall_time> created_at;
+    std::optional<std::vector<std::string>> assignees;
+};
+
+/// One authenticated, parsed, de-duplicated event about one incident.
+struct incident_event {
+    incident_event_type type = incident_event_type::triggered;
+    std::string event_id;
+    std::optional<wall_time> occurred_at;
+    std::string agent;    ///< who did it ("" when automation or unknown)
+    std::string message;  ///< note or status-update text, when the event carries one
+    incident_facts incident;
+};
+
+}  // namespace runbookd

@@ -1,0 +1,48 @@
+#pragma once
+// One incident as the engine tracks it, and its #status schedule.
+
+#include "core/event.hpp"
+#include "core/time.hpp"
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace runbookd {
+
+enum class incident_state { triggered, acknowledged, resolved };
+
+/// The engine's copy of an incident. Plain data: the engine owns the transitions.
+struct incident {
+    std::string id;
+    std::optional<long long> number;
+    std::string title;
+    std::string service_id;
+    std::string service_name;  ///< PagerDuty's summary; the configured name wins when rendering
+    std::string priority;
+    std::string urgency;
+    std::string url;
+    std::vector<std::string> assignees;
+
+    incident_state state = incident_state::triggered;
+    std::string acknowledged_by;
+    wall_time started;   ///< PagerDuty's created_at (or reopened time), else first seen
+    wall_time opened_at; ///< when the engine posted the notice of this epoch
+    std::optional<wall_time> resolved_at;
+    int epoch = 0;       ///< bumped on every reopen; part of every post key
+
+    wall_time next_update;  ///< when the next #status update is due (while open)
+    int updates_posted = 0;
+    int relays_posted = 0;
+
+    std::string latest_news;  ///< latest status update or note, raw (escaped when rendered)
+    bool latest_news_is_status_update = false;
+    std::optional<wall_time> latest_news_at;
+
+    bool open() const noexcept { return state != incident_state::resolved; }
+
+    /// Copies every field the event knows into this incident.
+    void merge(const incident_facts& facts);
+};
+
+}  // namespace runbookd

@@ -1,0 +1,47 @@
+#pragma once
+// What the engine asks the notifiers to post: channel-neutral, already rendered.
+
+#include "core/time.hpp"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace runbookd {
+
+/// The two audiences: users (#status) and engineers (#operations).
+enum class channel { status, operations };
+std::string_view to_string(channel c) noexcept;
+
+/// Why a post exists; a metrics label and part of its idempotency key.
+enum class post_kind { notice, update, relay, resolved, reopened };
+std::string_view to_string(post_kind k) noexcept;
+
+/// Rendered text. `title` and `body` are Discord-flavoured markdown in which every
+/// piece of outside text is already escaped; `url` is an https link or empty.
+struct message {
+    std::string title;
+    std::string body;
+    std::string url;
+    std::uint32_t color = 0;
+    std::string footer;
+};
+
+/// One post the engine decided to make.
+struct post {
+    channel to = channel::status;
+    post_kind kind = post_kind::notice;
+    std::string incident_id;
+    std::string key;  ///< unique per post ever decided: "<incident>/<epoch>/<kind>[/<n>]"
+    wall_time at;     ///< when the engine decided it
+    message text;
+    bool coalescible = false;  ///< may share one Discord message with neighbours in a burst
+};
+
+/// The engine's answer to every call: what to post, and when to be woken next.
+struct decisions {
+    std::vector<post> posts;
+    std::optional<wall_time> next_wake;
+};
+
+}  // namespace runbookd

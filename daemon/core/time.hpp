@@ -1,0 +1,31 @@
+#pragma once
+// Time in the core is always an argument: these are the types it is passed in.
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace runbookd {
+
+using millis = std::chrono::milliseconds;
+/// Wall-clock instant, millisecond precision (timestamps in posts and signals).
+using wall_time = std::chrono::sys_time<millis>;
+
+/// "1h 05m", "12m", "45s": a duration as people read it in a post.
+std::string human_duration(millis d);
+
+/// RFC 3339 UTC with milliseconds, e.g. "2026-11-24T10:00:00.000Z".
+std::string format_rfc3339(wall_time t);
+
+/// Parses RFC 3339 ("2020-10-02T18:45:22.169Z", "2020-04-09T15:16:27+02:00");
+/// nullopt when the text is not one.
+std::optional<wall_time> parse_rfc3339(std::string_view text);
+
+/// Parses a configuration duration: "90s", "30m", "1h30m", "250ms". nullopt when invalid.
+std::optional<millis> parse_duration(std::string_view text);
+
+/// Formats a duration the way parse_duration reads it ("30m", "1h30m", "250ms").
+std::string format_duration(millis d);
+
+}  // namespace runbookd

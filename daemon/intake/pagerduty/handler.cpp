@@ -1,0 +1,135 @@
+#include "intake/pagerduty/handler.hpp"
+
+#include "intake/pagerduty/parse.hpp"
+#include "intake/pagerduty/signature.hpp"
+
+#include <boost/beast/http/status.hpp>
+
+namespace runbookd::intake::pagerduty {
+
+namespace http = boost::beast::http;
+
+namespace {
+constexpr std::string_view results[] = {
+    "accepted", "duplicate", "ping", "ignored", "unknown_type",
+    "missing_signature", "bad_signature", "malformed",
+};
+}  // namespace
+
+void recent_ids::insert(std::string id) {
+    if (capacity_ == 0 || set_.contains(id)) {
+        return;
+    }
+    if (order_.size() == capacity_) {
+        set_.erase(order_.front());
+        order_.pop_front();
+    }
+    set_.insert(id);
+    order_.push_back(std::move(id));
+}
+
+webhook_handler::webhook_handler(
+    std::vector<secret<std::string>> secrets,
+    std::size_t dedupe_capacity,
+    event_sink sink,
+    log::logger log,
+    prometheus::Registry& metrics
+)
+    : secrets_(std::move(secrets)),
+      seen_(dedupe_capacity * 2),  // two ids per webhook: X-Webhook-Id and event.id
+      sink_(std::move(sink)),
+      log_(std::move(log)),
+      results_(prometheus::BuildCounter()
+                   .Name("runbookd_webhooks_total")
+                   .Help("Webhooks received, by source and result.")
+                   .Register(metrics)),
+      events_(prometheus::BuildCounter()
+                  .Name("runbookd_pagerduty_events_total")
+                  .Help("Accepted PagerDuty incident events, by event type.")
+                  .Register(metrics)) {
+    for (const auto r : results) {
+        counter(r);
+    }
+    for (const auto t : {"triggered", "acknowledged", "unacknowledged", "resolved", "reopened", "escalated",
+                         "reassigned", "priority_updated", "annotated", "status_update_published"}) {
+        events_.Add({{"type", t}});
+    }
+}
+
+prometheus::Counter& webhook_handler::counter(std::string_view result) {
+    return results_.Add({{"source", "pagerduty"}, {"result", std::string{result}}});
+}
+
+net::response webhook_handler::operator()(const net::request& req) {
+    const std::string_view body = req.body();
+    const auto webhook_id = std::string{req["X-Webhook-Id"]};
+
+    // Authenticate before parsing: nothing unauthenticated reaches the JSON parser.
+    // Status codes follow PagerDuty's reference receiver; any 4xx but 429 is not redelivered.
+    if (body.empty()) {
+        counter("malformed").Increment();
+        return net::make_error(req, http::status::bad_request, "empty body");
+    }
+    switch (verify_signature(req["X-PagerDuty-Signature"], body, secrets_)) {
+        case signature_check::valid:
+            break;
+        case signature_check::missing:
+            counter("missing_signature").Increment();
+            log_.warn("webhook refused", {{"reason", "missing signature"}});
+            return net::make_error(req, http::status::bad_request, "missing X-PagerDuty-Signature");
+        case signature_check::malformed:
+            counter("missing_signature").Increment();
+            log_.warn("webhook refused", {{"reason", "malformed signature header"}});
+            return net::make_error(req, http::status::bad_request, "malformed X-PagerDuty-Signature");
+        case signature_check::mismatch:
+            counter("bad_signature").Increment();
+            log_.warn("webhook refused", {{"reason", "bad signature"}});
+            return net::make_error(req, http::status::forbidden, "signature does not match");
+    }
+
+    auto parsed = parse_webhook(body);
+    if (!parsed) {
+        counter("malformed").Increment();
+        log_.warn("webhook refused", {{"reason", "malformed"}, {"error", parsed.error().detail}});
+        return net::make_error(req, http::status::bad_request, parsed.error().detail);
+    }
+
+    // Delivery is at-least-once: a retry repeats X-Webhook-Id; the same event may also
+    // arrive under a new webhook id (a second subscription, a manual redelivery).
+    const std::string event_key = "e:" + parsed->event_id;
+    const std::string webhook_key = "w:" + webhook_id;
+    if (seen_.contains(event_key) || (!webhook_id.empty() && seen_.contains(webhook_key))) {
+        counter("duplicate").Increment();
+        log_.info("webhook duplicate", {{"event_id", parsed->event_id}, {"webhook_id", webhook_id}});
+        return net::make_response(req, http::status::accepted, R"({"status":"duplicate"})");
+    }
+    seen_.insert(event_key);
+    if (!webhook_id.empty()) {
+        seen_.insert(webhook_key);
+    }
+
+    switch (parsed->kind) {
+        case payload_kind::ping:
+            counter("ping").Increment();
+            log_.info("webhook ping");
+            return net::make_response(req, http::status::ok, R"({"status":"pong"})");
+        case payload_kind::ignored:
+        case payload_kind::unknown:
+            counter(parsed->kind == payload_kind::ignored ? "ignored" : "unknown_type").Increment();
+            log_.info("webhook ignored", {{"event_type", parsed->event_type}});
+            return net::make_response(req, http::status::accepted, R"({"status":"ignored"})");
+        case payload_kind::incident:
+            break;
+    }
+    counter("accepted").Increment();
+    auto& ev = *parsed->event;
+    events_.Add({{"type", std::string{to_string(ev.type)}}}).Increment();
+    log_.info(
+        "webhook accepted",
+        {{"event_id", ev.event_id}, {"event_type", parsed->event_type}, {"incident", ev.incident.id}}
+    );
+    sink_(std::move(ev));
+    return net::make_response(req, http::status::accepted, R"({"status":"accepted"})");
+}
+
+}  // namespace runbookd::intake::pagerduty

@@ -1,0 +1,65 @@
+#pragma once
+// POST /webhooks/pagerduty: authenticate, parse, de-duplicate, hand to the engine, answer.
+
+#include "config/secret.hpp"
+#include "core/event.hpp"
+#include "log/log.hpp"
+#include "net/router.hpp"
+
+#include <prometheus/counter.h>
+#include <prometheus/registry.h>
+
+#include <cstddef>
+#include <deque>
+#include <functional>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+namespace runbookd::intake::pagerduty {
+
+/// Remembers the last `capacity` ids; the oldest is forgotten first.
+class recent_ids {
+public:
+    explicit recent_ids(std::size_t capacity) : capacity_(capacity) {}
+    bool contains(const std::string& id) const { return set_.contains(id); }
+    void insert(std::string id);
+    std::size_t size() const noexcept { return order_.size(); }
+
+private:
+    std::size_t capacity_;
+    std::deque<std::string> order_;
+    std::unordered_set<std::string> set_;
+};
+
+/// The webhook endpoint. Runs on the loop thread; answers within microseconds because
+/// the engine call it makes is synchronous and posting is asynchronous (the outbox).
+class webhook_handler {
+public:
+    using event_sink = std::function<void(incident_event&&)>;
+
+    webhook_handler(
+        std::vector<secret<std::string>> secrets,
+        std::size_t dedupe_capacity,
+        event_sink sink,
+        log::logger log,
+        prometheus::Registry& metrics
+    );
+
+    net::response operator()(const net::request& req);
+
+    /// Reload: new secrets apply to the next request.
+    void set_secrets(std::vector<secret<std::string>> secrets) { secrets_ = std::move(secrets); }
+
+private:
+    prometheus::Counter& counter(std::string_view result);
+
+    std::vector<secret<std::string>> secrets_;
+    recent_ids seen_;
+    event_sink sink_;
+    log::logger log_;
+    prometheus::Family<prometheus::Counter>& results_;
+    prometheus::Family<prometheus::Counter>& events_;
+};
+
+}  // namespace runbookd::intake::pagerduty

@@ -1,0 +1,43 @@
+// runbookd: the on-call engineer's first five minutes, as a daemon.
+// main() only parses the command line and returns the command's exit code.
+
+#include "app/cli/commands.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include <iostream>
+
+int main(int argc, char** argv) {
+    using namespace runbookd::app::cli;
+    CLI::App app{"runbookd: incident response for Kubernetes teams on Discord"};
+    app.require_subcommand(1);
+
+    std::string config_path;
+    auto* run_cmd = app.add_subcommand("run", "Run the daemon");
+    run_cmd->add_option("-c,--config", config_path, "Configuration file (YAML)")->required();
+
+    std::string check_path;
+    auto* check_cmd = app.add_subcommand("check-config", "Validate a configuration file; exit 1 when invalid");
+    check_cmd->add_option("file", check_path, "Configuration file (YAML)")->required();
+
+    auto* version_cmd = app.add_subcommand("version", "Print the version");
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::CallForHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::ParseError& e) {
+        app.exit(e);
+        return exit_usage;
+    }
+    if (run_cmd->parsed()) {
+        return run(config_path);
+    }
+    if (check_cmd->parsed()) {
+        return check_config(check_path, std::cout, std::cerr);
+    }
+    if (version_cmd->parsed()) {
+        return version(std::cout);
+    }
+    return exit_usage;
+}

@@ -1,0 +1,64 @@
+#include "metrics/metrics.hpp"
+
+#include <prometheus/text_serializer.h>
+
+#ifndef RUNBOOKD_VERSION
+#define RUNBOOKD_VERSION "0.0.0"
+#endif
+#ifndef RUNBOOKD_REVISION
+#define RUNBOOKD_REVISION "unknown"
+#endif
+
+namespace runbookd::metrics {
+
+exposition::exposition() : registry_(std::make_shared<prometheus::Registry>()) {
+    prometheus::BuildGauge()
+        .Name("runbookd_build_info")
+        .Help("Build information; always 1.")
+        .Register(*registry_)
+        .Add({{"version", RUNBOOKD_VERSION}, {"revision", RUNBOOKD_REVISION}})
+        .Set(1);
+}
+
+std::string exposition::render() const {
+    const prometheus::TextSerializer serializer;
+    return serializer.Serialize(registry_->Collect());
+}
+
+daemon_metrics::daemon_metrics(prometheus::Registry& r)
+    : open_incidents(prometheus::BuildGauge()
+                         .Name("runbookd_open_incidents")
+                         .Help("Incidents triggered and not yet resolved.")
+                         .Register(r)
+                         .Add({})),
+      loop_lag_seconds(prometheus::BuildGauge()
+                           .Name("runbookd_event_loop_lag_seconds")
+                           .Help("How late the last event-loop heartbeat timer fired.")
+                           .Register(r)
+                           .Add({})),
+      config_reload_successful(prometheus::BuildGauge()
+                                   .Name("runbookd_config_last_reload_successful")
+                                   .Help("1 if the last configuration load or reload succeeded.")
+                                   .Register(r)
+                                   .Add({})),
+      config_reload_timestamp(prometheus::BuildGauge()
+                                  .Name("runbookd_config_last_reload_success_timestamp_seconds")
+                                  .Help("Time of the last successful configuration load.")
+                                  .Register(r)
+                                  .Add({})),
+      config_hash(prometheus::BuildGauge()
+                      .Name("runbookd_config_hash")
+                      .Help("1 for the SHA-256 (label) of the configuration in use.")
+                      .Register(r)),
+      bugs(prometheus::BuildCounter()
+               .Name("runbookd_bugs_total")
+               .Help("Internal invariant violations (RUNBOOKD_BUG); should stay 0.")
+               .Register(r)
+               .Add({})),
+      ready(prometheus::BuildGauge()
+                .Name("runbookd_ready")
+                .Help("1 once the daemon serves and posts.")
+                .Register(r)
+                .Add({})) {}
+
+}  // namespace runbookd::metrics

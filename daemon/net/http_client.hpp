@@ -1,0 +1,48 @@
+#pragma once
+// Outbound HTTP: the one interface every notifier and source calls (faked in tests).
+
+#include "core/error.hpp"
+
+#include <boost/asio/awaitable.hpp>
+
+#include <chrono>
+#include <map>
+#include <string>
+
+namespace runbookd::net {
+
+/// One outbound request. `url` is absolute (https://host[:port]/path?query).
+struct http_call {
+    std::string method = "GET";
+    std::string url;
+    std::map<std::string, std::string> headers;
+    std::string body;
+    std::chrono::milliseconds timeout = std::chrono::seconds{10};
+};
+
+/// The answer, whatever its status. Header names are lower-case.
+struct http_reply {
+    unsigned status = 0;
+    std::map<std::string, std::string> headers;
+    std::string body;
+
+    /// The header's value, or "" when absent. `name` must be lower-case.
+    std::string header(const std::string& name) const;
+};
+
+/// A transport failure (no HTTP status). `sent` is true when the request may have
+/// reached the server (the failure came after the request was written).
+struct transport_failure {
+    failure error;
+    bool sent = false;
+};
+
+/// Sends requests. Implementations must never log or return the URL's path or query
+/// (they may carry secrets); errors name only scheme, host and port.
+class http_client {
+public:
+    virtual ~http_client() = default;
+    virtual boost::asio::awaitable<boost::system::result<http_reply, transport_failure>> send(http_call call) = 0;
+};
+
+}  // namespace runbookd::net

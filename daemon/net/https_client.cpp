@@ -1,0 +1,265 @@
+#include "net/https_client.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/host_name_verification.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
+#include <boost/url/parse.hpp>
+
+#include <openssl/ssl.h>
+
+#include <algorithm>
+#include <cctype>
+#include <map>
+#include <stdexcept>
+#include <vector>
+
+namespace runbookd::net {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace ssl = asio::ssl;
+using asio::ip::tcp;
+constexpr auto tuple_awaitable = asio::as_tuple(asio::use_awaitable);
+constexpr std::size_t max_response_bytes = 4 * 1024 * 1024;
+constexpr std::size_t max_idle_per_origin = 4;
+
+std::string http_reply::header(const std::string& name) const {
+    const auto it = headers.find(name);
+    return it == headers.end() ? std::string{} : it->second;
+}
+
+namespace {
+
+struct target {
+    bool tls = true;
+    std::string host;
+    std::string port;
+    std::string path;    ///< path and query: never logged
+    std::string origin;  ///< scheme://host:port: safe to log
+};
+
+std::optional<target> parse_target(const std::string& url) {
+    auto u = boost::urls::parse_absolute_uri(url);
+    if (!u || !u->has_authority()) {
+        return std::nullopt;
+    }
+    target t;
+    if (u->scheme() == "https") {
+        t.tls = true;
+    } else if (u->scheme() == "http") {
+        t.tls = false;
+    } else {
+        return std::nullopt;
+    }
+    t.host = u->host_address();  // IPv6 without brackets, IPv4 or a name
+    if (t.host.empty()) {
+        return std::nullopt;
+    }
+    t.port = u->has_port() ? std::string{u->port()} : (t.tls ? "443" : "80");
+    t.path = u->encoded_path().empty() ? "/" : std::string{u->encoded_path()};
+    if (u->has_query()) {
+        t.path += "?" + std::string{u->encoded_query()};
+    }
+    t.origin = std::string{u->scheme()} + "://" + std::string{u->encoded_host_and_port()};
+    return t;
+}
+
+bool is_ip_literal(const std::string& host) {
+    boost::system::error_code ec;
+    asio::ip::make_address(host, ec);
+    return !ec;
+}
+
+}  // namespace
+
+struct https_client::impl {
+    struct connection {
+        std::unique_ptr<beast::ssl_stream<beast::tcp_stream>> tls;
+        std::unique_ptr<beast::tcp_stream> plain;
+        beast::flat_buffer buffer;
+
+        beast::tcp_stream& lowest() { return tls ? beast::get_lowest_layer(*tls) : *plain; }
+    };
+    using result_type = boost::system::result<http_reply, transport_failure>;
+
+    impl(asio::any_io_executor ex, const tls_options& opts, log::logger lg)
+        : executor(std::move(ex)), context(ssl::context::tls_client), log(std::move(lg)) {
+        context.set_options(
+            ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
+            ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1
+        );
+        context.set_verify_mode(ssl::verify_peer);
+        boost::system::error_code ec;
+        if (opts.ca_file.empty()) {
+            context.set_default_verify_paths(ec);
+        } else {
+            context.load_verify_file(opts.ca_file, ec);
+        }
+        if (ec) {
+            throw std::runtime_error("cannot load CA certificates from '" + opts.ca_file + "': " + ec.message());
+        }
+    }
+
+    static transport_failure fail(const target& t, std::string_view step, const boost::system::error_code& ec, bool sent) {
+        auto code = ec == beast::error::timeout ? errc::timed_out : errc::upstream_unavailable;
+        return transport_failure{
+            make_failure(code, t.origin + ": " + std::string{step} + ": " + ec.message(), true), sent};
+    }
+
+    asio::awaitable<boost::system::result<std::unique_ptr<connection>, transport_failure>>
+    connect(const target& t, std::chrono::milliseconds timeout) {
+        tcp::resolver resolver{executor};
+        auto [rec, endpoints] = co_await resolver.async_resolve(t.host, t.port, tuple_awaitable);
+        if (rec) {
+            co_return fail(t, "resolve", rec, false);
+        }
+        auto conn = std::make_unique<connection>();
+        if (t.tls) {
+            conn->tls = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(executor, context);
+        } else {
+            conn->plain = std::make_unique<beast::tcp_stream>(executor);
+        }
+        auto& stream = conn->lowest();
+        stream.expires_after(timeout);
+        auto [cec, ep] = co_await stream.async_connect(endpoints, tuple_awaitable);
+        if (cec) {
+            co_return fail(t, "connect", cec, false);
+        }
+        stream.socket().set_option(tcp::no_delay(true));
+        if (t.tls) {
+            if (!is_ip_literal(t.host) &&
+                SSL_ctrl(  // SSL_set_tlsext_host_name without its C cast
+                    conn->tls->native_handle(),
+                    SSL_CTRL_SET_TLSEXT_HOSTNAME,
+                    TLSEXT_NAMETYPE_host_name,
+                    const_cast<char*>(t.host.c_str())
+                ) != 1) {
+                co_return fail(t, "sni", {static_cast<int>(::ERR_get_error()), asio::error::get_ssl_category()}, false);
+            }
+            // Checks the certificate names this host (DNS name or IP address SAN).
+            conn->tls->set_verify_callback(ssl::host_name_verification(t.host));
+            stream.expires_after(timeout);
+            auto [hec] = co_await conn->tls->async_handshake(ssl::stream_base::client, tuple_awaitable);
+            if (hec) {
+                co_return fail(t, "tls handshake", hec, false);
+            }
+        }
+        co_return conn;
+    }
+
+    template <class Stream>
+    asio::awaitable<result_type> exchange(
+        Stream& stream, connection& conn, const target& t, const http_call& call, bool& got_bytes
+    ) {
+        http::request<http::string_body> req;
+        req.method_string(call.method);
+        req.target(t.path);
+        req.version(11);
+        const bool default_port = t.port == (t.tls ? "443" : "80");
+        req.set(http::field::host, default_port ? t.host : t.host + ":" + t.port);
+        for (const auto& [name, value] : call.headers) {
+            req.set(name, value);
+        }
+        req.keep_alive(true);
+        if (!call.body.empty() || call.method == "POST" || call.method == "PATCH" || call.method == "PUT") {
+            req.body() = call.body;
+            req.prepare_payload();
+        }
+        conn.lowest().expires_after(call.timeout);
+        auto [wec, wn] = co_await http::async_write(stream, req, tuple_awaitable);
+        if (wec) {
+            co_return fail(t, "write", wec, false);
+        }
+        http::response_parser<http::string_body> parser;
+        parser.body_limit(max_response_bytes);
+        conn.lowest().expires_after(call.timeout);
+        auto [rec, rn] = co_await http::async_read(stream, conn.buffer, parser, tuple_awaitable);
+        got_bytes = rn > 0 || parser.got_some();
+        if (rec) {
+            co_return fail(t, "read", rec, true);
+        }
+        auto res = parser.release();
+        http_reply reply;
+        reply.status = res.result_int();
+        for (const auto& h : res) {
+            std::string name{h.name_string()};
+            std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) {
+                return static_cast<char>(std::tolower(c));
+            });
+            reply.headers[std::move(name)] = std::string{h.value()};
+        }
+        reply.body = std::move(res.body());
+        if (!res.keep_alive()) {
+            got_bytes = false;  // signal: do not pool
+            reply.headers["connection"] = "close";
+        }
+        co_return reply;
+    }
+
+    asio::awaitable<result_type> send(http_call call) {
+        const auto t = parse_target(call.url);
+        if (!t) {
+            co_return transport_failure{make_failure(errc::config_invalid, "not an http(s) URL", false), false};
+        }
+        for (int attempt = 0; attempt < 2; ++attempt) {
+            std::unique_ptr<connection> conn;
+            bool reused = false;
+            if (auto& pool = idle[t->origin]; !pool.empty()) {
+                conn = std::move(pool.back());
+                pool.pop_back();
+                reused = true;
+            } else {
+                auto fresh = co_await connect(*t, call.timeout);
+                if (!fresh) {
+                    co_return fresh.error();
+                }
+                conn = std::move(*fresh);
+            }
+            bool got_bytes = false;
+            auto res = conn->tls ? co_await exchange(*conn->tls, *conn, *t, call, got_bytes)
+                                 : co_await exchange(*conn->plain, *conn, *t, call, got_bytes);
+            if (!res) {
+                // A pooled connection the server closed while idle fails before any
+                // response byte: try once more on a fresh connection.
+                if (reused && !got_bytes) {
+                    continue;
+                }
+                co_return res.error();
+            }
+            if (res->header("connection") != "close") {
+                auto& pool = idle[t->origin];
+                if (pool.size() < max_idle_per_origin) {
+                    pool.push_back(std::move(conn));
+                }
+            }
+            co_return res;
+        }
+        co_return transport_failure{make_failure(errc::upstream_unavailable, t->origin + ": connection lost", true), true};
+    }
+
+    asio::any_io_executor executor;
+    ssl::context context;
+    log::logger log;
+    std::map<std::string, std::vector<std::unique_ptr<connection>>> idle;
+};
+
+https_client::https_client(asio::any_io_executor ex, const tls_options& tls, log::logger log)
+    : impl_(std::make_unique<impl>(std::move(ex), tls, std::move(log))) {}
+
+https_client::~https_client() = default;
+
+asio::awaitable<boost::system::result<http_reply, transport_failure>> https_client::send(http_call call) {
+    co_return co_await impl_->send(std::move(call));
+}
+
+}  // namespace runbookd::net

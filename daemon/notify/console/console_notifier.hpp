@@ -1,0 +1,30 @@
+#pragma once
+// Prints posts for people: the demo, local runs and (later) replay.
+
+#include "notify/notifier.hpp"
+
+#include <cstdio>
+#include <string>
+
+namespace runbookd::notify::console {
+
+/// Writes each post as a short block of text to a stream. Never fails but on a write error.
+class console_notifier final : public notifier {
+public:
+    /// `out` is not owned and must outlive the notifier.
+    explicit console_notifier(std::FILE* out) : out_(out) {}
+
+    std::string_view kind() const noexcept override { return "console"; }
+    bool has_channel(channel) const noexcept override { return true; }
+    std::size_t fit(std::span<const post> posts) const override;
+    boost::asio::awaitable<delivery> send(channel to, std::span<const post> posts) override;
+
+    /// The block send() writes for one post (tests and replay).
+    static std::string format(channel to, const post& p);
+
+private:
+    std::FILE* out_;
+    long long next_id_ = 1;
+};
+
+}  // namespace runbookd::notify::console

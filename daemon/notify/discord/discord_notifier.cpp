@@ -1,0 +1,82 @@
+#include "notify/discord/discord_notifier.hpp"
+
+#include "notify/discord/payload.hpp"
+
+#ifndef RUNBOOKD_VERSION
+#define RUNBOOKD_VERSION "0.0.0"
+#endif
+
+namespace runbookd::notify::discord {
+
+namespace asio = boost::asio;
+
+discord_notifier::discord_notifier(net::http_client& http, config::discord_config settings, log::logger log)
+    : http_(http), settings_(std::move(settings)), log_(std::move(log)) {}
+
+const config::discord_webhook& discord_notifier::webhook(channel to) const noexcept {
+    return to == channel::status ? settings_.status : settings_.operations;
+}
+
+bool discord_notifier::has_channel(channel to) const noexcept {
+    return webhook(to).configured();
+}
+
+std::size_t discord_notifier::fit(std::span<const post> posts) const {
+    return discord::fit(posts);
+}
+
+asio::awaitable<delivery> discord_notifier::send(channel to, std::span<const post> posts) {
+    const auto& hook = webhook(to);
+    net::http_call call;
+    call.method = "POST";
+    // The token is in the path: the URL is a secret and is never logged or returned.
+    call.url = settings_.base_url + "/webhooks/" + hook.id + "/" + hook.token.reveal() + "?wait=true";
+    call.headers = {
+        {"Content-Type", "application/json"},
+        {"User-Agent", "DiscordBot (https://github.com/runbookd/runbookd, " RUNBOOKD_VERSION ")"},
+    };
+    call.body = execute_body(posts, settings_.username);
+    call.timeout = settings_.request_timeout;
+
+    auto reply = co_await http_.send(std::move(call));
+    delivery d;
+    if (!reply) {
+        d.outcome = reply.error().error.retryable ? net::verdict::retryable : net::verdict::final;
+        d.maybe_delivered = reply.error().sent;
+        d.reason = reply.error().error.detail;
+        co_return d;
+    }
+    const auto facts = read_response(reply->body);
+    d.outcome = net::classify(reply->status);
+    switch (d.outcome) {
+        case net::verdict::ok:
+            d.message_id = facts.message_id;
+            // Out of budget on this route: wait for the reset before the next request
+            // rather than earn a 429 (api-facts §2.8: parse the headers, never hard-code).
+            if (reply->header("x-ratelimit-remaining") == "0") {
+                d.pause = net::parse_seconds(reply->header("x-ratelimit-reset-after"));
+            }
+            break;
+        case net::verdict::rate_limited: {
+            auto header = net::parse_seconds(reply->header("retry-after"));
+            if (facts.retry_after && *facts.retry_after >= 0) {
+                d.retry_after = net::parse_seconds(std::to_string(*facts.retry_after));
+            }
+            if (!d.retry_after) {
+                d.retry_after = header;
+            }
+            d.global = facts.global || !reply->header("x-ratelimit-global").empty() ||
+                       reply->header("x-ratelimit-scope") == "global";
+            d.reason = "discord answered 429";
+            break;
+        }
+        case net::verdict::retryable:
+        case net::verdict::final:
+            d.reason = "discord answered " + std::to_string(reply->status) +
+                       (facts.error.empty() ? std::string{} : ": " + facts.error);
+            break;
+    }
+    co_return d;
+}
+
+}  // namespace runbookd::notify::discord

@@ -1,0 +1,296 @@
+#include "notify/outbox.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <algorithm>
+#include <vector>
+
+namespace runbookd::notify {
+
+namespace asio = boost::asio;
+using loop::steady_clock;
+constexpr auto tuple_awaitable = asio::as_tuple(asio::use_awaitable);
+
+struct outbox::lane {
+    lane(asio::any_io_executor ex, channel c) : to(c), timer(ex), idle_timer(ex) {}
+
+    channel to;
+    std::deque<queued> queue;
+    loop::timer timer;       ///< pacing, backoff and rate-limit waits
+    loop::timer idle_timer;  ///< parked here while the queue is empty; enqueue cancels it
+    steady_clock::time_point not_before{};
+    int attempt = 0;
+    bool idle = false;
+    bool in_flight = false;
+
+    prometheus::Gauge* depth = nullptr;
+    prometheus::Counter* delivered = nullptr;
+    prometheus::Counter* failed = nullptr;
+    prometheus::Histogram* latency = nullptr;
+    std::map<net::verdict, prometheus::Counter*> attempts;
+};
+
+namespace {
+
+std::string_view verdict_name(net::verdict v) {
+    switch (v) {
+        case net::verdict::ok: return "ok";
+        case net::verdict::retryable: return "retryable";
+        case net::verdict::rate_limited: return "rate_limited";
+        case net::verdict::final: return "final";
+    }
+    return "final";
+}
+
+}  // namespace
+
+outbox::outbox(
+    asio::any_io_executor ex, notifier& n, outbox_settings settings, log::logger log, prometheus::Registry& metrics
+)
+    : executor_(std::move(ex)),
+      notifier_(n),
+      settings_(settings),
+      log_(std::move(log)),
+      rng_(std::random_device{}()),
+      posts_(prometheus::BuildCounter()
+                 .Name("runbookd_posts_total")
+                 .Help("Posts by channel and final result (delivered or failed).")
+                 .Register(metrics)),
+      attempts_(prometheus::BuildCounter()
+                    .Name("runbookd_post_attempts_total")
+                    .Help("Delivery attempts by channel and outcome.")
+                    .Register(metrics)),
+      rate_limit_waits_(prometheus::BuildCounter()
+                            .Name("runbookd_rate_limit_waits_total")
+                            .Help("Waits imposed by the notifier's rate limits, by channel and scope.")
+                            .Register(metrics)),
+      rate_limit_seconds_(prometheus::BuildCounter()
+                              .Name("runbookd_rate_limit_wait_seconds_total")
+                              .Help("Seconds spent waiting on rate limits, by channel.")
+                              .Register(metrics)),
+      depth_(prometheus::BuildGauge()
+                 .Name("runbookd_outbox_depth")
+                 .Help("Posts queued and not yet delivered, by channel.")
+                 .Register(metrics)),
+      latency_(prometheus::BuildHistogram()
+                   .Name("runbookd_post_delivery_seconds")
+                   .Help("Time from a post's decision to its delivery, by channel.")
+                   .Register(metrics)) {
+    const std::string kind{notifier_.kind()};
+    for (const channel c : {channel::status, channel::operations}) {
+        auto l = std::make_unique<lane>(executor_, c);
+        const std::string name{to_string(c)};
+        l->depth = &depth_.Add({{"channel", name}});
+        l->delivered = &posts_.Add({{"channel", name}, {"result", "delivered"}});
+        l->failed = &posts_.Add({{"channel", name}, {"result", "failed"}});
+        l->latency = &latency_.Add(
+            {{"channel", name}},
+            prometheus::Histogram::BucketBoundaries{0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1, 5, 30, 120, 600}
+        );
+        for (const auto v : {net::verdict::ok, net::verdict::retryable, net::verdict::rate_limited, net::verdict::final}) {
+            l->attempts[v] = &attempts_.Add({{"channel", name}, {"outcome", std::string{verdict_name(v)}}, {"notifier", kind}});
+        }
+        for (const char* scope : {"route", "global"}) {
+            rate_limit_waits_.Add({{"channel", name}, {"scope", scope}});
+        }
+        rate_limit_seconds_.Add({{"channel", name}});
+        lanes_[static_cast<std::size_t>(c)] = std::move(l);
+    }
+}
+
+outbox::~outbox() {
+    stop();
+}
+
+void outbox::start() {
+    for (auto& l : lanes_) {
+        // The worker catches nothing but cancellation ends it; an exception escaping it
+        // would be a bug, so it is logged and counted by the completion handler.
+        asio::co_spawn(executor_, run(*l), [this](const std::exception_ptr& e) {
+            if (e) {
+                try {
+                    std::rethrow_exception(e);
+                } catch (const std::exception& ex) {
+                    log_.error("outbox worker failed", {{"error", ex.what()}});
+                }
+            }
+        });
+    }
+}
+
+void outbox::stop() {
+    stopping_ = true;
+    for (auto& l : lanes_) {
+        l->timer.cancel();
+        l->idle_timer.cancel();
+    }
+}
+
+std::size_t outbox::depth(channel c) const noexcept {
+    return lanes_[static_cast<std::size_t>(c)]->queue.size();
+}
+
+std::optional<std::string> outbox::message_id(const std::string& key) const {
+    const auto it = message_ids_.find(key);
+    return it == message_ids_.end() ? std::nullopt : std::optional{it->second};
+}
+
+void outbox::remember(const std::string& key, const std::string& id) {
+    if (id.empty() || settings_.remembered_ids == 0) {
+        return;
+    }
+    if (message_ids_.emplace(key, id).second) {
+        id_order_.push_back(key);
+        if (id_order_.size() > settings_.remembered_ids) {
+            message_ids_.erase(id_order_.front());
+            id_order_.pop_front();
+        }
+    }
+}
+
+void outbox::enqueue(post p) {
+    auto& l = *lanes_[static_cast<std::size_t>(p.to)];
+    if (!notifier_.has_channel(p.to)) {
+        log_.warn("post dropped: channel not configured", {{"channel", std::string{to_string(p.to)}}, {"key", p.key}});
+        l.failed->Increment();
+        return;
+    }
+    l.queue.push_back(queued{std::move(p), steady_clock::now()});
+    l.depth->Set(static_cast<double>(l.queue.size()));
+    if (l.idle) {
+        l.idle_timer.cancel();
+    }
+}
+
+asio::awaitable<void> outbox::run(lane& l) {
+    while (!stopping_) {
+        if (l.queue.empty()) {
+            l.idle = true;
+            l.idle_timer.expires_at(steady_clock::time_point::max());
+            co_await l.idle_timer.async_wait(tuple_awaitable);
+            l.idle = false;
+            continue;
+        }
+        const auto ready = std::max(l.not_before, global_not_before_);
+        if (steady_clock::now() < ready) {
+            // Pacing, backoff or a rate limit. Posts that arrive meanwhile join the batch.
+            l.timer.expires_at(ready);
+            co_await l.timer.async_wait(tuple_awaitable);
+            continue;
+        }
+
+        // Coalesce the run of coalescible posts at the head; anything else goes alone.
+        std::vector<post> batch;
+        for (const auto& q : l.queue) {
+            if (!batch.empty() && !(q.p.coalescible && batch.front().coalescible)) {
+                break;
+            }
+            batch.push_back(q.p);
+            if (!q.p.coalescible) {
+                break;
+            }
+        }
+        const auto n = notifier_.fit(batch);
+        batch.resize(std::min(n, batch.size()));
+
+        l.in_flight = true;
+        const delivery d = co_await notifier_.send(l.to, batch);
+        l.in_flight = false;
+        settle(l, batch.size(), d);
+    }
+}
+
+void outbox::settle(lane& l, std::size_t n, const delivery& d) {
+    const auto now = steady_clock::now();
+    const std::string channel_name{to_string(l.to)};
+    l.attempts[d.outcome]->Increment();
+    switch (d.outcome) {
+        case net::verdict::ok:
+        case net::verdict::final: {
+            const bool ok = d.outcome == net::verdict::ok;
+            for (std::size_t i = 0; i < n; ++i) {
+                const auto& q = l.queue.front();
+                if (ok) {
+                    remember(q.p.key, d.message_id);
+                    l.delivered->Increment();
+                    l.latency->Observe(std::chrono::duration<double>(now - q.enqueued).count());
+                    log_.info("post delivered", {{"channel", channel_name}, {"key", q.p.key}, {"message_id", d.message_id}});
+                } else {
+                    // A final answer (bad webhook, missing access): retrying cannot help.
+                    l.failed->Increment();
+                    log_.error("post failed", {{"channel", channel_name}, {"key", q.p.key}, {"error", d.reason}});
+                }
+                l.queue.pop_front();
+            }
+            l.attempt = 0;
+            l.not_before = now + settings_.min_spacing;
+            if (d.pause) {
+                l.not_before = std::max(l.not_before, now + *d.pause);
+                rate_limit_waits_.Add({{"channel", channel_name}, {"scope", "route"}}).Increment();
+                rate_limit_seconds_.Add({{"channel", channel_name}})
+                    .Increment(std::chrono::duration<double>(*d.pause).count());
+            }
+            break;
+        }
+        case net::verdict::rate_limited: {
+            const auto wait = d.retry_after.value_or(std::chrono::seconds{1});
+            if (d.global) {
+                global_not_before_ = std::max(global_not_before_, now + wait);
+            } else {
+                l.not_before = now + wait;
+            }
+            rate_limit_waits_.Add({{"channel", channel_name}, {"scope", d.global ? "global" : "route"}}).Increment();
+            rate_limit_seconds_.Add({{"channel", channel_name}}).Increment(std::chrono::duration<double>(wait).count());
+            log_.warn(
+                "post rate limited",
+                {{"channel", channel_name}, {"retry_after_ms", wait.count()}, {"global", d.global}}
+            );
+            break;
+        }
+        case net::verdict::retryable: {
+            l.attempt += 1;
+            const auto wait = settings_.retry.delay(l.attempt, rng_);
+            l.not_before = now + wait;
+            // A post that may have arrived is still retried: a rare duplicate beats a
+            // lost notice. Counted so the rate of such retries is visible.
+            log_.warn(
+                "post attempt failed",
+                {{"channel", channel_name},
+                 {"attempt", l.attempt},
+                 {"retry_in_ms", wait.count()},
+                 {"maybe_delivered", d.maybe_delivered},
+                 {"error", d.reason}}
+            );
+            break;
+        }
+    }
+    l.depth->Set(static_cast<double>(l.queue.size()));
+}
+
+asio::awaitable<bool> outbox::drain(millis budget) {
+    const auto deadline = steady_clock::now() + budget;
+    loop::timer tick{executor_};
+    const auto empty = [this] {
+        return std::all_of(lanes_.begin(), lanes_.end(), [](const auto& l) {
+            return l->queue.empty() && !l->in_flight;
+        });
+    };
+    while (!empty() && steady_clock::now() < deadline) {
+        tick.expires_after(std::min<steady_clock::duration>(std::chrono::milliseconds{20}, deadline - steady_clock::now()));
+        co_await tick.async_wait(tuple_awaitable);
+    }
+    if (empty()) {
+        co_return true;
+    }
+    for (const auto& l : lanes_) {
+        for (const auto& q : l->queue) {
+            log_.error("post undelivered at shutdown", {{"channel", std::string{to_string(l->to)}}, {"key", q.p.key}});
+        }
+    }
+    co_return false;
+}
+
+}  // namespace runbookd::notify

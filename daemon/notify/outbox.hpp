@@ -1,0 +1,100 @@
+#pragma once
+// The outbox: every post the engine decides goes through here. Per channel, posts go
+// out in order, one request at a time, paced, rate-limited and retried until delivered;
+// posts that queue up meanwhile are coalesced into one message.
+
+#include "core/post.hpp"
+#include "log/log.hpp"
+#include "loop/clock.hpp"
+#include "net/retry.hpp"
+#include "notify/notifier.hpp"
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include <array>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+
+namespace runbookd::notify {
+
+struct outbox_settings {
+    /// Minimum spacing between two messages to one channel; posts queued meanwhile are
+    /// coalesced (Discord's advice: about one message per 2 s per channel).
+    millis min_spacing = std::chrono::seconds{2};
+    net::backoff retry;
+    /// Message ids remembered for later edits.
+    std::size_t remembered_ids = 10000;
+};
+
+/// Runs on the loop executor only; not thread-safe.
+class outbox {
+public:
+    outbox(
+        boost::asio::any_io_executor ex,
+        notifier& n,
+        outbox_settings settings,
+        log::logger log,
+        prometheus::Registry& metrics
+    );
+    ~outbox();
+    outbox(const outbox&) = delete;
+    outbox& operator=(const outbox&) = delete;
+
+    /// Starts one delivery worker per channel.
+    void start();
+
+    /// Queues a post. Never blocks; the post stays queued until delivered or final.
+    void enqueue(post p);
+
+    /// Waits until every queue is empty or `budget` has passed; true when empty.
+    /// Undelivered posts are logged one by one when it gives up.
+    boost::asio::awaitable<bool> drain(millis budget);
+
+    /// Stops the workers (after drain).
+    void stop();
+
+    std::size_t depth(channel c) const noexcept;
+    /// The vendor's message id for a delivered post key.
+    std::optional<std::string> message_id(const std::string& key) const;
+
+private:
+    struct queued {
+        post p;
+        loop::steady_clock::time_point enqueued;
+    };
+    struct lane;
+
+    boost::asio::awaitable<void> run(lane& l);
+    void settle(lane& l, std::size_t n, const delivery& d);
+    void remember(const std::string& key, const std::string& id);
+
+    boost::asio::any_io_executor executor_;
+    notifier& notifier_;
+    outbox_settings settings_;
+    log::logger log_;
+    std::array<std::unique_ptr<lane>, 2> lanes_;
+    loop::steady_clock::time_point global_not_before_{};
+    std::mt19937_64 rng_;
+    bool stopping_ = false;
+    std::map<std::string, std::string> message_ids_;
+    std::deque<std::string> id_order_;
+
+    prometheus::Family<prometheus::Counter>& posts_;
+    prometheus::Family<prometheus::Counter>& attempts_;
+    prometheus::Family<prometheus::Counter>& rate_limit_waits_;
+    prometheus::Family<prometheus::Counter>& rate_limit_seconds_;
+    prometheus::Family<prometheus::Gauge>& depth_;
+    prometheus::Family<prometheus::Histogram>& latency_;
+};
+
+}  // namespace runbookd::notify

@@ -1,0 +1,766 @@
+#include "config/config.hpp"
+
+#include <chrono>
+#include <gtest/gtest.h>
+#include <map>
+#include <ostream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+// Tests run with the repository root as the working directory (see tests/CMakeLists.txt),
+// so fixtures and the *_file paths inside them are relative to it.
+
+namespace runbookd::config {
+namespace {
+
+using namespace std::chrono_literals;
+
+const std::string fixtures = "tests/data/config/";
+
+/// A fake environment: tests never call setenv, so they can run in parallel.
+env_lookup env_of(std::map<std::string, std::string, std::less<>> vars) {
+    return [vars = std::move(vars)](std::string_view name) -> std::optional<std::string> {
+        if (const auto it = vars.find(name); it != vars.end()) {
+            return it->second;
+        }
+        return std::nullopt;
+    };
+}
+
+/// Every variable any fixture uses, except the ones that must be unset.
+env_lookup fixture_env() {
+    return env_of({
+        {"LISTEN_ADDR", "127.0.0.1"},
+        {"LISTEN_PORT", "9000"},
+        {"MAX_BODY", "2048"},
+        {"HEADER_TIMEOUT", "3s"},
+        {"PD_SECRET_OLD", "old-secret"},
+        {"PD_SECRET_NEW", "new-secret"},
+        {"SERVICE_NAME", "Editor"},
+        {"MAX_BODY_BAD", "12k"},
+        {"LEAKY_SECRET", "hunter2-LEAKY-VALUE"},
+    });
+}
+
+/// Every secret value written into a fixture (inline, in a secret file, or in fixture_env()).
+/// None may ever appear in a problem.
+const std::vector<std::string> fixture_secrets{
+    "s3cret",
+    "hunter2-LEAKY-VALUE",
+    "INLINE-LEAK-TOKEN",
+    "INLINE-SECRET-TOKEN-4242",
+    "TOKEN-ID-CASE-5150",
+    "FILE-SECRET-TOKEN-7781",
+    "status-TOKEN_1",
+    "old-secret",
+    "new-secret",
+};
+
+std::string dump(const std::vector<problem>& problems) {
+    std::ostringstream out;
+    for (const auto& p : problems) {
+        out << "\n  " << p.to_string();
+    }
+    return out.str();
+}
+
+load_result load_fixture(const std::string& name) {
+    return load(fixtures + name, fixture_env());
+}
+
+// --- files that load -------------------------------------------------------------------------
+
+TEST(config_good, example_yaml_loads_with_its_variables_set) {
+    const auto r = load(
+        "config/example.yaml",
+        env_of(
+            {{"PAGERDUTY_WEBHOOK_SECRET", "pd-secret"},
+             {"DISCORD_STATUS_WEBHOOK_URL",
+              "https://discord.com/api/webhooks/1234567890/status-token"},
+             {"DISCORD_OPERATIONS_WEBHOOK_URL",
+              "https://discord.com/api/webhooks/987654321/ops-token"}}
+        )
+    );
+    ASSERT_TRUE(r.ok()) << dump(r.problems);
+    const config& c = *r.value;
+    EXPECT_EQ(c.source_path, "config/example.yaml");
+    EXPECT_EQ(c.hash.size(), 64u);
+    EXPECT_EQ(c.server.address, "0.0.0.0");
+    EXPECT_EQ(c.server.port, 8080);
+    EXPECT_EQ(c.server.max_body_bytes, 1048576u);
+    EXPECT_EQ(c.server.header_timeout, 10s);
+    EXPECT_EQ(c.server.max_connections, 512u);
+    EXPECT_EQ(c.log.level, log_level::info);
+    ASSERT_EQ(c.pagerduty.webhook_secrets.size(), 1u);
+    EXPECT_EQ(c.pagerduty.webhook_secrets[0].reveal(), "pd-secret");
+    EXPECT_EQ(c.pagerduty.dedupe_capacity, 10000u);
+    EXPECT_EQ(c.status.reminder_interval, 30min);
+    EXPECT_EQ(c.notify.kind, notifier_kind::discord);
+    EXPECT_EQ(c.notify.coalesce_window, 2s);
+    EXPECT_EQ(c.discord.base_url, "https://discord.com/api/v10");
+    EXPECT_EQ(c.discord.ca_file, "");
+    EXPECT_EQ(c.discord.status.id, "1234567890");
+    EXPECT_EQ(c.discord.status.token.reveal(), "status-token");
+    EXPECT_EQ(c.discord.operations.id, "987654321");
+    EXPECT_EQ(c.console.path, "-");
+    ASSERT_EQ(c.services.size(), 2u);
+    EXPECT_EQ(c.services.at("PSRV2AB").name, "Custom domains");
+}
+
+TEST(config_good, example_yaml_without_its_variables_names_each_one) {
+    const auto r = load("config/example.yaml", env_of({}));
+    ASSERT_FALSE(r.ok());
+    ASSERT_EQ(r.problems.size(), 3u) << dump(r.problems);
+    EXPECT_EQ(r.problems[0].message, "environment variable 'PAGERDUTY_WEBHOOK_SECRET' is not set");
+    EXPECT_EQ(
+        r.problems[1].message, "environment variable 'DISCORD_STATUS_WEBHOOK_URL' is not set"
+    );
+    EXPECT_EQ(
+        r.problems[2].message, "environment variable 'DISCORD_OPERATIONS_WEBHOOK_URL' is not set"
+    );
+}
+
+TEST(config_good, demo_yaml_loads) {
+    const auto r = load("config/demo.yaml", env_of({{"RUNBOOKD_DEMO_SECRET", "demo"}}));
+    ASSERT_TRUE(r.ok()) << dump(r.problems);
+    const config& c = *r.value;
+    EXPECT_EQ(c.server.address, "127.0.0.1");
+    EXPECT_EQ(c.server.port, 0);
+    EXPECT_EQ(c.notify.kind, notifier_kind::console);
+    EXPECT_EQ(c.notify.coalesce_window, 200ms);
+    EXPECT_EQ(c.status.reminder_interval, 5s);
+    EXPECT_FALSE(c.discord.status.configured());
+}
+
+TEST(config_good, minimal_file_keeps_every_default) {
+    const auto r = load_fixture("good_minimal.yaml");
+    ASSERT_TRUE(r.ok()) << dump(r.problems);
+    const config& c = *r.value;
+    const config defaults;
+    EXPECT_EQ(c.server.address, defaults.server.address);
+    EXPECT_EQ(c.server.port, defaults.server.port);
+    EXPECT_EQ(c.server.max_body_bytes, defaults.server.max_body_bytes);
+    EXPECT_EQ(c.server.idle_timeout, defaults.server.idle_timeout);
+    EXPECT_EQ(c.log.level, log_level::info);
+    EXPECT_EQ(c.status.reminder_interval, 30min);
+    EXPECT_EQ(c.status.default_impact, defaults.status.default_impact);
+    EXPECT_EQ(c.discord.base_url, defaults.discord.base_url);
+    EXPECT_EQ(c.discord.username, "runbookd");
+    EXPECT_TRUE(c.services.empty());
+}
+
+TEST(config_good, full_file_sets_every_key) {
+    const auto r = load_fixture("good_full.yaml");
+    ASSERT_TRUE(r.ok()) << dump(r.problems);
+    const config& c = *r.value;
+    EXPECT_EQ(c.server.address, "::1");
+    EXPECT_EQ(c.server.port, 9443);
+    EXPECT_EQ(c.server.max_body_bytes, 65536u);
+    EXPECT_EQ(c.server.header_timeout, 5s);
+    EXPECT_EQ(c.server.body_timeout, 15s);
+    EXPECT_EQ(c.server.idle_timeout, 2min);
+    EXPECT_EQ(c.server.max_connections, 64u);
+    EXPECT_EQ(c.log.level, log_level::debug);
+    EXPECT_EQ(c.pagerduty.webhook_secrets.size(), 2u);
+    EXPECT_EQ(c.pagerduty.dedupe_capacity, 500u);
+    EXPECT_EQ(c.status.reminder_interval, 90min);
+    EXPECT_EQ(c.status.default_impact, "Things may be slow.");
+    EXPECT_EQ(c.notify.kind, notifier_kind::discord);
+    EXPECT_EQ(c.notify.drain_timeout, 5s);
+    EXPECT_EQ(c.notify.coalesce_window, 0s);
+    EXPECT_EQ(c.discord.base_url, "http://127.0.0.1:8443/api/v10");  // trailing slash stripped
+    EXPECT_EQ(c.discord.ca_file, "tests/data/config/secrets/ca.pem");
+    EXPECT_EQ(c.discord.username, "incident-bot");
+    EXPECT_EQ(c.discord.request_timeout, 3s);
+    EXPECT_EQ(c.discord.status.id, "123456789012345678");
+    EXPECT_EQ(c.discord.status.token.reveal(), "AbC-d_E9");
+    EXPECT_EQ(c.discord.operations.id, "42");
+    EXPECT_EQ(c.discord.operations.token.reveal(), "tok");
+    EXPECT_EQ(c.console.path, "/var/log/runbookd/posts.log");
+    ASSERT_EQ(c.services.size(), 2u);
+    EXPECT_EQ(c.services.at("PF9KMXH").name, "Editor");
+    EXPECT_EQ(c.services.at("PF9KMXH").impact, "");
+    EXPECT_EQ(c.services.at("PSRV2AB").name, "Custom domains");
+}
+
+TEST(config_good, engine_settings_come_from_status_and_services) {
+    const auto r = load_fixture("good_full.yaml");
+    ASSERT_TRUE(r.ok()) << dump(r.problems);
+    const engine_settings s = r.value->engine();
+    EXPECT_EQ(s.reminder_interval, 90min);
+    EXPECT_EQ(s.default_impact, "Things may be slow.");
+    EXPECT_EQ(s.services.size(), 2u);
+    EXPECT_EQ(s.services.at("PSRV2AB").name, "Custom domains");
+    EXPECT_EQ(s.resolved_retention, engine_settings{}.resolved_retention);
+}
+
+TEST(config_good, hash_is_the_sha256_of_the_text) {
+    const std::string text = "pagerduty:\n  webhook_secrets: [\"s\"]\nnotify:\n  kind: console\n";
+    const auto r = parse(text, "inline.yaml", env_of({}));
+    ASSERT_TRUE(r.ok()) << dump(r.problems);
+    EXPECT_EQ(r.value->hash, "c6e7975fc566ec10bdd18b9c721d5f35ae2fa93ec24a0324142a382577a3643a");
+    EXPECT_EQ(r.value->source_path, "");  // only load() knows the path
+}
+
+// --- ${VAR} and *_file -----------------------------------------------------------------------
+
+TEST(config_env, variables_are_substituted_before_types_are_parsed) {
+    const auto r = load_fixture("good_env.yaml");
+    ASSERT_TRUE(r.ok()) << dump(r.problems);
+    const config& c = *r.value;
+    EXPECT_EQ(c.server.address, "127.0.0.1");
+    EXPECT_EQ(c.server.port, 9000);
+    EXPECT_EQ(c.server.max_body_bytes, 2048u);
+    EXPECT_EQ(c.server.header_timeout, 3s);
+    ASSERT_EQ(c.pagerduty.webhook_secrets.size(), 2u);
+    EXPECT_EQ(c.pagerduty.webhook_secrets[0].reveal(), "old-secret");
+    EXPECT_EQ(c.pagerduty.webhook_secrets[1].reveal(), "new-secret");
+    EXPECT_EQ(c.status.default_impact, "Costs $5 and shows ${NOT_A_VAR} verbatim.");
+    EXPECT_EQ(c.services.at("PF9KMXH").name, "Editor");
+}
+
+TEST(config_env, the_lookup_is_only_asked_for_referenced_names) {
+    std::vector<std::string> asked;
+    const env_lookup spy = [&asked](std::string_view name) -> std::optional<std::string> {
+        asked.emplace_back(name);
+        return "x";
+    };
+    const auto r = parse(
+        "pagerduty:\n  webhook_secrets: [\"${A}-${B}\"]\nnotify:\n  kind: console\n",
+        "inline.yaml",
+        spy
+    );
+    ASSERT_TRUE(r.ok()) << dump(r.problems);
+    EXPECT_EQ(asked, (std::vector<std::string>{"A", "B"}));
+    EXPECT_EQ(r.value->pagerduty.webhook_secrets[0].reveal(), "x-x");
+}
+
+TEST(config_env, the_default_lookup_reads_the_process_environment) {
+    // PATH is set in every environment the tests run in; nothing here calls setenv.
+    const auto r = parse(
+        "pagerduty:\n  webhook_secrets: [\"${PATH}\"]\nnotify:\n  kind: console\n", "inline.yaml"
+    );
+    ASSERT_TRUE(r.ok()) << dump(r.problems);
+    EXPECT_FALSE(r.value->pagerduty.webhook_secrets[0].empty());
+}
+
+TEST(config_env, an_invalid_variable_name_is_an_error) {
+    const auto r = parse(
+        "pagerduty:\n  webhook_secrets: [\"${1X}\"]\nnotify:\n  kind: console\n",
+        "inline.yaml",
+        env_of({})
+    );
+    ASSERT_EQ(r.problems.size(), 1u) << dump(r.problems);
+    EXPECT_EQ(r.problems[0].path, "pagerduty.webhook_secrets[0]");
+    EXPECT_EQ(
+        r.problems[0].message,
+        "invalid environment variable name in '${...}' (letters, digits and '_', not "
+        "starting with a digit)"
+    );
+}
+
+TEST(config_files, secrets_come_from_files_and_combine_with_inline_ones) {
+    const auto r = load_fixture("good_secret_files.yaml");
+    ASSERT_TRUE(r.ok()) << dump(r.problems);
+    const config& c = *r.value;
+    std::vector<std::string> secrets;
+    for (const auto& s : c.pagerduty.webhook_secrets) {
+        secrets.push_back(s.reveal());
+    }
+    // Inline first, then one per non-empty line of the file, whitespace trimmed.
+    EXPECT_EQ(
+        secrets, (std::vector<std::string>{"inline-secret", "first-secret", "second-secret"})
+    );
+    EXPECT_EQ(c.discord.status.id, "111");
+    EXPECT_EQ(c.discord.status.token.reveal(), "status-TOKEN_1");
+    EXPECT_EQ(c.discord.operations.id, "222");
+    EXPECT_EQ(c.discord.operations.token.reveal(), "ops-TOKEN_2");
+}
+
+// --- one fixture per validation rule ---------------------------------------------------------
+
+struct bad_case {
+    std::string file;
+    int line;
+    int column;
+    std::string path;
+    std::string message;
+
+    friend std::ostream& operator<<(std::ostream& os, const bad_case& c) { return os << c.file; }
+};
+
+class config_bad : public ::testing::TestWithParam<bad_case> {};
+
+TEST_P(config_bad, reports_one_problem_at_the_offending_node) {
+    const bad_case& c = GetParam();
+    const auto r = load_fixture(c.file);
+    EXPECT_FALSE(r.ok());
+    ASSERT_EQ(r.problems.size(), 1u) << dump(r.problems);
+    const problem& p = r.problems[0];
+    EXPECT_EQ(p.file, fixtures + c.file);
+    EXPECT_EQ(p.line, c.line);
+    EXPECT_EQ(p.column, c.column);
+    EXPECT_EQ(p.path, c.path);
+    EXPECT_EQ(p.message, c.message);
+}
+
+const std::string webhook_hint = " (expected https://discord.com/api/webhooks/<id>/<token>)";
+
+INSTANTIATE_TEST_SUITE_P(
+    rules,
+    config_bad,
+    ::testing::Values(
+        bad_case{"bad_syntax.yaml", 4, 1, "", "YAML syntax error: end of sequence flow not found"},
+        bad_case{
+            "bad_unknown_key.yaml",
+            3,
+            3,
+            "server.listn",
+            "unknown key 'listn'; did you mean 'listen'?"},
+        bad_case{"bad_unknown_key_far.yaml", 6, 1, "tracing", "unknown key 'tracing'"},
+        bad_case{"bad_duplicate_key.yaml", 6, 3, "notify.kind", "duplicate key 'kind'"},
+        bad_case{"bad_type_map.yaml", 8, 5, "console.path", "expected a string, got a map"},
+        bad_case{"bad_type_section.yaml", 2, 6, "log", "expected a map, got a string"},
+        bad_case{
+            "bad_empty_value.yaml",
+            3,
+            3,
+            "server.header_timeout",
+            "expected a duration, got an empty value"},
+        bad_case{
+            "bad_not_integer.yaml", 3, 19, "server.max_body_bytes", "'1.5' is not a whole number"},
+        bad_case{"bad_negative.yaml", 3, 20, "server.max_connections", "must not be negative"},
+        bad_case{"bad_zero_count.yaml", 4, 20, "pagerduty.dedupe_capacity", "must be at least 1"},
+        bad_case{
+            "bad_duration.yaml",
+            3,
+            19,
+            "server.header_timeout",
+            "'10 seconds' is not a duration (e.g. 250ms, 90s, 30m, 1h30m; at most 366d)"},
+        bad_case{
+            "bad_zero_timeout.yaml", 7, 20, "discord.request_timeout", "must be greater than 0"},
+        bad_case{
+            "bad_reminder_interval.yaml", 5, 22, "status.reminder_interval", "must be at least 1s"},
+        bad_case{
+            "bad_log_level.yaml",
+            3,
+            10,
+            "log.level",
+            "'warning' is not one of debug, info, warn, error; did you mean 'warn'?"},
+        bad_case{
+            "bad_notify_kind.yaml", 5, 9, "notify.kind", "'slack' is not one of discord, console"},
+        bad_case{
+            "bad_listen_hostname.yaml",
+            3,
+            11,
+            "server.listen",
+            "'localhost:8080': the address must be a numeric IPv4 or IPv6 address; host names "
+            "are not resolved (use e.g. 0.0.0.0 or 127.0.0.1)"},
+        bad_case{
+            "bad_listen_port.yaml",
+            3,
+            11,
+            "server.listen",
+            "'0.0.0.0:70000': the port must be a number from 0 to 65535"},
+        bad_case{
+            "bad_listen_ipv6.yaml",
+            3,
+            11,
+            "server.listen",
+            "'::1:8080': an IPv6 address must be in brackets, e.g. [::1]:8080"},
+        bad_case{
+            "bad_unset_env.yaml",
+            4,
+            7,
+            "pagerduty.webhook_secrets[0]",
+            "environment variable 'PD_SECRET_UNSET' is not set"},
+        bad_case{
+            "bad_env_unterminated.yaml",
+            5,
+            19,
+            "status.default_impact",
+            "'${' without a closing '}' (write '$${' for a literal '${')"},
+        bad_case{
+            "bad_env_number.yaml",
+            3,
+            19,
+            "server.max_body_bytes",
+            "the value substituted into '${MAX_BODY_BAD}' is not a whole number"},
+        bad_case{
+            "bad_webhook_url.yaml",
+            5,
+            23,
+            "discord.status_webhook_url",
+            "not a Discord webhook URL: the host must be discord.com, discordapp.com, "
+            "canary.discord.com or ptb.discord.com" +
+                webhook_hint},
+        bad_case{
+            "bad_webhook_id.yaml",
+            5,
+            23,
+            "discord.status_webhook_url",
+            "not a Discord webhook URL: the webhook id must be all digits" + webhook_hint},
+        bad_case{
+            "bad_webhook_file_content.yaml",
+            7,
+            32,
+            "discord.operations_webhook_url_file",
+            "'tests/data/config/secrets/discord_bad_url.txt' does not hold a Discord webhook "
+            "URL: the host must be discord.com, discordapp.com, canary.discord.com or "
+            "ptb.discord.com" +
+                webhook_hint},
+        bad_case{
+            "bad_webhook_both.yaml",
+            6,
+            3,
+            "discord.status_webhook_url_file",
+            "set either status_webhook_url or status_webhook_url_file, not both"},
+        bad_case{
+            "bad_webhook_missing.yaml",
+            6,
+            1,
+            "discord.status_webhook_url",
+            "required when notify.kind is discord (set status_webhook_url or "
+            "status_webhook_url_file)"},
+        bad_case{
+            "bad_webhook_file_unreadable.yaml",
+            5,
+            28,
+            "discord.status_webhook_url_file",
+            "cannot read 'tests/data/config/secrets/missing.txt': No such file or directory"},
+        bad_case{
+            "bad_base_url_http.yaml",
+            7,
+            13,
+            "discord.base_url",
+            "'http://discord.example.com/api': plain http is allowed only for a loopback host "
+            "(127.0.0.1, [::1] or localhost); use https"},
+        bad_case{
+            "bad_base_url_shape.yaml",
+            7,
+            13,
+            "discord.base_url",
+            "'discord.com/api/v10': expected http(s)://host[:port][/path]"},
+        bad_case{
+            "bad_ca_file.yaml",
+            7,
+            12,
+            "discord.ca_file",
+            "cannot read CA file 'tests/data/config/secrets/missing-ca.pem': No such file or "
+            "directory"},
+        bad_case{
+            "bad_secrets_file_unreadable.yaml",
+            3,
+            25,
+            "pagerduty.webhook_secrets_file",
+            "cannot read 'tests/data/config/secrets/missing.txt': No such file or directory"},
+        bad_case{
+            "bad_secrets_file_blank.yaml",
+            3,
+            25,
+            "pagerduty.webhook_secrets_file",
+            "'tests/data/config/secrets/blank.txt' holds no secret (one per line)"},
+        bad_case{
+            "bad_no_secret.yaml",
+            3,
+            3,
+            "pagerduty.webhook_secrets",
+            "at least one webhook signing secret is required (webhook_secrets or "
+            "webhook_secrets_file)"},
+        bad_case{
+            "bad_empty_secret.yaml", 3, 31, "pagerduty.webhook_secrets[1]", "the secret is empty"},
+        bad_case{
+            "bad_secrets_not_list.yaml",
+            3,
+            20,
+            "pagerduty.webhook_secrets",
+            "expected a list of strings, got a string"},
+        bad_case{
+            "bad_service_name.yaml",
+            7,
+            3,
+            "services.PF9KMXH.name",
+            "required: the service's name as users see it"},
+        bad_case{
+            "bad_service_id.yaml",
+            7,
+            3,
+            "services.editor service",
+            "'editor service' is not a PagerDuty service id (letters and digits, e.g. PF9KMXH)"},
+        bad_case{"bad_multi_document.yaml", 7, 1, "", "only one YAML document is allowed"}
+    ),
+    [](const ::testing::TestParamInfo<bad_case>& param) {
+        return param.param.file.substr(0, param.param.file.find('.'));
+    }
+);
+
+TEST(config_bad_many, every_problem_is_collected_in_file_order) {
+    const auto r = load_fixture("bad_many.yaml");
+    ASSERT_FALSE(r.ok());
+    struct where {
+        int line;
+        int column;
+        std::string path;
+        bool operator==(const where&) const = default;
+    };
+    std::vector<where> got;
+    for (const auto& p : r.problems) {
+        got.push_back({p.line, p.column, p.path});
+    }
+    const std::vector<where> want{
+        {4, 19, "server.max_body_bytes"},
+        {5, 17, "server.idle_timeout"},
+        {7, 3, "log.levle"},
+        {9, 21, "pagerduty.webhook_secrets[0]"},
+        {12, 1, "discord.status_webhook_url"},
+        {13, 13, "discord.base_url"},
+        {16, 11, "services.PF9KMXH.name"},
+    };
+    EXPECT_EQ(got, want) << dump(r.problems);
+    EXPECT_EQ(r.problems[2].message, "unknown key 'levle'; did you mean 'level'?");
+    EXPECT_EQ(r.problems[6].message, "must not be empty");
+}
+
+TEST(config_bad_many, an_empty_file_reports_the_required_keys_at_its_start) {
+    const auto r = parse("", "empty.yaml", env_of({}));
+    ASSERT_EQ(r.problems.size(), 2u) << dump(r.problems);
+    EXPECT_EQ(
+        r.problems[0].to_string(),
+        "empty.yaml:1:1: pagerduty.webhook_secrets: at least one webhook signing secret is "
+        "required (webhook_secrets or webhook_secrets_file)"
+    );
+    EXPECT_EQ(r.problems[1].path, "discord.status_webhook_url");
+}
+
+// --- secrets never leak ----------------------------------------------------------------------
+
+TEST(config_secrets, no_secret_value_appears_in_any_problem) {
+    const auto r = load_fixture("bad_secret_leak.yaml");
+    ASSERT_FALSE(r.ok());
+    // Every field in the fixture is wrong, and each one holds a secret in some form.
+    EXPECT_EQ(r.problems.size(), 7u) << dump(r.problems);
+    for (const auto& p : r.problems) {
+        for (const auto& s : fixture_secrets) {
+            EXPECT_EQ(p.to_string().find(s), std::string::npos)
+                << "secret '" << s << "' leaked in: " << p.to_string();
+        }
+    }
+}
+
+TEST(config_secrets, no_bad_fixture_leaks_a_secret) {
+    for (const std::string file :
+         {"bad_webhook_url.yaml",
+          "bad_webhook_id.yaml",
+          "bad_webhook_file_content.yaml",
+          "bad_webhook_both.yaml",
+          "bad_env_number.yaml",
+          "bad_empty_secret.yaml",
+          "bad_secrets_not_list.yaml",
+          "bad_many.yaml",
+          "bad_syntax.yaml"}) {
+        const auto r = load_fixture(file);
+        ASSERT_FALSE(r.ok()) << file;
+        for (const auto& p : r.problems) {
+            for (const auto& s : fixture_secrets) {
+                EXPECT_EQ(p.to_string().find(s), std::string::npos)
+                    << file << ": secret '" << s << "' leaked in: " << p.to_string();
+            }
+        }
+    }
+}
+
+TEST(config_secrets, a_secret_prints_as_a_placeholder) {
+    std::ostringstream out;
+    out << secret<std::string>{"s3cret"};
+    EXPECT_EQ(out.str(), "<secret>");
+}
+
+// --- the structured strings, as tables -------------------------------------------------------
+
+std::string with_discord(std::string_view key, std::string_view value) {
+    return "pagerduty:\n  webhook_secrets: [\"s\"]\nnotify:\n  kind: console\ndiscord:\n  " +
+           std::string{key} + ": \"" + std::string{value} + "\"\n";
+}
+
+std::string with_listen(std::string_view value) {
+    return "server:\n  listen: \"" + std::string{value} +
+           "\"\npagerduty:\n  webhook_secrets: [\"s\"]\nnotify:\n  kind: console\n";
+}
+
+struct webhook_case {
+    std::string url;
+    std::string id;  // empty: rejected
+    std::string token;
+};
+
+TEST(config_tables, discord_webhook_urls) {
+    const std::vector<webhook_case> cases{
+        {"https://discord.com/api/webhooks/123/abc-DEF_9", "123", "abc-DEF_9"},
+        {"https://discordapp.com/api/webhooks/123/tok", "123", "tok"},
+        {"https://canary.discord.com/api/webhooks/123/tok", "123", "tok"},
+        {"https://ptb.discord.com/api/webhooks/123/tok", "123", "tok"},
+        {"https://discord.com/api/v10/webhooks/456/tok", "456", "tok"},
+        {"https://Discord.com/api/v9/webhooks/456/tok", "456", "tok"},
+        {"http://discord.com/api/webhooks/1/tokensecretA", "", ""},
+        {"https://discord.com.evil.example/api/webhooks/1/tokensecretB", "", ""},
+        {"https://discord.com/api/webhooks/1/tokensecretC?wait=true", "", ""},
+        {"https://discord.com/api/webhooks/1/tokensecretD/extra", "", ""},
+        {"https://discord.com/api/webhooks/1/", "", ""},
+        {"https://discord.com/api/webhooks/tokensecretE", "", ""},
+        {"https://discord.com/api/vX/webhooks/1/tokensecretF", "", ""},
+        {"https://discord.com/webhooks/1/tokensecretG", "", ""},
+        {"https://discord.com:443/api/webhooks/1/tokensecretH", "", ""},
+        {"discord.com/api/webhooks/1/tokensecretI", "", ""},
+    };
+    for (const auto& c : cases) {
+        const auto r = parse(with_discord("status_webhook_url", c.url), "inline.yaml", env_of({}));
+        if (!c.id.empty()) {
+            ASSERT_TRUE(r.ok()) << c.url << dump(r.problems);
+            EXPECT_EQ(r.value->discord.status.id, c.id) << c.url;
+            EXPECT_EQ(r.value->discord.status.token.reveal(), c.token) << c.url;
+            continue;
+        }
+        ASSERT_EQ(r.problems.size(), 1u) << c.url << dump(r.problems);
+        const problem& p = r.problems[0];
+        EXPECT_EQ(p.path, "discord.status_webhook_url");
+        EXPECT_TRUE(p.message.starts_with("not a Discord webhook URL: ")) << p.message;
+        EXPECT_EQ(p.message.find("tokensecret"), std::string::npos) << p.message;
+        EXPECT_EQ(p.message.find(c.url), std::string::npos) << p.message;
+    }
+}
+
+TEST(config_tables, an_empty_webhook_url_means_not_configured) {
+    const auto r = parse(with_discord("operations_webhook_url", ""), "inline.yaml", env_of({}));
+    ASSERT_TRUE(r.ok()) << dump(r.problems);
+    EXPECT_FALSE(r.value->discord.operations.configured());
+}
+
+struct listen_case {
+    std::string text;
+    std::string address;  // empty: rejected
+    std::uint16_t port = 0;
+};
+
+TEST(config_tables, listen_addresses) {
+    const std::vector<listen_case> cases{
+        {"0.0.0.0:8080", "0.0.0.0", 8080},
+        {"127.0.0.1:0", "127.0.0.1", 0},
+        {"10.1.2.3:65535", "10.1.2.3", 65535},
+        {"[::]:8080", "::", 8080},
+        {"[::1]:1", "::1", 1},
+        {"[fe80::1:2]:443", "fe80::1:2", 443},
+        {"[::1]8080", "", 0},
+        {"[127.0.0.1]:80", "", 0},
+        {"1.2.3:80", "", 0},
+        {"0.0.0.0:", "", 0},
+        {"0.0.0.0:-1", "", 0},
+        {"0.0.0.0:65536", "", 0},
+        {":8080", "", 0},
+        {"8080", "", 0},
+        {"example.com:443", "", 0},
+    };
+    for (const auto& c : cases) {
+        const auto r = parse(with_listen(c.text), "inline.yaml", env_of({}));
+        if (!c.address.empty()) {
+            ASSERT_TRUE(r.ok()) << c.text << dump(r.problems);
+            EXPECT_EQ(r.value->server.address, c.address) << c.text;
+            EXPECT_EQ(r.value->server.port, c.port) << c.text;
+            continue;
+        }
+        ASSERT_EQ(r.problems.size(), 1u) << c.text << dump(r.problems);
+        EXPECT_EQ(r.problems[0].path, "server.listen") << c.text;
+        EXPECT_EQ(r.problems[0].line, 2) << c.text;
+        EXPECT_EQ(r.problems[0].column, 11) << c.text;
+    }
+}
+
+struct base_url_case {
+    std::string text;
+    std::string normalised;  // empty: rejected
+};
+
+TEST(config_tables, discord_base_urls) {
+    const std::vector<base_url_case> cases{
+        {"https://discord.com/api/v10", "https://discord.com/api/v10"},
+        {"https://discord.com/api/v10/", "https://discord.com/api/v10"},
+        {"https://proxy.internal:8443", "https://proxy.internal:8443"},
+        {"https://[2001:db8::1]:8443/api", "https://[2001:db8::1]:8443/api"},
+        {"http://127.0.0.1:9000/api", "http://127.0.0.1:9000/api"},
+        {"http://localhost:9000", "http://localhost:9000"},
+        {"http://[::1]:9000/", "http://[::1]:9000"},
+        {"http://10.0.0.1/api", ""},
+        {"http://localhost.example.com/api", ""},
+        {"ftp://discord.com/api", ""},
+        {"https://user:pass@discord.com/api", ""},
+        {"https://discord.com:0/api", ""},
+        {"https://discord.com:99999/api", ""},
+        {"https://discord.com/api?x=1", ""},
+        {"https:///api", ""},
+        {"https://[::1/api", ""},
+    };
+    for (const auto& c : cases) {
+        const auto r = parse(with_discord("base_url", c.text), "inline.yaml", env_of({}));
+        if (!c.normalised.empty()) {
+            ASSERT_TRUE(r.ok()) << c.text << dump(r.problems);
+            EXPECT_EQ(r.value->discord.base_url, c.normalised);
+            continue;
+        }
+        ASSERT_EQ(r.problems.size(), 1u) << c.text << dump(r.problems);
+        EXPECT_EQ(r.problems[0].path, "discord.base_url") << c.text;
+    }
+}
+
+TEST(config_tables, unknown_keys_suggest_close_names) {
+    struct suggest_case {
+        std::string key;
+        std::string message;
+    };
+    const std::vector<suggest_case> cases{
+        {"lsiten", "unknown key 'lsiten'; did you mean 'listen'?"},  // transposition
+        {"max_body_byte", "unknown key 'max_body_byte'; did you mean 'max_body_bytes'?"},
+        {"listen_address", "unknown key 'listen_address'; did you mean 'listen'?"},  // prefix
+        {"port", "unknown key 'port'"},
+    };
+    for (const auto& c : cases) {
+        const auto r = parse(
+            "server:\n  " + c.key +
+                ": 1\npagerduty:\n  webhook_secrets: [s]\nnotify:\n  kind: console\n",
+            "inline.yaml",
+            env_of({})
+        );
+        ASSERT_EQ(r.problems.size(), 1u) << c.key << dump(r.problems);
+        EXPECT_EQ(r.problems[0].message, c.message);
+        EXPECT_EQ(r.problems[0].path, "server." + c.key);
+    }
+}
+
+// --- problems as text ------------------------------------------------------------------------
+
+TEST(config_problem, to_string_has_file_position_path_and_message) {
+    EXPECT_EQ(
+        (problem{"a.yaml", 3, 7, "server.listen", "bad"}).to_string(),
+        "a.yaml:3:7: server.listen: bad"
+    );
+    EXPECT_EQ(
+        (problem{"a.yaml", 0, 0, "server.listen", "bad"}).to_string(), "a.yaml: server.listen: bad"
+    );
+    EXPECT_EQ(
+        (problem{"a.yaml", 4, 1, "", "YAML syntax error: x"}).to_string(),
+        "a.yaml:4:1: YAML syntax error: x"
+    );
+}
+
+TEST(config_problem, a_missing_file_has_no_position) {
+    const auto r = load(fixtures + "does-not-exist.yaml", env_of({}));
+    ASSERT_EQ(r.problems.size(), 1u);
+    EXPECT_EQ(r.problems[0].line, 0);
+    EXPECT_EQ(
+        r.problems[0].to_string(),
+        "tests/data/config/does-not-exist.yaml: cannot read the configuration file: No such "
+        "file or directory"
+    );
+}
+
+}  // namespace
+}  // namespace runbookd::config
