@@ -23,6 +23,7 @@ struct outbox::lane {
     loop::timer idle_timer;  ///< parked here while the queue is empty; enqueue cancels it
     steady_clock::time_point not_before{};
     int attempt = 0;
+    std::size_t solo = 0;  ///< after a batch failed for good, its posts are retried one by one
     bool idle = false;
     bool in_flight = false;
 
@@ -193,7 +194,7 @@ asio::awaitable<void> outbox::run(lane& l) {
                 break;
             }
         }
-        const auto n = notifier_.fit(batch);
+        const auto n = l.solo > 0 ? 1 : notifier_.fit(batch);
         batch.resize(std::min(n, batch.size()));
 
         l.in_flight = true;
@@ -211,6 +212,15 @@ void outbox::settle(lane& l, std::size_t n, const delivery& d) {
         case net::verdict::ok:
         case net::verdict::final: {
             const bool ok = d.outcome == net::verdict::ok;
+            if (!ok && n > 1) {
+                // One bad post must not sink its neighbours: try each alone before giving up.
+                l.solo = n;
+                log_.warn("batch refused; retrying posts one by one", {{"channel", channel_name}, {"error", d.reason}});
+                break;
+            }
+            if (l.solo > 0) {
+                l.solo -= 1;
+            }
             for (std::size_t i = 0; i < n; ++i) {
                 const auto& q = l.queue.front();
                 if (ok) {

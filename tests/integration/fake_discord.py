@@ -220,6 +220,7 @@ class FakeDiscord:
         self.messages: list[Message] = []
         self.violations: list[str] = []
         self.tls_errors: list[str] = []
+        self.keep_alive = True  # False: answer every request with Connection: close
         self.default_remaining = 4
         self.default_reset_after = 2.0
         self._server: Optional[_Server] = None
@@ -375,6 +376,9 @@ class FakeDiscord:
             h.send_header("Content-Length", str(len(data)))
             for k, v in (headers or {}).items():
                 h.send_header(k, v)
+            if not self.keep_alive:
+                h.send_header("Connection", "close")
+                h.close_connection = True
             h.end_headers()
             if data:
                 h.wfile.write(data)

@@ -499,7 +499,8 @@ class DiscordTestCase(unittest.TestCase):
 
     def setUp(self):
         self.rig.discord.reset_state()
-        self.assertTrue(self.rig.daemon.alive(), "runbookd is not running\n" + self.rig.daemon.tail())
+        self.assertTrue(self.rig.daemon.alive(), "runbookd is not running (exit code "
+                        f"{self.rig.daemon.proc.poll()})\n" + self.rig.daemon.tail(8))
 
     def tearDown(self):
         self.rig.discord.reset_state()

@@ -1,0 +1,47 @@
+#include "log/log.hpp"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+namespace runbookd::log {
+namespace {
+
+struct captured {
+    std::vector<std::string> lines;
+    std::shared_ptr<sink> out = std::make_shared<sink>([this](std::string_view l) { lines.emplace_back(l); });
+};
+
+TEST(log, writes_one_json_object_per_event_with_fixed_fields) {
+    captured c;
+    logger l{c.out, level::info};
+    l.with("component", "server").info("listening", {{"port", 8080}, {"tls", false}});
+    l.debug("dropped");
+    ASSERT_EQ(c.lines.size(), 1u);
+    const auto j = nlohmann::json::parse(c.lines[0]);
+    EXPECT_EQ(j["msg"], "listening");
+    EXPECT_EQ(j["level"], "info");
+    EXPECT_EQ(j["component"], "server");
+    EXPECT_EQ(j["port"], 8080);
+    EXPECT_TRUE(j.contains("ts"));
+}
+
+TEST(log, registered_secrets_are_redacted_from_every_line) {
+    captured c;
+    c.out->add_secret("hunter2-token");
+    logger l{c.out, level::debug};
+    l.error("post failed", {{"error", "POST /api/webhooks/1/hunter2-token?wait=true: 404"}});
+    ASSERT_EQ(c.lines.size(), 1u);
+    EXPECT_EQ(c.lines[0].find("hunter2-token"), std::string::npos);
+    EXPECT_NE(c.lines[0].find("<secret>"), std::string::npos);
+}
+
+TEST(log, invalid_utf8_from_outside_never_throws) {
+    captured c;
+    logger l{c.out, level::debug};
+    l.warn("peer said", {{"text", std::string{"\xff\xfe ok"}}});
+    ASSERT_EQ(c.lines.size(), 1u);
+    EXPECT_TRUE(nlohmann::json::accept(c.lines[0]));
+}
+
+}  // namespace
+}  // namespace runbookd::log

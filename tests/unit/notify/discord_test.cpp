@@ -1,0 +1,167 @@
+#include "notify/discord/discord_notifier.hpp"
+#include "notify/discord/payload.hpp"
+
+#include "core/markdown.hpp"
+#include "fakes/io.hpp"
+#include "fakes/scripted_http.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+namespace runbookd::notify::discord {
+namespace {
+
+using json = nlohmann::json;
+const std::string token = "tok-SECRET-abc_123";
+
+post make_post(std::string title, std::string body, std::string footer = "PagerDuty #1") {
+    post p;
+    p.key = "k";
+    p.text.title = std::move(title);
+    p.text.body = std::move(body);
+    p.text.footer = std::move(footer);
+    p.text.url = "https://acme.pagerduty.com/incidents/P1";
+    return p;
+}
+
+std::size_t embed_total(const json& body) {
+    std::size_t total = 0;
+    for (const auto& e : body["embeds"]) {
+        total += utf16_length(e["title"].get<std::string>()) + utf16_length(e["description"].get<std::string>());
+        if (e.contains("footer")) {
+            total += utf16_length(e["footer"]["text"].get<std::string>());
+        }
+    }
+    return total;
+}
+
+TEST(discord_payload, every_body_suppresses_mentions) {
+    const std::vector<post> posts{make_post("@everyone", "hi")};
+    const auto body = json::parse(execute_body(posts, "runbookd"));
+    EXPECT_EQ(body["allowed_mentions"], json({{"parse", json::array()}}));
+    EXPECT_EQ(body["username"], "runbookd");
+    EXPECT_EQ(body["embeds"][0]["url"], "https://acme.pagerduty.com/incidents/P1");
+}
+
+TEST(discord_payload, oversized_fields_are_cut_to_discord_limits) {
+    const std::vector<post> posts{make_post(std::string(1000, 'T'), std::string(9000, 'b'), std::string(3000, 'f'))};
+    const auto body = json::parse(execute_body(posts, std::string(200, 'u')));
+    const auto& e = body["embeds"][0];
+    EXPECT_EQ(utf16_length(e["title"].get<std::string>()), max_title);
+    EXPECT_LE(utf16_length(e["description"].get<std::string>()), max_description);
+    EXPECT_LE(utf16_length(e["footer"]["text"].get<std::string>()), max_footer);
+    EXPECT_LE(embed_total(body), max_embed_total);
+    EXPECT_LE(utf16_length(body["username"].get<std::string>()), max_username);
+    EXPECT_TRUE(e["title"].get<std::string>().ends_with("\u2026"));
+}
+
+TEST(discord_payload, fit_respects_embed_count_and_total) {
+    std::vector<post> small(15, make_post("t", "short"));
+    EXPECT_EQ(fit(small), max_embeds);
+    std::vector<post> big(5, make_post("t", std::string(2500, 'x')));
+    const auto n = fit(big);
+    EXPECT_EQ(n, 2u);
+    const auto body = json::parse(execute_body(std::span<const post>(big).first(n), "r"));
+    EXPECT_LE(embed_total(body), max_embed_total);
+    std::vector<post> huge(1, make_post("t", std::string(9000, 'x')));
+    EXPECT_EQ(fit(huge), 1u);
+}
+
+TEST(discord_payload, reads_message_ids_rate_limits_and_errors) {
+    EXPECT_EQ(read_response(R"({"id":"334385199974967042","content":""})").message_id, "334385199974967042");
+    const auto limited = read_response(R"({"message":"You are being rate limited.","retry_after":64.57,"global":true})");
+    EXPECT_DOUBLE_EQ(*limited.retry_after, 64.57);
+    EXPECT_TRUE(limited.global);
+    EXPECT_EQ(read_response(R"({"message":"Unknown Webhook","code":10015})").error, "Unknown Webhook (10015)");
+    EXPECT_TRUE(read_response("<html>bad gateway</html>").message_id.empty());
+}
+
+struct notifier_test : ::testing::Test {
+    boost::asio::io_context ioc;
+    fakes::scripted_http http;
+    std::vector<std::string> log_lines;
+    log::logger log{
+        std::make_shared<log::sink>([this](std::string_view l) { log_lines.emplace_back(l); }),
+        log::level::debug};
+
+    config::discord_config settings() {
+        config::discord_config c;
+        c.base_url = "https://127.0.0.1:9/api/v10";
+        c.status = {"123456", secret<std::string>{token}};
+        return c;
+    }
+
+    delivery send_one(discord_notifier& n) {
+        std::optional<delivery> out;
+        const std::vector<post> posts{make_post("t", "b")};
+        boost::asio::co_spawn(
+            ioc, [&]() -> boost::asio::awaitable<void> { out = co_await n.send(channel::status, posts); },
+            boost::asio::detached
+        );
+        fakes::drain(ioc);
+        return out.value();
+    }
+};
+
+TEST_F(notifier_test, posts_to_execute_webhook_with_wait) {
+    discord_notifier n{http, settings(), log};
+    http.push_reply(200, R"({"id":"42"})");
+    const auto d = send_one(n);
+    EXPECT_EQ(d.outcome, net::verdict::ok);
+    EXPECT_EQ(d.message_id, "42");
+    ASSERT_EQ(http.calls.size(), 1u);
+    EXPECT_EQ(http.calls[0].method, "POST");
+    EXPECT_EQ(http.calls[0].url, "https://127.0.0.1:9/api/v10/webhooks/123456/" + token + "?wait=true");
+    EXPECT_EQ(http.calls[0].headers.at("Content-Type"), "application/json");
+    EXPECT_TRUE(http.calls[0].headers.at("User-Agent").starts_with("DiscordBot ("));
+    EXPECT_FALSE(n.has_channel(channel::operations));
+}
+
+TEST_F(notifier_test, reads_429_body_and_headers) {
+    discord_notifier n{http, settings(), log};
+    http.push_reply(429, R"({"message":"You are being rate limited.","retry_after":2.5,"global":false})",
+                    {{"retry-after", "3"}, {"x-ratelimit-scope", "user"}});
+    auto d = send_one(n);
+    EXPECT_EQ(d.outcome, net::verdict::rate_limited);
+    EXPECT_EQ(d.retry_after, millis{2500});
+    EXPECT_FALSE(d.global);
+
+    http.push_reply(429, "", {{"retry-after", "4"}, {"x-ratelimit-global", "true"}});
+    d = send_one(n);
+    EXPECT_EQ(d.retry_after, millis{4000});
+    EXPECT_TRUE(d.global);
+}
+
+TEST_F(notifier_test, an_exhausted_bucket_pauses) {
+    discord_notifier n{http, settings(), log};
+    http.push_reply(200, R"({"id":"1"})", {{"x-ratelimit-remaining", "0"}, {"x-ratelimit-reset-after", "1.25"}});
+    EXPECT_EQ(send_one(n).pause, millis{1250});
+}
+
+// Conformance: every status is classified, and no outcome leaks the token.
+TEST_F(notifier_test, classifies_every_status_and_never_leaks_the_token) {
+    discord_notifier n{http, settings(), log};
+    for (unsigned status = 200; status < 600; ++status) {
+        http.push_reply(status, R"({"message":"Unknown Webhook","code":10015})");
+        const auto d = send_one(n);
+        EXPECT_EQ(d.outcome, net::classify(status)) << status;
+        EXPECT_EQ(d.reason.find(token), std::string::npos) << status;
+        if (status == 404) {
+            EXPECT_NE(d.reason.find("Unknown Webhook (10015)"), std::string::npos);
+        }
+    }
+    http.push(net::transport_failure{make_failure(errc::timed_out, "https://127.0.0.1:9: read: timeout", true), true});
+    const auto d = send_one(n);
+    EXPECT_EQ(d.outcome, net::verdict::retryable);
+    EXPECT_TRUE(d.maybe_delivered);
+    for (const auto& line : log_lines) {
+        EXPECT_EQ(line.find(token), std::string::npos) << line;
+    }
+}
+
+}  // namespace
+}  // namespace runbookd::notify::discord

@@ -1,0 +1,261 @@
+#include "notify/outbox.hpp"
+
+#include "fakes/io.hpp"
+#include "fakes/manual_time.hpp"
+#include "fakes/scripted_notifier.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+
+#include <gtest/gtest.h>
+
+#include <prometheus/registry.h>
+
+namespace runbookd::notify {
+namespace {
+
+using namespace std::chrono_literals;
+using fakes::drain;
+
+post status_post(std::string key) {
+    post p;
+    p.to = channel::status;
+    p.kind = post_kind::notice;
+    p.key = std::move(key);
+    p.coalescible = true;
+    p.text.title = "t";
+    return p;
+}
+
+delivery rate_limited(millis after, bool global = false) {
+    delivery d;
+    d.outcome = net::verdict::rate_limited;
+    d.retry_after = after;
+    d.global = global;
+    return d;
+}
+
+delivery failing(net::verdict v) {
+    delivery d;
+    d.outcome = v;
+    d.reason = "scripted";
+    return d;
+}
+
+struct outbox_test : ::testing::Test {
+    fakes::manual_time time{fakes::at("2026-03-04T16:00:00Z")};
+    boost::asio::io_context ioc;
+    prometheus::Registry registry;
+    fakes::scripted_notifier notifier;
+    std::unique_ptr<outbox> box;
+
+    void make(outbox_settings s = {}) {
+        box = std::make_unique<outbox>(ioc.get_executor(), notifier, s, log::discard(), registry);
+        box->start();
+        drain(ioc);
+    }
+    void TearDown() override {
+        if (box) {
+            box->stop();
+            drain(ioc);
+        }
+    }
+    std::size_t delivered_posts() const {
+        std::size_t n = 0;
+        for (const auto& c : notifier.calls) {
+            n += c.keys.size();
+        }
+        return n;
+    }
+};
+
+TEST_F(outbox_test, first_post_goes_out_at_once) {
+    make();
+    box->enqueue(status_post("a"));
+    drain(ioc);
+    ASSERT_EQ(notifier.calls.size(), 1u);
+    EXPECT_EQ(notifier.calls[0].keys, std::vector<std::string>{"a"});
+    EXPECT_EQ(box->message_id("a"), "m1");
+    EXPECT_EQ(box->depth(channel::status), 0u);
+}
+
+TEST_F(outbox_test, posts_queued_during_spacing_are_coalesced_in_order) {
+    outbox_settings s;
+    s.min_spacing = 2s;
+    make(s);
+    box->enqueue(status_post("a"));
+    drain(ioc);
+    box->enqueue(status_post("b"));
+    box->enqueue(status_post("c"));
+    drain(ioc);
+    EXPECT_EQ(notifier.calls.size(), 1u);
+    time.advance(2s - 1ms);
+    drain(ioc);
+    EXPECT_EQ(notifier.calls.size(), 1u);
+    time.advance(1ms);
+    drain(ioc);
+    ASSERT_EQ(notifier.calls.size(), 2u);
+    EXPECT_EQ(notifier.calls[1].keys, (std::vector<std::string>{"b", "c"}));
+}
+
+TEST_F(outbox_test, a_burst_is_split_by_what_fits_in_one_message) {
+    make();
+    notifier = fakes::scripted_notifier{{}, 3};
+    for (int i = 0; i < 7; ++i) {
+        box->enqueue(status_post("p" + std::to_string(i)));
+    }
+    for (int i = 0; i < 5; ++i) {
+        drain(ioc);
+        time.advance(2s);
+    }
+    ASSERT_EQ(notifier.calls.size(), 3u);
+    EXPECT_EQ(notifier.calls[0].keys.size(), 3u);
+    EXPECT_EQ(notifier.calls[1].keys.size(), 3u);
+    EXPECT_EQ(notifier.calls[2].keys, std::vector<std::string>{"p6"});
+}
+
+TEST_F(outbox_test, waits_for_retry_after_then_retries) {
+    make();
+    notifier.push(rate_limited(2500ms));
+    box->enqueue(status_post("a"));
+    drain(ioc);
+    ASSERT_EQ(notifier.calls.size(), 1u);
+    time.advance(2s);
+    drain(ioc);
+    EXPECT_EQ(notifier.calls.size(), 1u) << "0.5 s early: no retry yet";
+    time.advance(500ms);
+    drain(ioc);
+    ASSERT_EQ(notifier.calls.size(), 2u);
+    EXPECT_EQ(box->message_id("a"), "m2");
+    EXPECT_EQ(box->depth(channel::status), 0u);
+}
+
+TEST_F(outbox_test, a_global_rate_limit_holds_every_channel) {
+    make();
+    notifier.enable_operations(true);
+    notifier.push(rate_limited(5s, true));
+    box->enqueue(status_post("a"));
+    drain(ioc);
+    auto ops = status_post("o");
+    ops.to = channel::operations;
+    box->enqueue(ops);
+    drain(ioc);
+    EXPECT_EQ(notifier.calls.size(), 1u);
+    time.advance(5s);
+    drain(ioc);
+    EXPECT_EQ(notifier.calls.size(), 3u);
+}
+
+TEST_F(outbox_test, an_outage_loses_nothing_and_delivers_each_post_once_in_order) {
+    make();
+    for (int i = 0; i < 8; ++i) {
+        notifier.push(failing(net::verdict::retryable));
+    }
+    box->enqueue(status_post("a"));
+    drain(ioc);
+    box->enqueue(status_post("b"));
+    for (int i = 0; i < 40 && box->depth(channel::status) > 0; ++i) {
+        time.advance(5s);
+        drain(ioc);
+        if (i == 3) {
+            box->enqueue(status_post("c"));
+        }
+    }
+    EXPECT_EQ(box->depth(channel::status), 0u);
+    ASSERT_EQ(notifier.calls.size(), 9u);
+    EXPECT_EQ(notifier.calls.back().keys, (std::vector<std::string>{"a", "b", "c"}));
+}
+
+TEST_F(outbox_test, backoff_grows_between_retries) {
+    outbox_settings s;
+    s.retry = net::backoff{1s, 30s};
+    make(s);
+    for (int i = 0; i < 3; ++i) {
+        notifier.push(failing(net::verdict::retryable));
+    }
+    box->enqueue(status_post("a"));
+    drain(ioc);
+    // Retry n waits between 2^(n-1)/2 s and 2^(n-1) s.
+    time.advance(499ms);
+    drain(ioc);
+    EXPECT_EQ(notifier.calls.size(), 1u);
+    time.advance(501ms);
+    drain(ioc);
+    EXPECT_EQ(notifier.calls.size(), 2u);
+    time.advance(999ms);
+    drain(ioc);
+    EXPECT_EQ(notifier.calls.size(), 2u);
+    time.advance(1001ms);
+    drain(ioc);
+    EXPECT_EQ(notifier.calls.size(), 3u);
+}
+
+TEST_F(outbox_test, a_final_failure_retries_batch_members_alone_then_moves_on) {
+    make();
+    notifier.push(failing(net::verdict::final));  // the batch {a, b}
+    notifier.push(failing(net::verdict::final));  // a alone: it really is bad
+    box->enqueue(status_post("a"));
+    box->enqueue(status_post("b"));
+    for (int i = 0; i < 3; ++i) {
+        drain(ioc);
+        time.advance(2s);
+    }
+    ASSERT_EQ(notifier.calls.size(), 3u);
+    EXPECT_EQ(notifier.calls[0].keys, (std::vector<std::string>{"a", "b"}));
+    EXPECT_EQ(notifier.calls[1].keys, std::vector<std::string>{"a"});
+    EXPECT_EQ(notifier.calls[2].keys, std::vector<std::string>{"b"});
+    EXPECT_FALSE(box->message_id("a"));
+    EXPECT_TRUE(box->message_id("b"));
+    EXPECT_EQ(box->depth(channel::status), 0u);
+}
+
+TEST_F(outbox_test, an_exhausted_route_budget_pauses_the_channel) {
+    outbox_settings s;
+    s.min_spacing = 0ms;
+    make(s);
+    delivery d;
+    d.pause = 3s;
+    notifier.push(d);
+    box->enqueue(status_post("a"));
+    drain(ioc);
+    box->enqueue(status_post("b"));
+    drain(ioc);
+    time.advance(3s - 1ms);
+    drain(ioc);
+    EXPECT_EQ(notifier.calls.size(), 1u);
+    time.advance(1ms);
+    drain(ioc);
+    EXPECT_EQ(notifier.calls.size(), 2u);
+}
+
+TEST_F(outbox_test, posts_to_an_unconfigured_channel_are_dropped_and_counted) {
+    make();
+    auto ops = status_post("o");
+    ops.to = channel::operations;
+    box->enqueue(ops);
+    drain(ioc);
+    EXPECT_TRUE(notifier.calls.empty());
+    EXPECT_EQ(box->depth(channel::operations), 0u);
+}
+
+TEST_F(outbox_test, drain_returns_true_once_empty_and_false_at_the_deadline) {
+    make();
+    notifier.push(failing(net::verdict::retryable));
+    box->enqueue(status_post("a"));
+    std::optional<bool> drained;
+    boost::asio::co_spawn(
+        ioc,
+        [&]() -> boost::asio::awaitable<void> { drained = co_await box->drain(100ms); },
+        boost::asio::detached
+    );
+    for (int i = 0; i < 10 && !drained; ++i) {
+        drain(ioc);
+        time.advance(20ms);
+    }
+    ASSERT_TRUE(drained.has_value());
+    EXPECT_FALSE(*drained);
+}
+
+}  // namespace
+}  // namespace runbookd::notify
