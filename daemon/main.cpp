@@ -17,7 +17,8 @@ int main(int argc, char** argv) {
     run_cmd->add_option("-c,--config", config_path, "Configuration file (YAML)")->required();
 
     std::string check_path;
-    auto* check_cmd = app.add_subcommand("check-config", "Validate a configuration file; exit 1 when invalid");
+    auto* check_cmd =
+        app.add_subcommand("check-config", "Validate a configuration file; exit 1 when invalid");
     check_cmd->add_option("file", check_path, "Configuration file (YAML)")->required();
 
     auto* version_cmd = app.add_subcommand("version", "Print the version");

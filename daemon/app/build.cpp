@@ -10,7 +10,9 @@
 
 namespace runbookd::app {
 
-notifier_parts build_notifier(const config::config& cfg, boost::asio::any_io_executor ex, const log::logger& log) {
+notifier_parts build_notifier(
+    const config::config& cfg, boost::asio::any_io_executor ex, const log::logger& log
+) {
     notifier_parts parts;
     switch (cfg.notify.kind) {
         case config::notifier_kind::discord:

@@ -21,6 +21,8 @@ struct notifier_parts {
 };
 
 /// Constructs the configured notifier. Throws std::runtime_error on start-up failures.
-notifier_parts build_notifier(const config::config& cfg, boost::asio::any_io_executor ex, const log::logger& log);
+notifier_parts build_notifier(
+    const config::config& cfg, boost::asio::any_io_executor ex, const log::logger& log
+);
 
 }  // namespace runbookd::app

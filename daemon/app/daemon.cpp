@@ -92,7 +92,10 @@ struct daemon::impl {
               exposition.registry()
           ),
           server(
-              ioc.get_executor(), routes, limits_from(cfg.server), log.with("component", "server"),
+              ioc.get_executor(),
+              routes,
+              limits_from(cfg.server),
+              log.with("component", "server"),
               exposition.registry()
           ),
           wake(ioc),
@@ -105,7 +108,9 @@ struct daemon::impl {
         });
         routes.add(http::verb::get, "/readyz", [this](const net::request& req) {
             return ready ? net::make_response(req, http::status::ok, "ready\n", "text/plain")
-                         : net::make_response(req, http::status::service_unavailable, "not ready\n", "text/plain");
+                         : net::make_response(
+                               req, http::status::service_unavailable, "not ready\n", "text/plain"
+                           );
         });
         routes.add(http::verb::get, "/metrics", [this](const net::request& req) {
             daemon_metrics.open_incidents.Set(static_cast<double>(core.open_count()));
@@ -135,16 +140,16 @@ struct daemon::impl {
     }
 
     /// The shell -> core boundary for intake: one engine call, its posts to the outbox.
-    void on_event(incident_event&& ev) {
-        apply(core.on_event(ev, loop::wall_now()));
-    }
+    void on_event(incident_event&& ev) { apply(core.on_event(ev, loop::wall_now())); }
 
     void apply(decisions d) {
         for (auto& p : d.posts) {
             log.info(
                 "post decided",
-                {{"channel", std::string{to_string(p.to)}}, {"kind", std::string{to_string(p.kind)}},
-                 {"incident", p.incident_id}, {"key", p.key}}
+                {{"channel", std::string{to_string(p.to)}},
+                 {"kind", std::string{to_string(p.kind)}},
+                 {"incident", p.incident_id},
+                 {"key", p.key}}
             );
             outbox.enqueue(std::move(p));
         }
@@ -223,7 +228,8 @@ struct daemon::impl {
             restart_needed("server");
         }
         if (next.notify.kind != cfg.notify.kind || next.discord.base_url != cfg.discord.base_url ||
-            next.discord.ca_file != cfg.discord.ca_file || !(next.discord.status.token == cfg.discord.status.token) ||
+            next.discord.ca_file != cfg.discord.ca_file ||
+            !(next.discord.status.token == cfg.discord.status.token) ||
             next.discord.status.id != cfg.discord.status.id || next.console.path != cfg.console.path) {
             restart_needed("notify");
         }
@@ -303,14 +309,16 @@ asio::ip::tcp::endpoint daemon::start() {
     const auto ep = i.server.listen(i.cfg.server.address, i.cfg.server.port);
     i.log.info(
         "listening",
-        {{"component", "server"}, {"address", ep.address().to_string()}, {"port", static_cast<int>(ep.port())}}
+        {{"component", "server"},
+         {"address", ep.address().to_string()},
+         {"port", static_cast<int>(ep.port())}}
     );
     i.outbox.start();
-    // These coroutines end when `stopping` is set and their timers are cancelled;
-    // they catch their own errors, so detached is safe.
-    asio::co_spawn(i.ioc, i.wake_loop(), asio::detached);
-    asio::co_spawn(i.ioc, i.heartbeat_loop(), asio::detached);
-    asio::co_spawn(i.ioc, i.signal_loop(), asio::detached);
+    // Detached is safe for these three: each ends when `stopping` is set and its timer
+    // is cancelled, and each handles its own errors as values.
+    asio::co_spawn(i.ioc, i.wake_loop(), asio::detached);       // detached: see above
+    asio::co_spawn(i.ioc, i.heartbeat_loop(), asio::detached);  // detached: see above
+    asio::co_spawn(i.ioc, i.signal_loop(), asio::detached);     // detached: see above
     i.ready = true;
     i.daemon_metrics.ready.Set(1);
     i.log.info(

@@ -24,8 +24,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-constexpr std::string_view webhook_url_hint =
-    "expected https://discord.com/api/webhooks/<id>/<token>";
+constexpr std::string_view webhook_url_hint = "expected https://discord.com/api/webhooks/<id>/<token>";
 
 /// Webhook names are 1-80 characters; a longer `username` override is rejected with a 400:
 /// https://discord.com/developers/docs/resources/webhook#create-webhook
@@ -35,12 +34,7 @@ constexpr std::size_t discord_username_max = 80;
 constexpr std::array<std::string_view, 8> root_keys{
     "server", "log", "pagerduty", "status", "notify", "discord", "console", "services"};
 constexpr std::array<std::string_view, 6> server_keys{
-    "listen",
-    "max_body_bytes",
-    "header_timeout",
-    "body_timeout",
-    "idle_timeout",
-    "max_connections"};
+    "listen", "max_body_bytes", "header_timeout", "body_timeout", "idle_timeout", "max_connections"};
 constexpr std::array<std::string_view, 1> log_keys{"level"};
 constexpr std::array<std::string_view, 3> pagerduty_keys{
     "webhook_secrets", "webhook_secrets_file", "dedupe_capacity"};
@@ -121,8 +115,7 @@ std::size_t edit_distance(std::string_view a, std::string_view b) {
     for (std::size_t i = 1; i <= n; ++i) {
         for (std::size_t j = 1; j <= m; ++j) {
             const std::size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
-            d[at(i, j)] =
-                std::min({d[at(i - 1, j)] + 1, d[at(i, j - 1)] + 1, d[at(i - 1, j - 1)] + cost});
+            d[at(i, j)] = std::min({d[at(i - 1, j)] + 1, d[at(i, j - 1)] + 1, d[at(i - 1, j - 1)] + cost});
             if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) {
                 d[at(i, j)] = std::min(d[at(i, j)], d[at(i - 2, j - 2)] + 1);
             }
@@ -170,15 +163,11 @@ std::string list_words(std::span<const std::string_view> words) {
 
 const char* kind_of(const YAML::Node& n) {
     switch (n.Type()) {
-        case YAML::NodeType::Map:
-            return "a map";
-        case YAML::NodeType::Sequence:
-            return "a list";
-        case YAML::NodeType::Scalar:
-            return "a string";
+        case YAML::NodeType::Map: return "a map";
+        case YAML::NodeType::Sequence: return "a list";
+        case YAML::NodeType::Scalar: return "a string";
         case YAML::NodeType::Null:
-        case YAML::NodeType::Undefined:
-            break;
+        case YAML::NodeType::Undefined: break;
     }
     return "an empty value";
 }
@@ -198,8 +187,7 @@ file_text read_whole_file(const std::string& path) {
     if (std::filesystem::is_directory(path, ec)) {
         return {{}, "it is a directory"};
     }
-    const std::unique_ptr<std::FILE, int (*)(std::FILE*)> f{
-        std::fopen(path.c_str(), "rb"), &std::fclose};
+    const std::unique_ptr<std::FILE, int (*)(std::FILE*)> f{std::fopen(path.c_str(), "rb"), &std::fclose};
     if (!f) {
         return {{}, std::generic_category().message(errno)};
     }
@@ -255,12 +243,9 @@ webhook_parts parse_webhook_url(std::string_view url) {
     if (host != "discord.com" && host != "discordapp.com" && host != "canary.discord.com" &&
         host != "ptb.discord.com") {
         return {
-            {},
-            {},
-            "the host must be discord.com, discordapp.com, canary.discord.com or ptb.discord.com"};
+            {}, {}, "the host must be discord.com, discordapp.com, canary.discord.com or ptb.discord.com"};
     }
-    std::string_view path =
-        slash == std::string_view::npos ? std::string_view{} : url.substr(slash);
+    std::string_view path = slash == std::string_view::npos ? std::string_view{} : url.substr(slash);
     constexpr std::string_view bad_path = "the path must be /api/webhooks/<id>/<token>";
     if (!path.starts_with("/api/")) {
         return {{}, {}, std::string{bad_path}};
@@ -287,9 +272,7 @@ webhook_parts parse_webhook_url(std::string_view url) {
     if (!all_digits(id)) {
         return {{}, {}, "the webhook id must be all digits"};
     }
-    const auto token_char = [](char c) {
-        return is_alpha(c) || is_digit(c) || c == '_' || c == '-';
-    };
+    const auto token_char = [](char c) { return is_alpha(c) || is_digit(c) || c == '_' || c == '-'; };
     if (token.empty() || !std::all_of(token.begin(), token.end(), token_char)) {
         return {{}, {}, "the webhook token must be letters, digits, '_' or '-'"};
     }
@@ -419,9 +402,7 @@ base_url_parts parse_base_url(std::string_view text) {
             has_port = true;
             port_text = authority.substr(colon + 1);
         }
-        const auto host_char = [](char c) {
-            return is_alpha(c) || is_digit(c) || c == '-' || c == '.';
-        };
+        const auto host_char = [](char c) { return is_alpha(c) || is_digit(c) || c == '-' || c == '.'; };
         if (host.empty() || !std::all_of(host.begin(), host.end(), host_char)) {
             return {{}, "the host is missing or not a valid host name; " + std::string{shape}};
         }
@@ -507,13 +488,9 @@ public:
                 report(YAML::Mark::null_mark(), "", std::string{"internal error: "} + e.what());
             }
         }
-        std::stable_sort(
-            problems_.begin(),
-            problems_.end(),
-            [](const problem& a, const problem& b) {
-                return std::pair{a.line, a.column} < std::pair{b.line, b.column};
-            }
-        );
+        std::stable_sort(problems_.begin(), problems_.end(), [](const problem& a, const problem& b) {
+            return std::pair{a.line, a.column} < std::pair{b.line, b.column};
+        });
         load_result out;
         if (problems_.empty()) {
             out.value = std::move(cfg);
@@ -600,9 +577,7 @@ private:
         return s;
     }
 
-    section sub(
-        const section& parent, std::string_view key, std::span<const std::string_view> known
-    ) {
+    section sub(const section& parent, std::string_view key, std::span<const std::string_view> known) {
         if (const entry* e = parent.find(key)) {
             return open(e->value, e->key.Mark(), e->path, known);
         }
@@ -615,9 +590,7 @@ private:
     // --- scalars -----------------------------------------------------------------------------
 
     // Expands ${VAR} in `raw`; nullopt (with problems reported) when a variable is unset.
-    std::optional<scalar> substitute(
-        const std::string& raw, const YAML::Node& at, const std::string& path
-    ) {
+    std::optional<scalar> substitute(const std::string& raw, const YAML::Node& at, const std::string& path) {
         scalar out;
         out.raw = raw;
         bool ok = true;
@@ -638,10 +611,10 @@ private:
                 return std::nullopt;
             }
             const std::string name = raw.substr(i + 2, close - i - 2);
-            const bool valid_name = !name.empty() && !is_digit(name[0]) &&
-                                    std::all_of(name.begin(), name.end(), [](char c) {
-                                        return is_alpha(c) || is_digit(c) || c == '_';
-                                    });
+            const bool valid_name =
+                !name.empty() && !is_digit(name[0]) && std::all_of(name.begin(), name.end(), [](char c) {
+                    return is_alpha(c) || is_digit(c) || c == '_';
+                });
             if (!valid_name) {
                 // The text between the braces is not shown: it could be part of a secret.
                 report(
@@ -712,9 +685,7 @@ private:
         return std::move(v->text);
     }
 
-    std::optional<std::uint64_t> read_count(
-        const section& s, std::string_view key, std::uint64_t min
-    ) {
+    std::optional<std::uint64_t> read_count(const section& s, std::string_view key, std::uint64_t min) {
         const entry* e = s.find(key);
         if (e == nullptr) {
             return std::nullopt;
@@ -745,9 +716,7 @@ private:
         return n;
     }
 
-    std::optional<milliseconds> read_duration(
-        const section& s, std::string_view key, milliseconds min
-    ) {
+    std::optional<milliseconds> read_duration(const section& s, std::string_view key, milliseconds min) {
         const entry* e = s.find(key);
         if (e == nullptr) {
             return std::nullopt;
@@ -856,8 +825,7 @@ private:
 
     void read_log(const section& s, log_config& out) {
         if (auto i = read_choice(s, "level", log_levels)) {
-            constexpr std::array levels{
-                log_level::debug, log_level::info, log_level::warn, log_level::error};
+            constexpr std::array levels{log_level::debug, log_level::info, log_level::warn, log_level::error};
             out.level = levels.at(*i);
         }
     }
@@ -896,9 +864,7 @@ private:
                 } else {
                     auto f = read_whole_file(path->text);
                     if (!f.error.empty()) {
-                        report(
-                            file->value, file->path, "cannot read '" + path->text + "': " + f.error
-                        );
+                        report(file->value, file->path, "cannot read '" + path->text + "': " + f.error);
                     } else {
                         const std::size_t count = secrets.size();
                         std::string_view rest = f.text;
@@ -908,14 +874,11 @@ private:
                             if (!line.empty()) {
                                 secrets.emplace_back(std::string{line});
                             }
-                            rest = nl == std::string_view::npos ? std::string_view{}
-                                                                : rest.substr(nl + 1);
+                            rest = nl == std::string_view::npos ? std::string_view{} : rest.substr(nl + 1);
                         }
                         if (secrets.size() == count) {
                             report(
-                                file->value,
-                                file->path,
-                                "'" + path->text + "' holds no secret (one per line)"
+                                file->value, file->path, "'" + path->text + "' holds no secret (one per line)"
                             );
                         }
                     }
@@ -982,9 +945,7 @@ private:
                 if (!v->text.empty()) {
                     auto f = read_whole_file(v->text);
                     if (!f.error.empty()) {
-                        report(
-                            e->value, e->path, "cannot read CA file '" + v->text + "': " + f.error
-                        );
+                        report(e->value, e->path, "cannot read CA file '" + v->text + "': " + f.error);
                     }
                 }
                 out.ca_file = std::move(v->text);
@@ -1118,9 +1079,7 @@ private:
             });
             if (!id_ok) {
                 report(
-                    key,
-                    path,
-                    "'" + id + "' is not a PagerDuty service id (letters and digits, e.g. PF9KMXH)"
+                    key, path, "'" + id + "' is not a PagerDuty service id (letters and digits, e.g. PF9KMXH)"
                 );
                 continue;
             }
@@ -1130,9 +1089,7 @@ private:
             if (auto name = read_string(svc, "name", true)) {
                 info.name = std::move(*name);
             } else if (svc.find("name") == nullptr && problem_count() == before) {
-                report(
-                    svc.mark, join(path, "name"), "required: the service's name as users see it"
-                );
+                report(svc.mark, join(path, "name"), "required: the service's name as users see it");
             }
             if (auto impact = read_string(svc, "impact", false)) {
                 info.impact = std::move(*impact);
@@ -1178,8 +1135,7 @@ load_result load(const std::string& path, const env_lookup& env) {
     auto f = read_whole_file(path);
     if (!f.error.empty()) {
         load_result out;
-        out.problems.push_back(problem{
-            path, 0, 0, {}, "cannot read the configuration file: " + f.error});
+        out.problems.push_back(problem{path, 0, 0, {}, "cannot read the configuration file: " + f.error});
         return out;
     }
     auto out = parse(f.text, path, env);

@@ -9,10 +9,10 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <string>
 #include <functional>
 #include <map>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -105,8 +105,8 @@ struct config {
 /// One problem in a configuration file: where it is and what is wrong.
 struct problem {
     std::string file;
-    int line = 0;    ///< 1-based; 0 when the problem has no position (a missing file)
-    int column = 0;  ///< 1-based
+    int line = 0;         ///< 1-based; 0 when the problem has no position (a missing file)
+    int column = 0;       ///< 1-based
     std::string path;     ///< key path, e.g. "discord.request_timeout" or "services.PF9KMXH.name"
     std::string message;  ///< never contains a secret's value
 

@@ -79,11 +79,9 @@ const incident* engine::find(std::string_view id) const {
 }
 
 std::size_t engine::open_count() const noexcept {
-    return static_cast<std::size_t>(
-        std::count_if(incidents_.begin(), incidents_.end(), [](const auto& kv) {
-            return kv.second.open();
-        })
-    );
+    return static_cast<std::size_t>(std::count_if(incidents_.begin(), incidents_.end(), [](const auto& kv) {
+        return kv.second.open();
+    }));
 }
 
 std::optional<wall_time> engine::next_wake() const {
@@ -119,8 +117,8 @@ decisions engine::on_event(const incident_event& ev, wall_time now) {
     if (ev.incident.id.empty()) {
         return finish(std::move(out));
     }
-    const bool reopening = ev.type == incident_event_type::reopened ||
-                           ev.type == incident_event_type::triggered;
+    const bool reopening =
+        ev.type == incident_event_type::reopened || ev.type == incident_event_type::triggered;
 
     auto it = incidents_.find(ev.incident.id);
     if (it == incidents_.end()) {
@@ -174,8 +172,7 @@ decisions engine::on_event(const incident_event& ev, wall_time now) {
             break;
         case incident_event_type::escalated:
         case incident_event_type::reassigned:
-        case incident_event_type::priority_updated:
-            break;
+        case incident_event_type::priority_updated: break;
         case incident_event_type::annotated:
             inc.latest_news = ev.message;
             inc.latest_news_is_status_update = false;

@@ -21,8 +21,8 @@ std::string service_name(const incident& inc, const engine_settings& s) {
 }
 
 std::string impact(const incident& inc, const engine_settings& s) {
-    if (const auto it = s.services.find(inc.service_id); it != s.services.end() &&
-                                                         !it->second.impact.empty()) {
+    if (const auto it = s.services.find(inc.service_id);
+        it != s.services.end() && !it->second.impact.empty()) {
         return escape_markdown(it->second.impact);
     }
     return escape_markdown(s.default_impact);
@@ -68,22 +68,24 @@ message base(const incident& inc, std::string title, std::uint32_t color) {
 
 message status_notice(const incident& inc, const engine_settings& s, wall_time /*now*/) {
     auto m = base(inc, "\U0001F534 " + service_name(inc, s) + ": we are investigating", red);
-    m.body = impact(inc, s) + "\n\nWe are aware of the problem and are investigating. " +
-             next_update_line(s);
+    m.body = impact(inc, s) + "\n\nWe are aware of the problem and are investigating. " + next_update_line(s);
     return m;
 }
 
 message status_reopened(const incident& inc, const engine_settings& s, wall_time /*now*/) {
     auto m = base(inc, "\U0001F534 " + service_name(inc, s) + ": the problem is back", red);
-    m.body = impact(inc, s) + "\n\nThe problem came back after it was resolved, and we are "
-             "investigating again. " + next_update_line(s);
+    m.body = impact(inc, s) +
+             "\n\nThe problem came back after it was resolved, and we are "
+             "investigating again. " +
+             next_update_line(s);
     return m;
 }
 
 message status_update(const incident& inc, const engine_settings& s, wall_time now) {
     const bool acked = inc.state == incident_state::acknowledged;
     auto m = base(
-        inc, "\U0001F7E0 " + service_name(inc, s) + (acked ? ": we are working on it" : ": still investigating"),
+        inc,
+        "\U0001F7E0 " + service_name(inc, s) + (acked ? ": we are working on it" : ": still investigating"),
         orange
     );
     std::string body = impact(inc, s) + "\n\nThis started " + human_duration(now - inc.started) + " ago. ";
@@ -95,8 +97,8 @@ message status_update(const incident& inc, const engine_settings& s, wall_time n
         body += "The on-call engineer has been paged.";
     }
     if (!inc.latest_news.empty() && inc.latest_news_at) {
-        body += "\n\nLatest (" + human_duration(now - *inc.latest_news_at) + " ago): " +
-                escape_markdown(inc.latest_news);
+        body += "\n\nLatest (" + human_duration(now - *inc.latest_news_at) +
+                " ago): " + escape_markdown(inc.latest_news);
     } else {
         body += "\n\nNo new information yet; we will keep you posted.";
     }

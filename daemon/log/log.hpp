@@ -27,8 +27,8 @@ struct field {
     field(std::string k, bool v) : key(std::move(k)), value(v) {}
     field(std::string k, double v) : key(std::move(k)), value(v) {}
     template <class I>
-        requires std::is_integral_v<I> && (!std::is_same_v<I, bool>)
-    field(std::string k, I v) : key(std::move(k)), value(static_cast<long long>(v)) {}
+    requires std::is_integral_v<I> &&(!std::is_same_v<I, bool>)field(std::string k, I v)
+        : key(std::move(k)), value(static_cast<long long>(v)) {}
 };
 
 /// Where lines go. Thread-safe: the loop thread and the blocking pool both log.

@@ -42,7 +42,8 @@ struct transport_failure {
 class http_client {
 public:
     virtual ~http_client() = default;
-    virtual boost::asio::awaitable<boost::system::result<http_reply, transport_failure>> send(http_call call) = 0;
+    virtual boost::asio::awaitable<boost::system::result<http_reply, transport_failure>> send(http_call call
+    ) = 0;
 };
 
 }  // namespace runbookd::net

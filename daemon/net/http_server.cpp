@@ -23,7 +23,9 @@ using asio::ip::tcp;
 constexpr auto tuple_awaitable = asio::as_tuple(asio::use_awaitable);
 
 struct http_server::state : std::enable_shared_from_this<state> {
-    state(asio::any_io_executor ex, const router& r, server_limits l, log::logger lg, prometheus::Registry& reg)
+    state(
+        asio::any_io_executor ex, const router& r, server_limits l, log::logger lg, prometheus::Registry& reg
+    )
         : executor(std::move(ex)),
           acceptor(executor),
           routes(r),
@@ -162,7 +164,9 @@ struct http_server::state : std::enable_shared_from_this<state> {
 
     /// Answers a request we could not read, where an answer is still possible.
     asio::awaitable<void> refuse(
-        beast::tcp_stream& stream, http::request_parser<http::string_body>& parser, boost::system::error_code ec
+        beast::tcp_stream& stream,
+        http::request_parser<http::string_body>& parser,
+        boost::system::error_code ec
     ) {
         if (ec == beast::error::timeout) {
             timeouts.Increment();
@@ -190,7 +194,11 @@ struct http_server::state : std::enable_shared_from_this<state> {
 };
 
 http_server::http_server(
-    asio::any_io_executor ex, const router& routes, server_limits limits, log::logger log, prometheus::Registry& metrics
+    asio::any_io_executor ex,
+    const router& routes,
+    server_limits limits,
+    log::logger log,
+    prometheus::Registry& metrics
 )
     : state_(std::make_shared<state>(std::move(ex), routes, limits, std::move(log), metrics)) {}
 
@@ -208,7 +216,8 @@ tcp::endpoint http_server::listen(const std::string& address, std::uint16_t port
     }
     acc.bind(ep);
     acc.listen(asio::socket_base::max_listen_connections);
-    // The accept loop holds the state; stop() ends it. Exceptions inside are caught.
+    // Detached is safe: the accept loop holds the state, stop() ends it, and it
+    // catches its own errors.
     asio::co_spawn(state_->executor, state_->accept_loop(), asio::detached);
     return acc.local_endpoint();
 }

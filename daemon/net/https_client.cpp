@@ -13,7 +13,6 @@
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 #include <boost/url/parse.hpp>
-
 #include <openssl/ssl.h>
 
 #include <algorithm>
@@ -106,18 +105,23 @@ struct https_client::impl {
             context.load_verify_file(opts.ca_file, ec);
         }
         if (ec) {
-            throw std::runtime_error("cannot load CA certificates from '" + opts.ca_file + "': " + ec.message());
+            throw std::runtime_error(
+                "cannot load CA certificates from '" + opts.ca_file + "': " + ec.message()
+            );
         }
     }
 
-    static transport_failure fail(const target& t, std::string_view step, const boost::system::error_code& ec, bool sent) {
+    static transport_failure fail(
+        const target& t, std::string_view step, const boost::system::error_code& ec, bool sent
+    ) {
         auto code = ec == beast::error::timeout ? errc::timed_out : errc::upstream_unavailable;
         return transport_failure{
             make_failure(code, t.origin + ": " + std::string{step} + ": " + ec.message(), true), sent};
     }
 
-    asio::awaitable<boost::system::result<std::unique_ptr<connection>, transport_failure>>
-    connect(const target& t, std::chrono::milliseconds timeout) {
+    asio::awaitable<boost::system::result<std::unique_ptr<connection>, transport_failure>> connect(
+        const target& t, std::chrono::milliseconds timeout
+    ) {
         tcp::resolver resolver{executor};
         auto [rec, endpoints] = co_await resolver.async_resolve(t.host, t.port, tuple_awaitable);
         if (rec) {
@@ -137,14 +141,15 @@ struct https_client::impl {
         }
         stream.socket().set_option(tcp::no_delay(true));
         if (t.tls) {
-            if (!is_ip_literal(t.host) &&
-                SSL_ctrl(  // SSL_set_tlsext_host_name without its C cast
-                    conn->tls->native_handle(),
-                    SSL_CTRL_SET_TLSEXT_HOSTNAME,
-                    TLSEXT_NAMETYPE_host_name,
-                    const_cast<char*>(t.host.c_str())
-                ) != 1) {
-                co_return fail(t, "sni", {static_cast<int>(::ERR_get_error()), asio::error::get_ssl_category()}, false);
+            if (!is_ip_literal(t.host) && SSL_ctrl(  // SSL_set_tlsext_host_name without its C cast
+                                              conn->tls->native_handle(),
+                                              SSL_CTRL_SET_TLSEXT_HOSTNAME,
+                                              TLSEXT_NAMETYPE_host_name,
+                                              const_cast<char*>(t.host.c_str())
+                                          ) != 1) {
+                co_return fail(
+                    t, "sni", {static_cast<int>(::ERR_get_error()), asio::error::get_ssl_category()}, false
+                );
             }
             // Checks the certificate names this host (DNS name or IP address SAN).
             conn->tls->set_verify_callback(ssl::host_name_verification(t.host));
@@ -209,7 +214,8 @@ struct https_client::impl {
     asio::awaitable<result_type> send(http_call call) {
         const auto t = parse_target(call.url);
         if (!t) {
-            co_return transport_failure{make_failure(errc::config_invalid, "not an http(s) URL", false), false};
+            co_return transport_failure{
+                make_failure(errc::config_invalid, "not an http(s) URL", false), false};
         }
         for (int attempt = 0; attempt < 2; ++attempt) {
             std::unique_ptr<connection> conn;
@@ -244,7 +250,8 @@ struct https_client::impl {
             }
             co_return res;
         }
-        co_return transport_failure{make_failure(errc::upstream_unavailable, t->origin + ": connection lost", true), true};
+        co_return transport_failure{
+            make_failure(errc::upstream_unavailable, t->origin + ": connection lost", true), true};
     }
 
     asio::any_io_executor executor;

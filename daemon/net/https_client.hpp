@@ -24,7 +24,8 @@ public:
     https_client(boost::asio::any_io_executor ex, const tls_options& tls, log::logger log);
     ~https_client() override;
 
-    boost::asio::awaitable<boost::system::result<http_reply, transport_failure>> send(http_call call) override;
+    boost::asio::awaitable<boost::system::result<http_reply, transport_failure>> send(http_call call
+    ) override;
 
 private:
     struct impl;

@@ -6,7 +6,9 @@ namespace runbookd::net {
 
 namespace http = boost::beast::http;
 
-response make_response(const request& req, http::status status, std::string body, std::string_view content_type) {
+response make_response(
+    const request& req, http::status status, std::string body, std::string_view content_type
+) {
     response res{status, req.version()};
     res.set(http::field::server, "runbookd");
     res.set(http::field::content_type, content_type);

@@ -19,12 +19,12 @@ namespace runbookd::notify {
 /// The outcome of one delivery attempt.
 struct delivery {
     net::verdict outcome = net::verdict::ok;
-    std::string message_id;                 ///< the vendor's id of the created message (ok)
-    std::optional<millis> retry_after;      ///< rate_limited: how long to wait
-    bool global = false;                    ///< rate_limited: the limit covers every channel
-    std::optional<millis> pause;            ///< ok: the route's budget is spent for this long
-    bool maybe_delivered = false;           ///< retryable: the request may have reached the vendor
-    std::string reason;                     ///< redacted, safe to log
+    std::string message_id;             ///< the vendor's id of the created message (ok)
+    std::optional<millis> retry_after;  ///< rate_limited: how long to wait
+    bool global = false;                ///< rate_limited: the limit covers every channel
+    std::optional<millis> pause;        ///< ok: the route's budget is spent for this long
+    bool maybe_delivered = false;       ///< retryable: the request may have reached the vendor
+    std::string reason;                 ///< redacted, safe to log
 };
 
 /// Delivers one rendered message. Must not retry or sleep. Runs on the loop executor.

@@ -49,7 +49,11 @@ std::string_view verdict_name(net::verdict v) {
 }  // namespace
 
 outbox::outbox(
-    asio::any_io_executor ex, notifier& n, outbox_settings settings, log::logger log, prometheus::Registry& metrics
+    asio::any_io_executor ex,
+    notifier& n,
+    outbox_settings settings,
+    log::logger log,
+    prometheus::Registry& metrics
 )
     : executor_(std::move(ex)),
       notifier_(n),
@@ -89,10 +93,14 @@ outbox::outbox(
         l->failed = &posts_.Add({{"channel", name}, {"result", "failed"}});
         l->latency = &latency_.Add(
             {{"channel", name}},
-            prometheus::Histogram::BucketBoundaries{0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1, 5, 30, 120, 600}
+            prometheus::Histogram::BucketBoundaries{
+                0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1, 5, 30, 120, 600}
         );
-        for (const auto v : {net::verdict::ok, net::verdict::retryable, net::verdict::rate_limited, net::verdict::final}) {
-            l->attempts[v] = &attempts_.Add({{"channel", name}, {"outcome", std::string{verdict_name(v)}}, {"notifier", kind}});
+        for (const auto v :
+             {net::verdict::ok, net::verdict::retryable, net::verdict::rate_limited, net::verdict::final}) {
+            l->attempts[v] = &attempts_.Add(
+                {{"channel", name}, {"outcome", std::string{verdict_name(v)}}, {"notifier", kind}}
+            );
         }
         for (const char* scope : {"route", "global"}) {
             rate_limit_waits_.Add({{"channel", name}, {"scope", scope}});
@@ -155,7 +163,10 @@ void outbox::remember(const std::string& key, const std::string& id) {
 void outbox::enqueue(post p) {
     auto& l = *lanes_[static_cast<std::size_t>(p.to)];
     if (!notifier_.has_channel(p.to)) {
-        log_.warn("post dropped: channel not configured", {{"channel", std::string{to_string(p.to)}}, {"key", p.key}});
+        log_.warn(
+            "post dropped: channel not configured",
+            {{"channel", std::string{to_string(p.to)}}, {"key", p.key}}
+        );
         l.failed->Increment();
         return;
     }
@@ -215,7 +226,10 @@ void outbox::settle(lane& l, std::size_t n, const delivery& d) {
             if (!ok && n > 1) {
                 // One bad post must not sink its neighbours: try each alone before giving up.
                 l.solo = n;
-                log_.warn("batch refused; retrying posts one by one", {{"channel", channel_name}, {"error", d.reason}});
+                log_.warn(
+                    "batch refused; retrying posts one by one",
+                    {{"channel", channel_name}, {"error", d.reason}}
+                );
                 break;
             }
             if (l.solo > 0) {
@@ -227,11 +241,16 @@ void outbox::settle(lane& l, std::size_t n, const delivery& d) {
                     remember(q.p.key, d.message_id);
                     l.delivered->Increment();
                     l.latency->Observe(std::chrono::duration<double>(now - q.enqueued).count());
-                    log_.info("post delivered", {{"channel", channel_name}, {"key", q.p.key}, {"message_id", d.message_id}});
+                    log_.info(
+                        "post delivered",
+                        {{"channel", channel_name}, {"key", q.p.key}, {"message_id", d.message_id}}
+                    );
                 } else {
                     // A final answer (bad webhook, missing access): retrying cannot help.
                     l.failed->Increment();
-                    log_.error("post failed", {{"channel", channel_name}, {"key", q.p.key}, {"error", d.reason}});
+                    log_.error(
+                        "post failed", {{"channel", channel_name}, {"key", q.p.key}, {"error", d.reason}}
+                    );
                 }
                 l.queue.pop_front();
             }
@@ -240,8 +259,8 @@ void outbox::settle(lane& l, std::size_t n, const delivery& d) {
             if (d.pause) {
                 l.not_before = std::max(l.not_before, now + *d.pause);
                 rate_limit_waits_.Add({{"channel", channel_name}, {"scope", "route"}}).Increment();
-                rate_limit_seconds_.Add({{"channel", channel_name}})
-                    .Increment(std::chrono::duration<double>(*d.pause).count());
+                rate_limit_seconds_.Add({{"channel", channel_name}}
+                ).Increment(std::chrono::duration<double>(*d.pause).count());
             }
             break;
         }
@@ -252,8 +271,10 @@ void outbox::settle(lane& l, std::size_t n, const delivery& d) {
             } else {
                 l.not_before = now + wait;
             }
-            rate_limit_waits_.Add({{"channel", channel_name}, {"scope", d.global ? "global" : "route"}}).Increment();
-            rate_limit_seconds_.Add({{"channel", channel_name}}).Increment(std::chrono::duration<double>(wait).count());
+            rate_limit_waits_.Add({{"channel", channel_name}, {"scope", d.global ? "global" : "route"}}
+            ).Increment();
+            rate_limit_seconds_.Add({{"channel", channel_name}}
+            ).Increment(std::chrono::duration<double>(wait).count());
             log_.warn(
                 "post rate limited",
                 {{"channel", channel_name}, {"retry_after_ms", wait.count()}, {"global", d.global}}
@@ -289,7 +310,9 @@ asio::awaitable<bool> outbox::drain(millis budget) {
         });
     };
     while (!empty() && steady_clock::now() < deadline) {
-        tick.expires_after(std::min<steady_clock::duration>(std::chrono::milliseconds{20}, deadline - steady_clock::now()));
+        tick.expires_after(
+            std::min<steady_clock::duration>(std::chrono::milliseconds{20}, deadline - steady_clock::now())
+        );
         co_await tick.async_wait(tuple_awaitable);
     }
     if (empty()) {
@@ -297,7 +320,9 @@ asio::awaitable<bool> outbox::drain(millis budget) {
     }
     for (const auto& l : lanes_) {
         for (const auto& q : l->queue) {
-            log_.error("post undelivered at shutdown", {{"channel", std::string{to_string(l->to)}}, {"key", q.p.key}});
+            log_.error(
+                "post undelivered at shutdown", {{"channel", std::string{to_string(l->to)}}, {"key", q.p.key}}
+            );
         }
     }
     co_return false;

@@ -2,7 +2,6 @@
 // Bounded ways to run an io_context in tests.
 
 #include <boost/asio/io_context.hpp>
-
 #include <gtest/gtest.h>
 
 #include <chrono>

@@ -11,8 +11,14 @@ namespace http = boost::beast::http;
 
 namespace {
 constexpr std::string_view results[] = {
-    "accepted", "duplicate", "ping", "ignored", "unknown_type",
-    "missing_signature", "bad_signature", "malformed",
+    "accepted",
+    "duplicate",
+    "ping",
+    "ignored",
+    "unknown_type",
+    "missing_signature",
+    "bad_signature",
+    "malformed",
 };
 }  // namespace
 
@@ -50,8 +56,17 @@ webhook_handler::webhook_handler(
     for (const auto r : results) {
         counter(r);
     }
-    for (const auto t : {"triggered", "acknowledged", "unacknowledged", "resolved", "reopened", "escalated",
-                         "reassigned", "priority_updated", "annotated", "status_update_published"}) {
+    for (const auto t :
+         {"triggered",
+          "acknowledged",
+          "unacknowledged",
+          "resolved",
+          "reopened",
+          "escalated",
+          "reassigned",
+          "priority_updated",
+          "annotated",
+          "status_update_published"}) {
         events_.Add({{"type", t}});
     }
 }
@@ -71,8 +86,7 @@ net::response webhook_handler::operator()(const net::request& req) {
         return net::make_error(req, http::status::bad_request, "empty body");
     }
     switch (verify_signature(req["X-PagerDuty-Signature"], body, secrets_)) {
-        case signature_check::valid:
-            break;
+        case signature_check::valid: break;
         case signature_check::missing:
             counter("missing_signature").Increment();
             log_.warn("webhook refused", {{"reason", "missing signature"}});
@@ -118,8 +132,7 @@ net::response webhook_handler::operator()(const net::request& req) {
             counter(parsed->kind == payload_kind::ignored ? "ignored" : "unknown_type").Increment();
             log_.info("webhook ignored", {{"event_type", parsed->event_type}});
             return net::make_response(req, http::status::accepted, R"({"status":"ignored"})");
-        case payload_kind::incident:
-            break;
+        case payload_kind::incident: break;
     }
     counter("accepted").Increment();
     auto& ev = *parsed->event;

@@ -15,13 +15,15 @@ using digest = std::array<unsigned char, 32>;
 digest hmac_sha256(std::string_view key, std::string_view body) {
     digest out{};
     unsigned int len = 0;
-    HMAC(EVP_sha256(),
-         key.data(),
-         static_cast<int>(key.size()),
-         reinterpret_cast<const unsigned char*>(body.data()),
-         body.size(),
-         out.data(),
-         &len);
+    HMAC(
+        EVP_sha256(),
+        key.data(),
+        static_cast<int>(key.size()),
+        reinterpret_cast<const unsigned char*>(body.data()),
+        body.size(),
+        out.data(),
+        &len
+    );
     return out;
 }
 

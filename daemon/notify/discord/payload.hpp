@@ -1,6 +1,7 @@
 #pragma once
 // Discord execute-webhook payloads. Pure: posts in, JSON text out, limits enforced so
-// Discord never answers 400. Limits: https://discord.com/developers/docs/resources/message#embed-object-embed-limits
+// Discord never answers 400. Limits:
+// https://discord.com/developers/docs/resources/message#embed-object-embed-limits
 
 #include "core/post.hpp"
 
@@ -28,10 +29,10 @@ std::string execute_body(std::span<const post> posts, std::string_view username)
 
 /// What a Discord response tells the outbox.
 struct response_facts {
-    std::string message_id;              ///< from a message object
-    std::optional<double> retry_after;   ///< seconds, from a 429 body
-    bool global = false;                 ///< from a 429 body
-    std::string error;                   ///< "Unknown Webhook (10015)" from an error body
+    std::string message_id;             ///< from a message object
+    std::optional<double> retry_after;  ///< seconds, from a 429 body
+    bool global = false;                ///< from a 429 body
+    std::string error;                  ///< "Unknown Webhook (10015)" from an error body
 };
 
 /// Reads whatever of the above the body holds; never throws, ignores unknown fields.

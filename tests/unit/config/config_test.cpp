@@ -1,7 +1,8 @@
 #include "config/config.hpp"
 
-#include <chrono>
 #include <gtest/gtest.h>
+
+#include <chrono>
 #include <map>
 #include <ostream>
 #include <sstream>
@@ -76,10 +77,8 @@ TEST(config_good, example_yaml_loads_with_its_variables_set) {
         "config/example.yaml",
         env_of(
             {{"PAGERDUTY_WEBHOOK_SECRET", "pd-secret"},
-             {"DISCORD_STATUS_WEBHOOK_URL",
-              "https://discord.com/api/webhooks/1234567890/status-token"},
-             {"DISCORD_OPERATIONS_WEBHOOK_URL",
-              "https://discord.com/api/webhooks/987654321/ops-token"}}
+             {"DISCORD_STATUS_WEBHOOK_URL", "https://discord.com/api/webhooks/1234567890/status-token"},
+             {"DISCORD_OPERATIONS_WEBHOOK_URL", "https://discord.com/api/webhooks/987654321/ops-token"}}
         )
     );
     ASSERT_TRUE(r.ok()) << dump(r.problems);
@@ -113,12 +112,8 @@ TEST(config_good, example_yaml_without_its_variables_names_each_one) {
     ASSERT_FALSE(r.ok());
     ASSERT_EQ(r.problems.size(), 3u) << dump(r.problems);
     EXPECT_EQ(r.problems[0].message, "environment variable 'PAGERDUTY_WEBHOOK_SECRET' is not set");
-    EXPECT_EQ(
-        r.problems[1].message, "environment variable 'DISCORD_STATUS_WEBHOOK_URL' is not set"
-    );
-    EXPECT_EQ(
-        r.problems[2].message, "environment variable 'DISCORD_OPERATIONS_WEBHOOK_URL' is not set"
-    );
+    EXPECT_EQ(r.problems[1].message, "environment variable 'DISCORD_STATUS_WEBHOOK_URL' is not set");
+    EXPECT_EQ(r.problems[2].message, "environment variable 'DISCORD_OPERATIONS_WEBHOOK_URL' is not set");
 }
 
 TEST(config_good, demo_yaml_loads) {
@@ -227,9 +222,7 @@ TEST(config_env, the_lookup_is_only_asked_for_referenced_names) {
         return "x";
     };
     const auto r = parse(
-        "pagerduty:\n  webhook_secrets: [\"${A}-${B}\"]\nnotify:\n  kind: console\n",
-        "inline.yaml",
-        spy
+        "pagerduty:\n  webhook_secrets: [\"${A}-${B}\"]\nnotify:\n  kind: console\n", "inline.yaml", spy
     );
     ASSERT_TRUE(r.ok()) << dump(r.problems);
     EXPECT_EQ(asked, (std::vector<std::string>{"A", "B"}));
@@ -238,18 +231,15 @@ TEST(config_env, the_lookup_is_only_asked_for_referenced_names) {
 
 TEST(config_env, the_default_lookup_reads_the_process_environment) {
     // PATH is set in every environment the tests run in; nothing here calls setenv.
-    const auto r = parse(
-        "pagerduty:\n  webhook_secrets: [\"${PATH}\"]\nnotify:\n  kind: console\n", "inline.yaml"
-    );
+    const auto r =
+        parse("pagerduty:\n  webhook_secrets: [\"${PATH}\"]\nnotify:\n  kind: console\n", "inline.yaml");
     ASSERT_TRUE(r.ok()) << dump(r.problems);
     EXPECT_FALSE(r.value->pagerduty.webhook_secrets[0].empty());
 }
 
 TEST(config_env, an_invalid_variable_name_is_an_error) {
     const auto r = parse(
-        "pagerduty:\n  webhook_secrets: [\"${1X}\"]\nnotify:\n  kind: console\n",
-        "inline.yaml",
-        env_of({})
+        "pagerduty:\n  webhook_secrets: [\"${1X}\"]\nnotify:\n  kind: console\n", "inline.yaml", env_of({})
     );
     ASSERT_EQ(r.problems.size(), 1u) << dump(r.problems);
     EXPECT_EQ(r.problems[0].path, "pagerduty.webhook_secrets[0]");
@@ -269,9 +259,7 @@ TEST(config_files, secrets_come_from_files_and_combine_with_inline_ones) {
         secrets.push_back(s.reveal());
     }
     // Inline first, then one per non-empty line of the file, whitespace trimmed.
-    EXPECT_EQ(
-        secrets, (std::vector<std::string>{"inline-secret", "first-secret", "second-secret"})
-    );
+    EXPECT_EQ(secrets, (std::vector<std::string>{"inline-secret", "first-secret", "second-secret"}));
     EXPECT_EQ(c.discord.status.id, "111");
     EXPECT_EQ(c.discord.status.token.reveal(), "status-TOKEN_1");
     EXPECT_EQ(c.discord.operations.id, "222");
@@ -312,24 +300,14 @@ INSTANTIATE_TEST_SUITE_P(
     config_bad,
     ::testing::Values(
         bad_case{"bad_syntax.yaml", 4, 1, "", "YAML syntax error: end of sequence flow not found"},
-        bad_case{
-            "bad_unknown_key.yaml",
-            3,
-            3,
-            "server.listn",
-            "unknown key 'listn'; did you mean 'listen'?"},
+        bad_case{"bad_unknown_key.yaml", 3, 3, "server.listn", "unknown key 'listn'; did you mean 'listen'?"},
         bad_case{"bad_unknown_key_far.yaml", 6, 1, "tracing", "unknown key 'tracing'"},
         bad_case{"bad_duplicate_key.yaml", 6, 3, "notify.kind", "duplicate key 'kind'"},
         bad_case{"bad_type_map.yaml", 8, 5, "console.path", "expected a string, got a map"},
         bad_case{"bad_type_section.yaml", 2, 6, "log", "expected a map, got a string"},
         bad_case{
-            "bad_empty_value.yaml",
-            3,
-            3,
-            "server.header_timeout",
-            "expected a duration, got an empty value"},
-        bad_case{
-            "bad_not_integer.yaml", 3, 19, "server.max_body_bytes", "'1.5' is not a whole number"},
+            "bad_empty_value.yaml", 3, 3, "server.header_timeout", "expected a duration, got an empty value"},
+        bad_case{"bad_not_integer.yaml", 3, 19, "server.max_body_bytes", "'1.5' is not a whole number"},
         bad_case{"bad_negative.yaml", 3, 20, "server.max_connections", "must not be negative"},
         bad_case{"bad_zero_count.yaml", 4, 20, "pagerduty.dedupe_capacity", "must be at least 1"},
         bad_case{
@@ -338,18 +316,15 @@ INSTANTIATE_TEST_SUITE_P(
             19,
             "server.header_timeout",
             "'10 seconds' is not a duration (e.g. 250ms, 90s, 30m, 1h30m; at most 366d)"},
-        bad_case{
-            "bad_zero_timeout.yaml", 7, 20, "discord.request_timeout", "must be greater than 0"},
-        bad_case{
-            "bad_reminder_interval.yaml", 5, 22, "status.reminder_interval", "must be at least 1s"},
+        bad_case{"bad_zero_timeout.yaml", 7, 20, "discord.request_timeout", "must be greater than 0"},
+        bad_case{"bad_reminder_interval.yaml", 5, 22, "status.reminder_interval", "must be at least 1s"},
         bad_case{
             "bad_log_level.yaml",
             3,
             10,
             "log.level",
             "'warning' is not one of debug, info, warn, error; did you mean 'warn'?"},
-        bad_case{
-            "bad_notify_kind.yaml", 5, 9, "notify.kind", "'slack' is not one of discord, console"},
+        bad_case{"bad_notify_kind.yaml", 5, 9, "notify.kind", "'slack' is not one of discord, console"},
         bad_case{
             "bad_listen_hostname.yaml",
             3,
@@ -468,8 +443,7 @@ INSTANTIATE_TEST_SUITE_P(
             "pagerduty.webhook_secrets",
             "at least one webhook signing secret is required (webhook_secrets or "
             "webhook_secrets_file)"},
-        bad_case{
-            "bad_empty_secret.yaml", 3, 31, "pagerduty.webhook_secrets[1]", "the secret is empty"},
+        bad_case{"bad_empty_secret.yaml", 3, 31, "pagerduty.webhook_secrets[1]", "the secret is empty"},
         bad_case{
             "bad_secrets_not_list.yaml",
             3,
@@ -724,8 +698,7 @@ TEST(config_tables, unknown_keys_suggest_close_names) {
     };
     for (const auto& c : cases) {
         const auto r = parse(
-            "server:\n  " + c.key +
-                ": 1\npagerduty:\n  webhook_secrets: [s]\nnotify:\n  kind: console\n",
+            "server:\n  " + c.key + ": 1\npagerduty:\n  webhook_secrets: [s]\nnotify:\n  kind: console\n",
             "inline.yaml",
             env_of({})
         );
@@ -739,15 +712,11 @@ TEST(config_tables, unknown_keys_suggest_close_names) {
 
 TEST(config_problem, to_string_has_file_position_path_and_message) {
     EXPECT_EQ(
-        (problem{"a.yaml", 3, 7, "server.listen", "bad"}).to_string(),
-        "a.yaml:3:7: server.listen: bad"
+        (problem{"a.yaml", 3, 7, "server.listen", "bad"}).to_string(), "a.yaml:3:7: server.listen: bad"
     );
+    EXPECT_EQ((problem{"a.yaml", 0, 0, "server.listen", "bad"}).to_string(), "a.yaml: server.listen: bad");
     EXPECT_EQ(
-        (problem{"a.yaml", 0, 0, "server.listen", "bad"}).to_string(), "a.yaml: server.listen: bad"
-    );
-    EXPECT_EQ(
-        (problem{"a.yaml", 4, 1, "", "YAML syntax error: x"}).to_string(),
-        "a.yaml:4:1: YAML syntax error: x"
+        (problem{"a.yaml", 4, 1, "", "YAML syntax error: x"}).to_string(), "a.yaml:4:1: YAML syntax error: x"
     );
 }
 

@@ -123,7 +123,8 @@ TEST(parse, malformed_bodies_name_the_problem) {
         {R"({"event":{"event_type":"incident.triggered"}})", "event.id"},
         {R"({"event":{"id":"1"}})", "event.event_type"},
         {R"({"event":{"id":"1","event_type":"incident.triggered"}})", "event.data"},
-        {R"({"event":{"id":"1","event_type":"incident.triggered","data":{"type":"incident"}}})", "incident id"},
+        {R"({"event":{"id":"1","event_type":"incident.triggered","data":{"type":"incident"}}})",
+         "incident id"},
         {R"({"event":{"id":7,"event_type":"incident.triggered"}})", "event.id"},
     };
     for (const auto& [body, expected] : cases) {
@@ -137,8 +138,11 @@ struct handler_test : ::testing::Test {
     prometheus::Registry registry;
     std::vector<incident_event> events;
     webhook_handler handler{
-        secrets({"topsecret"}), 100, [this](incident_event&& ev) { events.push_back(std::move(ev)); },
-        log::discard(), registry};
+        secrets({"topsecret"}),
+        100,
+        [this](incident_event&& ev) { events.push_back(std::move(ev)); },
+        log::discard(),
+        registry};
 
     net::response post(const std::string& body, const std::string& sig, const std::string& webhook_id = "") {
         net::request req{http::verb::post, "/webhooks/pagerduty", 11};

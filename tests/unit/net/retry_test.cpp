@@ -1,4 +1,5 @@
 #include "net/retry.hpp"
+
 #include "net/router.hpp"
 
 #include <gtest/gtest.h>
@@ -62,7 +63,8 @@ TEST(router, routes_by_path_then_method) {
 }
 
 TEST(router, error_bodies_are_valid_json) {
-    const auto res = make_error(make_request(http::verb::get, "/"), http::status::bad_request, R"(bad "quote" \)");
+    const auto res =
+        make_error(make_request(http::verb::get, "/"), http::status::bad_request, R"(bad "quote" \)");
     EXPECT_EQ(res.body(), R"({"error":"bad \"quote\" \\"})");
 }
 

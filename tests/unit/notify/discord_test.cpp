@@ -1,14 +1,12 @@
-#include "notify/discord/discord_notifier.hpp"
-#include "notify/discord/payload.hpp"
-
 #include "core/markdown.hpp"
 #include "fakes/io.hpp"
 #include "fakes/scripted_http.hpp"
+#include "notify/discord/discord_notifier.hpp"
+#include "notify/discord/payload.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
-
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -31,7 +29,8 @@ post make_post(std::string title, std::string body, std::string footer = "PagerD
 std::size_t embed_total(const json& body) {
     std::size_t total = 0;
     for (const auto& e : body["embeds"]) {
-        total += utf16_length(e["title"].get<std::string>()) + utf16_length(e["description"].get<std::string>());
+        total +=
+            utf16_length(e["title"].get<std::string>()) + utf16_length(e["description"].get<std::string>());
         if (e.contains("footer")) {
             total += utf16_length(e["footer"]["text"].get<std::string>());
         }
@@ -48,7 +47,8 @@ TEST(discord_payload, every_body_suppresses_mentions) {
 }
 
 TEST(discord_payload, oversized_fields_are_cut_to_discord_limits) {
-    const std::vector<post> posts{make_post(std::string(1000, 'T'), std::string(9000, 'b'), std::string(3000, 'f'))};
+    const std::vector<post> posts{
+        make_post(std::string(1000, 'T'), std::string(9000, 'b'), std::string(3000, 'f'))};
     const auto body = json::parse(execute_body(posts, std::string(200, 'u')));
     const auto& e = body["embeds"][0];
     EXPECT_EQ(utf16_length(e["title"].get<std::string>()), max_title);
@@ -73,10 +73,13 @@ TEST(discord_payload, fit_respects_embed_count_and_total) {
 
 TEST(discord_payload, reads_message_ids_rate_limits_and_errors) {
     EXPECT_EQ(read_response(R"({"id":"334385199974967042","content":""})").message_id, "334385199974967042");
-    const auto limited = read_response(R"({"message":"You are being rate limited.","retry_after":64.57,"global":true})");
+    const auto limited =
+        read_response(R"({"message":"You are being rate limited.","retry_after":64.57,"global":true})");
     EXPECT_DOUBLE_EQ(*limited.retry_after, 64.57);
     EXPECT_TRUE(limited.global);
-    EXPECT_EQ(read_response(R"({"message":"Unknown Webhook","code":10015})").error, "Unknown Webhook (10015)");
+    EXPECT_EQ(
+        read_response(R"({"message":"Unknown Webhook","code":10015})").error, "Unknown Webhook (10015)"
+    );
     EXPECT_TRUE(read_response("<html>bad gateway</html>").message_id.empty());
 }
 
@@ -99,7 +102,8 @@ struct notifier_test : ::testing::Test {
         std::optional<delivery> out;
         const std::vector<post> posts{make_post("t", "b")};
         boost::asio::co_spawn(
-            ioc, [&]() -> boost::asio::awaitable<void> { out = co_await n.send(channel::status, posts); },
+            ioc,
+            [&]() -> boost::asio::awaitable<void> { out = co_await n.send(channel::status, posts); },
             boost::asio::detached
         );
         fakes::drain(ioc);
@@ -123,8 +127,11 @@ TEST_F(notifier_test, posts_to_execute_webhook_with_wait) {
 
 TEST_F(notifier_test, reads_429_body_and_headers) {
     discord_notifier n{http, settings(), log};
-    http.push_reply(429, R"({"message":"You are being rate limited.","retry_after":2.5,"global":false})",
-                    {{"retry-after", "3"}, {"x-ratelimit-scope", "user"}});
+    http.push_reply(
+        429,
+        R"({"message":"You are being rate limited.","retry_after":2.5,"global":false})",
+        {{"retry-after", "3"}, {"x-ratelimit-scope", "user"}}
+    );
     auto d = send_one(n);
     EXPECT_EQ(d.outcome, net::verdict::rate_limited);
     EXPECT_EQ(d.retry_after, millis{2500});
@@ -138,7 +145,9 @@ TEST_F(notifier_test, reads_429_body_and_headers) {
 
 TEST_F(notifier_test, an_exhausted_bucket_pauses) {
     discord_notifier n{http, settings(), log};
-    http.push_reply(200, R"({"id":"1"})", {{"x-ratelimit-remaining", "0"}, {"x-ratelimit-reset-after", "1.25"}});
+    http.push_reply(
+        200, R"({"id":"1"})", {{"x-ratelimit-remaining", "0"}, {"x-ratelimit-reset-after", "1.25"}}
+    );
     EXPECT_EQ(send_one(n).pause, millis{1250});
 }
 
@@ -154,7 +163,8 @@ TEST_F(notifier_test, classifies_every_status_and_never_leaks_the_token) {
             EXPECT_NE(d.reason.find("Unknown Webhook (10015)"), std::string::npos);
         }
     }
-    http.push(net::transport_failure{make_failure(errc::timed_out, "https://127.0.0.1:9: read: timeout", true), true});
+    http.push(net::transport_failure{
+        make_failure(errc::timed_out, "https://127.0.0.1:9: read: timeout", true), true});
     const auto d = send_one(n);
     EXPECT_EQ(d.outcome, net::verdict::retryable);
     EXPECT_TRUE(d.maybe_delivered);

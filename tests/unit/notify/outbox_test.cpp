@@ -7,9 +7,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
-
 #include <gtest/gtest.h>
-
 #include <prometheus/registry.h>
 
 namespace runbookd::notify {
