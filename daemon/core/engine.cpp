@@ -79,19 +79,40 @@ const incident* engine::find(std::string_view id) const {
 }
 
 std::size_t engine::open_count() const noexcept {
-    return static_cast<std::size_t>(std::count_if(incidents_.begin(), incidents_.end(), [](const auto& kv) {
-        return kv.second.open();
-    }));
+    return open_;
 }
 
 std::optional<wall_time> engine::next_wake() const {
-    std::optional<wall_time> earliest;
-    for (const auto& [id, inc] : incidents_) {
-        if (inc.open() && (!earliest || inc.next_update < *earliest)) {
-            earliest = inc.next_update;
+    if (due_.empty()) {
+        return std::nullopt;
+    }
+    return due_.begin()->first;
+}
+
+void engine::reschedule(incident& inc, wall_time next) {
+    due_.erase({inc.next_update, inc.id});  // absent for an incident that just (re)opened
+    inc.next_update = next;
+    due_.insert({next, inc.id});
+}
+
+void engine::close(incident& inc, wall_time at) {
+    due_.erase({inc.next_update, inc.id});
+    inc.state = incident_state::resolved;
+    inc.resolved_at = at;
+    inc.forget_at = at + settings_.resolved_retention;
+    expiry_.insert({inc.forget_at, inc.id});
+    open_ -= 1;
+}
+
+void engine::forget_expired(wall_time now) {
+    while (!expiry_.empty() && expiry_.begin()->first <= now) {
+        const auto node = expiry_.extract(expiry_.begin());
+        const auto it = incidents_.find(node.value().second);
+        // A reopened incident left expiry_ when it reopened, so this one is still resolved.
+        if (it != incidents_.end() && !it->second.open()) {
+            incidents_.erase(it);
         }
     }
-    return earliest;
 }
 
 decisions engine::finish(decisions d) const {
@@ -101,7 +122,7 @@ decisions engine::finish(decisions d) const {
 
 void engine::open_epoch(incident& inc, wall_time now, decisions& out, post_kind kind) {
     inc.opened_at = now;
-    inc.next_update = now + settings_.reminder_interval;
+    reschedule(inc, now + settings_.reminder_interval);
     inc.updates_posted = 0;
     inc.relays_posted = 0;
     inc.resolved_at.reset();
@@ -114,6 +135,7 @@ void engine::open_epoch(incident& inc, wall_time now, decisions& out, post_kind 
 
 decisions engine::on_event(const incident_event& ev, wall_time now) {
     decisions out;
+    forget_expired(now);
     if (ev.incident.id.empty()) {
         return finish(std::move(out));
     }
@@ -135,6 +157,7 @@ decisions engine::on_event(const incident_event& ev, wall_time now) {
                           ? *ev.incident.created_at
                           : event_time(ev.occurred_at, now);
         it = incidents_.emplace(inc.id, std::move(inc)).first;
+        open_ += 1;
         open_epoch(
             it->second,
             now,
@@ -148,7 +171,9 @@ decisions engine::on_event(const incident_event& ev, wall_time now) {
         }
         incident& inc = it->second;
         inc.merge(ev.incident);
+        expiry_.erase({inc.forget_at, inc.id});
         inc.state = incident_state::triggered;
+        open_ += 1;
         inc.acknowledged_by.clear();
         inc.epoch += 1;
         inc.started = event_time(ev.occurred_at, now);
@@ -187,12 +212,11 @@ decisions engine::on_event(const incident_event& ev, wall_time now) {
                 inc, post_kind::relay, inc.relays_posted, now, render::status_relay(inc, settings_, now)
             ));
             // The relay is this period's update: the next one is a full interval away.
-            inc.next_update = now + settings_.reminder_interval;
+            reschedule(inc, now + settings_.reminder_interval);
             break;
         }
         case incident_event_type::resolved:
-            inc.state = incident_state::resolved;
-            inc.resolved_at = event_time(ev.occurred_at, now);
+            close(inc, event_time(ev.occurred_at, now));
             out.posts.push_back(make_status_post(
                 inc, post_kind::resolved, 0, now, render::status_resolved(inc, settings_, now)
             ));
@@ -203,26 +227,20 @@ decisions engine::on_event(const incident_event& ev, wall_time now) {
 
 decisions engine::on_tick(wall_time now) {
     decisions out;
-    for (auto it = incidents_.begin(); it != incidents_.end();) {
-        incident& inc = it->second;
-        if (!inc.open()) {
-            if (inc.resolved_at && *inc.resolved_at + settings_.resolved_retention <= now) {
-                it = incidents_.erase(it);
-                continue;
-            }
-        } else if (inc.next_update <= now) {
-            inc.updates_posted += 1;
-            out.posts.push_back(make_status_post(
-                inc, post_kind::update, inc.updates_posted, now, render::status_update(inc, settings_, now)
-            ));
-            inc.next_update += settings_.reminder_interval;
-            if (inc.next_update <= now) {
-                // We were not woken for a whole interval (suspended host): one update
-                // now, then a fresh cadence, rather than a burst of stale ones.
-                inc.next_update = now + settings_.reminder_interval;
-            }
+    forget_expired(now);
+    while (!due_.empty() && due_.begin()->first <= now) {
+        incident& inc = incidents_.find(due_.begin()->second)->second;
+        inc.updates_posted += 1;
+        out.posts.push_back(make_status_post(
+            inc, post_kind::update, inc.updates_posted, now, render::status_update(inc, settings_, now)
+        ));
+        auto next = inc.next_update + settings_.reminder_interval;
+        if (next <= now) {
+            // We were not woken for a whole interval (suspended host): one update
+            // now, then a fresh cadence, rather than a burst of stale ones.
+            next = now + settings_.reminder_interval;
         }
-        ++it;
+        reschedule(inc, next);
     }
     return finish(std::move(out));
 }

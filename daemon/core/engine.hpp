@@ -11,8 +11,10 @@
 #include <cstddef>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace runbookd {
 
@@ -55,11 +57,22 @@ public:
     std::size_t known_count() const noexcept { return incidents_.size(); }
 
 private:
+    using slot = std::pair<wall_time, std::string>;
+
     decisions finish(decisions d) const;
     void open_epoch(incident& inc, wall_time now, decisions& out, post_kind kind);
+    /// Moves an open incident's next update; keeps `due_` in step.
+    void reschedule(incident& inc, wall_time next);
+    /// Marks an incident resolved at `at`; moves it from `due_` to `expiry_`.
+    void close(incident& inc, wall_time at);
+    void forget_expired(wall_time now);
 
     engine_settings settings_;
     std::map<std::string, incident, std::less<>> incidents_;
+    // Indexes, so that every call costs O(log n) in the number of incidents, not O(n):
+    std::set<slot> due_;     ///< (next_update, id) of every open incident
+    std::set<slot> expiry_;  ///< (when to forget, id) of every resolved incident
+    std::size_t open_ = 0;
 };
 
 }  // namespace runbookd

@@ -29,7 +29,8 @@ struct incident {
     wall_time started;    ///< PagerDuty's created_at (or reopened time), else first seen
     wall_time opened_at;  ///< when the engine posted the notice of this epoch
     std::optional<wall_time> resolved_at;
-    int epoch = 0;  ///< bumped on every reopen; part of every post key
+    wall_time forget_at;  ///< when a resolved incident is dropped (engine bookkeeping)
+    int epoch = 0;        ///< bumped on every reopen; part of every post key
 
     wall_time next_update;  ///< when the next #status update is due (while open)
     int updates_posted = 0;

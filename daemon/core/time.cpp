@@ -3,7 +3,7 @@
 #include <date/date.h>
 
 #include <charconv>
-#include <sstream>
+#include <cstdio>
 
 namespace runbookd {
 
@@ -28,22 +28,103 @@ std::string human_duration(millis d) {
 }
 
 std::string format_rfc3339(wall_time t) {
-    return date::format("%FT%TZ", t);
+    // Hand-rolled for the same reason as the parser: every log line carries a timestamp.
+    const auto day = std::chrono::floor<date::days>(t);
+    const date::year_month_day ymd{day};
+    const date::hh_mm_ss<millis> hms{t - day};
+    char buf[32];
+    const int n = std::snprintf(
+        buf,
+        sizeof buf,
+        "%04d-%02u-%02uT%02d:%02d:%02d.%03dZ",
+        static_cast<int>(ymd.year()),
+        static_cast<unsigned>(ymd.month()),
+        static_cast<unsigned>(ymd.day()),
+        static_cast<int>(hms.hours().count()),
+        static_cast<int>(hms.minutes().count()),
+        static_cast<int>(hms.seconds().count()),
+        static_cast<int>(hms.subseconds().count())
+    );
+    return std::string(buf, static_cast<std::size_t>(n));
 }
 
-std::optional<wall_time> parse_rfc3339(std::string_view text) {
-    std::string s{text};
-    if (!s.empty() && (s.back() == 'Z' || s.back() == 'z')) {
-        s.pop_back();
-        s += "+00:00";
-    }
-    std::istringstream in{s};
-    wall_time tp;
-    in >> date::parse("%FT%T%Ez", tp);
-    if (in.fail() || in.peek() != std::char_traits<char>::eof()) {
+namespace {
+
+/// Reads exactly `n` digits at `pos`; nullopt otherwise.
+std::optional<int> digits(std::string_view text, std::size_t pos, std::size_t n) {
+    if (pos + n > text.size()) {
         return std::nullopt;
     }
-    return tp;
+    int value = 0;
+    for (std::size_t i = pos; i < pos + n; ++i) {
+        if (text[i] < '0' || text[i] > '9') {
+            return std::nullopt;
+        }
+        value = value * 10 + (text[i] - '0');
+    }
+    return value;
+}
+
+}  // namespace
+
+std::optional<wall_time> parse_rfc3339(std::string_view text) {
+    // YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM); hand-rolled because it runs on
+    // every webhook and a stream-based parse costs more than the rest of the intake.
+    const auto year = digits(text, 0, 4);
+    const auto month = digits(text, 5, 2);
+    const auto day = digits(text, 8, 2);
+    const auto hour = digits(text, 11, 2);
+    const auto minute = digits(text, 14, 2);
+    const auto second = digits(text, 17, 2);
+    if (!year || !month || !day || !hour || !minute || !second || text[4] != '-' || text[7] != '-' ||
+        (text[10] != 'T' && text[10] != 't') || text[13] != ':' || text[16] != ':') {
+        return std::nullopt;
+    }
+    const date::year_month_day ymd{
+        date::year{*year},
+        date::month(static_cast<unsigned>(*month)),
+        date::day(static_cast<unsigned>(*day))};
+    if (!ymd.ok() || *hour > 23 || *minute > 59 || *second > 60) {
+        return std::nullopt;
+    }
+    std::size_t pos = 19;
+    millis fraction{0};
+    if (pos < text.size() && text[pos] == '.') {
+        ++pos;
+        int scale = 100;
+        const auto first = pos;
+        while (pos < text.size() && text[pos] >= '0' && text[pos] <= '9') {
+            fraction += millis{(text[pos] - '0') * scale};
+            scale /= 10;
+            ++pos;
+        }
+        if (pos == first) {
+            return std::nullopt;
+        }
+    }
+    std::chrono::minutes offset{0};
+    if (pos < text.size() && (text[pos] == 'Z' || text[pos] == 'z')) {
+        ++pos;
+    } else if (pos < text.size() && (text[pos] == '+' || text[pos] == '-')) {
+        const auto oh = digits(text, pos + 1, 2);
+        const auto om = digits(text, pos + 4, 2);
+        if (!oh || !om || text[pos + 3] != ':' || *oh > 23 || *om > 59) {
+            return std::nullopt;
+        }
+        offset = std::chrono::hours{*oh} + std::chrono::minutes{*om};
+        if (text[pos] == '-') {
+            offset = -offset;
+        }
+        pos += 6;
+    } else {
+        return std::nullopt;
+    }
+    if (pos != text.size()) {
+        return std::nullopt;
+    }
+    const auto local = date::sys_days{ymd} + std::chrono::hours{*hour} + std::chrono::minutes{*minute} +
+                       std::chrono::seconds{*second};
+    return std::chrono::time_point_cast<millis>(local - offset) + fraction;
 }
 
 std::optional<millis> parse_duration(std::string_view text) {

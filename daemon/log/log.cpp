@@ -2,7 +2,9 @@
 
 #include "loop/clock.hpp"
 
-#include <nlohmann/json.hpp>
+#include <cmath>
+#include <cstdio>
+#include <type_traits>
 
 namespace runbookd::log {
 namespace {
@@ -17,8 +19,73 @@ std::string_view level_name(level l) {
     return "info";
 }
 
-void put(nlohmann::json& j, const field& f) {
-    std::visit([&](const auto& v) { j[f.key] = v; }, f.value);
+/// Appends `text` as a JSON string. Invalid UTF-8 (a peer's bytes) becomes U+FFFD
+/// rather than an exception or an invalid line.
+void append_string(std::string& out, std::string_view text) {
+    static constexpr char hex[] = "0123456789abcdef";
+    out += '"';
+    for (std::size_t i = 0; i < text.size();) {
+        const auto c = static_cast<unsigned char>(text[i]);
+        if (c < 0x80) {
+            switch (c) {
+                case '"': out += "\\\""; break;
+                case '\\': out += "\\\\"; break;
+                case '\n': out += "\\n"; break;
+                case '\r': out += "\\r"; break;
+                case '\t': out += "\\t"; break;
+                default:
+                    if (c < 0x20) {
+                        out += "\\u00";
+                        out += hex[c >> 4];
+                        out += hex[c & 0xF];
+                    } else {
+                        out += static_cast<char>(c);
+                    }
+            }
+            ++i;
+            continue;
+        }
+        std::size_t len = (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+        bool valid = len != 0 && i + len <= text.size() && c != 0xC0 && c != 0xC1 && c < 0xF5;
+        for (std::size_t k = 1; valid && k < len; ++k) {
+            valid = (static_cast<unsigned char>(text[i + k]) & 0xC0) == 0x80;
+        }
+        if (valid) {
+            out.append(text.substr(i, len));
+            i += len;
+        } else {
+            out += "\xEF\xBF\xBD";
+            ++i;
+        }
+    }
+    out += '"';
+}
+
+void append_field(std::string& out, const field& f) {
+    out += ',';
+    append_string(out, f.key);
+    out += ':';
+    std::visit(
+        [&](const auto& v) {
+            using T = std::decay_t<decltype(v)>;
+            if constexpr (std::is_same_v<T, std::string>) {
+                append_string(out, v);
+            } else if constexpr (std::is_same_v<T, bool>) {
+                out += v ? "true" : "false";
+            } else if constexpr (std::is_same_v<T, long long>) {
+                out += std::to_string(v);
+            } else {
+                if (std::isfinite(v)) {
+                    char buf[32];
+                    const int n = std::snprintf(buf, sizeof buf, "%.17g", v);
+                    out.append(buf, static_cast<std::size_t>(n));
+                } else {
+                    out += "null";
+                }
+            }
+        },
+        f.value
+    );
 }
 
 }  // namespace
@@ -76,18 +143,22 @@ void logger::emit(level l, std::string_view msg, std::initializer_list<field> fi
     if (!enabled(l)) {
         return;
     }
-    nlohmann::json j;
-    j["ts"] = format_rfc3339(loop::wall_now());
-    j["level"] = level_name(l);
-    j["msg"] = msg;
+    std::string line;
+    line.reserve(160);
+    line += "{\"ts\":\"";
+    line += format_rfc3339(loop::wall_now());
+    line += "\",\"level\":\"";
+    line += level_name(l);
+    line += "\",\"msg\":";
+    append_string(line, msg);
     for (const auto& f : fixed_) {
-        put(j, f);
+        append_field(line, f);
     }
     for (const auto& f : fields) {
-        put(j, f);
+        append_field(line, f);
     }
-    // Invalid UTF-8 from outside (a peer's bytes) is replaced, never thrown on.
-    out_->write(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+    line += '}';
+    out_->write(std::move(line));
 }
 
 logger discard() {

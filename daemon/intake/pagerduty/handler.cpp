@@ -56,18 +56,12 @@ webhook_handler::webhook_handler(
     for (const auto r : results) {
         counter(r);
     }
-    for (const auto t :
-         {"triggered",
-          "acknowledged",
-          "unacknowledged",
-          "resolved",
-          "reopened",
-          "escalated",
-          "reassigned",
-          "priority_updated",
-          "annotated",
-          "status_update_published"}) {
-        events_.Add({{"type", t}});
+    accepted_ = &counter("accepted");
+    duplicate_ = &counter("duplicate");
+    for (int t = 0; t <= static_cast<int>(incident_event_type::status_update_published); ++t) {
+        by_type_.push_back(
+            &events_.Add({{"type", std::string{to_string(static_cast<incident_event_type>(t))}}})
+        );
     }
 }
 
@@ -101,23 +95,29 @@ net::response webhook_handler::operator()(const net::request& req) {
             return net::make_error(req, http::status::forbidden, "signature does not match");
     }
 
+    // Delivery is at-least-once: a retry repeats X-Webhook-Id, so a redelivery is known
+    // before its body is parsed. The same event may also arrive under a new webhook id
+    // (a second subscription, a manual redelivery): event.id catches that.
+    const std::string webhook_key = "w:" + webhook_id;
+    if (!webhook_id.empty() && seen_.contains(webhook_key)) {
+        duplicate_->Increment();
+        log_.info("webhook duplicate", {{"webhook_id", webhook_id}});
+        return net::make_response(req, http::status::accepted, R"({"status":"duplicate"})");
+    }
+
     auto parsed = parse_webhook(body);
     if (!parsed) {
         counter("malformed").Increment();
         log_.warn("webhook refused", {{"reason", "malformed"}, {"error", parsed.error().detail}});
         return net::make_error(req, http::status::bad_request, parsed.error().detail);
     }
-
-    // Delivery is at-least-once: a retry repeats X-Webhook-Id; the same event may also
-    // arrive under a new webhook id (a second subscription, a manual redelivery).
-    const std::string event_key = "e:" + parsed->event_id;
-    const std::string webhook_key = "w:" + webhook_id;
-    if (seen_.contains(event_key) || (!webhook_id.empty() && seen_.contains(webhook_key))) {
-        counter("duplicate").Increment();
+    std::string event_key = "e:" + parsed->event_id;
+    if (seen_.contains(event_key)) {
+        duplicate_->Increment();
         log_.info("webhook duplicate", {{"event_id", parsed->event_id}, {"webhook_id", webhook_id}});
         return net::make_response(req, http::status::accepted, R"({"status":"duplicate"})");
     }
-    seen_.insert(event_key);
+    seen_.insert(std::move(event_key));
     if (!webhook_id.empty()) {
         seen_.insert(webhook_key);
     }
@@ -134,9 +134,9 @@ net::response webhook_handler::operator()(const net::request& req) {
             return net::make_response(req, http::status::accepted, R"({"status":"ignored"})");
         case payload_kind::incident: break;
     }
-    counter("accepted").Increment();
+    accepted_->Increment();
     auto& ev = *parsed->event;
-    events_.Add({{"type", std::string{to_string(ev.type)}}}).Increment();
+    by_type_[static_cast<std::size_t>(ev.type)]->Increment();
     log_.info(
         "webhook accepted",
         {{"event_id", ev.event_id}, {"event_type", parsed->event_type}, {"incident", ev.incident.id}}

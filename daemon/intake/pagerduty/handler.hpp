@@ -60,6 +60,10 @@ private:
     log::logger log_;
     prometheus::Family<prometheus::Counter>& results_;
     prometheus::Family<prometheus::Counter>& events_;
+    // The hot path's counters, looked up once (a Family lookup hashes its labels).
+    prometheus::Counter* accepted_ = nullptr;
+    prometheus::Counter* duplicate_ = nullptr;
+    std::vector<prometheus::Counter*> by_type_;  ///< indexed by incident_event_type
 };
 
 }  // namespace runbookd::intake::pagerduty

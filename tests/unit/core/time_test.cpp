@@ -44,3 +44,30 @@ TEST(time, human_duration_reads_naturally) {
 
 }  // namespace
 }  // namespace runbookd
+
+namespace runbookd {
+namespace {
+
+TEST(time, rfc3339_edge_cases) {
+    EXPECT_EQ(parse_rfc3339("2020-10-02T18:45:22Z"), parse_rfc3339("2020-10-02T18:45:22.000Z"));
+    EXPECT_EQ(parse_rfc3339("2020-10-02T18:45:22.5Z"), parse_rfc3339("2020-10-02T18:45:22.500Z"));
+    EXPECT_EQ(parse_rfc3339("2020-10-02T18:45:22.123456Z"), parse_rfc3339("2020-10-02T18:45:22.123Z"));
+    EXPECT_EQ(parse_rfc3339("2020-10-02T13:45:22-05:00"), parse_rfc3339("2020-10-02T18:45:22Z"));
+    EXPECT_EQ(parse_rfc3339("2020-10-02t18:45:22z"), parse_rfc3339("2020-10-02T18:45:22Z"));
+    for (const char* bad :
+         {"",
+          "2020-10-02",
+          "2020-13-02T18:45:22Z",
+          "2020-02-30T18:45:22Z",
+          "2020-10-02T24:00:00Z",
+          "2020-10-02T18:45:22",
+          "2020-10-02T18:45:22.Z",
+          "2020-10-02T18:45:22+5:00",
+          "2020-10-02 18:45:22Z",
+          "20201002T184522Z"}) {
+        EXPECT_FALSE(parse_rfc3339(bad)) << bad;
+    }
+}
+
+}  // namespace
+}  // namespace runbookd

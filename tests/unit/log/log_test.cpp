@@ -45,3 +45,21 @@ TEST(log, invalid_utf8_from_outside_never_throws) {
 
 }  // namespace
 }  // namespace runbookd::log
+
+namespace runbookd::log {
+namespace {
+
+TEST(log, escapes_strings_and_replaces_invalid_utf8) {
+    captured c;
+    logger l{c.out, level::debug};
+    l.info("m", {{"s", std::string{"q\"b\\n\nt\t\x01 \xc3\xa9 \xe2\x82"}}, {"d", 0.5}, {"n", -3}});
+    ASSERT_EQ(c.lines.size(), 1u);
+    const auto j = nlohmann::json::parse(c.lines[0]);
+    EXPECT_EQ(j["s"], "q\"b\\n\nt\t\x01 \xc3\xa9 \xef\xbf\xbd\xef\xbf\xbd");
+    EXPECT_EQ(j["d"], 0.5);
+    EXPECT_EQ(j["n"], -3);
+    EXPECT_EQ(c.lines[0].rfind("{\"ts\":\"", 0), 0u);
+}
+
+}  // namespace
+}  // namespace runbookd::log
