@@ -113,9 +113,41 @@ void sink::write(std::string line) {
         capture_(line);
         return;
     }
-    line += '\n';
-    std::fwrite(line.data(), 1, line.size(), out_);
+    buffer_ += line;
+    buffer_ += '\n';
+    if (!defer_ || buffer_.size() >= 64 * 1024) {
+        flush_locked();
+        return;
+    }
+    if (!flush_pending_) {
+        flush_pending_ = true;
+        defer_([this] { flush(); });
+    }
+}
+
+void sink::batch_with(std::function<void(std::function<void()>)> defer) {
+    std::lock_guard lock{mutex_};
+    defer_ = std::move(defer);
+}
+
+void sink::flush() {
+    std::lock_guard lock{mutex_};
+    flush_pending_ = false;
+    flush_locked();
+}
+
+void sink::flush_locked() {
+    if (buffer_.empty() || out_ == nullptr) {
+        return;
+    }
+    std::fwrite(buffer_.data(), 1, buffer_.size(), out_);
     std::fflush(out_);
+    buffer_.clear();
+}
+
+sink::~sink() {
+    std::lock_guard lock{mutex_};
+    flush_locked();
 }
 
 logger::logger(std::shared_ptr<sink> out, level min) : out_(std::move(out)), min_(min) {}

@@ -45,9 +45,24 @@ public:
 
     void write(std::string line);
 
+    /// Batches lines: instead of one write(2) per line, lines are buffered and written by
+    /// one job handed to `defer` (e.g. asio::post to the loop), so a busy loop iteration
+    /// costs one system call. At most one flush job is pending at a time.
+    void batch_with(std::function<void(std::function<void()>)> defer);
+
+    /// Writes whatever is buffered now (shutdown, tests).
+    void flush();
+
+    ~sink();
+
 private:
+    void flush_locked();
+
     std::mutex mutex_;
     std::FILE* out_ = nullptr;
+    std::function<void(std::function<void()>)> defer_;
+    std::string buffer_;
+    bool flush_pending_ = false;
     std::function<void(std::string_view)> capture_;
     std::vector<std::string> secrets_;
 };

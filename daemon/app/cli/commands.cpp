@@ -5,6 +5,7 @@
 #include "log/log.hpp"
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 
 #include <cstdio>
 #include <iostream>
@@ -28,16 +29,22 @@ int run(const std::string& config_path) {
         }
         return exit_invalid_config;
     }
+    boost::asio::io_context ioc{1};
+    // Log lines written during one loop iteration leave in one write(2).
+    sink->batch_with([&ioc](std::function<void()> flush) { boost::asio::post(ioc, std::move(flush)); });
+    int code = exit_ok;
     try {
-        boost::asio::io_context ioc{1};
         daemon d{ioc, std::move(*loaded.value), sink};
         d.start();
         ioc.run();
     } catch (const std::exception& e) {
+        sink->batch_with({});
         boot.error("daemon failed", {{"error", e.what()}});
-        return exit_runtime;
+        code = exit_runtime;
     }
-    return exit_ok;
+    sink->batch_with({});
+    sink->flush();
+    return code;
 }
 
 int check_config(const std::string& path, std::ostream& out, std::ostream& err) {

@@ -63,3 +63,34 @@ TEST(log, escapes_strings_and_replaces_invalid_utf8) {
 
 }  // namespace
 }  // namespace runbookd::log
+
+namespace runbookd::log {
+namespace {
+
+TEST(log, batched_lines_leave_together_when_the_deferred_flush_runs) {
+    std::FILE* tmp = std::tmpfile();
+    ASSERT_NE(tmp, nullptr);
+    auto out = std::make_shared<sink>(tmp);
+    std::vector<std::function<void()>> jobs;
+    out->batch_with([&](std::function<void()> f) { jobs.push_back(std::move(f)); });
+    logger l{out, level::info};
+    l.info("one");
+    l.info("two");
+    EXPECT_EQ(jobs.size(), 1u) << "one flush job per batch";
+    EXPECT_EQ(std::ftell(tmp), 0L) << "nothing written before the flush";
+    jobs[0]();
+    const long written = std::ftell(tmp);
+    EXPECT_GT(written, 0L);
+    std::rewind(tmp);
+    std::string text(static_cast<std::size_t>(written), '\0');
+    ASSERT_EQ(std::fread(text.data(), 1, text.size(), tmp), text.size());
+    EXPECT_NE(text.find("\"msg\":\"one\""), std::string::npos);
+    EXPECT_NE(text.find("\"msg\":\"two\""), std::string::npos);
+    l.info("three");
+    EXPECT_EQ(jobs.size(), 2u);
+    out.reset();  // the destructor flushes what is left
+    std::fclose(tmp);
+}
+
+}  // namespace
+}  // namespace runbookd::log
