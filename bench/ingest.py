@@ -50,7 +50,6 @@ log:
   level: info
 pagerduty:
   webhook_secrets: ["${{RUNBOOKD_BENCH_SECRET}}"]
-  dedupe_capacity: 1000000
 notify:
   kind: console
   coalesce_window: 0s

@@ -21,7 +21,7 @@ namespace runbookd::intake::pagerduty {
 /// Remembers the last `capacity` ids; the oldest is forgotten first.
 class recent_ids {
 public:
-    explicit recent_ids(std::size_t capacity) : capacity_(capacity) {}
+    explicit recent_ids(std::size_t capacity) : capacity_(capacity) { set_.reserve(capacity); }
     bool contains(const std::string& id) const { return set_.contains(id); }
     void insert(std::string id);
     std::size_t size() const noexcept { return order_.size(); }

@@ -82,10 +82,30 @@ incident_facts facts_from_reference(const json& ref) {
     return f;
 }
 
+/// Subtrees of a V3 payload the engine never reads; skipping them while parsing saves
+/// building most of the document (every reference carries self/html_url/type/summary).
+bool unused_key(const std::string& key) {
+    static const std::array<std::string_view, 9> unused{
+        "escalation_policy",
+        "teams",
+        "conference_bridge",
+        "incident_type",
+        "self",
+        "incident_key",
+        "resolve_reason",
+        "client",
+        "resource_type",
+    };
+    return std::find(unused.begin(), unused.end(), key) != unused.end();
+}
+
 }  // namespace
 
 result<parsed_webhook> parse_webhook(std::string_view body) {
-    json doc = json::parse(body, nullptr, /*allow_exceptions=*/false);
+    const json::parser_callback_t skip_unused = [](int /*depth*/, json::parse_event_t event, json& parsed) {
+        return event != json::parse_event_t::key || !unused_key(parsed.get_ref<const std::string&>());
+    };
+    json doc = json::parse(body, skip_unused, /*allow_exceptions=*/false);
     if (doc.is_discarded()) {
         return bad("body is not valid JSON");
     }
