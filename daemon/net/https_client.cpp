@@ -232,8 +232,13 @@ struct https_client::impl {
                 conn = std::move(*fresh);
             }
             bool got_bytes = false;
-            auto res = conn->tls ? co_await exchange(*conn->tls, *conn, *t, call, got_bytes)
-                                 : co_await exchange(*conn->plain, *conn, *t, call, got_bytes);
+            // No co_await inside ?: — g++ 12 destroys the result twice there.
+            result_type res = transport_failure{};
+            if (conn->tls) {
+                res = co_await exchange(*conn->tls, *conn, *t, call, got_bytes);
+            } else {
+                res = co_await exchange(*conn->plain, *conn, *t, call, got_bytes);
+            }
             if (!res) {
                 // A pooled connection the server closed while idle fails before any
                 // response byte: try once more on a fresh connection.
