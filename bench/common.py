@@ -68,13 +68,15 @@ def machine() -> str:
     return f"{model}, {os.cpu_count()} cores, {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') // 2**30} GiB"
 
 
-def start_runbookd(config_text: str, workdir: str, cpu: str = "0", extra_env=None):
+def start_runbookd(config_text: str, workdir: str, cpu="0", extra_env=None):
+    """Starts runbookd pinned to `cpu` (None: unpinned, as for start-up timing)."""
     path = os.path.join(workdir, "runbookd.yaml")
     with open(path, "w") as f:
         f.write(config_text)
     env = dict(os.environ, RUNBOOKD_BENCH_SECRET=SECRET, **(extra_env or {}))
     log = open(os.path.join(workdir, "runbookd.log"), "w")
-    return subprocess.Popen(["taskset", "-c", cpu, BINARY, "run", "--config", path], stdout=log,
+    pin = ["taskset", "-c", cpu] if cpu is not None else []
+    return subprocess.Popen(pin + [BINARY, "run", "--config", path], stdout=log,
                             stderr=subprocess.STDOUT, env=env)
 
 

@@ -407,7 +407,7 @@ class FakeDiscord:
 
     def _form_error(self, h: _Handler, rec: Request, errors: dict, why: str) -> None:
         with self._lock:
-            self.violations.append(f"{rec.method} {rec.path}: {why}")
+            self.violations.append(f"{rec.method} {self._redact(rec.path)}: {why}")
         self._send(h, rec, 400, {"code": 50035, "message": "Invalid Form Body", "errors": errors})
 
     @staticmethod
@@ -511,9 +511,37 @@ class FakeDiscord:
             return self._err("flags", "BASE_TYPE_CHOICES", "Invalid flags"), f"bad flags {flags!r}"
         return None
 
+    @staticmethod
+    def _redact(path: str) -> str:
+        m = _WEBHOOK_RE.match(path)
+        if not m:
+            return path
+        return f"/api/v10/webhooks/{m.group('id')}/<token>{m.group('rest') or ''}"
+
+    def _check_embed_urls(self, rec: Request) -> None:
+        """Discord de-duplicates embeds by URL (api-facts 2.5): in one message, a later embed
+        with the same url as an earlier one is folded into it and its text is not shown.
+        Real Discord answers 200, so this is recorded as a violation, not rejected."""
+        seen: dict = {}
+        for i, e in enumerate(rec.body.get("embeds") or []):
+            url = e.get("url") if isinstance(e, dict) else None
+            if not url:
+                continue
+            if url in seen:
+                with self._lock:
+                    self.violations.append(
+                        f"{rec.method} {self._redact(rec.path)}: embeds {seen[url]} and {i} share url {url}; "
+                        f"Discord de-duplicates embeds by URL, so embed {i} would not be shown")
+            else:
+                seen[url] = i
+
     def _message_object(self, mid: str, webhook_id: str, body: dict, username: str) -> dict:
         embeds = []
+        urls = set()
         for e in body.get("embeds") or []:
+            if e.get("url") and e["url"] in urls:
+                continue  # what Discord shows: embeds de-duplicated by URL
+            urls.add(e.get("url"))
             e = dict(e)
             e["type"] = "rich"
             embeds.append(e)
@@ -604,7 +632,7 @@ class FakeDiscord:
         ua = headers.get("user-agent", "")
         if not ua.startswith("DiscordBot ("):
             with self._lock:
-                self.violations.append(f"{rec.method} {rec.path}: User-Agent {ua!r} does not start with 'DiscordBot ('")
+                self.violations.append(f"{rec.method} {self._redact(rec.path)}: User-Agent {ua!r} does not start with 'DiscordBot ('")
 
         if rest == "" and h.command == "POST":
             self._execute(h, rec, webhook_id, rl)
@@ -637,18 +665,22 @@ class FakeDiscord:
         if problem:
             self._form_error(h, rec, problem[0], problem[1])
             return
+        self._check_embed_urls(rec)
         wait = rec.query.get("wait", "false")
         mid = self._snowflake()
         msg = Message(id=mid, webhook_id=webhook_id, body=rec.body, time=time.monotonic())
-        with self._lock:
-            self.messages.append(msg)
+        # The message becomes visible to tests only once its answer has been sent (and
+        # recorded), so a test that sees the message also sees the request's status.
         if wait not in ("true", "1", "True"):
             with self._lock:
-                self.violations.append(f"POST {rec.path}: without wait=true (Discord answers 204, no message id)")
+                self.violations.append(f"POST {self._redact(rec.path)}: without wait=true (Discord answers 204, no message id)")
             self._send(h, rec, 204, None, rl)
-            return
-        username = rec.body.get("username") or "Captain Hook"
-        self._send(h, rec, 200, self._message_object(mid, webhook_id, rec.body, username), rl)
+        else:
+            username = rec.body.get("username") or "Captain Hook"
+            self._send(h, rec, 200, self._message_object(mid, webhook_id, rec.body, username), rl)
+        with self._lock:
+            self.messages.append(msg)
+            self._cond.notify_all()
 
     def _message_op(self, h: _Handler, rec: Request, webhook_id: str, mid: str, rl: dict) -> None:
         with self._lock:
@@ -672,6 +704,7 @@ class FakeDiscord:
         if problem:
             self._form_error(h, rec, problem[0], problem[1])
             return
+        self._check_embed_urls(rec)
         with self._lock:
             msg.edits.append(rec.body)
             merged = dict(msg.body)

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <vector>
 
 namespace runbookd::notify::discord {
 namespace {
@@ -56,6 +57,7 @@ std::size_t fit(std::span<const post> posts) {
 
 std::string execute_body(std::span<const post> posts, std::string_view username) {
     json embeds = json::array();
+    std::vector<std::string> urls;
     for (const auto& p : posts.first(std::min(posts.size(), max_embeds))) {
         auto text = shape(p);
         json e = {
@@ -68,8 +70,11 @@ std::string execute_body(std::span<const post> posts, std::string_view username)
         if (!text.footer.empty()) {
             e["footer"] = {{"text", std::move(text.footer)}};
         }
-        if (!p.text.url.empty()) {
+        // Discord de-duplicates embeds by URL: two posts of one incident in one message
+        // (an update and its resolution) must not share one, or the second is hidden.
+        if (!p.text.url.empty() && std::find(urls.begin(), urls.end(), p.text.url) == urls.end()) {
             e["url"] = p.text.url;
+            urls.push_back(p.text.url);
         }
         embeds.push_back(std::move(e));
     }

@@ -230,5 +230,40 @@ TEST(engine, non_https_links_are_dropped) {
     EXPECT_EQ(e.on_event(ev, t0).posts[0].text.url, "");
 }
 
+TEST(engine, a_reopened_incident_outlives_its_old_retention) {
+    auto s = settings();
+    s.resolved_retention = 1h;
+    engine e{s};
+    e.on_event(event(incident_event_type::triggered, "PA"), t0);
+    e.on_event(event(incident_event_type::resolved, "PA"), t0 + 1min);
+    e.on_event(event(incident_event_type::reopened, "PA"), t0 + 2min);
+    e.on_tick(t0 + 61min);  // the first resolution's retention has passed
+    ASSERT_NE(e.find("PA"), nullptr);
+    EXPECT_TRUE(e.find("PA")->open());
+    EXPECT_EQ(e.open_count(), 1u);
+    e.on_event(event(incident_event_type::resolved, "PA"), t0 + 70min);
+    EXPECT_EQ(e.open_count(), 0u);
+    e.on_tick(t0 + 130min - 1ms);
+    EXPECT_NE(e.find("PA"), nullptr);
+    e.on_tick(t0 + 130min);
+    EXPECT_EQ(e.find("PA"), nullptr);
+}
+
+TEST(engine, many_incidents_each_get_their_update_once_in_time_order) {
+    engine e{settings()};
+    for (int i = 0; i < 500; ++i) {
+        e.on_event(event(incident_event_type::triggered, "P" + std::to_string(i)), t0 + i * 1s);
+    }
+    EXPECT_EQ(e.open_count(), 500u);
+    EXPECT_EQ(e.next_wake(), t0 + 30min);
+    auto posts = run_until(e, t0 + 30min + 499s);
+    ASSERT_EQ(posts.size(), 500u);
+    for (std::size_t i = 0; i < posts.size(); ++i) {
+        EXPECT_EQ(posts[i].incident_id, "P" + std::to_string(i));
+        EXPECT_EQ(posts[i].at, t0 + 30min + std::chrono::seconds{i});
+    }
+    EXPECT_EQ(e.next_wake(), t0 + 60min);
+}
+
 }  // namespace
 }  // namespace runbookd

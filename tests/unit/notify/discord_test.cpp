@@ -46,6 +46,14 @@ TEST(discord_payload, every_body_suppresses_mentions) {
     EXPECT_EQ(body["embeds"][0]["url"], "https://acme.pagerduty.com/incidents/P1");
 }
 
+TEST(discord_payload, embeds_in_one_message_never_share_a_url) {
+    const std::vector<post> posts{make_post("update", "b"), make_post("resolved", "b")};
+    const auto body = json::parse(execute_body(posts, "runbookd"));
+    ASSERT_EQ(body["embeds"].size(), 2u);
+    EXPECT_EQ(body["embeds"][0]["url"], "https://acme.pagerduty.com/incidents/P1");
+    EXPECT_FALSE(body["embeds"][1].contains("url"));
+}
+
 TEST(discord_payload, oversized_fields_are_cut_to_discord_limits) {
     const std::vector<post> posts{
         make_post(std::string(1000, 'T'), std::string(9000, 'b'), std::string(3000, 'f'))};
