@@ -197,6 +197,9 @@ asio::awaitable<void> outbox::run(lane& l) {
         // Coalesce the run of coalescible posts at the head; anything else goes alone.
         std::vector<post> batch;
         for (const auto& q : l.queue) {
+            if (batch.size() == settings_.max_batch) {
+                break;  // never copy a long backlog just to send its head
+            }
             if (!batch.empty() && !(q.p.coalescible && batch.front().coalescible)) {
                 break;
             }

@@ -31,6 +31,9 @@ struct outbox_settings {
     /// coalesced (Discord's advice: about one message per 2 s per channel).
     millis min_spacing = std::chrono::seconds{2};
     net::backoff retry;
+    /// At most this many posts are offered to the notifier's fit() for one message
+    /// (Discord: 10 embeds).
+    std::size_t max_batch = 10;
     /// Message ids remembered for later edits.
     std::size_t remembered_ids = 10000;
 };

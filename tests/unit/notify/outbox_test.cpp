@@ -257,3 +257,34 @@ TEST_F(outbox_test, drain_returns_true_once_empty_and_false_at_the_deadline) {
 
 }  // namespace
 }  // namespace runbookd::notify
+
+namespace runbookd::notify {
+namespace {
+
+TEST_F(outbox_test, a_long_backlog_goes_out_in_batches_of_at_most_max_batch) {
+    outbox_settings s;
+    s.max_batch = 4;
+    s.min_spacing = 0ms;
+    make(s);
+    notifier.push(failing(net::verdict::retryable));
+    for (int i = 0; i < 10; ++i) {
+        box->enqueue(status_post("p" + std::to_string(i)));
+    }
+    for (int i = 0; i < 10 && box->depth(channel::status) > 0; ++i) {
+        time.advance(1s);
+        drain(ioc);
+    }
+    EXPECT_EQ(box->depth(channel::status), 0u);
+    std::vector<std::string> order;
+    for (std::size_t c = 1; c < notifier.calls.size(); ++c) {
+        EXPECT_LE(notifier.calls[c].keys.size(), 4u);
+        order.insert(order.end(), notifier.calls[c].keys.begin(), notifier.calls[c].keys.end());
+    }
+    ASSERT_EQ(order.size(), 10u);
+    for (int i = 0; i < 10; ++i) {
+        EXPECT_EQ(order[static_cast<std::size_t>(i)], "p" + std::to_string(i));
+    }
+}
+
+}  // namespace
+}  // namespace runbookd::notify
