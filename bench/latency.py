@@ -73,6 +73,16 @@ def page_to_post(incidents: int) -> tuple[list, list]:
         env.stop()
 
 
+def spawn_floor(runs: int) -> list:
+    """What spawning any process costs from here: /bin/true, start to exit."""
+    out = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(["/bin/true"], check=True)
+        out.append(time.perf_counter() - start)
+    return out
+
+
 def startup(runs: int) -> tuple[list, list]:
     ours, nginx = [], []
     workdir = common.tempdir()
@@ -112,6 +122,7 @@ def main():
         maxima.append(max(lat))
         refs.append(statistics.median(ref))
     ours, nginx = startup(max(args.runs, 10))
+    floor = spawn_floor(max(args.runs, 10))
 
     ms = lambda s: f"{s * 1000:.2f} ms"
     print(f"machine: {common.machine()}")
@@ -126,6 +137,8 @@ def main():
     print(f"| start-up to /readyz, median of {len(ours)} | {ms(statistics.median(ours))} | "
           f"{ms(statistics.median(nginx))} (nginx to first 204) | "
           f"{statistics.median(ours) / statistics.median(nginx):.2f} |")
+    print(f"| spawning /bin/true from the same harness (floor of the start-up figures) | "
+          f"{ms(statistics.median(floor))} | | |")
 
 
 if __name__ == "__main__":
