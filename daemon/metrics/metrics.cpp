@@ -1,13 +1,8 @@
 #include "metrics/metrics.hpp"
 
-#include <prometheus/text_serializer.h>
+#include "core/version.hpp"
 
-#ifndef RUNBOOKD_VERSION
-#define RUNBOOKD_VERSION "0.0.0"
-#endif
-#ifndef RUNBOOKD_REVISION
-#define RUNBOOKD_REVISION "unknown"
-#endif
+#include <prometheus/text_serializer.h>
 
 namespace runbookd::metrics {
 
@@ -16,7 +11,7 @@ exposition::exposition() : registry_(std::make_shared<prometheus::Registry>()) {
         .Name("runbookd_build_info")
         .Help("Build information; always 1.")
         .Register(*registry_)
-        .Add({{"version", RUNBOOKD_VERSION}, {"revision", RUNBOOKD_REVISION}})
+        .Add({{"version", std::string{version()}}, {"revision", std::string{revision()}}})
         .Set(1);
 }
 

@@ -2,6 +2,7 @@
 
 #include "app/daemon.hpp"
 #include "config/config.hpp"
+#include "core/version.hpp"
 #include "log/log.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -9,13 +10,6 @@
 
 #include <cstdio>
 #include <iostream>
-
-#ifndef RUNBOOKD_VERSION
-#define RUNBOOKD_VERSION "0.0.0"
-#endif
-#ifndef RUNBOOKD_REVISION
-#define RUNBOOKD_REVISION "unknown"
-#endif
 
 namespace runbookd::app::cli {
 
@@ -63,7 +57,7 @@ int check_config(const std::string& path, std::ostream& out, std::ostream& err) 
 }
 
 int version(std::ostream& out) {
-    out << "runbookd " << RUNBOOKD_VERSION << " (" << RUNBOOKD_REVISION << ")\n";
+    out << "runbookd " << runbookd::version() << " (" << runbookd::revision() << ")\n";
     return exit_ok;
 }
 

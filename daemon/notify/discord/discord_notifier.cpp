@@ -1,10 +1,7 @@
 #include "notify/discord/discord_notifier.hpp"
 
+#include "core/version.hpp"
 #include "notify/discord/payload.hpp"
-
-#ifndef RUNBOOKD_VERSION
-#define RUNBOOKD_VERSION "0.0.0"
-#endif
 
 namespace runbookd::notify::discord {
 
@@ -33,7 +30,7 @@ asio::awaitable<delivery> discord_notifier::send(channel to, std::span<const pos
     call.url = settings_.base_url + "/webhooks/" + hook.id + "/" + hook.token.reveal() + "?wait=true";
     call.headers = {
         {"Content-Type", "application/json"},
-        {"User-Agent", "DiscordBot (https://github.com/runbookd/runbookd, " RUNBOOKD_VERSION ")"},
+        {"User-Agent", "DiscordBot (https://github.com/runbookd/runbookd, " + std::string{version()} + ")"},
     };
     call.body = execute_body(posts, settings_.username);
     call.timeout = settings_.request_timeout;
