@@ -5,7 +5,10 @@
 namespace runbookd {
 namespace {
 
-constexpr std::string_view markdown_specials = "\\*_~`|>#-[]()<";
+// Escaped anywhere: inline formatting, links, spoilers and mention syntax.
+constexpr std::string_view markdown_specials = "\\*_~`|[]()<";
+// Escaped only where they start a line: headings, block quotes, list items.
+constexpr std::string_view line_start_specials = "#>-";
 constexpr std::string_view zero_width_space = "\u200b";
 constexpr std::string_view ellipsis = "\u2026";
 
@@ -31,12 +34,18 @@ std::size_t sequence_length(unsigned char lead) {
 std::string escape_markdown(std::string_view text, bool single_line) {
     std::string out;
     out.reserve(text.size() + text.size() / 8);
+    bool line_start = true;  // only spaces seen since the start of the line
     for (const char c : text) {
         if (c == '\r') {
             continue;
         }
+        const bool at_line_start = line_start;
+        line_start = (c == '\n' && !single_line) || (line_start && c == ' ');
         if (c == '\n' && single_line) {
             out += ' ';
+        } else if (at_line_start && line_start_specials.find(c) != std::string_view::npos) {
+            out += '\\';
+            out += c;
         } else if (c == '@') {
             out += '@';
             out += zero_width_space;

@@ -12,6 +12,13 @@ TEST(markdown, escapes_formatting_and_mentions) {
     EXPECT_EQ(escape_markdown("[x](https://evil)"), "\\[x\\]\\(https://evil\\)");
 }
 
+TEST(markdown, escapes_block_syntax_only_at_line_start) {
+    EXPECT_EQ(escape_markdown("editor-api is #1 > all"), "editor-api is #1 > all");
+    EXPECT_EQ(escape_markdown("# heading"), "\\# heading");
+    EXPECT_EQ(escape_markdown("  - item\n> quote"), "  \\- item\n\\> quote");
+    EXPECT_EQ(escape_markdown("a\n# b", true), "a # b");
+}
+
 TEST(markdown, counts_utf16_units) {
     EXPECT_EQ(utf16_length("abc"), 3u);
     EXPECT_EQ(utf16_length("\u00e9"), 1u);
