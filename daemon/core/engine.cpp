@@ -34,6 +34,21 @@ wall_time event_time(const std::optional<wall_time>& t, wall_time now) {
     return t && *t <= now ? *t : now;
 }
 
+/// Whether an event about an incident the engine does not know should open it. Only an
+/// event that carries the whole incident, and says it is open, may: a note, a status
+/// update or a priority change on an incident resolved long ago (or before a restart)
+/// must not start a notice and a 30-minute cadence that no resolution will ever end.
+bool opens_unknown_incident(const incident_event& ev) {
+    switch (ev.type) {
+        case incident_event_type::resolved:
+        case incident_event_type::annotated:
+        case incident_event_type::status_update_published: return false;
+        default: break;
+    }
+    const auto& status = ev.incident.status;
+    return status && (*status == "triggered" || *status == "acknowledged");
+}
+
 }  // namespace
 
 std::string_view to_string(incident_event_type t) noexcept {
@@ -144,11 +159,10 @@ decisions engine::on_event(const incident_event& ev, wall_time now) {
 
     auto it = incidents_.find(ev.incident.id);
     if (it == incidents_.end()) {
-        if (ev.type == incident_event_type::resolved) {
-            // Nothing was ever posted for it, so there is nothing to close.
+        if (!opens_unknown_incident(ev)) {
             return finish(std::move(out));
         }
-        // First word of an incident we never saw trigger (we started late, or the
+        // First word of an open incident we never saw trigger (we started late, or the
         // trigger was lost upstream): users still deserve the notice.
         incident inc;
         inc.id = ev.incident.id;

@@ -39,6 +39,7 @@ struct incident_facts {
     std::optional<std::string> url;
     std::optional<wall_time> created_at;
     std::optional<std::vector<std::string>> assignees;
+    std::optional<std::string> status;  ///< PagerDuty's: "triggered", "acknowledged", "resolved"
 };
 
 /// One authenticated, parsed, de-duplicated event about one incident.

@@ -59,6 +59,25 @@ std::string escape_markdown(std::string_view text, bool single_line) {
     return out;
 }
 
+std::string plain_text(std::string_view text) {
+    std::string out;
+    out.reserve(text.size());
+    for (const char c : text) {
+        if (c == '\r') {
+            continue;
+        }
+        if (c == '\n') {
+            out += ' ';
+        } else if (c == '@') {
+            out += '@';
+            out += zero_width_space;
+        } else {
+            out += c;
+        }
+    }
+    return out;
+}
+
 std::size_t utf16_length(std::string_view text) {
     std::size_t units = 0;
     for (std::size_t i = 0; i < text.size();) {

@@ -13,6 +13,11 @@ namespace runbookd {
 /// even where allowed_mentions were lost. Newlines become spaces when `single_line`.
 std::string escape_markdown(std::string_view text, bool single_line = false);
 
+/// Outside text for places Discord shows verbatim (embed footers): no markdown escapes,
+/// which would show as backslashes; newlines become spaces and "@" is still followed by a
+/// zero-width space, so the text can never become a mention.
+std::string plain_text(std::string_view text);
+
 /// Truncates UTF-8 text to at most `max_units` UTF-16 code units (Discord's safe
 /// count), ending in "…" when cut; never splits a code point.
 std::string truncate_utf16(std::string_view text, std::size_t max_units);

@@ -18,7 +18,8 @@ enum class post_kind { notice, update, relay, resolved, reopened };
 std::string_view to_string(post_kind k) noexcept;
 
 /// Rendered text. `title` and `body` are Discord-flavoured markdown in which every
-/// piece of outside text is already escaped; `url` is an https link or empty.
+/// piece of outside text is already escaped; `footer` is plain text (Discord shows it
+/// verbatim) with mentions defused; `url` is an https link or empty.
 struct message {
     std::string title;
     std::string body;

@@ -29,16 +29,17 @@ std::string impact(const incident& inc, const engine_settings& s) {
 }
 
 /// "PagerDuty #42 · P1 · API latency is high": the engineers' handle on the incident.
+/// Plain text: it goes in the footer, where Discord renders no markdown.
 std::string reference(const incident& inc) {
     std::string ref = "PagerDuty";
     if (inc.number) {
         ref += " #" + std::to_string(*inc.number);
     }
     if (!inc.priority.empty()) {
-        ref += " \u00b7 " + escape_markdown(inc.priority, true);
+        ref += " \u00b7 " + plain_text(inc.priority);
     }
     if (!inc.title.empty()) {
-        ref += " \u00b7 " + escape_markdown(inc.title, true);
+        ref += " \u00b7 " + plain_text(inc.title);
     }
     return ref;
 }

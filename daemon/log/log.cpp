@@ -2,6 +2,7 @@
 
 #include "loop/clock.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <type_traits>
@@ -99,14 +100,17 @@ void sink::add_secret(std::string value) {
         return;  // too short to redact without mangling ordinary words
     }
     std::lock_guard lock{mutex_};
-    secrets_.push_back(std::move(value));
+    if (std::find(secrets_.begin(), secrets_.end(), value) == secrets_.end()) {
+        secrets_.push_back(std::move(value));  // reloads register the same secrets again
+    }
 }
 
 void sink::write(std::string line) {
     std::lock_guard lock{mutex_};
     for (const auto& s : secrets_) {
-        for (auto pos = line.find(s); pos != std::string::npos; pos = line.find(s, pos)) {
-            line.replace(pos, s.size(), "<secret>");
+        constexpr std::string_view mask = "<secret>";
+        for (auto pos = line.find(s); pos != std::string::npos; pos = line.find(s, pos + mask.size())) {
+            line.replace(pos, s.size(), mask);
         }
     }
     if (capture_) {

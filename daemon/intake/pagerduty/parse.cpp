@@ -52,6 +52,7 @@ incident_facts facts_from_incident(const json& data) {
     f.title = string_at(data, "title");
     f.url = string_at(data, "html_url");
     f.urgency = string_at(data, "urgency");
+    f.status = string_at(data, "status");
     if (const auto created = string_at(data, "created_at")) {
         f.created_at = parse_rfc3339(*created);
     }

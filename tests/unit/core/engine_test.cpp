@@ -28,6 +28,9 @@ incident_event event(incident_event_type type, std::string id, std::string event
     ev.incident.service_id = "PF9KMXH";
     ev.incident.priority = "P1";
     ev.incident.url = "https://acme.pagerduty.com/incidents/" + ev.incident.id;
+    ev.incident.status = type == incident_event_type::resolved       ? "resolved"
+                         : type == incident_event_type::acknowledged ? "acknowledged"
+                                                                     : "triggered";
     return ev;
 }
 
@@ -167,6 +170,27 @@ TEST(engine, first_event_of_an_unseen_incident_posts_the_notice) {
     EXPECT_EQ(e.find("PA")->state, incident_state::acknowledged);
 }
 
+TEST(engine, late_events_for_a_forgotten_incident_open_nothing) {
+    engine e{settings()};
+    auto note = event(incident_event_type::annotated, "PA");
+    note.incident = incident_facts{};  // a note carries only a reference
+    note.incident.id = "PA";
+    note.message = "postmortem: see doc";
+    EXPECT_TRUE(e.on_event(note, t0).posts.empty());
+    auto update = event(incident_event_type::status_update_published, "PA");
+    update.incident = incident_facts{};
+    update.incident.id = "PA";
+    EXPECT_TRUE(e.on_event(update, t0).posts.empty());
+    auto priority = event(incident_event_type::priority_updated, "PA");
+    priority.incident.status = "resolved";
+    EXPECT_TRUE(e.on_event(priority, t0).posts.empty());
+    auto unknown_status = event(incident_event_type::escalated, "PA");
+    unknown_status.incident.status.reset();
+    EXPECT_TRUE(e.on_event(unknown_status, t0).posts.empty());
+    EXPECT_EQ(e.known_count(), 0u);
+    EXPECT_FALSE(e.next_wake());
+}
+
 TEST(engine, resolved_for_an_unseen_incident_posts_nothing) {
     engine e{settings()};
     EXPECT_TRUE(e.on_event(event(incident_event_type::resolved, "PA"), t0).posts.empty());
@@ -207,10 +231,18 @@ TEST(engine, outside_text_is_escaped_in_posts) {
     ev.incident.title = "@everyone **boom** <@123>";
     auto d = e.on_event(ev, t0);
     ASSERT_EQ(d.posts.size(), 1u);
+    // The footer is plain text (Discord renders no markdown there), mentions defused.
     const auto& footer = d.posts[0].text.footer;
     EXPECT_EQ(footer.find("@everyone"), std::string::npos) << footer;
-    EXPECT_NE(footer.find("\\*\\*boom\\*\\*"), std::string::npos) << footer;
-    EXPECT_NE(footer.find("\\<@\u200b123>"), std::string::npos) << footer;
+    EXPECT_NE(footer.find("@\u200beveryone **boom** <@\u200b123>"), std::string::npos) << footer;
+    // Markdown fields escape everything that came from outside.
+    auto note = event(incident_event_type::status_update_published, "PA");
+    note.message = "@here **fixed** [x](https://evil)";
+    d = e.on_event(note, t0 + 1min);
+    ASSERT_EQ(d.posts.size(), 1u);
+    const auto& body = d.posts[0].text.body;
+    EXPECT_EQ(body.find("@here"), std::string::npos) << body;
+    EXPECT_NE(body.find("\\*\\*fixed\\*\\* \\[x\\]\\(https://evil\\)"), std::string::npos) << body;
 }
 
 TEST(engine, notice_uses_the_configured_service_name_and_impact) {

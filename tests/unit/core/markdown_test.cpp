@@ -19,6 +19,11 @@ TEST(markdown, escapes_block_syntax_only_at_line_start) {
     EXPECT_EQ(escape_markdown("a\n# b", true), "a # b");
 }
 
+TEST(markdown, plain_text_keeps_punctuation_and_defuses_mentions) {
+    EXPECT_EQ(plain_text("api_latency_high *P1*"), "api_latency_high *P1*");
+    EXPECT_EQ(plain_text("a\r\nb @everyone"), "a b @\u200beveryone");
+}
+
 TEST(markdown, counts_utf16_units) {
     EXPECT_EQ(utf16_length("abc"), 3u);
     EXPECT_EQ(utf16_length("\u00e9"), 1u);

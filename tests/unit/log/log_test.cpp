@@ -35,6 +35,16 @@ TEST(log, registered_secrets_are_redacted_from_every_line) {
     EXPECT_NE(c.lines[0].find("<secret>"), std::string::npos);
 }
 
+TEST(log, a_secret_that_is_part_of_the_mask_cannot_loop) {
+    captured c;
+    c.out->add_secret("cret");
+    c.out->add_secret("cret");
+    logger l{c.out, level::debug};
+    l.info("m", {{"v", "a cret b cret"}});
+    ASSERT_EQ(c.lines.size(), 1u);
+    EXPECT_NE(c.lines[0].find("a <secret> b <secret>"), std::string::npos) << c.lines[0];
+}
+
 TEST(log, invalid_utf8_from_outside_never_throws) {
     captured c;
     logger l{c.out, level::debug};
