@@ -170,11 +170,7 @@ struct daemon::impl {
             if (ec == asio::error::operation_aborted) {
                 continue;  // rescheduled by apply()
             }
-            auto d = core.on_tick(loop::wall_now());
-            for (auto& p : d.posts) {
-                outbox.enqueue(std::move(p));
-            }
-            daemon_metrics.open_incidents.Set(static_cast<double>(core.open_count()));
+            apply(core.on_tick(loop::wall_now()));
         }
     }
 
@@ -219,28 +215,25 @@ struct daemon::impl {
         }
         config::config next = std::move(*loaded.value);
         register_secrets(*sink, next);
-        const auto restart_needed = [&](std::string_view what) {
-            log.warn("config change needs a restart", {{"section", what}});
+        // Sockets, notifier and outbox are built once: changes there wait for a restart.
+        // They are logged, exported, and kept as they run, so what we report is true.
+        bool restart = false;
+        const auto keep = [&](std::string_view section, auto& next_part, const auto& running) {
+            if (!(next_part == running)) {
+                log.warn("config change needs a restart", {{"section", section}});
+                next_part = running;
+                restart = true;
+            }
         };
-        if (next.server.address != cfg.server.address || next.server.port != cfg.server.port ||
-            next.server.max_body_bytes != cfg.server.max_body_bytes ||
-            next.server.max_connections != cfg.server.max_connections) {
-            restart_needed("server");
-        }
-        if (next.notify.kind != cfg.notify.kind || next.discord.base_url != cfg.discord.base_url ||
-            next.discord.ca_file != cfg.discord.ca_file ||
-            !(next.discord.status.token == cfg.discord.status.token) ||
-            next.discord.status.id != cfg.discord.status.id || next.console.path != cfg.console.path) {
-            restart_needed("notify");
-        }
+        keep("server", next.server, cfg.server);
+        keep("notify", next.notify, cfg.notify);
+        keep("discord", next.discord, cfg.discord);
+        keep("console", next.console, cfg.console);
+        keep("pagerduty.dedupe_capacity", next.pagerduty.dedupe_capacity, cfg.pagerduty.dedupe_capacity);
+        daemon_metrics.config_restart_required.Set(restart ? 1 : 0);
         core.reconfigure(next.engine());
         pagerduty.set_secrets(next.pagerduty.webhook_secrets);
         log.set_level(to_log_level(next.log.level));
-        // Keep the parts that need a restart as they run, so the config we report is true.
-        next.server = cfg.server;
-        next.notify.kind = cfg.notify.kind;
-        next.discord = cfg.discord;
-        next.console = cfg.console;
         cfg = std::move(next);
         record_config(true);
         log.info("config reloaded", {{"sha256", cfg.hash}});

@@ -29,6 +29,8 @@ struct server_config {
     milliseconds body_timeout = std::chrono::seconds{30};
     milliseconds idle_timeout = std::chrono::seconds{60};
     std::size_t max_connections = 512;
+
+    friend bool operator==(const server_config&, const server_config&) = default;
 };
 
 /// `log.level`.
@@ -60,6 +62,8 @@ struct notify_config {
     notifier_kind kind = notifier_kind::discord;
     milliseconds drain_timeout = std::chrono::seconds{10};
     milliseconds coalesce_window = std::chrono::seconds{2};
+
+    friend bool operator==(const notify_config&, const notify_config&) = default;
 };
 
 /// A Discord execute-webhook target: id and token parsed from the URL Discord shows.
@@ -67,6 +71,8 @@ struct discord_webhook {
     std::string id;
     secret<std::string> token;
     bool configured() const noexcept { return !id.empty(); }
+
+    friend bool operator==(const discord_webhook&, const discord_webhook&) = default;
 };
 
 /// `discord:`. `status` is configured whenever notify.kind is discord.
@@ -78,11 +84,15 @@ struct discord_config {
     milliseconds request_timeout = std::chrono::seconds{10};
     discord_webhook status;
     discord_webhook operations;
+
+    friend bool operator==(const discord_config&, const discord_config&) = default;
 };
 
 /// `console:`: the dry-run notifier.
 struct console_config {
     std::string path = "-";  ///< "-" is stdout
+
+    friend bool operator==(const console_config&, const console_config&) = default;
 };
 
 /// Everything `runbookd run` needs. Built only by load(); always valid once built.

@@ -45,6 +45,13 @@ daemon_metrics::daemon_metrics(prometheus::Registry& r)
                       .Name("runbookd_config_hash")
                       .Help("1 for the SHA-256 (label) of the configuration in use.")
                       .Register(r)),
+      config_restart_required(
+          prometheus::BuildGauge()
+              .Name("runbookd_config_restart_required")
+              .Help("1 when the file on disk changed parts that apply only after a restart.")
+              .Register(r)
+              .Add({})
+      ),
       bugs(prometheus::BuildCounter()
                .Name("runbookd_bugs_total")
                .Help("Internal invariant violations (RUNBOOKD_BUG); should stay 0.")

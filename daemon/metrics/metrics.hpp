@@ -36,6 +36,7 @@ struct daemon_metrics {
     prometheus::Gauge& config_reload_successful;
     prometheus::Gauge& config_reload_timestamp;
     prometheus::Family<prometheus::Gauge>& config_hash;
+    prometheus::Gauge& config_restart_required;
     prometheus::Counter& bugs;
     prometheus::Gauge& ready;
 };

@@ -13,6 +13,7 @@
 #include <boost/beast/http/write.hpp>
 
 #include <list>
+#include <unordered_set>
 
 namespace runbookd::net {
 
@@ -66,6 +67,7 @@ struct http_server::state : std::enable_shared_from_this<state> {
     prometheus::Counter& timeouts;
     prometheus::Gauge& open_connections;
     std::list<beast::tcp_stream*> live;
+    std::unordered_set<beast::tcp_stream*> writing;  ///< connections writing a response now
     bool stopping = false;
 
     void count(http::status s) {
@@ -118,7 +120,11 @@ struct http_server::state : std::enable_shared_from_this<state> {
     asio::awaitable<void> write(beast::tcp_stream& stream, response res) {
         count(res.result());
         stream.expires_after(limits.body_timeout);
+        // stop() leaves a connection alone while it writes, so a webhook that was
+        // processed gets its answer and PagerDuty does not redeliver it.
+        writing.insert(&stream);
         co_await http::async_write(stream, res, tuple_awaitable);
+        writing.erase(&stream);
     }
 
     asio::awaitable<void> serve(beast::tcp_stream& stream) {
@@ -232,7 +238,9 @@ void http_server::stop() {
     // Idle connections are waiting in a read: cancel it. A connection that is writing a
     // response finishes it, then sees `stopping` and closes.
     for (auto* stream : state_->live) {
-        stream->socket().cancel(ignored);
+        if (!state_->writing.contains(stream)) {
+            stream->socket().cancel(ignored);
+        }
     }
 }
 

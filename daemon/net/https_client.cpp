@@ -1,5 +1,7 @@
 #include "net/https_client.hpp"
 
+#include "loop/clock.hpp"
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
@@ -38,6 +40,13 @@ std::string http_reply::header(const std::string& name) const {
 }
 
 namespace {
+
+/// Time left until `deadline`, at least 1 ms so an expired budget fails the next step.
+std::chrono::steady_clock::duration remaining(loop::steady_clock::time_point deadline) {
+    return std::max<std::chrono::steady_clock::duration>(
+        deadline - loop::steady_clock::now(), std::chrono::milliseconds{1}
+    );
+}
 
 struct target {
     bool tls = true;
@@ -120,7 +129,7 @@ struct https_client::impl {
     }
 
     asio::awaitable<boost::system::result<std::unique_ptr<connection>, transport_failure>> connect(
-        const target& t, std::chrono::milliseconds timeout
+        const target& t, loop::steady_clock::time_point deadline
     ) {
         tcp::resolver resolver{executor};
         auto [rec, endpoints] = co_await resolver.async_resolve(t.host, t.port, tuple_awaitable);
@@ -134,12 +143,13 @@ struct https_client::impl {
             conn->plain = std::make_unique<beast::tcp_stream>(executor);
         }
         auto& stream = conn->lowest();
-        stream.expires_after(timeout);
+        stream.expires_after(remaining(deadline));
         auto [cec, ep] = co_await stream.async_connect(endpoints, tuple_awaitable);
         if (cec) {
             co_return fail(t, "connect", cec, false);
         }
-        stream.socket().set_option(tcp::no_delay(true));
+        boost::system::error_code nodelay_ec;  // a reset socket fails here; the write will say so
+        stream.socket().set_option(tcp::no_delay(true), nodelay_ec);
         if (t.tls) {
             if (!is_ip_literal(t.host) && SSL_ctrl(  // SSL_set_tlsext_host_name without its C cast
                                               conn->tls->native_handle(),
@@ -153,7 +163,7 @@ struct https_client::impl {
             }
             // Checks the certificate names this host (DNS name or IP address SAN).
             conn->tls->set_verify_callback(ssl::host_name_verification(t.host));
-            stream.expires_after(timeout);
+            stream.expires_after(remaining(deadline));
             auto [hec] = co_await conn->tls->async_handshake(ssl::stream_base::client, tuple_awaitable);
             if (hec) {
                 co_return fail(t, "tls handshake", hec, false);
@@ -164,7 +174,12 @@ struct https_client::impl {
 
     template <class Stream>
     asio::awaitable<result_type> exchange(
-        Stream& stream, connection& conn, const target& t, const http_call& call, bool& got_bytes
+        Stream& stream,
+        connection& conn,
+        const target& t,
+        const http_call& call,
+        loop::steady_clock::time_point deadline,
+        bool& got_bytes
     ) {
         http::request<http::string_body> req;
         req.method_string(call.method);
@@ -180,14 +195,14 @@ struct https_client::impl {
             req.body() = call.body;
             req.prepare_payload();
         }
-        conn.lowest().expires_after(call.timeout);
+        conn.lowest().expires_after(remaining(deadline));
         auto [wec, wn] = co_await http::async_write(stream, req, tuple_awaitable);
         if (wec) {
             co_return fail(t, "write", wec, false);
         }
         http::response_parser<http::string_body> parser;
         parser.body_limit(max_response_bytes);
-        conn.lowest().expires_after(call.timeout);
+        conn.lowest().expires_after(remaining(deadline));
         auto [rec, rn] = co_await http::async_read(stream, conn.buffer, parser, tuple_awaitable);
         got_bytes = rn > 0 || parser.got_some();
         if (rec) {
@@ -217,6 +232,10 @@ struct https_client::impl {
             co_return transport_failure{
                 make_failure(errc::config_invalid, "not an http(s) URL", false), false};
         }
+        // One deadline for the whole call, stale-connection retry included: `timeout` is
+        // what a caller waits at most. (Name resolution runs getaddrinfo, bounded by the
+        // resolver's own timeouts in resolv.conf, and cannot be cancelled.)
+        const auto deadline = loop::steady_clock::now() + call.timeout;
         for (int attempt = 0; attempt < 2; ++attempt) {
             std::unique_ptr<connection> conn;
             bool reused = false;
@@ -225,7 +244,7 @@ struct https_client::impl {
                 pool.pop_back();
                 reused = true;
             } else {
-                auto fresh = co_await connect(*t, call.timeout);
+                auto fresh = co_await connect(*t, deadline);
                 if (!fresh) {
                     co_return fresh.error();
                 }
@@ -235,14 +254,14 @@ struct https_client::impl {
             // No co_await inside ?: — g++ 12 destroys the result twice there.
             result_type res = transport_failure{};
             if (conn->tls) {
-                res = co_await exchange(*conn->tls, *conn, *t, call, got_bytes);
+                res = co_await exchange(*conn->tls, *conn, *t, call, deadline, got_bytes);
             } else {
-                res = co_await exchange(*conn->plain, *conn, *t, call, got_bytes);
+                res = co_await exchange(*conn->plain, *conn, *t, call, deadline, got_bytes);
             }
             if (!res) {
                 // A pooled connection the server closed while idle fails before any
                 // response byte: try once more on a fresh connection.
-                if (reused && !got_bytes) {
+                if (reused && !got_bytes && loop::steady_clock::now() < deadline) {
                     continue;
                 }
                 co_return res.error();

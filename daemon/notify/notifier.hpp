@@ -24,7 +24,10 @@ struct delivery {
     bool global = false;                ///< rate_limited: the limit covers every channel
     std::optional<millis> pause;        ///< ok: the route's budget is spent for this long
     bool maybe_delivered = false;       ///< retryable: the request may have reached the vendor
-    std::string reason;                 ///< redacted, safe to log
+    /// final: the destination itself is refused (unknown webhook, bad token, no access):
+    /// every post to this channel would fail the same way, and repeating it earns a ban.
+    bool channel_broken = false;
+    std::string reason;  ///< redacted, safe to log
 };
 
 /// Delivers one rendered message. Must not retry or sleep. Runs on the loop executor.

@@ -23,6 +23,7 @@ struct outbox::lane {
     loop::timer idle_timer;  ///< parked here while the queue is empty; enqueue cancels it
     steady_clock::time_point not_before{};
     int attempt = 0;
+    std::string disabled;  ///< non-empty once the destination was refused for good
     std::size_t solo = 0;  ///< after a batch failed for good, its posts are retried one by one
     bool idle = false;
     bool in_flight = false;
@@ -31,6 +32,7 @@ struct outbox::lane {
     prometheus::Counter* delivered = nullptr;
     prometheus::Counter* failed = nullptr;
     prometheus::Histogram* latency = nullptr;
+    prometheus::Gauge* disabled_gauge = nullptr;
     std::map<net::verdict, prometheus::Counter*> attempts;
 };
 
@@ -83,12 +85,22 @@ outbox::outbox(
       latency_(prometheus::BuildHistogram()
                    .Name("runbookd_post_delivery_seconds")
                    .Help("Time from a post's decision to its delivery, by channel.")
-                   .Register(metrics)) {
+                   .Register(metrics)),
+      disabled_(prometheus::BuildGauge()
+                    .Name("runbookd_channel_disabled")
+                    .Help("1 when a channel's destination was refused for good (unknown webhook, bad token).")
+                    .Register(metrics)),
+      bugs_(prometheus::BuildCounter()
+                .Name("runbookd_bugs_total")
+                .Help("Internal invariant violations (RUNBOOKD_BUG); should stay 0.")
+                .Register(metrics)
+                .Add({})) {
     const std::string kind{notifier_.kind()};
     for (const channel c : {channel::status, channel::operations}) {
         auto l = std::make_unique<lane>(executor_, c);
         const std::string name{to_string(c)};
         l->depth = &depth_.Add({{"channel", name}});
+        l->disabled_gauge = &disabled_.Add({{"channel", name}});
         l->delivered = &posts_.Add({{"channel", name}, {"result", "delivered"}});
         l->failed = &posts_.Add({{"channel", name}, {"result", "failed"}});
         l->latency = &latency_.Add(
@@ -116,18 +128,36 @@ outbox::~outbox() {
 
 void outbox::start() {
     for (auto& l : lanes_) {
-        // The worker catches nothing but cancellation ends it; an exception escaping it
-        // would be a bug, so it is logged and counted by the completion handler.
-        asio::co_spawn(executor_, run(*l), [this](const std::exception_ptr& e) {
-            if (e) {
-                try {
-                    std::rethrow_exception(e);
-                } catch (const std::exception& ex) {
-                    log_.error("outbox worker failed", {{"error", ex.what()}});
-                }
-            }
-        });
+        spawn_worker(*l);
     }
+}
+
+void outbox::spawn_worker(lane& l) {
+    // An exception escaping a worker is a bug (every expected failure is a value): it is
+    // logged and counted, and the lane restarts a second later rather than go silent.
+    asio::co_spawn(executor_, run(l), [this, &l](const std::exception_ptr& e) {
+        if (!e || stopping_) {
+            return;
+        }
+        try {
+            std::rethrow_exception(e);
+        } catch (const std::exception& ex) {
+            log_.error(
+                "outbox worker failed", {{"channel", std::string{to_string(l.to)}}, {"error", ex.what()}}
+            );
+        } catch (...) {
+            log_.error("outbox worker failed", {{"channel", std::string{to_string(l.to)}}});
+        }
+        bugs_.Increment();
+        l.in_flight = false;
+        l.idle = false;
+        l.not_before = steady_clock::now() + std::chrono::seconds{1};
+        spawn_worker(l);
+    });
+}
+
+const std::string& outbox::disabled_reason(channel c) const noexcept {
+    return lanes_[static_cast<std::size_t>(c)]->disabled;
 }
 
 void outbox::stop() {
@@ -168,6 +198,16 @@ void outbox::enqueue(post p) {
             {{"channel", std::string{to_string(p.to)}}, {"key", p.key}}
         );
         l.failed->Increment();
+        return;
+    }
+    if (!l.disabled.empty()) {
+        l.failed->Increment();
+        log_.error(
+            "post failed",
+            {{"channel", std::string{to_string(p.to)}},
+             {"key", p.key},
+             {"error", "channel disabled: " + l.disabled}}
+        );
         return;
     }
     l.queue.push_back(queued{std::move(p), steady_clock::now()});
@@ -223,38 +263,37 @@ void outbox::settle(lane& l, std::size_t n, const delivery& d) {
     const std::string channel_name{to_string(l.to)};
     l.attempts[d.outcome]->Increment();
     switch (d.outcome) {
-        case net::verdict::ok:
-        case net::verdict::final: {
-            const bool ok = d.outcome == net::verdict::ok;
-            if (!ok && n > 1) {
-                // One bad post must not sink its neighbours: try each alone before giving up.
+        case net::verdict::final:
+            if (d.channel_broken) {
+                disable(l, d.reason);
+                break;
+            }
+            if (n > 1) {
+                // One bad post must not sink its neighbours: try each alone, paced as usual.
                 l.solo = n;
+                l.not_before = now + settings_.min_spacing;
                 log_.warn(
                     "batch refused; retrying posts one by one",
                     {{"channel", channel_name}, {"error", d.reason}}
                 );
                 break;
             }
-            if (l.solo > 0) {
-                l.solo -= 1;
-            }
+            fail_front(l, n, d.reason);
+            l.solo -= l.solo > 0 ? 1 : 0;
+            l.attempt = 0;
+            l.not_before = now + settings_.min_spacing;
+            break;
+        case net::verdict::ok: {
+            l.solo -= l.solo > 0 ? 1 : 0;
             for (std::size_t i = 0; i < n; ++i) {
                 const auto& q = l.queue.front();
-                if (ok) {
-                    remember(q.p.key, d.message_id);
-                    l.delivered->Increment();
-                    l.latency->Observe(std::chrono::duration<double>(now - q.enqueued).count());
-                    log_.info(
-                        "post delivered",
-                        {{"channel", channel_name}, {"key", q.p.key}, {"message_id", d.message_id}}
-                    );
-                } else {
-                    // A final answer (bad webhook, missing access): retrying cannot help.
-                    l.failed->Increment();
-                    log_.error(
-                        "post failed", {{"channel", channel_name}, {"key", q.p.key}, {"error", d.reason}}
-                    );
-                }
+                remember(q.p.key, d.message_id);
+                l.delivered->Increment();
+                l.latency->Observe(std::chrono::duration<double>(now - q.enqueued).count());
+                log_.info(
+                    "post delivered",
+                    {{"channel", channel_name}, {"key", q.p.key}, {"message_id", d.message_id}}
+                );
                 l.queue.pop_front();
             }
             l.attempt = 0;
@@ -302,6 +341,28 @@ void outbox::settle(lane& l, std::size_t n, const delivery& d) {
         }
     }
     l.depth->Set(static_cast<double>(l.queue.size()));
+}
+
+void outbox::fail_front(lane& l, std::size_t n, const std::string& reason) {
+    const std::string channel_name{to_string(l.to)};
+    for (std::size_t i = 0; i < n && !l.queue.empty(); ++i) {
+        l.failed->Increment();
+        log_.error(
+            "post failed", {{"channel", channel_name}, {"key", l.queue.front().p.key}, {"error", reason}}
+        );
+        l.queue.pop_front();
+    }
+}
+
+void outbox::disable(lane& l, const std::string& reason) {
+    // Every post to this destination would be refused the same way, and Discord asks
+    // clients to stop (api-facts §2.8): fail what is queued, refuse what comes, until an
+    // operator fixes the webhook and restarts.
+    l.disabled = reason;
+    l.disabled_gauge->Set(1);
+    log_.error("channel disabled", {{"channel", std::string{to_string(l.to)}}, {"error", reason}});
+    fail_front(l, l.queue.size(), "channel disabled: " + reason);
+    l.solo = 0;
 }
 
 asio::awaitable<bool> outbox::drain(millis budget) {

@@ -66,6 +66,8 @@ public:
     void stop();
 
     std::size_t depth(channel c) const noexcept;
+    /// Why the channel is disabled (its destination was refused for good), or "" when it works.
+    const std::string& disabled_reason(channel c) const noexcept;
     /// The vendor's message id for a delivered post key.
     std::optional<std::string> message_id(const std::string& key) const;
 
@@ -77,7 +79,10 @@ private:
     struct lane;
 
     boost::asio::awaitable<void> run(lane& l);
+    void spawn_worker(lane& l);
     void settle(lane& l, std::size_t n, const delivery& d);
+    void fail_front(lane& l, std::size_t n, const std::string& reason);
+    void disable(lane& l, const std::string& reason);
     void remember(const std::string& key, const std::string& id);
 
     boost::asio::any_io_executor executor_;
@@ -97,6 +102,8 @@ private:
     prometheus::Family<prometheus::Counter>& rate_limit_seconds_;
     prometheus::Family<prometheus::Gauge>& depth_;
     prometheus::Family<prometheus::Histogram>& latency_;
+    prometheus::Family<prometheus::Gauge>& disabled_;
+    prometheus::Counter& bugs_;
 };
 
 }  // namespace runbookd::notify

@@ -71,6 +71,10 @@ asio::awaitable<delivery> discord_notifier::send(channel to, std::span<const pos
         case net::verdict::final:
             d.reason = "discord answered " + std::to_string(reply->status) +
                        (facts.error.empty() ? std::string{} : ": " + facts.error);
+            // 401 Invalid Webhook Token (50027), 403 Missing Access, 404 Unknown Webhook
+            // (10015): "stop using that webhook" (api-facts §2.8); they also count towards
+            // Cloudflare's invalid-request ban.
+            d.channel_broken = reply->status == 401 || reply->status == 403 || reply->status == 404;
             break;
     }
     co_return d;

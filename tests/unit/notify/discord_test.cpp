@@ -170,6 +170,7 @@ TEST_F(notifier_test, classifies_every_status_and_never_leaks_the_token) {
         if (status == 404) {
             EXPECT_NE(d.reason.find("Unknown Webhook (10015)"), std::string::npos);
         }
+        EXPECT_EQ(d.channel_broken, status == 401 || status == 403 || status == 404) << status;
     }
     http.push(net::transport_failure{
         make_failure(errc::timed_out, "https://127.0.0.1:9: read: timeout", true), true});

@@ -195,9 +195,14 @@ TEST_F(outbox_test, a_final_failure_retries_batch_members_alone_then_moves_on) {
     notifier.push(failing(net::verdict::final));  // a alone: it really is bad
     box->enqueue(status_post("a"));
     box->enqueue(status_post("b"));
+    drain(ioc);
+    EXPECT_EQ(notifier.calls.size(), 1u);
+    time.advance(2s - 1ms);
+    drain(ioc);
+    EXPECT_EQ(notifier.calls.size(), 1u) << "the one-by-one retries are paced too";
     for (int i = 0; i < 3; ++i) {
-        drain(ioc);
         time.advance(2s);
+        drain(ioc);
     }
     ASSERT_EQ(notifier.calls.size(), 3u);
     EXPECT_EQ(notifier.calls[0].keys, (std::vector<std::string>{"a", "b"}));
@@ -206,6 +211,23 @@ TEST_F(outbox_test, a_final_failure_retries_batch_members_alone_then_moves_on) {
     EXPECT_FALSE(box->message_id("a"));
     EXPECT_TRUE(box->message_id("b"));
     EXPECT_EQ(box->depth(channel::status), 0u);
+}
+
+TEST_F(outbox_test, a_refused_destination_disables_the_channel_and_fails_its_queue) {
+    make();
+    auto refused = failing(net::verdict::final);
+    refused.channel_broken = true;
+    notifier.push(refused);
+    box->enqueue(status_post("a"));
+    box->enqueue(status_post("b"));
+    drain(ioc);
+    EXPECT_EQ(notifier.calls.size(), 1u) << "the batch is not retried post by post";
+    EXPECT_EQ(box->depth(channel::status), 0u);
+    EXPECT_EQ(box->disabled_reason(channel::status), "scripted");
+    box->enqueue(status_post("c"));
+    time.advance(10s);
+    drain(ioc);
+    EXPECT_EQ(notifier.calls.size(), 1u) << "nothing more is sent to a refused destination";
 }
 
 TEST_F(outbox_test, an_exhausted_route_budget_pauses_the_channel) {
