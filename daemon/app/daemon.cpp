@@ -265,6 +265,13 @@ struct daemon::impl {
         step("stop engine timer", [&] { wake.cancel(); });
         const bool drained = co_await outbox.drain(cfg.notify.drain_timeout);
         step("stop outbox", [&] { outbox.stop(); });
+        // A send still in flight past the drain deadline is aborted, so exit is bounded
+        // by drain_timeout rather than by the notifier's request timeout.
+        step("abort in-flight requests", [&] {
+            if (parts.http) {
+                parts.http->shutdown();
+            }
+        });
         step("stop timers", [&] {
             heartbeat.cancel();
             signals.cancel();

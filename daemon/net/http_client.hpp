@@ -44,6 +44,9 @@ public:
     virtual ~http_client() = default;
     virtual boost::asio::awaitable<boost::system::result<http_reply, transport_failure>> send(http_call call
     ) = 0;
+
+    /// Shutdown: aborts calls in flight (they fail at once) and closes idle connections.
+    virtual void shutdown() noexcept {}
 };
 
 }  // namespace runbookd::net

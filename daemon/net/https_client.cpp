@@ -20,6 +20,7 @@
 #include <algorithm>
 #include <cctype>
 #include <map>
+#include <set>
 #include <stdexcept>
 #include <vector>
 
@@ -91,6 +92,20 @@ bool is_ip_literal(const std::string& host) {
 }  // namespace
 
 struct https_client::impl {
+    /// Registers a stream as in flight for as long as it lives, so shutdown() can abort it.
+    struct in_flight {
+        in_flight(impl& owner, beast::tcp_stream& s) : owner_(owner), stream_(&s) {
+            owner_.active.insert(stream_);
+        }
+        ~in_flight() { owner_.active.erase(stream_); }
+        in_flight(const in_flight&) = delete;
+        in_flight& operator=(const in_flight&) = delete;
+
+    private:
+        impl& owner_;
+        beast::tcp_stream* stream_;
+    };
+
     struct connection {
         std::unique_ptr<beast::ssl_stream<beast::tcp_stream>> tls;
         std::unique_ptr<beast::tcp_stream> plain;
@@ -143,6 +158,7 @@ struct https_client::impl {
             conn->plain = std::make_unique<beast::tcp_stream>(executor);
         }
         auto& stream = conn->lowest();
+        const in_flight registered{*this, stream};
         stream.expires_after(remaining(deadline));
         auto [cec, ep] = co_await stream.async_connect(endpoints, tuple_awaitable);
         if (cec) {
@@ -227,6 +243,9 @@ struct https_client::impl {
     }
 
     asio::awaitable<result_type> send(http_call call) {
+        if (closing) {
+            co_return transport_failure{make_failure(errc::shutting_down, "client shut down", true), false};
+        }
         const auto t = parse_target(call.url);
         if (!t) {
             co_return transport_failure{
@@ -251,6 +270,7 @@ struct https_client::impl {
                 conn = std::move(*fresh);
             }
             bool got_bytes = false;
+            const in_flight registered{*this, conn->lowest()};
             // No co_await inside ?: — g++ 12 destroys the result twice there.
             result_type res = transport_failure{};
             if (conn->tls) {
@@ -282,12 +302,22 @@ struct https_client::impl {
     ssl::context context;
     log::logger log;
     std::map<std::string, std::vector<std::unique_ptr<connection>>> idle;
+    std::set<beast::tcp_stream*> active;
+    bool closing = false;
 };
 
 https_client::https_client(asio::any_io_executor ex, const tls_options& tls, log::logger log)
     : impl_(std::make_unique<impl>(std::move(ex), tls, std::move(log))) {}
 
 https_client::~https_client() = default;
+
+void https_client::shutdown() noexcept {
+    impl_->closing = true;
+    for (auto* stream : impl_->active) {
+        stream->cancel();  // the pending operation completes with operation_aborted
+    }
+    impl_->idle.clear();
+}
 
 asio::awaitable<boost::system::result<http_reply, transport_failure>> https_client::send(http_call call) {
     co_return co_await impl_->send(std::move(call));

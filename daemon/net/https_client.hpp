@@ -26,6 +26,7 @@ public:
 
     boost::asio::awaitable<boost::system::result<http_reply, transport_failure>> send(http_call call
     ) override;
+    void shutdown() noexcept override;
 
 private:
     struct impl;

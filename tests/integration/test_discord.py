@@ -382,6 +382,23 @@ class SigtermTests(unittest.TestCase):
         self.assertEqual(code, 0, self.rig.daemon.tail())
         self.assertLess(took, 3.0 + 2.0, f"took {took:.1f}s to exit; drain_timeout is 3s")
 
+    def test_sigterm_aborts_a_post_stalled_past_drain_timeout(self):
+        # request_timeout far beyond drain_timeout: only the shutdown abort can end the send.
+        self.rig.close()
+        self.rig = DaemonWithDiscord({"discord": {"request_timeout": "30s"}}, name="StalledDrain").start()
+        d = self.rig.discord
+        d.script(fd.slow(8.0))
+        self.rig.trigger()
+        d.wait_until(lambda: any(r.webhook_id == self.rig.status_id for r in d.snapshot_requests()), 10,
+                     "the post to be in flight")
+        start = time.monotonic()
+        code = self.rig.daemon.terminate(timeout=12)
+        took = time.monotonic() - start
+        self.assertEqual(code, 0, self.rig.daemon.tail())
+        self.assertLess(took, 3.0 + 1.5, f"took {took:.1f}s to exit; drain_timeout is 3s")
+        self.assertIsNotNone(self.rig.daemon.find_log(lambda e: e.get("msg") == "post undelivered at shutdown"),
+                             self.rig.daemon.tail())
+
     @staticmethod
     def _accepts(port: int) -> bool:
         try:
