@@ -39,19 +39,17 @@ std::string escape_markdown(std::string_view text, bool single_line) {
         if (c == '\r') {
             continue;
         }
-        const bool at_line_start = line_start;
+        const bool escape = markdown_specials.find(c) != std::string_view::npos ||
+                            (line_start && line_start_specials.find(c) != std::string_view::npos);
         line_start = (c == '\n' && !single_line) || (line_start && c == ' ');
         if (c == '\n' && single_line) {
             out += ' ';
-        } else if (at_line_start && line_start_specials.find(c) != std::string_view::npos) {
+        } else if (escape) {
             out += '\\';
             out += c;
         } else if (c == '@') {
             out += '@';
             out += zero_width_space;
-        } else if (markdown_specials.find(c) != std::string_view::npos) {
-            out += '\\';
-            out += c;
         } else {
             out += c;
         }

@@ -130,7 +130,7 @@ result<parsed_webhook> parse_webhook(std::string_view body) {
         out.kind = payload_kind::ping;
         return out;
     }
-    const auto known = std::find_if(incident_types.begin(), incident_types.end(), [&](const auto& p) {
+    const auto* const known = std::find_if(incident_types.begin(), incident_types.end(), [&](const auto& p) {
         return p.first == out.event_type;
     });
     if (known == incident_types.end()) {
