@@ -28,7 +28,14 @@ std::optional<std::chrono::milliseconds> parse_seconds(std::string_view text) {
     }
     double seconds = 0;
     const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), seconds);
-    if (ec != std::errc{} || ptr != text.data() + text.size() || !std::isfinite(seconds) || seconds < 0) {
+    if (ec != std::errc{} || ptr != text.data() + text.size()) {
+        return std::nullopt;
+    }
+    return seconds_to_millis(seconds);
+}
+
+std::optional<std::chrono::milliseconds> seconds_to_millis(double seconds) {
+    if (!std::isfinite(seconds) || seconds < 0) {
         return std::nullopt;
     }
     // A day is far beyond any sane Retry-After; clamp rather than overflow.

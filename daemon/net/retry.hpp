@@ -17,6 +17,10 @@ verdict classify(unsigned status) noexcept;
 /// rounded up; nullopt when not a non-negative number.
 std::optional<std::chrono::milliseconds> parse_seconds(std::string_view text);
 
+/// A seconds value (a 429 body's retry_after) in milliseconds, rounded up and clamped to a
+/// day; nullopt when negative or not finite.
+std::optional<std::chrono::milliseconds> seconds_to_millis(double seconds);
+
 /// Exponential backoff with jitter: with d = min(cap, initial * 2^(attempt-1)), a
 /// uniformly random wait in [d/2, d].
 struct backoff {

@@ -33,6 +33,15 @@ struct outbox::lane {
     prometheus::Counter* failed = nullptr;
     prometheus::Histogram* latency = nullptr;
     prometheus::Gauge* disabled_gauge = nullptr;
+    prometheus::Counter* route_waits = nullptr;
+    prometheus::Counter* global_waits = nullptr;
+    prometheus::Counter* wait_seconds = nullptr;
+
+    /// Counts a wait imposed by a rate limit.
+    void record_wait(bool global, millis wait) const {
+        (global ? global_waits : route_waits)->Increment();
+        wait_seconds->Increment(std::chrono::duration<double>(wait).count());
+    }
     std::map<net::verdict, prometheus::Counter*> attempts;
 };
 
@@ -114,10 +123,9 @@ outbox::outbox(
                 {{"channel", name}, {"outcome", std::string{verdict_name(v)}}, {"notifier", kind}}
             );
         }
-        for (const char* scope : {"route", "global"}) {
-            rate_limit_waits_.Add({{"channel", name}, {"scope", scope}});
-        }
-        rate_limit_seconds_.Add({{"channel", name}});
+        l->route_waits = &rate_limit_waits_.Add({{"channel", name}, {"scope", "route"}});
+        l->global_waits = &rate_limit_waits_.Add({{"channel", name}, {"scope", "global"}});
+        l->wait_seconds = &rate_limit_seconds_.Add({{"channel", name}});
         lanes_[static_cast<std::size_t>(c)] = std::move(l);
     }
 }
@@ -300,9 +308,7 @@ void outbox::settle(lane& l, std::size_t n, const delivery& d) {
             l.not_before = now + settings_.min_spacing;
             if (d.pause) {
                 l.not_before = std::max(l.not_before, now + *d.pause);
-                rate_limit_waits_.Add({{"channel", channel_name}, {"scope", "route"}}).Increment();
-                rate_limit_seconds_.Add({{"channel", channel_name}}
-                ).Increment(std::chrono::duration<double>(*d.pause).count());
+                l.record_wait(false, *d.pause);
             }
             break;
         }
@@ -313,10 +319,7 @@ void outbox::settle(lane& l, std::size_t n, const delivery& d) {
             } else {
                 l.not_before = now + wait;
             }
-            rate_limit_waits_.Add({{"channel", channel_name}, {"scope", d.global ? "global" : "route"}}
-            ).Increment();
-            rate_limit_seconds_.Add({{"channel", channel_name}}
-            ).Increment(std::chrono::duration<double>(wait).count());
+            l.record_wait(d.global, wait);
             log_.warn(
                 "post rate limited",
                 {{"channel", channel_name}, {"retry_after_ms", wait.count()}, {"global", d.global}}

@@ -56,8 +56,8 @@ asio::awaitable<delivery> discord_notifier::send(channel to, std::span<const pos
             break;
         case net::verdict::rate_limited: {
             auto header = net::parse_seconds(reply->header("retry-after"));
-            if (facts.retry_after && *facts.retry_after >= 0) {
-                d.retry_after = net::parse_seconds(std::to_string(*facts.retry_after));
+            if (facts.retry_after) {
+                d.retry_after = net::seconds_to_millis(*facts.retry_after);
             }
             if (!d.retry_after) {
                 d.retry_after = header;
