@@ -6,6 +6,8 @@
 #include <CLI/CLI.hpp>
 
 #include <iostream>
+#include <string>
+#include <vector>
 
 int main(int argc, char** argv) {
     using namespace runbookd::app::cli;
@@ -20,6 +22,17 @@ int main(int argc, char** argv) {
     auto* check_cmd =
         app.add_subcommand("check-config", "Validate a configuration file; exit 1 when invalid");
     check_cmd->add_option("file", check_path, "Configuration file (YAML)")->required();
+
+    std::vector<std::string> test_files;
+    auto* test_cmd = app.add_subcommand("test-rules", "Run rule unit tests (YAML); exit 1 when any fails");
+    test_cmd->add_option("files", test_files, "Rule test files")->required();
+
+    std::string scenario_path;
+    std::string format = "text";
+    auto* replay_cmd =
+        app.add_subcommand("replay", "Run a scenario through the engine under virtual time; print every post");
+    replay_cmd->add_option("scenario", scenario_path, "Scenario file (YAML)")->required();
+    replay_cmd->add_option("--format", format, "text or json")->check(CLI::IsMember({"text", "json"}));
 
     auto* version_cmd = app.add_subcommand("version", "Print the version");
 
@@ -36,6 +49,12 @@ int main(int argc, char** argv) {
     }
     if (check_cmd->parsed()) {
         return check_config(check_path, std::cout, std::cerr);
+    }
+    if (test_cmd->parsed()) {
+        return test_rules(test_files, std::cout, std::cerr);
+    }
+    if (replay_cmd->parsed()) {
+        return replay(scenario_path, format, std::cout, std::cerr);
     }
     if (version_cmd->parsed()) {
         return version(std::cout);

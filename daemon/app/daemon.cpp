@@ -8,6 +8,7 @@
 #include "net/http_server.hpp"
 #include "net/router.hpp"
 #include "notify/outbox.hpp"
+#include "rules/rules.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -69,14 +70,15 @@ void register_secrets(log::sink& sink, const config::config& cfg) {
 }  // namespace
 
 struct daemon::impl {
-    impl(asio::io_context& io, config::config c, std::shared_ptr<log::sink> s)
+    impl(asio::io_context& io, config::config c, std::shared_ptr<const rule_set> r, std::shared_ptr<log::sink> s)
         : ioc(io),
           cfg(std::move(c)),
+          rules(std::move(r)),
           sink(std::move(s)),
           log(sink, to_log_level(cfg.log.level)),
           daemon_metrics(exposition.registry()),
-          core(cfg.engine()),
           parts(build_notifier(cfg, ioc.get_executor(), log)),
+          core(engine_settings_for(cfg)),
           outbox(
               ioc.get_executor(),
               *parts.notifier,
@@ -114,9 +116,11 @@ struct daemon::impl {
         });
         routes.add(http::verb::get, "/metrics", [this](const net::request& req) {
             daemon_metrics.open_incidents.Set(static_cast<double>(core.open_count()));
+            record_signal_log();
             return net::make_response(req, http::status::ok, exposition.render(), metrics::content_type);
         });
         record_config(true);
+        record_rules();
     }
 
     ~impl() {
@@ -136,6 +140,33 @@ struct daemon::impl {
             }
             config_hash_gauge = &daemon_metrics.config_hash.Add({{"sha256", cfg.hash}});
             config_hash_gauge->Set(1);
+        }
+    }
+
+    /// The engine's settings: the config's, the rule pack, and whether #operations has a
+    /// destination (without one, no summary is ranked or rendered).
+    engine_settings engine_settings_for(const config::config& c) const {
+        engine_settings s = c.engine();
+        s.rules = rules;
+        s.operations.enabled = parts.notifier->has_channel(channel::operations);
+        return s;
+    }
+
+    void record_rules() {
+        daemon_metrics.rules_loaded.Set(static_cast<double>(rules->rules.size()));
+        if (rules_hash_gauge != nullptr) {
+            daemon_metrics.rules_hash.Remove(rules_hash_gauge);
+        }
+        rules_hash_gauge = &daemon_metrics.rules_hash.Add({{"sha256", rules->hash}});
+        rules_hash_gauge->Set(1);
+    }
+
+    void record_signal_log() {
+        const auto& log_of_signals = core.signals();
+        daemon_metrics.signal_log_signals.Set(static_cast<double>(log_of_signals.size()));
+        const double evicted = static_cast<double>(log_of_signals.evicted());
+        if (evicted > daemon_metrics.signal_log_evicted.Value()) {
+            daemon_metrics.signal_log_evicted.Increment(evicted - daemon_metrics.signal_log_evicted.Value());
         }
     }
 
@@ -213,6 +244,16 @@ struct daemon::impl {
             }
             return false;
         }
+        // The rules are validated before anything is swapped: an invalid rule keeps the old
+        // config and the old rules, exactly as an invalid config does.
+        auto next_rules = rules::load(loaded.value->rules.files);
+        if (!next_rules.ok()) {
+            record_config(false);
+            for (const auto& p : next_rules.problems) {
+                log.error("rules reload rejected", {{"problem", p.to_string()}});
+            }
+            return false;
+        }
         config::config next = std::move(*loaded.value);
         register_secrets(*sink, next);
         // Sockets, notifier and outbox are built once: changes there wait for a restart.
@@ -231,7 +272,14 @@ struct daemon::impl {
         keep("console", next.console, cfg.console);
         keep("pagerduty.dedupe_capacity", next.pagerduty.dedupe_capacity, cfg.pagerduty.dedupe_capacity);
         daemon_metrics.config_restart_required.Set(restart ? 1 : 0);
-        core.reconfigure(next.engine());
+        if (next_rules.value->hash != rules->hash) {
+            rules = std::move(next_rules.value);
+            log.info(
+                "rules reloaded", {{"rules", static_cast<int>(rules->rules.size())}, {"origin", rules->origin}}
+            );
+        }
+        core.reconfigure(engine_settings_for(next));
+        record_rules();
         pagerduty.set_secrets(next.pagerduty.webhook_secrets);
         log.set_level(to_log_level(next.log.level));
         cfg = std::move(next);
@@ -281,13 +329,15 @@ struct daemon::impl {
 
     asio::io_context& ioc;
     config::config cfg;
+    std::shared_ptr<const rule_set> rules;
     std::shared_ptr<log::sink> sink;
     log::logger log;
     metrics::exposition exposition;
     metrics::daemon_metrics daemon_metrics;
     prometheus::Gauge* config_hash_gauge = nullptr;
-    engine core;
+    prometheus::Gauge* rules_hash_gauge = nullptr;
     notifier_parts parts;
+    engine core;
     notify::outbox outbox;
     intake::pagerduty::webhook_handler pagerduty;
     net::router routes;
@@ -299,8 +349,13 @@ struct daemon::impl {
     bool stopping = false;
 };
 
-daemon::daemon(asio::io_context& ioc, config::config cfg, std::shared_ptr<log::sink> sink)
-    : impl_(std::make_unique<impl>(ioc, std::move(cfg), std::move(sink))) {}
+daemon::daemon(
+    asio::io_context& ioc,
+    config::config cfg,
+    std::shared_ptr<const rule_set> rules,
+    std::shared_ptr<log::sink> sink
+)
+    : impl_(std::make_unique<impl>(ioc, std::move(cfg), std::move(rules), std::move(sink))) {}
 
 daemon::~daemon() = default;
 
@@ -325,6 +380,8 @@ asio::ip::tcp::endpoint daemon::start() {
         "ready",
         {{"notifier", std::string{i.parts.notifier->kind()}},
          {"reminder_interval", format_duration(i.cfg.status.reminder_interval)},
+         {"rules", static_cast<int>(i.rules->rules.size())},
+         {"rules_origin", i.rules->origin},
          {"config_sha256", i.cfg.hash}}
     );
     return ep;

@@ -2,6 +2,7 @@
 // The daemon's lifecycle: build components from the config, serve, post, reload, drain.
 
 #include "config/config.hpp"
+#include "core/rule.hpp"
 #include "log/log.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -17,7 +18,12 @@ class daemon {
 public:
     /// Builds every component (app/build.cpp's one explicit list). Throws std::runtime_error
     /// on a start-up failure (unreadable CA file, console path).
-    daemon(boost::asio::io_context& ioc, config::config cfg, std::shared_ptr<log::sink> sink);
+    daemon(
+        boost::asio::io_context& ioc,
+        config::config cfg,
+        std::shared_ptr<const rule_set> rules,
+        std::shared_ptr<log::sink> sink
+    );
     ~daemon();
     daemon(const daemon&) = delete;
     daemon& operator=(const daemon&) = delete;
@@ -29,7 +35,7 @@ public:
     /// Begins the bounded shutdown (what SIGTERM does); the io_context then runs out of work.
     void shutdown();
 
-    /// Re-reads the config file; keeps the old one when the new one is invalid.
+    /// Re-reads the config file and its rules; keeps the old ones when either is invalid.
     /// Returns true when the new one was applied.
     bool reload();
 

@@ -1,5 +1,6 @@
 #include "config/config.hpp"
 
+#include "core/suggest.hpp"
 #include "core/time.hpp"
 
 #include <openssl/evp.h>
@@ -31,8 +32,8 @@ constexpr std::string_view webhook_url_hint = "expected https://discord.com/api/
 constexpr std::size_t discord_username_max = 80;
 
 // Keys, per map, in the order the reference (docs/configuration.md) lists them.
-constexpr std::array<std::string_view, 8> root_keys{
-    "server", "log", "pagerduty", "status", "notify", "discord", "console", "services"};
+constexpr std::array<std::string_view, 11> root_keys{
+    "server", "log", "pagerduty", "status", "notify", "discord", "console", "rules", "operations", "signals", "services"};
 constexpr std::array<std::string_view, 6> server_keys{
     "listen", "max_body_bytes", "header_timeout", "body_timeout", "idle_timeout", "max_connections"};
 constexpr std::array<std::string_view, 1> log_keys{"level"};
@@ -50,7 +51,10 @@ constexpr std::array<std::string_view, 8> discord_keys{
     "operations_webhook_url",
     "operations_webhook_url_file"};
 constexpr std::array<std::string_view, 1> console_keys{"path"};
-constexpr std::array<std::string_view, 2> service_keys{"name", "impact"};
+constexpr std::array<std::string_view, 1> rules_keys{"files"};
+constexpr std::array<std::string_view, 3> operations_keys{"edit_interval", "dominance_share", "max_suspects"};
+constexpr std::array<std::string_view, 2> signals_keys{"retention", "max_signals"};
+constexpr std::array<std::string_view, 3> service_keys{"name", "impact", "kubernetes"};
 
 constexpr std::array<std::string_view, 4> log_levels{"debug", "info", "warn", "error"};
 constexpr std::array<std::string_view, 2> notifier_kinds{"discord", "console"};
@@ -97,57 +101,6 @@ std::string_view trim(std::string_view s) noexcept {
     }
     const auto last = s.find_last_not_of(ws);
     return s.substr(first, last - first + 1);
-}
-
-// Optimal string alignment distance: Levenshtein plus adjacent transpositions, so that
-// "lsiten" is one edit from "listen". Keys are short; the quadratic table is fine.
-std::size_t edit_distance(std::string_view a, std::string_view b) {
-    const std::size_t n = a.size();
-    const std::size_t m = b.size();
-    std::vector<std::size_t> d((n + 1) * (m + 1));
-    const auto at = [m](std::size_t i, std::size_t j) { return i * (m + 1) + j; };
-    for (std::size_t i = 0; i <= n; ++i) {
-        d[at(i, 0)] = i;
-    }
-    for (std::size_t j = 0; j <= m; ++j) {
-        d[at(0, j)] = j;
-    }
-    for (std::size_t i = 1; i <= n; ++i) {
-        for (std::size_t j = 1; j <= m; ++j) {
-            const std::size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
-            d[at(i, j)] = std::min({d[at(i - 1, j)] + 1, d[at(i, j - 1)] + 1, d[at(i - 1, j - 1)] + cost});
-            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) {
-                d[at(i, j)] = std::min(d[at(i, j)], d[at(i - 2, j - 2)] + 1);
-            }
-        }
-    }
-    return d[at(n, m)];
-}
-
-// "; did you mean 'listen'?" when a candidate is within two edits, or when one is a prefix
-// of the other ("warning" for "warn"); else "".
-std::string suggestion(std::string_view word, std::span<const std::string_view> candidates) {
-    std::size_t best = 3;
-    std::string_view best_word;
-    for (const auto c : candidates) {
-        const auto dist = edit_distance(word, c);
-        if (dist < best) {
-            best = dist;
-            best_word = c;
-        }
-    }
-    if (best_word.empty() && word.size() >= 3) {
-        for (const auto c : candidates) {
-            if (word.starts_with(c) || c.starts_with(word)) {
-                best_word = c;
-                break;
-            }
-        }
-    }
-    if (best_word.empty()) {
-        return {};
-    }
-    return "; did you mean '" + std::string{best_word} + "'?";
 }
 
 std::string list_words(std::span<const std::string_view> words) {
@@ -791,7 +744,90 @@ private:
             kind_known && cfg.notify.kind == notifier_kind::discord
         );
         read_console(sub(top, "console", console_keys), cfg.console);
+        read_rules(sub(top, "rules", rules_keys), cfg.rules);
+        read_operations(sub(top, "operations", operations_keys), cfg.operations);
+        read_signals(sub(top, "signals", signals_keys), cfg.signals);
         read_services(top, cfg.services);
+    }
+
+    /// A list of non-empty strings; nullopt (with problems) when it is not one.
+    std::optional<std::vector<std::string>> read_list(const entry& e) {
+        if (is_null(e.value)) {
+            return std::vector<std::string>{};
+        }
+        if (!e.value.IsSequence()) {
+            report(e.value, e.path, std::string{"expected a list, got "} + kind_of(e.value));
+            return std::nullopt;
+        }
+        std::vector<std::string> out;
+        bool ok = true;
+        for (std::size_t i = 0; i < e.value.size(); ++i) {
+            const std::string path = e.path + "[" + std::to_string(i) + "]";
+            auto v = read_scalar(e.value[i], path);
+            if (!v) {
+                ok = false;
+            } else if (v->text.empty()) {
+                report(e.value[i], path, "must not be empty");
+                ok = false;
+            } else {
+                out.push_back(std::move(v->text));
+            }
+        }
+        return ok ? std::optional{std::move(out)} : std::nullopt;
+    }
+
+    void read_rules(const section& s, rules_config& out) {
+        if (const entry* e = s.find("files")) {
+            if (auto files = read_list(*e)) {
+                out.files = std::move(*files);
+            }
+        }
+    }
+
+    void read_operations(const section& s, operations_config& out) {
+        if (auto v = read_duration(s, "edit_interval", 0ms)) {
+            out.edit_interval = *v;
+        }
+        if (const entry* e = s.find("dominance_share")) {
+            if (auto v = read_scalar(*e, "a number from 0 to 1")) {
+                double d = 0;
+                const auto [ptr, ec] = std::from_chars(v->text.data(), v->text.data() + v->text.size(), d);
+                if (ec != std::errc{} || ptr != v->text.data() + v->text.size() || !(d > 0 && d <= 1)) {
+                    report(e->value, e->path, shown(*v) + " is not a number greater than 0 and at most 1");
+                } else {
+                    out.dominance_share = d;
+                }
+            }
+        }
+        if (auto v = read_count(s, "max_suspects", 1)) {
+            out.max_suspects = static_cast<std::size_t>(*v);
+        }
+    }
+
+    void read_signals(const section& s, signals_config& out) {
+        if (auto v = read_duration(s, "retention", 1min)) {
+            out.retention = *v;
+        }
+        if (auto v = read_count(s, "max_signals", 1)) {
+            out.max_signals = static_cast<std::size_t>(*v);
+        }
+    }
+
+    /// "namespace/deployment", either side "*" or ending in "*".
+    static bool valid_workload(std::string_view w) {
+        const auto slash = w.find('/');
+        if (slash == std::string_view::npos || slash == 0 || slash + 1 == w.size()) {
+            return false;
+        }
+        const auto part_ok = [](std::string_view p) {
+            if (p.ends_with('*')) {
+                p.remove_suffix(1);
+            }
+            return std::all_of(p.begin(), p.end(), [](char c) {
+                return is_digit(c) || (c >= 'a' && c <= 'z') || c == '-' || c == '.';
+            });
+        };
+        return part_ok(w.substr(0, slash)) && part_ok(w.substr(slash + 1));
     }
 
     void read_server(const section& s, server_config& out) {
@@ -1094,6 +1130,22 @@ private:
             if (auto impact = read_string(svc, "impact", false)) {
                 info.impact = std::move(*impact);
             }
+            if (const entry* k = svc.find("kubernetes")) {
+                if (auto workloads = read_list(*k)) {
+                    for (std::size_t i = 0; i < workloads->size(); ++i) {
+                        if (!valid_workload((*workloads)[i])) {
+                            report(
+                                k->value[i],
+                                k->path + "[" + std::to_string(i) + "]",
+                                "'" + (*workloads)[i] +
+                                    "' is not namespace/deployment (lower-case names; '*' alone or at the end "
+                                    "of either part)"
+                            );
+                        }
+                    }
+                    info.workloads = std::move(*workloads);
+                }
+            }
             // Kept even when the service has problems, so a repeated id is still reported.
             out.emplace(id, std::move(info));
         }
@@ -1111,20 +1163,12 @@ engine_settings config::engine() const {
     s.reminder_interval = status.reminder_interval;
     s.default_impact = status.default_impact;
     s.services = services;
+    s.operations.edit_interval = operations.edit_interval;
+    s.operations.dominance_share = operations.dominance_share;
+    s.operations.max_suspects = operations.max_suspects;
+    s.signals.retention = signals.retention;
+    s.signals.max_signals = signals.max_signals;
     return s;
-}
-
-std::string problem::to_string() const {
-    std::string out = file;
-    if (line > 0) {
-        out += ':' + std::to_string(line) + ':' + std::to_string(column);
-    }
-    out += ": ";
-    if (!path.empty()) {
-        out += path + ": ";
-    }
-    out += message;
-    return out;
 }
 
 load_result parse(std::string_view yaml_text, std::string_view file, const env_lookup& env) {

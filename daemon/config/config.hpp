@@ -5,6 +5,7 @@
 #include "config/secret.hpp"
 #include "core/engine.hpp"
 #include "core/error.hpp"
+#include "core/problem.hpp"
 
 #include <chrono>
 #include <cstddef>
@@ -95,6 +96,26 @@ struct console_config {
     friend bool operator==(const console_config&, const console_config&) = default;
 };
 
+/// `rules:`: the rule pack. No files means the embedded runbook pack (rules/runbook.yaml).
+struct rules_config {
+    std::vector<std::string> files;  ///< read relative to the working directory, in order
+
+    friend bool operator==(const rules_config&, const rules_config&) = default;
+};
+
+/// `operations:`: how #operations is kept current.
+struct operations_config {
+    milliseconds edit_interval = std::chrono::seconds{30};
+    double dominance_share = 0.6;
+    std::size_t max_suspects = 3;
+};
+
+/// `signals:`: the signal log's bounds.
+struct signals_config {
+    milliseconds retention = std::chrono::hours{6};
+    std::size_t max_signals = 200000;
+};
+
 /// Everything `runbookd run` needs. Built only by load(); always valid once built.
 struct config {
     std::string source_path;  ///< the file it came from, for logs and reload
@@ -106,23 +127,18 @@ struct config {
     notify_config notify;
     discord_config discord;
     console_config console;
+    rules_config rules;
+    operations_config operations;
+    signals_config signals;
     std::map<std::string, service_info, std::less<>> services;
 
-    /// The engine's view of this configuration.
+    /// The engine's view of this configuration. The rule pack and whether #operations has
+    /// a destination are the caller's to set (app/).
     engine_settings engine() const;
 };
 
-/// One problem in a configuration file: where it is and what is wrong.
-struct problem {
-    std::string file;
-    int line = 0;         ///< 1-based; 0 when the problem has no position (a missing file)
-    int column = 0;       ///< 1-based
-    std::string path;     ///< key path, e.g. "discord.request_timeout" or "services.PF9KMXH.name"
-    std::string message;  ///< never contains a secret's value
-
-    /// "file:line:col: path: message".
-    std::string to_string() const;
-};
+/// One problem in a configuration file (core/problem.hpp).
+using problem = runbookd::problem;
 
 /// Every problem found, or the config.
 struct load_result {

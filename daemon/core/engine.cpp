@@ -78,14 +78,211 @@ std::string_view to_string(post_kind k) noexcept {
         case post_kind::relay: return "relay";
         case post_kind::resolved: return "resolved";
         case post_kind::reopened: return "reopened";
+        case post_kind::summary: return "summary";
+        case post_kind::timeline: return "timeline";
     }
     return "unknown";
 }
 
-engine::engine(engine_settings settings) : settings_(std::move(settings)) {}
+namespace {
+
+constexpr std::size_t max_timeline = 60;
+
+millis widest_before(const std::shared_ptr<const rule_set>& rules) {
+    millis widest{0};
+    const auto walk = [&](const auto& self, const condition& c) -> void {
+        if (c.what == condition::op::signal) {
+            widest = std::max(widest, c.signal.window.before);
+        }
+        for (const auto& child : c.children) {
+            self(self, child);
+        }
+    };
+    if (rules) {
+        for (const auto& r : rules->rules) {
+            walk(walk, r.when);
+        }
+    }
+    return widest;
+}
+
+std::string share_text(double share) {
+    return std::to_string(static_cast<int>(share * 100 + 0.5)) + "%";
+}
+
+}  // namespace
+
+engine::engine(engine_settings settings)
+    : settings_(std::move(settings)),
+      log_(settings_.signals),
+      widest_before_(widest_before(settings_.rules)) {}
 
 void engine::reconfigure(engine_settings settings) {
+    const bool rules_changed = settings.rules != settings_.rules;
     settings_ = std::move(settings);
+    log_.reconfigure(settings_.signals);
+    widest_before_ = widest_before(settings_.rules);
+    if (rules_changed) {
+        // New rules may rank differently: refresh every open incident's summary on the
+        // next tick (next_wake says when).
+        for (auto& [id, inc] : incidents_) {
+            if (inc.open()) {
+                mark_dirty(inc, inc.ops.last_sent.value_or(inc.opened_at));
+            }
+        }
+    }
+}
+
+void engine::note(incident& inc, wall_time at, std::string text) {
+    if (inc.timeline.size() < max_timeline) {
+        inc.timeline.push_back(timeline_entry{at, std::move(text)});
+    }
+}
+
+namespace {
+
+rank_input make_rank_input(const incident& inc, const engine_settings& s, wall_time now) {
+    rank_input in;
+    in.start = inc.started;
+    in.now = now;
+    in.service.id = inc.service_id;
+    in.service.name = inc.service_name.empty() ? inc.service_id : inc.service_name;
+    if (const auto it = s.services.find(inc.service_id); it != s.services.end()) {
+        in.service.name = it->second.name;
+        in.service.workloads = it->second.workloads;
+    }
+    return in;
+}
+
+}  // namespace
+
+ranking engine::rank_incident(const incident& inc, wall_time now) const {
+    if (!settings_.rules) {
+        return {};
+    }
+    return rank(*settings_.rules, log_, sources_, make_rank_input(inc, settings_, now));
+}
+
+std::string engine::dominant_status(const incident& inc, wall_time now) const {
+    if (!settings_.rules) {
+        return {};
+    }
+    const auto r = rank_incident(inc, now);
+    const suspect* top = r.top();
+    return top != nullptr && top->share >= settings_.operations.dominance_share ? top->status_text : std::string{};
+}
+
+void engine::mark_dirty(incident& inc, wall_time now) {
+    if (!settings_.operations.enabled || !settings_.rules || !inc.open() || inc.ops.due) {
+        return;
+    }
+    auto due = now;
+    if (inc.ops.last_sent) {
+        due = std::max(due, *inc.ops.last_sent + settings_.operations.edit_interval);
+    }
+    inc.ops.due = due;
+    ops_due_.insert({due, inc.id});
+}
+
+void engine::mark_all_dirty(wall_time now) {
+    for (auto& [id, inc] : incidents_) {
+        if (inc.open()) {
+            mark_dirty(inc, now);
+        }
+    }
+}
+
+void engine::refresh_operations(incident& inc, wall_time now, decisions& out) {
+    if (inc.ops.due) {
+        ops_due_.erase({*inc.ops.due, inc.id});
+        inc.ops.due.reset();
+    }
+    if (!settings_.operations.enabled || !settings_.rules) {
+        return;
+    }
+    const ranking r = rank_incident(inc, now);
+    auto text = render::operations_summary(inc, r, settings_, now);
+    std::string shown = text.title + "\n" + text.body;
+    const suspect* top = r.top();
+    const std::string top_id = top == nullptr ? std::string{} : top->id;
+    const std::string base = inc.id + "/" + std::to_string(inc.epoch) + "/summary/";
+    post p{
+        .to = channel::operations,
+        .kind = post_kind::summary,
+        .incident_id = inc.id,
+        .key = {},
+        .at = now,
+        .text = std::move(text),
+        .coalescible = false,
+        .edit_of = {},
+    };
+    if (inc.ops.summaries == 0 || top_id != inc.ops.top) {
+        // A new top suspect gets a new message, so the channel tells the story.
+        inc.ops.summaries += 1;
+        inc.ops.edits = 0;
+        p.key = base + std::to_string(inc.ops.summaries);
+        note(
+            inc,
+            now,
+            top == nullptr ? std::string{"#operations: no likely cause found yet"}
+                           : "#operations: top suspect " + top->title + " (" + share_text(top->share) + ")"
+        );
+    } else if (shown != inc.ops.shown) {
+        inc.ops.edits += 1;
+        p.edit_of = base + std::to_string(inc.ops.summaries);
+        p.key = p.edit_of + "/edit/" + std::to_string(inc.ops.edits);
+    } else {
+        return;  // nothing a reader would see changed
+    }
+    inc.ops.top = top_id;
+    inc.ops.shown = std::move(shown);
+    inc.ops.last_sent = now;
+    out.posts.push_back(std::move(p));
+}
+
+void engine::run_due(wall_time now, decisions& out) {
+    while (!ops_due_.empty() && ops_due_.begin()->first <= now) {
+        const auto id = ops_due_.begin()->second;
+        auto it = incidents_.find(id);
+        if (it == incidents_.end()) {
+            ops_due_.erase(ops_due_.begin());
+            continue;
+        }
+        refresh_operations(it->second, now, out);
+    }
+}
+
+decisions engine::on_signal(signal s, wall_time now) {
+    decisions out;
+    const auto at = s.at;
+    if (log_.add(std::move(s), now)) {
+        for (auto& [id, inc] : incidents_) {
+            // A signal far older than any rule looks back cannot change this incident.
+            if (inc.open() && at >= inc.started - widest_before_) {
+                mark_dirty(inc, now);
+            }
+        }
+    }
+    run_due(now, out);
+    return finish(std::move(out));
+}
+
+decisions engine::on_source_status(std::string_view source, source_status status, wall_time now) {
+    decisions out;
+    auto it = sources_.find(source);
+    const bool changed = it == sources_.end() || it->second.state != status.state || it->second.error != status.error;
+    if (it == sources_.end()) {
+        status.since = now;
+        sources_.emplace(std::string{source}, std::move(status));
+    } else if (changed) {
+        status.since = it->second.state == status.state ? it->second.since : now;
+        it->second = std::move(status);
+    }
+    if (changed) {
+        mark_all_dirty(now);
+        run_due(now, out);
+    }
+    return finish(std::move(out));
 }
 
 const incident* engine::find(std::string_view id) const {
@@ -98,10 +295,14 @@ std::size_t engine::open_count() const noexcept {
 }
 
 std::optional<wall_time> engine::next_wake() const {
-    if (due_.empty()) {
-        return std::nullopt;
+    std::optional<wall_time> next;
+    if (!due_.empty()) {
+        next = due_.begin()->first;
     }
-    return due_.begin()->first;
+    if (!ops_due_.empty() && (!next || ops_due_.begin()->first < *next)) {
+        next = ops_due_.begin()->first;
+    }
+    return next;
 }
 
 void engine::reschedule(incident& inc, wall_time next) {
@@ -112,6 +313,10 @@ void engine::reschedule(incident& inc, wall_time next) {
 
 void engine::close(incident& inc, wall_time at) {
     due_.erase({inc.next_update, inc.id});
+    if (inc.ops.due) {
+        ops_due_.erase({*inc.ops.due, inc.id});
+        inc.ops.due.reset();
+    }
     inc.state = incident_state::resolved;
     inc.resolved_at = at;
     inc.forget_at = at + settings_.resolved_retention;
@@ -143,9 +348,18 @@ void engine::open_epoch(incident& inc, wall_time now, decisions& out, post_kind 
     inc.resolved_at.reset();
     inc.latest_news.clear();
     inc.latest_news_at.reset();
+    if (inc.ops.due) {
+        ops_due_.erase({*inc.ops.due, inc.id});
+    }
+    inc.ops = {};
+    inc.timeline.clear();
+    note(inc, inc.started, kind == post_kind::reopened ? "reopened" : "triggered");
     auto text = kind == post_kind::reopened ? render::status_reopened(inc, settings_, now)
                                             : render::status_notice(inc, settings_, now);
     out.posts.push_back(make_status_post(inc, kind, 0, now, std::move(text)));
+    note(inc, now, "#status: notice posted");
+    // The first #operations summary goes out with the notice: within seconds of the page.
+    refresh_operations(inc, now, out);
 }
 
 decisions engine::on_event(const incident_event& ev, wall_time now) {
@@ -204,6 +418,7 @@ decisions engine::on_event(const incident_event& ev, wall_time now) {
         case incident_event_type::acknowledged:
             inc.state = incident_state::acknowledged;
             inc.acknowledged_by = ev.agent;
+            note(inc, now, ev.agent.empty() ? "acknowledged" : "acknowledged by " + ev.agent);
             break;
         case incident_event_type::unacknowledged:
             inc.state = incident_state::triggered;
@@ -225,16 +440,32 @@ decisions engine::on_event(const incident_event& ev, wall_time now) {
             out.posts.push_back(make_status_post(
                 inc, post_kind::relay, inc.relays_posted, now, render::status_relay(inc, settings_, now)
             ));
+            note(inc, now, "#status: PagerDuty status update relayed");
             // The relay is this period's update: the next one is a full interval away.
             reschedule(inc, now + settings_.reminder_interval);
             break;
         }
-        case incident_event_type::resolved:
+        case incident_event_type::resolved: {
             close(inc, event_time(ev.occurred_at, now));
             out.posts.push_back(make_status_post(
                 inc, post_kind::resolved, 0, now, render::status_resolved(inc, settings_, now)
             ));
+            note(inc, now, "#status: resolved posted");
+            if (settings_.operations.enabled && settings_.rules) {
+                const ranking final_ranking = rank_incident(inc, now);
+                out.posts.push_back(post{
+                    .to = channel::operations,
+                    .kind = post_kind::timeline,
+                    .incident_id = inc.id,
+                    .key = inc.id + "/" + std::to_string(inc.epoch) + "/timeline",
+                    .at = now,
+                    .text = render::operations_timeline(inc, final_ranking, settings_, now),
+                    .coalescible = false,
+                    .edit_of = {},
+                });
+            }
             break;
+        }
     }
     return finish(std::move(out));
 }
@@ -242,12 +473,19 @@ decisions engine::on_event(const incident_event& ev, wall_time now) {
 decisions engine::on_tick(wall_time now) {
     decisions out;
     forget_expired(now);
+    log_.expire(now);
+    run_due(now, out);
     while (!due_.empty() && due_.begin()->first <= now) {
         incident& inc = incidents_.find(due_.begin()->second)->second;
         inc.updates_posted += 1;
         out.posts.push_back(make_status_post(
-            inc, post_kind::update, inc.updates_posted, now, render::status_update(inc, settings_, now)
+            inc,
+            post_kind::update,
+            inc.updates_posted,
+            now,
+            render::status_update(inc, settings_, now, dominant_status(inc, now))
         ));
+        note(inc, now, "#status: update " + std::to_string(inc.updates_posted) + " posted");
         auto next = inc.next_update + settings_.reminder_interval;
         if (next <= now) {
             // We were not woken for a whole interval (suspended host): one update

@@ -5,16 +5,22 @@
 #include "core/event.hpp"
 #include "core/incident.hpp"
 #include "core/post.hpp"
+#include "core/rank.hpp"
+#include "core/rule.hpp"
+#include "core/signal_log.hpp"
+#include "core/source_health.hpp"
 #include "core/time.hpp"
 
 #include <chrono>
 #include <cstddef>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 namespace runbookd {
 
@@ -22,6 +28,18 @@ namespace runbookd {
 struct service_info {
     std::string name;    ///< display name in posts ("Editor")
     std::string impact;  ///< user-visible impact sentence ("Saving in the editor may fail.")
+    /// Its Kubernetes workloads, "namespace/deployment" patterns (`related: service`).
+    std::vector<std::string> workloads;
+};
+
+/// How #operations is kept current.
+struct operations_settings {
+    bool enabled = true;  ///< an #operations destination exists
+    /// At most one edit of a summary per interval: a burst of signals is coalesced.
+    std::chrono::milliseconds edit_interval = std::chrono::seconds{30};
+    /// A suspect with at least this share is named in #status updates (its status_text).
+    double dominance_share = 0.6;
+    std::size_t max_suspects = 3;  ///< suspects shown in full; the rest in one line
 };
 
 /// The part of the configuration the engine reads.
@@ -32,6 +50,10 @@ struct engine_settings {
     /// Impact sentence for a service with none configured.
     std::string default_impact = "Some users may see errors or slowness.";
     std::map<std::string, service_info, std::less<>> services;  ///< by PagerDuty service id
+    operations_settings operations;
+    signal_log_settings signals;
+    /// The rule pack; null means no ranking and no #operations posts.
+    std::shared_ptr<const rule_set> rules;
 };
 
 /// Owns every known incident. Runs on the loop thread only; not thread-safe by design.
@@ -42,8 +64,18 @@ public:
     /// Applies one intake event; returns the posts it causes.
     decisions on_event(const incident_event& ev, wall_time now);
 
-    /// Posts every #status update that is due at `now` and forgets old resolved incidents.
+    /// Posts every #status update and #operations refresh that is due at `now`, and
+    /// forgets old resolved incidents and signals.
     decisions on_tick(wall_time now);
+
+    /// Adds a signal to the log; open incidents it may bear on get a (coalesced) refresh.
+    decisions on_signal(signal s, wall_time now);
+
+    /// Records what a source says of itself; rankings are refreshed as it may change them.
+    decisions on_source_status(std::string_view source, source_status status, wall_time now);
+
+    /// Ranks an incident's likely causes now (replay, test-rules, benchmarks).
+    ranking rank_incident(const incident& inc, wall_time now) const;
 
     /// The earliest time the engine wants on_tick, or nullopt when nothing is scheduled.
     std::optional<wall_time> next_wake() const;
@@ -55,6 +87,8 @@ public:
     const incident* find(std::string_view id) const;
     std::size_t open_count() const noexcept;
     std::size_t known_count() const noexcept { return incidents_.size(); }
+    const signal_log& signals() const noexcept { return log_; }
+    const source_map& sources() const noexcept { return sources_; }
 
 private:
     using slot = std::pair<wall_time, std::string>;
@@ -66,13 +100,25 @@ private:
     /// Marks an incident resolved at `at`; moves it from `due_` to `expiry_`.
     void close(incident& inc, wall_time at);
     void forget_expired(wall_time now);
+    void note(incident& inc, wall_time at, std::string text);
+    /// Asks for an #operations refresh of `inc`, no sooner than edit_interval after the last.
+    void mark_dirty(incident& inc, wall_time now);
+    void mark_all_dirty(wall_time now);
+    /// Re-ranks and posts a new summary, an edit, or nothing when nothing changed.
+    void refresh_operations(incident& inc, wall_time now, decisions& out);
+    void run_due(wall_time now, decisions& out);
+    std::string dominant_status(const incident& inc, wall_time now) const;
 
     engine_settings settings_;
     std::map<std::string, incident, std::less<>> incidents_;
     // Indexes, so that every call costs O(log n) in the number of incidents, not O(n):
     std::set<slot> due_;     ///< (next_update, id) of every open incident
     std::set<slot> expiry_;  ///< (when to forget, id) of every resolved incident
+    std::set<slot> ops_due_;  ///< (refresh time, id) of every incident with a pending #operations refresh
     std::size_t open_ = 0;
+    signal_log log_;
+    source_map sources_;
+    millis widest_before_{0};  ///< the longest `before` window of any rule
 };
 
 }  // namespace runbookd

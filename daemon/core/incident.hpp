@@ -12,6 +12,22 @@ namespace runbookd {
 
 enum class incident_state { triggered, acknowledged, resolved };
 
+/// One line of an incident's story, for the #operations timeline on resolve.
+struct timeline_entry {
+    wall_time at;
+    std::string text;  ///< raw: escaped when rendered
+};
+
+/// The #operations side of an incident: its summary message and when it may next change.
+struct operations_state {
+    int summaries = 0;  ///< summary messages posted this epoch; the current one is the last
+    int edits = 0;      ///< edits of the current summary
+    std::string top;    ///< top suspect's rule id in the current summary ("" when none)
+    std::string shown;  ///< title and body last sent, so an unchanged ranking sends nothing
+    std::optional<wall_time> last_sent;
+    std::optional<wall_time> due;  ///< a refresh is pending and may go out at this time
+};
+
 /// The engine's copy of an incident. Plain data: the engine owns the transitions.
 struct incident {
     std::string id;
@@ -39,6 +55,9 @@ struct incident {
     std::string latest_news;  ///< latest status update or note, raw (escaped when rendered)
     bool latest_news_is_status_update = false;
     std::optional<wall_time> latest_news_at;
+
+    operations_state ops;
+    std::vector<timeline_entry> timeline;  ///< bounded; see engine.cpp
 
     bool open() const noexcept { return state != incident_state::resolved; }
 

@@ -14,7 +14,9 @@ enum class channel { status, operations };
 std::string_view to_string(channel c) noexcept;
 
 /// Why a post exists; a metrics label and part of its idempotency key.
-enum class post_kind { notice, update, relay, resolved, reopened };
+/// #status: notice, update, relay, resolved, reopened. #operations: summary (a ranking of
+/// likely causes, edited in place as evidence changes) and timeline (on resolve).
+enum class post_kind { notice, update, relay, resolved, reopened, summary, timeline };
 std::string_view to_string(post_kind k) noexcept;
 
 /// Rendered text. `title` and `body` are Discord-flavoured markdown in which every
@@ -37,6 +39,9 @@ struct post {
     wall_time at;     ///< when the engine decided it
     message text;
     bool coalescible = false;  ///< may share one Discord message with neighbours in a burst
+    /// Non-empty: replace the message of the earlier post with this key, in place. When
+    /// that message is unknown (never delivered, or deleted), post this one as new.
+    std::string edit_of;
 };
 
 /// The engine's answer to every call: what to post, and when to be woken next.

@@ -9,6 +9,8 @@ constexpr std::uint32_t red = 0xE74C3C;
 constexpr std::uint32_t orange = 0xE67E22;
 constexpr std::uint32_t blue = 0x3498DB;
 constexpr std::uint32_t green = 0x2ECC71;
+constexpr std::uint32_t purple = 0x9B59B6;
+constexpr std::uint32_t grey = 0x95A5A6;
 
 std::string service_name(const incident& inc, const engine_settings& s) {
     if (const auto it = s.services.find(inc.service_id); it != s.services.end()) {
@@ -65,6 +67,23 @@ message base(const incident& inc, std::string title, std::uint32_t color) {
     };
 }
 
+std::string percent(double share) {
+    return std::to_string(static_cast<int>(share * 100 + 0.5)) + "%";
+}
+
+std::string clock(wall_time t) {
+    return format_rfc3339(t).substr(11, 5) + " UTC";
+}
+
+/// An action as a code span people can copy; text with a backtick cannot be a span, so it
+/// is escaped as plain text instead.
+std::string action_line(const std::string& action) {
+    if (action.find('`') != std::string::npos || action.find('\n') != std::string::npos) {
+        return "\u2192 " + escape_markdown(action, true);
+    }
+    return "\u2192 `" + action + "`";
+}
+
 }  // namespace
 
 message status_notice(const incident& inc, const engine_settings& s, wall_time /*now*/) {
@@ -82,7 +101,7 @@ message status_reopened(const incident& inc, const engine_settings& s, wall_time
     return m;
 }
 
-message status_update(const incident& inc, const engine_settings& s, wall_time now) {
+message status_update(const incident& inc, const engine_settings& s, wall_time now, std::string_view believed) {
     const bool acked = inc.state == incident_state::acknowledged;
     auto m = base(
         inc,
@@ -103,6 +122,9 @@ message status_update(const incident& inc, const engine_settings& s, wall_time n
     } else {
         body += "\n\nNo new information yet; we will keep you posted.";
     }
+    if (!believed.empty()) {
+        body += "\n\nWe believe " + escape_markdown(believed) + ".";
+    }
     body += "\n\n" + next_update_line(s);
     m.body = std::move(body);
     return m;
@@ -119,6 +141,69 @@ message status_resolved(const incident& inc, const engine_settings& s, wall_time
     const auto end = inc.resolved_at.value_or(now);
     m.body = "The problem is resolved. It lasted " + human_duration(end - inc.started) +
              ". Thank you for your patience.";
+    return m;
+}
+
+message operations_summary(const incident& inc, const ranking& r, const engine_settings& s, wall_time now) {
+    const suspect* top = r.top();
+    auto m = base(
+        inc,
+        "\U0001F50E " + service_name(inc, s) +
+            (top == nullptr ? ": no likely cause found yet" : ": likely causes"),
+        top == nullptr ? grey : purple
+    );
+    m.footer += " \u00b7 ranked " + clock(now);
+    std::string body = "**Alert:** " + (inc.title.empty() ? std::string{"(untitled)"} : escape_markdown(inc.title, true)) +
+                       " \u00b7 started " + clock(inc.started);
+    std::size_t shown = 0;
+    std::string others;
+    for (const auto& sus : r.suspects) {
+        if (shown == s.operations.max_suspects) {
+            others += (others.empty() ? "" : ", ") + escape_markdown(sus.title, true) + " (" + percent(sus.share) + ")";
+            continue;
+        }
+        shown += 1;
+        body += "\n\n**" + std::to_string(shown) + ". " + escape_markdown(sus.title, true) + " \u2014 " +
+                percent(sus.share) + "**";
+        for (const auto& e : sus.evidence) {
+            body += "\n\u2022 " + escape_markdown(e, true);
+        }
+        for (const auto& a : sus.actions) {
+            body += "\n" + action_line(a);
+        }
+    }
+    if (!others.empty()) {
+        body += "\n\n**Also possible:** " + others;
+    }
+    if (!r.clear.empty()) {
+        body += "\n\n**Checked, clear**";
+        for (const auto& c : r.clear) {
+            body += "\n\u2022 " + escape_markdown(c.title, true) + ": " + escape_markdown(c.detail, true);
+        }
+    }
+    if (!r.not_checkable.empty()) {
+        body += "\n\n**Not checkable**";
+        for (const auto& c : r.not_checkable) {
+            body += "\n\u2022 " + escape_markdown(c.title, true) + ": " + escape_markdown(c.detail, true);
+        }
+    }
+    m.body = std::move(body);
+    return m;
+}
+
+message operations_timeline(const incident& inc, const ranking& r, const engine_settings& s, wall_time now) {
+    auto m = base(inc, "\U0001F4DC " + service_name(inc, s) + ": incident timeline", green);
+    std::string body;
+    for (const auto& e : inc.timeline) {
+        body += (body.empty() ? "" : "\n") + std::string{"`"} + clock(e.at) + "` " + escape_markdown(e.text, true);
+    }
+    const auto end = inc.resolved_at.value_or(now);
+    body += "\n`" + clock(end) + "` resolved after " + human_duration(end - inc.started);
+    if (const suspect* top = r.top()) {
+        body += "\n\n**Most likely cause at resolution:** " + escape_markdown(top->title, true) + " (" +
+                percent(top->share) + ")";
+    }
+    m.body = std::move(body);
     return m;
 }
 

@@ -4,6 +4,9 @@
 #include "core/engine.hpp"
 #include "core/incident.hpp"
 #include "core/post.hpp"
+#include "core/rank.hpp"
+
+#include <string_view>
 
 namespace runbookd::render {
 
@@ -13,13 +16,22 @@ message status_notice(const incident& inc, const engine_settings& s, wall_time n
 /// The #status post after an incident reopened.
 message status_reopened(const incident& inc, const engine_settings& s, wall_time now);
 
-/// The periodic #status update, even with no news.
-message status_update(const incident& inc, const engine_settings& s, wall_time now);
+/// The periodic #status update, even with no news. `believed` is the status_text of a
+/// dominant suspect ("a bad deploy caused this and we are rolling it back"), or empty.
+message status_update(const incident& inc, const engine_settings& s, wall_time now, std::string_view believed = {});
 
 /// A PagerDuty status update relayed to #status.
 message status_relay(const incident& inc, const engine_settings& s, wall_time now);
 
 /// The #status post when the incident resolved, with its duration.
 message status_resolved(const incident& inc, const engine_settings& s, wall_time now);
+
+/// The #operations summary: top suspects with share, evidence and next actions; the other
+/// suspects in one line; what was checked and is clear; what could not be checked.
+message operations_summary(const incident& inc, const ranking& r, const engine_settings& s, wall_time now);
+
+/// The #operations timeline on resolve: trigger, suspects over time, what was posted,
+/// resolution, and the final ranking's top suspect.
+message operations_timeline(const incident& inc, const ranking& r, const engine_settings& s, wall_time now);
 
 }  // namespace runbookd::render

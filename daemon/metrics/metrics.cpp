@@ -61,6 +61,25 @@ daemon_metrics::daemon_metrics(prometheus::Registry& r)
                 .Name("runbookd_ready")
                 .Help("1 once the daemon serves and posts.")
                 .Register(r)
-                .Add({})) {}
+                .Add({})),
+      rules_loaded(prometheus::BuildGauge()
+                       .Name("runbookd_rules_loaded")
+                       .Help("Rules in the rule pack in use.")
+                       .Register(r)
+                       .Add({})),
+      rules_hash(prometheus::BuildGauge()
+                     .Name("runbookd_rules_hash")
+                     .Help("1 for the SHA-256 (label) of the rule pack in use.")
+                     .Register(r)),
+      signal_log_signals(prometheus::BuildGauge()
+                             .Name("runbookd_signal_log_signals")
+                             .Help("Signals held in the signal log.")
+                             .Register(r)
+                             .Add({})),
+      signal_log_evicted(prometheus::BuildCounter()
+                             .Name("runbookd_signal_log_evicted_total")
+                             .Help("Signals dropped because the log was full (signals.max_signals).")
+                             .Register(r)
+                             .Add({})) {}
 
 }  // namespace runbookd::metrics

@@ -39,6 +39,10 @@ struct daemon_metrics {
     prometheus::Gauge& config_restart_required;
     prometheus::Counter& bugs;
     prometheus::Gauge& ready;
+    prometheus::Gauge& rules_loaded;
+    prometheus::Family<prometheus::Gauge>& rules_hash;
+    prometheus::Gauge& signal_log_signals;
+    prometheus::Counter& signal_log_evicted;
 };
 
 }  // namespace runbookd::metrics

@@ -27,6 +27,9 @@ struct delivery {
     /// final: the destination itself is refused (unknown webhook, bad token, no access):
     /// every post to this channel would fail the same way, and repeating it earns a ban.
     bool channel_broken = false;
+    /// final, on an edit: the message to edit no longer exists (deleted by a person); the
+    /// outbox posts the edit as a new message instead.
+    bool message_gone = false;
     std::string reason;  ///< redacted, safe to log
 };
 
@@ -42,6 +45,9 @@ public:
     virtual std::size_t fit(std::span<const post> posts) const = 0;
     /// Sends `posts` (as returned by fit) as one message to `to`.
     virtual boost::asio::awaitable<delivery> send(channel to, std::span<const post> posts) = 0;
+    /// Replaces the content of the message `message_id` (an id an earlier send returned)
+    /// with `p`, in place.
+    virtual boost::asio::awaitable<delivery> edit(channel to, const std::string& message_id, const post& p) = 0;
 };
 
 }  // namespace runbookd::notify

@@ -6,6 +6,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include <algorithm>
+#include <span>
 #include <vector>
 
 namespace runbookd::notify {
@@ -36,6 +37,7 @@ struct outbox::lane {
     prometheus::Counter* route_waits = nullptr;
     prometheus::Counter* global_waits = nullptr;
     prometheus::Counter* wait_seconds = nullptr;
+    prometheus::Counter* superseded = nullptr;
 
     /// Counts a wait imposed by a rate limit.
     void record_wait(bool global, millis wait) const {
@@ -99,6 +101,10 @@ outbox::outbox(
                     .Name("runbookd_channel_disabled")
                     .Help("1 when a channel's destination was refused for good (unknown webhook, bad token).")
                     .Register(metrics)),
+      superseded_(prometheus::BuildCounter()
+                       .Name("runbookd_posts_superseded_total")
+                       .Help("Queued edits replaced by a newer edit of the same message before being sent, by channel.")
+                       .Register(metrics)),
       bugs_(prometheus::BuildCounter()
                 .Name("runbookd_bugs_total")
                 .Help("Internal invariant violations (RUNBOOKD_BUG); should stay 0.")
@@ -126,6 +132,7 @@ outbox::outbox(
         l->route_waits = &rate_limit_waits_.Add({{"channel", name}, {"scope", "route"}});
         l->global_waits = &rate_limit_waits_.Add({{"channel", name}, {"scope", "global"}});
         l->wait_seconds = &rate_limit_seconds_.Add({{"channel", name}});
+        l->superseded = &superseded_.Add({{"channel", name}});
         lanes_[static_cast<std::size_t>(c)] = std::move(l);
     }
 }
@@ -185,9 +192,15 @@ std::optional<std::string> outbox::message_id(const std::string& key) const {
     return it == message_ids_.end() ? std::nullopt : std::optional{it->second};
 }
 
-void outbox::remember(const std::string& key, const std::string& id) {
+void outbox::remember(const std::string& key, const std::string& id, bool replace) {
     if (id.empty() || settings_.remembered_ids == 0) {
         return;
+    }
+    if (replace) {
+        if (const auto it = message_ids_.find(key); it != message_ids_.end()) {
+            it->second = id;
+            return;
+        }
     }
     if (message_ids_.emplace(key, id).second) {
         id_order_.push_back(key);
@@ -218,11 +231,69 @@ void outbox::enqueue(post p) {
         );
         return;
     }
+    if (!p.edit_of.empty() && supersede(l, p)) {
+        return;
+    }
     l.queue.push_back(queued{std::move(p), steady_clock::now()});
     l.depth->Set(static_cast<double>(l.queue.size()));
     if (l.idle) {
         l.idle_timer.cancel();
     }
+}
+
+bool outbox::supersede(lane& l, post& p) {
+    // The front post may be on the wire: it is never changed.
+    const std::size_t first = l.in_flight ? 1 : 0;
+    for (std::size_t i = l.queue.size(); i-- > first;) {
+        post& queued_post = l.queue[i].p;
+        const bool same_edit = queued_post.edit_of == p.edit_of;
+        const bool original = queued_post.key == p.edit_of;
+        if (!same_edit && !original) {
+            continue;
+        }
+        log_.debug(
+            "post superseded",
+            {{"channel", std::string{to_string(l.to)}}, {"key", queued_post.key}, {"by", p.key}}
+        );
+        l.superseded->Increment();
+        if (original) {
+            queued_post.text = std::move(p.text);  // the original goes out with the newest text
+        } else {
+            queued_post = std::move(p);
+        }
+        return true;
+    }
+    return false;
+}
+
+asio::awaitable<void> outbox::deliver_edit(lane& l) {
+    const post p = l.queue.front().p;  // a copy: the queue may change while we wait
+    const auto id = message_id(p.edit_of);
+    l.in_flight = true;
+    delivery d;
+    if (id) {
+        d = co_await notifier_.edit(l.to, *id, p);
+    } else {
+        // The message to edit was never delivered (it failed for good) or was forgotten:
+        // the newest text goes out as a new message, and later edits go to that one.
+        d = co_await notifier_.send(l.to, std::span<const post>{&p, 1});
+    }
+    l.in_flight = false;
+    if (d.outcome == net::verdict::ok && !id) {
+        remember(p.edit_of, d.message_id, true);
+    }
+    if (d.outcome == net::verdict::final && d.message_gone) {
+        // Someone deleted the message: post this edit as a new one, after the usual spacing.
+        message_ids_.erase(p.edit_of);
+        l.attempts[d.outcome]->Increment();
+        l.not_before = steady_clock::now() + settings_.min_spacing;
+        log_.warn(
+            "message to edit is gone; posting anew",
+            {{"channel", std::string{to_string(l.to)}}, {"key", p.key}, {"error", d.reason}}
+        );
+        co_return;
+    }
+    settle(l, 1, d);
 }
 
 asio::awaitable<void> outbox::run(lane& l) {
@@ -239,6 +310,11 @@ asio::awaitable<void> outbox::run(lane& l) {
             // Pacing, backoff or a rate limit. Posts that arrive meanwhile join the batch.
             l.timer.expires_at(ready);
             co_await l.timer.async_wait(tuple_awaitable);
+            continue;
+        }
+
+        if (!l.queue.front().p.edit_of.empty()) {
+            co_await deliver_edit(l);
             continue;
         }
 

@@ -55,7 +55,9 @@ public:
     /// Starts one delivery worker per channel.
     void start();
 
-    /// Queues a post. Never blocks; the post stays queued until delivered or final.
+    /// Queues a post. Never blocks; the post stays queued until delivered or final. An edit
+    /// (post::edit_of) supersedes a queued edit of the same message, or is folded into the
+    /// queued post it edits, so an outage leaves at most one pending edit per message.
     void enqueue(post p);
 
     /// Waits until every queue is empty or `budget` has passed; true when empty.
@@ -83,7 +85,11 @@ private:
     void settle(lane& l, std::size_t n, const delivery& d);
     void fail_front(lane& l, std::size_t n, const std::string& reason);
     void disable(lane& l, const std::string& reason);
-    void remember(const std::string& key, const std::string& id);
+    void remember(const std::string& key, const std::string& id, bool replace = false);
+    /// Sends an edit in place, or as a new message when the edited one is unknown.
+    boost::asio::awaitable<void> deliver_edit(lane& l);
+    /// Folds `p` (an edit) into a queued post of the same message; true when it did.
+    bool supersede(lane& l, post& p);
 
     boost::asio::any_io_executor executor_;
     notifier& notifier_;
@@ -103,6 +109,7 @@ private:
     prometheus::Family<prometheus::Gauge>& depth_;
     prometheus::Family<prometheus::Histogram>& latency_;
     prometheus::Family<prometheus::Gauge>& disabled_;
+    prometheus::Family<prometheus::Counter>& superseded_;
     prometheus::Counter& bugs_;
 };
 

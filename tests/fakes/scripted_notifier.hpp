@@ -13,6 +13,7 @@ public:
     struct call {
         channel to;
         std::vector<std::string> keys;
+        std::string edited;  ///< the message id an edit replaced; empty for a send
     };
 
     /// Answers in order; once the script is used up every call succeeds.
@@ -25,7 +26,7 @@ public:
         return std::max<std::size_t>(1, std::min(posts.size(), batch_));
     }
     boost::asio::awaitable<notify::delivery> send(channel to, std::span<const post> posts) override {
-        call c{to, {}};
+        call c{to, {}, {}};
         for (const auto& p : posts) {
             c.keys.push_back(p.key);
         }
@@ -37,6 +38,19 @@ public:
         }
         if (d.outcome == net::verdict::ok && d.message_id.empty()) {
             d.message_id = "m" + std::to_string(calls.size());
+        }
+        co_return d;
+    }
+
+    boost::asio::awaitable<notify::delivery> edit(channel to, const std::string& message_id, const post& p) override {
+        calls.push_back(call{to, {p.key}, message_id});
+        notify::delivery d;
+        if (!script_.empty()) {
+            d = script_.front();
+            script_.pop_front();
+        }
+        if (d.outcome == net::verdict::ok && d.message_id.empty()) {
+            d.message_id = message_id;
         }
         co_return d;
     }

@@ -4,6 +4,7 @@
 
 #include <iosfwd>
 #include <string>
+#include <vector>
 
 namespace runbookd::app::cli {
 
@@ -18,6 +19,13 @@ int run(const std::string& config_path);
 /// `runbookd check-config FILE`: prints every problem (file:line:col: path: message) to
 /// `err`, or a one-line summary to `out`.
 int check_config(const std::string& path, std::ostream& out, std::ostream& err);
+
+/// `runbookd test-rules FILE...`: runs rule unit tests; 0 when all pass, 1 otherwise.
+int test_rules(const std::vector<std::string>& files, std::ostream& out, std::ostream& err);
+
+/// `runbookd replay SCENARIO [--format text|json]`: prints every post the scenario makes,
+/// with its virtual time; 1 when the scenario is invalid or its expectations are not met.
+int replay(const std::string& scenario_path, const std::string& format, std::ostream& out, std::ostream& err);
 
 /// `runbookd version`.
 int version(std::ostream& out);

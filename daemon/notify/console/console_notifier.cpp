@@ -23,6 +23,16 @@ boost::asio::awaitable<delivery> console_notifier::send(channel to, std::span<co
     for (const auto& p : posts) {
         text += format(to, p);
     }
+    co_return co_await write(text);
+}
+
+boost::asio::awaitable<delivery> console_notifier::edit(channel to, const std::string& message_id, const post& p) {
+    auto d = co_await write("(edit of " + message_id + ")\n" + format(to, p));
+    d.message_id = message_id;
+    co_return d;
+}
+
+boost::asio::awaitable<delivery> console_notifier::write(const std::string& text) {
     delivery d;
     if (std::fwrite(text.data(), 1, text.size(), out_) != text.size() || std::fflush(out_) != 0) {
         d.outcome = net::verdict::retryable;

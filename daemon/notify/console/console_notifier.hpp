@@ -18,11 +18,14 @@ public:
     bool has_channel(channel) const noexcept override { return true; }
     std::size_t fit(std::span<const post> posts) const override;
     boost::asio::awaitable<delivery> send(channel to, std::span<const post> posts) override;
+    boost::asio::awaitable<delivery> edit(channel to, const std::string& message_id, const post& p) override;
 
     /// The block send() writes for one post (tests and replay).
     static std::string format(channel to, const post& p);
 
 private:
+    boost::asio::awaitable<delivery> write(const std::string& text);
+
     std::FILE* out_;
     long long next_id_ = 1;
 };

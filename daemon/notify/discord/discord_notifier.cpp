@@ -23,19 +23,28 @@ std::size_t discord_notifier::fit(std::span<const post> posts) const {
 }
 
 asio::awaitable<delivery> discord_notifier::send(channel to, std::span<const post> posts) {
+    co_return co_await call(to, "POST", "?wait=true", execute_body(posts, settings_.username));
+}
+
+asio::awaitable<delivery> discord_notifier::edit(channel to, const std::string& message_id, const post& p) {
+    // https://discord.com/developers/docs/resources/webhook#edit-webhook-message
+    co_return co_await call(to, "PATCH", "/messages/" + message_id, edit_body(p));
+}
+
+asio::awaitable<delivery> discord_notifier::call(channel to, std::string method, std::string suffix, std::string body) {
     const auto& hook = webhook(to);
-    net::http_call call;
-    call.method = "POST";
+    net::http_call request;
+    request.method = std::move(method);
     // The token is in the path: the URL is a secret and is never logged or returned.
-    call.url = settings_.base_url + "/webhooks/" + hook.id + "/" + hook.token.reveal() + "?wait=true";
-    call.headers = {
+    request.url = settings_.base_url + "/webhooks/" + hook.id + "/" + hook.token.reveal() + suffix;
+    request.headers = {
         {"Content-Type", "application/json"},
         {"User-Agent", "DiscordBot (https://github.com/runbookd/runbookd, " + std::string{version()} + ")"},
     };
-    call.body = execute_body(posts, settings_.username);
-    call.timeout = settings_.request_timeout;
+    request.body = std::move(body);
+    request.timeout = settings_.request_timeout;
 
-    auto reply = co_await http_.send(std::move(call));
+    auto reply = co_await http_.send(std::move(request));
     delivery d;
     if (!reply) {
         d.outcome = reply.error().error.retryable ? net::verdict::retryable : net::verdict::final;
@@ -71,10 +80,14 @@ asio::awaitable<delivery> discord_notifier::send(channel to, std::span<const pos
         case net::verdict::final:
             d.reason = "discord answered " + std::to_string(reply->status) +
                        (facts.error.empty() ? std::string{} : ": " + facts.error);
+            // 404 Unknown Message (10008) on an edit: someone deleted the message; the webhook
+            // itself is fine.
+            d.message_gone = reply->status == 404 && facts.code == unknown_message;
             // 401 Invalid Webhook Token (50027), 403 Missing Access, 404 Unknown Webhook
             // (10015): "stop using that webhook" (api-facts §2.8); they also count towards
             // Cloudflare's invalid-request ban.
-            d.channel_broken = reply->status == 401 || reply->status == 403 || reply->status == 404;
+            d.channel_broken =
+                !d.message_gone && (reply->status == 401 || reply->status == 403 || reply->status == 404);
             break;
     }
     co_return d;

@@ -19,9 +19,12 @@ public:
     bool has_channel(channel to) const noexcept override;
     std::size_t fit(std::span<const post> posts) const override;
     boost::asio::awaitable<delivery> send(channel to, std::span<const post> posts) override;
+    boost::asio::awaitable<delivery> edit(channel to, const std::string& message_id, const post& p) override;
 
 private:
     const config::discord_webhook& webhook(channel to) const noexcept;
+    /// One request to the webhook (`suffix` after the token), its answer classified.
+    boost::asio::awaitable<delivery> call(channel to, std::string method, std::string suffix, std::string body);
 
     net::http_client& http_;
     config::discord_config settings_;

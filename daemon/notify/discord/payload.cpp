@@ -55,7 +55,9 @@ std::size_t fit(std::span<const post> posts) {
     return std::max<std::size_t>(n, 1);
 }
 
-std::string execute_body(std::span<const post> posts, std::string_view username) {
+namespace {
+
+json embeds_of(std::span<const post> posts) {
     json embeds = json::array();
     std::vector<std::string> urls;
     for (const auto& p : posts.first(std::min(posts.size(), max_embeds))) {
@@ -78,10 +80,26 @@ std::string execute_body(std::span<const post> posts, std::string_view username)
         }
         embeds.push_back(std::move(e));
     }
+    return embeds;
+}
+
+}  // namespace
+
+std::string execute_body(std::span<const post> posts, std::string_view username) {
     json body = {
         {"username", truncate_utf16(username, max_username)},
-        {"embeds", std::move(embeds)},
+        {"embeds", embeds_of(posts)},
         // Webhooks parse user mentions by default, and edits re-parse: say "none" every time.
+        {"allowed_mentions", {{"parse", json::array()}}},
+    };
+    return body.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+std::string edit_body(const post& p) {
+    json body = {
+        {"embeds", embeds_of(std::span<const post>{&p, 1})},
+        // An edit re-parses mentions with the request's allowed_mentions, not the
+        // original message's (api-facts §2.3): send "none" again.
         {"allowed_mentions", {{"parse", json::array()}}},
     };
     return body.dump(-1, ' ', false, json::error_handler_t::replace);
@@ -105,7 +123,8 @@ response_facts read_response(std::string_view body) {
     if (const auto it = doc.find("message"); it != doc.end() && it->is_string()) {
         out.error = truncate_utf16(it->get<std::string>(), 200);
         if (const auto code = doc.find("code"); code != doc.end() && code->is_number_integer()) {
-            out.error += " (" + std::to_string(code->get<long long>()) + ")";
+            out.code = code->get<long long>();
+            out.error += " (" + std::to_string(out.code) + ")";
         }
     }
     return out;

@@ -27,12 +27,20 @@ std::size_t fit(std::span<const post> posts);
 /// Discord's limits (UTF-16 units, with an ellipsis), and allowed_mentions {"parse": []}.
 std::string execute_body(std::span<const post> posts, std::string_view username);
 
+/// The JSON body of an edit-webhook-message call: the post as the message's one embed,
+/// and allowed_mentions {"parse": []} again (edits re-parse mentions).
+std::string edit_body(const post& p);
+
+/// Discord's JSON error code for an unknown message (the message was deleted).
+inline constexpr long long unknown_message = 10008;
+
 /// What a Discord response tells the outbox.
 struct response_facts {
     std::string message_id;             ///< from a message object
     std::optional<double> retry_after;  ///< seconds, from a 429 body
     bool global = false;                ///< from a 429 body
     std::string error;                  ///< "Unknown Webhook (10015)" from an error body
+    long long code = 0;                 ///< the error body's JSON code, 0 when none
 };
 
 /// Reads whatever of the above the body holds; never throws, ignores unknown fields.

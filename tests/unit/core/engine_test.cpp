@@ -14,7 +14,7 @@ const wall_time t0 = *parse_rfc3339("2026-03-04T16:00:00Z");
 engine_settings settings() {
     engine_settings s;
     s.reminder_interval = 30min;
-    s.services.emplace("PF9KMXH", service_info{"Editor", "Saving canvases may fail."});
+    s.services.emplace("PF9KMXH", service_info{"Editor", "Saving canvases may fail.", {}});
     return s;
 }
 

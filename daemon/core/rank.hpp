@@ -1,0 +1,73 @@
+#pragma once
+// Ranking: every rule against the signal log, around one incident's start. Pure and
+// deterministic: the same rules, log, source health and instants give the same ranking.
+
+#include "core/rule.hpp"
+#include "core/signal_log.hpp"
+#include "core/source_health.hpp"
+#include "core/time.hpp"
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace runbookd {
+
+/// The paged service as rules see it (`related: service`).
+struct service_scope {
+    std::string id;    ///< PagerDuty service id
+    std::string name;  ///< display name
+    /// "namespace/deployment" patterns; either side may be "*" or end in "*". Empty: the
+    /// service's workloads are not known, so every signal counts as related.
+    std::vector<std::string> workloads;
+};
+
+/// Whether `s` is about one of the service's workloads (docs/rules.md, "related").
+bool related_to(const signal& s, const service_scope& service);
+
+struct rank_input {
+    wall_time start;  ///< the incident's start: windows are relative to it
+    wall_time now;    ///< nothing after now is looked at
+    service_scope service;
+    std::size_t max_evidence = 3;  ///< evidence lines per suspect
+    std::size_t max_actions = 6;   ///< actions per suspect
+};
+
+/// A cause the evidence points to.
+struct suspect {
+    std::string id;
+    std::string title;
+    double prior = 0;
+    double strength = 0;  ///< 0..1, from the condition tree
+    double recency = 1;   ///< 0..1, from the closest supporting signal
+    double score = 0;     ///< prior x strength x recency
+    double share = 0;     ///< score / sum of every suspect's score
+    std::vector<std::string> evidence;  ///< raw text (outside text unescaped)
+    std::vector<std::string> actions;   ///< raw text, names filled in
+    std::string status_text;
+};
+
+/// A cause with no supporting signal: why we say so.
+struct checked {
+    std::string id;
+    std::string title;
+    std::string detail;  ///< what was checked ("Cloud SQL CPU peaked at 23%"), or why it could not be
+};
+
+struct ranking {
+    std::vector<suspect> suspects;      ///< best first; ties by prior, then id
+    std::vector<checked> clear;         ///< in rule order
+    std::vector<checked> not_checkable;  ///< in rule order
+
+    const suspect* top() const noexcept { return suspects.empty() ? nullptr : &suspects.front(); }
+};
+
+/// Ranks every rule. `sources` says which sources are configured and healthy; a kind whose
+/// source is absent or failing makes the conditions on it "not checkable".
+ranking rank(const rule_set& rules, const signal_log& log, const source_map& sources, const rank_input& in);
+
+/// "4m before the alert", "2m after the alert", "at the alert".
+std::string relative_to_alert(wall_time at, wall_time start);
+
+}  // namespace runbookd

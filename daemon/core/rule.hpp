@@ -1,0 +1,96 @@
+#pragma once
+// The rule model that rules/ parses YAML into and rank.cpp evaluates. Plain data: every
+// template is parsed and every regex compiled when the rules load.
+
+#include "core/calendar.hpp"
+#include "core/text_template.hpp"
+#include "core/time.hpp"
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <regex>
+#include <string>
+#include <vector>
+
+namespace runbookd {
+
+/// One test on a label: equality, inequality, a regex (whole value), a set, or presence.
+struct label_test {
+    enum class op { equals, not_equals, matches, in, not_in };
+    std::string label;
+    op how = op::equals;
+    std::vector<std::string> values;   ///< one for equals/not_equals, the set for in/not_in
+    std::shared_ptr<const std::regex> pattern;  ///< for matches
+};
+
+/// Where, relative to the incident's start, a condition looks for signals.
+struct time_window {
+    millis before = std::chrono::hours{1};
+    millis after = std::chrono::hours{1};
+};
+
+/// A leaf: signals of one kind that match every test.
+struct signal_test {
+    std::string kind;
+    std::vector<label_test> where;
+    std::optional<double> above;  ///< value > above
+    std::optional<double> below;  ///< value < below
+    std::size_t at_least = 1;     ///< how many matching signals are needed
+    /// The matching samples of one subject must span at least this long, with no
+    /// non-matching sample of that subject in between ("CPU above 90% for 5 minutes").
+    std::optional<millis> sustained;
+    time_window window;
+    bool related = false;  ///< only signals about the paged service's workloads count
+    double strength = 1.0;
+    text_template evidence;  ///< overrides the rule's for signals this leaf found
+    text_template clear;     ///< what "checked, clear" says of this leaf
+};
+
+/// A leaf that holds when the incident started inside a recurring local-time window.
+struct calendar_test {
+    local_window window;
+    double strength = 1.0;
+    text_template evidence;  ///< placeholders: local_time, window
+};
+
+/// A condition tree: a leaf, or all / any / none of the children.
+struct condition {
+    enum class op { signal, calendar, all, any, none };
+    op what = op::signal;
+    signal_test signal;
+    calendar_test calendar;
+    std::vector<condition> children;
+};
+
+/// Recency weighting: a supporting signal `d` away from the incident's start weighs
+/// floor + (1 - floor) * 0.5^(d / half_life).
+struct recency {
+    millis half_life = std::chrono::minutes{15};
+    double floor = 0.1;
+};
+
+/// One candidate cause from the runbook.
+struct rule {
+    std::string id;
+    std::string title;
+    double prior = 0.1;
+    condition when;
+    std::optional<recency> recent;
+    text_template evidence;
+    std::vector<text_template> actions;
+    text_template clear;    ///< overrides the leaves' "checked" phrases
+    std::string status_text;  ///< for #status when this cause dominates ("a bad deploy ...")
+    std::string file;  ///< where it was defined, for messages
+    int line = 0;
+};
+
+/// A loaded rule pack. Immutable once built; shared by the engine and reloads.
+struct rule_set {
+    std::vector<rule> rules;
+    std::string origin;  ///< "rules/runbook.yaml", or "embedded runbook pack"
+    std::string hash;    ///< of the source text(s), for logs and metrics
+};
+
+}  // namespace runbookd

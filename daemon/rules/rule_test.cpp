@@ -1,0 +1,366 @@
+#include "rules/rule_test.hpp"
+
+#include "core/rank.hpp"
+#include "rules/inputs.hpp"
+#include "rules/rules.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <fstream>
+#include <map>
+#include <ostream>
+#include <sstream>
+
+namespace runbookd::rules {
+namespace {
+
+using yaml::entry;
+
+constexpr std::array<std::string_view, 3> file_keys{"rule_files", "services", "tests"};
+constexpr std::array<std::string_view, 7> test_keys{"name", "start", "service", "at", "sources", "signals", "expect"};
+constexpr std::array<std::string_view, 7> expect_keys{
+    "top", "order", "min_share", "clear", "not_checkable", "actions_include", "evidence_include"};
+/// A Thursday, 11:00 in New York: outside the maintenance window unless a test moves it.
+constexpr std::string_view default_start = "2026-03-05T16:00:00Z";
+
+struct expectation {
+    std::optional<std::string> top;  ///< "none" for no suspect
+    std::vector<std::string> order;
+    std::map<std::string, double> min_share;
+    std::vector<std::string> clear;
+    std::vector<std::string> not_checkable;
+    std::vector<std::string> actions_include;
+    std::vector<std::string> evidence_include;
+};
+
+struct test_case {
+    std::string name;
+    int line = 0;
+    wall_time start;
+    millis at{std::chrono::minutes{10}};
+    std::string service;
+    source_map sources;
+    std::vector<signal> signals;
+    expectation expect;
+};
+
+std::string pct(double share) {
+    return std::to_string(static_cast<int>(std::lround(share * 100))) + "%";
+}
+
+std::string fixed(double v) {
+    std::ostringstream o;
+    o.setf(std::ios::fixed);
+    o.precision(2);
+    o << v;
+    return o.str();
+}
+
+/// The ranking as the failure diff shows it.
+std::string describe(const ranking& r) {
+    std::string out = "    got:\n";
+    int i = 0;
+    for (const auto& s : r.suspects) {
+        out += "      " + std::to_string(++i) + ". " + s.id + " " + pct(s.share) + "  (prior " + fixed(s.prior) +
+               " x strength " + fixed(s.strength) + " x recency " + fixed(s.recency) + ")\n";
+        for (const auto& e : s.evidence) {
+            out += "           evidence: " + e + "\n";
+        }
+        for (const auto& a : s.actions) {
+            out += "           action:   " + a + "\n";
+        }
+    }
+    if (r.suspects.empty()) {
+        out += "      (no suspect)\n";
+    }
+    for (const auto& c : r.clear) {
+        out += "      clear: " + c.id + " (" + c.detail + ")\n";
+    }
+    for (const auto& c : r.not_checkable) {
+        out += "      not checkable: " + c.id + " (" + c.detail + ")\n";
+    }
+    return out;
+}
+
+bool has_id(const std::vector<checked>& v, const std::string& id) {
+    return std::any_of(v.begin(), v.end(), [&](const checked& c) { return c.id == id; });
+}
+
+const suspect* find_suspect(const ranking& r, const std::string& id) {
+    const auto it = std::find_if(r.suspects.begin(), r.suspects.end(), [&](const suspect& s) { return s.id == id; });
+    return it == r.suspects.end() ? nullptr : &*it;
+}
+
+/// Every way `r` misses `e`, one line each.
+std::vector<std::string> check(const expectation& e, const ranking& r) {
+    std::vector<std::string> misses;
+    const suspect* top = r.top();
+    if (e.top) {
+        const std::string got = top == nullptr ? "none" : top->id;
+        if (got != *e.top) {
+            misses.push_back("top: expected " + *e.top + ", got " + got);
+        }
+    }
+    for (std::size_t i = 0; i < e.order.size(); ++i) {
+        const std::string got = i < r.suspects.size() ? r.suspects[i].id : "(nothing)";
+        if (got != e.order[i]) {
+            misses.push_back("order[" + std::to_string(i) + "]: expected " + e.order[i] + ", got " + got);
+        }
+    }
+    for (const auto& [id, share] : e.min_share) {
+        const suspect* s = find_suspect(r, id);
+        if (s == nullptr) {
+            misses.push_back("min_share " + id + ": expected at least " + pct(share) + ", but it is not a suspect");
+        } else if (s->share + 1e-9 < share) {
+            misses.push_back("min_share " + id + ": expected at least " + pct(share) + ", got " + pct(s->share));
+        }
+    }
+    for (const auto& id : e.clear) {
+        if (!has_id(r.clear, id)) {
+            misses.push_back("clear: expected " + id + " to be checked and clear");
+        }
+    }
+    for (const auto& id : e.not_checkable) {
+        if (!has_id(r.not_checkable, id)) {
+            misses.push_back("not_checkable: expected " + id + " to be not checkable");
+        }
+    }
+    const auto any_has = [&](const std::string& text, bool actions) {
+        return std::any_of(r.suspects.begin(), r.suspects.end(), [&](const suspect& s) {
+            const auto& lines = actions ? s.actions : s.evidence;
+            return std::any_of(lines.begin(), lines.end(), [&](const std::string& l) {
+                return l.find(text) != std::string::npos;
+            });
+        });
+    };
+    for (const auto& a : e.actions_include) {
+        if (!any_has(a, true)) {
+            misses.push_back("actions_include: no action contains \"" + a + "\"");
+        }
+    }
+    for (const auto& a : e.evidence_include) {
+        if (!any_has(a, false)) {
+            misses.push_back("evidence_include: no evidence line contains \"" + a + "\"");
+        }
+    }
+    return misses;
+}
+
+class test_loader {
+public:
+    explicit test_loader(const std::string& path) : w_(path) {}
+
+    /// Returns the tests, or nothing with problems recorded.
+    bool load(std::string_view text) {
+        auto doc = w_.document(text);
+        if (!doc) {
+            return false;
+        }
+        const auto top = w_.map(*doc, "", file_keys);
+        if (!top) {
+            return false;
+        }
+        if (auto files = inputs::read_rule_files(w_, yaml::find(*top, "rule_files"))) {
+            files_ = std::move(*files);
+        }
+        if (const entry* s = yaml::find(*top, "services")) {
+            if (auto svcs = inputs::read_services(w_, *s)) {
+                services_ = std::move(*svcs);
+            }
+        }
+        const entry* list = yaml::find(*top, "tests");
+        if (list == nullptr) {
+            w_.report(doc->Mark(), "tests", "required: a list of tests");
+        } else if (auto items = w_.list(*list)) {
+            for (const auto& item : *items) {
+                read_test(item);
+            }
+        }
+        return w_.problem_count() == 0;
+    }
+
+    std::vector<problem> problems() { return w_.take(); }
+    const std::vector<std::string>& rule_files() const { return files_; }
+    const std::vector<test_case>& tests() const { return tests_; }
+    const std::map<std::string, service_info, std::less<>>& services() const { return services_; }
+
+private:
+    std::vector<std::string> strings(const entry& e) {
+        std::vector<std::string> out;
+        if (auto items = w_.list(e)) {
+            for (const auto& i : *items) {
+                if (auto v = w_.string(i)) {
+                    out.push_back(*v);
+                }
+            }
+        }
+        return out;
+    }
+
+    void read_test(const entry& item) {
+        const auto keys = w_.map(item.value, item.path, test_keys);
+        if (!keys) {
+            return;
+        }
+        test_case t;
+        t.line = item.value.Mark().line + 1;
+        t.start = *parse_rfc3339(default_start);
+        if (const entry* n = yaml::find(*keys, "name")) {
+            t.name = w_.string(*n).value_or("");
+        } else {
+            w_.report(item.value.Mark(), item.path + ".name", "required: what the test shows");
+        }
+        if (const entry* s = yaml::find(*keys, "start")) {
+            t.start = w_.instant(*s).value_or(t.start);
+        }
+        if (const entry* s = yaml::find(*keys, "service")) {
+            t.service = w_.string(*s).value_or("");
+            if (!services_.contains(t.service)) {
+                w_.report(*s, "service '" + t.service + "' is not under services:");
+            }
+        }
+        if (const entry* a = yaml::find(*keys, "at")) {
+            t.at = w_.duration(*a, true).value_or(t.at);
+        }
+        if (auto src = inputs::read_sources(w_, yaml::find(*keys, "sources"), t.start)) {
+            t.sources = std::move(*src);
+        }
+        if (const entry* s = yaml::find(*keys, "signals")) {
+            if (auto items = w_.list(*s)) {
+                for (const auto& sig : *items) {
+                    if (auto parsed = inputs::read_signal(w_, sig, t.start, nullptr)) {
+                        t.signals.push_back(std::move(*parsed));
+                    }
+                }
+            }
+        }
+        if (const entry* x = yaml::find(*keys, "expect")) {
+            read_expect(*x, t.expect);
+        } else {
+            w_.report(item.value.Mark(), item.path + ".expect", "required: what the ranking must show");
+        }
+        tests_.push_back(std::move(t));
+    }
+
+    void read_expect(const entry& x, expectation& e) {
+        const auto keys = w_.map(x.value, x.path, expect_keys);
+        if (!keys) {
+            return;
+        }
+        if (keys->empty()) {
+            w_.report(x, "expect needs at least one of top, order, min_share, clear, not_checkable, actions_include, evidence_include");
+        }
+        for (const auto& k : *keys) {
+            if (k.name == "top") {
+                e.top = w_.string(k);
+            } else if (k.name == "order") {
+                e.order = strings(k);
+            } else if (k.name == "clear") {
+                e.clear = strings(k);
+            } else if (k.name == "not_checkable") {
+                e.not_checkable = strings(k);
+            } else if (k.name == "actions_include") {
+                e.actions_include = strings(k);
+            } else if (k.name == "evidence_include") {
+                e.evidence_include = strings(k);
+            } else if (auto m = w_.map(k.value, k.path, {})) {
+                for (const auto& s : *m) {
+                    if (auto v = w_.number(s, 0, 1)) {
+                        e.min_share[s.name] = *v;
+                    }
+                }
+            }
+        }
+    }
+
+    yaml::walker w_;
+    std::vector<std::string> files_;
+    std::map<std::string, service_info, std::less<>> services_;
+    std::vector<test_case> tests_;
+};
+
+/// Every rule id the expectation names must exist, or the test could pass vacuously.
+std::vector<std::string> unknown_ids(const expectation& e, const rule_set& rules) {
+    std::vector<std::string> named = e.order;
+    named.insert(named.end(), e.clear.begin(), e.clear.end());
+    named.insert(named.end(), e.not_checkable.begin(), e.not_checkable.end());
+    for (const auto& [id, share] : e.min_share) {
+        named.push_back(id);
+    }
+    if (e.top && *e.top != "none") {
+        named.push_back(*e.top);
+    }
+    std::vector<std::string> out;
+    for (const auto& id : named) {
+        if (std::none_of(rules.rules.begin(), rules.rules.end(), [&](const rule& r) { return r.id == id; })) {
+            out.push_back("expectation names rule '" + id + "', which the rule files do not define");
+        }
+    }
+    return out;
+}
+
+}  // namespace
+
+test_summary run_rule_tests(const std::vector<std::string>& files, std::ostream& out, std::ostream& err) {
+    test_summary sum;
+    for (const auto& path : files) {
+        std::ifstream file(path, std::ios::binary);
+        if (!file) {
+            sum.problems.push_back(problem{path, 0, 0, {}, "cannot read the test file"});
+            sum.failed += 1;
+            continue;
+        }
+        std::stringstream text;
+        text << file.rdbuf();
+        test_loader loader{path};
+        const bool ok = loader.load(text.str());
+        auto problems = loader.problems();
+        if (!ok) {
+            sum.problems.insert(sum.problems.end(), problems.begin(), problems.end());
+            sum.failed += 1;
+            continue;
+        }
+        const auto rules = load(loader.rule_files());
+        if (!rules.ok()) {
+            sum.problems.insert(sum.problems.end(), rules.problems.begin(), rules.problems.end());
+            sum.failed += 1;
+            continue;
+        }
+        for (const auto& t : loader.tests()) {
+            signal_log log{signal_log_settings{std::chrono::hours{24 * 7}, 10'000'000}};
+            const wall_time now = t.start + t.at;
+            for (const auto& s : t.signals) {
+                log.add(s, now);
+            }
+            rank_input in;
+            in.start = t.start;
+            in.now = now;
+            if (const auto it = loader.services().find(t.service); it != loader.services().end()) {
+                in.service = service_scope{t.service, it->second.name, it->second.workloads};
+            }
+            const ranking r = rank(*rules.value, log, t.sources, in);
+            auto misses = unknown_ids(t.expect, *rules.value);
+            const auto more = check(t.expect, r);
+            misses.insert(misses.end(), more.begin(), more.end());
+            if (misses.empty()) {
+                sum.passed += 1;
+                out << "ok    " << path << ":" << t.line << ": " << t.name << "\n";
+                continue;
+            }
+            sum.failed += 1;
+            out << "FAIL  " << path << ":" << t.line << ": " << t.name << "\n";
+            for (const auto& m : misses) {
+                out << "    " << m << "\n";
+            }
+            out << describe(r);
+        }
+    }
+    for (const auto& p : sum.problems) {
+        err << p.to_string() << "\n";
+    }
+    out << sum.passed << " passed, " << sum.failed << " failed\n";
+    return sum;
+}
+
+}  // namespace runbookd::rules

@@ -1,0 +1,628 @@
+#include "rules/rules.hpp"
+
+#include "core/signal.hpp"
+#include "core/suggest.hpp"
+#include "rules/yaml_support.hpp"
+
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <array>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+namespace runbookd::rules {
+namespace {
+
+using namespace std::chrono_literals;
+using yaml::entries;
+using yaml::entry;
+
+constexpr std::array<std::string_view, 1> file_keys{"rules"};
+constexpr std::array<std::string_view, 9> rule_keys{
+    "id", "title", "prior", "when", "recency", "evidence", "actions", "clear", "status_text"};
+constexpr std::array<std::string_view, 10> signal_keys{
+    "signal", "where", "value", "count", "sustained", "window", "related", "strength", "evidence", "clear"};
+constexpr std::array<std::string_view, 3> calendar_leaf_keys{"calendar", "strength", "evidence"};
+constexpr std::array<std::string_view, 5> calendar_keys{"days", "from", "to", "tz", "months"};
+constexpr std::array<std::string_view, 5> label_ops{"equals", "not", "matches", "in", "not_in"};
+constexpr std::array<std::string_view, 2> value_keys{"above", "below"};
+constexpr std::array<std::string_view, 1> count_keys{"at_least"};
+constexpr std::array<std::string_view, 2> window_keys{"before", "after"};
+constexpr std::array<std::string_view, 2> recency_keys{"half_life", "floor"};
+constexpr std::array<std::string_view, 2> related_values{"service", "any"};
+constexpr std::array<std::string_view, 5> node_keys{"signal", "calendar", "all", "any", "none"};
+constexpr std::array<std::string_view, 7> day_names{"sun", "mon", "tue", "wed", "thu", "fri", "sat"};
+constexpr std::array<std::string_view, 12> month_names{
+    "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"};
+constexpr std::array<std::string_view, 7> clear_placeholders{"count", "max", "min", "latest", "window", "service", "kind"};
+constexpr std::array<std::string_view, 3> calendar_placeholders{"local_time", "window", "service"};
+constexpr std::size_t max_status_text = 200;
+
+std::string hex_sha256(std::string_view text) {
+    std::array<unsigned char, EVP_MAX_MD_SIZE> md{};
+    unsigned int len = 0;
+    EVP_Digest(text.data(), text.size(), md.data(), &len, EVP_sha256(), nullptr);
+    constexpr std::string_view hex = "0123456789abcdef";
+    std::string out;
+    for (unsigned int i = 0; i < len; ++i) {
+        out += hex[md[i] >> 4];
+        out += hex[md[i] & 0x0f];
+    }
+    return out;
+}
+
+bool valid_id(std::string_view id) {
+    return !id.empty() && std::all_of(id.begin(), id.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+    });
+}
+
+std::string words(std::span<const std::string_view> ws) {
+    std::string out;
+    for (const auto w : ws) {
+        out += (out.empty() ? "" : ", ") + std::string{w};
+    }
+    return out;
+}
+
+/// The placeholders a template may use, for messages: sorted, comma-separated.
+std::string words(const std::set<std::string>& ws) {
+    std::string out;
+    for (const auto& w : ws) {
+        out += (out.empty() ? "" : ", ") + w;
+    }
+    return out;
+}
+
+class rule_loader {
+public:
+    explicit rule_loader(std::string_view file) : w_(std::string{file}) {}
+
+    load_result run(std::string_view text) {
+        auto set = std::make_shared<rule_set>();
+        set->origin = w_.file();
+        set->hash = hex_sha256(text);
+        if (auto doc = w_.document(text)) {
+            if (auto top = w_.map(*doc, "", file_keys)) {
+                const entry* list = yaml::find(*top, "rules");
+                if (list == nullptr) {
+                    w_.report(doc->Mark(), "rules", "required: a list of rules");
+                } else if (auto items = w_.list(*list)) {
+                    for (const auto& item : *items) {
+                        read_rule(item, *set);
+                    }
+                }
+            }
+        }
+        load_result out;
+        out.problems = w_.take();
+        if (out.problems.empty()) {
+            out.value = std::move(set);
+        }
+        return out;
+    }
+
+private:
+    void read_rule(const entry& item, rule_set& set) {
+        const auto keys = w_.map(item.value, item.path, rule_keys);
+        if (!keys) {
+            return;
+        }
+        rule r;
+        r.file = w_.file();
+        r.line = item.value.Mark().line + 1;
+        const std::size_t before = w_.problem_count();
+        const auto required = [&](std::string_view key, std::string_view what) -> const entry* {
+            const entry* e = yaml::find(*keys, key);
+            if (e == nullptr) {
+                w_.report(item.value.Mark(), item.path + "." + std::string{key}, "required: " + std::string{what});
+            }
+            return e;
+        };
+        if (const entry* e = required("id", "a short lower-case name, e.g. bad-deploy")) {
+            if (auto id = w_.string(*e)) {
+                if (!valid_id(*id)) {
+                    w_.report(*e, "'" + *id + "' is not an id (lower-case letters, digits, '-' and '_')");
+                } else if (std::any_of(set.rules.begin(), set.rules.end(), [&](const rule& o) { return o.id == *id; })) {
+                    w_.report(*e, "duplicate rule id '" + *id + "'");
+                } else {
+                    r.id = *id;
+                }
+            }
+        }
+        if (const entry* e = required("title", "the cause as the runbook names it")) {
+            if (auto t = w_.string(*e)) {
+                r.title = *t;
+            }
+        }
+        if (const entry* e = yaml::find(*keys, "prior")) {
+            if (auto p = w_.number(*e, 0.0001, 1)) {
+                r.prior = *p;
+            }
+        }
+        std::vector<const signal_kind*> positive;
+        if (const entry* e = required("when", "the condition (signal, calendar, all, any or none)")) {
+            if (auto c = read_condition(*e, positive, false)) {
+                r.when = std::move(*c);
+            }
+        }
+        if (const entry* e = yaml::find(*keys, "recency")) {
+            if (auto m = w_.map(e->value, e->path, recency_keys)) {
+                recency rec;
+                if (const entry* h = yaml::find(*m, "half_life")) {
+                    if (auto d = w_.duration(*h)) {
+                        rec.half_life = *d;
+                    }
+                }
+                if (const entry* f = yaml::find(*m, "floor")) {
+                    if (auto v = w_.number(*f, 0, 1)) {
+                        rec.floor = *v;
+                    }
+                }
+                r.recent = rec;
+            }
+        }
+        // Rule-level templates are rendered for each supporting signal that carries every
+        // label they name; they may name any label of the rule's (non-negated) kinds.
+        std::set<std::string> allowed = rule_labels(positive);
+        if (const entry* e = yaml::find(*keys, "evidence")) {
+            r.evidence = read_template(*e, allowed, "labels of this rule's signal kinds and built-ins");
+        }
+        if (const entry* e = yaml::find(*keys, "actions")) {
+            if (auto items = w_.list(*e)) {
+                for (const auto& a : *items) {
+                    r.actions.push_back(read_template(a, allowed, "labels of this rule's signal kinds and built-ins"));
+                }
+            }
+        }
+        if (const entry* e = yaml::find(*keys, "clear")) {
+            r.clear = read_template(*e, names(clear_placeholders), "statistics of the rule's first signal condition");
+        }
+        if (const entry* e = yaml::find(*keys, "status_text")) {
+            if (auto t = w_.string(*e)) {
+                if (t->find_first_of("{}") != std::string::npos) {
+                    w_.report(*e, "status_text is for users and takes no placeholders");
+                } else if (t->size() > max_status_text) {
+                    w_.report(*e, "at most " + std::to_string(max_status_text) + " characters");
+                } else {
+                    r.status_text = *t;
+                }
+            }
+        }
+        if (w_.problem_count() == before) {
+            set.rules.push_back(std::move(r));
+        }
+    }
+
+    static std::set<std::string> names(std::span<const std::string_view> ws) {
+        return {ws.begin(), ws.end()};
+    }
+
+    static std::set<std::string> rule_labels(const std::vector<const signal_kind*>& kinds) {
+        if (kinds.empty()) {
+            return {"service"};  // only calendar conditions: no signal to take labels from
+        }
+        std::set<std::string> out = names(builtin_placeholders());
+        for (const auto* k : kinds) {
+            out.insert(k->labels.begin(), k->labels.end());
+        }
+        return out;
+    }
+
+    text_template read_template(const entry& e, const std::set<std::string>& allowed, std::string_view whose) {
+        auto text = w_.string(e);
+        if (!text) {
+            return {};
+        }
+        std::string error;
+        auto t = text_template::parse(*text, error);
+        if (!t) {
+            w_.report(e, error);
+            return {};
+        }
+        for (const auto& p : t->parts()) {
+            if (p.placeholder && !allowed.contains(p.text)) {
+                std::vector<std::string_view> candidates(allowed.begin(), allowed.end());
+                w_.report(
+                    e,
+                    "unknown placeholder '{" + p.text + "}'" + suggestion(p.text, candidates) + " (available: " +
+                        words(allowed) + "; " + std::string{whose} + ")"
+                );
+            }
+        }
+        return std::move(*t);
+    }
+
+    /// A condition node: exactly one of signal, calendar, all, any, none.
+    std::optional<condition> read_condition(const entry& e, std::vector<const signal_kind*>& positive, bool negated) {
+        if (!e.value.IsMap()) {
+            w_.report(e, "expected a condition: a map with one of signal, calendar, all, any or none");
+            return std::nullopt;
+        }
+        std::vector<std::string_view> present;
+        for (const auto k : node_keys) {
+            if (e.value[std::string{k}].IsDefined()) {
+                present.push_back(k);
+            }
+        }
+        if (present.size() != 1) {
+            w_.report(
+                e,
+                present.empty() ? "a condition needs one of signal, calendar, all, any or none"
+                                : "a condition has exactly one of signal, calendar, all, any or none, not " +
+                                      std::to_string(present.size())
+            );
+            return std::nullopt;
+        }
+        condition c;
+        if (present.front() == "signal") {
+            c.what = condition::op::signal;
+            auto leaf = read_signal(e, positive, negated);
+            if (!leaf) {
+                return std::nullopt;
+            }
+            c.signal = std::move(*leaf);
+            return c;
+        }
+        if (present.front() == "calendar") {
+            c.what = condition::op::calendar;
+            auto leaf = read_calendar_leaf(e);
+            if (!leaf) {
+                return std::nullopt;
+            }
+            c.calendar = std::move(*leaf);
+            return c;
+        }
+        const std::string_view op = present.front();
+        c.what = op == "all" ? condition::op::all : op == "any" ? condition::op::any : condition::op::none;
+        const std::array<std::string_view, 1> only{op};
+        const auto keys = w_.map(e.value, e.path, only);
+        if (!keys || keys->empty()) {
+            return std::nullopt;
+        }
+        const auto items = w_.list(keys->front());
+        if (!items) {
+            return std::nullopt;
+        }
+        if (items->empty()) {
+            w_.report(keys->front(), std::string{op} + " needs at least one condition");
+            return std::nullopt;
+        }
+        bool ok = true;
+        for (const auto& item : *items) {
+            auto child = read_condition(item, positive, negated || c.what == condition::op::none);
+            ok = ok && child.has_value();
+            if (child) {
+                c.children.push_back(std::move(*child));
+            }
+        }
+        return ok ? std::optional{std::move(c)} : std::nullopt;
+    }
+
+    std::optional<signal_test> read_signal(const entry& node, std::vector<const signal_kind*>& positive, bool negated) {
+        const auto keys = w_.map(node.value, node.path, signal_keys);
+        if (!keys) {
+            return std::nullopt;
+        }
+        const std::size_t before = w_.problem_count();
+        signal_test t;
+        const signal_kind* kind = nullptr;
+        const entry* k = yaml::find(*keys, "signal");
+        if (auto name = w_.string(*k)) {
+            kind = find_signal_kind(*name);
+            if (kind == nullptr) {
+                std::vector<std::string_view> known;
+                for (const auto& sk : signal_catalogue()) {
+                    known.push_back(sk.name);
+                }
+                w_.report(*k, "unknown signal kind '" + *name + "'" + suggestion(*name, known) + " (docs/signals.md)");
+                return std::nullopt;
+            }
+            t.kind = *name;
+        } else {
+            return std::nullopt;
+        }
+        const std::set<std::string> labels(kind->labels.begin(), kind->labels.end());
+        if (const entry* e = yaml::find(*keys, "where")) {
+            if (auto m = w_.map(e->value, e->path, {})) {
+                for (const auto& lt : *m) {
+                    if (!labels.contains(lt.name)) {
+                        std::vector<std::string_view> candidates(kind->labels.begin(), kind->labels.end());
+                        w_.report(
+                            lt.key.Mark(),
+                            lt.path,
+                            "'" + t.kind + "' has no label '" + lt.name + "'" + suggestion(lt.name, candidates) +
+                                " (labels: " + words(kind->labels) + ")"
+                        );
+                        continue;
+                    }
+                    if (auto test = read_label_test(lt)) {
+                        t.where.push_back(std::move(*test));
+                    }
+                }
+            }
+        }
+        if (const entry* e = yaml::find(*keys, "value")) {
+            if (kind->value.empty()) {
+                w_.report(*e, "'" + t.kind + "' signals carry no value");
+            } else if (auto m = w_.map(e->value, e->path, value_keys)) {
+                if (const entry* a = yaml::find(*m, "above")) {
+                    t.above = w_.number(*a, -1e18, 1e18);
+                }
+                if (const entry* b = yaml::find(*m, "below")) {
+                    t.below = w_.number(*b, -1e18, 1e18);
+                }
+                if (m->empty()) {
+                    w_.report(*e, "value needs above, below or both");
+                }
+            }
+        }
+        if (const entry* e = yaml::find(*keys, "count")) {
+            if (auto m = w_.map(e->value, e->path, count_keys)) {
+                if (const entry* a = yaml::find(*m, "at_least")) {
+                    if (auto n = w_.count(*a, 1)) {
+                        t.at_least = *n;
+                    }
+                }
+            }
+        }
+        if (const entry* e = yaml::find(*keys, "sustained")) {
+            if (auto d = w_.duration(*e)) {
+                t.sustained = *d;
+            }
+        }
+        if (const entry* e = yaml::find(*keys, "window")) {
+            if (auto m = w_.map(e->value, e->path, window_keys)) {
+                if (const entry* b = yaml::find(*m, "before")) {
+                    if (auto d = w_.duration(*b)) {
+                        t.window.before = *d;
+                    }
+                }
+                if (const entry* a = yaml::find(*m, "after")) {
+                    if (auto d = w_.duration(*a)) {
+                        t.window.after = *d;
+                    }
+                }
+            }
+        }
+        if (const entry* e = yaml::find(*keys, "related")) {
+            if (auto v = w_.string(*e)) {
+                if (std::find(related_values.begin(), related_values.end(), *v) == related_values.end()) {
+                    w_.report(*e, "'" + *v + "' is not one of service, any" + suggestion(*v, related_values));
+                } else if (*v == "service") {
+                    if (!labels.contains("deployment") && !labels.contains("service")) {
+                        w_.report(*e, "'" + t.kind + "' signals name no workload or service, so they cannot be related to one");
+                    }
+                    t.related = true;
+                }
+            }
+        }
+        if (const entry* e = yaml::find(*keys, "strength")) {
+            if (auto v = w_.number(*e, 0.0001, 1)) {
+                t.strength = *v;
+            }
+        }
+        std::set<std::string> allowed = labels;
+        const auto builtins = builtin_placeholders();
+        allowed.insert(builtins.begin(), builtins.end());
+        if (const entry* e = yaml::find(*keys, "evidence")) {
+            t.evidence = read_template(*e, allowed, "labels of " + t.kind + " and built-ins");
+        }
+        if (const entry* e = yaml::find(*keys, "clear")) {
+            t.clear = read_template(*e, names(clear_placeholders), "statistics of this condition's signals");
+        }
+        if (!negated) {
+            positive.push_back(kind);
+        }
+        return w_.problem_count() == before ? std::optional{std::move(t)} : std::nullopt;
+    }
+
+    std::optional<label_test> read_label_test(const entry& e) {
+        label_test t;
+        t.label = e.name;
+        if (e.value.IsScalar()) {
+            t.values.push_back(e.value.Scalar());
+            return t;
+        }
+        const auto m = w_.map(e.value, e.path, label_ops);
+        if (!m) {
+            return std::nullopt;
+        }
+        if (m->size() != 1) {
+            w_.report(e, "a label test is a value, or a map with one of equals, not, matches, in, not_in");
+            return std::nullopt;
+        }
+        const entry& op = m->front();
+        if (op.name == "in" || op.name == "not_in") {
+            t.how = op.name == "in" ? label_test::op::in : label_test::op::not_in;
+            const auto items = w_.list(op);
+            if (!items) {
+                return std::nullopt;
+            }
+            for (const auto& item : *items) {
+                if (auto v = w_.string(item, false)) {
+                    t.values.push_back(*v);
+                }
+            }
+            return t;
+        }
+        auto v = w_.string(op, false);
+        if (!v) {
+            return std::nullopt;
+        }
+        t.values.push_back(*v);
+        if (op.name == "equals") {
+            t.how = label_test::op::equals;
+        } else if (op.name == "not") {
+            t.how = label_test::op::not_equals;
+        } else {
+            t.how = label_test::op::matches;
+            try {
+                t.pattern = std::make_shared<const std::regex>(*v, std::regex::ECMAScript | std::regex::optimize);
+            } catch (const std::regex_error& err) {
+                w_.report(op, "invalid regular expression: " + std::string{err.what()});
+                return std::nullopt;
+            }
+        }
+        return t;
+    }
+
+    std::optional<std::chrono::minutes> clock_time(const entry& e) {
+        auto text = w_.string(e);
+        if (!text) {
+            return std::nullopt;
+        }
+        const auto& s = *text;
+        const bool shape = s.size() == 5 && s[2] == ':' && std::isdigit(static_cast<unsigned char>(s[0])) &&
+                           std::isdigit(static_cast<unsigned char>(s[1])) && std::isdigit(static_cast<unsigned char>(s[3])) &&
+                           std::isdigit(static_cast<unsigned char>(s[4]));
+        const int h = shape ? (s[0] - '0') * 10 + (s[1] - '0') : 99;
+        const int m = shape ? (s[3] - '0') * 10 + (s[4] - '0') : 99;
+        if (!shape || h > 24 || m > 59 || (h == 24 && m != 0)) {
+            w_.report(e, "'" + s + "' is not a local time HH:MM (00:00 to 24:00)");
+            return std::nullopt;
+        }
+        return std::chrono::minutes{h * 60 + m};
+    }
+
+    template <std::size_t N>
+    std::optional<std::vector<std::size_t>> name_list(const entry& e, const std::array<std::string_view, N>& choices) {
+        const auto items = w_.list(e);
+        if (!items) {
+            return std::nullopt;
+        }
+        std::vector<std::size_t> out;
+        for (const auto& item : *items) {
+            auto v = w_.string(item);
+            if (!v) {
+                continue;
+            }
+            std::string lower = *v;
+            std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+            lower = lower.substr(0, 3);
+            const auto it = std::find(choices.begin(), choices.end(), lower);
+            if (it == choices.end()) {
+                w_.report(item, "'" + *v + "' is not one of " + words(choices));
+                continue;
+            }
+            out.push_back(static_cast<std::size_t>(it - choices.begin()));
+        }
+        return out;
+    }
+
+    std::optional<calendar_test> read_calendar_leaf(const entry& node) {
+        const auto keys = w_.map(node.value, node.path, calendar_leaf_keys);
+        if (!keys) {
+            return std::nullopt;
+        }
+        const std::size_t before = w_.problem_count();
+        calendar_test t;
+        const entry* cal = yaml::find(*keys, "calendar");
+        if (const auto m = w_.map(cal->value, cal->path, calendar_keys)) {
+            if (const entry* d = yaml::find(*m, "days")) {
+                if (auto days = name_list(*d, day_names)) {
+                    for (const auto i : *days) {
+                        t.window.days.set(i);
+                    }
+                }
+            }
+            if (const entry* d = yaml::find(*m, "months")) {
+                if (auto months = name_list(*d, month_names)) {
+                    for (const auto i : *months) {
+                        t.window.months.set(i);
+                    }
+                }
+            }
+            if (const entry* f = yaml::find(*m, "from")) {
+                if (auto v = clock_time(*f)) {
+                    t.window.from = *v;
+                }
+            }
+            if (const entry* f = yaml::find(*m, "to")) {
+                if (auto v = clock_time(*f)) {
+                    t.window.to = *v;
+                }
+            }
+            if (const entry* z = yaml::find(*m, "tz")) {
+                if (auto name = w_.string(*z)) {
+                    t.window.zone = locate_zone(*name);
+                    t.window.zone_name = *name;
+                    if (t.window.zone == nullptr) {
+                        w_.report(*z, "unknown time zone '" + *name + "' (an IANA name, e.g. America/New_York)");
+                    }
+                }
+            } else {
+                w_.report(cal->value.Mark(), cal->path + ".tz", "required: the zone the window is in, e.g. America/New_York");
+            }
+        }
+        if (const entry* e = yaml::find(*keys, "strength")) {
+            if (auto v = w_.number(*e, 0.0001, 1)) {
+                t.strength = *v;
+            }
+        }
+        if (const entry* e = yaml::find(*keys, "evidence")) {
+            t.evidence = read_template(*e, names(calendar_placeholders), "calendar evidence");
+        }
+        return w_.problem_count() == before ? std::optional{std::move(t)} : std::nullopt;
+    }
+
+    yaml::walker w_;
+};
+
+}  // namespace
+
+load_result parse(std::string_view yaml_text, std::string_view file) {
+    return rule_loader{file}.run(yaml_text);
+}
+
+load_result load(const std::vector<std::string>& paths) {
+    if (paths.empty()) {
+        auto out = parse(embedded_pack(), embedded_name);
+        if (out.value) {
+            auto set = std::make_shared<rule_set>(*out.value);
+            set->origin = "embedded runbook pack";
+            out.value = std::move(set);
+        }
+        return out;
+    }
+    auto merged = std::make_shared<rule_set>();
+    load_result out;
+    std::string hashes;
+    for (const auto& path : paths) {
+        std::ifstream in(path, std::ios::binary);
+        if (!in) {
+            out.problems.push_back(problem{path, 0, 0, {}, "cannot read the rules file"});
+            continue;
+        }
+        std::stringstream text;
+        text << in.rdbuf();
+        auto one = parse(text.str(), path);
+        out.problems.insert(out.problems.end(), one.problems.begin(), one.problems.end());
+        if (!one.value) {
+            continue;
+        }
+        hashes += one.value->hash;
+        for (const auto& r : one.value->rules) {
+            const auto dup = std::find_if(merged->rules.begin(), merged->rules.end(), [&](const rule& o) {
+                return o.id == r.id;
+            });
+            if (dup != merged->rules.end()) {
+                out.problems.push_back(problem{
+                    path, r.line, 1, "rules", "rule id '" + r.id + "' is also defined at " + dup->file + ":" +
+                                                  std::to_string(dup->line)});
+                continue;
+            }
+            merged->rules.push_back(r);
+        }
+        merged->origin += (merged->origin.empty() ? "" : ", ") + path;
+    }
+    if (out.problems.empty()) {
+        merged->hash = hex_sha256(hashes);
+        out.value = std::move(merged);
+    }
+    return out;
+}
+
+}  // namespace runbookd::rules

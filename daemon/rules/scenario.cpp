@@ -1,0 +1,408 @@
+#include "rules/scenario.hpp"
+
+#include "rules/inputs.hpp"
+
+#include <algorithm>
+#include <array>
+#include <fstream>
+#include <sstream>
+
+namespace runbookd::rules {
+namespace {
+
+using yaml::entry;
+
+constexpr std::array<std::string_view, 9> file_keys{
+    "name", "start", "until", "settings", "services", "rule_files", "sources", "timeline", "expect"};
+constexpr std::array<std::string_view, 5> settings_keys{
+    "reminder_interval", "edit_interval", "dominance_share", "max_suspects", "operations"};
+constexpr std::array<std::string_view, 6> step_keys{"at", "page", "incident", "agent", "message", "signal"};
+constexpr std::array<std::string_view, 2> source_step_keys{"at", "source"};
+constexpr std::array<std::string_view, 3> source_keys{"name", "state", "error"};
+constexpr std::array<std::string_view, 6> incident_keys{"id", "title", "service", "number", "url", "priority"};
+constexpr std::array<std::string_view, 6> expect_keys{
+    "top", "status_posts", "operations_posts", "status_contains", "operations_contains", "first_operations_within"};
+constexpr std::array<std::string_view, 10> event_names{
+    "triggered",
+    "acknowledged",
+    "unacknowledged",
+    "resolved",
+    "reopened",
+    "escalated",
+    "reassigned",
+    "priority_updated",
+    "annotated",
+    "status_update_published"};
+
+class scenario_loader {
+public:
+    explicit scenario_loader(const std::string& path) : w_(path) { s_.file = path; }
+
+    scenario_load run(std::string_view text) {
+        scenario_load out;
+        if (auto doc = w_.document(text)) {
+            read(*doc);
+        }
+        out.problems = w_.take();
+        if (out.problems.empty()) {
+            out.value = std::move(s_);
+        }
+        return out;
+    }
+
+private:
+    void read(const YAML::Node& doc) {
+        const auto top = w_.map(doc, "", file_keys);
+        if (!top) {
+            return;
+        }
+        s_.start = *parse_rfc3339("2026-03-05T16:00:00Z");
+        if (const entry* n = yaml::find(*top, "name")) {
+            s_.name = w_.string(*n).value_or("");
+        }
+        if (const entry* st = yaml::find(*top, "start")) {
+            s_.start = w_.instant(*st).value_or(s_.start);
+        }
+        s_.settings.operations.edit_interval = std::chrono::seconds{30};
+        if (const entry* st = yaml::find(*top, "settings")) {
+            read_settings(*st);
+        }
+        if (const entry* sv = yaml::find(*top, "services")) {
+            if (auto svcs = inputs::read_services(w_, *sv)) {
+                s_.settings.services = std::move(*svcs);
+            }
+        }
+        if (auto files = inputs::read_rule_files(w_, yaml::find(*top, "rule_files"))) {
+            s_.rule_files = std::move(*files);
+        }
+        if (auto src = inputs::read_sources(w_, yaml::find(*top, "sources"), s_.start)) {
+            s_.sources = std::move(*src);
+        }
+        const entry* timeline = yaml::find(*top, "timeline");
+        if (timeline == nullptr) {
+            w_.report(doc.Mark(), "timeline", "required: the steps of the scenario");
+            return;
+        }
+        wall_time last = s_.start;
+        if (auto items = w_.list(*timeline)) {
+            for (const auto& item : *items) {
+                read_step(item);
+                if (!s_.steps.empty()) {
+                    last = std::max(last, s_.steps.back().at);
+                }
+            }
+        }
+        std::stable_sort(s_.steps.begin(), s_.steps.end(), [](const scenario_step& a, const scenario_step& b) {
+            return a.at < b.at;
+        });
+        s_.until = last + std::chrono::minutes{1};
+        if (const entry* u = yaml::find(*top, "until")) {
+            if (auto d = w_.duration(*u, true)) {
+                s_.until = s_.start + *d;
+            }
+        }
+        if (const entry* x = yaml::find(*top, "expect")) {
+            read_expect(*x);
+        }
+    }
+
+    void read_settings(const entry& e) {
+        const auto keys = w_.map(e.value, e.path, settings_keys);
+        if (!keys) {
+            return;
+        }
+        for (const auto& k : *keys) {
+            if (k.name == "reminder_interval") {
+                s_.settings.reminder_interval = w_.duration(k).value_or(s_.settings.reminder_interval);
+            } else if (k.name == "edit_interval") {
+                s_.settings.operations.edit_interval = w_.duration(k).value_or(s_.settings.operations.edit_interval);
+            } else if (k.name == "dominance_share") {
+                s_.settings.operations.dominance_share = w_.number(k, 0.01, 1).value_or(0.6);
+            } else if (k.name == "max_suspects") {
+                s_.settings.operations.max_suspects = w_.count(k, 1).value_or(3);
+            } else if (auto v = w_.string(k)) {
+                s_.settings.operations.enabled = *v != "off";
+            }
+        }
+    }
+
+    std::vector<std::string> strings(const entry& e) {
+        std::vector<std::string> out;
+        if (auto items = w_.list(e)) {
+            for (const auto& i : *items) {
+                if (auto v = w_.string(i)) {
+                    out.push_back(*v);
+                }
+            }
+        }
+        return out;
+    }
+
+    void read_expect(const entry& x) {
+        const auto keys = w_.map(x.value, x.path, expect_keys);
+        if (!keys) {
+            return;
+        }
+        scenario_expectation e;
+        for (const auto& k : *keys) {
+            if (k.name == "top") {
+                e.top = w_.string(k);
+            } else if (k.name == "status_posts") {
+                e.status_posts = w_.count(k, 0);
+            } else if (k.name == "operations_posts") {
+                e.operations_posts = w_.count(k, 0);
+            } else if (k.name == "status_contains") {
+                e.status_contains = strings(k);
+            } else if (k.name == "operations_contains") {
+                e.operations_contains = strings(k);
+            } else {
+                e.first_operations_within = w_.duration(k);
+            }
+        }
+        s_.expect = std::move(e);
+    }
+
+    void read_step(const entry& item) {
+        if (item.value.IsMap() && item.value["source"].IsDefined()) {
+            read_source_step(item);
+            return;
+        }
+        const auto keys = w_.map(item.value, item.path, step_keys);
+        if (!keys) {
+            return;
+        }
+        wall_time at = s_.start;
+        if (const entry* a = yaml::find(*keys, "at")) {
+            if (auto d = w_.duration(*a, true)) {
+                at = s_.start + *d;
+            }
+        } else {
+            w_.report(item.value.Mark(), item.path + ".at", "required: the offset from start, e.g. -5m or 30s");
+        }
+        const entry* page = yaml::find(*keys, "page");
+        const entry* sig = yaml::find(*keys, "signal");
+        if ((page == nullptr) == (sig == nullptr)) {
+            w_.report(item, "a step is one of page, signal or source");
+            return;
+        }
+        if (sig != nullptr) {
+            std::optional<millis> ignored;
+            if (auto s = inputs::read_signal(w_, *sig, at, &ignored)) {
+                s->at = at;
+                s_.steps.push_back(scenario_step{at, std::move(*s)});
+            }
+            return;
+        }
+        incident_event ev;
+        if (auto name = w_.string(*page)) {
+            const auto it = std::find(event_names.begin(), event_names.end(), *name);
+            if (it == event_names.end()) {
+                w_.report(*page, "'" + *name + "' is not a PagerDuty event (triggered, acknowledged, resolved, ...)");
+                return;
+            }
+            ev.type = static_cast<incident_event_type>(it - event_names.begin());
+        }
+        ev.event_id = "replay-" + std::to_string(s_.steps.size());
+        ev.occurred_at = at;
+        ev.incident.id = last_incident_;
+        if (const entry* inc = yaml::find(*keys, "incident")) {
+            read_incident(*inc, ev.incident);
+        }
+        if (ev.incident.id.empty()) {
+            w_.report(item.value.Mark(), item.path + ".incident", "required on the first page: the incident's id, title and service");
+            return;
+        }
+        last_incident_ = ev.incident.id;
+        // Every replayed event carries the incident's status, as PagerDuty's do.
+        switch (ev.type) {
+            case incident_event_type::resolved: ev.incident.status = "resolved"; break;
+            case incident_event_type::acknowledged: ev.incident.status = "acknowledged"; break;
+            default: ev.incident.status = "triggered"; break;
+        }
+        if (const entry* a = yaml::find(*keys, "agent")) {
+            ev.agent = w_.string(*a).value_or("");
+        }
+        if (const entry* m = yaml::find(*keys, "message")) {
+            ev.message = w_.string(*m).value_or("");
+        }
+        s_.steps.push_back(scenario_step{at, std::move(ev)});
+    }
+
+    void read_incident(const entry& e, incident_facts& f) {
+        const auto keys = w_.map(e.value, e.path, incident_keys);
+        if (!keys) {
+            return;
+        }
+        for (const auto& k : *keys) {
+            auto v = w_.string(k);
+            if (!v) {
+                continue;
+            }
+            if (k.name == "id") {
+                f.id = *v;
+            } else if (k.name == "title") {
+                f.title = *v;
+            } else if (k.name == "service") {
+                f.service_id = *v;
+            } else if (k.name == "url") {
+                f.url = *v;
+            } else if (k.name == "priority") {
+                f.priority = *v;
+            } else if (auto n = w_.count(k, 0)) {
+                f.number = static_cast<long long>(*n);
+            }
+        }
+    }
+
+    void read_source_step(const entry& item) {
+        const auto keys = w_.map(item.value, item.path, source_step_keys);
+        if (!keys) {
+            return;
+        }
+        wall_time at = s_.start;
+        if (const entry* a = yaml::find(*keys, "at")) {
+            at = s_.start + w_.duration(*a, true).value_or(millis{0});
+        }
+        const entry* src = yaml::find(*keys, "source");
+        const auto m = w_.map(src->value, src->path, source_keys);
+        if (!m) {
+            return;
+        }
+        source_report r;
+        if (const entry* n = yaml::find(*m, "name")) {
+            r.name = w_.string(*n).value_or("");
+        }
+        if (const entry* st = yaml::find(*m, "state")) {
+            const auto v = w_.string(*st).value_or("");
+            if (v != "healthy" && v != "failing") {
+                w_.report(*st, "'" + v + "' is not healthy or failing");
+            }
+            r.status.state = v == "failing" ? source_state::failing : source_state::healthy;
+        }
+        if (const entry* er = yaml::find(*m, "error")) {
+            r.status.error = w_.string(*er).value_or("");
+        }
+        s_.steps.push_back(scenario_step{at, std::move(r)});
+    }
+
+    yaml::walker w_;
+    scenario s_;
+    std::string last_incident_;
+};
+
+bool any_contains(const std::vector<replayed_post>& posts, channel c, const std::string& text) {
+    return std::any_of(posts.begin(), posts.end(), [&](const replayed_post& r) {
+        return r.p.to == c && (r.p.text.title.find(text) != std::string::npos || r.p.text.body.find(text) != std::string::npos);
+    });
+}
+
+std::vector<std::string> check(const scenario_expectation& e, const std::vector<replayed_post>& posts, const scenario& s) {
+    std::vector<std::string> misses;
+    const auto count = [&](channel c) {
+        return static_cast<std::size_t>(std::count_if(posts.begin(), posts.end(), [&](const replayed_post& r) { return r.p.to == c; }));
+    };
+    if (e.status_posts && count(channel::status) != *e.status_posts) {
+        misses.push_back("status_posts: expected " + std::to_string(*e.status_posts) + ", got " + std::to_string(count(channel::status)));
+    }
+    if (e.operations_posts && count(channel::operations) != *e.operations_posts) {
+        misses.push_back(
+            "operations_posts: expected " + std::to_string(*e.operations_posts) + ", got " + std::to_string(count(channel::operations))
+        );
+    }
+    for (const auto& t : e.status_contains) {
+        if (!any_contains(posts, channel::status, t)) {
+            misses.push_back("status_contains: no #status post contains \"" + t + "\"");
+        }
+    }
+    for (const auto& t : e.operations_contains) {
+        if (!any_contains(posts, channel::operations, t)) {
+            misses.push_back("operations_contains: no #operations post contains \"" + t + "\"");
+        }
+    }
+    if (e.first_operations_within) {
+        std::optional<wall_time> page;
+        for (const auto& step : s.steps) {
+            if (std::holds_alternative<incident_event>(step.what)) {
+                page = step.at;
+                break;
+            }
+        }
+        const auto first = std::find_if(posts.begin(), posts.end(), [](const replayed_post& r) { return r.p.to == channel::operations; });
+        if (!page || first == posts.end() || first->at - *page > *e.first_operations_within) {
+            misses.push_back("first_operations_within: no #operations post within " + format_duration(*e.first_operations_within) + " of the page");
+        }
+    }
+    return misses;
+}
+
+}  // namespace
+
+scenario_load load_scenario(const std::string& path) {
+    std::ifstream file(path, std::ios::binary);
+    if (!file) {
+        scenario_load out;
+        out.problems.push_back(problem{path, 0, 0, {}, "cannot read the scenario file"});
+        return out;
+    }
+    std::stringstream text;
+    text << file.rdbuf();
+    return scenario_loader{path}.run(text.str());
+}
+
+replay_result replay(const scenario& s, std::shared_ptr<const rule_set> rules) {
+    replay_result out;
+    engine_settings settings = s.settings;
+    settings.rules = std::move(rules);
+    settings.signals.retention = std::chrono::hours{24 * 7};
+    engine core{settings};
+    const auto record = [&](decisions d, wall_time now) {
+        for (auto& p : d.posts) {
+            out.posts.push_back(replayed_post{now, std::move(p)});
+        }
+    };
+    for (const auto& [name, status] : s.sources) {
+        record(core.on_source_status(name, status, s.start), s.start);
+    }
+    const auto run_until = [&](wall_time t) {
+        while (const auto wake = core.next_wake()) {
+            if (*wake > t) {
+                break;
+            }
+            record(core.on_tick(*wake), *wake);
+        }
+    };
+    // Signals from before the start are known when the replay begins.
+    for (const auto& step : s.steps) {
+        run_until(step.at);
+        if (const auto* ev = std::get_if<incident_event>(&step.what)) {
+            record(core.on_event(*ev, step.at), step.at);
+        } else if (const auto* sig = std::get_if<signal>(&step.what)) {
+            record(core.on_signal(*sig, std::max(step.at, s.start)), std::max(step.at, s.start));
+        } else {
+            const auto& rep = std::get<source_report>(step.what);
+            record(core.on_source_status(rep.name, rep.status, step.at), step.at);
+        }
+    }
+    run_until(s.until);
+    if (s.expect) {
+        out.misses = check(*s.expect, out.posts, s);
+        if (s.expect->top) {
+            // The top suspect of the last #operations summary of the scenario's incident.
+            std::string got = "none";
+            for (auto it = s.steps.rbegin(); it != s.steps.rend(); ++it) {
+                if (const auto* ev = std::get_if<incident_event>(&it->what)) {
+                    if (const incident* inc = core.find(ev->incident.id); inc != nullptr && !inc->ops.top.empty()) {
+                        got = inc->ops.top;
+                    }
+                    break;
+                }
+            }
+            if (got != *s.expect->top) {
+                out.misses.push_back("top: expected " + *s.expect->top + ", got " + got);
+            }
+        }
+    }
+    return out;
+}
+
+}  // namespace runbookd::rules
