@@ -33,9 +33,11 @@ constexpr std::array<std::string_view, 2> window_keys{"before", "after"};
 constexpr std::array<std::string_view, 2> recency_keys{"half_life", "floor"};
 constexpr std::array<std::string_view, 2> related_values{"service", "any"};
 constexpr std::array<std::string_view, 5> node_keys{"signal", "calendar", "all", "any", "none"};
-constexpr std::array<std::string_view, 7> day_names{"sun", "mon", "tue", "wed", "thu", "fri", "sat"};
+constexpr std::array<std::string_view, 7> day_names{
+    "sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"};
 constexpr std::array<std::string_view, 12> month_names{
-    "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"};
+    "january", "february", "march", "april", "may", "june",
+    "july", "august", "september", "october", "november", "december"};
 constexpr std::array<std::string_view, 7> clear_placeholders{"count", "max", "min", "latest", "window", "service", "kind"};
 constexpr std::array<std::string_view, 3> calendar_placeholders{"local_time", "window", "service"};
 constexpr std::size_t max_status_text = 200;
@@ -501,10 +503,16 @@ private:
             }
             std::string lower = *v;
             std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
-            lower = lower.substr(0, 3);
-            const auto it = std::find(choices.begin(), choices.end(), lower);
+            // The whole name or any prefix of at least three letters: "tue", "Tues", "Tuesday".
+            const auto it = std::find_if(choices.begin(), choices.end(), [&](std::string_view c) {
+                return lower.size() >= 3 && c.starts_with(lower);
+            });
             if (it == choices.end()) {
-                w_.report(item, "'" + *v + "' is not one of " + words(choices));
+                std::string shortest;
+                for (const auto c : choices) {
+                    shortest += (shortest.empty() ? "" : ", ") + std::string{c.substr(0, 3)};
+                }
+                w_.report(item, "'" + *v + "' is not one of " + shortest + " (or their full names)");
                 continue;
             }
             out.push_back(static_cast<std::size_t>(it - choices.begin()));

@@ -184,3 +184,54 @@ TEST_F(notifier_test, classifies_every_status_and_never_leaks_the_token) {
 
 }  // namespace
 }  // namespace runbookd::notify::discord
+
+namespace runbookd::notify::discord {
+namespace {
+
+struct edit_test : notifier_test {
+    delivery edit_one(discord_notifier& n, const std::string& message_id) {
+        std::optional<delivery> out;
+        const post p = make_post("summary", "@everyone look");
+        // Detached is safe here: drain() runs the coroutine to completion before `p` dies.
+        boost::asio::co_spawn(
+            ioc,
+            [&]() -> boost::asio::awaitable<void> { out = co_await n.edit(channel::status, message_id, p); },
+            boost::asio::detached
+        );
+        fakes::drain(ioc);
+        return out.value();
+    }
+};
+
+TEST_F(edit_test, edits_the_message_in_place_with_mentions_suppressed) {
+    discord_notifier n{http, settings(), log};
+    http.push_reply(200, R"({"id":"777"})");
+    const auto d = edit_one(n, "777");
+    EXPECT_EQ(d.outcome, net::verdict::ok);
+    ASSERT_EQ(http.calls.size(), 1u);
+    EXPECT_EQ(http.calls[0].method, "PATCH");
+    EXPECT_EQ(http.calls[0].url, "https://127.0.0.1:9/api/v10/webhooks/123456/" + token + "/messages/777");
+    const auto body = nlohmann::json::parse(http.calls[0].body);
+    EXPECT_EQ(body["allowed_mentions"], nlohmann::json::parse(R"({"parse":[]})"));
+    EXPECT_EQ(body["embeds"].size(), 1u);
+    EXPECT_FALSE(body.contains("username"));  // not an edit-message field
+}
+
+TEST_F(edit_test, an_unknown_message_is_gone_and_the_webhook_still_works) {
+    discord_notifier n{http, settings(), log};
+    http.push_reply(404, R"({"message":"Unknown Message","code":10008})");
+    const auto gone = edit_one(n, "777");
+    EXPECT_EQ(gone.outcome, net::verdict::final);
+    EXPECT_TRUE(gone.message_gone);
+    EXPECT_FALSE(gone.channel_broken);
+    http.push_reply(404, R"({"message":"Unknown Webhook","code":10015})");
+    const auto broken = edit_one(n, "777");
+    EXPECT_FALSE(broken.message_gone);
+    EXPECT_TRUE(broken.channel_broken);
+    for (const auto& l : log_lines) {
+        EXPECT_EQ(l.find(token), std::string::npos);
+    }
+}
+
+}  // namespace
+}  // namespace runbookd::notify::discord

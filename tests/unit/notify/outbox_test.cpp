@@ -310,3 +310,136 @@ TEST_F(outbox_test, a_long_backlog_goes_out_in_batches_of_at_most_max_batch) {
 
 }  // namespace
 }  // namespace runbookd::notify
+
+namespace runbookd::notify {
+namespace {
+
+post summary(std::string key, std::string edit_of = {}, std::string title = "t") {
+    post p;
+    p.to = channel::operations;
+    p.kind = post_kind::summary;
+    p.key = std::move(key);
+    p.edit_of = std::move(edit_of);
+    p.text.title = std::move(title);
+    return p;
+}
+
+delivery gone() {
+    delivery d;
+    d.outcome = net::verdict::final;
+    d.message_gone = true;
+    d.reason = "discord answered 404: Unknown Message (10008)";
+    return d;
+}
+
+struct outbox_edit_test : outbox_test {
+    void SetUp() override { notifier.enable_operations(true); }
+
+    double superseded() {
+        for (const auto& family : registry.Collect()) {
+            if (family.name != "runbookd_posts_superseded_total") {
+                continue;
+            }
+            for (const auto& m : family.metric) {
+                if (m.label.at(0).value == "operations") {
+                    return m.counter.value;
+                }
+            }
+        }
+        return -1;
+    }
+};
+
+TEST_F(outbox_edit_test, an_edit_replaces_the_delivered_message_in_place) {
+    make();
+    box->enqueue(summary("i/0/summary/1"));
+    drain(ioc);
+    time.advance(2s);
+    box->enqueue(summary("i/0/summary/1/edit/1", "i/0/summary/1"));
+    drain(ioc);
+    ASSERT_EQ(notifier.calls.size(), 2u);
+    EXPECT_TRUE(notifier.calls[0].edited.empty());
+    EXPECT_EQ(notifier.calls[1].edited, "m1");
+    EXPECT_EQ(notifier.calls[1].keys, std::vector<std::string>{"i/0/summary/1/edit/1"});
+    EXPECT_EQ(box->message_id("i/0/summary/1"), "m1");
+}
+
+TEST_F(outbox_edit_test, queued_edits_of_one_message_collapse_to_the_newest) {
+    make();
+    notifier.push(failing(net::verdict::retryable));  // the summary's first attempt fails
+    box->enqueue(summary("s/1"));
+    drain(ioc);
+    box->enqueue(summary("s/1/edit/1", "s/1", "first"));
+    box->enqueue(summary("s/1/edit/2", "s/1", "second"));
+    // The summary itself is still queued (waiting for its retry): the newest text is
+    // folded into it and no edit is left to send.
+    EXPECT_EQ(box->depth(channel::operations), 1u);
+    time.advance(1min);
+    drain(ioc);
+    ASSERT_EQ(notifier.calls.size(), 2u);
+    EXPECT_EQ(notifier.calls[1].keys, std::vector<std::string>{"s/1"});
+    EXPECT_EQ(box->depth(channel::operations), 0u);
+    EXPECT_EQ(superseded(), 2.0);
+}
+
+TEST_F(outbox_edit_test, a_rate_limited_edit_is_superseded_by_newer_ones) {
+    make();
+    box->enqueue(summary("s/1"));
+    drain(ioc);
+    notifier.push(rate_limited(5s));  // the first edit is refused for 5 s
+    time.advance(2s);
+    box->enqueue(summary("s/1/edit/1", "s/1", "one"));
+    drain(ioc);
+    box->enqueue(summary("s/1/edit/2", "s/1", "two"));
+    box->enqueue(summary("s/1/edit/3", "s/1", "three"));
+    EXPECT_EQ(box->depth(channel::operations), 1u);
+    EXPECT_EQ(superseded(), 2.0);  // edit 1 waited out the rate limit in the queue: replaced twice
+    time.advance(5s);
+    drain(ioc);
+    ASSERT_EQ(notifier.calls.size(), 3u);
+    EXPECT_EQ(notifier.calls[2].keys, std::vector<std::string>{"s/1/edit/3"});
+    EXPECT_EQ(notifier.calls[2].edited, "m1");
+}
+
+TEST_F(outbox_edit_test, an_edit_of_a_message_that_never_arrived_is_posted_as_new) {
+    make();
+    notifier.push(failing(net::verdict::final));  // the summary is refused for good
+    box->enqueue(summary("s/1"));
+    drain(ioc);
+    time.advance(2s);
+    box->enqueue(summary("s/1/edit/1", "s/1"));
+    drain(ioc);
+    ASSERT_EQ(notifier.calls.size(), 2u);
+    EXPECT_TRUE(notifier.calls[1].edited.empty());  // a send, not an edit
+    const auto id = box->message_id("s/1");
+    ASSERT_TRUE(id);
+    // Later edits go to the message that now stands for the summary.
+    time.advance(2s);
+    box->enqueue(summary("s/1/edit/2", "s/1"));
+    drain(ioc);
+    ASSERT_EQ(notifier.calls.size(), 3u);
+    EXPECT_EQ(notifier.calls[2].edited, *id);
+}
+
+TEST_F(outbox_edit_test, a_deleted_message_gets_the_edit_as_a_new_message) {
+    make();
+    box->enqueue(summary("s/1"));
+    drain(ioc);
+    notifier.push(gone());
+    time.advance(2s);
+    box->enqueue(summary("s/1/edit/1", "s/1"));
+    drain(ioc);
+    ASSERT_EQ(notifier.calls.size(), 2u);
+    EXPECT_EQ(notifier.calls[1].edited, "m1");
+    EXPECT_EQ(box->depth(channel::operations), 1u);  // not lost
+    time.advance(2s);
+    drain(ioc);
+    ASSERT_EQ(notifier.calls.size(), 3u);
+    EXPECT_TRUE(notifier.calls[2].edited.empty());
+    EXPECT_EQ(box->depth(channel::operations), 0u);
+    EXPECT_EQ(box->disabled_reason(channel::operations), "");
+    EXPECT_EQ(box->message_id("s/1"), "m3");
+}
+
+}  // namespace
+}  // namespace runbookd::notify

@@ -1,0 +1,313 @@
+// Ranking semantics, with small rule packs written as YAML (the way operators write them).
+#include "core/rank.hpp"
+#include "rules/rules.hpp"
+
+#include <gtest/gtest.h>
+
+namespace runbookd {
+namespace {
+
+using namespace std::chrono_literals;
+
+const wall_time t0 = *parse_rfc3339("2026-03-05T16:00:00Z");  // Thu 11:00 New York
+
+std::shared_ptr<const rule_set> pack(std::string_view yaml) {
+    auto r = rules::parse(yaml, "test.yaml");
+    EXPECT_TRUE(r.ok()) << (r.problems.empty() ? "" : r.problems.front().to_string());
+    return r.value;
+}
+
+signal sig(std::string kind, millis offset, std::vector<label> labels, std::optional<double> value = {}) {
+    signal s;
+    s.kind = std::move(kind);
+    s.at = t0 + offset;
+    for (auto& [k, v] : labels) {
+        s.set(k, v);
+    }
+    s.subject = s.find("deployment") != nullptr ? *s.find("deployment") : "x";
+    s.value = value;
+    s.source = "test";
+    return s;
+}
+
+source_map all_healthy() {
+    source_map m;
+    for (const auto& k : signal_catalogue()) {
+        m.try_emplace(std::string{k.source}, source_status{});
+    }
+    return m;
+}
+
+rank_input at(millis offset, std::vector<std::string> workloads = {}) {
+    rank_input in;
+    in.start = t0;
+    in.now = t0 + offset;
+    in.service = service_scope{"PAPI", "API", std::move(workloads)};
+    return in;
+}
+
+constexpr std::string_view deploy_and_db = R"(
+rules:
+  - id: deploy
+    title: Bad deploy
+    prior: 0.3
+    when:
+      signal: k8s.rollout
+      where: {image_changed: "true"}
+      window: {before: 3h, after: 10m}
+      related: service
+    recency: {half_life: 15m, floor: 0.1}
+    evidence: "{deployment} rolled out {image} {ago}"
+    actions: ["kubectl rollout undo -n {namespace} deploy/{deployment}"]
+  - id: db
+    title: DB CPU
+    prior: 0.2
+    when:
+      signal: db.cpu
+      value: {above: 0.9}
+      sustained: 5m
+      window: {before: 1h, after: 1h}
+      clear: "CPU peaked at {max|percent}"
+    evidence: "{instance} CPU {value|percent}"
+)";
+
+signal rollout(millis offset, std::string deployment = "api", std::string image_changed = "true") {
+    return sig(
+        "k8s.rollout",
+        offset,
+        {{"namespace", "prod"}, {"deployment", deployment}, {"image", "api:2"}, {"image_changed", image_changed}}
+    );
+}
+
+signal cpu(millis offset, double v) {
+    return sig("db.cpu", offset, {{"instance", "dark-west"}}, v);
+}
+
+TEST(rank, a_recent_deploy_beats_sustained_db_cpu_and_an_old_one_does_not) {
+    const auto rules = pack(deploy_and_db);
+    for (const auto& [when, expected_top] :
+         std::vector<std::pair<millis, std::string>>{{-3min, "deploy"}, {-2h, "db"}}) {
+        signal_log log;
+        log.add(rollout(when), t0);
+        for (int m = -10; m <= 0; ++m) {
+            log.add(cpu(std::chrono::minutes{m}, 0.97), t0);
+        }
+        const auto r = rank(*rules, log, all_healthy(), at(5min));
+        ASSERT_EQ(r.suspects.size(), 2u);
+        EXPECT_EQ(r.top()->id, expected_top) << format_duration(when);
+        EXPECT_NEAR(r.suspects[0].share + r.suspects[1].share, 1.0, 1e-9);
+    }
+}
+
+TEST(rank, evidence_and_actions_name_the_real_objects) {
+    const auto rules = pack(deploy_and_db);
+    signal_log log;
+    log.add(rollout(-4min), t0);
+    const auto r = rank(*rules, log, all_healthy(), at(1min));
+    ASSERT_NE(r.top(), nullptr);
+    EXPECT_EQ(r.top()->evidence, std::vector<std::string>{"api rolled out api:2 4m before the alert"});
+    EXPECT_EQ(r.top()->actions, std::vector<std::string>{"kubectl rollout undo -n prod deploy/api"});
+    EXPECT_DOUBLE_EQ(r.top()->share, 1.0);
+    ASSERT_EQ(r.clear.size(), 1u);
+    EXPECT_EQ(r.clear[0].id, "db");
+    EXPECT_EQ(r.clear[0].detail, "no db.cpu data from 1h before to 1h after the alert");
+}
+
+TEST(rank, related_service_ignores_other_workloads_and_globs_match) {
+    const auto rules = pack(deploy_and_db);
+    signal_log log;
+    log.add(rollout(-4min, "billing"), t0);
+    EXPECT_EQ(rank(*rules, log, all_healthy(), at(1min, {"prod/api*"})).top(), nullptr);
+    log.add(rollout(-3min, "api-canary"), t0);
+    const auto r = rank(*rules, log, all_healthy(), at(1min, {"prod/api*"}));
+    ASSERT_NE(r.top(), nullptr);
+    EXPECT_EQ(r.top()->actions.front(), "kubectl rollout undo -n prod deploy/api-canary");
+    // Unknown workloads: nothing can be excluded.
+    EXPECT_NE(rank(*rules, log, all_healthy(), at(1min)).top(), nullptr);
+}
+
+TEST(rank, windows_bound_what_counts_and_nothing_after_now_is_seen) {
+    const auto rules = pack(deploy_and_db);
+    signal_log log;
+    log.add(rollout(-3h - 1s), t0 + 1h);
+    log.add(rollout(11min), t0 + 1h);
+    EXPECT_EQ(rank(*rules, log, all_healthy(), at(1h)).top(), nullptr);
+    log.add(rollout(9min), t0 + 1h);
+    EXPECT_EQ(rank(*rules, log, all_healthy(), at(8min)).top(), nullptr);  // not yet happened
+    EXPECT_NE(rank(*rules, log, all_healthy(), at(10min)).top(), nullptr);
+}
+
+TEST(rank, sustained_needs_an_unbroken_run_of_matching_samples) {
+    const auto rules = pack(deploy_and_db);
+    signal_log log;
+    // 97% for 4 minutes, a dip, 97% for 4 minutes: never 5 minutes in a row.
+    for (int m = -10; m <= -6; ++m) {
+        log.add(cpu(std::chrono::minutes{m}, 0.97), t0);
+    }
+    log.add(cpu(-5min, 0.40), t0);
+    for (int m = -4; m <= 0; ++m) {
+        log.add(cpu(std::chrono::minutes{m}, 0.97), t0);
+    }
+    auto r = rank(*rules, log, all_healthy(), at(0min));
+    EXPECT_EQ(r.top(), nullptr);
+    ASSERT_EQ(r.clear.size(), 2u);
+    EXPECT_EQ(r.clear[1].detail, "CPU peaked at 97%");
+    log.add(cpu(1min, 0.97), t0 + 1min);
+    r = rank(*rules, log, all_healthy(), at(1min));
+    ASSERT_NE(r.top(), nullptr);
+    EXPECT_EQ(r.top()->id, "db");
+}
+
+TEST(rank, a_failing_or_missing_source_makes_a_rule_not_checkable) {
+    const auto rules = pack(deploy_and_db);
+    signal_log log;
+    source_map sources;
+    sources.emplace("kubernetes", source_status{source_state::failing, "connection refused", t0});
+    const auto r = rank(*rules, log, sources, at(1min));
+    ASSERT_EQ(r.not_checkable.size(), 2u);
+    EXPECT_EQ(r.not_checkable[0].detail, "k8s.rollout: the kubernetes source is failing: connection refused");
+    EXPECT_EQ(r.not_checkable[1].detail, "db.cpu: the cloudsql source is not configured");
+    EXPECT_TRUE(r.clear.empty());
+}
+
+TEST(rank, a_positive_finding_stands_even_when_another_branch_cannot_be_checked) {
+    const auto rules = pack(R"(
+rules:
+  - id: either
+    title: Either
+    when:
+      any:
+        - signal: k8s.rollout
+        - signal: db.cpu
+)");
+    signal_log log;
+    log.add(rollout(-1min), t0);
+    source_map sources;
+    sources.emplace("kubernetes", source_status{});
+    const auto r = rank(*rules, log, sources, at(1min));
+    ASSERT_NE(r.top(), nullptr);
+    EXPECT_EQ(r.top()->id, "either");
+}
+
+TEST(rank, combinators_combine_strength) {
+    const auto rules = pack(R"(
+rules:
+  - id: both
+    title: Both
+    prior: 1
+    when:
+      all:
+        - {signal: k8s.rollout, strength: 0.5}
+        - {signal: k8s.restart, strength: 0.8}
+  - id: either
+    title: Either
+    prior: 1
+    when:
+      any:
+        - {signal: k8s.rollout, strength: 0.5}
+        - {signal: k8s.restart, strength: 0.8}
+  - id: neither-waiting
+    title: No crash loop
+    prior: 1
+    when:
+      all:
+        - {signal: k8s.rollout, strength: 0.3}
+        - none:
+            - signal: k8s.waiting
+)");
+    signal_log log;
+    log.add(rollout(-2min), t0);
+    log.add(sig("k8s.restart", -1min, {{"deployment", "api"}}), t0);
+    const auto r = rank(*rules, log, all_healthy(), at(1min));
+    ASSERT_EQ(r.suspects.size(), 3u);
+    EXPECT_EQ(r.suspects[0].id, "either");
+    EXPECT_NEAR(r.suspects[0].strength, 1 - 0.5 * 0.2, 1e-9);  // noisy-or
+    EXPECT_EQ(r.suspects[1].id, "both");
+    EXPECT_NEAR(r.suspects[1].strength, 0.5, 1e-9);  // the weakest link
+    EXPECT_EQ(r.suspects[2].id, "neither-waiting");
+    log.add(sig("k8s.waiting", 0min, {{"deployment", "api"}}), t0);
+    const auto r2 = rank(*rules, log, all_healthy(), at(1min));
+    EXPECT_EQ(r2.suspects.size(), 2u);  // none: no longer holds
+}
+
+TEST(rank, ties_break_by_prior_then_id) {
+    const auto rules = pack(R"(
+rules:
+  - {id: zeta, title: Z, prior: 0.2, when: {signal: k8s.rollout}}
+  - {id: alpha, title: A, prior: 0.2, when: {signal: k8s.rollout}}
+  - {id: mid, title: M, prior: 0.2, when: {signal: k8s.rollout, strength: 0.5}}
+)");
+    signal_log log;
+    log.add(rollout(-1min), t0);
+    const auto r = rank(*rules, log, all_healthy(), at(1min));
+    ASSERT_EQ(r.suspects.size(), 3u);
+    EXPECT_EQ(r.suspects[0].id, "alpha");
+    EXPECT_EQ(r.suspects[1].id, "zeta");
+    EXPECT_EQ(r.suspects[2].id, "mid");
+}
+
+TEST(rank, count_at_least_and_value_thresholds) {
+    const auto rules = pack(R"(
+rules:
+  - id: restarts
+    title: Restarts
+    when: {signal: k8s.restart, count: {at_least: 3}}
+    evidence: "{count} restarts of {pod}"
+  - id: long
+    title: Long query
+    when: {signal: db.long_query, value: {above: 300}}
+    actions: ["SELECT pg_cancel_backend({pid});"]
+)");
+    signal_log log;
+    log.add(sig("k8s.restart", -3min, {{"pod", "p1"}}), t0);
+    log.add(sig("k8s.restart", -2min, {{"pod", "p1"}}), t0);
+    log.add(sig("db.long_query", -1min, {{"pid", "4123"}}, 299.0), t0);
+    EXPECT_EQ(rank(*rules, log, all_healthy(), at(1min)).top(), nullptr);
+    log.add(sig("k8s.restart", -1min, {{"pod", "p1"}}), t0);
+    log.add(sig("db.long_query", 0min, {{"pid", "4123"}}, 840.0), t0);
+    const auto r = rank(*rules, log, all_healthy(), at(1min));
+    ASSERT_EQ(r.suspects.size(), 2u);
+    const auto& restarts = r.suspects[0].id == "restarts" ? r.suspects[0] : r.suspects[1];
+    const auto& query = r.suspects[0].id == "long" ? r.suspects[0] : r.suspects[1];
+    EXPECT_EQ(restarts.evidence.front(), "3 restarts of p1");
+    EXPECT_EQ(query.actions, std::vector<std::string>{"SELECT pg_cancel_backend(4123);"});
+}
+
+TEST(rank, calendar_windows_use_the_incident_start_in_local_time) {
+    const auto rules = pack(R"(
+rules:
+  - id: maintenance
+    title: Maintenance
+    when:
+      calendar: {days: [tue, wed], from: "10:00", to: "13:00", tz: America/New_York}
+    actions: ["Check the maintenance status of {service}"]
+)");
+    signal_log log;
+    auto in = at(1min);
+    EXPECT_EQ(rank(*rules, log, {}, in).top(), nullptr);  // Thursday
+    in.start = *parse_rfc3339("2026-03-03T16:10:00Z");   // Tuesday 11:10 EST
+    in.now = in.start;
+    const auto r = rank(*rules, log, {}, in);
+    ASSERT_NE(r.top(), nullptr);
+    EXPECT_EQ(r.top()->evidence.front(), "the alert came at Tue 11:10 EST, inside Tue/Wed 10:00-13:00 America/New_York");
+    EXPECT_EQ(r.top()->actions.front(), "Check the maintenance status of API");
+}
+
+TEST(rank, is_deterministic) {
+    const auto rules = rules::load({});
+    ASSERT_TRUE(rules.ok());
+    signal_log log;
+    log.add(rollout(-4min), t0);
+    log.add(cpu(-1min, 0.95), t0);
+    const auto a = rank(*rules.value, log, all_healthy(), at(2min));
+    const auto b = rank(*rules.value, log, all_healthy(), at(2min));
+    ASSERT_EQ(a.suspects.size(), b.suspects.size());
+    for (std::size_t i = 0; i < a.suspects.size(); ++i) {
+        EXPECT_EQ(a.suspects[i].id, b.suspects[i].id);
+        EXPECT_EQ(a.suspects[i].score, b.suspects[i].score);
+        EXPECT_EQ(a.suspects[i].evidence, b.suspects[i].evidence);
+    }
+}
+
+}  // namespace
+}  // namespace runbookd

@@ -1,0 +1,165 @@
+#include "rules/rules.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <fstream>
+#include <iterator>
+
+namespace runbookd::rules {
+namespace {
+
+// ctest runs tests from the repository root (tests/CMakeLists.txt).
+const std::string fixtures = "tests/data/rules/";
+
+TEST(rules, the_embedded_pack_loads_and_covers_the_runbook) {
+    const auto r = load({});
+    ASSERT_TRUE(r.ok()) << r.problems.front().to_string();
+    EXPECT_EQ(r.value->origin, "embedded runbook pack");
+    std::vector<std::string> ids;
+    for (const auto& rule : r.value->rules) {
+        ids.push_back(rule.id);
+        EXPECT_FALSE(rule.title.empty()) << rule.id;
+    }
+    for (const char* id :
+         {"bad-deploy",
+          "bad-k8s-config",
+          "server-wont-restart",
+          "user-gone-wild",
+          "dos-attack",
+          "db-trouble",
+          "bad-migration-or-query",
+          "db-maintenance",
+          "gcp-outage",
+          "ops-canvas",
+          "gke-upgrade",
+          "ci-deploy-trouble",
+          "cert-expired"}) {
+        EXPECT_NE(std::find(ids.begin(), ids.end(), id), ids.end()) << id;
+    }
+}
+
+TEST(rules, the_file_in_the_repository_is_the_embedded_pack) {
+    std::ifstream in("rules/runbook.yaml", std::ios::binary);
+    ASSERT_TRUE(in);
+    const std::string text{std::istreambuf_iterator<char>{in}, std::istreambuf_iterator<char>{}};
+    EXPECT_EQ(text, embedded_pack());
+    const auto from_file = load({"rules/runbook.yaml"});
+    ASSERT_TRUE(from_file.ok());
+    EXPECT_EQ(from_file.value->rules.size(), load({}).value->rules.size());
+}
+
+TEST(rules, every_construct_parses_into_the_model) {
+    const auto r = load({fixtures + "good_small.yaml"});
+    ASSERT_TRUE(r.ok()) << r.problems.front().to_string();
+    const rule& d = r.value->rules.at(0);
+    EXPECT_EQ(d.id, "deploy");
+    EXPECT_DOUBLE_EQ(d.prior, 0.3);
+    ASSERT_EQ(d.when.what, condition::op::any);
+    ASSERT_EQ(d.when.children.size(), 3u);
+    const auto& all = d.when.children[0];
+    ASSERT_EQ(all.what, condition::op::all);
+    EXPECT_EQ(all.children[0].signal.where.size(), 3u);
+    EXPECT_TRUE(all.children[0].signal.related);
+    EXPECT_EQ(all.children[0].signal.window.before, std::chrono::hours{2});
+    EXPECT_EQ(all.children[1].what, condition::op::none);
+    const auto& cpu = d.when.children[1].signal;
+    EXPECT_EQ(cpu.above, 0.9);
+    EXPECT_EQ(cpu.at_least, 2u);
+    EXPECT_EQ(cpu.sustained, std::chrono::minutes{5});
+    const auto& cal = d.when.children[2].calendar;
+    EXPECT_TRUE(cal.window.days.test(2));
+    EXPECT_TRUE(cal.window.days.test(3));
+    EXPECT_TRUE(cal.window.months.test(3));
+    EXPECT_NE(cal.window.zone, nullptr);
+    ASSERT_TRUE(d.recent);
+    EXPECT_EQ(d.recent->half_life, std::chrono::minutes{15});
+    EXPECT_EQ(d.actions.size(), 2u);
+    EXPECT_EQ(d.status_text, "a bad deploy caused this");
+}
+
+struct bad_case {
+    std::string file;
+    int line;
+    int column;
+    std::string path;
+    std::string message;  ///< a substring of the problem's message
+};
+
+class bad_rules : public ::testing::TestWithParam<bad_case> {};
+
+TEST_P(bad_rules, is_refused_with_position_path_and_reason) {
+    const auto& c = GetParam();
+    const auto r = load({fixtures + c.file});
+    ASSERT_FALSE(r.ok());
+    ASSERT_FALSE(r.problems.empty());
+    const auto& p = r.problems.front();
+    EXPECT_EQ(p.file, fixtures + c.file);
+    EXPECT_EQ(p.line, c.line) << p.to_string();
+    EXPECT_EQ(p.column, c.column) << p.to_string();
+    EXPECT_EQ(p.path, c.path) << p.to_string();
+    EXPECT_NE(p.message.find(c.message), std::string::npos) << p.to_string();
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    fixtures,
+    bad_rules,
+    ::testing::Values(
+        bad_case{"bad_unknown_kind.yaml", 6, 15, "rules[0].when.signal", "unknown signal kind 'k8s.rolout'; did you mean 'k8s.rollout'?"},
+        bad_case{"bad_unknown_key.yaml", 6, 5, "rules[0].evidense", "unknown key 'evidense'; did you mean 'evidence'?"},
+        bad_case{"bad_unknown_label.yaml", 7, 15, "rules[0].when.where.imag_changed", "did you mean 'image_changed'?"},
+        bad_case{"bad_placeholder.yaml", 8, 9, "rules[0].actions[0]", "unknown placeholder '{deploymnt}'; did you mean 'deployment'?"},
+        bad_case{"bad_leaf_placeholder.yaml", 7, 17, "rules[0].when.evidence", "unknown placeholder '{pid}'"},
+        bad_case{"bad_regex.yaml", 7, 33, "rules[0].when.where.target.matches", "invalid regular expression"},
+        bad_case{"bad_prior.yaml", 5, 12, "rules[0].prior", "must be from"},
+        bad_case{"bad_duplicate_id.yaml", 6, 9, "rules[1].id", "duplicate rule id 'deploy'"},
+        bad_case{"bad_two_conditions.yaml", 6, 7, "rules[0].when", "exactly one of signal, calendar, all, any or none, not 2"},
+        bad_case{"bad_value_on_valueless.yaml", 7, 14, "rules[0].when.value", "'k8s.rollout' signals carry no value"},
+        bad_case{"bad_related.yaml", 7, 16, "rules[0].when.related", "cannot be related"},
+        bad_case{"bad_timezone.yaml", 6, 63, "rules[0].when.calendar.tz", "unknown time zone 'America/New_Yrok'"},
+        bad_case{"bad_clock.yaml", 6, 37, "rules[0].when.calendar.from", "'10am' is not a local time HH:MM"},
+        bad_case{"bad_day.yaml", 6, 30, "rules[0].when.calendar.days[1]", "'thurs-ish' is not one of sun, mon"},
+        bad_case{"bad_status_text.yaml", 6, 18, "rules[0].status_text", "takes no placeholders"},
+        bad_case{"bad_template_syntax.yaml", 6, 15, "rules[0].evidence", "unclosed '{'"},
+        bad_case{"bad_duration.yaml", 7, 24, "rules[0].when.window.before", "'two hours' is not a duration"},
+        bad_case{"bad_missing_when.yaml", 3, 5, "rules[0].when", "required"},
+        bad_case{"bad_empty_any.yaml", 6, 12, "rules[0].when.any", "any needs at least one condition"},
+        bad_case{"bad_syntax.yaml", 5, 1, "", "YAML syntax error"},
+        bad_case{"bad_clear_placeholder.yaml", 7, 14, "rules[0].when.clear", "unknown placeholder '{instance}'"}
+    ),
+    [](const ::testing::TestParamInfo<bad_case>& param_info) {
+        return param_info.param.file.substr(0, param_info.param.file.find('.'));
+    }
+);
+
+TEST(rules, every_problem_is_reported_not_just_the_first) {
+    const auto r = parse(
+        R"(rules:
+  - id: Bad Id
+    title: x
+    prior: 2
+    when: {signal: nope}
+)",
+        "multi.yaml"
+    );
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.problems.size(), 3u);
+    EXPECT_EQ(r.problems[0].to_string().substr(0, 15), "multi.yaml:2:9:");
+}
+
+TEST(rules, an_unreadable_file_is_one_problem_without_a_position) {
+    const auto r = load({fixtures + "does_not_exist.yaml"});
+    ASSERT_FALSE(r.ok());
+    ASSERT_EQ(r.problems.size(), 1u);
+    EXPECT_EQ(r.problems[0].line, 0);
+    EXPECT_EQ(r.problems[0].to_string(), fixtures + "does_not_exist.yaml: cannot read the rules file");
+}
+
+TEST(rules, an_id_defined_in_two_files_is_refused) {
+    const auto r = load({fixtures + "good_small.yaml", fixtures + "good_small.yaml"});
+    ASSERT_FALSE(r.ok());
+    EXPECT_NE(r.problems.front().message.find("rule id 'deploy' is also defined at"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace runbookd::rules
