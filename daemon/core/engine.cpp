@@ -25,6 +25,7 @@ post make_status_post(const incident& inc, post_kind kind, int n, wall_time now,
         .at = now,
         .text = std::move(text),
         .coalescible = true,
+        .edit_of = {},
     };
 }
 

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <map>
 #include <set>
@@ -18,6 +19,7 @@ struct found {
     const signal_test* leaf = nullptr;
     millis distance{0};  ///< |s.at - start|
     std::size_t leaf_count = 0;
+    std::size_t place = 0;  ///< 0 for its leaf's closest signal, 1 for the next, ...
 };
 
 /// What a condition (sub)tree concluded.
@@ -61,7 +63,7 @@ bool glob(std::string_view pattern, std::string_view text) {
 }
 
 bool passes(const label_test& t, const signal& s) {
-    const std::string* v = s.find(t.label);
+    const std::string* v = s.label_at(t.index);
     const std::string_view value = v == nullptr ? std::string_view{} : std::string_view{*v};
     switch (t.how) {
         case label_test::op::equals: return v != nullptr && value == t.values.front();
@@ -85,12 +87,76 @@ bool value_ok(const signal_test& t, const signal& s) {
     return (!t.above || *s.value > *t.above) && (!t.below || *s.value < *t.below);
 }
 
+/// `related: service`, with the service's patterns split once rather than per signal, and
+/// label positions remembered from one signal to the next.
+class relation {
+public:
+    /// For signals of `kind` (nullptr: any kind, labels found by name).
+    relation(const service_scope& service, const signal_kind* kind) : service_(service), kind_(kind) {
+        if (kind != nullptr) {
+            deployment_ = label_index(*kind, "deployment");
+            namespace_ = label_index(*kind, "namespace");
+            service_label_ = label_index(*kind, "service");
+        }
+        for (const auto& w : service.workloads) {
+            const auto slash = w.find('/');
+            const std::string_view all{w};
+            patterns_.push_back(
+                slash == std::string::npos ? pattern{"*", all} : pattern{all.substr(0, slash), all.substr(slash + 1)}
+            );
+        }
+    }
+
+    bool holds(const signal& s) {
+        if (patterns_.empty()) {
+            return true;  // the service's workloads are not configured: nothing can be excluded
+        }
+        const bool by_position = kind_ != nullptr && s.info == kind_;
+        const std::string* deployment = by_position ? s.label_at(deployment_) : s.find("deployment");
+        const std::string* svc = by_position ? s.label_at(service_label_) : s.find("service");
+        const std::string* ns = by_position ? s.label_at(namespace_) : s.find("namespace");
+        for (const auto& p : patterns_) {
+            if (deployment != nullptr && !deployment->empty() && glob(p.name, *deployment) &&
+                (ns == nullptr || glob(p.ns, *ns))) {
+                return true;
+            }
+            if (svc != nullptr && !svc->empty() && glob(p.name, *svc)) {
+                return true;
+            }
+        }
+        return svc != nullptr && !svc->empty() && (*svc == service_.id || *svc == service_.name);
+    }
+
+private:
+    struct pattern {
+        std::string_view ns;
+        std::string_view name;
+    };
+    const service_scope& service_;
+    const signal_kind* kind_;
+    std::vector<pattern> patterns_;
+    std::size_t deployment_ = 0;
+    std::size_t namespace_ = 0;
+    std::size_t service_label_ = 0;
+};
+
 millis distance(wall_time a, wall_time b) {
     return a < b ? b - a : a - b;
 }
 
-/// Keeps the `cap` supporting signals closest to the start, closest first.
+/// Keeps the `cap` supporting signals of one leaf closest to the start, closest first, one
+/// per subject: repeated samples of one query or pod would only repeat the same line.
 void keep_closest(std::vector<found>& v, found f, std::size_t cap) {
+    if (v.size() == cap && v.back().distance <= f.distance) {
+        return;  // no closer than any kept: the common case, decided without the subject
+    }
+    const auto same = std::find_if(v.begin(), v.end(), [&](const found& o) { return o.s->subject == f.s->subject; });
+    if (same != v.end()) {
+        if (same->distance <= f.distance) {
+            return;
+        }
+        v.erase(same);
+    }
     const auto pos = std::upper_bound(v.begin(), v.end(), f, [](const found& a, const found& b) {
         return a.distance < b.distance;
     });
@@ -107,10 +173,49 @@ std::string window_text(const time_window& w) {
     return format_duration(w.before) + " before to " + format_duration(w.after) + " after the alert";
 }
 
+/// Whether each signal is related to the service, per kind, computed at most once per
+/// ranking: several leaves (and rules) read the same kinds.
+class relation_memo {
+public:
+    /// One kind's memo; valid for the ranking.
+    class of_kind {
+    public:
+        of_kind(const signal_log::series& series, const service_scope& service, const signal_kind* kind)
+            : series_(series), known_(series.size(), 0), rel_(service, kind) {}
+
+        bool holds(signal_log::series::const_iterator it) {
+            auto& known = known_[static_cast<std::size_t>(it - series_.begin())];
+            if (known == 0) {
+                known = rel_.holds(*it) ? 2 : 1;
+            }
+            return known == 2;
+        }
+
+    private:
+        const signal_log::series& series_;
+        std::vector<std::uint8_t> known_;  ///< 0 unknown, 1 unrelated, 2 related
+        relation rel_;
+    };
+
+    explicit relation_memo(const service_scope& service) : service_(service) {}
+
+    of_kind& for_kind(const signal_log& log, const std::string& kind) {
+        auto it = by_kind_.find(kind);
+        if (it == by_kind_.end()) {
+            it = by_kind_.try_emplace(kind, log.all_of(kind), service_, find_signal_kind(kind)).first;
+        }
+        return it->second;
+    }
+
+private:
+    const service_scope& service_;
+    std::map<std::string, of_kind, std::less<>> by_kind_;
+};
+
 class evaluator {
 public:
-    evaluator(const signal_log& log, const source_map& sources, const rank_input& in)
-        : log_(log), sources_(sources), in_(in) {}
+    evaluator(const signal_log& log, const source_map& sources, const rank_input& in, relation_memo& related)
+        : log_(log), sources_(sources), in_(in), related_(related) {}
 
     outcome eval(const condition& c) {
         switch (c.what) {
@@ -129,12 +234,16 @@ public:
         const auto gather = [&](bool support) {
             for (auto& k : kids) {
                 if (support) {
-                    for (const auto& f : k.support) {
-                        keep_closest(out.support, f, cap());
-                    }
+                    // Each leaf kept its closest few; all of them stay, so every leaf that
+                    // held can speak in the evidence and the actions.
+                    out.support.insert(out.support.end(), k.support.begin(), k.support.end());
                     out.calendar_lines.insert(out.calendar_lines.end(), k.calendar_lines.begin(), k.calendar_lines.end());
                 }
-                out.unchecked.insert(out.unchecked.end(), k.unchecked.begin(), k.unchecked.end());
+                for (auto& u : k.unchecked) {
+                    if (std::find(out.unchecked.begin(), out.unchecked.end(), u) == out.unchecked.end()) {
+                        out.unchecked.push_back(std::move(u));
+                    }
+                }
                 out.checked.insert(out.checked.end(), k.checked.begin(), k.checked.end());
             }
         };
@@ -208,10 +317,16 @@ private:
         std::size_t count = 0;
         std::vector<found> support;
         // For `sustained`: per subject, when the current run of matching samples began.
-        std::map<std::string_view, std::optional<wall_time>> run_start;
-        std::set<std::string_view> sustained_subjects;
-        for (const signal& s : log_.between(t.kind, from, to)) {
-            if (t.related && !related_to(s, in_.service)) {
+        struct sample_run {
+            std::optional<wall_time> begun;  ///< when the current run of matching samples began
+            wall_time last;                  ///< the subject's previous sample
+        };
+        std::map<std::string_view, sample_run> runs;
+        const auto window = log_.between(t.kind, from, to);
+        relation_memo::of_kind* memo = t.related ? &related_.for_kind(log_, t.kind) : nullptr;
+        for (auto it = window.begin(); it != window.end(); ++it) {
+            const signal& s = *it;
+            if (memo != nullptr && !memo->holds(it)) {
                 continue;
             }
             if (!std::all_of(t.where.begin(), t.where.end(), [&](const label_test& lt) { return passes(lt, s); })) {
@@ -225,18 +340,23 @@ private:
             }
             const bool ok = value_ok(t, s);
             if (t.sustained) {
-                auto& begun = run_start[s.subject];
+                auto& run = runs[s.subject];
+                // A sample that does not match, or a gap longer than half the duration (the
+                // series had no data), ends the run.
+                if (!ok || (run.begun && s.at - run.last > *t.sustained / 2)) {
+                    run.begun.reset();
+                }
+                run.last = s.at;
                 if (!ok) {
-                    begun.reset();
                     continue;
                 }
-                if (!begun) {
-                    begun = s.at;
+                if (!run.begun) {
+                    run.begun = s.at;
                 }
+                const auto& begun = run.begun;
                 if (s.at - *begun < *t.sustained) {
                     continue;  // matching, but not for long enough yet
                 }
-                sustained_subjects.insert(s.subject);
             } else if (!ok) {
                 continue;
             }
@@ -249,8 +369,9 @@ private:
         out.matched = count >= t.at_least && count > 0;
         if (out.matched) {
             out.strength = t.strength;
-            for (auto& f : support) {
-                f.leaf_count = count;
+            for (std::size_t i = 0; i < support.size(); ++i) {
+                support[i].leaf_count = count;
+                support[i].place = i;
             }
             out.support = std::move(support);
         } else if (!t.clear.empty()) {
@@ -335,6 +456,7 @@ private:
     const signal_log& log_;
     const source_map& sources_;
     const rank_input& in_;
+    relation_memo& related_;
 };
 
 std::optional<std::string> builtin(std::string_view name, const found& f, const rank_input& in) {
@@ -380,11 +502,12 @@ std::optional<std::string> render_strict(const text_template& t, const text_temp
     return text;
 }
 
-/// Renders `t` for one signal: its labels, then the built-in placeholders.
-std::optional<std::string> render_for(const text_template& t, const found& f, const rank_input& in) {
+/// Renders `t` for one signal: its labels, then the built-in placeholders. An action
+/// (`need_values`) is not rendered with an empty label: "deploy/" would be a wrong command.
+std::optional<std::string> render_for(const text_template& t, const found& f, const rank_input& in, bool need_values) {
     return render_strict(t, [&](std::string_view name) -> std::optional<std::string> {
         if (const std::string* v = f.s->find(name)) {
-            return *v;
+            return need_values && v->empty() ? std::nullopt : std::optional{*v};
         }
         return builtin(name, f, in);
     });
@@ -413,25 +536,7 @@ std::string join(const std::vector<std::string>& parts) {
 }  // namespace
 
 bool related_to(const signal& s, const service_scope& service) {
-    if (service.workloads.empty()) {
-        return true;  // the service's workloads are not configured: nothing can be excluded
-    }
-    const std::string* deployment = s.find("deployment");
-    const std::string* ns = s.find("namespace");
-    const std::string* svc = s.find("service");
-    for (const auto& w : service.workloads) {
-        const auto slash = w.find('/');
-        const std::string_view want_ns = slash == std::string::npos ? std::string_view{"*"} : std::string_view{w}.substr(0, slash);
-        const std::string_view want_name = slash == std::string::npos ? std::string_view{w} : std::string_view{w}.substr(slash + 1);
-        if (deployment != nullptr && !deployment->empty() && glob(want_name, *deployment) &&
-            (ns == nullptr || glob(want_ns, *ns))) {
-            return true;
-        }
-        if (svc != nullptr && !svc->empty() && glob(want_name, *svc)) {
-            return true;
-        }
-    }
-    return svc != nullptr && !svc->empty() && (*svc == service.id || *svc == service.name);
+    return relation{service, nullptr}.holds(s);
 }
 
 std::string relative_to_alert(wall_time at, wall_time start) {
@@ -444,8 +549,9 @@ std::string relative_to_alert(wall_time at, wall_time start) {
 ranking rank(const rule_set& rules, const signal_log& log, const source_map& sources, const rank_input& in) {
     ranking out;
     double total = 0;
+    relation_memo related{in.service};
     for (const rule& r : rules.rules) {
-        evaluator ev{log, sources, in};
+        evaluator ev{log, sources, in, related};
         outcome o = ev.eval(r.when);
         if (!o.matched) {
             if (!o.checkable) {
@@ -478,8 +584,16 @@ ranking rank(const rule_set& rules, const signal_log& log, const source_map& sou
         s.prior = r.prior;
         s.strength = o.strength;
         s.status_text = r.status_text;
+        // Every leaf's closest signal first, then every leaf's second...: each condition that
+        // held gets its say before any repeats itself.
+        std::stable_sort(o.support.begin(), o.support.end(), [](const found& a, const found& b) {
+            return std::pair{a.place, a.distance} < std::pair{b.place, b.distance};
+        });
         if (r.recent && !o.support.empty()) {
-            const double halves = std::chrono::duration<double>(o.support.front().distance).count() /
+            const auto closest = std::min_element(o.support.begin(), o.support.end(), [](const found& a, const found& b) {
+                return a.distance < b.distance;
+            });
+            const double halves = std::chrono::duration<double>(closest->distance).count() /
                                   std::chrono::duration<double>(r.recent->half_life).count();
             s.recency = r.recent->floor + (1 - r.recent->floor) * std::exp2(-halves);
         }
@@ -490,14 +604,14 @@ ranking rank(const rule_set& rules, const signal_log& log, const source_map& sou
         for (const auto& f : o.support) {
             const text_template& t = f.leaf->evidence.empty() ? r.evidence : f.leaf->evidence;
             auto line = t.empty() ? std::optional{f.s->kind + " " + f.s->subject + " " + relative_to_alert(f.s->at, in.start)}
-                                  : render_for(t, f, in);
+                                  : render_for(t, f, in, false);
             if (line) {
                 add_unique(s.evidence, std::move(*line), in.max_evidence);
             }
         }
         for (const auto& f : o.support) {
             for (const auto& a : r.actions) {
-                if (auto line = render_for(a, f, in)) {
+                if (auto line = render_for(a, f, in, true)) {
                     add_unique(s.actions, std::move(*line), in.max_actions);
                 }
             }

@@ -20,6 +20,7 @@ namespace runbookd {
 struct label_test {
     enum class op { equals, not_equals, matches, in, not_in };
     std::string label;
+    std::size_t index = 0;  ///< the label's position in its kind's catalogue entry
     op how = op::equals;
     std::vector<std::string> values;   ///< one for equals/not_equals, the set for in/not_in
     std::shared_ptr<const std::regex> pattern;  ///< for matches

@@ -71,22 +71,36 @@ constexpr std::array<std::string_view, 8> builtins{
 
 }  // namespace
 
-const std::string* signal::find(std::string_view name) const noexcept {
-    const auto it = std::lower_bound(
-        labels.begin(), labels.end(), name, [](const label& l, std::string_view n) { return l.first < n; }
-    );
-    return it != labels.end() && it->first == name ? &it->second : nullptr;
+bool signal::set_kind(std::string_view k) {
+    kind = std::string{k};
+    info = find_signal_kind(kind);
+    values.assign(info == nullptr ? 0 : info->labels.size(), std::string{});
+    return info != nullptr;
 }
 
-void signal::set(std::string_view name, std::string value) {
-    const auto it = std::lower_bound(
-        labels.begin(), labels.end(), name, [](const label& l, std::string_view n) { return l.first < n; }
-    );
-    if (it != labels.end() && it->first == name) {
-        it->second = std::move(value);
-        return;
+std::size_t label_index(const signal_kind& kind, std::string_view label) noexcept {
+    const auto it = std::find(kind.labels.begin(), kind.labels.end(), label);
+    return static_cast<std::size_t>(it - kind.labels.begin());
+}
+
+const std::string* signal::find(std::string_view name) const noexcept {
+    const signal_kind* k = info != nullptr ? info : find_signal_kind(kind);
+    return k == nullptr ? nullptr : label_at(label_index(*k, name));
+}
+
+bool signal::set(std::string_view name, std::string text) {
+    if (info == nullptr || info->name != kind) {
+        set_kind(std::string{kind});  // `kind` was assigned directly: take its entry now
     }
-    labels.insert(it, label{std::string{name}, std::move(value)});
+    if (info == nullptr) {
+        return false;
+    }
+    const auto i = label_index(*info, name);
+    if (i == values.size()) {
+        return false;
+    }
+    values[i] = std::move(text);
+    return true;
 }
 
 std::span<const signal_kind> signal_catalogue() noexcept {

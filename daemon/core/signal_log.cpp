@@ -57,6 +57,11 @@ void signal_log::expire(wall_time now) {
     }
 }
 
+const signal_log::series& signal_log::all_of(std::string_view kind) const {
+    const auto it = by_kind_.find(kind);
+    return it == by_kind_.end() ? none_ : it->second;
+}
+
 signal_log::range signal_log::between(std::string_view kind, wall_time from, wall_time to) const {
     const auto it = by_kind_.find(kind);
     if (it == by_kind_.end() || to < from) {

@@ -38,6 +38,10 @@ public:
     /// Signals of `kind` with `from <= at <= to`, oldest first.
     range between(std::string_view kind, wall_time from, wall_time to) const;
 
+    /// Every signal of `kind`, oldest first (empty when none): the series between() returns
+    /// ranges of, so that a position in it can key a per-ranking memo.
+    const series& all_of(std::string_view kind) const;
+
     std::size_t size() const noexcept { return size_; }
     /// Signals dropped because the log was full (not because they aged out).
     std::size_t evicted() const noexcept { return evicted_; }
@@ -50,6 +54,7 @@ private:
 
     signal_log_settings settings_;
     std::map<std::string, series, std::less<>> by_kind_;
+    series none_;
     std::size_t size_ = 0;
     std::size_t evicted_ = 0;
 };

@@ -19,17 +19,15 @@ std::optional<signal> read_signal(yaml::walker& w, const yaml::entry& e, wall_ti
     }
     const std::size_t before = w.problem_count();
     signal s;
-    s.source = "replay";
+    s.source = "replay";  // labels the file leaves out stay "", as a real source leaves them
     s.at = start;
     const signal_kind* kind = nullptr;
     if (const auto* k = yaml::find(*keys, "kind")) {
         if (auto name = w.string(*k)) {
-            kind = find_signal_kind(*name);
-            if (kind == nullptr) {
+            if (!s.set_kind(*name)) {
                 w.report(*k, "unknown signal kind '" + *name + "' (docs/signals.md)");
-            } else {
-                s.kind = *name;
             }
+            kind = s.info;
         }
     } else {
         w.report(e.value.Mark(), e.path + ".kind", "required: the signal's kind, e.g. k8s.rollout");
@@ -69,11 +67,6 @@ std::optional<signal> read_signal(yaml::walker& w, const yaml::entry& e, wall_ti
         }
     }
     if (kind != nullptr) {
-        for (const auto name : kind->labels) {
-            if (s.find(name) == nullptr) {
-                s.set(name, "");
-            }
-        }
         if (s.subject.empty()) {
             // The natural subject of most kinds is their first label's value (the deployment,
             // the pid, the instance).

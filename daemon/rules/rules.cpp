@@ -341,6 +341,7 @@ private:
                         continue;
                     }
                     if (auto test = read_label_test(lt)) {
+                        test->index = label_index(*kind, lt.name);
                         t.where.push_back(std::move(*test));
                     }
                 }

@@ -383,7 +383,7 @@ class DaemonWithDiscord:
     """A fake Discord plus a daemon configured to post to it."""
 
     def __init__(self, overrides: Optional[dict] = None, name: str = "runbookd",
-                 known_status_webhook: bool = True):
+                 known_status_webhook: bool = True, operations_webhook: bool = True):
         self.tmp = make_tempdir()
         pki = test_pki()
         self.secret = "pdsecret-" + unique_token(24)
@@ -402,8 +402,9 @@ class DaemonWithDiscord:
             "username": "runbookd-test",
             "request_timeout": "3s",
             "status_webhook_url": status_url,
-            "operations_webhook_url": ops_url,
         }
+        if operations_webhook:
+            cfg["discord"]["operations_webhook_url"] = ops_url
         self.config = deep_merge(cfg, overrides or {})
         self.daemon = Daemon(self.config, self.tmp, name)
         self.pd: Optional[pagerduty.Sender] = None
@@ -480,11 +481,13 @@ class DiscordTestCase(unittest.TestCase):
 
     overrides: dict = {}
     env: Optional[dict] = None
+    #: Whether #operations has a webhook; without one, only #status posts are made.
+    operations_webhook: bool = True
     rig: DaemonWithDiscord
 
     @classmethod
     def setUpClass(cls):
-        cls.rig = DaemonWithDiscord(cls.overrides, name=cls.__name__)
+        cls.rig = DaemonWithDiscord(cls.overrides, name=cls.__name__, operations_webhook=cls.operations_webhook)
         cls.rig.start()
 
     @classmethod

@@ -28,7 +28,11 @@ def strings_in(value) -> list[str]:
 
 
 class DeliveryCase(DiscordTestCase):
-    """Shared checks for classes whose daemon posts to the fake."""
+    """Shared checks for classes whose daemon posts to the fake. Only #status is
+    configured, so each scripted answer meets the #status post it is meant for
+    (test_operations covers #operations)."""
+
+    operations_webhook = False
 
     def tearDown(self):
         super().tearDown()

@@ -25,18 +25,31 @@ std::vector<std::string> subjects(signal_log::range r) {
     return out;
 }
 
-TEST(signal, labels_stay_sorted_and_are_found_by_name) {
+TEST(signal, labels_are_the_catalogues_and_are_found_by_name_or_position) {
     signal s;
-    s.set("pod", "p");
-    s.set("namespace", "ns");
-    s.set("container", "c");
-    s.set("pod", "p2");
-    ASSERT_EQ(s.labels.size(), 3u);
-    EXPECT_EQ(s.labels[0].first, "container");
-    EXPECT_EQ(s.labels[2].first, "pod");
+    ASSERT_TRUE(s.set_kind("k8s.restart"));
+    EXPECT_TRUE(s.set("pod", "p"));
+    EXPECT_TRUE(s.set("namespace", "ns"));
+    EXPECT_TRUE(s.set("pod", "p2"));
+    EXPECT_FALSE(s.set("image", "x"));  // not a label of k8s.restart
     ASSERT_NE(s.find("pod"), nullptr);
     EXPECT_EQ(*s.find("pod"), "p2");
+    ASSERT_NE(s.find("container"), nullptr);
+    EXPECT_EQ(*s.find("container"), "");  // a label of the kind, not set: empty
     EXPECT_EQ(s.find("image"), nullptr);
+    EXPECT_EQ(*s.label_at(label_index(*s.info, "namespace")), "ns");
+    EXPECT_EQ(s.label_at(99), nullptr);
+}
+
+TEST(signal, a_kind_assigned_directly_is_resolved_on_the_first_label) {
+    signal s;
+    s.kind = "db.cpu";
+    EXPECT_TRUE(s.set("instance", "dark-west"));
+    EXPECT_EQ(s.info, find_signal_kind("db.cpu"));
+    signal unknown;
+    EXPECT_FALSE(unknown.set_kind("db.cpux"));
+    EXPECT_FALSE(unknown.set("instance", "x"));
+    EXPECT_EQ(unknown.find("instance"), nullptr);
 }
 
 TEST(signal, catalogue_names_are_unique_and_findable) {

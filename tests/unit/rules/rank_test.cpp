@@ -17,7 +17,7 @@ std::shared_ptr<const rule_set> pack(std::string_view yaml) {
     return r.value;
 }
 
-signal sig(std::string kind, millis offset, std::vector<label> labels, std::optional<double> value = {}) {
+signal sig(std::string kind, millis offset, std::vector<std::pair<std::string, std::string>> labels, std::optional<double> value = {}) {
     signal s;
     s.kind = std::move(kind);
     s.at = t0 + offset;
