@@ -9,7 +9,6 @@
 #include <benchmark/benchmark.h>
 
 #include <malloc.h>
-
 #include <random>
 #include <stdexcept>
 
@@ -52,7 +51,8 @@ std::vector<signal> make_signals(std::size_t n) {
             }
             s.set(l, std::move(v));
         }
-        s.subject = s.find("deployment") != nullptr ? *s.find("deployment") : "subject-" + std::to_string(i % 200);
+        s.subject =
+            s.find("deployment") != nullptr ? *s.find("deployment") : "subject-" + std::to_string(i % 200);
         if (!k.value.empty()) {
             s.value = k.value == "ratio" ? value(rng) : value(rng) * 1000;
         }

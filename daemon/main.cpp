@@ -29,8 +29,9 @@ int main(int argc, char** argv) {
 
     std::string scenario_path;
     std::string format = "text";
-    auto* replay_cmd =
-        app.add_subcommand("replay", "Run a scenario through the engine under virtual time; print every post");
+    auto* replay_cmd = app.add_subcommand(
+        "replay", "Run a scenario through the engine under virtual time; print every post"
+    );
     replay_cmd->add_option("scenario", scenario_path, "Scenario file (YAML)")->required();
     replay_cmd->add_option("--format", format, "text or json")->check(CLI::IsMember({"text", "json"}));
 

@@ -70,7 +70,12 @@ void register_secrets(log::sink& sink, const config::config& cfg) {
 }  // namespace
 
 struct daemon::impl {
-    impl(asio::io_context& io, config::config c, std::shared_ptr<const rule_set> r, std::shared_ptr<log::sink> s)
+    impl(
+        asio::io_context& io,
+        config::config c,
+        std::shared_ptr<const rule_set> r,
+        std::shared_ptr<log::sink> s
+    )
         : ioc(io),
           cfg(std::move(c)),
           rules(std::move(r)),
@@ -275,7 +280,8 @@ struct daemon::impl {
         if (next_rules.value->hash != rules->hash) {
             rules = std::move(next_rules.value);
             log.info(
-                "rules reloaded", {{"rules", static_cast<int>(rules->rules.size())}, {"origin", rules->origin}}
+                "rules reloaded",
+                {{"rules", static_cast<int>(rules->rules.size())}, {"origin", rules->origin}}
             );
         }
         core.reconfigure(engine_settings_for(next));

@@ -33,7 +33,17 @@ constexpr std::size_t discord_username_max = 80;
 
 // Keys, per map, in the order the reference (docs/configuration.md) lists them.
 constexpr std::array<std::string_view, 11> root_keys{
-    "server", "log", "pagerduty", "status", "notify", "discord", "console", "rules", "operations", "signals", "services"};
+    "server",
+    "log",
+    "pagerduty",
+    "status",
+    "notify",
+    "discord",
+    "console",
+    "rules",
+    "operations",
+    "signals",
+    "services"};
 constexpr std::array<std::string_view, 6> server_keys{
     "listen", "max_body_bytes", "header_timeout", "body_timeout", "idle_timeout", "max_connections"};
 constexpr std::array<std::string_view, 1> log_keys{"level"};
@@ -1138,7 +1148,8 @@ private:
                                 k->value[i],
                                 k->path + "[" + std::to_string(i) + "]",
                                 "'" + (*workloads)[i] +
-                                    "' is not namespace/deployment (lower-case names; '*' alone or at the end "
+                                    "' is not namespace/deployment (lower-case names; '*' alone or at the "
+                                    "end "
                                     "of either part)"
                             );
                         }

@@ -16,7 +16,13 @@ constexpr std::array<std::string_view, 12> month_names{
 
 std::string clock_text(std::chrono::minutes m) {
     std::array<char, 8> buf{};
-    std::snprintf(buf.data(), buf.size(), "%02d:%02d", static_cast<int>(m.count() / 60), static_cast<int>(m.count() % 60));
+    std::snprintf(
+        buf.data(),
+        buf.size(),
+        "%02d:%02d",
+        static_cast<int>(m.count() / 60),
+        static_cast<int>(m.count() % 60)
+    );
     return buf.data();
 }
 
@@ -77,7 +83,8 @@ std::string describe(const local_window& w) {
     if (out.empty()) {
         out = "every day";
     }
-    out += " " + clock_text(w.from) + "-" + clock_text(w.to) + " " + (w.zone_name.empty() ? "UTC" : w.zone_name);
+    out +=
+        " " + clock_text(w.from) + "-" + clock_text(w.to) + " " + (w.zone_name.empty() ? "UTC" : w.zone_name);
     if (w.months.any()) {
         std::string months;
         for (std::size_t i = 0; i < 12; ++i) {

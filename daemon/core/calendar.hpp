@@ -18,11 +18,11 @@ namespace runbookd {
 
 /// A weekly window in a named zone, optionally limited to some months.
 struct local_window {
-    std::bitset<7> days;       ///< bit 0 = Sunday ... bit 6 = Saturday; none set = every day
-    std::bitset<12> months;    ///< bit 0 = January; none set = every month
-    std::chrono::minutes from{0};   ///< local time of day the window opens
+    std::bitset<7> days;               ///< bit 0 = Sunday ... bit 6 = Saturday; none set = every day
+    std::bitset<12> months;            ///< bit 0 = January; none set = every month
+    std::chrono::minutes from{0};      ///< local time of day the window opens
     std::chrono::minutes to{24 * 60};  ///< local time of day it closes (exclusive); may be < from (overnight)
-    std::string zone_name;     ///< "America/New_York"
+    std::string zone_name;             ///< "America/New_York"
     const date::time_zone* zone = nullptr;  ///< resolved by locate_zone; nullptr means UTC
 };
 

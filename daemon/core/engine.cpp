@@ -170,7 +170,8 @@ std::string engine::dominant_status(const incident& inc, wall_time now) const {
     }
     const auto r = rank_incident(inc, now);
     const suspect* top = r.top();
-    return top != nullptr && top->share >= settings_.operations.dominance_share ? top->status_text : std::string{};
+    return top != nullptr && top->share >= settings_.operations.dominance_share ? top->status_text
+                                                                                : std::string{};
 }
 
 void engine::mark_dirty(incident& inc, wall_time now) {
@@ -271,7 +272,8 @@ decisions engine::on_signal(signal s, wall_time now) {
 decisions engine::on_source_status(std::string_view source, source_status status, wall_time now) {
     decisions out;
     auto it = sources_.find(source);
-    const bool changed = it == sources_.end() || it->second.state != status.state || it->second.error != status.error;
+    const bool changed =
+        it == sources_.end() || it->second.state != status.state || it->second.error != status.error;
     if (it == sources_.end()) {
         status.since = now;
         sources_.emplace(std::string{source}, std::move(status));

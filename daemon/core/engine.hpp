@@ -112,8 +112,8 @@ private:
     engine_settings settings_;
     std::map<std::string, incident, std::less<>> incidents_;
     // Indexes, so that every call costs O(log n) in the number of incidents, not O(n):
-    std::set<slot> due_;     ///< (next_update, id) of every open incident
-    std::set<slot> expiry_;  ///< (when to forget, id) of every resolved incident
+    std::set<slot> due_;      ///< (next_update, id) of every open incident
+    std::set<slot> expiry_;   ///< (when to forget, id) of every resolved incident
     std::set<slot> ops_due_;  ///< (refresh time, id) of every incident with a pending #operations refresh
     std::size_t open_ = 0;
     signal_log log_;

@@ -27,10 +27,10 @@ struct outcome {
     bool matched = false;
     bool checkable = true;
     double strength = 0;
-    std::vector<found> support;              ///< closest to the start first, capped
+    std::vector<found> support;               ///< closest to the start first, capped
     std::vector<std::string> calendar_lines;  ///< evidence from calendar leaves
-    std::vector<std::string> unchecked;      ///< why a leaf could not be checked
-    std::vector<std::string> checked;        ///< what was checked and found clear
+    std::vector<std::string> unchecked;       ///< why a leaf could not be checked
+    std::vector<std::string> checked;         ///< what was checked and found clear
 };
 
 /// Population statistics of a leaf, for its "checked" phrase.
@@ -68,7 +68,8 @@ bool passes(const label_test& t, const signal& s) {
     switch (t.how) {
         case label_test::op::equals: return v != nullptr && value == t.values.front();
         case label_test::op::not_equals: return v == nullptr || value != t.values.front();
-        case label_test::op::matches: return v != nullptr && std::regex_match(v->begin(), v->end(), *t.pattern);
+        case label_test::op::matches:
+            return v != nullptr && std::regex_match(v->begin(), v->end(), *t.pattern);
         case label_test::op::in:
             return v != nullptr && std::find(t.values.begin(), t.values.end(), value) != t.values.end();
         case label_test::op::not_in:
@@ -102,7 +103,8 @@ public:
             const auto slash = w.find('/');
             const std::string_view all{w};
             patterns_.push_back(
-                slash == std::string::npos ? pattern{"*", all} : pattern{all.substr(0, slash), all.substr(slash + 1)}
+                slash == std::string::npos ? pattern{"*", all}
+                                           : pattern{all.substr(0, slash), all.substr(slash + 1)}
             );
         }
     }
@@ -150,7 +152,8 @@ void keep_closest(std::vector<found>& v, found f, std::size_t cap) {
     if (v.size() == cap && v.back().distance <= f.distance) {
         return;  // no closer than any kept: the common case, decided without the subject
     }
-    const auto same = std::find_if(v.begin(), v.end(), [&](const found& o) { return o.s->subject == f.s->subject; });
+    const auto same =
+        std::find_if(v.begin(), v.end(), [&](const found& o) { return o.s->subject == f.s->subject; });
     if (same != v.end()) {
         if (same->distance <= f.distance) {
             return;
@@ -237,7 +240,9 @@ public:
                     // Each leaf kept its closest few; all of them stay, so every leaf that
                     // held can speak in the evidence and the actions.
                     out.support.insert(out.support.end(), k.support.begin(), k.support.end());
-                    out.calendar_lines.insert(out.calendar_lines.end(), k.calendar_lines.begin(), k.calendar_lines.end());
+                    out.calendar_lines.insert(
+                        out.calendar_lines.end(), k.calendar_lines.begin(), k.calendar_lines.end()
+                    );
                 }
                 for (auto& u : k.unchecked) {
                     if (std::find(out.unchecked.begin(), out.unchecked.end(), u) == out.unchecked.end()) {
@@ -247,7 +252,8 @@ public:
                 out.checked.insert(out.checked.end(), k.checked.begin(), k.checked.end());
             }
         };
-        const bool all_checkable = std::all_of(kids.begin(), kids.end(), [](const outcome& k) { return k.checkable; });
+        const bool all_checkable =
+            std::all_of(kids.begin(), kids.end(), [](const outcome& k) { return k.checkable; });
         if (c.what == condition::op::all) {
             out.matched = std::all_of(kids.begin(), kids.end(), [](const outcome& k) { return k.matched; });
             out.strength = 1;
@@ -329,7 +335,9 @@ private:
             if (memo != nullptr && !memo->holds(it)) {
                 continue;
             }
-            if (!std::all_of(t.where.begin(), t.where.end(), [&](const label_test& lt) { return passes(lt, s); })) {
+            if (!std::all_of(t.where.begin(), t.where.end(), [&](const label_test& lt) {
+                    return passes(lt, s);
+                })) {
                 continue;
             }
             stats.count += 1;
@@ -400,7 +408,8 @@ private:
                 return std::nullopt;
             };
             out.calendar_lines.push_back(
-                t.evidence.empty() ? "the alert came at " + m.text + ", inside " + window : t.evidence.render(lookup)
+                t.evidence.empty() ? "the alert came at " + m.text + ", inside " + window
+                                   : t.evidence.render(lookup)
             );
         } else {
             out.checked.push_back("the alert came at " + m.text + ", outside " + window);
@@ -409,7 +418,8 @@ private:
     }
 
 public:
-    std::string checked_phrase(const text_template& clear, const signal_test& t, const leaf_stats& stats) const {
+    std::string checked_phrase(const text_template& clear, const signal_test& t, const leaf_stats& stats)
+        const {
         const bool needs_values = [&] {
             for (const auto& p : clear.parts()) {
                 if (p.placeholder && (p.text == "max" || p.text == "min" || p.text == "latest")) {
@@ -504,7 +514,9 @@ std::optional<std::string> render_strict(const text_template& t, const text_temp
 
 /// Renders `t` for one signal: its labels, then the built-in placeholders. An action
 /// (`need_values`) is not rendered with an empty label: "deploy/" would be a wrong command.
-std::optional<std::string> render_for(const text_template& t, const found& f, const rank_input& in, bool need_values) {
+std::optional<std::string> render_for(
+    const text_template& t, const found& f, const rank_input& in, bool need_values
+) {
     return render_strict(t, [&](std::string_view name) -> std::optional<std::string> {
         if (const std::string* v = f.s->find(name)) {
             return need_values && v->empty() ? std::nullopt : std::optional{*v};
@@ -590,9 +602,10 @@ ranking rank(const rule_set& rules, const signal_log& log, const source_map& sou
             return std::pair{a.place, a.distance} < std::pair{b.place, b.distance};
         });
         if (r.recent && !o.support.empty()) {
-            const auto closest = std::min_element(o.support.begin(), o.support.end(), [](const found& a, const found& b) {
-                return a.distance < b.distance;
-            });
+            const auto closest =
+                std::min_element(o.support.begin(), o.support.end(), [](const found& a, const found& b) {
+                    return a.distance < b.distance;
+                });
             const double halves = std::chrono::duration<double>(closest->distance).count() /
                                   std::chrono::duration<double>(r.recent->half_life).count();
             s.recency = r.recent->floor + (1 - r.recent->floor) * std::exp2(-halves);
@@ -603,8 +616,11 @@ ranking rank(const rule_set& rules, const signal_log& log, const source_map& sou
         }
         for (const auto& f : o.support) {
             const text_template& t = f.leaf->evidence.empty() ? r.evidence : f.leaf->evidence;
-            auto line = t.empty() ? std::optional{f.s->kind + " " + f.s->subject + " " + relative_to_alert(f.s->at, in.start)}
-                                  : render_for(t, f, in, false);
+            auto line =
+                t.empty()
+                    ? std::
+                          optional{f.s->kind + " " + f.s->subject + " " + relative_to_alert(f.s->at, in.start)}
+                    : render_for(t, f, in, false);
             if (line) {
                 add_unique(s.evidence, std::move(*line), in.max_evidence);
             }

@@ -39,10 +39,10 @@ struct suspect {
     std::string id;
     std::string title;
     double prior = 0;
-    double strength = 0;  ///< 0..1, from the condition tree
-    double recency = 1;   ///< 0..1, from the closest supporting signal
-    double score = 0;     ///< prior x strength x recency
-    double share = 0;     ///< score / sum of every suspect's score
+    double strength = 0;                ///< 0..1, from the condition tree
+    double recency = 1;                 ///< 0..1, from the closest supporting signal
+    double score = 0;                   ///< prior x strength x recency
+    double share = 0;                   ///< score / sum of every suspect's score
     std::vector<std::string> evidence;  ///< raw text (outside text unescaped)
     std::vector<std::string> actions;   ///< raw text, names filled in
     std::string status_text;
@@ -56,8 +56,8 @@ struct checked {
 };
 
 struct ranking {
-    std::vector<suspect> suspects;      ///< best first; ties by prior, then id
-    std::vector<checked> clear;         ///< in rule order
+    std::vector<suspect> suspects;       ///< best first; ties by prior, then id
+    std::vector<checked> clear;          ///< in rule order
     std::vector<checked> not_checkable;  ///< in rule order
 
     const suspect* top() const noexcept { return suspects.empty() ? nullptr : &suspects.front(); }

@@ -101,7 +101,9 @@ message status_reopened(const incident& inc, const engine_settings& s, wall_time
     return m;
 }
 
-message status_update(const incident& inc, const engine_settings& s, wall_time now, std::string_view believed) {
+message status_update(
+    const incident& inc, const engine_settings& s, wall_time now, std::string_view believed
+) {
     const bool acked = inc.state == incident_state::acknowledged;
     auto m = base(
         inc,
@@ -153,13 +155,15 @@ message operations_summary(const incident& inc, const ranking& r, const engine_s
         top == nullptr ? grey : purple
     );
     m.footer += " \u00b7 ranked " + clock(now);
-    std::string body = "**Alert:** " + (inc.title.empty() ? std::string{"(untitled)"} : escape_markdown(inc.title, true)) +
+    std::string body = "**Alert:** " +
+                       (inc.title.empty() ? std::string{"(untitled)"} : escape_markdown(inc.title, true)) +
                        " \u00b7 started " + clock(inc.started);
     std::size_t shown = 0;
     std::string others;
     for (const auto& sus : r.suspects) {
         if (shown == s.operations.max_suspects) {
-            others += (others.empty() ? "" : ", ") + escape_markdown(sus.title, true) + " (" + percent(sus.share) + ")";
+            others += (others.empty() ? "" : ", ") + escape_markdown(sus.title, true) + " (" +
+                      percent(sus.share) + ")";
             continue;
         }
         shown += 1;
@@ -195,7 +199,8 @@ message operations_timeline(const incident& inc, const ranking& r, const engine_
     auto m = base(inc, "\U0001F4DC " + service_name(inc, s) + ": incident timeline", green);
     std::string body;
     for (const auto& e : inc.timeline) {
-        body += (body.empty() ? "" : "\n") + std::string{"`"} + clock(e.at) + "` " + escape_markdown(e.text, true);
+        body += (body.empty() ? "" : "\n") + std::string{"`"} + clock(e.at) + "` " +
+                escape_markdown(e.text, true);
     }
     const auto end = inc.resolved_at.value_or(now);
     body += "\n`" + clock(end) + "` resolved after " + human_duration(end - inc.started);

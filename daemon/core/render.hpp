@@ -18,7 +18,9 @@ message status_reopened(const incident& inc, const engine_settings& s, wall_time
 
 /// The periodic #status update, even with no news. `believed` is the status_text of a
 /// dominant suspect ("a bad deploy caused this and we are rolling it back"), or empty.
-message status_update(const incident& inc, const engine_settings& s, wall_time now, std::string_view believed = {});
+message status_update(
+    const incident& inc, const engine_settings& s, wall_time now, std::string_view believed = {}
+);
 
 /// A PagerDuty status update relayed to #status.
 message status_relay(const incident& inc, const engine_settings& s, wall_time now);

@@ -22,7 +22,7 @@ struct label_test {
     std::string label;
     std::size_t index = 0;  ///< the label's position in its kind's catalogue entry
     op how = op::equals;
-    std::vector<std::string> values;   ///< one for equals/not_equals, the set for in/not_in
+    std::vector<std::string> values;            ///< one for equals/not_equals, the set for in/not_in
     std::shared_ptr<const std::regex> pattern;  ///< for matches
 };
 
@@ -81,9 +81,9 @@ struct rule {
     std::optional<recency> recent;
     text_template evidence;
     std::vector<text_template> actions;
-    text_template clear;    ///< overrides the leaves' "checked" phrases
+    text_template clear;      ///< overrides the leaves' "checked" phrases
     std::string status_text;  ///< for #status when this cause dominates ("a bad deploy ...")
-    std::string file;  ///< where it was defined, for messages
+    std::string file;         ///< where it was defined, for messages
     int line = 0;
 };
 

@@ -18,19 +18,23 @@ constexpr std::array<std::string_view, 7> restart_labels{
     "namespace", "deployment", "pod", "container", "reason", "exit_code", "message"};
 constexpr std::array<std::string_view, 6> waiting_labels{
     "namespace", "deployment", "pod", "container", "reason", "message"};
-constexpr std::array<std::string_view, 4> rollout_stuck_labels{"namespace", "deployment", "reason", "unavailable"};
+constexpr std::array<std::string_view, 4> rollout_stuck_labels{
+    "namespace", "deployment", "reason", "unavailable"};
 constexpr std::array<std::string_view, 3> version_labels{"object", "from", "to"};
-constexpr std::array<std::string_view, 5> warning_labels{"namespace", "deployment", "object", "reason", "message"};
+constexpr std::array<std::string_view, 5> warning_labels{
+    "namespace", "deployment", "object", "reason", "message"};
 constexpr std::array<std::string_view, 1> instance_labels{"instance"};
 constexpr std::array<std::string_view, 2> db_connections_labels{"instance", "max"};
-constexpr std::array<std::string_view, 6> long_query_labels{"pid", "query", "state", "user", "application", "is_ddl"};
+constexpr std::array<std::string_view, 6> long_query_labels{
+    "pid", "query", "state", "user", "application", "is_ddl"};
 constexpr std::array<std::string_view, 4> idle_tx_labels{"pid", "query", "user", "application"};
 constexpr std::array<std::string_view, 4> lock_wait_labels{"pid", "blocked_by", "query", "blocker_query"};
 constexpr std::array<std::string_view, 2> unreachable_labels{"instance", "error"};
 constexpr std::array<std::string_view, 3> maintenance_labels{"instance", "start", "end"};
 constexpr std::array<std::string_view, 2> unavailable_labels{"instance", "state"};
 constexpr std::array<std::string_view, 5> gcp_labels{"product", "severity", "locations", "title", "url"};
-constexpr std::array<std::string_view, 5> deploy_labels{"service", "version", "status", "actor", "environment"};
+constexpr std::array<std::string_view, 5> deploy_labels{
+    "service", "version", "status", "actor", "environment"};
 constexpr std::array<std::string_view, 4> cert_labels{"host", "not_after", "issuer", "error"};
 constexpr std::array<std::string_view, 4> probe_labels{"target", "url", "status", "error"};
 constexpr std::array<std::string_view, 3> talker_labels{"key", "key_type", "share"};
@@ -45,24 +49,46 @@ constexpr std::array catalogue{
         "",
         "a ConfigMap's data, or a Deployment's spec without an image change, changed"},
     signal_kind{"k8s.restart", "kubernetes", restart_labels, "count", "a container restarted"},
-    signal_kind{"k8s.waiting", "kubernetes", waiting_labels, "", "a container is stuck waiting (CrashLoopBackOff...)"},
+    signal_kind{
+        "k8s.waiting",
+        "kubernetes",
+        waiting_labels,
+        "",
+        "a container is stuck waiting (CrashLoopBackOff...)"},
     signal_kind{"k8s.rollout_stuck", "kubernetes", rollout_stuck_labels, "", "a rollout is not progressing"},
-    signal_kind{"k8s.version_change", "kubernetes", version_labels, "", "the control plane or a node changed version"},
-    signal_kind{"k8s.warning", "kubernetes", warning_labels, "count", "a Warning event (FailedScheduling, Unhealthy...)"},
+    signal_kind{
+        "k8s.version_change",
+        "kubernetes",
+        version_labels,
+        "",
+        "the control plane or a node changed version"},
+    signal_kind{
+        "k8s.warning",
+        "kubernetes",
+        warning_labels,
+        "count",
+        "a Warning event (FailedScheduling, Unhealthy...)"},
     signal_kind{"db.cpu", "cloudsql", instance_labels, "ratio", "Cloud SQL CPU utilization"},
     signal_kind{"db.memory", "cloudsql", instance_labels, "ratio", "Cloud SQL memory utilization"},
     signal_kind{"db.connections", "postgres", db_connections_labels, "count", "connections in use"},
-    signal_kind{"db.long_query", "postgres", long_query_labels, "seconds", "a query running past the threshold"},
-    signal_kind{"db.idle_in_transaction", "postgres", idle_tx_labels, "seconds", "a session idle in a transaction"},
-    signal_kind{"db.lock_wait", "postgres", lock_wait_labels, "seconds", "a session waiting on another's lock"},
-    signal_kind{"db.unreachable", "postgres", unreachable_labels, "", "the database refused or dropped the monitor"},
-    signal_kind{"db.maintenance", "cloudsql", maintenance_labels, "", "Cloud SQL maintenance scheduled or running"},
-    signal_kind{"db.unavailable", "cloudsql", unavailable_labels, "", "the Cloud SQL instance is not serving"},
+    signal_kind{
+        "db.long_query", "postgres", long_query_labels, "seconds", "a query running past the threshold"},
+    signal_kind{
+        "db.idle_in_transaction", "postgres", idle_tx_labels, "seconds", "a session idle in a transaction"},
+    signal_kind{
+        "db.lock_wait", "postgres", lock_wait_labels, "seconds", "a session waiting on another's lock"},
+    signal_kind{
+        "db.unreachable", "postgres", unreachable_labels, "", "the database refused or dropped the monitor"},
+    signal_kind{
+        "db.maintenance", "cloudsql", maintenance_labels, "", "Cloud SQL maintenance scheduled or running"},
+    signal_kind{
+        "db.unavailable", "cloudsql", unavailable_labels, "", "the Cloud SQL instance is not serving"},
     signal_kind{"gcp.incident", "gcp_status", gcp_labels, "", "a Google Cloud status incident"},
     signal_kind{"deploy.ci", "deploys", deploy_labels, "", "a CI deploy event"},
     signal_kind{"cert.expiry", "certs", cert_labels, "seconds", "seconds until a certificate expires"},
     signal_kind{"probe.failure", "probes", probe_labels, "seconds", "an HTTP probe failed"},
-    signal_kind{"traffic.top_talker", "promql", talker_labels, "requests_per_second", "one key dominates traffic"},
+    signal_kind{
+        "traffic.top_talker", "promql", talker_labels, "requests_per_second", "one key dominates traffic"},
     signal_kind{"traffic.spike", "promql", spike_labels, "ratio", "traffic far above its baseline"},
 };
 

@@ -20,11 +20,11 @@ struct signal_kind;
 /// the fields it reads for every signal it visits come first, so that they share a cache
 /// line (docs/benchmarks.md, "Ranking").
 struct signal {
-    wall_time at;                    ///< when it happened (not when it was seen)
-    std::optional<double> value;     ///< the kind's measure, when it has one
-    std::vector<std::string> values;  ///< label values, in the order of info->labels
+    wall_time at;                       ///< when it happened (not when it was seen)
+    std::optional<double> value;        ///< the kind's measure, when it has one
+    std::vector<std::string> values;    ///< label values, in the order of info->labels
     const signal_kind* info = nullptr;  ///< the catalogue entry of `kind` (set by set_kind)
-    std::string kind;                 ///< dotted vocabulary: "k8s.rollout", "db.cpu"
+    std::string kind;                   ///< dotted vocabulary: "k8s.rollout", "db.cpu"
     std::string subject;
     std::string source;  ///< the source that emitted it ("kubernetes", "replay")
 
@@ -36,7 +36,9 @@ struct signal {
     const std::string* find(std::string_view name) const noexcept;
 
     /// The value of the kind's `i`th catalogue label, or nullptr.
-    const std::string* label_at(std::size_t i) const noexcept { return i < values.size() ? &values[i] : nullptr; }
+    const std::string* label_at(std::size_t i) const noexcept {
+        return i < values.size() ? &values[i] : nullptr;
+    }
 
     /// Sets label `name`; false when the kind has no such label (nothing is stored).
     bool set(std::string_view name, std::string text);
@@ -44,8 +46,8 @@ struct signal {
 
 /// What the catalogue knows of one kind.
 struct signal_kind {
-    std::string_view name;    ///< "k8s.rollout"
-    std::string_view source;  ///< the source that emits it: "kubernetes", "cloudsql", ...
+    std::string_view name;                     ///< "k8s.rollout"
+    std::string_view source;                   ///< the source that emits it: "kubernetes", "cloudsql", ...
     std::span<const std::string_view> labels;  ///< labels every signal of this kind carries
     std::string_view value;                    ///< the value's unit: "", "ratio", "seconds", ...
     std::string_view summary;                  ///< one line, for docs and errors

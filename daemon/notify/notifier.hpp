@@ -47,7 +47,9 @@ public:
     virtual boost::asio::awaitable<delivery> send(channel to, std::span<const post> posts) = 0;
     /// Replaces the content of the message `message_id` (an id an earlier send returned)
     /// with `p`, in place.
-    virtual boost::asio::awaitable<delivery> edit(channel to, const std::string& message_id, const post& p) = 0;
+    virtual boost::asio::awaitable<delivery> edit(
+        channel to, const std::string& message_id, const post& p
+    ) = 0;
 };
 
 }  // namespace runbookd::notify

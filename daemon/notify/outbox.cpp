@@ -101,10 +101,13 @@ outbox::outbox(
                     .Name("runbookd_channel_disabled")
                     .Help("1 when a channel's destination was refused for good (unknown webhook, bad token).")
                     .Register(metrics)),
-      superseded_(prometheus::BuildCounter()
-                       .Name("runbookd_posts_superseded_total")
-                       .Help("Queued edits replaced by a newer edit of the same message before being sent, by channel.")
-                       .Register(metrics)),
+      superseded_(
+          prometheus::BuildCounter()
+              .Name("runbookd_posts_superseded_total")
+              .Help("Queued edits replaced by a newer edit of the same message before being sent, by channel."
+              )
+              .Register(metrics)
+      ),
       bugs_(prometheus::BuildCounter()
                 .Name("runbookd_bugs_total")
                 .Help("Internal invariant violations (RUNBOOKD_BUG); should stay 0.")

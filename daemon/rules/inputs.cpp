@@ -12,7 +12,9 @@ constexpr std::array<std::string_view, 3> service_keys{"name", "impact", "kubern
 
 }  // namespace
 
-std::optional<signal> read_signal(yaml::walker& w, const yaml::entry& e, wall_time start, std::optional<millis>* offset) {
+std::optional<signal> read_signal(
+    yaml::walker& w, const yaml::entry& e, wall_time start, std::optional<millis>* offset
+) {
     const auto keys = w.map(e.value, e.path, signal_keys);
     if (!keys) {
         return std::nullopt;
@@ -70,7 +72,9 @@ std::optional<signal> read_signal(yaml::walker& w, const yaml::entry& e, wall_ti
         if (s.subject.empty()) {
             // The natural subject of most kinds is their first label's value (the deployment,
             // the pid, the instance).
-            const std::string* first = s.find(kind->labels.size() > 1 && kind->labels[0] == "namespace" ? kind->labels[1] : kind->labels[0]);
+            const std::string* first = s.find(
+                kind->labels.size() > 1 && kind->labels[0] == "namespace" ? kind->labels[1] : kind->labels[0]
+            );
             s.subject = first == nullptr ? std::string{} : *first;
         }
     }
@@ -114,7 +118,9 @@ std::optional<source_map> read_sources(yaml::walker& w, const yaml::entry* e, wa
     return out;
 }
 
-std::optional<std::map<std::string, service_info, std::less<>>> read_services(yaml::walker& w, const yaml::entry& e) {
+std::optional<std::map<std::string, service_info, std::less<>>> read_services(
+    yaml::walker& w, const yaml::entry& e
+) {
     const auto m = w.map(e.value, e.path, {});
     if (!m) {
         return std::nullopt;

@@ -18,7 +18,8 @@ namespace {
 using yaml::entry;
 
 constexpr std::array<std::string_view, 3> file_keys{"rule_files", "services", "tests"};
-constexpr std::array<std::string_view, 7> test_keys{"name", "start", "service", "at", "sources", "signals", "expect"};
+constexpr std::array<std::string_view, 7> test_keys{
+    "name", "start", "service", "at", "sources", "signals", "expect"};
 constexpr std::array<std::string_view, 7> expect_keys{
     "top", "order", "min_share", "clear", "not_checkable", "actions_include", "evidence_include"};
 /// A Thursday, 11:00 in New York: outside the maintenance window unless a test moves it.
@@ -62,8 +63,8 @@ std::string describe(const ranking& r) {
     std::string out = "    got:\n";
     int i = 0;
     for (const auto& s : r.suspects) {
-        out += "      " + std::to_string(++i) + ". " + s.id + " " + pct(s.share) + "  (prior " + fixed(s.prior) +
-               " x strength " + fixed(s.strength) + " x recency " + fixed(s.recency) + ")\n";
+        out += "      " + std::to_string(++i) + ". " + s.id + " " + pct(s.share) + "  (prior " +
+               fixed(s.prior) + " x strength " + fixed(s.strength) + " x recency " + fixed(s.recency) + ")\n";
         for (const auto& e : s.evidence) {
             out += "           evidence: " + e + "\n";
         }
@@ -88,7 +89,8 @@ bool has_id(const std::vector<checked>& v, const std::string& id) {
 }
 
 const suspect* find_suspect(const ranking& r, const std::string& id) {
-    const auto it = std::find_if(r.suspects.begin(), r.suspects.end(), [&](const suspect& s) { return s.id == id; });
+    const auto it =
+        std::find_if(r.suspects.begin(), r.suspects.end(), [&](const suspect& s) { return s.id == id; });
     return it == r.suspects.end() ? nullptr : &*it;
 }
 
@@ -111,9 +113,13 @@ std::vector<std::string> check(const expectation& e, const ranking& r) {
     for (const auto& [id, share] : e.min_share) {
         const suspect* s = find_suspect(r, id);
         if (s == nullptr) {
-            misses.push_back("min_share " + id + ": expected at least " + pct(share) + ", but it is not a suspect");
+            misses.push_back(
+                "min_share " + id + ": expected at least " + pct(share) + ", but it is not a suspect"
+            );
         } else if (s->share + 1e-9 < share) {
-            misses.push_back("min_share " + id + ": expected at least " + pct(share) + ", got " + pct(s->share));
+            misses.push_back(
+                "min_share " + id + ": expected at least " + pct(share) + ", got " + pct(s->share)
+            );
         }
     }
     for (const auto& id : e.clear) {
@@ -249,7 +255,11 @@ private:
             return;
         }
         if (keys->empty()) {
-            w_.report(x, "expect needs at least one of top, order, min_share, clear, not_checkable, actions_include, evidence_include");
+            w_.report(
+                x,
+                "expect needs at least one of top, order, min_share, clear, not_checkable, actions_include, "
+                "evidence_include"
+            );
         }
         for (const auto& k : *keys) {
             if (k.name == "top") {

@@ -36,9 +36,20 @@ constexpr std::array<std::string_view, 5> node_keys{"signal", "calendar", "all",
 constexpr std::array<std::string_view, 7> day_names{
     "sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"};
 constexpr std::array<std::string_view, 12> month_names{
-    "january", "february", "march", "april", "may", "june",
-    "july", "august", "september", "october", "november", "december"};
-constexpr std::array<std::string_view, 7> clear_placeholders{"count", "max", "min", "latest", "window", "service", "kind"};
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december"};
+constexpr std::array<std::string_view, 7> clear_placeholders{
+    "count", "max", "min", "latest", "window", "service", "kind"};
 constexpr std::array<std::string_view, 3> calendar_placeholders{"local_time", "window", "service"};
 constexpr std::size_t max_status_text = 200;
 
@@ -119,7 +130,9 @@ private:
         const auto required = [&](std::string_view key, std::string_view what) -> const entry* {
             const entry* e = yaml::find(*keys, key);
             if (e == nullptr) {
-                w_.report(item.value.Mark(), item.path + "." + std::string{key}, "required: " + std::string{what});
+                w_.report(
+                    item.value.Mark(), item.path + "." + std::string{key}, "required: " + std::string{what}
+                );
             }
             return e;
         };
@@ -127,7 +140,9 @@ private:
             if (auto id = w_.string(*e)) {
                 if (!valid_id(*id)) {
                     w_.report(*e, "'" + *id + "' is not an id (lower-case letters, digits, '-' and '_')");
-                } else if (std::any_of(set.rules.begin(), set.rules.end(), [&](const rule& o) { return o.id == *id; })) {
+                } else if (std::any_of(set.rules.begin(), set.rules.end(), [&](const rule& o) {
+                               return o.id == *id;
+                           })) {
                     w_.report(*e, "duplicate rule id '" + *id + "'");
                 } else {
                     r.id = *id;
@@ -175,12 +190,16 @@ private:
         if (const entry* e = yaml::find(*keys, "actions")) {
             if (auto items = w_.list(*e)) {
                 for (const auto& a : *items) {
-                    r.actions.push_back(read_template(a, allowed, "labels of this rule's signal kinds and built-ins"));
+                    r.actions.push_back(
+                        read_template(a, allowed, "labels of this rule's signal kinds and built-ins")
+                    );
                 }
             }
         }
         if (const entry* e = yaml::find(*keys, "clear")) {
-            r.clear = read_template(*e, names(clear_placeholders), "statistics of the rule's first signal condition");
+            r.clear = read_template(
+                *e, names(clear_placeholders), "statistics of the rule's first signal condition"
+            );
         }
         if (const entry* e = yaml::find(*keys, "status_text")) {
             if (auto t = w_.string(*e)) {
@@ -213,7 +232,9 @@ private:
         return out;
     }
 
-    text_template read_template(const entry& e, const std::set<std::string>& allowed, std::string_view whose) {
+    text_template read_template(
+        const entry& e, const std::set<std::string>& allowed, std::string_view whose
+    ) {
         auto text = w_.string(e);
         if (!text) {
             return {};
@@ -229,8 +250,8 @@ private:
                 std::vector<std::string_view> candidates(allowed.begin(), allowed.end());
                 w_.report(
                     e,
-                    "unknown placeholder '{" + p.text + "}'" + suggestion(p.text, candidates) + " (available: " +
-                        words(allowed) + "; " + std::string{whose} + ")"
+                    "unknown placeholder '{" + p.text + "}'" + suggestion(p.text, candidates) +
+                        " (available: " + words(allowed) + "; " + std::string{whose} + ")"
                 );
             }
         }
@@ -238,7 +259,9 @@ private:
     }
 
     /// A condition node: exactly one of signal, calendar, all, any, none.
-    std::optional<condition> read_condition(const entry& e, std::vector<const signal_kind*>& positive, bool negated) {
+    std::optional<condition> read_condition(
+        const entry& e, std::vector<const signal_kind*>& positive, bool negated
+    ) {
         if (!e.value.IsMap()) {
             w_.report(e, "expected a condition: a map with one of signal, calendar, all, any or none");
             return std::nullopt;
@@ -303,7 +326,9 @@ private:
         return ok ? std::optional{std::move(c)} : std::nullopt;
     }
 
-    std::optional<signal_test> read_signal(const entry& node, std::vector<const signal_kind*>& positive, bool negated) {
+    std::optional<signal_test> read_signal(
+        const entry& node, std::vector<const signal_kind*>& positive, bool negated
+    ) {
         const auto keys = w_.map(node.value, node.path, signal_keys);
         if (!keys) {
             return std::nullopt;
@@ -319,7 +344,10 @@ private:
                 for (const auto& sk : signal_catalogue()) {
                     known.push_back(sk.name);
                 }
-                w_.report(*k, "unknown signal kind '" + *name + "'" + suggestion(*name, known) + " (docs/signals.md)");
+                w_.report(
+                    *k,
+                    "unknown signal kind '" + *name + "'" + suggestion(*name, known) + " (docs/signals.md)"
+                );
                 return std::nullopt;
             }
             t.kind = *name;
@@ -335,8 +363,8 @@ private:
                         w_.report(
                             lt.key.Mark(),
                             lt.path,
-                            "'" + t.kind + "' has no label '" + lt.name + "'" + suggestion(lt.name, candidates) +
-                                " (labels: " + words(kind->labels) + ")"
+                            "'" + t.kind + "' has no label '" + lt.name + "'" +
+                                suggestion(lt.name, candidates) + " (labels: " + words(kind->labels) + ")"
                         );
                         continue;
                     }
@@ -396,7 +424,11 @@ private:
                     w_.report(*e, "'" + *v + "' is not one of service, any" + suggestion(*v, related_values));
                 } else if (*v == "service") {
                     if (!labels.contains("deployment") && !labels.contains("service")) {
-                        w_.report(*e, "'" + t.kind + "' signals name no workload or service, so they cannot be related to one");
+                        w_.report(
+                            *e,
+                            "'" + t.kind +
+                                "' signals name no workload or service, so they cannot be related to one"
+                        );
                     }
                     t.related = true;
                 }
@@ -463,7 +495,8 @@ private:
         } else {
             t.how = label_test::op::matches;
             try {
-                t.pattern = std::make_shared<const std::regex>(*v, std::regex::ECMAScript | std::regex::optimize);
+                t.pattern =
+                    std::make_shared<const std::regex>(*v, std::regex::ECMAScript | std::regex::optimize);
             } catch (const std::regex_error& err) {
                 w_.report(op, "invalid regular expression: " + std::string{err.what()});
                 return std::nullopt;
@@ -479,7 +512,8 @@ private:
         }
         const auto& s = *text;
         const bool shape = s.size() == 5 && s[2] == ':' && std::isdigit(static_cast<unsigned char>(s[0])) &&
-                           std::isdigit(static_cast<unsigned char>(s[1])) && std::isdigit(static_cast<unsigned char>(s[3])) &&
+                           std::isdigit(static_cast<unsigned char>(s[1])) &&
+                           std::isdigit(static_cast<unsigned char>(s[3])) &&
                            std::isdigit(static_cast<unsigned char>(s[4]));
         const int h = shape ? (s[0] - '0') * 10 + (s[1] - '0') : 99;
         const int m = shape ? (s[3] - '0') * 10 + (s[4] - '0') : 99;
@@ -491,7 +525,9 @@ private:
     }
 
     template <std::size_t N>
-    std::optional<std::vector<std::size_t>> name_list(const entry& e, const std::array<std::string_view, N>& choices) {
+    std::optional<std::vector<std::size_t>> name_list(
+        const entry& e, const std::array<std::string_view, N>& choices
+    ) {
         const auto items = w_.list(e);
         if (!items) {
             return std::nullopt;
@@ -503,7 +539,9 @@ private:
                 continue;
             }
             std::string lower = *v;
-            std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+            std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) {
+                return std::tolower(c);
+            });
             // The whole name or any prefix of at least three letters: "tue", "Tues", "Tuesday".
             const auto it = std::find_if(choices.begin(), choices.end(), [&](std::string_view c) {
                 return lower.size() >= 3 && c.starts_with(lower);
@@ -559,11 +597,17 @@ private:
                     t.window.zone = locate_zone(*name);
                     t.window.zone_name = *name;
                     if (t.window.zone == nullptr) {
-                        w_.report(*z, "unknown time zone '" + *name + "' (an IANA name, e.g. America/New_York)");
+                        w_.report(
+                            *z, "unknown time zone '" + *name + "' (an IANA name, e.g. America/New_York)"
+                        );
                     }
                 }
             } else {
-                w_.report(cal->value.Mark(), cal->path + ".tz", "required: the zone the window is in, e.g. America/New_York");
+                w_.report(
+                    cal->value.Mark(),
+                    cal->path + ".tz",
+                    "required: the zone the window is in, e.g. America/New_York"
+                );
             }
         }
         if (const entry* e = yaml::find(*keys, "strength")) {
@@ -619,8 +663,12 @@ load_result load(const std::vector<std::string>& paths) {
             });
             if (dup != merged->rules.end()) {
                 out.problems.push_back(problem{
-                    path, r.line, 1, "rules", "rule id '" + r.id + "' is also defined at " + dup->file + ":" +
-                                                  std::to_string(dup->line)});
+                    path,
+                    r.line,
+                    1,
+                    "rules",
+                    "rule id '" + r.id + "' is also defined at " + dup->file + ":" +
+                        std::to_string(dup->line)});
                 continue;
             }
             merged->rules.push_back(r);

@@ -19,9 +19,15 @@ constexpr std::array<std::string_view, 5> settings_keys{
 constexpr std::array<std::string_view, 6> step_keys{"at", "page", "incident", "agent", "message", "signal"};
 constexpr std::array<std::string_view, 2> source_step_keys{"at", "source"};
 constexpr std::array<std::string_view, 3> source_keys{"name", "state", "error"};
-constexpr std::array<std::string_view, 6> incident_keys{"id", "title", "service", "number", "url", "priority"};
+constexpr std::array<std::string_view, 6> incident_keys{
+    "id", "title", "service", "number", "url", "priority"};
 constexpr std::array<std::string_view, 6> expect_keys{
-    "top", "status_posts", "operations_posts", "status_contains", "operations_contains", "first_operations_within"};
+    "top",
+    "status_posts",
+    "operations_posts",
+    "status_contains",
+    "operations_contains",
+    "first_operations_within"};
 constexpr std::array<std::string_view, 10> event_names{
     "triggered",
     "acknowledged",
@@ -92,9 +98,11 @@ private:
                 }
             }
         }
-        std::stable_sort(s_.steps.begin(), s_.steps.end(), [](const scenario_step& a, const scenario_step& b) {
-            return a.at < b.at;
-        });
+        std::stable_sort(
+            s_.steps.begin(),
+            s_.steps.end(),
+            [](const scenario_step& a, const scenario_step& b) { return a.at < b.at; }
+        );
         s_.until = last + std::chrono::minutes{1};
         if (const entry* u = yaml::find(*top, "until")) {
             if (auto d = w_.duration(*u, true)) {
@@ -115,7 +123,8 @@ private:
             if (k.name == "reminder_interval") {
                 s_.settings.reminder_interval = w_.duration(k).value_or(s_.settings.reminder_interval);
             } else if (k.name == "edit_interval") {
-                s_.settings.operations.edit_interval = w_.duration(k).value_or(s_.settings.operations.edit_interval);
+                s_.settings.operations.edit_interval =
+                    w_.duration(k).value_or(s_.settings.operations.edit_interval);
             } else if (k.name == "dominance_share") {
                 s_.settings.operations.dominance_share = w_.number(k, 0.01, 1).value_or(0.6);
             } else if (k.name == "max_suspects") {
@@ -177,7 +186,9 @@ private:
                 at = s_.start + *d;
             }
         } else {
-            w_.report(item.value.Mark(), item.path + ".at", "required: the offset from start, e.g. -5m or 30s");
+            w_.report(
+                item.value.Mark(), item.path + ".at", "required: the offset from start, e.g. -5m or 30s"
+            );
         }
         const entry* page = yaml::find(*keys, "page");
         const entry* sig = yaml::find(*keys, "signal");
@@ -197,7 +208,9 @@ private:
         if (auto name = w_.string(*page)) {
             const auto it = std::find(event_names.begin(), event_names.end(), *name);
             if (it == event_names.end()) {
-                w_.report(*page, "'" + *name + "' is not a PagerDuty event (triggered, acknowledged, resolved, ...)");
+                w_.report(
+                    *page, "'" + *name + "' is not a PagerDuty event (triggered, acknowledged, resolved, ...)"
+                );
                 return;
             }
             ev.type = static_cast<incident_event_type>(it - event_names.begin());
@@ -209,7 +222,11 @@ private:
             read_incident(*inc, ev.incident);
         }
         if (ev.incident.id.empty()) {
-            w_.report(item.value.Mark(), item.path + ".incident", "required on the first page: the incident's id, title and service");
+            w_.report(
+                item.value.Mark(),
+                item.path + ".incident",
+                "required on the first page: the incident's id, title and service"
+            );
             return;
         }
         last_incident_ = ev.incident.id;
@@ -292,21 +309,30 @@ private:
 
 bool any_contains(const std::vector<replayed_post>& posts, channel c, const std::string& text) {
     return std::any_of(posts.begin(), posts.end(), [&](const replayed_post& r) {
-        return r.p.to == c && (r.p.text.title.find(text) != std::string::npos || r.p.text.body.find(text) != std::string::npos);
+        return r.p.to == c && (r.p.text.title.find(text) != std::string::npos ||
+                               r.p.text.body.find(text) != std::string::npos);
     });
 }
 
-std::vector<std::string> check(const scenario_expectation& e, const std::vector<replayed_post>& posts, const scenario& s) {
+std::vector<std::string> check(
+    const scenario_expectation& e, const std::vector<replayed_post>& posts, const scenario& s
+) {
     std::vector<std::string> misses;
     const auto count = [&](channel c) {
-        return static_cast<std::size_t>(std::count_if(posts.begin(), posts.end(), [&](const replayed_post& r) { return r.p.to == c; }));
+        return static_cast<std::size_t>(
+            std::count_if(posts.begin(), posts.end(), [&](const replayed_post& r) { return r.p.to == c; })
+        );
     };
     if (e.status_posts && count(channel::status) != *e.status_posts) {
-        misses.push_back("status_posts: expected " + std::to_string(*e.status_posts) + ", got " + std::to_string(count(channel::status)));
+        misses.push_back(
+            "status_posts: expected " + std::to_string(*e.status_posts) + ", got " +
+            std::to_string(count(channel::status))
+        );
     }
     if (e.operations_posts && count(channel::operations) != *e.operations_posts) {
         misses.push_back(
-            "operations_posts: expected " + std::to_string(*e.operations_posts) + ", got " + std::to_string(count(channel::operations))
+            "operations_posts: expected " + std::to_string(*e.operations_posts) + ", got " +
+            std::to_string(count(channel::operations))
         );
     }
     for (const auto& t : e.status_contains) {
@@ -327,9 +353,14 @@ std::vector<std::string> check(const scenario_expectation& e, const std::vector<
                 break;
             }
         }
-        const auto first = std::find_if(posts.begin(), posts.end(), [](const replayed_post& r) { return r.p.to == channel::operations; });
+        const auto first = std::find_if(posts.begin(), posts.end(), [](const replayed_post& r) {
+            return r.p.to == channel::operations;
+        });
         if (!page || first == posts.end() || first->at - *page > *e.first_operations_within) {
-            misses.push_back("first_operations_within: no #operations post within " + format_duration(*e.first_operations_within) + " of the page");
+            misses.push_back(
+                "first_operations_within: no #operations post within " +
+                format_duration(*e.first_operations_within) + " of the page"
+            );
         }
     }
     return misses;
@@ -391,7 +422,8 @@ replay_result replay(const scenario& s, std::shared_ptr<const rule_set> rules) {
             std::string got = "none";
             for (auto it = s.steps.rbegin(); it != s.steps.rend(); ++it) {
                 if (const auto* ev = std::get_if<incident_event>(&it->what)) {
-                    if (const incident* inc = core.find(ev->incident.id); inc != nullptr && !inc->ops.top.empty()) {
+                    if (const incident* inc = core.find(ev->incident.id);
+                        inc != nullptr && !inc->ops.top.empty()) {
                         got = inc->ops.top;
                     }
                     break;

@@ -46,7 +46,11 @@ const entry* find(const entries& es, std::string_view name) {
 
 void walker::report(const YAML::Mark& at, std::string path, std::string message) {
     problems_.push_back(problem{
-        file_, at.is_null() ? 1 : at.line + 1, at.is_null() ? 1 : at.column + 1, std::move(path), std::move(message)});
+        file_,
+        at.is_null() ? 1 : at.line + 1,
+        at.is_null() ? 1 : at.column + 1,
+        std::move(path),
+        std::move(message)});
 }
 
 void walker::report(const entry& at, std::string message) {
@@ -138,7 +142,9 @@ std::optional<double> walker::number(const entry& e, double min, double max) {
         return std::nullopt;
     }
     if (v < min || v > max) {
-        report(e, "must be from " + std::to_string(min).substr(0, 4) + " to " + std::to_string(max).substr(0, 4));
+        report(
+            e, "must be from " + std::to_string(min).substr(0, 4) + " to " + std::to_string(max).substr(0, 4)
+        );
         return std::nullopt;
     }
     return v;
@@ -177,7 +183,11 @@ std::optional<millis> walker::duration(const entry& e, bool signed_ok) {
     }
     const auto d = parse_duration(t);
     if (!d) {
-        report(e, "'" + *text + "' is not a duration (e.g. 90s, 30m, 1h30m" + (signed_ok ? "; -5m before" : "") + ")");
+        report(
+            e,
+            "'" + *text + "' is not a duration (e.g. 90s, 30m, 1h30m" + (signed_ok ? "; -5m before" : "") +
+                ")"
+        );
         return std::nullopt;
     }
     return negative ? -*d : *d;

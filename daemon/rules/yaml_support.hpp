@@ -40,7 +40,9 @@ public:
 
     /// The entries of a map whose keys must be in `known` (unknown and duplicate keys are
     /// reported and skipped). A null node is an empty map.
-    std::optional<entries> map(const YAML::Node& node, const std::string& path, std::span<const std::string_view> known);
+    std::optional<entries> map(
+        const YAML::Node& node, const std::string& path, std::span<const std::string_view> known
+    );
     /// The items of a list; a null node is an empty list.
     std::optional<entries> list(const entry& e);
 

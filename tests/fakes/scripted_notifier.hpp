@@ -42,7 +42,8 @@ public:
         co_return d;
     }
 
-    boost::asio::awaitable<notify::delivery> edit(channel to, const std::string& message_id, const post& p) override {
+    boost::asio::awaitable<notify::delivery> edit(channel to, const std::string& message_id, const post& p)
+        override {
         calls.push_back(call{to, {p.key}, message_id});
         notify::delivery d;
         if (!script_.empty()) {

@@ -8,10 +8,9 @@
 #include "rules/rules.hpp"
 #include "rules/scenario.hpp"
 
-#include <nlohmann/json.hpp>
-
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
+#include <nlohmann/json.hpp>
 
 #include <cstdio>
 #include <iostream>
@@ -66,7 +65,9 @@ std::string offset_text(millis d) {
     const bool negative = d.count() < 0;
     const long long s = std::chrono::duration_cast<std::chrono::seconds>(negative ? -d : d).count();
     char buf[32];
-    std::snprintf(buf, sizeof buf, "T%c%02lld:%02lld:%02lld", negative ? '-' : '+', s / 3600, (s % 3600) / 60, s % 60);
+    std::snprintf(
+        buf, sizeof buf, "T%c%02lld:%02lld:%02lld", negative ? '-' : '+', s / 3600, (s % 3600) / 60, s % 60
+    );
     return buf;
 }
 
@@ -104,7 +105,9 @@ int test_rules(const std::vector<std::string>& files, std::ostream& out, std::os
     return sum.failed == 0 && sum.passed > 0 ? exit_ok : exit_invalid_config;
 }
 
-int replay(const std::string& scenario_path, const std::string& format, std::ostream& out, std::ostream& err) {
+int replay(
+    const std::string& scenario_path, const std::string& format, std::ostream& out, std::ostream& err
+) {
     const auto loaded = rules::load_scenario(scenario_path);
     if (!loaded.value) {
         print_problems(loaded.problems, scenario_path, err);
@@ -135,11 +138,11 @@ int replay(const std::string& scenario_path, const std::string& format, std::ost
             out << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
         }
     } else {
-        out << "replay: " << (sc.name.empty() ? scenario_path : sc.name) << " (T0 " << format_rfc3339(sc.start)
-            << ", rules: " << rules.value->origin << ")\n\n";
+        out << "replay: " << (sc.name.empty() ? scenario_path : sc.name) << " (T0 "
+            << format_rfc3339(sc.start) << ", rules: " << rules.value->origin << ")\n\n";
         for (const auto& r : result.posts) {
-            out << offset_text(r.at - sc.start) << "  #" << to_string(r.p.to) << "  " << to_string(r.p.kind) << "  "
-                << r.p.key << (r.p.edit_of.empty() ? "" : "  (edits " + r.p.edit_of + ")") << '\n';
+            out << offset_text(r.at - sc.start) << "  #" << to_string(r.p.to) << "  " << to_string(r.p.kind)
+                << "  " << r.p.key << (r.p.edit_of.empty() ? "" : "  (edits " + r.p.edit_of + ")") << '\n';
             out << indent(r.p.text.title) << '\n' << indent(r.p.text.body) << '\n';
             if (!r.p.text.footer.empty()) {
                 out << indent(r.p.text.footer) << '\n';

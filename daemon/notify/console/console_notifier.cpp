@@ -26,7 +26,9 @@ boost::asio::awaitable<delivery> console_notifier::send(channel to, std::span<co
     co_return co_await write(text);
 }
 
-boost::asio::awaitable<delivery> console_notifier::edit(channel to, const std::string& message_id, const post& p) {
+boost::asio::awaitable<delivery> console_notifier::edit(
+    channel to, const std::string& message_id, const post& p
+) {
     auto d = co_await write("(edit of " + message_id + ")\n" + format(to, p));
     d.message_id = message_id;
     co_return d;

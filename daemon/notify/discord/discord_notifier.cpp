@@ -31,7 +31,9 @@ asio::awaitable<delivery> discord_notifier::edit(channel to, const std::string& 
     co_return co_await call(to, "PATCH", "/messages/" + message_id, edit_body(p));
 }
 
-asio::awaitable<delivery> discord_notifier::call(channel to, std::string method, std::string suffix, std::string body) {
+asio::awaitable<delivery> discord_notifier::call(
+    channel to, std::string method, std::string suffix, std::string body
+) {
     const auto& hook = webhook(to);
     net::http_call request;
     request.method = std::move(method);

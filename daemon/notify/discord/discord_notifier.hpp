@@ -24,7 +24,9 @@ public:
 private:
     const config::discord_webhook& webhook(channel to) const noexcept;
     /// One request to the webhook (`suffix` after the token), its answer classified.
-    boost::asio::awaitable<delivery> call(channel to, std::string method, std::string suffix, std::string body);
+    boost::asio::awaitable<delivery> call(
+        channel to, std::string method, std::string suffix, std::string body
+    );
 
     net::http_client& http_;
     config::discord_config settings_;

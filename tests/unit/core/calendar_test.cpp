@@ -29,7 +29,7 @@ TEST(calendar, the_zone_database_is_there) {
 
 TEST(calendar, winter_tuesday_eleven_new_york_is_sixteen_utc) {
     const auto w = maintenance();
-    EXPECT_TRUE(contains(w, at("2026-03-03T16:00:00Z")));  // Tue 11:00 EST
+    EXPECT_TRUE(contains(w, at("2026-03-03T16:00:00Z")));   // Tue 11:00 EST
     EXPECT_FALSE(contains(w, at("2026-03-03T14:59:59Z")));  // Tue 09:59 EST
     EXPECT_TRUE(contains(w, at("2026-03-03T15:00:00Z")));   // Tue 10:00 EST: opens
     EXPECT_FALSE(contains(w, at("2026-03-03T18:00:00Z")));  // Tue 13:00 EST: closed

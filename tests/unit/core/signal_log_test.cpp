@@ -68,7 +68,9 @@ TEST(signal_log, between_is_inclusive_and_per_kind) {
     log.add(make("k8s.rollout", t0, "c"), t0);
     log.add(make("db.cpu", t0 - 5min, "x"), t0);
     EXPECT_EQ(subjects(log.between("k8s.rollout", t0 - 5min, t0)), (std::vector<std::string>{"b", "c"}));
-    EXPECT_EQ(subjects(log.between("k8s.rollout", t0 - 5min - 1ms, t0 - 1ms)), (std::vector<std::string>{"b"}));
+    EXPECT_EQ(
+        subjects(log.between("k8s.rollout", t0 - 5min - 1ms, t0 - 1ms)), (std::vector<std::string>{"b"})
+    );
     EXPECT_TRUE(log.between("k8s.restart", t0 - 1h, t0).empty());
     EXPECT_TRUE(log.between("k8s.rollout", t0, t0 - 1h).empty());
     EXPECT_EQ(log.size(), 4u);
@@ -79,7 +81,9 @@ TEST(signal_log, a_late_signal_is_placed_in_time_order) {
     log.add(make("db.cpu", t0, "third"), t0);
     log.add(make("db.cpu", t0 - 2min, "first"), t0);
     log.add(make("db.cpu", t0 - 1min, "second"), t0);
-    EXPECT_EQ(subjects(log.between("db.cpu", t0 - 1h, t0)), (std::vector<std::string>{"first", "second", "third"}));
+    EXPECT_EQ(
+        subjects(log.between("db.cpu", t0 - 1h, t0)), (std::vector<std::string>{"first", "second", "third"})
+    );
 }
 
 TEST(signal_log, retention_drops_old_signals_and_refuses_stale_ones) {

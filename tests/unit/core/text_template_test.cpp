@@ -25,7 +25,10 @@ std::string parse_error(std::string_view text) {
 
 TEST(text_template, fills_placeholders_and_keeps_literal_braces) {
     EXPECT_EQ(
-        render("kubectl rollout undo -n {namespace} deploy/{deployment}", {{"namespace", "darklang"}, {"deployment", "api"}}),
+        render(
+            "kubectl rollout undo -n {namespace} deploy/{deployment}",
+            {{"namespace", "darklang"}, {"deployment", "api"}}
+        ),
         "kubectl rollout undo -n darklang deploy/api"
     );
     EXPECT_EQ(render("{{literal}} {x}", {{"x", "1"}}), "{literal} 1");

@@ -109,7 +109,9 @@ TEST_F(engine_ops, the_page_posts_a_summary_with_the_status_notice) {
     EXPECT_TRUE(ops[0]->edit_of.empty());
     EXPECT_FALSE(ops[0]->coalescible);
     EXPECT_NE(ops[0]->text.body.find("`kubectl rollout undo -n prod deploy/api`"), std::string::npos);
-    EXPECT_NE(ops[0]->text.body.find("**Not checkable**"), std::string::npos);  // cloudsql etc. not configured
+    EXPECT_NE(
+        ops[0]->text.body.find("**Not checkable**"), std::string::npos
+    );  // cloudsql etc. not configured
     EXPECT_EQ(d.posts.front().to, channel::status);
 }
 
@@ -122,7 +124,10 @@ TEST_F(engine_ops, a_burst_of_signals_makes_at_most_one_edit_per_interval) {
     EXPECT_TRUE(operations(d).empty());
     EXPECT_EQ(e.next_wake(), t0 + 30s);
     for (int i = 2; i <= 20; ++i) {
-        d = e.on_signal(crashloop(t0 + 5s + std::chrono::seconds{i}, "api-" + std::to_string(i)), t0 + 5s + std::chrono::seconds{i});
+        d = e.on_signal(
+            crashloop(t0 + 5s + std::chrono::seconds{i}, "api-" + std::to_string(i)),
+            t0 + 5s + std::chrono::seconds{i}
+        );
         EXPECT_TRUE(operations(d).empty());
     }
     EXPECT_TRUE(e.on_tick(t0 + 30s - 1ms).posts.empty());
@@ -149,7 +154,10 @@ TEST_F(engine_ops, a_new_top_suspect_gets_a_new_message) {
     healthy({"kubernetes", "cloudsql"});
     e.on_signal(rollout(t0 - 100min), t0 - 100min);  // old: weak
     const auto first = e.on_event(page(incident_event_type::triggered), t0);
-    EXPECT_EQ(operations(first).at(0)->text.body.find("**1. Bad or broken code got deployed"), operations(first).at(0)->text.body.find("**1. "));
+    EXPECT_EQ(
+        operations(first).at(0)->text.body.find("**1. Bad or broken code got deployed"),
+        operations(first).at(0)->text.body.find("**1. ")
+    );
     std::vector<post> ops;
     for (int m = 0; m <= 6; ++m) {
         const auto now = t0 + std::chrono::minutes{m};
@@ -162,7 +170,8 @@ TEST_F(engine_ops, a_new_top_suspect_gets_a_new_message) {
     }
     // CPU above 90% for 5 minutes (from T+0 to T+5m) makes the DB the top suspect: a new
     // message, not an edit; before that, the summary was edited in place.
-    const auto it = std::find_if(ops.begin(), ops.end(), [](const post& p) { return p.key == "PINC1/0/summary/2"; });
+    const auto it =
+        std::find_if(ops.begin(), ops.end(), [](const post& p) { return p.key == "PINC1/0/summary/2"; });
     ASSERT_NE(it, ops.end());
     EXPECT_TRUE(it->edit_of.empty());
     EXPECT_EQ(it->at, t0 + 5min);
@@ -176,10 +185,14 @@ TEST_F(engine_ops, a_new_top_suspect_gets_a_new_message) {
 TEST_F(engine_ops, a_failing_source_is_reported_as_not_checkable) {
     healthy({"kubernetes"});
     e.on_event(page(incident_event_type::triggered), t0);
-    auto d = e.on_source_status("kubernetes", source_status{source_state::failing, "connection refused", {}}, t0 + 1min);
+    auto d = e.on_source_status(
+        "kubernetes", source_status{source_state::failing, "connection refused", {}}, t0 + 1min
+    );
     auto ops = operations(d);
     ASSERT_EQ(ops.size(), 1u);
-    EXPECT_NE(ops[0]->text.body.find("the kubernetes source is failing: connection refused"), std::string::npos);
+    EXPECT_NE(
+        ops[0]->text.body.find("the kubernetes source is failing: connection refused"), std::string::npos
+    );
     EXPECT_EQ(e.sources().at("kubernetes").since, t0 + 1min);
 }
 
@@ -191,7 +204,10 @@ TEST_F(engine_ops, a_dominant_cause_is_named_in_the_next_status_update) {
     const auto d = e.on_tick(t0 + 30min);
     ASSERT_EQ(d.posts.size(), 1u);
     EXPECT_EQ(d.posts[0].kind, post_kind::update);
-    EXPECT_NE(d.posts[0].text.body.find("We believe a bad deploy caused this and we are rolling it back."), std::string::npos);
+    EXPECT_NE(
+        d.posts[0].text.body.find("We believe a bad deploy caused this and we are rolling it back."),
+        std::string::npos
+    );
 }
 
 TEST_F(engine_ops, no_dominant_cause_no_belief_in_status) {
@@ -235,7 +251,8 @@ TEST_F(engine_ops, a_reload_with_new_rules_refreshes_open_summaries) {
     healthy({"kubernetes"});
     e.on_event(page(incident_event_type::triggered), t0);
     auto s = settings();
-    auto r = rules::parse("rules:\n  - {id: only, title: Only rule, when: {signal: k8s.rollout}}\n", "new.yaml");
+    auto r =
+        rules::parse("rules:\n  - {id: only, title: Only rule, when: {signal: k8s.rollout}}\n", "new.yaml");
     ASSERT_TRUE(r.ok());
     s.rules = r.value;
     e.reconfigure(s);

@@ -1,5 +1,6 @@
 // Ranking semantics, with small rule packs written as YAML (the way operators write them).
 #include "core/rank.hpp"
+
 #include "rules/rules.hpp"
 
 #include <gtest/gtest.h>
@@ -17,7 +18,12 @@ std::shared_ptr<const rule_set> pack(std::string_view yaml) {
     return r.value;
 }
 
-signal sig(std::string kind, millis offset, std::vector<std::pair<std::string, std::string>> labels, std::optional<double> value = {}) {
+signal sig(
+    std::string kind,
+    millis offset,
+    std::vector<std::pair<std::string, std::string>> labels,
+    std::optional<double> value = {}
+) {
     signal s;
     s.kind = std::move(kind);
     s.at = t0 + offset;
@@ -75,7 +81,10 @@ signal rollout(millis offset, std::string deployment = "api", std::string image_
     return sig(
         "k8s.rollout",
         offset,
-        {{"namespace", "prod"}, {"deployment", deployment}, {"image", "api:2"}, {"image_changed", image_changed}}
+        {{"namespace", "prod"},
+         {"deployment", deployment},
+         {"image", "api:2"},
+         {"image_changed", image_changed}}
     );
 }
 
@@ -285,11 +294,14 @@ rules:
     signal_log log;
     auto in = at(1min);
     EXPECT_EQ(rank(*rules, log, {}, in).top(), nullptr);  // Thursday
-    in.start = *parse_rfc3339("2026-03-03T16:10:00Z");   // Tuesday 11:10 EST
+    in.start = *parse_rfc3339("2026-03-03T16:10:00Z");    // Tuesday 11:10 EST
     in.now = in.start;
     const auto r = rank(*rules, log, {}, in);
     ASSERT_NE(r.top(), nullptr);
-    EXPECT_EQ(r.top()->evidence.front(), "the alert came at Tue 11:10 EST, inside Tue/Wed 10:00-13:00 America/New_York");
+    EXPECT_EQ(
+        r.top()->evidence.front(),
+        "the alert came at Tue 11:10 EST, inside Tue/Wed 10:00-13:00 America/New_York"
+    );
     EXPECT_EQ(r.top()->actions.front(), "Check the maintenance status of API");
 }
 

@@ -105,27 +105,60 @@ INSTANTIATE_TEST_SUITE_P(
     fixtures,
     bad_rules,
     ::testing::Values(
-        bad_case{"bad_unknown_kind.yaml", 6, 15, "rules[0].when.signal", "unknown signal kind 'k8s.rolout'; did you mean 'k8s.rollout'?"},
-        bad_case{"bad_unknown_key.yaml", 6, 5, "rules[0].evidense", "unknown key 'evidense'; did you mean 'evidence'?"},
-        bad_case{"bad_unknown_label.yaml", 7, 15, "rules[0].when.where.imag_changed", "did you mean 'image_changed'?"},
-        bad_case{"bad_placeholder.yaml", 8, 9, "rules[0].actions[0]", "unknown placeholder '{deploymnt}'; did you mean 'deployment'?"},
+        bad_case{
+            "bad_unknown_kind.yaml",
+            6,
+            15,
+            "rules[0].when.signal",
+            "unknown signal kind 'k8s.rolout'; did you mean 'k8s.rollout'?"},
+        bad_case{
+            "bad_unknown_key.yaml",
+            6,
+            5,
+            "rules[0].evidense",
+            "unknown key 'evidense'; did you mean 'evidence'?"},
+        bad_case{
+            "bad_unknown_label.yaml",
+            7,
+            15,
+            "rules[0].when.where.imag_changed",
+            "did you mean 'image_changed'?"},
+        bad_case{
+            "bad_placeholder.yaml",
+            8,
+            9,
+            "rules[0].actions[0]",
+            "unknown placeholder '{deploymnt}'; did you mean 'deployment'?"},
         bad_case{"bad_leaf_placeholder.yaml", 7, 17, "rules[0].when.evidence", "unknown placeholder '{pid}'"},
         bad_case{"bad_regex.yaml", 7, 33, "rules[0].when.where.target.matches", "invalid regular expression"},
         bad_case{"bad_prior.yaml", 5, 12, "rules[0].prior", "must be from"},
         bad_case{"bad_duplicate_id.yaml", 6, 9, "rules[1].id", "duplicate rule id 'deploy'"},
-        bad_case{"bad_two_conditions.yaml", 6, 7, "rules[0].when", "exactly one of signal, calendar, all, any or none, not 2"},
-        bad_case{"bad_value_on_valueless.yaml", 7, 14, "rules[0].when.value", "'k8s.rollout' signals carry no value"},
+        bad_case{
+            "bad_two_conditions.yaml",
+            6,
+            7,
+            "rules[0].when",
+            "exactly one of signal, calendar, all, any or none, not 2"},
+        bad_case{
+            "bad_value_on_valueless.yaml",
+            7,
+            14,
+            "rules[0].when.value",
+            "'k8s.rollout' signals carry no value"},
         bad_case{"bad_related.yaml", 7, 16, "rules[0].when.related", "cannot be related"},
-        bad_case{"bad_timezone.yaml", 6, 63, "rules[0].when.calendar.tz", "unknown time zone 'America/New_Yrok'"},
+        bad_case{
+            "bad_timezone.yaml", 6, 63, "rules[0].when.calendar.tz", "unknown time zone 'America/New_Yrok'"},
         bad_case{"bad_clock.yaml", 6, 37, "rules[0].when.calendar.from", "'10am' is not a local time HH:MM"},
-        bad_case{"bad_day.yaml", 6, 30, "rules[0].when.calendar.days[1]", "'thurs-ish' is not one of sun, mon"},
+        bad_case{
+            "bad_day.yaml", 6, 30, "rules[0].when.calendar.days[1]", "'thurs-ish' is not one of sun, mon"},
         bad_case{"bad_status_text.yaml", 6, 18, "rules[0].status_text", "takes no placeholders"},
         bad_case{"bad_template_syntax.yaml", 6, 15, "rules[0].evidence", "unclosed '{'"},
         bad_case{"bad_duration.yaml", 7, 24, "rules[0].when.window.before", "'two hours' is not a duration"},
         bad_case{"bad_missing_when.yaml", 3, 5, "rules[0].when", "required"},
         bad_case{"bad_empty_any.yaml", 6, 12, "rules[0].when.any", "any needs at least one condition"},
         bad_case{"bad_syntax.yaml", 5, 1, "", "YAML syntax error"},
-        bad_case{"bad_clear_placeholder.yaml", 7, 14, "rules[0].when.clear", "unknown placeholder '{instance}'"}
+        bad_case{
+            "bad_clear_placeholder.yaml", 7, 14, "rules[0].when.clear", "unknown placeholder '{instance}'"}
     ),
     [](const ::testing::TestParamInfo<bad_case>& param_info) {
         return param_info.param.file.substr(0, param_info.param.file.find('.'));
