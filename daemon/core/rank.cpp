@@ -29,7 +29,8 @@ struct outcome {
     double strength = 0;
     std::vector<found> support;               ///< closest to the start first, capped
     std::vector<std::string> calendar_lines;  ///< evidence from calendar leaves
-    std::vector<std::string> unchecked;       ///< why a leaf could not be checked
+    /// Why leaves could not be checked: (reason, kind), one per kind.
+    std::vector<std::pair<std::string, std::string>> unchecked;
     std::vector<std::string> checked;         ///< what was checked and found clear
 };
 
@@ -314,7 +315,7 @@ private:
         outcome out;
         if (auto why = unavailable(t.kind); !why.empty()) {
             out.checkable = false;
-            out.unchecked.push_back(t.kind + ": " + why);
+            out.unchecked.emplace_back(std::move(why), t.kind);
             return out;
         }
         const wall_time from = in_.start - t.window.before;
@@ -545,6 +546,27 @@ std::string join(const std::vector<std::string>& parts) {
     return out;
 }
 
+/// "the kubernetes source is not configured (k8s.rollout, k8s.waiting); ...": one
+/// clause per reason, naming the kinds it leaves unchecked.
+std::string unchecked_text(const std::vector<std::pair<std::string, std::string>>& unchecked) {
+    std::vector<std::string> clauses;
+    std::vector<bool> used(unchecked.size(), false);
+    for (std::size_t i = 0; i < unchecked.size(); ++i) {
+        if (used[i]) {
+            continue;
+        }
+        std::string kinds;
+        for (std::size_t j = i; j < unchecked.size(); ++j) {
+            if (!used[j] && unchecked[j].first == unchecked[i].first) {
+                used[j] = true;
+                kinds += (kinds.empty() ? "" : ", ") + unchecked[j].second;
+            }
+        }
+        clauses.push_back(unchecked[i].first + " (" + kinds + ")");
+    }
+    return join(clauses);
+}
+
 }  // namespace
 
 bool related_to(const signal& s, const service_scope& service) {
@@ -567,7 +589,7 @@ ranking rank(const rule_set& rules, const signal_log& log, const source_map& sou
         outcome o = ev.eval(r.when);
         if (!o.matched) {
             if (!o.checkable) {
-                out.not_checkable.push_back(checked{r.id, r.title, join(o.unchecked)});
+                out.not_checkable.push_back(checked{r.id, r.title, unchecked_text(o.unchecked)});
             } else if (!r.clear.empty()) {
                 std::string detail;
                 if (ev.first_stats) {
