@@ -1,4 +1,4 @@
-"""The command line: check-config and version."""
+"""The command line: check-config (config and rules), version, test-rules and replay."""
 
 from __future__ import annotations
 
@@ -129,3 +129,136 @@ class CliTests(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+RULES = """rules:
+  - id: deploy
+    title: Bad deploy
+    prior: 0.3
+    when:
+      signal: k8s.rollout
+      where: {image_changed: "true"}
+      related: service
+    actions: ["kubectl rollout undo -n {namespace} deploy/{deployment}"]
+"""
+
+RULE_TESTS = """rule_files: [rules.yaml]
+services:
+  PAPI: {name: API, kubernetes: [prod/api]}
+tests:
+  - name: a rollout of the service's deployment
+    service: PAPI
+    signals:
+      - {at: -3m, kind: k8s.rollout, labels: {namespace: prod, deployment: api, image_changed: "true"}}
+    expect:
+      top: deploy
+      actions_include: ["kubectl rollout undo -n prod deploy/api"]
+  - name: another service's rollout does not count
+    service: PAPI
+    signals:
+      - {at: -3m, kind: k8s.rollout, labels: {namespace: prod, deployment: billing, image_changed: "true"}}
+    expect:
+      top: deploy
+"""
+
+SCENARIO = """name: cli
+services:
+  PAPI: {name: API, kubernetes: [prod/api]}
+rule_files: [rules.yaml]
+timeline:
+  - at: -3m
+    signal: {kind: k8s.rollout, labels: {namespace: prod, deployment: api, image_changed: "true"}}
+  - at: 0s
+    page: triggered
+    incident: {id: PCLI1, title: "API 5xx", service: PAPI}
+  - at: 10m
+    page: resolved
+expect:
+  top: deploy
+  operations_contains: ["kubectl rollout undo -n prod deploy/api"]
+"""
+
+
+class RuleToolTests(unittest.TestCase):
+    """test-rules, replay, and check-config's validation of rule files."""
+
+    setUp = CliTests.setUp
+    write = CliTests.write
+
+    def test_test_rules_passes_fails_with_a_diff_and_counts(self):
+        self.write("rules.yaml", RULES)
+        path = self.write("tests.yaml", RULE_TESTS)
+        r = run("test-rules", path)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        lines = r.stdout.splitlines()
+        self.assertEqual(lines[-1], "1 passed, 1 failed")
+        self.assertTrue(any(l.startswith("ok    ") and "a rollout of the service" in l for l in lines))
+        self.assertIn("FAIL  " + path + ":12: another service's rollout does not count", r.stdout)
+        self.assertIn("top: expected deploy, got none", r.stdout)
+        self.assertIn("clear: deploy", r.stdout)
+
+        self.write("tests.yaml", RULE_TESTS.split("  - name: another")[0])
+        r = run("test-rules", path)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual(r.stdout.splitlines()[-1], "1 passed, 0 failed")
+
+    def test_test_rules_reports_bad_files_with_positions(self):
+        self.write("rules.yaml", RULES.replace("k8s.rollout", "k8s.rolout"))
+        path = self.write("tests.yaml", RULE_TESTS)
+        r = run("test-rules", path)
+        self.assertEqual(r.returncode, 1)
+        found = problems(r.stderr)
+        self.assertTrue(found, r.stderr)
+        self.assertTrue(found[0]["file"].endswith("rules.yaml"))
+        self.assertEqual(found[0]["path"], "rules[0].when.signal")
+        bad = self.write("bad.yaml", "tests:\n  - name: x\n    expect: {top: deploy}\n    signal: []\n")
+        r = run("test-rules", bad)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("unknown key 'signal'; did you mean 'signals'?", r.stderr)
+
+    def test_replay_prints_posts_and_checks_expectations(self):
+        self.write("rules.yaml", RULES)
+        path = self.write("scenario.yaml", SCENARIO)
+        r = run("replay", path)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("T+00:00:00  #status  notice  PCLI1/0/notice", r.stdout)
+        self.assertIn("T+00:00:00  #operations  summary  PCLI1/0/summary/1", r.stdout)
+        self.assertIn("T+00:10:00  #operations  timeline  PCLI1/0/timeline", r.stdout)
+        self.assertIn("every expectation met", r.stderr)
+
+        r = run("replay", "--format", "json", path)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        import json
+        posts = [json.loads(l) for l in r.stdout.splitlines()]
+        self.assertEqual([(p["channel"], p["kind"]) for p in posts],
+                         [("status", "notice"), ("operations", "summary"), ("status", "resolved"),
+                          ("operations", "timeline")])
+        self.assertEqual(posts[0]["offset_seconds"], 0)
+        self.assertEqual(posts[2]["at"], "2026-03-05T16:10:00.000Z")
+
+        self.write("scenario.yaml", SCENARIO.replace("top: deploy", "top: something-else"))
+        r = run("replay", path)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("top: expected something-else, got deploy", r.stderr)
+
+        self.write("scenario.yaml", SCENARIO.replace("page: resolved", "page: resolvd"))
+        r = run("replay", path)
+        self.assertEqual(r.returncode, 1)
+        self.assertEqual(problems(r.stderr)[0]["path"], "timeline[2].page")
+
+    def test_check_config_validates_the_rules_it_names(self):
+        rules = self.write("rules.yaml", RULES.replace("{deployment}", "{deploymnt}"))
+        cfg = self.write("c.yaml", "pagerduty:\n  webhook_secrets: [s]\nnotify:\n  kind: console\n"
+                                   f"rules:\n  files: [{rules}]\n")
+        r = run("check-config", cfg)
+        self.assertEqual(r.returncode, 1)
+        found = problems(r.stderr)
+        self.assertEqual(found[0]["path"], "rules[0].actions[0]")
+        self.assertIn("did you mean 'deployment'?", found[0]["msg"])
+        self.write("rules.yaml", RULES)
+        r = run("check-config", cfg)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("1 rules from " + rules, r.stdout)
+        r = run("check-config", DEMO, env={"RUNBOOKD_DEMO_SECRET": "x"})
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("13 rules from embedded runbook pack", r.stdout)
