@@ -31,7 +31,7 @@ struct outcome {
     std::vector<std::string> calendar_lines;  ///< evidence from calendar leaves
     /// Why leaves could not be checked: (reason, kind), one per kind.
     std::vector<std::pair<std::string, std::string>> unchecked;
-    std::vector<std::string> checked;         ///< what was checked and found clear
+    std::vector<std::string> checked;  ///< what was checked and found clear
 };
 
 /// Population statistics of a leaf, for its "checked" phrase.

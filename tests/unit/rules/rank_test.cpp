@@ -174,7 +174,9 @@ TEST(rank, a_failing_or_missing_source_makes_a_rule_not_checkable) {
     sources.emplace("kubernetes", source_status{source_state::failing, "connection refused", t0});
     const auto r = rank(*rules, log, sources, at(1min));
     ASSERT_EQ(r.not_checkable.size(), 2u);
-    EXPECT_EQ(r.not_checkable[0].detail, "the kubernetes source is failing: connection refused (k8s.rollout)");
+    EXPECT_EQ(
+        r.not_checkable[0].detail, "the kubernetes source is failing: connection refused (k8s.rollout)"
+    );
     EXPECT_EQ(r.not_checkable[1].detail, "the cloudsql source is not configured (db.cpu)");
     EXPECT_TRUE(r.clear.empty());
 }
