@@ -2,6 +2,7 @@
 
 #include "core/suggest.hpp"
 #include "core/time.hpp"
+#include "yaml/walker.hpp"
 
 #include <openssl/evp.h>
 #include <yaml-cpp/yaml.h>
@@ -124,20 +125,8 @@ std::string list_words(std::span<const std::string_view> words) {
     return out;
 }
 
-const char* kind_of(const YAML::Node& n) {
-    switch (n.Type()) {
-        case YAML::NodeType::Map: return "a map";
-        case YAML::NodeType::Sequence: return "a list";
-        case YAML::NodeType::Scalar: return "a string";
-        case YAML::NodeType::Null:
-        case YAML::NodeType::Undefined: break;
-    }
-    return "an empty value";
-}
-
-bool is_null(const YAML::Node& n) {
-    return !n.IsDefined() || n.IsNull();
-}
+using yaml::is_null;
+using yaml::kind_of;
 
 // Reads a whole file. The reason names the OS error, never the contents.
 struct file_text {

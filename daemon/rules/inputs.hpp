@@ -5,7 +5,7 @@
 #include "core/engine.hpp"
 #include "core/signal.hpp"
 #include "core/source_health.hpp"
-#include "rules/yaml_support.hpp"
+#include "yaml/walker.hpp"
 
 #include <map>
 #include <optional>

@@ -192,18 +192,6 @@ public:
     const std::map<std::string, service_info, std::less<>>& services() const { return services_; }
 
 private:
-    std::vector<std::string> strings(const entry& e) {
-        std::vector<std::string> out;
-        if (auto items = w_.list(e)) {
-            for (const auto& i : *items) {
-                if (auto v = w_.string(i)) {
-                    out.push_back(*v);
-                }
-            }
-        }
-        return out;
-    }
-
     void read_test(const entry& item) {
         const auto keys = w_.map(item.value, item.path, test_keys);
         if (!keys) {
@@ -265,15 +253,15 @@ private:
             if (k.name == "top") {
                 e.top = w_.string(k);
             } else if (k.name == "order") {
-                e.order = strings(k);
+                e.order = w_.strings(k);
             } else if (k.name == "clear") {
-                e.clear = strings(k);
+                e.clear = w_.strings(k);
             } else if (k.name == "not_checkable") {
-                e.not_checkable = strings(k);
+                e.not_checkable = w_.strings(k);
             } else if (k.name == "actions_include") {
-                e.actions_include = strings(k);
+                e.actions_include = w_.strings(k);
             } else if (k.name == "evidence_include") {
-                e.evidence_include = strings(k);
+                e.evidence_include = w_.strings(k);
             } else if (auto m = w_.map(k.value, k.path, {})) {
                 for (const auto& s : *m) {
                     if (auto v = w_.number(s, 0, 1)) {

@@ -2,7 +2,7 @@
 
 #include "core/signal.hpp"
 #include "core/suggest.hpp"
-#include "rules/yaml_support.hpp"
+#include "yaml/walker.hpp"
 
 #include <openssl/evp.h>
 

@@ -135,18 +135,6 @@ private:
         }
     }
 
-    std::vector<std::string> strings(const entry& e) {
-        std::vector<std::string> out;
-        if (auto items = w_.list(e)) {
-            for (const auto& i : *items) {
-                if (auto v = w_.string(i)) {
-                    out.push_back(*v);
-                }
-            }
-        }
-        return out;
-    }
-
     void read_expect(const entry& x) {
         const auto keys = w_.map(x.value, x.path, expect_keys);
         if (!keys) {
@@ -161,9 +149,9 @@ private:
             } else if (k.name == "operations_posts") {
                 e.operations_posts = w_.count(k, 0);
             } else if (k.name == "status_contains") {
-                e.status_contains = strings(k);
+                e.status_contains = w_.strings(k);
             } else if (k.name == "operations_contains") {
-                e.operations_contains = strings(k);
+                e.operations_contains = w_.strings(k);
             } else {
                 e.first_operations_within = w_.duration(k);
             }

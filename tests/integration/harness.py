@@ -468,6 +468,14 @@ class DaemonWithDiscord:
                 f"\nviolations: {self.discord.violations}\ntls errors: {self.discord.tls_errors}\n" +
                 self.daemon.tail())
 
+    def hup_and_wait(self, msg: str, timeout: float = 10) -> dict:
+        """SIGHUP, then the first log line with message `msg` written after it."""
+        before = len(self.daemon.snapshot_logs())
+        self.daemon.signal(signal.SIGHUP)
+        return wait_for(
+            lambda: next((e for e in self.daemon.snapshot_logs()[before:] if e.get("msg") == msg), None),
+            timeout, f"'{msg}' log line", diagnostics=self.diagnostics)
+
     def trigger(self, inc: Optional[pagerduty.Incident] = None, **kw) -> pagerduty.Incident:
         inc = inc or pagerduty.Incident()
         r = self.pd.send(pagerduty.triggered(inc), **kw)

@@ -5,7 +5,6 @@ an invalid rules file refused on reload, and the timeline on resolve."""
 from __future__ import annotations
 
 import os
-import signal
 import unittest
 
 import harness
@@ -59,13 +58,6 @@ class OperationsTests(DiscordTestCase):
         with open(self.rig.daemon.config_path, "w") as f:
             f.write(harness.to_yaml(cfg) + "\n")
 
-    def hup_and_wait(self, msg: str) -> dict:
-        before = len(self.rig.daemon.snapshot_logs())
-        self.rig.daemon.signal(signal.SIGHUP)
-        return wait_for(
-            lambda: next((e for e in self.rig.daemon.snapshot_logs()[before:] if e.get("msg") == msg), None),
-            10, f"'{msg}' log line", diagnostics=self.rig.diagnostics)
-
     def test_summary_edit_reload_and_timeline(self):
         self.assertEqual(self.metric("runbookd_rules_loaded"), 13)
         inc = self.rig.trigger()
@@ -82,7 +74,7 @@ class OperationsTests(DiscordTestCase):
         # New rules on SIGHUP, with a top suspect where there was none: a new summary
         # message, so the channel tells the story.
         self.use_rules(self.write_rules(ALWAYS_RULES.format(title="Checked by hand")))
-        self.hup_and_wait("config reloaded")
+        self.rig.hup_and_wait("config reloaded")
         second = wait_for(lambda: (lambda m: m if m is not None and m.id != summary.id else None)(self.summary_of(inc)),
                           10, "a second summary", diagnostics=self.rig.diagnostics)
         self.assertIn("Checked by hand", second.embeds[0]["description"])
@@ -92,7 +84,7 @@ class OperationsTests(DiscordTestCase):
 
         # The same top suspect with new words: the summary is edited in place.
         self.write_rules(ALWAYS_RULES.format(title="Checked twice"))
-        self.hup_and_wait("config reloaded")
+        self.rig.hup_and_wait("config reloaded")
         wait_for(lambda: self.patches_of(second.id), 10, "an edit of the summary",
                  diagnostics=self.rig.diagnostics)
         edited = wait_for(lambda: (lambda m: m if m is not None and "Checked twice" in m.embeds[0]["description"] else None)(self.summary_of(inc)),
@@ -106,7 +98,7 @@ class OperationsTests(DiscordTestCase):
                 if m.id == second.id:
                     m.deleted = True
         self.write_rules(ALWAYS_RULES.format(title="Checked thrice"))
-        self.hup_and_wait("config reloaded")
+        self.rig.hup_and_wait("config reloaded")
         reposted = wait_for(lambda: (lambda m: m if m is not None and "Checked thrice" in m.embeds[0]["description"] else None)(self.summary_of(inc)),
                             10, "the summary posted anew", diagnostics=self.rig.diagnostics)
         self.assertNotIn(reposted.id, (summary.id, second.id))
@@ -115,7 +107,7 @@ class OperationsTests(DiscordTestCase):
 
         # An invalid rules file is refused with file:line:col; the running rules stay.
         self.write_rules("rules:\n  - id: broken\n    title: x\n    when: {signal: k8s.rolout}\n")
-        rejected = self.hup_and_wait("rules reload rejected")
+        rejected = self.rig.hup_and_wait("rules reload rejected")
         self.assertRegex(rejected["problem"], r"rules\.yaml:4:\d+: rules\[0\]\.when\.signal: unknown signal kind")
         self.assertEqual(self.metric("runbookd_config_last_reload_successful"), 0)
         self.assertEqual(self.metric("runbookd_rules_loaded"), 1)

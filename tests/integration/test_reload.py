@@ -3,7 +3,6 @@ and the running configuration stays."""
 
 from __future__ import annotations
 
-import signal
 import unittest
 
 import harness
@@ -22,13 +21,6 @@ class ReloadTests(DiscordTestCase):
         with open(self.rig.daemon.config_path, "w") as f:
             f.write(harness.to_yaml(cfg) + "\n")
 
-    def hup_and_wait(self, msg: str) -> dict:
-        before = len(self.rig.daemon.snapshot_logs())
-        self.rig.daemon.signal(signal.SIGHUP)
-        return wait_for(
-            lambda: next((e for e in self.rig.daemon.snapshot_logs()[before:] if e.get("msg") == msg), None),
-            10, f"'{msg}' log line", diagnostics=self.rig.diagnostics)
-
     def test_valid_reload_applies_invalid_reload_keeps_the_old_config(self):
         self.assertEqual(self.metric("runbookd_config_last_reload_successful"), 1)
 
@@ -36,7 +28,7 @@ class ReloadTests(DiscordTestCase):
         def rename(cfg):
             cfg["services"][harness.SERVICE_ID] = {"name": "Checkout", "impact": "Payments may fail."}
         self.rewrite_config(rename)
-        self.hup_and_wait("config reloaded")
+        self.rig.hup_and_wait("config reloaded")
         self.assertEqual(self.metric("runbookd_config_last_reload_successful"), 1)
         inc = self.rig.trigger()
         embed = self.rig.wait_embeds(inc)[0]
@@ -46,7 +38,7 @@ class ReloadTests(DiscordTestCase):
         # 2. An invalid file: refused with file:line:col, the metric drops, the old config stays.
         with open(self.rig.daemon.config_path, "a") as f:
             f.write("status:\n  reminder_intervl: 5m\n")
-        rejected = self.hup_and_wait("config reload rejected")
+        rejected = self.rig.hup_and_wait("config reload rejected")
         self.assertRegex(rejected["problem"], r"\.yaml:\d+:\d+: ")
         self.assertEqual(self.metric("runbookd_config_last_reload_successful"), 0)
         self.assertTrue(self.rig.daemon.alive())

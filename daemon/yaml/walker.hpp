@@ -1,7 +1,7 @@
 #pragma once
-// Shared by the rules, rule-test and scenario loaders: walks a yaml-cpp tree, reports every
-// problem as file:line:col with its key path, and rejects unknown keys with "did you mean".
-// Private to runbookd::rules (yaml-cpp never reaches core).
+// Shared by the configuration, rules, rule-test and scenario loaders: walks a yaml-cpp
+// tree, reports every problem as file:line:col with its key path, and rejects unknown keys
+// with "did you mean". Linked privately by config and rules (yaml-cpp never reaches core).
 
 #include "core/problem.hpp"
 #include "core/time.hpp"
@@ -15,7 +15,7 @@
 #include <string_view>
 #include <vector>
 
-namespace runbookd::rules::yaml {
+namespace runbookd::yaml {
 
 /// One key of a map (or one item of a list) with its position and key path.
 struct entry {
@@ -47,6 +47,8 @@ public:
     std::optional<entries> list(const entry& e);
 
     std::optional<std::string> string(const entry& e, bool non_empty = true);
+    /// A list of non-empty strings; the items that are not are reported and left out.
+    std::vector<std::string> strings(const entry& e);
     std::optional<double> number(const entry& e, double min, double max);
     std::optional<std::size_t> count(const entry& e, std::size_t min);
     /// "5m", "1h30m"; with `signed_ok`, "-5m" and "0" too (offsets from an instant).
@@ -63,10 +65,16 @@ private:
     std::vector<problem> problems_;
 };
 
+/// "a map", "a list", "a string" or "an empty value", for messages.
+const char* kind_of(const YAML::Node& n);
+
+/// True for a missing or null node (`key:` with nothing after it).
+bool is_null(const YAML::Node& n);
+
 /// The entry named `name`, or nullptr.
 const entry* find(const entries& es, std::string_view name);
 
 /// A key path of a list item: "rules[3]".
 std::string item_path(const std::string& path, std::size_t i);
 
-}  // namespace runbookd::rules::yaml
+}  // namespace runbookd::yaml

@@ -1,4 +1,4 @@
-#include "rules/yaml_support.hpp"
+#include "yaml/walker.hpp"
 
 #include "core/suggest.hpp"
 
@@ -6,9 +6,7 @@
 #include <charconv>
 #include <cmath>
 
-namespace runbookd::rules::yaml {
-namespace {
-
+namespace runbookd::yaml {
 const char* kind_of(const YAML::Node& n) {
     switch (n.Type()) {
         case YAML::NodeType::Map: return "a map";
@@ -23,6 +21,8 @@ const char* kind_of(const YAML::Node& n) {
 bool is_null(const YAML::Node& n) {
     return !n.IsDefined() || n.IsNull();
 }
+
+namespace {
 
 /// Where to report a problem with `e`: its value, or its key when the value is empty
 /// (yaml-cpp places an empty value at the next token, often on the next line).
@@ -130,6 +130,18 @@ std::optional<std::string> walker::string(const entry& e, bool non_empty) {
     return e.value.Scalar();
 }
 
+std::vector<std::string> walker::strings(const entry& e) {
+    std::vector<std::string> out;
+    if (auto items = list(e)) {
+        for (const auto& i : *items) {
+            if (auto v = string(i)) {
+                out.push_back(*v);
+            }
+        }
+    }
+    return out;
+}
+
 std::optional<double> walker::number(const entry& e, double min, double max) {
     auto text = string(e);
     if (!text) {
@@ -212,4 +224,4 @@ std::vector<problem> walker::take() {
     return std::move(problems_);
 }
 
-}  // namespace runbookd::rules::yaml
+}  // namespace runbookd::yaml
