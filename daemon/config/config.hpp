@@ -112,7 +112,7 @@ struct operations_config {
 
 /// `signals:`: the signal log's bounds.
 struct signals_config {
-    milliseconds retention = std::chrono::hours{6};
+    milliseconds retention = std::chrono::hours{12};
     std::size_t max_signals = 200000;
 };
 

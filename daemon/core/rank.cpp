@@ -282,7 +282,9 @@ public:
             }
             gather(true);
         } else {
-            out.matched = std::none_of(kids.begin(), kids.end(), [](const outcome& k) { return k.matched; });
+            // "None of these happened" holds only when every one of them could be checked.
+            out.matched = all_checkable &&
+                          std::none_of(kids.begin(), kids.end(), [](const outcome& k) { return k.matched; });
             out.strength = out.matched ? 1 : 0;
             out.checkable = all_checkable;
             gather(false);
@@ -665,8 +667,17 @@ ranking rank(const rule_set& rules, const signal_log& log, const source_map& sou
         total += s.score;
         out.suspects.push_back(std::move(s));
     }
+    // A cause that could not be checked may hold as likely as its prior: its prior stays in
+    // the denominator, so a weak suspect does not look certain only because nothing else
+    // could be looked at (a calendar match while every source is down).
+    double unknown = 0;
+    for (const auto& c : out.not_checkable) {
+        const auto it =
+            std::find_if(rules.rules.begin(), rules.rules.end(), [&](const rule& r) { return r.id == c.id; });
+        unknown += it == rules.rules.end() ? 0 : it->prior;
+    }
     for (auto& s : out.suspects) {
-        s.share = total > 0 ? s.score / total : 0;
+        s.share = total > 0 ? s.score / (total + unknown) : 0;
     }
     std::stable_sort(out.suspects.begin(), out.suspects.end(), [](const suspect& a, const suspect& b) {
         if (a.score != b.score) {

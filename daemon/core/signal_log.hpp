@@ -16,7 +16,7 @@
 namespace runbookd {
 
 struct signal_log_settings {
-    millis retention = std::chrono::hours{6};
+    millis retention = std::chrono::hours{12};
     std::size_t max_signals = 200000;
 };
 

@@ -103,6 +103,9 @@ public:
                 if (list == nullptr) {
                     w_.report(doc->Mark(), "rules", "required: a list of rules");
                 } else if (auto items = w_.list(*list)) {
+                    if (items->empty()) {
+                        w_.report(*list, "a rules file needs at least one rule");
+                    }
                     for (const auto& item : *items) {
                         read_rule(item, *set);
                     }
@@ -170,7 +173,11 @@ private:
                 recency rec;
                 if (const entry* h = yaml::find(*m, "half_life")) {
                     if (auto d = w_.duration(*h)) {
-                        rec.half_life = *d;
+                        if (d->count() <= 0) {
+                            w_.report(*h, "must be greater than 0");
+                        } else {
+                            rec.half_life = *d;
+                        }
                     }
                 }
                 if (const entry* f = yaml::find(*m, "floor")) {
@@ -591,6 +598,15 @@ private:
                 if (auto v = clock_time(*f)) {
                     t.window.to = *v;
                 }
+            }
+            if (t.window.from == t.window.to || t.window.from == std::chrono::hours{24}) {
+                w_.report(
+                    *cal,
+                    "the window from " + std::to_string(t.window.from.count() / 60) + ":" +
+                        (t.window.from.count() % 60 < 10 ? "0" : "") +
+                        std::to_string(t.window.from.count() % 60) +
+                        " never holds (from must be before 24:00 and differ from to)"
+                );
             }
             if (const entry* z = yaml::find(*m, "tz")) {
                 if (auto name = w_.string(*z)) {

@@ -130,6 +130,9 @@ private:
             } else if (k.name == "max_suspects") {
                 s_.settings.operations.max_suspects = w_.count(k, 1).value_or(3);
             } else if (auto v = w_.string(k)) {
+                if (*v != "on" && *v != "off") {
+                    w_.report(k, "'" + *v + "' is not on or off");
+                }
                 s_.settings.operations.enabled = *v != "off";
             }
         }
@@ -276,6 +279,14 @@ private:
         source_report r;
         if (const entry* n = yaml::find(*m, "name")) {
             r.name = w_.string(*n).value_or("");
+            const auto& kinds = signal_catalogue();
+            if (std::none_of(kinds.begin(), kinds.end(), [&](const signal_kind& k) {
+                    return k.source == r.name;
+                })) {
+                w_.report(*n, "'" + r.name + "' is not a source of any signal kind (docs/signals.md)");
+            }
+        } else {
+            w_.report(src->value.Mark(), src->path + ".name", "required: the source's name, e.g. postgres");
         }
         if (const entry* st = yaml::find(*m, "state")) {
             const auto v = w_.string(*st).value_or("");

@@ -3,8 +3,10 @@
 #include "core/suggest.hpp"
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 
 namespace runbookd::yaml {
 const char* kind_of(const YAML::Node& n) {

@@ -197,7 +197,7 @@ TEST_F(engine_ops, a_failing_source_is_reported_as_not_checkable) {
 }
 
 TEST_F(engine_ops, a_dominant_cause_is_named_in_the_next_status_update) {
-    healthy({"kubernetes"});
+    healthy({"kubernetes", "cloudsql", "postgres", "gcp_status", "deploys", "certs", "probes", "promql"});
     e.on_signal(rollout(t0 - 2min), t0 - 2min);
     e.on_signal(crashloop(t0 - 1min, "api-1"), t0 - 1min);
     e.on_event(page(incident_event_type::triggered), t0);
@@ -208,6 +208,16 @@ TEST_F(engine_ops, a_dominant_cause_is_named_in_the_next_status_update) {
         d.posts[0].text.body.find("We believe a bad deploy caused this and we are rolling it back."),
         std::string::npos
     );
+}
+
+TEST_F(engine_ops, a_cause_is_not_dominant_while_other_causes_cannot_be_checked) {
+    healthy({"kubernetes"});  // every other source is not configured
+    e.on_signal(rollout(t0 - 2min), t0 - 2min);
+    e.on_signal(crashloop(t0 - 1min, "api-1"), t0 - 1min);
+    e.on_event(page(incident_event_type::triggered), t0);
+    const auto d = e.on_tick(t0 + 30min);
+    ASSERT_EQ(d.posts.size(), 1u);
+    EXPECT_EQ(d.posts[0].text.body.find("We believe"), std::string::npos);
 }
 
 TEST_F(engine_ops, no_dominant_cause_no_belief_in_status) {
