@@ -5,6 +5,7 @@
 #include "core/engine.hpp"
 #include "intake/pagerduty/parse.hpp"
 #include "intake/pagerduty/signature.hpp"
+#include "rules/rules.hpp"
 
 #include <benchmark/benchmark.h>
 
@@ -65,6 +66,27 @@ void engine_new_incident(benchmark::State& state) {
     state.counters["open"] = static_cast<double>(e.open_count());
 }
 BENCHMARK(engine_new_incident);
+
+/// The same with the runbook pack loaded: each new incident is also ranked (an empty
+/// signal log, every source healthy) and its #operations summary rendered.
+void engine_new_incident_ranked(benchmark::State& state) {
+    const auto parsed = intake::pagerduty::parse_webhook(payload());
+    engine_settings s;
+    s.rules = rules::load({}).value;
+    engine e{s};
+    const auto now = *parse_rfc3339("2026-11-24T10:00:00Z");
+    for (const auto& k : signal_catalogue()) {
+        e.on_source_status(k.source, source_status{}, now);
+    }
+    auto ev = *parsed->event;
+    std::size_t i = 0;
+    for (auto _ : state) {
+        ev.incident.id = "Q" + std::to_string(i++);
+        benchmark::DoNotOptimize(e.on_event(ev, now));
+    }
+    state.counters["open"] = static_cast<double>(e.open_count());
+}
+BENCHMARK(engine_new_incident_ranked);
 
 }  // namespace
 
