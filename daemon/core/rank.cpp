@@ -626,10 +626,19 @@ ranking rank(const rule_set& rules, const signal_log& log, const source_map& sou
             return std::pair{a.place, a.distance} < std::pair{b.place, b.distance};
         });
         if (r.recent && !o.support.empty()) {
-            const auto closest =
-                std::min_element(o.support.begin(), o.support.end(), [](const found& a, const found& b) {
-                    return a.distance < b.distance;
-                });
+            // The closest supporting signal of the kinds recency is about, else of any kind.
+            const auto measured = [&](const found& f) {
+                return r.recent->of.empty() ||
+                       std::find(r.recent->of.begin(), r.recent->of.end(), f.s->kind) != r.recent->of.end();
+            };
+            const bool any_measured = std::any_of(o.support.begin(), o.support.end(), measured);
+            auto closest = o.support.end();
+            for (auto it = o.support.begin(); it != o.support.end(); ++it) {
+                if ((!any_measured || measured(*it)) &&
+                    (closest == o.support.end() || it->distance < closest->distance)) {
+                    closest = it;
+                }
+            }
             const double halves = std::chrono::duration<double>(closest->distance).count() /
                                   std::chrono::duration<double>(r.recent->half_life).count();
             s.recency = r.recent->floor + (1 - r.recent->floor) * std::exp2(-halves);

@@ -70,6 +70,9 @@ struct condition {
 struct recency {
     millis half_life = std::chrono::minutes{15};
     double floor = 0.1;
+    /// Only supporting signals of these kinds are measured (a rollout, not the crash loop
+    /// it caused); empty, or none of them supporting: every supporting signal.
+    std::vector<std::string> of;
 };
 
 /// One candidate cause from the runbook.

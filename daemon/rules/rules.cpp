@@ -30,7 +30,7 @@ constexpr std::array<std::string_view, 5> label_ops{"equals", "not", "matches", 
 constexpr std::array<std::string_view, 2> value_keys{"above", "below"};
 constexpr std::array<std::string_view, 1> count_keys{"at_least"};
 constexpr std::array<std::string_view, 2> window_keys{"before", "after"};
-constexpr std::array<std::string_view, 2> recency_keys{"half_life", "floor"};
+constexpr std::array<std::string_view, 3> recency_keys{"half_life", "floor", "of"};
 constexpr std::array<std::string_view, 2> related_values{"service", "any"};
 constexpr std::array<std::string_view, 5> node_keys{"signal", "calendar", "all", "any", "none"};
 constexpr std::array<std::string_view, 7> day_names{
@@ -183,6 +183,25 @@ private:
                 if (const entry* f = yaml::find(*m, "floor")) {
                     if (auto v = w_.number(*f, 0, 1)) {
                         rec.floor = *v;
+                    }
+                }
+                if (const entry* o = yaml::find(*m, "of")) {
+                    if (auto items = w_.list(*o)) {
+                        for (const auto& kind_entry : *items) {
+                            auto k = w_.string(kind_entry);
+                            if (!k) {
+                                continue;
+                            }
+                            if (std::none_of(positive.begin(), positive.end(), [&](const signal_kind* p) {
+                                    return p->name == *k;
+                                })) {
+                                w_.report(
+                                    kind_entry, "'" + *k + "' is not a kind this rule's conditions read"
+                                );
+                                continue;
+                            }
+                            rec.of.push_back(*k);
+                        }
                     }
                 }
                 r.recent = rec;

@@ -158,6 +158,12 @@ INSTANTIATE_TEST_SUITE_P(
         bad_case{"bad_empty_any.yaml", 6, 12, "rules[0].when.any", "any needs at least one condition"},
         bad_case{"bad_syntax.yaml", 5, 1, "", "YAML syntax error"},
         bad_case{"bad_half_life.yaml", 6, 26, "rules[0].recency.half_life", "must be greater than 0"},
+        bad_case{
+            "bad_recency_of.yaml",
+            6,
+            20,
+            "rules[0].recency.of[0]",
+            "'deploy.ci' is not a kind this rule's conditions read"},
         bad_case{"bad_empty_rules.yaml", 2, 8, "rules", "a rules file needs at least one rule"},
         bad_case{"bad_calendar_never.yaml", 6, 17, "rules[0].when.calendar", "never holds"},
         bad_case{
