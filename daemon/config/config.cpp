@@ -2,9 +2,9 @@
 
 #include "core/suggest.hpp"
 #include "core/time.hpp"
+#include "crypto/digest.hpp"
 #include "yaml/walker.hpp"
 
-#include <openssl/evp.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -156,22 +156,6 @@ file_text read_whole_file(const std::string& path) {
         return {{}, std::generic_category().message(errno)};
     }
     return {std::move(out), {}};
-}
-
-std::string sha256_hex(std::string_view text) {
-    std::array<unsigned char, EVP_MAX_MD_SIZE> md{};
-    unsigned int len = 0;
-    if (EVP_Digest(text.data(), text.size(), md.data(), &len, EVP_sha256(), nullptr) != 1) {
-        return {};
-    }
-    constexpr std::string_view hex = "0123456789abcdef";
-    std::string out;
-    out.reserve(std::size_t{len} * 2);
-    for (unsigned int i = 0; i < len; ++i) {
-        out += hex[md[i] >> 4];
-        out += hex[md[i] & 0x0f];
-    }
-    return out;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -419,7 +403,7 @@ public:
 
     load_result run(std::string_view yaml_text) {
         config cfg;
-        cfg.hash = sha256_hex(yaml_text);
+        cfg.hash = crypto::sha256_hex(yaml_text);
         std::vector<YAML::Node> docs;
         try {
             docs = YAML::LoadAll(std::string{yaml_text});

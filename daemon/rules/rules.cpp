@@ -2,9 +2,8 @@
 
 #include "core/signal.hpp"
 #include "core/suggest.hpp"
+#include "crypto/digest.hpp"
 #include "yaml/walker.hpp"
-
-#include <openssl/evp.h>
 
 #include <algorithm>
 #include <array>
@@ -53,19 +52,6 @@ constexpr std::array<std::string_view, 7> clear_placeholders{
 constexpr std::array<std::string_view, 3> calendar_placeholders{"local_time", "window", "service"};
 constexpr std::size_t max_status_text = 200;
 
-std::string hex_sha256(std::string_view text) {
-    std::array<unsigned char, EVP_MAX_MD_SIZE> md{};
-    unsigned int len = 0;
-    EVP_Digest(text.data(), text.size(), md.data(), &len, EVP_sha256(), nullptr);
-    constexpr std::string_view hex = "0123456789abcdef";
-    std::string out;
-    for (unsigned int i = 0; i < len; ++i) {
-        out += hex[md[i] >> 4];
-        out += hex[md[i] & 0x0f];
-    }
-    return out;
-}
-
 bool valid_id(std::string_view id) {
     return !id.empty() && std::all_of(id.begin(), id.end(), [](char c) {
         return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
@@ -96,7 +82,7 @@ public:
     load_result run(std::string_view text) {
         auto set = std::make_shared<rule_set>();
         set->origin = w_.file();
-        set->hash = hex_sha256(text);
+        set->hash = crypto::sha256_hex(text);
         if (auto doc = w_.document(text)) {
             if (auto top = w_.map(*doc, "", file_keys)) {
                 const entry* list = yaml::find(*top, "rules");
@@ -711,7 +697,7 @@ load_result load(const std::vector<std::string>& paths) {
         merged->origin += (merged->origin.empty() ? "" : ", ") + path;
     }
     if (out.problems.empty()) {
-        merged->hash = hex_sha256(hashes);
+        merged->hash = crypto::sha256_hex(hashes);
         out.value = std::move(merged);
     }
     return out;

@@ -1,0 +1,267 @@
+// The pure half of the Kubernetes source, on objects shaped as in api-facts §4.
+#include "sources/kubernetes/parse.hpp"
+
+#include <gtest/gtest.h>
+
+namespace runbookd::sources::kubernetes {
+namespace {
+
+const wall_time now = *parse_rfc3339("2026-03-05T16:00:00Z");
+
+std::string label(const signal& s, std::string_view name) {
+    const std::string* v = s.find(name);
+    return v == nullptr ? "<absent>" : *v;
+}
+
+std::string pod_json(
+    long long restarts, std::string_view waiting, std::string_view last_reason = "OOMKilled"
+) {
+    return R"({"kind":"Pod","metadata":{"name":"bwdserver-deployment-7d9f5c6b8-x2x4q","namespace":"darklang",
+      "labels":{"app":"bwdserver","pod-template-hash":"7d9f5c6b8"},
+      "ownerReferences":[{"apiVersion":"apps/v1","kind":"ReplicaSet","name":"bwdserver-deployment-7d9f5c6b8","uid":"u1"}]},
+      "status":{"phase":"Running","containerStatuses":[{"name":"bwdserver-ctr","ready":false,"restartCount":)" +
+           std::to_string(restarts) + R"(,"state":{"waiting":{"reason":")" + std::string{waiting} +
+           R"(","message":"back-off 5m0s restarting failed container"}},
+         "lastState":{"terminated":{"exitCode":137,"signal":0,"reason":")" +
+           std::string{last_reason} +
+           R"(","message":"","startedAt":"2026-03-05T15:58:00Z","finishedAt":"2026-03-05T15:59:30Z"}}}]}})";
+}
+
+std::string deployment_json(
+    std::string_view image, std::string_view env, long long replicas, std::string_view reason
+) {
+    return R"({"kind":"Deployment","metadata":{"name":"bwdserver-deployment","namespace":"darklang","generation":7,
+      "annotations":{"deployment.kubernetes.io/revision":"42"},
+      "managedFields":[{"manager":"kubectl-client-side-apply","operation":"Update","time":"2026-03-05T15:50:00Z"},
+                       {"manager":"argocd","operation":"Update","time":"2026-03-05T15:55:00Z"}]},
+      "spec":{"replicas":)" +
+           std::to_string(replicas) + R"(,"progressDeadlineSeconds":600,
+        "template":{"spec":{"containers":[{"name":"bwdserver-ctr","image":")" +
+           std::string{image} + R"(","env":[{"name":"MODE","value":")" + std::string{env} + R"("}]}]}}},
+      "status":{"observedGeneration":7,"replicas":3,"updatedReplicas":3,"readyReplicas":2,"availableReplicas":2,
+        "unavailableReplicas":1,"conditions":[{"type":"Available","status":"True","reason":"MinimumReplicasAvailable"},
+        {"type":"Progressing","status":"False","reason":")" +
+           std::string{reason} + R"("}]}})";
+}
+
+TEST(kubernetes_watch, reads_every_event_type) {
+    auto added = parse_watch_line(
+        R"({"type":"ADDED","object":{"kind":"Pod","metadata":{"name":"p","resourceVersion":"101"}}})"
+    );
+    ASSERT_TRUE(added);
+    EXPECT_EQ(added->type, event_type::added);
+    EXPECT_EQ(added->resource_version, "101");
+    EXPECT_TRUE(parse_pod(added->object_json).has_value());
+
+    auto bookmark = parse_watch_line(
+        R"({"type":"BOOKMARK","object":{"kind":"Pod","apiVersion":"v1","metadata":{"resourceVersion":"12746"}}})"
+    );
+    ASSERT_TRUE(bookmark);
+    EXPECT_EQ(bookmark->type, event_type::bookmark);
+    EXPECT_EQ(bookmark->resource_version, "12746");
+
+    auto expired = parse_watch_line(
+        R"json({"type":"ERROR","object":{"kind":"Status","apiVersion":"v1","status":"Failure","message":"too old resource version: 123 (456)","reason":"Expired","code":410}})json"
+    );
+    ASSERT_TRUE(expired);
+    EXPECT_EQ(expired->type, event_type::error);
+    EXPECT_TRUE(expired->expired);
+    EXPECT_EQ(expired->error, "too old resource version: 123 (456)");
+
+    auto gone =
+        parse_watch_line(R"({"type":"ERROR","object":{"kind":"Status","reason":"Gone","message":"x"}})");
+    ASSERT_TRUE(gone);
+    EXPECT_TRUE(gone->expired);  // servers up to 1.17 said Gone
+    auto other =
+        parse_watch_line(R"({"type":"ERROR","object":{"kind":"Status","code":500,"reason":"InternalError"}})"
+        );
+    ASSERT_TRUE(other);
+    EXPECT_FALSE(other->expired);
+}
+
+TEST(kubernetes_watch, malformed_input_is_an_error_never_a_crash) {
+    for (std::string_view bad :
+         {"", "{", "[]", "null", "{\"type\":\"SIDEWAYS\",\"object\":{}}", "\xff\xfe"}) {
+        const auto r = parse_watch_line(bad);
+        EXPECT_FALSE(r.has_value()) << bad;
+    }
+    for (std::string_view bad : {"", "{}", "{\"metadata\":{}}", "not json", "[1,2]"}) {
+        EXPECT_FALSE(parse_list(bad).has_value()) << bad;
+        EXPECT_FALSE(parse_pod(bad).has_value()) << bad;
+        EXPECT_FALSE(parse_deployment(bad).has_value()) << bad;
+        EXPECT_FALSE(parse_configmap(bad).has_value()) << bad;
+        EXPECT_FALSE(parse_version(bad).has_value()) << bad;
+    }
+}
+
+TEST(kubernetes_list, reads_the_page_and_its_continue_token) {
+    const auto page = parse_list(
+        R"({"kind":"PodList","apiVersion":"v1","metadata":{"resourceVersion":"10245","continue":"tok"},"items":[{"metadata":{"name":"a"}},{"metadata":{"name":"b"}}]})"
+    );
+    ASSERT_TRUE(page);
+    EXPECT_EQ(page->resource_version, "10245");
+    EXPECT_EQ(page->continue_token, "tok");
+    ASSERT_EQ(page->items.size(), 2u);
+    EXPECT_EQ(parse_pod(page->items[1])->name, "b");
+}
+
+TEST(kubernetes_pod, finds_its_deployment_and_containers) {
+    const auto p = parse_pod(pod_json(7, "CrashLoopBackOff"));
+    ASSERT_TRUE(p);
+    EXPECT_EQ(p->ns, "darklang");
+    EXPECT_EQ(p->deployment, "bwdserver-deployment");
+    ASSERT_EQ(p->containers.size(), 1u);
+    EXPECT_EQ(p->containers[0].restarts, 7);
+    EXPECT_EQ(p->containers[0].waiting_reason, "CrashLoopBackOff");
+    EXPECT_EQ(p->containers[0].last_exit_code, 137);
+    EXPECT_EQ(p->containers[0].last_finished_at, parse_rfc3339("2026-03-05T15:59:30Z"));
+}
+
+TEST(kubernetes_pod, a_restart_and_a_new_crash_loop_become_signals) {
+    const auto before = *parse_pod(pod_json(6, "ContainerCreating"));
+    const auto after = *parse_pod(pod_json(7, "CrashLoopBackOff"));
+    const auto signals = diff_pod(&before, after, now);
+    ASSERT_EQ(signals.size(), 2u);
+    const auto& restart = signals[0];
+    EXPECT_EQ(restart.kind, "k8s.restart");
+    EXPECT_EQ(restart.at, *parse_rfc3339("2026-03-05T15:59:30Z"));  // when it died, not when we saw it
+    EXPECT_EQ(label(restart, "deployment"), "bwdserver-deployment");
+    EXPECT_EQ(label(restart, "container"), "bwdserver-ctr");
+    EXPECT_EQ(label(restart, "reason"), "OOMKilled");
+    EXPECT_EQ(label(restart, "exit_code"), "137");
+    EXPECT_EQ(restart.value, 1.0);
+    EXPECT_EQ(restart.source, "kubernetes");
+    const auto& waiting = signals[1];
+    EXPECT_EQ(waiting.kind, "k8s.waiting");
+    EXPECT_EQ(label(waiting, "reason"), "CrashLoopBackOff");
+    EXPECT_EQ(waiting.at, now);
+
+    // The same state again: nothing new.
+    EXPECT_TRUE(diff_pod(&after, after, now).empty());
+    // A pod first seen crash-looping tells its current trouble, not its old restarts.
+    const auto first = diff_pod(nullptr, after, now);
+    ASSERT_EQ(first.size(), 1u);
+    EXPECT_EQ(first[0].kind, "k8s.waiting");
+    // Starting up is not trouble.
+    EXPECT_TRUE(diff_pod(nullptr, *parse_pod(pod_json(0, "ContainerCreating")), now).empty());
+}
+
+TEST(kubernetes_deployment, a_new_image_is_a_rollout) {
+    const auto before =
+        *parse_deployment(deployment_json("gcr.io/dark/bwd:9c1e", "a", 3, "NewReplicaSetAvailable"));
+    const auto after =
+        *parse_deployment(deployment_json("gcr.io/dark/bwd:4f2a", "a", 3, "NewReplicaSetAvailable"));
+    const auto signals = diff_deployment(&before, after, now);
+    ASSERT_EQ(signals.size(), 1u);
+    EXPECT_EQ(signals[0].kind, "k8s.rollout");
+    EXPECT_EQ(label(signals[0], "image"), "gcr.io/dark/bwd:4f2a");
+    EXPECT_EQ(label(signals[0], "previous_image"), "gcr.io/dark/bwd:9c1e");
+    EXPECT_EQ(label(signals[0], "image_changed"), "true");
+    EXPECT_EQ(label(signals[0], "revision"), "42");
+    EXPECT_EQ(label(signals[0], "namespace"), "darklang");
+}
+
+TEST(kubernetes_deployment, a_template_change_without_a_new_image_is_a_config_change) {
+    const auto before = *parse_deployment(deployment_json("img:1", "a", 3, "NewReplicaSetAvailable"));
+    const auto after = *parse_deployment(deployment_json("img:1", "b", 3, "NewReplicaSetAvailable"));
+    const auto signals = diff_deployment(&before, after, now);
+    ASSERT_EQ(signals.size(), 2u);
+    EXPECT_EQ(signals[0].kind, "k8s.rollout");
+    EXPECT_EQ(label(signals[0], "image_changed"), "false");
+    EXPECT_EQ(signals[1].kind, "k8s.config_change");
+    EXPECT_EQ(label(signals[1], "object"), "deploy/bwdserver-deployment");
+    EXPECT_EQ(label(signals[1], "changed_by"), "argocd");  // the newest managedFields entry
+}
+
+TEST(kubernetes_deployment, scaling_is_not_a_change_and_a_stuck_rollout_is_told_once) {
+    const auto three = *parse_deployment(deployment_json("img:1", "a", 3, "NewReplicaSetAvailable"));
+    const auto five = *parse_deployment(deployment_json("img:1", "a", 5, "NewReplicaSetAvailable"));
+    EXPECT_TRUE(diff_deployment(&three, five, now).empty());
+    const auto stuck = *parse_deployment(deployment_json("img:1", "a", 5, "ProgressDeadlineExceeded"));
+    const auto signals = diff_deployment(&five, stuck, now);
+    ASSERT_EQ(signals.size(), 1u);
+    EXPECT_EQ(signals[0].kind, "k8s.rollout_stuck");
+    EXPECT_EQ(label(signals[0], "unavailable"), "1");
+    EXPECT_TRUE(diff_deployment(&stuck, stuck, now).empty());
+    EXPECT_EQ(diff_deployment(nullptr, stuck, now).size(), 1u);
+    EXPECT_TRUE(diff_deployment(nullptr, five, now).empty());
+}
+
+TEST(kubernetes_deployment, rollout_status_follows_kubectl) {
+    auto d = *parse_deployment(deployment_json("img:1", "a", 3, "NewReplicaSetAvailable"));
+    EXPECT_EQ(rollout_incomplete(d), "2 of 3 updated replicas available");
+    d.available_replicas = 3;
+    EXPECT_EQ(rollout_incomplete(d), std::nullopt);
+    d.generation = 8;
+    EXPECT_EQ(rollout_incomplete(d), "waiting for the deployment spec update to be observed");
+    d.generation = 7;
+    d.total_replicas = 4;
+    EXPECT_EQ(rollout_incomplete(d), "1 old replicas pending termination");
+    d.progressing_reason = "ProgressDeadlineExceeded";
+    EXPECT_EQ(rollout_incomplete(d), "ProgressDeadlineExceeded");
+}
+
+TEST(kubernetes_configmap, only_a_data_change_counts) {
+    const auto cm = [](std::string_view value, std::string_view label_value) {
+        return *parse_configmap(
+            R"({"kind":"ConfigMap","metadata":{"name":"bwd-config","namespace":"darklang","labels":{"l":")" +
+            std::string{label_value} +
+            R"("},"managedFields":[{"manager":"kubectl-edit","operation":"Update","time":"2026-03-05T15:57:00Z"}]},"data":{"MODE":")" +
+            std::string{value} + R"("}})"
+        );
+    };
+    EXPECT_TRUE(diff_configmap(nullptr, cm("a", "x"), now).empty());
+    const auto original = cm("a", "x");
+    EXPECT_TRUE(diff_configmap(&original, cm("a", "y"), now).empty());  // a label is not data
+    const auto signals = diff_configmap(&original, cm("b", "x"), now);
+    ASSERT_EQ(signals.size(), 1u);
+    EXPECT_EQ(signals[0].kind, "k8s.config_change");
+    EXPECT_EQ(label(signals[0], "object"), "cm/bwd-config");
+    EXPECT_EQ(label(signals[0], "object_kind"), "ConfigMap");
+    EXPECT_EQ(label(signals[0], "changed_by"), "kubectl-edit");
+    EXPECT_EQ(signals[0].at, *parse_rfc3339("2026-03-05T15:57:00Z"));
+}
+
+TEST(kubernetes_events, warnings_become_signals_and_normal_events_do_not) {
+    const auto warning = parse_warning_event(
+        R"({"metadata":{"name":"e1","namespace":"darklang"},"type":"Warning","reason":"BackOff","message":"Back-off restarting failed container",
+          "involvedObject":{"kind":"Pod","namespace":"darklang","name":"bwdserver-x"},"firstTimestamp":"2026-03-05T15:50:00Z",
+          "lastTimestamp":"2026-03-05T15:58:00Z","count":5})",
+        now
+    );
+    ASSERT_TRUE(warning);
+    ASSERT_TRUE(warning->has_value());
+    const signal& s = **warning;
+    EXPECT_EQ(s.kind, "k8s.warning");
+    EXPECT_EQ(label(s, "object"), "Pod/bwdserver-x");
+    EXPECT_EQ(label(s, "reason"), "BackOff");
+    EXPECT_EQ(s.value, 5.0);
+    EXPECT_EQ(s.at, *parse_rfc3339("2026-03-05T15:58:00Z"));
+
+    // Written through events.k8s.io: the legacy timestamps are null.
+    const auto newer = parse_warning_event(
+        R"({"type":"Warning","reason":"FailedScheduling","message":"0/3 nodes are available","involvedObject":{"kind":"Pod","name":"p"},
+          "firstTimestamp":null,"lastTimestamp":null,"eventTime":"2026-03-05T15:40:00.000000Z","series":{"count":9,"lastObservedTime":"2026-03-05T15:59:00.000000Z"}})",
+        now
+    );
+    ASSERT_TRUE(newer && newer->has_value());
+    EXPECT_EQ((*newer)->at, *parse_rfc3339("2026-03-05T15:59:00Z"));
+    EXPECT_EQ((*newer)->value, 9.0);
+
+    const auto normal = parse_warning_event(R"({"type":"Normal","reason":"Pulled"})", now);
+    ASSERT_TRUE(normal);
+    EXPECT_FALSE(normal->has_value());
+}
+
+TEST(kubernetes_version, reads_git_version) {
+    EXPECT_EQ(
+        parse_version(
+            R"({"major":"1","minor":"29","gitVersion":"v1.29.4-gke.1043002","platform":"linux/amd64"})"
+        )
+            .value(),
+        "v1.29.4-gke.1043002"
+    );
+}
+
+}  // namespace
+}  // namespace runbookd::sources::kubernetes
