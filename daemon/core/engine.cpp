@@ -107,10 +107,6 @@ millis widest_before(const std::shared_ptr<const rule_set>& rules) {
     return widest;
 }
 
-std::string share_text(double share) {
-    return std::to_string(static_cast<int>(share * 100 + 0.5)) + "%";
-}
-
 }  // namespace
 
 engine::engine(engine_settings settings)
@@ -165,13 +161,17 @@ ranking engine::rank_incident(const incident& inc, wall_time now) const {
 }
 
 std::string engine::dominant_status(const incident& inc, wall_time now) const {
-    if (!settings_.rules) {
-        return {};
-    }
     const auto r = rank_incident(inc, now);
     const suspect* top = r.top();
     return top != nullptr && top->share >= settings_.operations.dominance_share ? top->status_text
                                                                                 : std::string{};
+}
+
+void engine::cancel_refresh(incident& inc) {
+    if (inc.ops.due) {
+        ops_due_.erase({*inc.ops.due, inc.id});
+        inc.ops.due.reset();
+    }
 }
 
 void engine::mark_dirty(incident& inc, wall_time now) {
@@ -195,10 +195,7 @@ void engine::mark_all_dirty(wall_time now) {
 }
 
 void engine::refresh_operations(incident& inc, wall_time now, decisions& out) {
-    if (inc.ops.due) {
-        ops_due_.erase({*inc.ops.due, inc.id});
-        inc.ops.due.reset();
-    }
+    cancel_refresh(inc);
     if (!settings_.operations.enabled || !settings_.rules) {
         return;
     }
@@ -227,7 +224,7 @@ void engine::refresh_operations(incident& inc, wall_time now, decisions& out) {
             inc,
             now,
             top == nullptr ? std::string{"#operations: no likely cause found yet"}
-                           : "#operations: top suspect " + top->title + " (" + share_text(top->share) + ")"
+                           : "#operations: top suspect " + top->title + " (" + percent_text(top->share) + ")"
         );
     } else if (shown != inc.ops.shown) {
         inc.ops.edits += 1;
@@ -316,10 +313,7 @@ void engine::reschedule(incident& inc, wall_time next) {
 
 void engine::close(incident& inc, wall_time at) {
     due_.erase({inc.next_update, inc.id});
-    if (inc.ops.due) {
-        ops_due_.erase({*inc.ops.due, inc.id});
-        inc.ops.due.reset();
-    }
+    cancel_refresh(inc);
     inc.state = incident_state::resolved;
     inc.resolved_at = at;
     inc.forget_at = at + settings_.resolved_retention;
@@ -351,9 +345,7 @@ void engine::open_epoch(incident& inc, wall_time now, decisions& out, post_kind 
     inc.resolved_at.reset();
     inc.latest_news.clear();
     inc.latest_news_at.reset();
-    if (inc.ops.due) {
-        ops_due_.erase({*inc.ops.due, inc.id});
-    }
+    cancel_refresh(inc);
     inc.ops = {};
     inc.timeline.clear();
     note(inc, inc.started, kind == post_kind::reopened ? "reopened" : "triggered");

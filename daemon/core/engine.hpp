@@ -101,6 +101,8 @@ private:
     void close(incident& inc, wall_time at);
     void forget_expired(wall_time now);
     void note(incident& inc, wall_time at, std::string text);
+    /// Drops a pending #operations refresh of `inc`, if any; keeps `ops_due_` in step.
+    void cancel_refresh(incident& inc);
     /// Asks for an #operations refresh of `inc`, no sooner than edit_interval after the last.
     void mark_dirty(incident& inc, wall_time now);
     void mark_all_dirty(wall_time now);

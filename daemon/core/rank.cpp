@@ -8,7 +8,6 @@
 #include <cstdint>
 #include <cstdio>
 #include <map>
-#include <set>
 
 namespace runbookd {
 namespace {
@@ -46,11 +45,6 @@ std::string number_text(double v) {
     std::array<char, 32> buf{};
     std::snprintf(buf.data(), buf.size(), "%.4g", v);
     return buf.data();
-}
-
-std::string clock_text(wall_time t) {
-    const auto s = format_rfc3339(t);  // 2026-11-24T10:00:00.000Z
-    return s.substr(11, 5) + " UTC";
 }
 
 bool glob(std::string_view pattern, std::string_view text) {
@@ -487,7 +481,7 @@ std::optional<std::string> builtin(std::string_view name, const found& f, const 
         return s.value ? std::optional{number_text(*s.value)} : std::nullopt;
     }
     if (name == "at") {
-        return clock_text(s.at);
+        return clock_utc(s.at);
     }
     if (name == "ago") {
         return relative_to_alert(s.at, in.start);
@@ -570,10 +564,6 @@ std::string unchecked_text(const std::vector<std::pair<std::string, std::string>
 }
 
 }  // namespace
-
-bool related_to(const signal& s, const service_scope& service) {
-    return relation{service, nullptr}.holds(s);
-}
 
 std::string relative_to_alert(wall_time at, wall_time start) {
     if (distance(at, start) < std::chrono::seconds{1}) {

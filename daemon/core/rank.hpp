@@ -23,9 +23,6 @@ struct service_scope {
     std::vector<std::string> workloads;
 };
 
-/// Whether `s` is about one of the service's workloads (docs/rules.md, "related").
-bool related_to(const signal& s, const service_scope& service);
-
 struct rank_input {
     wall_time start;  ///< the incident's start: windows are relative to it
     wall_time now;    ///< nothing after now is looked at

@@ -67,14 +67,6 @@ message base(const incident& inc, std::string title, std::uint32_t color) {
     };
 }
 
-std::string percent(double share) {
-    return std::to_string(static_cast<int>(share * 100 + 0.5)) + "%";
-}
-
-std::string clock(wall_time t) {
-    return format_rfc3339(t).substr(11, 5) + " UTC";
-}
-
 /// An action as a code span people can copy; text with a backtick cannot be a span, so it
 /// is escaped as plain text instead.
 std::string action_line(const std::string& action) {
@@ -154,21 +146,21 @@ message operations_summary(const incident& inc, const ranking& r, const engine_s
             (top == nullptr ? ": no likely cause found yet" : ": likely causes"),
         top == nullptr ? grey : purple
     );
-    m.footer += " \u00b7 ranked " + clock(now);
+    m.footer += " \u00b7 ranked " + clock_utc(now);
     std::string body = "**Alert:** " +
                        (inc.title.empty() ? std::string{"(untitled)"} : escape_markdown(inc.title, true)) +
-                       " \u00b7 started " + clock(inc.started);
+                       " \u00b7 started " + clock_utc(inc.started);
     std::size_t shown = 0;
     std::string others;
     for (const auto& sus : r.suspects) {
         if (shown == s.operations.max_suspects) {
             others += (others.empty() ? "" : ", ") + escape_markdown(sus.title, true) + " (" +
-                      percent(sus.share) + ")";
+                      percent_text(sus.share) + ")";
             continue;
         }
         shown += 1;
         body += "\n\n**" + std::to_string(shown) + ". " + escape_markdown(sus.title, true) + " \u2014 " +
-                percent(sus.share) + "**";
+                percent_text(sus.share) + "**";
         for (const auto& e : sus.evidence) {
             body += "\n\u2022 " + escape_markdown(e, true);
         }
@@ -199,14 +191,14 @@ message operations_timeline(const incident& inc, const ranking& r, const engine_
     auto m = base(inc, "\U0001F4DC " + service_name(inc, s) + ": incident timeline", green);
     std::string body;
     for (const auto& e : inc.timeline) {
-        body += (body.empty() ? "" : "\n") + std::string{"`"} + clock(e.at) + "` " +
+        body += (body.empty() ? "" : "\n") + std::string{"`"} + clock_utc(e.at) + "` " +
                 escape_markdown(e.text, true);
     }
     const auto end = inc.resolved_at.value_or(now);
-    body += "\n`" + clock(end) + "` resolved after " + human_duration(end - inc.started);
+    body += "\n`" + clock_utc(end) + "` resolved after " + human_duration(end - inc.started);
     if (const suspect* top = r.top()) {
         body += "\n\n**Most likely cause at resolution:** " + escape_markdown(top->title, true) + " (" +
-                percent(top->share) + ")";
+                percent_text(top->share) + ")";
     }
     m.body = std::move(body);
     return m;

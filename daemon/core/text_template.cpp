@@ -31,7 +31,7 @@ std::string apply_filter(std::string_view filter, std::string value) {
         return value;  // a filter on text that is not a number leaves it as it is
     }
     if (filter == "percent") {
-        return std::to_string(std::lround(*v * 100)) + "%";
+        return percent_text(*v);
     }
     if (filter == "duration") {
         const auto ms = static_cast<long long>(std::llround(std::abs(*v) * 1000));

@@ -3,6 +3,7 @@
 #include <date/date.h>
 
 #include <charconv>
+#include <cmath>
 #include <cstdio>
 
 namespace runbookd {
@@ -25,6 +26,14 @@ std::string human_duration(millis d) {
         out = std::to_string(s) + "s";
     }
     return out;
+}
+
+std::string clock_utc(wall_time t) {
+    return format_rfc3339(t).substr(11, 5) + " UTC";
+}
+
+std::string percent_text(double ratio) {
+    return std::to_string(std::lround(ratio * 100)) + "%";
 }
 
 std::string format_rfc3339(wall_time t) {

@@ -15,6 +15,12 @@ using wall_time = std::chrono::sys_time<millis>;
 /// "1h 05m", "12m", "45s": a duration as people read it in a post.
 std::string human_duration(millis d);
 
+/// "16:02 UTC": the time of day of an instant, as posts show it.
+std::string clock_utc(wall_time t);
+
+/// "72%": a ratio (0.72) as a whole percentage, rounded to nearest.
+std::string percent_text(double ratio);
+
 /// RFC 3339 UTC with milliseconds, e.g. "2026-11-24T10:00:00.000Z".
 std::string format_rfc3339(wall_time t);
 

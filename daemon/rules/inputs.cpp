@@ -12,9 +12,7 @@ constexpr std::array<std::string_view, 3> service_keys{"name", "impact", "kubern
 
 }  // namespace
 
-std::optional<signal> read_signal(
-    yaml::walker& w, const yaml::entry& e, wall_time start, std::optional<millis>* offset
-) {
+std::optional<signal> read_signal(yaml::walker& w, const yaml::entry& e, wall_time start) {
     const auto keys = w.map(e.value, e.path, signal_keys);
     if (!keys) {
         return std::nullopt;
@@ -37,9 +35,6 @@ std::optional<signal> read_signal(
     if (const auto* a = yaml::find(*keys, "at")) {
         if (auto d = w.duration(*a, true)) {
             s.at = start + *d;
-            if (offset != nullptr) {
-                *offset = *d;
-            }
         }
     }
     if (const auto* sub = yaml::find(*keys, "subject")) {

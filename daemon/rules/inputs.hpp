@@ -15,9 +15,7 @@ namespace runbookd::rules::inputs {
 
 /// A signal at an offset from the incident's start. Labels the kind carries but the file
 /// leaves out are set to "", as a real source would.
-std::optional<signal> read_signal(
-    yaml::walker& w, const yaml::entry& e, wall_time start, std::optional<millis>* offset
-);
+std::optional<signal> read_signal(yaml::walker& w, const yaml::entry& e, wall_time start);
 
 /// `sources: {kubernetes: healthy, postgres: "failing: connection refused"}`. Without the
 /// key, every source in the catalogue is healthy.

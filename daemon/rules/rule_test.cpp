@@ -46,10 +46,6 @@ struct test_case {
     expectation expect;
 };
 
-std::string pct(double share) {
-    return std::to_string(static_cast<int>(std::lround(share * 100))) + "%";
-}
-
 std::string fixed(double v) {
     std::ostringstream o;
     o.setf(std::ios::fixed);
@@ -63,7 +59,7 @@ std::string describe(const ranking& r) {
     std::string out = "    got:\n";
     int i = 0;
     for (const auto& s : r.suspects) {
-        out += "      " + std::to_string(++i) + ". " + s.id + " " + pct(s.share) + "  (prior " +
+        out += "      " + std::to_string(++i) + ". " + s.id + " " + percent_text(s.share) + "  (prior " +
                fixed(s.prior) + " x strength " + fixed(s.strength) + " x recency " + fixed(s.recency) + ")\n";
         for (const auto& e : s.evidence) {
             out += "           evidence: " + e + "\n";
@@ -114,11 +110,12 @@ std::vector<std::string> check(const expectation& e, const ranking& r) {
         const suspect* s = find_suspect(r, id);
         if (s == nullptr) {
             misses.push_back(
-                "min_share " + id + ": expected at least " + pct(share) + ", but it is not a suspect"
+                "min_share " + id + ": expected at least " + percent_text(share) + ", but it is not a suspect"
             );
         } else if (s->share + 1e-9 < share) {
             misses.push_back(
-                "min_share " + id + ": expected at least " + pct(share) + ", got " + pct(s->share)
+                "min_share " + id + ": expected at least " + percent_text(share) + ", got " +
+                percent_text(s->share)
             );
         }
     }
@@ -223,7 +220,7 @@ private:
         if (const entry* s = yaml::find(*keys, "signals")) {
             if (auto items = w_.list(*s)) {
                 for (const auto& sig : *items) {
-                    if (auto parsed = inputs::read_signal(w_, sig, t.start, nullptr)) {
+                    if (auto parsed = inputs::read_signal(w_, sig, t.start)) {
                         t.signals.push_back(std::move(*parsed));
                     }
                 }

@@ -188,8 +188,7 @@ private:
             return;
         }
         if (sig != nullptr) {
-            std::optional<millis> ignored;
-            if (auto s = inputs::read_signal(w_, *sig, at, &ignored)) {
+            if (auto s = inputs::read_signal(w_, *sig, at)) {
                 s->at = at;
                 s_.steps.push_back(scenario_step{at, std::move(*s)});
             }
