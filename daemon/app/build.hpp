@@ -5,11 +5,15 @@
 #include "log/log.hpp"
 #include "net/http_client.hpp"
 #include "notify/notifier.hpp"
+#include "sources/kubernetes/source.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
+#include <prometheus/registry.h>
 
 #include <cstdio>
 #include <memory>
+#include <string>
+#include <vector>
 
 namespace runbookd::app {
 
@@ -23,6 +27,32 @@ struct notifier_parts {
 /// Constructs the configured notifier. Throws std::runtime_error on start-up failures.
 notifier_parts build_notifier(
     const config::config& cfg, boost::asio::any_io_executor ex, const log::logger& log
+);
+
+/// The Kubernetes source and what it needs; all empty when there is no cluster to watch.
+struct kubernetes_parts {
+    std::unique_ptr<net::http_client> http;
+    std::unique_ptr<sources::kubernetes::credentials> creds;
+    std::unique_ptr<sources::kubernetes::source> source;
+    std::string origin;                   ///< "in-cluster", "kubeconfig FILE (context NAME)"
+    std::vector<std::string> namespaces;  ///< what it watches
+    std::string token;                    ///< a fixed token from the kubeconfig, to redact
+};
+
+/// The namespaces to watch: the configured ones, else those named in services.*.kubernetes
+/// ("*" when one is a pattern), else `fallback` (the service account's namespace).
+std::vector<std::string> watched_namespaces(const config::config& cfg, const std::string& fallback);
+
+/// Builds the Kubernetes source per `kubernetes.enabled` (not started). Throws
+/// std::runtime_error on a start-up failure (an unreadable kubeconfig, no cluster with
+/// `enabled: true`).
+kubernetes_parts build_kubernetes(
+    const config::config& cfg,
+    boost::asio::any_io_executor ex,
+    const log::logger& log,
+    prometheus::Registry& registry,
+    sources::kubernetes::source::signal_sink on_signal,
+    sources::kubernetes::source::status_sink on_status
 );
 
 }  // namespace runbookd::app

@@ -105,10 +105,21 @@ struct daemon::impl {
               log.with("component", "server"),
               exposition.registry()
           ),
+          kubernetes(build_kubernetes(
+              cfg,
+              ioc.get_executor(),
+              log,
+              exposition.registry(),
+              [this](signal sig) { on_signal(std::move(sig)); },
+              [this](source_status status) { on_source_status("kubernetes", std::move(status)); }
+          )),
           wake(ioc),
           heartbeat(ioc),
           signals(ioc, SIGTERM, SIGINT, SIGHUP) {
         register_secrets(*sink, cfg);
+        if (!kubernetes.token.empty()) {
+            sink->add_secret(kubernetes.token);
+        }
         routes.add(http::verb::post, "/webhooks/pagerduty", std::ref(pagerduty));
         routes.add(http::verb::get, "/healthz", [](const net::request& req) {
             return net::make_response(req, http::status::ok, "ok\n", "text/plain");
@@ -177,6 +188,21 @@ struct daemon::impl {
 
     /// The shell -> core boundary for intake: one engine call, its posts to the outbox.
     void on_event(incident_event&& ev) { apply(core.on_event(ev, loop::wall_now())); }
+
+    /// The shell -> core boundary for sources: a signal, or a change in a source's health.
+    void on_signal(signal&& sig) {
+        if (log.enabled(log::level::debug)) {
+            log.debug("signal", {{"kind", sig.kind}, {"subject", sig.subject}, {"source", sig.source}});
+        }
+        apply(core.on_signal(std::move(sig), loop::wall_now()));
+    }
+
+    void on_source_status(std::string_view source, source_status&& status) {
+        log.info(
+            "source status", {{"source", source}, {"state", to_string(status.state)}, {"error", status.error}}
+        );
+        apply(core.on_source_status(source, std::move(status), loop::wall_now()));
+    }
 
     void apply(decisions d) {
         for (auto& p : d.posts) {
@@ -275,6 +301,7 @@ struct daemon::impl {
         keep("notify", next.notify, cfg.notify);
         keep("discord", next.discord, cfg.discord);
         keep("console", next.console, cfg.console);
+        keep("kubernetes", next.kubernetes, cfg.kubernetes);
         keep("pagerduty.dedupe_capacity", next.pagerduty.dedupe_capacity, cfg.pagerduty.dedupe_capacity);
         daemon_metrics.config_restart_required.Set(restart ? 1 : 0);
         if (next_rules.value->hash != rules->hash) {
@@ -316,6 +343,12 @@ struct daemon::impl {
             }
         };
         step("stop accepting", [&] { server.stop(); });
+        step("stop sources", [&] {
+            if (kubernetes.source) {
+                kubernetes.source->stop();
+                kubernetes.http->shutdown();  // ends the watch streams
+            }
+        });
         step("stop engine timer", [&] { wake.cancel(); });
         const bool drained = co_await outbox.drain(cfg.notify.drain_timeout);
         step("stop outbox", [&] { outbox.stop(); });
@@ -348,6 +381,7 @@ struct daemon::impl {
     intake::pagerduty::webhook_handler pagerduty;
     net::router routes;
     net::http_server server;
+    kubernetes_parts kubernetes;
     loop::timer wake;
     loop::timer heartbeat;
     asio::signal_set signals;
@@ -380,6 +414,17 @@ asio::ip::tcp::endpoint daemon::start() {
     asio::co_spawn(i.ioc, i.wake_loop(), asio::detached);       // detached: see above
     asio::co_spawn(i.ioc, i.heartbeat_loop(), asio::detached);  // detached: see above
     asio::co_spawn(i.ioc, i.signal_loop(), asio::detached);     // detached: see above
+    if (i.kubernetes.source) {
+        i.kubernetes.source->start();
+        std::string namespaces;
+        for (const auto& ns : i.kubernetes.namespaces) {
+            namespaces += (namespaces.empty() ? "" : ",") + ns;
+        }
+        i.log.info(
+            "kubernetes source started",
+            {{"access", i.kubernetes.origin}, {"namespaces", namespaces}, {"nodes", i.cfg.kubernetes.nodes}}
+        );
+    }
     i.ready = true;
     i.daemon_metrics.ready.Set(1);
     i.log.info(

@@ -33,7 +33,7 @@ constexpr std::string_view webhook_url_hint = "expected https://discord.com/api/
 constexpr std::size_t discord_username_max = 80;
 
 // Keys, per map, in the order the reference (docs/configuration.md) lists them.
-constexpr std::array<std::string_view, 11> root_keys{
+constexpr std::array<std::string_view, 12> root_keys{
     "server",
     "log",
     "pagerduty",
@@ -44,6 +44,7 @@ constexpr std::array<std::string_view, 11> root_keys{
     "rules",
     "operations",
     "signals",
+    "kubernetes",
     "services"};
 constexpr std::array<std::string_view, 6> server_keys{
     "listen", "max_body_bytes", "header_timeout", "body_timeout", "idle_timeout", "max_connections"};
@@ -65,6 +66,18 @@ constexpr std::array<std::string_view, 1> console_keys{"path"};
 constexpr std::array<std::string_view, 1> rules_keys{"files"};
 constexpr std::array<std::string_view, 3> operations_keys{"edit_interval", "dominance_share", "max_suspects"};
 constexpr std::array<std::string_view, 2> signals_keys{"retention", "max_signals"};
+constexpr std::array<std::string_view, 9> kubernetes_keys{
+    "enabled",
+    "kubeconfig",
+    "context",
+    "namespaces",
+    "nodes",
+    "version_interval",
+    "watch_timeout",
+    "request_timeout",
+    "service_account_dir"};
+constexpr std::array<std::string_view, 3> kubernetes_modes{"auto", "true", "false"};
+constexpr std::array<std::string_view, 2> booleans{"true", "false"};
 constexpr std::array<std::string_view, 3> service_keys{"name", "impact", "kubernetes"};
 
 constexpr std::array<std::string_view, 4> log_levels{"debug", "info", "warn", "error"};
@@ -730,6 +743,7 @@ private:
         read_rules(sub(top, "rules", rules_keys), cfg.rules);
         read_operations(sub(top, "operations", operations_keys), cfg.operations);
         read_signals(sub(top, "signals", signals_keys), cfg.signals);
+        read_kubernetes(sub(top, "kubernetes", kubernetes_keys), cfg.kubernetes);
         read_services(top, cfg.services);
     }
 
@@ -793,6 +807,61 @@ private:
         }
         if (auto v = read_count(s, "max_signals", 1)) {
             out.max_signals = static_cast<std::size_t>(*v);
+        }
+    }
+
+    void read_kubernetes(const section& s, kubernetes_config& out) {
+        if (auto v = read_choice(s, "enabled", kubernetes_modes)) {
+            out.enabled = std::array{
+                kubernetes_config::mode::automatic,
+                kubernetes_config::mode::on,
+                kubernetes_config::mode::off}[*v];
+        }
+        if (const entry* e = s.find("kubeconfig")) {
+            if (auto v = read_scalar(*e); v && !v->text.empty()) {
+                if (auto f = read_whole_file(v->text); !f.error.empty()) {
+                    report(e->value, e->path, "cannot read kubeconfig '" + v->text + "': " + f.error);
+                }
+                out.kubeconfig = std::move(v->text);
+            }
+        }
+        if (auto v = read_string(s, "context", false)) {
+            out.context = std::move(*v);
+        }
+        if (const entry* e = s.find("namespaces")) {
+            if (auto list = read_list(*e)) {
+                for (std::size_t i = 0; i < list->size(); ++i) {
+                    const std::string& ns = (*list)[i];
+                    const bool dns_label = ns.size() <= 63 && std::all_of(ns.begin(), ns.end(), [](char c) {
+                                               return is_digit(c) || (c >= 'a' && c <= 'z') || c == '-';
+                                           });
+                    if (ns == "*" ? list->size() != 1 : !dns_label) {
+                        report(
+                            e->value[i],
+                            e->path + "[" + std::to_string(i) + "]",
+                            ns == "*"
+                                ? std::string{"'*' (every namespace) stands alone"}
+                                : "'" + ns + "' is not a namespace name (lower-case letters, digits, '-')"
+                        );
+                    }
+                }
+                out.namespaces = std::move(*list);
+            }
+        }
+        if (auto v = read_choice(s, "nodes", booleans)) {
+            out.nodes = *v == 0;
+        }
+        if (auto v = read_duration(s, "version_interval", 1s)) {
+            out.version_interval = *v;
+        }
+        if (auto v = read_duration(s, "watch_timeout", 1s)) {
+            out.watch_timeout = *v;
+        }
+        if (auto v = read_duration(s, "request_timeout", 1ms)) {
+            out.request_timeout = *v;
+        }
+        if (auto v = read_string(s, "service_account_dir", true)) {
+            out.service_account_dir = std::move(*v);
         }
     }
 

@@ -116,6 +116,26 @@ struct signals_config {
     std::size_t max_signals = 200000;
 };
 
+/// `kubernetes:`: the cluster source (docs/configuration.md).
+struct kubernetes_config {
+    enum class mode { automatic, on, off };
+    /// automatic: in-cluster when KUBERNETES_SERVICE_HOST is set, else the kubeconfig if
+    /// one is named, else no source. on: one of them must work (a start-up error if not).
+    mode enabled = mode::automatic;
+    std::string kubeconfig;  ///< out-of-cluster access; "" = in-cluster only
+    std::string context;     ///< the kubeconfig context; "" = its current-context
+    /// Watched namespaces; empty: those named in services.*.kubernetes, else the service
+    /// account's (or the context's) namespace. ["*"]: every namespace.
+    std::vector<std::string> namespaces;
+    bool nodes = true;  ///< watch Nodes for upgrades (needs the ClusterRole in deploy/)
+    milliseconds version_interval = std::chrono::minutes{1};
+    milliseconds watch_timeout = std::chrono::minutes{5};
+    milliseconds request_timeout = std::chrono::seconds{30};
+    std::string service_account_dir = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+    friend bool operator==(const kubernetes_config&, const kubernetes_config&) = default;
+};
+
 /// Everything `runbookd run` needs. Built only by load(); always valid once built.
 struct config {
     std::string source_path;  ///< the file it came from, for logs and reload
@@ -130,6 +150,7 @@ struct config {
     rules_config rules;
     operations_config operations;
     signals_config signals;
+    kubernetes_config kubernetes;
     std::map<std::string, service_info, std::less<>> services;
 
     /// The engine's view of this configuration. The rule pack and whether #operations has

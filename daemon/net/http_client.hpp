@@ -6,8 +6,11 @@
 #include <boost/asio/awaitable.hpp>
 
 #include <chrono>
+#include <cstddef>
+#include <functional>
 #include <map>
 #include <string>
+#include <string_view>
 
 namespace runbookd::net {
 
@@ -18,6 +21,7 @@ struct http_call {
     std::map<std::string, std::string> headers;
     std::string body;
     std::chrono::milliseconds timeout = std::chrono::seconds{10};
+    std::size_t max_body = 4 * 1024 * 1024;  ///< a longer body fails the call
 };
 
 /// The answer, whatever its status. Header names are lower-case.
@@ -43,6 +47,18 @@ class http_client {
 public:
     virtual ~http_client() = default;
     virtual boost::asio::awaitable<boost::system::result<http_reply, transport_failure>> send(http_call call
+    ) = 0;
+
+    /// Receives each piece of a response body as it arrives; returning false stops reading.
+    using body_sink = std::function<bool(std::string_view piece)>;
+
+    /// Streams a long response (a Kubernetes watch): on a 2xx status `sink` first gets an
+    /// empty piece (the stream is up), then the body piece by piece, and the reply comes
+    /// back with an empty body when the server ends it (or the sink stops); any other status is read whole
+    /// (up to `max_body`) into the reply. A stream never reuses or pools its connection; `timeout` bounds all
+    /// of it.
+    virtual boost::asio::awaitable<boost::system::result<http_reply, transport_failure>> stream(
+        http_call call, body_sink sink
     ) = 0;
 
     /// Shutdown: aborts calls in flight (they fail at once) and closes idle connections.

@@ -9,6 +9,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
@@ -18,6 +19,7 @@
 #include <openssl/ssl.h>
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <map>
 #include <set>
@@ -32,7 +34,6 @@ namespace http = beast::http;
 namespace ssl = asio::ssl;
 using asio::ip::tcp;
 constexpr auto tuple_awaitable = asio::as_tuple(asio::use_awaitable);
-constexpr std::size_t max_response_bytes = 4 * 1024 * 1024;
 constexpr std::size_t max_idle_per_origin = 4;
 
 std::string http_reply::header(const std::string& name) const {
@@ -114,6 +115,7 @@ struct https_client::impl {
         beast::tcp_stream& lowest() { return tls ? beast::get_lowest_layer(*tls) : *plain; }
     };
     using result_type = boost::system::result<http_reply, transport_failure>;
+    using body_sink = http_client::body_sink;
 
     impl(asio::any_io_executor ex, const tls_options& opts, log::logger lg)
         : executor(std::move(ex)), context(ssl::context::tls_client), log(std::move(lg)) {
@@ -123,15 +125,29 @@ struct https_client::impl {
         );
         context.set_verify_mode(ssl::verify_peer);
         boost::system::error_code ec;
-        if (opts.ca_file.empty()) {
+        if (opts.ca_file.empty() && !opts.ca_pem.empty()) {
+            context.add_certificate_authority(asio::buffer(opts.ca_pem), ec);
+        } else if (opts.ca_file.empty()) {
             context.set_default_verify_paths(ec);
         } else {
             context.load_verify_file(opts.ca_file, ec);
         }
         if (ec) {
             throw std::runtime_error(
-                "cannot load CA certificates from '" + opts.ca_file + "': " + ec.message()
+                "cannot load CA certificates from " +
+                (opts.ca_file.empty() ? std::string{"inline PEM data"} : "'" + opts.ca_file + "'") + ": " +
+                ec.message()
             );
+        }
+        if (!opts.client_cert_pem.empty() || !opts.client_key_pem.empty()) {
+            context.use_certificate_chain(asio::buffer(opts.client_cert_pem), ec);
+            if (ec) {
+                throw std::runtime_error("cannot load the client certificate: " + ec.message());
+            }
+            context.use_private_key(asio::buffer(opts.client_key_pem), ssl::context::pem, ec);
+            if (ec) {
+                throw std::runtime_error("cannot load the client key: " + ec.message());
+            }
         }
     }
 
@@ -188,15 +204,7 @@ struct https_client::impl {
         co_return conn;
     }
 
-    template <class Stream>
-    asio::awaitable<result_type> exchange(
-        Stream& stream,
-        connection& conn,
-        const target& t,
-        const http_call& call,
-        loop::steady_clock::time_point deadline,
-        bool& got_bytes
-    ) {
+    static http::request<http::string_body> make_request(const target& t, const http_call& call) {
         http::request<http::string_body> req;
         req.method_string(call.method);
         req.target(t.path);
@@ -211,13 +219,38 @@ struct https_client::impl {
             req.body() = call.body;
             req.prepare_payload();
         }
+        return req;
+    }
+
+    /// Lower-case header names, as http_reply promises.
+    template <class Fields>
+    static void copy_headers(const Fields& from, http_reply& reply) {
+        for (const auto& h : from) {
+            std::string name{h.name_string()};
+            std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) {
+                return static_cast<char>(std::tolower(c));
+            });
+            reply.headers[std::move(name)] = std::string{h.value()};
+        }
+    }
+
+    template <class Stream>
+    asio::awaitable<result_type> exchange(
+        Stream& stream,
+        connection& conn,
+        const target& t,
+        const http_call& call,
+        loop::steady_clock::time_point deadline,
+        bool& got_bytes
+    ) {
+        const auto req = make_request(t, call);
         conn.lowest().expires_after(remaining(deadline));
         auto [wec, wn] = co_await http::async_write(stream, req, tuple_awaitable);
         if (wec) {
             co_return fail(t, "write", wec, false);
         }
         http::response_parser<http::string_body> parser;
-        parser.body_limit(max_response_bytes);
+        parser.body_limit(call.max_body);
         conn.lowest().expires_after(remaining(deadline));
         auto [rec, rn] = co_await http::async_read(stream, conn.buffer, parser, tuple_awaitable);
         got_bytes = rn > 0 || parser.got_some();
@@ -227,13 +260,7 @@ struct https_client::impl {
         auto res = parser.release();
         http_reply reply;
         reply.status = res.result_int();
-        for (const auto& h : res) {
-            std::string name{h.name_string()};
-            std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) {
-                return static_cast<char>(std::tolower(c));
-            });
-            reply.headers[std::move(name)] = std::string{h.value()};
-        }
+        copy_headers(res, reply);
         reply.body = std::move(res.body());
         if (!res.keep_alive()) {
             got_bytes = false;  // signal: do not pool
@@ -298,6 +325,78 @@ struct https_client::impl {
             make_failure(errc::upstream_unavailable, t->origin + ": connection lost", true), true};
     }
 
+    /// Reads a response piece by piece: a 2xx body goes to `sink`, any other is collected.
+    template <class Stream>
+    asio::awaitable<result_type> stream_exchange(
+        Stream& stream, connection& conn, const target& t, const http_call& call, const body_sink& sink
+    ) {
+        const auto req = make_request(t, call);
+        auto [wec, wn] = co_await http::async_write(stream, req, tuple_awaitable);
+        if (wec) {
+            co_return fail(t, "write", wec, false);
+        }
+        http::response_parser<http::buffer_body> parser;
+        parser.body_limit(boost::none);  // a watch is endless; the deadline bounds it
+        auto [hec, hn] = co_await http::async_read_header(stream, conn.buffer, parser, tuple_awaitable);
+        if (hec) {
+            co_return fail(t, "read", hec, true);
+        }
+        http_reply reply;
+        reply.status = parser.get().result_int();
+        copy_headers(parser.get(), reply);
+        const bool ok = reply.status >= 200 && reply.status < 300;
+        if (ok && !sink({})) {  // the stream is up
+            co_return reply;
+        }
+        std::array<char, 16 * 1024> piece{};
+        while (!parser.is_done()) {
+            parser.get().body().data = piece.data();
+            parser.get().body().size = piece.size();
+            auto [rec, rn] = co_await http::async_read_some(stream, conn.buffer, parser, tuple_awaitable);
+            if (rec && rec != http::error::need_buffer) {
+                co_return fail(t, "read", rec, true);
+            }
+            const std::string_view got{piece.data(), piece.size() - parser.get().body().size};
+            if (got.empty()) {
+                continue;
+            }
+            if (!ok) {
+                if (reply.body.size() + got.size() > call.max_body) {
+                    co_return fail(t, "read", http::error::body_limit, true);
+                }
+                reply.body += got;
+            } else if (!sink(got)) {
+                break;
+            }
+        }
+        co_return reply;
+    }
+
+    asio::awaitable<result_type> stream(http_call call, body_sink sink) {
+        if (closing) {
+            co_return transport_failure{make_failure(errc::shutting_down, "client shut down", true), false};
+        }
+        const auto t = parse_target(call.url);
+        if (!t) {
+            co_return transport_failure{
+                make_failure(errc::config_invalid, "not an http(s) URL", false), false};
+        }
+        const auto deadline = loop::steady_clock::now() + call.timeout;
+        auto conn = co_await connect(*t, deadline);
+        if (!conn) {
+            co_return conn.error();
+        }
+        const in_flight registered{*this, (*conn)->lowest()};
+        (*conn)->lowest().expires_after(remaining(deadline));
+        result_type res = transport_failure{};
+        if ((*conn)->tls) {
+            res = co_await stream_exchange(*(*conn)->tls, **conn, *t, call, sink);
+        } else {
+            res = co_await stream_exchange(*(*conn)->plain, **conn, *t, call, sink);
+        }
+        co_return res;
+    }
+
     asio::any_io_executor executor;
     ssl::context context;
     log::logger log;
@@ -321,6 +420,12 @@ void https_client::shutdown() noexcept {
 
 asio::awaitable<boost::system::result<http_reply, transport_failure>> https_client::send(http_call call) {
     co_return co_await impl_->send(std::move(call));
+}
+
+asio::awaitable<boost::system::result<http_reply, transport_failure>> https_client::stream(
+    http_call call, body_sink sink
+) {
+    co_return co_await impl_->stream(std::move(call), std::move(sink));
 }
 
 }  // namespace runbookd::net

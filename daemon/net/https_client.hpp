@@ -13,18 +13,25 @@
 namespace runbookd::net {
 
 struct tls_options {
-    std::string ca_file;  ///< PEM bundle to trust; empty: the system trust store
+    std::string ca_file;          ///< PEM bundle to trust; empty: `ca_pem`, else the system trust store
+    std::string ca_pem;           ///< PEM text to trust (a kubeconfig's certificate-authority-data)
+    std::string client_cert_pem;  ///< a client certificate chain for mutual TLS, with...
+    std::string client_key_pem;   ///< ...its private key (a secret: never logged)
 };
 
 /// Runs on the loop executor only; not thread-safe. Plain http:// is allowed (config
 /// validation restricts it to loopback).
 class https_client final : public http_client {
 public:
-    /// Throws std::runtime_error when the CA file cannot be loaded (a start-up error).
+    /// Throws std::runtime_error when the CA or the client certificate cannot be loaded (a
+    /// start-up error).
     https_client(boost::asio::any_io_executor ex, const tls_options& tls, log::logger log);
     ~https_client() override;
 
     boost::asio::awaitable<boost::system::result<http_reply, transport_failure>> send(http_call call
+    ) override;
+    boost::asio::awaitable<boost::system::result<http_reply, transport_failure>> stream(
+        http_call call, body_sink sink
     ) override;
     void shutdown() noexcept override;
 

@@ -2,15 +2,12 @@
 
 #include "crypto/digest.hpp"
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <array>
+#include <simdjson.h>
 
 namespace runbookd::sources::kubernetes {
 namespace {
-
-using json = nlohmann::json;
 
 /// Waiting reasons that mean a container cannot run (api-facts §4.4); ContainerCreating and
 /// PodInitializing are normal steps and are not told.
@@ -34,37 +31,92 @@ failure bad(std::string what) {
     return make_failure(errc::parse_failed, "kubernetes: " + std::move(what));
 }
 
-std::optional<json> parse_object(std::string_view text) {
-    json doc = json::parse(text, nullptr, false);
-    if (doc.is_discarded() || !doc.is_object()) {
+using element = simdjson::dom::element;
+
+/// Watch lines are small: one parser per thread keeps its buffers. List pages are large and
+/// get a parser of their own, freed after the page, so a list's peak does not stay.
+simdjson::dom::parser& line_parser() {
+    thread_local simdjson::dom::parser parser;
+    return parser;
+}
+
+std::optional<element> parse_root(simdjson::dom::parser& parser, std::string_view text) {
+    element doc;
+    if (parser.parse(text.data(), text.size()).get(doc) != simdjson::SUCCESS || !doc.is_object()) {
         return std::nullopt;
     }
     return doc;
 }
 
-std::string str(const json& j, std::string_view key) {
-    const auto it = j.find(key);
-    return it != j.end() && it->is_string() ? it->get<std::string>() : std::string{};
+/// The member `key` when `j` is an object that has it, else a null element.
+std::optional<element> member(element j, std::string_view key) {
+    element out;
+    if (!j.is_object() || j.at_key(key).get(out) != simdjson::SUCCESS || out.is_null()) {
+        return std::nullopt;
+    }
+    return out;
 }
 
-long long num(const json& j, std::string_view key, long long fallback = 0) {
-    const auto it = j.find(key);
-    return it != j.end() && it->is_number_integer() ? it->get<long long>() : fallback;
+std::string_view view(element j, std::string_view key) {
+    const auto m = member(j, key);
+    std::string_view out;
+    return m && m->get_string().get(out) == simdjson::SUCCESS ? out : std::string_view{};
 }
 
-const json& child(const json& j, std::string_view key) {
-    static const json empty = json::object();
-    const auto it = j.find(key);
-    return it != j.end() && it->is_object() ? *it : empty;
+std::string str(element j, std::string_view key) {
+    return std::string{view(j, key)};
 }
 
-const json& items(const json& j, std::string_view key) {
-    static const json empty = json::array();
-    const auto it = j.find(key);
-    return it != j.end() && it->is_array() ? *it : empty;
+std::optional<long long> opt_num(element j, std::string_view key) {
+    const auto m = member(j, key);
+    std::int64_t out = 0;
+    if (m && m->get_int64().get(out) == simdjson::SUCCESS) {
+        return static_cast<long long>(out);
+    }
+    return std::nullopt;
 }
 
-std::string one_line(std::string text) {
+long long num(element j, std::string_view key, long long fallback = 0) {
+    return opt_num(j, key).value_or(fallback);
+}
+
+/// The child object `key`, or nothing (lookups on nothing find nothing).
+std::optional<element> child(std::optional<element> j, std::string_view key) {
+    if (!j) {
+        return std::nullopt;
+    }
+    auto m = member(*j, key);
+    return m && m->is_object() ? m : std::nullopt;
+}
+
+std::string_view view(std::optional<element> j, std::string_view key) {
+    return j ? view(*j, key) : std::string_view{};
+}
+std::string str(std::optional<element> j, std::string_view key) {
+    return std::string{view(j, key)};
+}
+long long num(std::optional<element> j, std::string_view key, long long fallback = 0) {
+    return j ? num(*j, key, fallback) : fallback;
+}
+
+/// Calls f on every element of the array `key` (none when absent or not an array).
+template <class F>
+void each(std::optional<element> j, std::string_view key, F&& f) {
+    if (!j) {
+        return;
+    }
+    const auto m = member(*j, key);
+    simdjson::dom::array arr;
+    if (!m || m->get_array().get(arr) != simdjson::SUCCESS) {
+        return;
+    }
+    for (element e : arr) {
+        f(e);
+    }
+}
+
+std::string one_line(std::string_view in) {
+    std::string text{in.substr(0, max_message + 1)};
     std::replace_if(
         text.begin(), text.end(), [](char c) { return c == '\n' || c == '\r'; }, ' '
     );
@@ -76,19 +128,16 @@ std::string one_line(std::string text) {
 }
 
 /// The newest managedFields entry: who last wrote the object, and when.
-std::pair<std::string, std::optional<wall_time>> last_manager(const json& metadata) {
+std::pair<std::string, std::optional<wall_time>> last_manager(std::optional<element> metadata) {
     std::string who;
     std::optional<wall_time> when;
-    for (const auto& m : items(metadata, "managedFields")) {
-        if (!m.is_object()) {
-            continue;
-        }
-        const auto t = parse_rfc3339(str(m, "time"));
+    each(metadata, "managedFields", [&](element m) {
+        const auto t = parse_rfc3339(view(m, "time"));
         if (t && (!when || *t >= *when)) {
             when = t;
             who = str(m, "manager");
         }
-    }
+    });
     return {who, when};
 }
 
@@ -101,16 +150,196 @@ signal make(std::string_view kind, wall_time at, std::string subject) {
     return s;
 }
 
+// --- one reader per state -----------------------------------------------------------------
+
+result<pod_state> read(element doc, pod_state p) {
+    const auto metadata = child(doc, "metadata");
+    p.ns = str(metadata, "namespace");
+    p.name = str(metadata, "name");
+    if (p.name.empty()) {
+        return bad("a pod has no metadata.name");
+    }
+    // Pod -> ReplicaSet "<deployment>-<pod-template-hash>" -> Deployment.
+    const std::string_view hash = view(child(metadata, "labels"), "pod-template-hash");
+    each(metadata, "ownerReferences", [&](element owner) {
+        if (view(owner, "kind") != "ReplicaSet") {
+            return;
+        }
+        const std::string_view rs = view(owner, "name");
+        if (!hash.empty() && rs.size() > hash.size() + 1 && rs.ends_with(hash) &&
+            rs[rs.size() - hash.size() - 1] == '-') {
+            p.deployment = std::string{rs.substr(0, rs.size() - hash.size() - 1)};
+        } else if (const auto dash = rs.rfind('-'); dash != std::string_view::npos && dash > 0) {
+            p.deployment = std::string{rs.substr(0, dash)};
+        }
+    });
+    each(child(doc, "status"), "containerStatuses", [&](element c) {
+        if (!c.is_object()) {
+            return;
+        }
+        container_state cs;
+        cs.name = str(c, "name");
+        cs.restarts = num(c, "restartCount");
+        const auto waiting = child(child(c, "state"), "waiting");
+        cs.waiting_reason = str(waiting, "reason");
+        cs.waiting_message = one_line(view(waiting, "message"));
+        const auto last = child(child(c, "lastState"), "terminated");
+        cs.last_reason = str(last, "reason");
+        cs.last_exit_code = last ? opt_num(*last, "exitCode") : std::nullopt;
+        cs.last_message = one_line(view(last, "message"));
+        cs.last_finished_at = parse_rfc3339(view(last, "finishedAt"));
+        p.containers.push_back(std::move(cs));
+    });
+    return p;
+}
+
+result<deployment_state> read(element doc, deployment_state d) {
+    const auto metadata = child(doc, "metadata");
+    d.ns = str(metadata, "namespace");
+    d.name = str(metadata, "name");
+    if (d.name.empty()) {
+        return bad("a deployment has no metadata.name");
+    }
+    d.generation = num(metadata, "generation");
+    d.revision = str(child(metadata, "annotations"), "deployment.kubernetes.io/revision");
+    d.changed_by = last_manager(metadata).first;
+    const auto spec = child(doc, "spec");
+    d.replicas = num(spec, "replicas", 1);
+    const auto tmpl = child(spec, "template");
+    d.template_hash = crypto::sha256_hex(tmpl ? simdjson::minify(*tmpl) : std::string{});
+    each(child(tmpl, "spec"), "containers", [&](element c) {
+        if (c.is_object()) {
+            d.images.push_back(container_image{str(c, "name"), str(c, "image")});
+        }
+    });
+    // The spec without replicas: scaling is not a configuration change.
+    std::string spec_text;
+    if (simdjson::dom::object fields; spec && spec->get_object().get(fields) == simdjson::SUCCESS) {
+        for (const auto field : fields) {
+            if (field.key != "replicas") {
+                spec_text.append(field.key).append(":").append(simdjson::minify(field.value)).append(",");
+            }
+        }
+    }
+    d.spec_hash = crypto::sha256_hex(spec_text);
+    const auto status = child(doc, "status");
+    d.observed_generation = num(status, "observedGeneration");
+    d.total_replicas = num(status, "replicas");
+    d.updated_replicas = num(status, "updatedReplicas");
+    d.available_replicas = num(status, "availableReplicas");
+    d.unavailable_replicas = num(status, "unavailableReplicas");
+    each(status, "conditions", [&](element c) {
+        if (view(c, "type") == "Progressing") {
+            d.progressing_reason = str(c, "reason");
+        }
+    });
+    return d;
+}
+
+result<configmap_state> read(element doc, configmap_state c) {
+    const auto metadata = child(doc, "metadata");
+    c.ns = str(metadata, "namespace");
+    c.name = str(metadata, "name");
+    if (c.name.empty()) {
+        return bad("a configmap has no metadata.name");
+    }
+    // resourceVersion changes on any write (labels too): only the data counts (§4.6).
+    const auto data = member(doc, "data");
+    const auto binary = member(doc, "binaryData");
+    c.data_hash = crypto::sha256_hex(
+        (data ? simdjson::minify(*data) : std::string{"{}"}) + "\n" +
+        (binary ? simdjson::minify(*binary) : std::string{"{}"})
+    );
+    std::tie(c.changed_by, c.changed_at) = last_manager(metadata);
+    return c;
+}
+
+result<node_state> read(element doc, node_state n) {
+    n.name = str(child(doc, "metadata"), "name");
+    if (n.name.empty()) {
+        return bad("a node has no metadata.name");
+    }
+    const auto spec = child(doc, "spec");
+    bool unschedulable = false;
+    if (const auto u = spec ? member(*spec, "unschedulable") : std::nullopt) {
+        if (u->get_bool().get(unschedulable) != simdjson::SUCCESS) {
+            unschedulable = false;
+        }
+    }
+    n.unschedulable = unschedulable;
+    n.kubelet_version = str(child(child(doc, "status"), "nodeInfo"), "kubeletVersion");
+    return n;
+}
+
+result<event_state> read(element doc, event_state e) {
+    const auto metadata = child(doc, "metadata");
+    e.ns = str(metadata, "namespace");
+    e.name = str(metadata, "name");
+    if (e.name.empty()) {
+        return bad("an event has no metadata.name");
+    }
+    e.warning = view(doc, "type") == "Warning";
+    if (!e.warning) {
+        return e;  // nothing else is kept of Normal events
+    }
+    const auto involved = child(doc, "involvedObject");
+    e.involved_kind = str(involved, "kind");
+    e.involved_name = str(involved, "name");
+    e.involved_ns = str(involved, "namespace");
+    e.reason = str(doc, "reason");
+    e.message = one_line(view(doc, "message"));
+    const auto series = child(doc, "series");
+    e.count = std::max(num(doc, "count", 1), num(series, "count", 1));
+    // Events written through the newer API leave the legacy timestamps null (§4.7).
+    e.last = parse_rfc3339(view(doc, "lastTimestamp"));
+    if (!e.last) {
+        e.last = parse_rfc3339(view(series, "lastObservedTime"));
+    }
+    if (!e.last) {
+        e.last = parse_rfc3339(view(doc, "eventTime"));
+    }
+    return e;
+}
+
+template <class State>
+result<State> read_state(element doc) {
+    if (!doc.is_object()) {
+        return bad("an object is not a JSON object");
+    }
+    return read(doc, State{});
+}
+
 }  // namespace
 
-result<watch_event> parse_watch_line(std::string_view line) {
-    const auto doc = parse_object(line);
+std::string_view to_string(event_type t) noexcept {
+    switch (t) {
+        case event_type::added: return "ADDED";
+        case event_type::modified: return "MODIFIED";
+        case event_type::deleted: return "DELETED";
+        case event_type::bookmark: return "BOOKMARK";
+        case event_type::error: return "ERROR";
+    }
+    return "?";
+}
+
+template <class State>
+result<State> parse_object(std::string_view json) {
+    const auto doc = parse_root(line_parser(), json);
+    if (!doc) {
+        return bad("an object is not a JSON object");
+    }
+    return read_state<State>(*doc);
+}
+
+template <class State>
+result<object_event<State>> parse_event(std::string_view line) {
+    const auto doc = parse_root(line_parser(), line);
     if (!doc) {
         return bad("a watch line is not a JSON object");
     }
-    watch_event ev;
-    const std::string type = str(*doc, "type");
-    const json& object = child(*doc, "object");
+    object_event<State> ev;
+    const std::string_view type = view(*doc, "type");
+    const auto object = child(*doc, "object");
     if (type == "ADDED") {
         ev.type = event_type::added;
     } else if (type == "MODIFIED") {
@@ -122,178 +351,88 @@ result<watch_event> parse_watch_line(std::string_view line) {
     } else if (type == "ERROR") {
         ev.type = event_type::error;
         // A Status: 410 with reason Expired (or Gone before 1.18) means relist.
-        const std::string reason = str(object, "reason");
+        const std::string_view reason = view(object, "reason");
         ev.expired = num(object, "code") == 410 || reason == "Expired" || reason == "Gone";
-        ev.error = one_line(str(object, "message"));
+        ev.error = one_line(view(object, "message"));
         return ev;
     } else {
-        return bad("unknown watch event type '" + type.substr(0, 40) + "'");
+        return bad("unknown watch event type '" + std::string{type.substr(0, 40)} + "'");
+    }
+    if (!object) {
+        return bad("a watch event has no object");
     }
     ev.resource_version = str(child(object, "metadata"), "resourceVersion");
     if (ev.type != event_type::bookmark) {
-        ev.object_json = object.dump();
+        auto state = read_state<State>(*object);
+        if (!state) {
+            return state.error();
+        }
+        ev.object = std::move(*state);
     }
     return ev;
 }
 
-result<list_page> parse_list(std::string_view body) {
-    const auto doc = parse_object(body);
+template <class State>
+result<object_page<State>> parse_page(std::string_view body) {
+    simdjson::dom::parser parser;  // freed with the page (see line_parser)
+    const auto doc = parse_root(parser, body);
     if (!doc) {
         return bad("a list response is not a JSON object");
     }
-    list_page page;
-    const json& metadata = child(*doc, "metadata");
+    object_page<State> page;
+    const auto metadata = child(*doc, "metadata");
     page.resource_version = str(metadata, "resourceVersion");
     page.continue_token = str(metadata, "continue");
     if (page.resource_version.empty()) {
         return bad("a list response has no metadata.resourceVersion");
     }
-    for (const auto& item : items(*doc, "items")) {
-        page.items.push_back(item.dump());
-    }
+    each(*doc, "items", [&](element item) {
+        if (auto state = read_state<State>(item)) {
+            page.items.push_back(std::move(*state));
+        } else {
+            ++page.skipped;
+        }
+    });
     return page;
 }
 
-result<pod_state> parse_pod(std::string_view text) {
-    const auto doc = parse_object(text);
-    if (!doc) {
-        return bad("a pod is not a JSON object");
-    }
-    pod_state p;
-    const json& metadata = child(*doc, "metadata");
-    p.ns = str(metadata, "namespace");
-    p.name = str(metadata, "name");
-    if (p.name.empty()) {
-        return bad("a pod has no metadata.name");
-    }
-    // Pod -> ReplicaSet "<deployment>-<pod-template-hash>" -> Deployment.
-    const std::string hash = str(child(metadata, "labels"), "pod-template-hash");
-    for (const auto& owner : items(metadata, "ownerReferences")) {
-        if (!owner.is_object() || str(owner, "kind") != "ReplicaSet") {
-            continue;
-        }
-        std::string rs = str(owner, "name");
-        if (!hash.empty() && rs.size() > hash.size() + 1 && rs.ends_with("-" + hash)) {
-            p.deployment = rs.substr(0, rs.size() - hash.size() - 1);
-        } else if (const auto dash = rs.rfind('-'); dash != std::string::npos && dash > 0) {
-            p.deployment = rs.substr(0, dash);
-        }
-    }
-    const json& status = child(*doc, "status");
-    for (const auto& c : items(status, "containerStatuses")) {
-        if (!c.is_object()) {
-            continue;
-        }
-        container_state cs;
-        cs.name = str(c, "name");
-        cs.restarts = num(c, "restartCount");
-        const json& waiting = child(child(c, "state"), "waiting");
-        cs.waiting_reason = str(waiting, "reason");
-        cs.waiting_message = one_line(str(waiting, "message"));
-        const json& last = child(child(c, "lastState"), "terminated");
-        cs.last_reason = str(last, "reason");
-        if (last.contains("exitCode") && last["exitCode"].is_number_integer()) {
-            cs.last_exit_code = last["exitCode"].get<long long>();
-        }
-        cs.last_message = one_line(str(last, "message"));
-        cs.last_finished_at = parse_rfc3339(str(last, "finishedAt"));
-        p.containers.push_back(std::move(cs));
-    }
-    return p;
-}
+#define RUNBOOKD_KUBERNETES_STATE(State)                                       \
+    template result<State> parse_object<State>(std::string_view);              \
+    template result<object_event<State>> parse_event<State>(std::string_view); \
+    template result<object_page<State>> parse_page<State>(std::string_view);
+RUNBOOKD_KUBERNETES_STATE(pod_state)
+RUNBOOKD_KUBERNETES_STATE(deployment_state)
+RUNBOOKD_KUBERNETES_STATE(configmap_state)
+RUNBOOKD_KUBERNETES_STATE(node_state)
+RUNBOOKD_KUBERNETES_STATE(event_state)
+#undef RUNBOOKD_KUBERNETES_STATE
 
-result<deployment_state> parse_deployment(std::string_view text) {
-    const auto doc = parse_object(text);
-    if (!doc) {
-        return bad("a deployment is not a JSON object");
-    }
-    deployment_state d;
-    const json& metadata = child(*doc, "metadata");
-    d.ns = str(metadata, "namespace");
-    d.name = str(metadata, "name");
-    if (d.name.empty()) {
-        return bad("a deployment has no metadata.name");
-    }
-    d.generation = num(metadata, "generation");
-    d.revision = str(child(metadata, "annotations"), "deployment.kubernetes.io/revision");
-    d.changed_by = last_manager(metadata).first;
-    json spec = child(*doc, "spec");
-    d.replicas = num(spec, "replicas", 1);
-    const json& tmpl = child(spec, "template");
-    d.template_hash = crypto::sha256_hex(tmpl.dump());
-    for (const auto& c : items(child(tmpl, "spec"), "containers")) {
-        if (c.is_object()) {
-            d.images.push_back(container_image{str(c, "name"), str(c, "image")});
-        }
-    }
-    spec.erase("replicas");  // scaling is not a configuration change
-    d.spec_hash = crypto::sha256_hex(spec.dump());
-    const json& status = child(*doc, "status");
-    d.observed_generation = num(status, "observedGeneration");
-    d.total_replicas = num(status, "replicas");
-    d.updated_replicas = num(status, "updatedReplicas");
-    d.available_replicas = num(status, "availableReplicas");
-    d.unavailable_replicas = num(status, "unavailableReplicas");
-    for (const auto& c : items(status, "conditions")) {
-        if (c.is_object() && str(c, "type") == "Progressing") {
-            d.progressing_reason = str(c, "reason");
-        }
-    }
-    return d;
-}
-
-result<configmap_state> parse_configmap(std::string_view text) {
-    const auto doc = parse_object(text);
-    if (!doc) {
-        return bad("a configmap is not a JSON object");
-    }
-    configmap_state c;
-    const json& metadata = child(*doc, "metadata");
-    c.ns = str(metadata, "namespace");
-    c.name = str(metadata, "name");
-    if (c.name.empty()) {
-        return bad("a configmap has no metadata.name");
-    }
-    // resourceVersion changes on any write (labels too): only the data counts (§4.6).
-    c.data_hash = crypto::sha256_hex(child(*doc, "data").dump() + "\n" + child(*doc, "binaryData").dump());
-    std::tie(c.changed_by, c.changed_at) = last_manager(metadata);
-    return c;
+std::string status_message(std::string_view body) {
+    const auto doc = parse_root(line_parser(), body);
+    return doc ? one_line(view(*doc, "message")) : std::string{};
 }
 
 result<std::string> parse_version(std::string_view text) {
-    const auto doc = parse_object(text);
-    if (!doc || str(*doc, "gitVersion").empty()) {
+    const auto doc = parse_root(line_parser(), text);
+    if (!doc || view(*doc, "gitVersion").empty()) {
         return bad("/version has no gitVersion");
     }
     return str(*doc, "gitVersion");
 }
 
-result<std::optional<signal>> parse_warning_event(std::string_view text, wall_time now) {
-    const auto doc = parse_object(text);
-    if (!doc) {
-        return bad("an event is not a JSON object");
+std::optional<signal> warning_signal(const event_state& e, wall_time now) {
+    if (!e.warning) {
+        return std::nullopt;
     }
-    if (str(*doc, "type") != "Warning") {
-        return std::optional<signal>{};
-    }
-    const json& involved = child(*doc, "involvedObject");
-    // Events written through the newer API leave the legacy timestamps null (§4.7).
-    auto at = parse_rfc3339(str(*doc, "lastTimestamp"));
-    if (!at) {
-        at = parse_rfc3339(str(child(*doc, "series"), "lastObservedTime"));
-    }
-    if (!at) {
-        at = parse_rfc3339(str(*doc, "eventTime"));
-    }
-    const std::string kind = str(involved, "kind");
-    const std::string name = str(involved, "name");
-    signal s = make("k8s.warning", at && *at <= now ? *at : now, name);
-    s.set("namespace", str(involved, "namespace"));
-    s.set("object", (kind.empty() ? std::string{"object"} : kind) + "/" + name);
-    s.set("reason", str(*doc, "reason"));
-    s.set("message", one_line(str(*doc, "message")));
-    s.value = static_cast<double>(std::max(num(*doc, "count", 1), num(child(*doc, "series"), "count", 1)));
-    return std::optional{std::move(s)};
+    signal s = make("k8s.warning", e.last && *e.last <= now ? *e.last : now, e.involved_name);
+    s.set("namespace", e.involved_ns.empty() ? e.ns : e.involved_ns);
+    s.set(
+        "object", (e.involved_kind.empty() ? std::string{"object"} : e.involved_kind) + "/" + e.involved_name
+    );
+    s.set("reason", e.reason);
+    s.set("message", e.message);
+    s.value = static_cast<double>(e.count);
+    return s;
 }
 
 std::vector<signal> diff_pod(const pod_state* prev, const pod_state& next, wall_time now) {
@@ -423,6 +562,32 @@ std::vector<signal> diff_deployment(
         out.push_back(std::move(s));
     }
     return out;
+}
+
+std::vector<signal> diff_node(const node_state& prev, const node_state& next, wall_time now) {
+    std::vector<signal> out;
+    const auto change = [&](std::string from, std::string to) {
+        signal s = make("k8s.version_change", now, "node/" + next.name);
+        s.set("object", "node/" + next.name);
+        s.set("from", std::move(from));
+        s.set("to", std::move(to));
+        out.push_back(std::move(s));
+    };
+    if (!prev.kubelet_version.empty() && prev.kubelet_version != next.kubelet_version) {
+        change(prev.kubelet_version, next.kubelet_version);
+    }
+    if (!prev.unschedulable && next.unschedulable) {
+        change(next.kubelet_version, "cordoned");  // drained for an upgrade or a repair
+    }
+    return out;
+}
+
+signal version_change(std::string_view from, std::string_view to, wall_time now) {
+    signal s = make("k8s.version_change", now, "control-plane");
+    s.set("object", "control-plane");
+    s.set("from", std::string{from});
+    s.set("to", std::string{to});
+    return s;
 }
 
 std::vector<signal> diff_configmap(const configmap_state* prev, const configmap_state& next, wall_time now) {

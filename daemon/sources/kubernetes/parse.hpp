@@ -2,6 +2,8 @@
 // Kubernetes API JSON -> compact object states, and state changes -> signals. Pure: no
 // sockets, no clock (api-facts §4; https://kubernetes.io/docs/reference/using-api/api-concepts/).
 // The watcher keeps one state per object and calls the diff functions on every event.
+// Objects are read with simdjson: a watch line costs a few microseconds, so a cluster's
+// event rate is cheap to follow (docs/benchmarks.md).
 
 #include "core/error.hpp"
 #include "core/signal.hpp"
@@ -17,6 +19,9 @@ namespace runbookd::sources::kubernetes {
 
 /// What a watch stream line carries (`{"type": ..., "object": {...}}`).
 enum class event_type { added, modified, deleted, bookmark, error };
+
+/// "ADDED", "MODIFIED"... as on the wire.
+std::string_view to_string(event_type t) noexcept;
 
 /// One container of a pod, as far as restarts and waiting go.
 struct container_state {
@@ -68,33 +73,62 @@ struct configmap_state {
     std::optional<wall_time> changed_at;  ///< the newest managedFields time
 };
 
-/// One parsed watch line.
-struct watch_event {
+struct node_state {
+    std::string name;
+    std::string kubelet_version;  ///< status.nodeInfo.kubeletVersion
+    bool unschedulable = false;   ///< spec.unschedulable: cordoned
+};
+
+/// A core/v1 Event, as far as a Warning goes.
+struct event_state {
+    std::string ns;
+    std::string name;
+    bool warning = false;  ///< type Warning (Normal events are ignored)
+    std::string reason;
+    std::string message;
+    std::string involved_kind;
+    std::string involved_name;
+    std::string involved_ns;
+    long long count = 1;            ///< count or series.count
+    std::optional<wall_time> last;  ///< lastTimestamp, series.lastObservedTime or eventTime
+};
+
+/// One watch stream line (`{"type": ..., "object": {...}}`), its object parsed once.
+template <class State>
+struct object_event {
     event_type type = event_type::added;
-    std::string resource_version;  ///< of the object (bookmarks: only this)
-    std::string object_json;       ///< the object, re-serialised, for the kind's parser
+    std::string resource_version;  ///< of the object (bookmarks carry only this)
+    std::optional<State> object;   ///< added, modified, deleted
     bool expired = false;          ///< error: the resource version is too old (410, Expired/Gone)
     std::string error;             ///< error: the Status message
 };
 
-/// A list page: `metadata.{resourceVersion, continue}` and the items.
-struct list_page {
+/// One list page: `metadata.{resourceVersion, continue}` and the items.
+template <class State>
+struct object_page {
     std::string resource_version;
     std::string continue_token;
-    std::vector<std::string> items;  ///< each item's JSON
+    std::vector<State> items;
+    std::size_t skipped = 0;  ///< items without a name (malformed), left out
 };
 
-result<watch_event> parse_watch_line(std::string_view line);
-result<list_page> parse_list(std::string_view body);
+/// The states read: pod_state, deployment_state, configmap_state, node_state, event_state.
+template <class State>
+result<State> parse_object(std::string_view json);
+template <class State>
+result<object_event<State>> parse_event(std::string_view line);
+template <class State>
+result<object_page<State>> parse_page(std::string_view body);
 
-result<pod_state> parse_pod(std::string_view json);
-result<deployment_state> parse_deployment(std::string_view json);
-result<configmap_state> parse_configmap(std::string_view json);
+/// The `message` of a Kubernetes Status body (an error answer), on one line; "" if none.
+std::string status_message(std::string_view body);
+
 /// `/version`'s gitVersion ("v1.29.4-gke.1043002").
 result<std::string> parse_version(std::string_view json);
 
-/// A core/v1 Warning event as a k8s.warning signal; nullopt for Normal events.
-result<std::optional<signal>> parse_warning_event(std::string_view json, wall_time now);
+/// A Warning event as a k8s.warning signal, dated when it was last seen (never after
+/// `now`); nullopt for Normal events.
+std::optional<signal> warning_signal(const event_state& e, wall_time now);
 
 /// Restarts (restartCount went up) and newly waiting containers between two states of a
 /// pod. `prev` absent: the pod is new to us; only its current trouble (waiting) is told.
@@ -105,6 +139,12 @@ std::vector<signal> diff_pod(const pod_state* prev, const pod_state& next, wall_
 std::vector<signal> diff_deployment(
     const deployment_state* prev, const deployment_state& next, wall_time now
 );
+
+/// A kubelet version change (an upgrade) or a cordon between two states of a node.
+std::vector<signal> diff_node(const node_state& prev, const node_state& next, wall_time now);
+
+/// The control plane's version changed (`/version`).
+signal version_change(std::string_view from, std::string_view to, wall_time now);
 
 /// A configuration change when the data changed.
 std::vector<signal> diff_configmap(const configmap_state* prev, const configmap_state& next, wall_time now);

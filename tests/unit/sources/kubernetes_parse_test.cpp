@@ -13,6 +13,15 @@ std::string label(const signal& s, std::string_view name) {
     return v == nullptr ? "<absent>" : *v;
 }
 
+/// A Warning event's signal, through the event reader.
+result<std::optional<signal>> read_warning(std::string_view json, wall_time at) {
+    auto e = parse_object<event_state>(json);
+    if (!e) {
+        return e.error();
+    }
+    return warning_signal(*e, at);
+}
+
 std::string pod_json(
     long long restarts, std::string_view waiting, std::string_view last_reason = "OOMKilled"
 ) {
@@ -45,22 +54,23 @@ std::string deployment_json(
 }
 
 TEST(kubernetes_watch, reads_every_event_type) {
-    auto added = parse_watch_line(
+    auto added = parse_event<pod_state>(
         R"({"type":"ADDED","object":{"kind":"Pod","metadata":{"name":"p","resourceVersion":"101"}}})"
     );
     ASSERT_TRUE(added);
     EXPECT_EQ(added->type, event_type::added);
     EXPECT_EQ(added->resource_version, "101");
-    EXPECT_TRUE(parse_pod(added->object_json).has_value());
+    ASSERT_TRUE(added->object.has_value());
+    EXPECT_EQ(added->object->name, "p");
 
-    auto bookmark = parse_watch_line(
+    auto bookmark = parse_event<pod_state>(
         R"({"type":"BOOKMARK","object":{"kind":"Pod","apiVersion":"v1","metadata":{"resourceVersion":"12746"}}})"
     );
     ASSERT_TRUE(bookmark);
     EXPECT_EQ(bookmark->type, event_type::bookmark);
     EXPECT_EQ(bookmark->resource_version, "12746");
 
-    auto expired = parse_watch_line(
+    auto expired = parse_event<pod_state>(
         R"json({"type":"ERROR","object":{"kind":"Status","apiVersion":"v1","status":"Failure","message":"too old resource version: 123 (456)","reason":"Expired","code":410}})json"
     );
     ASSERT_TRUE(expired);
@@ -69,12 +79,13 @@ TEST(kubernetes_watch, reads_every_event_type) {
     EXPECT_EQ(expired->error, "too old resource version: 123 (456)");
 
     auto gone =
-        parse_watch_line(R"({"type":"ERROR","object":{"kind":"Status","reason":"Gone","message":"x"}})");
+        parse_event<pod_state>(R"({"type":"ERROR","object":{"kind":"Status","reason":"Gone","message":"x"}})"
+        );
     ASSERT_TRUE(gone);
     EXPECT_TRUE(gone->expired);  // servers up to 1.17 said Gone
-    auto other =
-        parse_watch_line(R"({"type":"ERROR","object":{"kind":"Status","code":500,"reason":"InternalError"}})"
-        );
+    auto other = parse_event<pod_state>(
+        R"({"type":"ERROR","object":{"kind":"Status","code":500,"reason":"InternalError"}})"
+    );
     ASSERT_TRUE(other);
     EXPECT_FALSE(other->expired);
 }
@@ -82,31 +93,34 @@ TEST(kubernetes_watch, reads_every_event_type) {
 TEST(kubernetes_watch, malformed_input_is_an_error_never_a_crash) {
     for (std::string_view bad :
          {"", "{", "[]", "null", "{\"type\":\"SIDEWAYS\",\"object\":{}}", "\xff\xfe"}) {
-        const auto r = parse_watch_line(bad);
+        const auto r = parse_event<pod_state>(bad);
         EXPECT_FALSE(r.has_value()) << bad;
     }
     for (std::string_view bad : {"", "{}", "{\"metadata\":{}}", "not json", "[1,2]"}) {
-        EXPECT_FALSE(parse_list(bad).has_value()) << bad;
-        EXPECT_FALSE(parse_pod(bad).has_value()) << bad;
-        EXPECT_FALSE(parse_deployment(bad).has_value()) << bad;
-        EXPECT_FALSE(parse_configmap(bad).has_value()) << bad;
+        EXPECT_FALSE(parse_page<pod_state>(bad).has_value()) << bad;
+        EXPECT_FALSE(parse_object<pod_state>(bad).has_value()) << bad;
+        EXPECT_FALSE(parse_object<deployment_state>(bad).has_value()) << bad;
+        EXPECT_FALSE(parse_object<configmap_state>(bad).has_value()) << bad;
+        EXPECT_FALSE(parse_object<node_state>(bad).has_value()) << bad;
+        EXPECT_FALSE(parse_object<event_state>(bad).has_value()) << bad;
         EXPECT_FALSE(parse_version(bad).has_value()) << bad;
     }
 }
 
 TEST(kubernetes_list, reads_the_page_and_its_continue_token) {
-    const auto page = parse_list(
-        R"({"kind":"PodList","apiVersion":"v1","metadata":{"resourceVersion":"10245","continue":"tok"},"items":[{"metadata":{"name":"a"}},{"metadata":{"name":"b"}}]})"
+    const auto page = parse_page<pod_state>(
+        R"({"kind":"PodList","apiVersion":"v1","metadata":{"resourceVersion":"10245","continue":"tok"},"items":[{"metadata":{"name":"a"}},{"metadata":{}},{"metadata":{"name":"b"}}]})"
     );
     ASSERT_TRUE(page);
     EXPECT_EQ(page->resource_version, "10245");
     EXPECT_EQ(page->continue_token, "tok");
     ASSERT_EQ(page->items.size(), 2u);
-    EXPECT_EQ(parse_pod(page->items[1])->name, "b");
+    EXPECT_EQ(page->items[1].name, "b");
+    EXPECT_EQ(page->skipped, 1u);  // the nameless item
 }
 
 TEST(kubernetes_pod, finds_its_deployment_and_containers) {
-    const auto p = parse_pod(pod_json(7, "CrashLoopBackOff"));
+    const auto p = parse_object<pod_state>(pod_json(7, "CrashLoopBackOff"));
     ASSERT_TRUE(p);
     EXPECT_EQ(p->ns, "darklang");
     EXPECT_EQ(p->deployment, "bwdserver-deployment");
@@ -118,8 +132,8 @@ TEST(kubernetes_pod, finds_its_deployment_and_containers) {
 }
 
 TEST(kubernetes_pod, a_restart_and_a_new_crash_loop_become_signals) {
-    const auto before = *parse_pod(pod_json(6, "ContainerCreating"));
-    const auto after = *parse_pod(pod_json(7, "CrashLoopBackOff"));
+    const auto before = *parse_object<pod_state>(pod_json(6, "ContainerCreating"));
+    const auto after = *parse_object<pod_state>(pod_json(7, "CrashLoopBackOff"));
     const auto signals = diff_pod(&before, after, now);
     ASSERT_EQ(signals.size(), 2u);
     const auto& restart = signals[0];
@@ -143,14 +157,16 @@ TEST(kubernetes_pod, a_restart_and_a_new_crash_loop_become_signals) {
     ASSERT_EQ(first.size(), 1u);
     EXPECT_EQ(first[0].kind, "k8s.waiting");
     // Starting up is not trouble.
-    EXPECT_TRUE(diff_pod(nullptr, *parse_pod(pod_json(0, "ContainerCreating")), now).empty());
+    EXPECT_TRUE(diff_pod(nullptr, *parse_object<pod_state>(pod_json(0, "ContainerCreating")), now).empty());
 }
 
 TEST(kubernetes_deployment, a_new_image_is_a_rollout) {
-    const auto before =
-        *parse_deployment(deployment_json("gcr.io/dark/bwd:9c1e", "a", 3, "NewReplicaSetAvailable"));
-    const auto after =
-        *parse_deployment(deployment_json("gcr.io/dark/bwd:4f2a", "a", 3, "NewReplicaSetAvailable"));
+    const auto before = *parse_object<deployment_state>(
+        deployment_json("gcr.io/dark/bwd:9c1e", "a", 3, "NewReplicaSetAvailable")
+    );
+    const auto after = *parse_object<deployment_state>(
+        deployment_json("gcr.io/dark/bwd:4f2a", "a", 3, "NewReplicaSetAvailable")
+    );
     const auto signals = diff_deployment(&before, after, now);
     ASSERT_EQ(signals.size(), 1u);
     EXPECT_EQ(signals[0].kind, "k8s.rollout");
@@ -162,8 +178,10 @@ TEST(kubernetes_deployment, a_new_image_is_a_rollout) {
 }
 
 TEST(kubernetes_deployment, a_template_change_without_a_new_image_is_a_config_change) {
-    const auto before = *parse_deployment(deployment_json("img:1", "a", 3, "NewReplicaSetAvailable"));
-    const auto after = *parse_deployment(deployment_json("img:1", "b", 3, "NewReplicaSetAvailable"));
+    const auto before =
+        *parse_object<deployment_state>(deployment_json("img:1", "a", 3, "NewReplicaSetAvailable"));
+    const auto after =
+        *parse_object<deployment_state>(deployment_json("img:1", "b", 3, "NewReplicaSetAvailable"));
     const auto signals = diff_deployment(&before, after, now);
     ASSERT_EQ(signals.size(), 2u);
     EXPECT_EQ(signals[0].kind, "k8s.rollout");
@@ -174,10 +192,13 @@ TEST(kubernetes_deployment, a_template_change_without_a_new_image_is_a_config_ch
 }
 
 TEST(kubernetes_deployment, scaling_is_not_a_change_and_a_stuck_rollout_is_told_once) {
-    const auto three = *parse_deployment(deployment_json("img:1", "a", 3, "NewReplicaSetAvailable"));
-    const auto five = *parse_deployment(deployment_json("img:1", "a", 5, "NewReplicaSetAvailable"));
+    const auto three =
+        *parse_object<deployment_state>(deployment_json("img:1", "a", 3, "NewReplicaSetAvailable"));
+    const auto five =
+        *parse_object<deployment_state>(deployment_json("img:1", "a", 5, "NewReplicaSetAvailable"));
     EXPECT_TRUE(diff_deployment(&three, five, now).empty());
-    const auto stuck = *parse_deployment(deployment_json("img:1", "a", 5, "ProgressDeadlineExceeded"));
+    const auto stuck =
+        *parse_object<deployment_state>(deployment_json("img:1", "a", 5, "ProgressDeadlineExceeded"));
     const auto signals = diff_deployment(&five, stuck, now);
     ASSERT_EQ(signals.size(), 1u);
     EXPECT_EQ(signals[0].kind, "k8s.rollout_stuck");
@@ -188,7 +209,7 @@ TEST(kubernetes_deployment, scaling_is_not_a_change_and_a_stuck_rollout_is_told_
 }
 
 TEST(kubernetes_deployment, rollout_status_follows_kubectl) {
-    auto d = *parse_deployment(deployment_json("img:1", "a", 3, "NewReplicaSetAvailable"));
+    auto d = *parse_object<deployment_state>(deployment_json("img:1", "a", 3, "NewReplicaSetAvailable"));
     EXPECT_EQ(rollout_incomplete(d), "2 of 3 updated replicas available");
     d.available_replicas = 3;
     EXPECT_EQ(rollout_incomplete(d), std::nullopt);
@@ -203,7 +224,7 @@ TEST(kubernetes_deployment, rollout_status_follows_kubectl) {
 
 TEST(kubernetes_configmap, only_a_data_change_counts) {
     const auto cm = [](std::string_view value, std::string_view label_value) {
-        return *parse_configmap(
+        return *parse_object<configmap_state>(
             R"({"kind":"ConfigMap","metadata":{"name":"bwd-config","namespace":"darklang","labels":{"l":")" +
             std::string{label_value} +
             R"("},"managedFields":[{"manager":"kubectl-edit","operation":"Update","time":"2026-03-05T15:57:00Z"}]},"data":{"MODE":")" +
@@ -223,7 +244,7 @@ TEST(kubernetes_configmap, only_a_data_change_counts) {
 }
 
 TEST(kubernetes_events, warnings_become_signals_and_normal_events_do_not) {
-    const auto warning = parse_warning_event(
+    const auto warning = read_warning(
         R"({"metadata":{"name":"e1","namespace":"darklang"},"type":"Warning","reason":"BackOff","message":"Back-off restarting failed container",
           "involvedObject":{"kind":"Pod","namespace":"darklang","name":"bwdserver-x"},"firstTimestamp":"2026-03-05T15:50:00Z",
           "lastTimestamp":"2026-03-05T15:58:00Z","count":5})",
@@ -239,8 +260,8 @@ TEST(kubernetes_events, warnings_become_signals_and_normal_events_do_not) {
     EXPECT_EQ(s.at, *parse_rfc3339("2026-03-05T15:58:00Z"));
 
     // Written through events.k8s.io: the legacy timestamps are null.
-    const auto newer = parse_warning_event(
-        R"({"type":"Warning","reason":"FailedScheduling","message":"0/3 nodes are available","involvedObject":{"kind":"Pod","name":"p"},
+    const auto newer = read_warning(
+        R"({"metadata":{"name":"e2","namespace":"darklang"},"type":"Warning","reason":"FailedScheduling","message":"0/3 nodes are available","involvedObject":{"kind":"Pod","name":"p"},
           "firstTimestamp":null,"lastTimestamp":null,"eventTime":"2026-03-05T15:40:00.000000Z","series":{"count":9,"lastObservedTime":"2026-03-05T15:59:00.000000Z"}})",
         now
     );
@@ -248,7 +269,7 @@ TEST(kubernetes_events, warnings_become_signals_and_normal_events_do_not) {
     EXPECT_EQ((*newer)->at, *parse_rfc3339("2026-03-05T15:59:00Z"));
     EXPECT_EQ((*newer)->value, 9.0);
 
-    const auto normal = parse_warning_event(R"({"type":"Normal","reason":"Pulled"})", now);
+    const auto normal = read_warning(R"({"metadata":{"name":"e3"},"type":"Normal","reason":"Pulled"})", now);
     ASSERT_TRUE(normal);
     EXPECT_FALSE(normal->has_value());
 }

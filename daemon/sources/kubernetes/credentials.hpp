@@ -1,0 +1,56 @@
+#pragma once
+// The Authorization header for each request: a fixed token, a token file re-read every
+// minute (bound service-account tokens rotate hourly), or an exec plugin's ExecCredential
+// cached until it expires or the server answers 401. api-facts §4.1, §4.10.
+
+#include "core/error.hpp"
+#include "loop/clock.hpp"
+#include "sources/kubernetes/access.hpp"
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+
+#include <chrono>
+#include <optional>
+#include <string>
+
+namespace runbookd::sources::kubernetes {
+
+/// The ExecCredential a plugin printed: its token and when it expires.
+struct exec_credential {
+    std::string token;
+    std::optional<wall_time> expires;
+};
+
+/// Reads a plugin's stdout (api-facts §4.10). Client certificates are not accepted: the
+/// TLS context is fixed at start, so such a plugin is reported as unsupported.
+result<exec_credential> parse_exec_credential(std::string_view json, std::string_view api_version);
+
+/// Runs on the loop executor; not thread-safe.
+class credentials {
+public:
+    credentials(boost::asio::any_io_executor ex, cluster_access access);
+
+    /// "Bearer <token>", or "" when the client certificate is the credential.
+    boost::asio::awaitable<result<std::string>> authorization();
+
+    /// The server answered 401: the next call runs the plugin again; a token file is
+    /// re-read on every call until it holds a different token.
+    void rejected() noexcept;
+
+    static constexpr std::chrono::minutes file_refresh{1};
+    static constexpr std::chrono::seconds exec_timeout{30};
+
+private:
+    boost::asio::awaitable<result<exec_credential>> run_plugin();
+
+    boost::asio::any_io_executor ex_;
+    cluster_access access_;
+    std::string cached_;
+    std::string rejected_;                                   ///< the file token the server refused
+    std::optional<loop::steady_clock::time_point> read_at_;  ///< token file
+    std::optional<wall_time> expires_;                       ///< exec credential
+    bool have_exec_ = false;
+};
+
+}  // namespace runbookd::sources::kubernetes

@@ -1,0 +1,724 @@
+#include "sources/kubernetes/source.hpp"
+
+#include "loop/clock.hpp"
+#include "sources/kubernetes/parse.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+
+#include <algorithm>
+#include <map>
+#include <random>
+#include <unordered_map>
+
+namespace runbookd::sources::kubernetes {
+namespace {
+
+namespace asio = boost::asio;
+constexpr auto tuple_awaitable = asio::as_tuple(asio::use_awaitable);
+/// A list page of 500 pods with managedFields is a few MiB; a line is one object.
+constexpr std::size_t max_page_bytes = 64 * 1024 * 1024;
+constexpr std::size_t max_line_bytes = 16 * 1024 * 1024;
+
+std::string percent_encode(std::string_view s) {
+    constexpr std::string_view hex = "0123456789ABCDEF";
+    std::string out;
+    for (const char c : s) {
+        const auto u = static_cast<unsigned char>(c);
+        if (std::isalnum(u) != 0 || c == '-' || c == '_' || c == '.' || c == '~') {
+            out += c;
+        } else {
+            out += '%';
+            out += hex[u >> 4];
+            out += hex[u & 0x0f];
+        }
+    }
+    return out;
+}
+
+std::string key_of(const std::string& ns, const std::string& name) {
+    return ns + "/" + name;
+}
+template <class State>
+std::string key_of(const State& s) {
+    return key_of(s.ns, s.name);
+}
+std::string key_of(const node_state& n) {
+    return n.name;
+}
+
+// --- what a change of each kind of object means -------------------------------------------
+
+template <class Cache>
+std::vector<signal> changes(const Cache&, const pod_state* prev, const pod_state& next, wall_time now, bool) {
+    return diff_pod(prev, next, now);
+}
+template <class Cache>
+std::vector<signal> changes(
+    const Cache&, const deployment_state* prev, const deployment_state& next, wall_time now, bool
+) {
+    return diff_deployment(prev, next, now);
+}
+template <class Cache>
+std::vector<signal> changes(
+    const Cache&, const configmap_state* prev, const configmap_state& next, wall_time now, bool
+) {
+    return diff_configmap(prev, next, now);
+}
+template <class Cache>
+std::vector<signal> changes(
+    const Cache&, const event_state* prev, const event_state& next, wall_time now, bool
+) {
+    // A Warning is told when new and each time its count goes up (the same event object
+    // is updated as it repeats).
+    if (prev != nullptr && next.count <= prev->count) {
+        return {};
+    }
+    auto s = warning_signal(next, now);
+    return s ? std::vector<signal>{std::move(*s)} : std::vector<signal>{};
+}
+/// A node that changed version or was cordoned; or, after the first list, a new node on
+/// a kubelet version none of the others run (nodes replaced by an upgrade).
+template <class Cache>
+std::vector<signal> changes(
+    const Cache& cache, const node_state* prev, const node_state& next, wall_time now, bool initial
+) {
+    if (prev != nullptr) {
+        return diff_node(*prev, next, now);
+    }
+    if (initial || next.kubelet_version.empty() || cache.empty()) {
+        return {};
+    }
+    std::map<std::string, int> versions;
+    for (const auto& [name, n] : cache) {
+        ++versions[n.kubelet_version];
+    }
+    if (versions.contains(next.kubelet_version)) {
+        return {};
+    }
+    const auto most = std::max_element(versions.begin(), versions.end(), [](const auto& a, const auto& b) {
+        return a.second < b.second;
+    });
+    node_state before = next;
+    before.kubelet_version = most->first;
+    return diff_node(before, next, now);
+}
+
+// --- one list+watch loop's resource -------------------------------------------------------
+
+enum class watch_outcome { ended, dropped, expired, failed };
+
+struct page_info {
+    std::string resource_version;
+    std::string continue_token;
+};
+
+struct line_info {
+    event_type type = event_type::added;
+    std::string resource_version;
+    bool expired = false;
+    std::string error;
+};
+
+/// One resource in one scope (pods in "prod", or nodes): the objects we hold and what to
+/// do with a list page or a watch line. The loop itself lives in source::impl.
+class reflector {
+public:
+    reflector(std::string resource_name, std::string api_path, std::string selectors)
+        : resource(std::move(resource_name)), path(std::move(api_path)), query(std::move(selectors)) {}
+    virtual ~reflector() = default;
+    reflector(const reflector&) = delete;
+    reflector& operator=(const reflector&) = delete;
+
+    virtual result<page_info> stage_page(std::string_view body) = 0;
+    /// The staged list replaces what we held; differences become signals.
+    virtual std::vector<signal> finish_list(wall_time now) = 0;
+    virtual void abandon_list() = 0;
+    virtual result<line_info> apply_line(std::string_view line, wall_time now, std::vector<signal>& out) = 0;
+    virtual std::size_t size() const = 0;
+
+    const std::string resource;  ///< "pods"
+    const std::string path;      ///< "/api/v1/namespaces/prod/pods"
+    const std::string query;     ///< extra selectors ("fieldSelector=type%3DWarning")
+    std::string resource_version;
+    bool listed_once = false;
+    bool synced = false;
+    std::string error;    ///< why the last attempt failed; "" when fine
+    std::string pending;  ///< a partial watch line
+};
+
+template <class State>
+class typed_reflector final : public reflector {
+public:
+    using reflector::reflector;
+    using cache_type = std::unordered_map<std::string, State>;
+
+    result<page_info> stage_page(std::string_view body) override {
+        auto page = parse_page<State>(body);
+        if (!page) {
+            return page.error();
+        }
+        for (auto& item : page->items) {
+            auto key = key_of(item);
+            staged_.insert_or_assign(std::move(key), std::move(item));
+        }
+        return page_info{std::move(page->resource_version), std::move(page->continue_token)};
+    }
+
+    std::vector<signal> finish_list(wall_time now) override {
+        std::vector<signal> out;
+        const bool initial = !listed_once;
+        for (const auto& [key, next] : staged_) {
+            const auto it = cache_.find(key);
+            auto found = changes(cache_, it == cache_.end() ? nullptr : &it->second, next, now, initial);
+            std::move(found.begin(), found.end(), std::back_inserter(out));
+        }
+        cache_ = std::move(staged_);
+        staged_ = {};
+        listed_once = true;
+        return out;
+    }
+
+    void abandon_list() override { staged_ = {}; }
+
+    result<line_info> apply_line(std::string_view line, wall_time now, std::vector<signal>& out) override {
+        auto ev = parse_event<State>(line);
+        if (!ev) {
+            return ev.error();
+        }
+        line_info info{ev->type, std::move(ev->resource_version), ev->expired, std::move(ev->error)};
+        if (!ev->object) {
+            return info;
+        }
+        auto key = key_of(*ev->object);
+        const auto it = cache_.find(key);
+        if (ev->type == event_type::deleted) {
+            if (it != cache_.end()) {
+                cache_.erase(it);
+            }
+            return info;
+        }
+        auto found = changes(cache_, it == cache_.end() ? nullptr : &it->second, *ev->object, now, false);
+        std::move(found.begin(), found.end(), std::back_inserter(out));
+        cache_.insert_or_assign(std::move(key), std::move(*ev->object));
+        return info;
+    }
+
+    std::size_t size() const override { return cache_.size(); }
+
+private:
+    cache_type cache_;
+    cache_type staged_;
+};
+
+}  // namespace
+
+struct source::impl {
+    impl(
+        asio::any_io_executor ex,
+        net::http_client& h,
+        credentials& c,
+        source_settings s,
+        signal_sink sig,
+        status_sink st,
+        log::logger l,
+        prometheus::Registry& registry
+    )
+        : executor(std::move(ex)),
+          http(h),
+          creds(c),
+          settings(std::move(s)),
+          on_signal(std::move(sig)),
+          on_status(std::move(st)),
+          log(std::move(l)),
+          rng(std::random_device{}()),
+          events_family(prometheus::BuildCounter()
+                            .Name("runbookd_kubernetes_watch_events_total")
+                            .Help("Kubernetes watch events received, by resource and type.")
+                            .Register(registry)),
+          relists_family(prometheus::BuildCounter()
+                             .Name("runbookd_kubernetes_relists_total")
+                             .Help("Lists after the first, by resource: an expired resourceVersion.")
+                             .Register(registry)),
+          errors_family(prometheus::BuildCounter()
+                            .Name("runbookd_kubernetes_errors_total")
+                            .Help("Failed Kubernetes list, watch and version requests, by resource.")
+                            .Register(registry)),
+          objects_family(prometheus::BuildGauge()
+                             .Name("runbookd_kubernetes_objects")
+                             .Help("Kubernetes objects held in memory, by resource.")
+                             .Register(registry)),
+          up(prometheus::BuildGauge()
+                 .Name("runbookd_kubernetes_up")
+                 .Help("1 when every Kubernetes list and watch is synced and the API answers, else 0.")
+                 .Register(registry)
+                 .Add({})) {
+        const bool all = settings.namespaces.size() == 1 && settings.namespaces.front() == "*";
+        const auto scoped = [&](std::string_view group, std::string_view plural, const std::string& ns) {
+            return std::string{group} + (ns.empty() ? std::string{} : "/namespaces/" + ns) + "/" +
+                   std::string{plural};
+        };
+        const std::vector<std::string> scopes = all ? std::vector<std::string>{""} : settings.namespaces;
+        for (const auto& ns : scopes) {
+            add<pod_state>("pods", scoped("/api/v1", "pods", ns), "");
+            add<deployment_state>("deployments", scoped("/apis/apps/v1", "deployments", ns), "");
+            add<configmap_state>("configmaps", scoped("/api/v1", "configmaps", ns), "");
+            add<event_state>("events", scoped("/api/v1", "events", ns), "fieldSelector=type%3DWarning");
+        }
+        if (settings.nodes) {
+            add<node_state>("nodes", "/api/v1/nodes", "");
+        }
+    }
+
+    template <class State>
+    void add(std::string resource, std::string path, std::string query) {
+        reflectors.push_back(
+            std::make_unique<typed_reflector<State>>(std::move(resource), std::move(path), std::move(query))
+        );
+    }
+
+    void start() {
+        report_health();
+        // Detached is safe: each loop ends once stop() sets `stopping` and cancels its
+        // pause, or its request fails when the owner shuts the http client down; the
+        // owner keeps the source alive until the io_context has run out of work.
+        for (auto& r : reflectors) {
+            asio::co_spawn(executor, run(*r), asio::detached);  // detached: see above
+        }
+        asio::co_spawn(executor, poll_version(), asio::detached);  // detached: see above
+    }
+
+    void stop() {
+        stopping = true;
+        for (auto* t : waits) {
+            t->cancel();
+        }
+    }
+
+    // --- requests ---------------------------------------------------------------------------
+
+    /// The call for `path_and_query`, with credentials; an error when they cannot be had.
+    asio::awaitable<result<net::http_call>> call_for(std::string path_and_query) {
+        auto auth = co_await creds.authorization();
+        if (!auth) {
+            co_return auth.error();
+        }
+        net::http_call call;
+        call.url = settings.server + path_and_query;
+        call.headers["Accept"] = "application/json";
+        call.headers["User-Agent"] = "runbookd";
+        if (!auth->empty()) {
+            call.headers["Authorization"] = std::move(*auth);
+        }
+        call.timeout = settings.request_timeout;
+        co_return call;
+    }
+
+    /// A readable reason for a non-2xx answer (never the URL: it may carry a token).
+    std::string describe(const std::string& resource, const net::http_reply& reply) {
+        std::string why = status_message(reply.body);
+        if (reply.status == 401) {
+            creds.rejected();  // re-read the token file or re-run the plugin
+            return "unauthorized (401): the API server refused our credentials";
+        }
+        if (reply.status == 403) {
+            return "forbidden (403) to list/watch " + resource + ": " +
+                   (why.empty() ? std::string{"check the Role/ClusterRole in deploy/"} : why);
+        }
+        return "HTTP " + std::to_string(reply.status) + (why.empty() ? std::string{} : ": " + why);
+    }
+
+    /// Lists every page into the reflector; on success the staged list replaces the cache.
+    asio::awaitable<result<void>> list(reflector& r) {
+        std::string continue_token;
+        for (int restarts = 0;;) {
+            std::string q = "?limit=" + std::to_string(settings.page_size);
+            if (!r.query.empty()) {
+                q += "&" + r.query;
+            }
+            if (!continue_token.empty()) {
+                q += "&continue=" + percent_encode(continue_token);
+            }
+            auto call = co_await call_for(r.path + q);
+            if (!call) {
+                r.abandon_list();
+                co_return call.error();
+            }
+            call->max_body = max_page_bytes;
+            auto reply = co_await http.send(std::move(*call));
+            if (stopping) {
+                r.abandon_list();
+                co_return make_failure(errc::shutting_down, "stopping");
+            }
+            if (!reply) {
+                r.abandon_list();
+                co_return reply.error().error;
+            }
+            if (reply->status == 410 && !continue_token.empty() && restarts++ < 3) {
+                // The continue token expired (about 5 min): start the list again.
+                r.abandon_list();
+                continue_token.clear();
+                continue;
+            }
+            if (reply->status != 200) {
+                r.abandon_list();
+                co_return make_failure(errc::upstream_unavailable, describe(r.resource, *reply), true);
+            }
+            auto page = r.stage_page(reply->body);
+            if (!page) {
+                r.abandon_list();
+                co_return page.error();
+            }
+            if (page->continue_token.empty()) {
+                r.resource_version = std::move(page->resource_version);
+                break;
+            }
+            continue_token = std::move(page->continue_token);
+        }
+        const bool relist = r.listed_once;
+        auto found = r.finish_list(loop::wall_now());
+        objects_family.Add({{"resource", r.resource}}).Set(static_cast<double>(count_of(r.resource)));
+        if (relist) {
+            relists_family.Add({{"resource", r.resource}}).Increment();
+        }
+        log.debug(
+            "kubernetes list",
+            {{"resource", r.resource},
+             {"path", r.path},
+             {"objects", static_cast<int>(r.size())},
+             {"signals", static_cast<int>(found.size())}}
+        );
+        for (auto& s : found) {
+            on_signal(std::move(s));
+        }
+        co_return result<void>{};
+    }
+
+    struct watch_result {
+        watch_outcome outcome = watch_outcome::ended;
+        std::string error;
+    };
+
+    asio::awaitable<watch_result> watch(reflector& r) {
+        // client-go's choice: a random server-side timeout, so watches do not end together.
+        const auto base = std::chrono::duration_cast<std::chrono::seconds>(settings.watch_timeout);
+        const auto timeout = std::max<long long>(
+            1, std::uniform_int_distribution<long long>{base.count(), base.count() * 2}(rng)
+        );
+        std::string q =
+            "?watch=1&allowWatchBookmarks=true&resourceVersion=" + percent_encode(r.resource_version) +
+            "&timeoutSeconds=" + std::to_string(timeout);
+        if (!r.query.empty()) {
+            q += "&" + r.query;
+        }
+        auto call = co_await call_for(r.path + q);
+        if (!call) {
+            co_return watch_result{watch_outcome::failed, call.error().detail};
+        }
+        call->timeout = std::chrono::seconds{timeout} + std::chrono::seconds{30};
+        r.pending.clear();
+        bool stream_up = false;
+        std::size_t lines = 0;
+        const auto began = loop::steady_clock::now();
+        std::optional<watch_result> stop_with;
+        auto& events = events_family;
+        auto reply = co_await http.stream(std::move(*call), [&](std::string_view piece) {
+            if (piece.empty() && !stream_up) {
+                stream_up = true;  // the server accepted the watch
+                if (!r.error.empty() || !r.synced) {
+                    r.error.clear();
+                    r.synced = true;
+                    report_health();
+                }
+                return true;
+            }
+            r.pending.append(piece);
+            std::size_t start = 0;
+            for (auto nl = r.pending.find('\n'); nl != std::string::npos; nl = r.pending.find('\n', start)) {
+                const std::string_view line{r.pending.data() + start, nl - start};
+                start = nl + 1;
+                if (line.find_first_not_of(" \t\r") == std::string_view::npos) {
+                    continue;
+                }
+                ++lines;
+                std::vector<signal> found;
+                auto info = r.apply_line(line, loop::wall_now(), found);
+                if (!info) {
+                    // One bad line: we may have missed a change, so relist to be sure.
+                    log.warn(
+                        "kubernetes watch line unreadable",
+                        {{"resource", r.resource}, {"error", info.error().detail}}
+                    );
+                    stop_with = watch_result{watch_outcome::expired, info.error().detail};
+                    return false;
+                }
+                events.Add({{"resource", r.resource}, {"type", std::string{to_string(info->type)}}}
+                ).Increment();
+                if (info->type == event_type::error) {
+                    stop_with = info->expired
+                                    ? watch_result{watch_outcome::expired, info->error}
+                                    : watch_result{watch_outcome::failed, "watch error: " + info->error};
+                    return false;
+                }
+                if (!info->resource_version.empty()) {
+                    r.resource_version = std::move(info->resource_version);
+                }
+                for (auto& s : found) {
+                    on_signal(std::move(s));
+                }
+            }
+            r.pending.erase(0, start);
+            if (r.pending.size() > max_line_bytes) {
+                stop_with = watch_result{watch_outcome::expired, "a watch line is longer than 16 MiB"};
+                return false;
+            }
+            return true;
+        });
+        objects_family.Add({{"resource", r.resource}}).Set(static_cast<double>(count_of(r.resource)));
+        if (stop_with) {
+            co_return *stop_with;
+        }
+        if (!reply) {
+            // A stream that was up and dropped reconnects quietly; one that never came up failed.
+            co_return watch_result{
+                stream_up ? watch_outcome::dropped : watch_outcome::failed, reply.error().error.detail};
+        }
+        if (reply->status == 410) {
+            co_return watch_result{watch_outcome::expired, "resourceVersion expired (410)"};
+        }
+        if (reply->status != 200) {
+            co_return watch_result{watch_outcome::failed, describe(r.resource, *reply)};
+        }
+        if (lines == 0 && loop::steady_clock::now() - began < std::chrono::seconds{1}) {
+            // Ended at once with nothing: pause as after a drop, not in a tight loop.
+            co_return watch_result{watch_outcome::dropped, "the watch ended at once"};
+        }
+        co_return watch_result{watch_outcome::ended, {}};
+    }
+
+    // --- the loops ----------------------------------------------------------------------------
+
+    /// Waits `d` unless stopping; returns false when stopping.
+    asio::awaitable<bool> pause(std::chrono::milliseconds d) {
+        if (stopping) {
+            co_return false;
+        }
+        loop::timer t{executor};
+        waits.push_back(&t);
+        t.expires_after(d);
+        co_await t.async_wait(tuple_awaitable);
+        waits.erase(std::find(waits.begin(), waits.end(), &t));
+        co_return !stopping;
+    }
+
+    void fail(reflector& r, const std::string& error) {
+        errors_family.Add({{"resource", r.resource}}).Increment();
+        if (r.error != error) {
+            log.warn("kubernetes source failing", {{"resource", r.resource}, {"error", error}});
+            r.error = error;
+            report_health();
+        }
+    }
+
+    asio::awaitable<void> run(reflector& r) {
+        int failures = 0;
+        bool need_list = true;
+        while (!stopping) {
+            if (need_list) {
+                auto listed = co_await list(r);
+                if (stopping) {
+                    break;
+                }
+                if (!listed) {
+                    fail(r, listed.error().detail);
+                    if (!co_await pause(settings.backoff.delay(++failures, rng))) {
+                        break;
+                    }
+                    continue;
+                }
+                need_list = false;
+            }
+            auto w = co_await watch(r);
+            if (stopping) {
+                break;
+            }
+            switch (w.outcome) {
+                case watch_outcome::ended:
+                    failures = 0;  // the server's timeout: resume from the last version at once
+                    break;
+                case watch_outcome::expired:
+                    log.info("kubernetes relist", {{"resource", r.resource}, {"reason", w.error}});
+                    need_list = true;
+                    failures = 0;
+                    break;
+                case watch_outcome::dropped:
+                    log.info("kubernetes watch dropped", {{"resource", r.resource}, {"error", w.error}});
+                    failures = 0;
+                    if (!co_await pause(settings.backoff.delay(1, rng))) {
+                        co_return;
+                    }
+                    break;
+                case watch_outcome::failed:
+                    fail(r, w.error);
+                    if (!co_await pause(settings.backoff.delay(++failures, rng))) {
+                        co_return;
+                    }
+                    break;
+            }
+        }
+    }
+
+    asio::awaitable<void> poll_version() {
+        int failures = 0;
+        while (!stopping) {
+            std::string error;
+            auto call = co_await call_for("/version");
+            if (!call) {
+                error = call.error().detail;
+            } else {
+                auto reply = co_await http.send(std::move(*call));
+                if (stopping) {
+                    co_return;
+                }
+                if (!reply) {
+                    error = reply.error().error.detail;
+                } else if (reply->status != 200) {
+                    error = describe("/version", *reply);
+                } else if (auto v = parse_version(reply->body); !v) {
+                    error = v.error().detail;
+                } else {
+                    if (!control_plane.empty() && *v != control_plane) {
+                        log.info("kubernetes control plane upgraded", {{"from", control_plane}, {"to", *v}});
+                        on_signal(version_change(control_plane, *v, loop::wall_now()));
+                    }
+                    control_plane = std::move(*v);
+                }
+            }
+            if (error != version_error) {
+                if (!error.empty()) {
+                    errors_family.Add({{"resource", "version"}}).Increment();
+                    log.warn("kubernetes source failing", {{"resource", "version"}, {"error", error}});
+                }
+                version_error = error;
+                report_health();
+            }
+            failures = error.empty() ? 0 : failures + 1;
+            const auto wait =
+                error.empty() ? settings.version_interval
+                              : std::min(settings.version_interval, settings.backoff.delay(failures, rng));
+            if (!co_await pause(wait)) {
+                co_return;
+            }
+        }
+    }
+
+    // --- health -------------------------------------------------------------------------------
+
+    void report_health() {
+        source_status status;
+        status.since = loop::wall_now();
+        std::size_t synced_count = 0;
+        for (const auto& r : reflectors) {
+            if (!r->error.empty() && status.error.empty()) {
+                status.error = r->resource + ": " + r->error;
+            }
+            synced_count += r->synced ? 1 : 0;
+        }
+        if (status.error.empty() && !version_error.empty()) {
+            status.error = "/version: " + version_error;
+        }
+        if (status.error.empty() && synced_count < reflectors.size()) {
+            status.error = "listing the cluster (" + std::to_string(synced_count) + " of " +
+                           std::to_string(reflectors.size()) + " resources synced)";
+        }
+        status.state = status.error.empty() ? source_state::healthy : source_state::failing;
+        up.Set(status.error.empty() ? 1 : 0);
+        if (last_reported && last_reported->state == status.state && last_reported->error == status.error) {
+            return;
+        }
+        if (status.state == source_state::healthy) {
+            log.info("kubernetes source healthy", {{"resources", static_cast<int>(reflectors.size())}});
+        }
+        last_reported = status;
+        on_status(std::move(status));
+    }
+
+    std::size_t count_of(const std::string& resource) const {
+        std::size_t n = 0;
+        for (const auto& r : reflectors) {
+            n += r->resource == resource ? r->size() : 0;
+        }
+        return n;
+    }
+
+    asio::any_io_executor executor;
+    net::http_client& http;
+    credentials& creds;
+    source_settings settings;
+    signal_sink on_signal;
+    status_sink on_status;
+    log::logger log;
+    std::mt19937_64 rng;
+    prometheus::Family<prometheus::Counter>& events_family;
+    prometheus::Family<prometheus::Counter>& relists_family;
+    prometheus::Family<prometheus::Counter>& errors_family;
+    prometheus::Family<prometheus::Gauge>& objects_family;
+    prometheus::Gauge& up;
+    std::vector<std::unique_ptr<reflector>> reflectors;
+    std::vector<loop::timer*> waits;
+    std::string control_plane;
+    std::string version_error;
+    std::optional<source_status> last_reported;
+    bool stopping = false;
+};
+
+source::source(
+    asio::any_io_executor ex,
+    net::http_client& http,
+    credentials& creds,
+    source_settings settings,
+    signal_sink on_signal,
+    status_sink on_status,
+    log::logger log,
+    prometheus::Registry& registry
+)
+    : impl_(std::make_unique<impl>(
+          std::move(ex),
+          http,
+          creds,
+          std::move(settings),
+          std::move(on_signal),
+          std::move(on_status),
+          std::move(log),
+          registry
+      )) {}
+
+source::~source() = default;
+
+void source::start() {
+    impl_->start();
+}
+
+void source::stop() {
+    impl_->stop();
+}
+
+std::size_t source::objects() const {
+    std::size_t n = 0;
+    for (const auto& r : impl_->reflectors) {
+        n += r->size();
+    }
+    return n;
+}
+
+bool source::synced() const {
+    return std::all_of(impl_->reflectors.begin(), impl_->reflectors.end(), [](const auto& r) {
+        return r->synced && r->error.empty();
+    });
+}
+
+}  // namespace runbookd::sources::kubernetes

@@ -1,0 +1,444 @@
+// The list/watch loops against an API that answers by path, under manual time.
+#include "fakes/io.hpp"
+#include "fakes/manual_time.hpp"
+#include "sources/kubernetes/source.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <deque>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <variant>
+
+namespace runbookd::sources::kubernetes {
+namespace {
+
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+using answer = std::variant<net::http_reply, net::transport_failure>;
+
+/// Answers each request from the queue of its kind and path ("LIST /api/v1/...",
+/// "WATCH /api/v1/...", "GET /version"). Empty queues answer: an empty list, a watch that
+/// comes up and drops, and version v1.29.0.
+class routed_http final : public net::http_client {
+public:
+    void push(const std::string& route, answer a) { routes_[route].push_back(std::move(a)); }
+    void push(const std::string& route, unsigned status, std::string body) {
+        push(route, net::http_reply{status, {}, std::move(body)});
+    }
+
+    boost::asio::awaitable<boost::system::result<net::http_reply, net::transport_failure>> send(
+        net::http_call call
+    ) override {
+        const std::string path = path_of(call.url);
+        const std::string route = (path == "/version" ? "GET " : "LIST ") + path;
+        calls.push_back(call);
+        co_return next(
+            route,
+            path == "/version"
+                ? net::http_reply{200, {}, R"({"gitVersion":"v1.29.0"})"}
+                : net::http_reply{200, {}, R"({"metadata":{"resourceVersion":"1"},"items":[]})"}
+        );
+    }
+
+    boost::asio::awaitable<boost::system::result<net::http_reply, net::transport_failure>> stream(
+        net::http_call call, body_sink sink
+    ) override {
+        const std::string route = "WATCH " + path_of(call.url);
+        calls.push_back(call);
+        auto res = next(
+            route, net::transport_failure{make_failure(errc::upstream_unavailable, "reset", true), true}
+        );
+        if (!res && res.error().sent) {
+            sink({});  // the default: up, then dropped
+            co_return res;
+        }
+        if (res && res->status == 200) {
+            std::string body = std::move(res->body);
+            res->body.clear();
+            if (sink({})) {
+                for (std::size_t at = 0; at < body.size(); at += 5) {  // lines split across pieces
+                    if (!sink(std::string_view{body}.substr(at, 5))) {
+                        break;
+                    }
+                }
+            }
+        }
+        co_return res;
+    }
+
+    /// The calls whose URL contains `text`.
+    std::vector<net::http_call> calls_with(std::string_view text) const {
+        std::vector<net::http_call> out;
+        for (const auto& c : calls) {
+            if (c.url.find(text) != std::string::npos) {
+                out.push_back(c);
+            }
+        }
+        return out;
+    }
+
+    std::vector<net::http_call> calls;
+
+private:
+    static std::string path_of(const std::string& url) {
+        const auto start = url.find('/', url.find("//") + 2);
+        return url.substr(start, url.find('?') - start);
+    }
+
+    boost::system::result<net::http_reply, net::transport_failure> next(
+        const std::string& route, answer fallback
+    ) {
+        auto& queue = routes_[route];
+        answer a = queue.empty() ? std::move(fallback) : std::move(queue.front());
+        if (!queue.empty()) {
+            queue.pop_front();
+        }
+        if (auto* r = std::get_if<net::http_reply>(&a)) {
+            return std::move(*r);
+        }
+        return std::get<net::transport_failure>(std::move(a));
+    }
+
+    std::map<std::string, std::deque<answer>> routes_;
+};
+
+const std::string pods = "/api/v1/namespaces/prod/pods";
+const std::string deployments = "/apis/apps/v1/namespaces/prod/deployments";
+const std::string configmaps = "/api/v1/namespaces/prod/configmaps";
+const std::string events = "/api/v1/namespaces/prod/events";
+const std::string nodes = "/api/v1/nodes";
+
+std::string pod(long long restarts, std::string_view rv = "5") {
+    return R"({"metadata":{"name":"web-7d9f-x","namespace":"prod","resourceVersion":")" + std::string{rv} +
+           R"(","labels":{"pod-template-hash":"7d9f"},"ownerReferences":[{"kind":"ReplicaSet","name":"web-7d9f"}]},
+           "status":{"containerStatuses":[{"name":"app","restartCount":)" +
+           std::to_string(restarts) +
+           R"(,"lastState":{"terminated":{"exitCode":137,"reason":"OOMKilled","finishedAt":"2026-03-05T15:59:00Z"}}}]}})";
+}
+
+std::string deployment(std::string_view image) {
+    return R"({"metadata":{"name":"web","namespace":"prod","generation":2,"resourceVersion":"9",
+           "annotations":{"deployment.kubernetes.io/revision":"2"}},
+           "spec":{"replicas":2,"template":{"spec":{"containers":[{"name":"app","image":")" +
+           std::string{image} + R"("}]}}},"status":{"observedGeneration":2}})";
+}
+
+std::string list_of(std::string_view rv, const std::vector<std::string>& items, std::string_view cont = "") {
+    std::string out = R"({"metadata":{"resourceVersion":")" + std::string{rv} + R"(")";
+    if (!cont.empty()) {
+        out += R"(,"continue":")" + std::string{cont} + R"(")";
+    }
+    out += R"(},"items":[)";
+    for (std::size_t i = 0; i < items.size(); ++i) {
+        out += (i ? "," : "") + items[i];
+    }
+    return out + "]}";
+}
+
+/// One watch line: the object on one line, as the API server writes it.
+std::string line(std::string_view type, std::string object) {
+    std::replace(object.begin(), object.end(), '\n', ' ');
+    return R"({"type":")" + std::string{type} + R"(","object":)" + object + "}\n";
+}
+
+struct harness {
+    explicit harness(std::vector<std::string> namespaces = {"prod"}, bool with_nodes = true) {
+        token_dir = fs::temp_directory_path() / ("runbookd-k8s-" + std::to_string(::getpid()));
+        fs::create_directories(token_dir);
+        write_token("token-1");
+        cluster_access access;
+        access.server = "https://127.0.0.1:6443";
+        access.token_file = (token_dir / "token").string();
+        creds = std::make_unique<credentials>(ioc.get_executor(), access);
+        source_settings settings;
+        settings.server = access.server;
+        settings.namespaces = std::move(namespaces);
+        settings.nodes = with_nodes;
+        src = std::make_unique<source>(
+            ioc.get_executor(),
+            http,
+            *creds,
+            settings,
+            [this](signal s) { signals.push_back(std::move(s)); },
+            [this](source_status s) { statuses.push_back(std::move(s)); },
+            log::discard(),
+            registry
+        );
+    }
+    ~harness() {
+        src->stop();
+        fakes::drain(ioc);
+        fs::remove_all(token_dir);
+    }
+
+    void write_token(const std::string& t) { std::ofstream(token_dir / "token") << t << "\n"; }
+
+    std::vector<const signal*> of_kind(std::string_view kind) const {
+        std::vector<const signal*> out;
+        for (const auto& s : signals) {
+            if (s.kind == kind) {
+                out.push_back(&s);
+            }
+        }
+        return out;
+    }
+
+    fakes::manual_time clock{fakes::at("2026-03-05T16:00:00Z")};
+    boost::asio::io_context ioc;
+    routed_http http;
+    prometheus::Registry registry;
+    fs::path token_dir;
+    std::unique_ptr<credentials> creds;
+    std::unique_ptr<source> src;
+    std::vector<signal> signals;
+    std::vector<source_status> statuses;
+};
+
+std::string label(const signal& s, std::string_view name) {
+    const std::string* v = s.find(name);
+    return v == nullptr ? "<absent>" : *v;
+}
+
+TEST(kubernetes_source, lists_then_watches_and_turns_each_change_into_a_signal) {
+    harness h;
+    h.http.push("LIST " + pods, 200, list_of("10", {pod(0)}));
+    h.http.push("WATCH " + pods, 200, line("MODIFIED", pod(1, "11")));
+    h.http.push("LIST " + deployments, 200, list_of("20", {deployment("web:1")}));
+    h.http.push("WATCH " + deployments, 200, line("MODIFIED", deployment("web:2")));
+    h.http.push(
+        "LIST " + configmaps,
+        200,
+        list_of("30", {R"({"metadata":{"name":"web-config","namespace":"prod"},"data":{"a":"1"}})"})
+    );
+    h.http.push(
+        "WATCH " + configmaps,
+        200,
+        line(
+            "MODIFIED",
+            R"({"metadata":{"name":"web-config","namespace":"prod","resourceVersion":"31"},"data":{"a":"2"}})"
+        )
+    );
+    h.http.push(
+        "WATCH " + events,
+        200,
+        line(
+            "ADDED",
+            R"({"metadata":{"name":"e1","namespace":"prod","resourceVersion":"41"},"type":"Warning","reason":"Unhealthy",
+                        "message":"Readiness probe failed","involvedObject":{"kind":"Pod","name":"web-7d9f-x","namespace":"prod"},"count":3,
+                        "lastTimestamp":"2026-03-05T15:58:00Z"})"
+        )
+    );
+    h.http.push(
+        "LIST " + nodes,
+        200,
+        list_of(
+            "50",
+            {R"({"metadata":{"name":"n1"},"spec":{},"status":{"nodeInfo":{"kubeletVersion":"v1.29.3"}}})"}
+        )
+    );
+    h.http.push(
+        "WATCH " + nodes,
+        200,
+        line(
+            "MODIFIED",
+            R"({"metadata":{"name":"n1","resourceVersion":"51"},"spec":{"unschedulable":true},"status":{"nodeInfo":{"kubeletVersion":"v1.29.3"}}})"
+        )
+    );
+    h.src->start();
+    fakes::drain(h.ioc);
+
+    ASSERT_EQ(h.of_kind("k8s.restart").size(), 1u);
+    const signal& restart = *h.of_kind("k8s.restart")[0];
+    EXPECT_EQ(label(restart, "deployment"), "web");
+    EXPECT_EQ(label(restart, "reason"), "OOMKilled");
+    ASSERT_EQ(h.of_kind("k8s.rollout").size(), 1u);
+    EXPECT_EQ(label(*h.of_kind("k8s.rollout")[0], "image"), "web:2");
+    EXPECT_EQ(label(*h.of_kind("k8s.rollout")[0], "previous_image"), "web:1");
+    ASSERT_EQ(h.of_kind("k8s.config_change").size(), 1u);
+    EXPECT_EQ(label(*h.of_kind("k8s.config_change")[0], "object"), "cm/web-config");
+    ASSERT_EQ(h.of_kind("k8s.warning").size(), 1u);
+    EXPECT_EQ(label(*h.of_kind("k8s.warning")[0], "reason"), "Unhealthy");
+    ASSERT_EQ(h.of_kind("k8s.version_change").size(), 1u);
+    EXPECT_EQ(label(*h.of_kind("k8s.version_change")[0], "to"), "cordoned");
+
+    // Each watch resumed from its list's resourceVersion, with bookmarks, and selectors kept.
+    ASSERT_FALSE(h.http.calls_with(pods + "?watch=1&allowWatchBookmarks=true&resourceVersion=10").empty());
+    ASSERT_FALSE(h.http.calls_with(events + "?watch=1").empty());
+    EXPECT_NE(
+        h.http.calls_with(events + "?watch=1")[0].url.find("fieldSelector=type%3DWarning"), std::string::npos
+    );
+    for (const auto& c : h.http.calls) {
+        EXPECT_EQ(c.headers.at("Authorization"), "Bearer token-1");
+    }
+    // Listing (failing), then healthy once every watch is up.
+    ASSERT_GE(h.statuses.size(), 2u);
+    EXPECT_EQ(h.statuses.front().state, source_state::failing);
+    EXPECT_NE(h.statuses.front().error.find("listing the cluster"), std::string::npos);
+    EXPECT_EQ(h.statuses.back().state, source_state::healthy);
+    EXPECT_TRUE(h.src->synced());
+    EXPECT_EQ(h.src->objects(), 5u);  // pod, deployment, configmap, event, node
+}
+
+TEST(kubernetes_source, pages_through_a_list_with_its_continue_token) {
+    harness h({"prod"}, false);
+    h.http.push("LIST " + pods, 200, list_of("10", {pod(0)}, "tok+/="));
+    h.http.push("LIST " + pods, 200, list_of("10", {}));
+    h.src->start();
+    fakes::drain(h.ioc);
+    const auto lists = h.http.calls_with(pods + "?limit=");
+    ASSERT_EQ(lists.size(), 2u);
+    EXPECT_EQ(lists[0].url.find("continue="), std::string::npos);
+    EXPECT_NE(lists[1].url.find("&continue=tok%2B%2F%3D"), std::string::npos);
+    EXPECT_FALSE(h.http.calls_with(pods + "?watch=1&allowWatchBookmarks=true&resourceVersion=10&").empty());
+    EXPECT_EQ(h.src->objects(), 1u);
+}
+
+TEST(kubernetes_source, an_expired_version_relists_and_reports_what_changed_meanwhile) {
+    harness h({"prod"}, false);
+    h.http.push("LIST " + pods, 200, list_of("10", {pod(0)}));
+    // In-stream expiry (ERROR 410 Expired), then a relist that finds the pod restarted.
+    h.http.push(
+        "WATCH " + pods,
+        200,
+        R"json({"type":"ERROR","object":{"kind":"Status","status":"Failure","message":"too old resource version: 10 (99)","reason":"Expired","code":410}})json"
+        "\n"
+    );
+    h.http.push("LIST " + pods, 200, list_of("100", {pod(2)}));
+    // ...and a 410 on the watch request itself relists too.
+    h.http.push("WATCH " + pods, 410, R"({"kind":"Status","reason":"Expired","code":410})");
+    h.http.push("LIST " + pods, 200, list_of("200", {pod(2)}));
+    h.src->start();
+    fakes::drain(h.ioc);
+
+    EXPECT_EQ(h.http.calls_with(pods + "?limit=").size(), 3u);
+    ASSERT_EQ(h.of_kind("k8s.restart").size(), 1u);
+    EXPECT_EQ(h.of_kind("k8s.restart")[0]->value, 2.0);  // two restarts while we were not watching
+    EXPECT_FALSE(h.http.calls_with(pods + "?watch=1&allowWatchBookmarks=true&resourceVersion=200").empty());
+    EXPECT_EQ(h.statuses.back().state, source_state::healthy);
+}
+
+TEST(kubernetes_source, bookmarks_move_the_resume_point) {
+    harness h({"prod"}, false);
+    h.http.push("LIST " + pods, 200, list_of("10", {}));
+    h.http.push(
+        "WATCH " + pods,
+        200,
+        R"({"type":"BOOKMARK","object":{"kind":"Pod","metadata":{"resourceVersion":"777"}}})"
+        "\n"
+    );
+    h.src->start();
+    fakes::drain(h.ioc);
+    // The stream ended (the server's timeout) with a line read: resume at once from 777.
+    EXPECT_FALSE(h.http.calls_with(pods + "?watch=1&allowWatchBookmarks=true&resourceVersion=777").empty());
+}
+
+TEST(kubernetes_source, an_unreachable_api_is_failing_until_it_answers_again) {
+    harness h({"prod"}, false);
+    const net::transport_failure refused{
+        make_failure(errc::upstream_unavailable, "https://127.0.0.1:6443: connect: Connection refused", true),
+        false};
+    h.http.push("LIST " + pods, refused);
+    h.http.push("LIST " + pods, refused);
+    h.src->start();
+    fakes::drain(h.ioc);
+    ASSERT_FALSE(h.statuses.empty());
+    EXPECT_EQ(h.statuses.back().state, source_state::failing);
+    EXPECT_NE(
+        h.statuses.back().error.find("pods: https://127.0.0.1:6443: connect: Connection refused"),
+        std::string::npos
+    );
+    EXPECT_EQ(h.http.calls_with(pods + "?limit=").size(), 1u);  // waiting out the backoff
+
+    // Backoff with jitter: the second attempt within [0.5, 1] s, the third within [1, 2] s.
+    h.clock.advance(1s);
+    fakes::drain(h.ioc);
+    EXPECT_EQ(h.http.calls_with(pods + "?limit=").size(), 2u);
+    EXPECT_EQ(h.statuses.back().state, source_state::failing);
+    h.clock.advance(2s);
+    fakes::drain(h.ioc);
+    EXPECT_EQ(h.http.calls_with(pods + "?limit=").size(), 3u);
+    EXPECT_EQ(h.statuses.back().state, source_state::healthy);
+}
+
+TEST(kubernetes_source, a_401_rereads_the_rotated_token_and_files_are_reread_every_minute) {
+    harness h({"prod"}, false);
+    h.http.push(
+        "LIST " + pods,
+        401,
+        R"({"kind":"Status","message":"Unauthorized","reason":"Unauthorized","code":401})"
+    );
+    h.src->start();
+    fakes::drain(h.ioc);
+    EXPECT_EQ(h.statuses.back().state, source_state::failing);
+    EXPECT_NE(h.statuses.back().error.find("unauthorized (401)"), std::string::npos);
+    h.write_token("token-2");
+    h.clock.advance(1s);
+    fakes::drain(h.ioc);
+    const auto lists = h.http.calls_with(pods + "?limit=");
+    ASSERT_EQ(lists.size(), 2u);
+    EXPECT_EQ(lists[1].headers.at("Authorization"), "Bearer token-2");  // re-read at once after the 401
+    EXPECT_EQ(h.statuses.back().state, source_state::healthy);
+
+    // Without a 401, a rotated file is picked up within a minute.
+    h.write_token("token-3");
+    h.clock.advance(61s);
+    fakes::drain(h.ioc);
+    EXPECT_EQ(h.http.calls.back().headers.at("Authorization"), "Bearer token-3");
+}
+
+TEST(kubernetes_source, a_forbidden_list_names_the_resource_and_the_missing_permission) {
+    harness h({"prod"}, false);
+    h.http.push(
+        "LIST " + pods,
+        403,
+        R"({"kind":"Status","message":"pods is forbidden: User \"system:serviceaccount:ops:runbookd\" cannot list resource \"pods\"","reason":"Forbidden","code":403})"
+    );
+    h.src->start();
+    fakes::drain(h.ioc);
+    EXPECT_EQ(h.statuses.back().state, source_state::failing);
+    EXPECT_NE(
+        h.statuses.back().error.find("forbidden (403) to list/watch pods: pods is forbidden"),
+        std::string::npos
+    );
+}
+
+TEST(kubernetes_source, an_unreadable_watch_line_relists_instead_of_guessing) {
+    harness h({"prod"}, false);
+    h.http.push("LIST " + pods, 200, list_of("10", {}));
+    h.http.push("WATCH " + pods, 200, "{not json\n");
+    h.src->start();
+    fakes::drain(h.ioc);
+    EXPECT_EQ(h.http.calls_with(pods + "?limit=").size(), 2u);
+}
+
+TEST(kubernetes_source, the_control_plane_version_is_polled_and_a_change_is_a_signal) {
+    harness h({"prod"}, false);
+    h.http.push("GET /version", 200, R"({"gitVersion":"v1.29.4-gke.100"})");
+    h.http.push("GET /version", 200, R"({"gitVersion":"v1.30.1-gke.200"})");
+    h.src->start();
+    fakes::drain(h.ioc);
+    EXPECT_TRUE(h.of_kind("k8s.version_change").empty());
+    h.clock.advance(61s);
+    fakes::drain(h.ioc);
+    ASSERT_EQ(h.of_kind("k8s.version_change").size(), 1u);
+    const signal& s = *h.of_kind("k8s.version_change")[0];
+    EXPECT_EQ(label(s, "object"), "control-plane");
+    EXPECT_EQ(label(s, "from"), "v1.29.4-gke.100");
+    EXPECT_EQ(label(s, "to"), "v1.30.1-gke.200");
+}
+
+TEST(kubernetes_source, every_namespace_uses_the_cluster_wide_paths) {
+    harness h({"*"}, true);
+    h.src->start();
+    fakes::drain(h.ioc);
+    EXPECT_FALSE(h.http.calls_with("/api/v1/pods?limit=500").empty());
+    EXPECT_FALSE(h.http.calls_with("/apis/apps/v1/deployments?limit=500").empty());
+    EXPECT_TRUE(h.http.calls_with("/namespaces/").empty());
+}
+
+}  // namespace
+}  // namespace runbookd::sources::kubernetes
