@@ -272,6 +272,21 @@ struct source::impl {
         if (settings.nodes) {
             add<node_state>("nodes", "/api/v1/nodes", "");
         }
+        // Every series exists from the start, at zero (docs/metrics.md).
+        for (const auto& r : reflectors) {
+            objects_family.Add({{"resource", r->resource}});
+            relists_family.Add({{"resource", r->resource}});
+            errors_family.Add({{"resource", r->resource}});
+            for (const auto t :
+                 {event_type::added,
+                  event_type::modified,
+                  event_type::deleted,
+                  event_type::bookmark,
+                  event_type::error}) {
+                events_family.Add({{"resource", r->resource}, {"type", std::string{to_string(t)}}});
+            }
+        }
+        errors_family.Add({{"resource", "version"}});
     }
 
     template <class State>

@@ -143,6 +143,8 @@ TEST(config_good, minimal_file_keeps_every_default) {
     EXPECT_EQ(c.discord.base_url, defaults.discord.base_url);
     EXPECT_EQ(c.discord.username, "runbookd");
     EXPECT_TRUE(c.services.empty());
+    EXPECT_EQ(c.kubernetes, defaults.kubernetes);
+    EXPECT_EQ(c.kubernetes.enabled, kubernetes_config::mode::automatic);
 }
 
 TEST(config_good, full_file_sets_every_key) {
@@ -173,6 +175,15 @@ TEST(config_good, full_file_sets_every_key) {
     EXPECT_EQ(c.discord.operations.id, "42");
     EXPECT_EQ(c.discord.operations.token.reveal(), "tok");
     EXPECT_EQ(c.console.path, "/var/log/runbookd/posts.log");
+    EXPECT_EQ(c.kubernetes.enabled, kubernetes_config::mode::off);
+    EXPECT_EQ(c.kubernetes.kubeconfig, "tests/data/config/secrets/ca.pem");
+    EXPECT_EQ(c.kubernetes.context, "gke_acme_us-east1_prod");
+    EXPECT_EQ(c.kubernetes.namespaces, std::vector<std::string>{"*"});
+    EXPECT_FALSE(c.kubernetes.nodes);
+    EXPECT_EQ(c.kubernetes.version_interval, 2min);
+    EXPECT_EQ(c.kubernetes.watch_timeout, 7min);
+    EXPECT_EQ(c.kubernetes.request_timeout, 9s);
+    EXPECT_EQ(c.kubernetes.service_account_dir, "/run/sa");
     ASSERT_EQ(c.services.size(), 2u);
     EXPECT_EQ(c.services.at("PF9KMXH").name, "Editor");
     EXPECT_EQ(c.services.at("PF9KMXH").impact, "");
@@ -325,6 +336,13 @@ INSTANTIATE_TEST_SUITE_P(
             "log.level",
             "'warning' is not one of debug, info, warn, error; did you mean 'warn'?"},
         bad_case{"bad_notify_kind.yaml", 5, 9, "notify.kind", "'slack' is not one of discord, console"},
+        bad_case{
+            "bad_kubernetes_namespace.yaml",
+            7,
+            26,
+            "kubernetes.namespaces[1]",
+            "'Prod_2' is not a namespace name (lower-case letters, digits, '-')"},
+        bad_case{"bad_kubernetes_enabled.yaml", 7, 12, "kubernetes.enabled", "'yes' is not one of auto, true, false"},
         bad_case{
             "bad_listen_hostname.yaml",
             3,
