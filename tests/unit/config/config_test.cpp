@@ -342,7 +342,12 @@ INSTANTIATE_TEST_SUITE_P(
             26,
             "kubernetes.namespaces[1]",
             "'Prod_2' is not a namespace name (lower-case letters, digits, '-')"},
-        bad_case{"bad_kubernetes_enabled.yaml", 7, 12, "kubernetes.enabled", "'yes' is not one of auto, true, false"},
+        bad_case{
+            "bad_kubernetes_enabled.yaml",
+            7,
+            12,
+            "kubernetes.enabled",
+            "'yes' is not one of auto, true, false"},
         bad_case{
             "bad_listen_hostname.yaml",
             3,
