@@ -349,7 +349,7 @@ struct https_client::impl {
             co_return reply;
         }
         std::array<char, 16 * 1024> piece{};
-        while (!parser.is_done()) {
+        while (!parser.is_done() && !closing) {
             parser.get().body().data = piece.data();
             parser.get().body().size = piece.size();
             auto [rec, rn] = co_await http::async_read_some(stream, conn.buffer, parser, tuple_awaitable);
@@ -413,7 +413,9 @@ https_client::~https_client() = default;
 void https_client::shutdown() noexcept {
     impl_->closing = true;
     for (auto* stream : impl_->active) {
-        stream->cancel();  // the pending operation completes with operation_aborted
+        // Closing (not only cancelling) also fails an operation started after this call,
+        // such as the next read of a stream whose previous read had just completed.
+        stream->close();
     }
     impl_->idle.clear();
 }

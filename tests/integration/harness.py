@@ -414,9 +414,9 @@ class DaemonWithDiscord:
     def tokens(self) -> list[str]:
         return [self.status_token, self.ops_token]
 
-    def start(self) -> "DaemonWithDiscord":
+    def start(self, env: Optional[dict] = None) -> "DaemonWithDiscord":
         try:
-            self.daemon.start()
+            self.daemon.start(env=env)
         except BaseException:
             self.close()
             raise

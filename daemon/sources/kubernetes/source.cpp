@@ -482,6 +482,10 @@ struct source::impl {
                 if (!info->resource_version.empty()) {
                     r.resource_version = std::move(info->resource_version);
                 }
+                if (info->type == event_type::added || info->type == event_type::deleted) {
+                    objects_family.Add({{"resource", r.resource}}
+                    ).Set(static_cast<double>(count_of(r.resource)));
+                }
                 for (auto& s : found) {
                     on_signal(std::move(s));
                 }

@@ -1,0 +1,385 @@
+"""The Kubernetes source against a fake API server (HTTPS, bearer tokens, chunked watches):
+every k8s.* signal, relists after expiry (in-stream ERROR and HTTP 410), token rotation,
+the API going down and coming back, kubeconfig access with a client certificate and with an
+exec plugin, and end to end: a rollout, crash-looping pods and a page rank "bad deploy"
+first in #operations with the rollback command for the right deployment."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import stat
+import unittest
+
+import fake_kubernetes as k8s
+import harness
+import pagerduty
+import test_prometheus
+from harness import wait_for
+
+NS = "darklang"
+DEPLOY = "bwdserver-deployment"
+HASH = "7d9f5c6b8"
+TOKEN = "sa-token-" + harness.unique_token(20)
+
+
+def daemon_overrides(extra: dict | None = None) -> dict:
+    return harness.deep_merge({
+        "log": {"level": "debug"},  # "signal" lines
+        "operations": {"edit_interval": "0s"},
+        "services": {harness.SERVICE_ID: {"kubernetes": [f"{NS}/{DEPLOY}"]}},
+    }, extra or {})
+
+
+def seed(fake: k8s.FakeKubernetes) -> None:
+    """A healthy cluster: the service's deployment with two running pods, its ConfigMap and
+    two nodes on one kubelet version."""
+    fake.set_version("v1.29.4-gke.1043002")
+    fake.apply("deployments", k8s.deployment(NS, DEPLOY, "gcr.io/dark/bwd:9c1e", revision="41"))
+    for suffix in ("a1b2c", "d3e4f"):
+        fake.apply("pods", k8s.pod(NS, f"{DEPLOY}-{HASH}-{suffix}", DEPLOY, HASH,
+                                   containers=[k8s.container_status("bwdserver-ctr")]))
+    fake.apply("configmaps", k8s.configmap(NS, "bwd-config", {"MODE": "a"}))
+    fake.apply("nodes", k8s.node("gke-prod-pool-1-aaaa", "v1.29.3-gke.100"))
+    fake.apply("nodes", k8s.node("gke-prod-pool-1-bbbb", "v1.29.3-gke.100"))
+
+
+class ClusterRig:
+    """A fake API server, a service-account directory, and a daemon watching in-cluster."""
+
+    def __init__(self, name: str, extra: dict | None = None):
+        pki = harness.test_pki()
+        self.fake = k8s.FakeKubernetes(pki.server_cert, pki.server_key, tokens=(TOKEN,)).start()
+        seed(self.fake)
+        self.rig = harness.DaemonWithDiscord(daemon_overrides(extra), name=name)
+        self.sa_dir = os.path.join(self.rig.tmp, "serviceaccount")
+        os.makedirs(self.sa_dir)
+        self.write_token(TOKEN)
+        shutil.copy(pki.ca_cert, os.path.join(self.sa_dir, "ca.crt"))
+        with open(os.path.join(self.sa_dir, "namespace"), "w") as f:
+            f.write("runbookd\n")
+        self.rig.config["kubernetes"] = harness.deep_merge({
+            "enabled": True, "service_account_dir": self.sa_dir, "version_interval": "1s",
+        }, (extra or {}).get("kubernetes", {}))
+        with open(self.rig.daemon.config_path, "w") as f:
+            f.write(harness.to_yaml(self.rig.config) + "\n")
+
+    def write_token(self, token: str) -> None:
+        path = os.path.join(self.sa_dir, "token")
+        with open(path + ".new", "w") as f:
+            f.write(token)
+        os.replace(path + ".new", path)  # as the kubelet rotates it: a new file in place
+
+    def start(self) -> "ClusterRig":
+        self.rig.start(env={"KUBERNETES_SERVICE_HOST": "127.0.0.1",
+                            "KUBERNETES_SERVICE_PORT": str(self.fake.port)})
+        return self
+
+    def close(self) -> None:
+        try:
+            self.rig.stop()
+        finally:
+            self.rig.close()
+            self.fake.stop()
+
+    @property
+    def daemon(self) -> harness.Daemon:
+        return self.rig.daemon
+
+    def diagnostics(self) -> str:
+        reqs = self.fake.snapshot_requests()[-12:]
+        lines = [f"{r.method} {r.path}?{'&'.join(f'{k}={v}' for k, v in r.query.items())} -> {r.status}"
+                 for r in reqs]
+        return "--- fake Kubernetes requests (last 12) ---\n" + "\n".join(lines) + "\n" + self.rig.diagnostics()
+
+    def signals(self, kind: str, **labels) -> list[dict]:
+        return [e for e in self.daemon.snapshot_logs()
+                if e.get("msg") == "signal" and e.get("kind") == kind
+                and all(e.get(k) == v for k, v in labels.items())]
+
+    def wait_signal(self, kind: str, timeout: float = 10, **labels) -> dict:
+        return wait_for(lambda: (self.signals(kind, **labels) or [None])[-1], timeout,
+                        f"a {kind} signal {labels}", diagnostics=self.diagnostics)
+
+    def statuses(self) -> list[dict]:
+        return [e for e in self.daemon.snapshot_logs()
+                if e.get("msg") == "source status" and e.get("source") == "kubernetes"]
+
+    def wait_state(self, state: str, after: int = 0, timeout: float = 15) -> dict:
+        return wait_for(lambda: next((e for e in self.statuses()[after:] if e["state"] == state), None),
+                        timeout, f"the kubernetes source {state}", diagnostics=self.diagnostics)
+
+    def metric(self, name: str, **labels) -> float | None:
+        r = self.daemon.http("GET", "/metrics")
+        return test_prometheus.value(test_prometheus.parse_exposition(r.body.decode()), name, **labels)
+
+
+class KubernetesSignalsTests(unittest.TestCase):
+    """One cluster and daemon for the signal tests; each test changes its own objects."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.c = ClusterRig(cls.__name__).start()
+        cls.c.wait_state("healthy")
+
+    @classmethod
+    def tearDownClass(cls):
+        c = cls.c
+        try:
+            c.close()
+        finally:
+            c.daemon.assert_no_secret([TOKEN, *c.rig.tokens])
+            c.daemon.assert_logs_well_formed()
+
+    def test_lists_in_pages_then_watches_from_the_list_version_with_bookmarks(self):
+        lists = self.c.fake.list_requests("pods")
+        self.assertTrue(lists)
+        self.assertEqual(lists[0].path, f"/api/v1/namespaces/{NS}/pods")  # from services.*.kubernetes
+        self.assertEqual(lists[0].query.get("limit"), "500")
+        self.assertEqual(lists[0].authorization, f"Bearer {TOKEN}")
+        watches = self.c.fake.watch_requests("pods")
+        self.assertTrue(watches)
+        self.assertEqual(watches[0].query.get("allowWatchBookmarks"), "true")
+        self.assertTrue(watches[0].query.get("resourceVersion"))
+        self.assertGreaterEqual(int(watches[0].query["timeoutSeconds"]), 300)
+        self.assertEqual(self.c.fake.watch_requests("events")[0].query.get("fieldSelector"), "type=Warning")
+        self.assertEqual(self.c.metric("runbookd_kubernetes_up"), 1)
+        for resource, ns in (("pods", NS), ("nodes", None)):
+            held = len(self.c.fake.objects(resource, ns))
+            wait_for(lambda: self.c.metric("runbookd_kubernetes_objects", resource=resource) == held, 10,
+                     f"{held} {resource} held", diagnostics=self.c.diagnostics)
+        # Everything requested is what deploy/kubernetes/rbac.yaml grants, and only reads.
+        paths = {r.path for r in self.c.fake.snapshot_requests()}
+        self.assertEqual({r.method for r in self.c.fake.snapshot_requests()}, {"GET"})
+        self.assertEqual(paths, {f"/api/v1/namespaces/{NS}/pods", f"/api/v1/namespaces/{NS}/configmaps",
+                                 f"/api/v1/namespaces/{NS}/events", f"/apis/apps/v1/namespaces/{NS}/deployments",
+                                 "/api/v1/nodes", "/version"})
+
+    def test_a_restart_and_a_crash_loop(self):
+        name = f"{DEPLOY}-{HASH}-r1r1r"
+        self.c.fake.apply("pods", k8s.pod(NS, name, DEPLOY, HASH, containers=[k8s.container_status("bwdserver-ctr")]))
+        self.c.fake.apply("pods", k8s.pod(NS, name, DEPLOY, HASH, containers=[k8s.container_status(
+            "bwdserver-ctr", restarts=1, waiting="CrashLoopBackOff", waiting_message="back-off 10s",
+            last_terminated={"reason": "OOMKilled", "exitCode": 137, "finishedAt": k8s.rfc3339()})]))
+        restart = self.c.wait_signal("k8s.restart", subject=name)
+        self.assertEqual(restart["source"], "kubernetes")
+        self.c.wait_signal("k8s.waiting", subject=name)
+
+    def test_a_rollout_a_spec_change_and_a_stuck_rollout(self):
+        name = "rollout-test"
+        self.c.fake.apply("deployments", k8s.deployment(NS, name, "img:1"))
+        self.c.fake.apply("deployments", k8s.deployment(NS, name, "img:2", generation=2, revision="2"))
+        self.c.wait_signal("k8s.rollout", subject=name)
+        self.c.fake.apply("deployments", k8s.deployment(
+            NS, name, "img:2", generation=3, revision="2",
+            extra_spec={"template": {"metadata": {"annotations": {"x": "y"}}}, "minReadySeconds": 5}))
+        self.c.wait_signal("k8s.config_change", subject=name)
+        self.c.fake.apply("deployments", k8s.deployment(NS, name, "img:2", generation=3, revision="2",
+                                                         progressing_reason="ProgressDeadlineExceeded"))
+        self.c.wait_signal("k8s.rollout_stuck", subject=name)
+
+    def test_a_configmap_data_change(self):
+        self.c.fake.apply("configmaps", k8s.configmap(NS, "flags", {"A": "1"}))
+        self.c.fake.apply("configmaps", k8s.configmap(NS, "flags", {"A": "1"}, labels={"x": "y"}))
+        self.c.fake.apply("configmaps", k8s.configmap(NS, "flags", {"A": "2"}))
+        self.c.wait_signal("k8s.config_change", subject="flags")
+        self.assertEqual(len(self.c.signals("k8s.config_change", subject="flags")), 1)  # a label is no change
+
+    def test_a_warning_event(self):
+        self.c.fake.apply("events", k8s.warning_event(NS, "ev-unhealthy", "Unhealthy", "Readiness probe failed",
+                                                      involved_name="some-pod"))
+        self.c.wait_signal("k8s.warning", subject="some-pod")
+
+    def test_node_and_control_plane_upgrades(self):
+        self.c.fake.apply("nodes", k8s.node("gke-prod-pool-1-aaaa", "v1.29.3-gke.100", unschedulable=True))
+        self.c.wait_signal("k8s.version_change", subject="node/gke-prod-pool-1-aaaa")
+        self.c.fake.apply("nodes", k8s.node("gke-prod-pool-2-cccc", "v1.30.1-gke.200"))
+        self.c.wait_signal("k8s.version_change", subject="node/gke-prod-pool-2-cccc")
+        self.c.fake.set_version("v1.30.1-gke.200")
+        self.c.wait_signal("k8s.version_change", subject="control-plane")
+
+    def test_relist_after_an_expired_version_reports_what_changed_meanwhile(self):
+        name = f"{DEPLOY}-{HASH}-relst"
+        self.c.fake.apply("pods", k8s.pod(NS, name, DEPLOY, HASH, containers=[k8s.container_status("bwdserver-ctr")]))
+        held = len(self.c.fake.objects("pods", NS))
+        wait_for(lambda: self.c.metric("runbookd_kubernetes_objects", resource="pods") == held, 10,
+                 f"{held} pods held", diagnostics=self.c.diagnostics)
+        before = self.c.metric("runbookd_kubernetes_relists_total", resource="pods")
+        for mode in ("event", "http"):
+            with self.subTest(mode=mode):
+                lists = len(self.c.fake.list_requests("pods"))
+                self.c.fake.expiry_mode = mode
+                # The pod restarts while nobody can see; history is compacted; the watch drops.
+                self.c.fake.drop_watches()
+                self.c.fake.apply("pods", k8s.pod(NS, name, DEPLOY, HASH, containers=[k8s.container_status(
+                    "bwdserver-ctr", restarts=1 if mode == "event" else 2,
+                    last_terminated={"reason": "Error", "exitCode": 1, "finishedAt": k8s.rfc3339()})]))
+                self.c.fake.compact()
+                wait_for(lambda: len(self.c.fake.list_requests("pods")) > lists, 10, "a relist",
+                         diagnostics=self.c.diagnostics)
+                wait_for(lambda: len(self.c.signals("k8s.restart", subject=name)) >= (1 if mode == "event" else 2),
+                         10, "the restart found by the relist", diagnostics=self.c.diagnostics)
+        self.assertEqual(self.c.metric("runbookd_kubernetes_relists_total", resource="pods"), before + 2)
+        self.c.fake.expiry_mode = "event"
+
+
+class KubernetesOutageTests(unittest.TestCase):
+    """Token rotation, the API down, and a page during the outage."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.c = ClusterRig(cls.__name__).start()
+        cls.c.wait_state("healthy")
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.c.close()
+        finally:
+            cls.c.daemon.assert_no_secret([TOKEN, "rotated-" + TOKEN])
+
+    def test_1_a_rotated_token_is_read_again_after_a_401(self):
+        rotated = "rotated-" + TOKEN
+        self.c.fake.tokens.clear()
+        self.c.fake.tokens.add(rotated)
+        self.c.write_token(rotated)
+        mark = len(self.c.statuses())
+        self.c.fake.drop_watches()  # the reconnect carries the old token: 401
+        wait_for(lambda: any(r.authorization == f"Bearer {rotated}" and r.status == 200
+                             for r in self.c.fake.snapshot_requests()), 15, "a request with the rotated token",
+                 diagnostics=self.c.diagnostics)
+        self.assertTrue(any(r.status == 401 for r in self.c.fake.snapshot_requests()))
+        failing = self.c.wait_state("failing", mark)
+        self.assertIn("unauthorized (401)", failing["error"])
+        self.c.wait_state("healthy", mark + 1)
+
+    def test_2_the_api_down_is_not_checkable_then_recovers(self):
+        mark = len(self.c.statuses())
+        self.c.fake.down = True
+        failing = self.c.wait_state("failing", mark)
+        self.assertTrue(self.c.daemon.alive())
+        self.assertEqual(self.c.metric("runbookd_kubernetes_up"), 0)
+        self.assertGreater(self.c.metric("runbookd_kubernetes_errors_total", resource="pods") or
+                           self.c.metric("runbookd_kubernetes_errors_total", resource="version"), 0)
+        # A page now: the #operations summary says the Kubernetes rules cannot be checked.
+        inc = self.c.rig.trigger(pagerduty.Incident(service_name=harness.SERVICE_NAME))
+        summary = wait_for(lambda: next((m for m in self.c.rig.discord.snapshot_messages(self.c.rig.ops_id)
+                                         for e in m.embeds if inc.title in (e.get("description") or "")), None),
+                           10, "#operations summary", diagnostics=self.c.diagnostics)
+        text = summary.embeds[0]["description"]
+        self.assertIn("the kubernetes source is failing", text, text)
+        self.c.fake.down = False
+        self.c.wait_state("healthy", mark + 1, timeout=45)  # backoff is at most 30 s
+        self.assertEqual(self.c.metric("runbookd_kubernetes_up"), 1)
+
+
+class KubernetesEndToEndTests(unittest.TestCase):
+    """A rollout, then crash-looping pods, then the page."""
+
+    def test_a_bad_rollout_ranks_bad_deploy_first_with_its_rollback(self):
+        c = ClusterRig(type(self).__name__).start()
+        try:
+            c.wait_state("healthy")
+            new_hash = "5f6a7b8c9"
+            c.fake.apply("deployments", k8s.deployment(
+                NS, DEPLOY, "gcr.io/dark/bwd:4f2a", generation=2, observed_generation=2, revision="42",
+                updated=1, available=1, progressing_reason="ReplicaSetUpdated"))
+            for i, suffix in enumerate(("x2x4q", "p9z8k")):
+                c.fake.apply("pods", k8s.pod(NS, f"{DEPLOY}-{new_hash}-{suffix}", DEPLOY, new_hash, containers=[
+                    k8s.container_status("bwdserver-ctr", restarts=3 + i, waiting="CrashLoopBackOff",
+                                         waiting_message="back-off 40s restarting failed container",
+                                         image="gcr.io/dark/bwd:4f2a",
+                                         last_terminated={"reason": "Error", "exitCode": 1,
+                                                          "finishedAt": k8s.rfc3339()})]))
+            c.wait_signal("k8s.rollout", subject=DEPLOY)
+            c.wait_signal("k8s.waiting", subject=f"{DEPLOY}-{new_hash}-p9z8k")
+            inc = c.rig.trigger(pagerduty.Incident(title="Editor returns 502s", service_name=harness.SERVICE_NAME))
+            summary = wait_for(lambda: next((m for m in c.rig.discord.snapshot_messages(c.rig.ops_id)
+                                             for e in m.embeds if inc.title in (e.get("description") or "")), None),
+                               10, "#operations summary", diagnostics=c.diagnostics)
+            text = summary.embeds[0]["description"]
+            first = text.index("Bad or broken code got deployed")
+            for other in ("Bad or broken Kubernetes configuration", "won't restart"):
+                if other in text:
+                    self.assertLess(first, text.index(other), text)
+            self.assertIn(f"kubectl rollout undo -n {NS} deploy/{DEPLOY}", text)
+            self.assertIn("gcr.io/dark/bwd:4f2a", text)
+            self.assertIn("CrashLoopBackOff", text)
+            self.assertNotIn("kubernetes source is", text)  # checked, not "not checkable"
+        finally:
+            c.close()
+
+
+class KubeconfigTests(unittest.TestCase):
+    """Out of a cluster: a kubeconfig with a client certificate, and one with an exec plugin."""
+
+    def run_with(self, user: dict, client_ca: bool, tokens=("exec-token",)) -> tuple[k8s.FakeKubernetes, harness.DaemonWithDiscord]:
+        pki = harness.test_pki()
+        fake = k8s.FakeKubernetes(pki.server_cert, pki.server_key, tokens=tokens,
+                                  client_ca_file=pki.ca_cert if client_ca else None).start()
+        seed(fake)
+        rig = harness.DaemonWithDiscord(daemon_overrides(), name=self.id().split(".")[-1])
+        with open(pki.ca_cert, "rb") as f:
+            ca_data = base64.b64encode(f.read()).decode()
+        kubeconfig = os.path.join(rig.tmp, "kubeconfig")
+        with open(kubeconfig, "w") as f:  # JSON is YAML
+            json.dump({
+                "apiVersion": "v1", "kind": "Config", "current-context": "test",
+                "clusters": [{"name": "fake", "cluster": {"server": fake.url, "certificate-authority-data": ca_data}}],
+                "contexts": [{"name": "test", "context": {"cluster": "fake", "user": "me", "namespace": NS}}],
+                "users": [{"name": "me", "user": user}],
+            }, f)
+        rig.config["kubernetes"] = {"enabled": True, "kubeconfig": kubeconfig, "nodes": False}
+        with open(rig.daemon.config_path, "w") as f:
+            f.write(harness.to_yaml(rig.config) + "\n")
+        rig.start()
+        return fake, rig
+
+    def wait_listed(self, fake, rig) -> None:
+        wait_for(lambda: rig.daemon.find_log(lambda e: e.get("msg") == "source status" and e.get("state") == "healthy"),
+                 15, "the kubernetes source healthy", diagnostics=rig.diagnostics)
+        self.assertTrue(fake.list_requests("deployments"))
+
+    def test_a_client_certificate(self):
+        pki = harness.test_pki()
+        tmp = harness.make_tempdir()
+        try:
+            cert, key = k8s.issue_client_cert(pki.ca_cert, pki.ca_key, tmp, cn="runbookd")
+            fake, rig = self.run_with({"client-certificate": cert, "client-key": key}, client_ca=True, tokens=())
+            try:
+                self.wait_listed(fake, rig)
+                self.assertTrue(all(r.client_cert and not r.authorization for r in fake.snapshot_requests()))
+            finally:
+                rig.stop()
+                fake.stop()
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def test_an_exec_plugin(self):
+        tmp = harness.make_tempdir()
+        try:
+            plugin = os.path.join(tmp, "auth-plugin")
+            with open(plugin, "w") as f:
+                f.write("#!/bin/sh\n"
+                        "case \"$KUBERNETES_EXEC_INFO\" in *'\"kind\":\"ExecCredential\"'*) ;; *) exit 2;; esac\n"
+                        "printf '{\"apiVersion\":\"client.authentication.k8s.io/v1beta1\",\"kind\":\"ExecCredential\","
+                        "\"status\":{\"token\":\"exec-token\",\"expirationTimestamp\":\"2099-01-01T00:00:00Z\"}}'\n")
+            os.chmod(plugin, stat.S_IRWXU)
+            fake, rig = self.run_with({"exec": {"apiVersion": "client.authentication.k8s.io/v1beta1",
+                                                "command": plugin, "provideClusterInfo": True,
+                                                "interactiveMode": "Never"}}, client_ca=False)
+            try:
+                self.wait_listed(fake, rig)
+                self.assertTrue(all(r.authorization == "Bearer exec-token" for r in fake.snapshot_requests()))
+                rig.daemon.assert_no_secret(["exec-token"])
+            finally:
+                rig.stop()
+                fake.stop()
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    unittest.main()
