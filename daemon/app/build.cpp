@@ -65,6 +65,28 @@ std::vector<std::string> watched_namespaces(const config::config& cfg, const std
     return out;
 }
 
+void resolve_selectors(
+    std::map<std::string, service_info, std::less<>>& services, const sources::kubernetes::source& source
+) {
+    for (auto& [id, service] : services) {
+        std::vector<std::string> resolved;
+        for (const auto& w : service.workloads) {
+            resolved.push_back(w);
+            const auto slash = w.find('/');
+            if (w.find('=') == std::string::npos || slash == std::string::npos) {
+                continue;
+            }
+            if (const auto selector =
+                    sources::kubernetes::parse_selector(std::string_view{w}.substr(slash + 1))) {
+                for (auto& d : source.deployments_matching(std::string_view{w}.substr(0, slash), *selector)) {
+                    resolved.push_back(std::move(d));
+                }
+            }
+        }
+        service.workloads = std::move(resolved);
+    }
+}
+
 kubernetes_parts build_kubernetes(
     const config::config& cfg,
     boost::asio::any_io_executor ex,

@@ -11,6 +11,7 @@
 #include <prometheus/registry.h>
 
 #include <cstdio>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -42,6 +43,13 @@ struct kubernetes_parts {
 /// The namespaces to watch: the configured ones, else those named in services.*.kubernetes
 /// ("*" when one is a pattern), else `fallback` (the service account's namespace).
 std::vector<std::string> watched_namespaces(const config::config& cfg, const std::string& fallback);
+
+/// Each `namespace/selector` entry of services.*.kubernetes followed by the Deployments it
+/// picks now ("darklang/app=bwd" then "darklang/bwdserver-deployment"), so that
+/// `related: service` matches them. The selector entry stays: it matches no name itself.
+void resolve_selectors(
+    std::map<std::string, service_info, std::less<>>& services, const sources::kubernetes::source& source
+);
 
 /// Builds the Kubernetes source per `kubernetes.enabled` (not started). Throws
 /// std::runtime_error on a start-up failure (an unreadable kubeconfig, no cluster with

@@ -120,6 +120,11 @@ struct daemon::impl {
         if (!kubernetes.token.empty()) {
             sink->add_secret(kubernetes.token);
         }
+        if (kubernetes.source) {
+            kubernetes.source->on_workloads_changed([this] {
+                apply_settings(engine_settings_for(cfg), false);
+            });
+        }
         routes.add(http::verb::post, "/webhooks/pagerduty", std::ref(pagerduty));
         routes.add(http::verb::get, "/healthz", [](const net::request& req) {
             return net::make_response(req, http::status::ok, "ok\n", "text/plain");
@@ -166,6 +171,26 @@ struct daemon::impl {
         s.rules = rules;
         s.operations.enabled = parts.notifier->has_channel(channel::operations);
         return s;
+    }
+
+    /// Gives the engine `s` with label selectors resolved against the cluster. With
+    /// `always` false, only when the resolved workloads differ from the running ones.
+    void apply_settings(engine_settings s, bool always) {
+        if (kubernetes.source) {
+            resolve_selectors(s.services, *kubernetes.source);
+        }
+        std::map<std::string, std::vector<std::string>> workloads;
+        for (const auto& [id, service] : s.services) {
+            workloads.emplace(id, service.workloads);
+        }
+        if (!always && workloads == running_workloads) {
+            return;
+        }
+        if (!always) {
+            log.info("service workloads changed", {{"services", static_cast<int>(workloads.size())}});
+        }
+        running_workloads = std::move(workloads);
+        core.reconfigure(std::move(s));
     }
 
     void record_rules() {
@@ -311,7 +336,7 @@ struct daemon::impl {
                 {{"rules", static_cast<int>(rules->rules.size())}, {"origin", rules->origin}}
             );
         }
-        core.reconfigure(engine_settings_for(next));
+        apply_settings(engine_settings_for(next), true);
         record_rules();
         pagerduty.set_secrets(next.pagerduty.webhook_secrets);
         log.set_level(to_log_level(next.log.level));
@@ -382,6 +407,7 @@ struct daemon::impl {
     net::router routes;
     net::http_server server;
     kubernetes_parts kubernetes;
+    std::map<std::string, std::vector<std::string>> running_workloads;  ///< resolved, as in the engine
     loop::timer wake;
     loop::timer heartbeat;
     asio::signal_set signals;

@@ -865,11 +865,34 @@ private:
         }
     }
 
-    /// "namespace/deployment", either side "*" or ending in "*".
+    /// "namespace/deployment", either side "*" or ending in "*"; or "namespace/selector",
+    /// an equality-based label selector of the deployments' pods ("app=web,tier!=batch").
     static bool valid_workload(std::string_view w) {
         const auto slash = w.find('/');
         if (slash == std::string_view::npos || slash == 0 || slash + 1 == w.size()) {
             return false;
+        }
+        if (const std::string_view selector = w.substr(slash + 1);
+            selector.find('=') != std::string_view::npos) {
+            // Each comma-separated part is key=value, key==value or key!=value.
+            for (std::size_t start = 0; start <= selector.size();) {
+                const auto end = std::min(selector.find(',', start), selector.size());
+                const std::string_view part = selector.substr(start, end - start);
+                const auto eq = part.find('=');
+                const bool shape = eq != std::string_view::npos && eq > 0 && eq + 1 < part.size() &&
+                                   std::all_of(part.begin(), part.end(), [](char c) {
+                                       return is_alpha(c) || is_digit(c) || c == '-' || c == '_' ||
+                                              c == '.' || c == '/' || c == '=' || c == '!';
+                                   });
+                if (!shape) {
+                    return false;
+                }
+                start = end + 1;
+            }
+            const std::string_view ns = w.substr(0, slash);
+            return std::all_of(ns.begin(), ns.end(), [](char c) {
+                return is_digit(c) || (c >= 'a' && c <= 'z') || c == '-' || c == '.' || c == '*';
+            });
         }
         const auto part_ok = [](std::string_view p) {
             if (p.ends_with('*')) {
@@ -1190,7 +1213,8 @@ private:
                                 k->value[i],
                                 k->path + "[" + std::to_string(i) + "]",
                                 "'" + (*workloads)[i] +
-                                    "' is not namespace/deployment (lower-case names; '*' alone or at the "
+                                    "' is not namespace/deployment or namespace/label=value (lower-case "
+                                    "names; '*' alone or at the "
                                     "end "
                                     "of either part)"
                             );

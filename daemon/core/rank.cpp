@@ -47,7 +47,9 @@ std::string number_text(double v) {
     return buf.data();
 }
 
-bool glob(std::string_view pattern, std::string_view text) {
+}  // namespace
+
+bool workload_glob(std::string_view pattern, std::string_view text) {
     if (pattern == "*") {
         return true;
     }
@@ -56,6 +58,8 @@ bool glob(std::string_view pattern, std::string_view text) {
     }
     return pattern == text;
 }
+
+namespace {
 
 bool passes(const label_test& t, const signal& s) {
     const std::string* v = s.label_at(t.index);
@@ -113,11 +117,11 @@ public:
         const std::string* svc = by_position ? s.label_at(service_label_) : s.find("service");
         const std::string* ns = by_position ? s.label_at(namespace_) : s.find("namespace");
         for (const auto& p : patterns_) {
-            if (deployment != nullptr && !deployment->empty() && glob(p.name, *deployment) &&
-                (ns == nullptr || glob(p.ns, *ns))) {
+            if (deployment != nullptr && !deployment->empty() && workload_glob(p.name, *deployment) &&
+                (ns == nullptr || workload_glob(p.ns, *ns))) {
                 return true;
             }
-            if (svc != nullptr && !svc->empty() && glob(p.name, *svc)) {
+            if (svc != nullptr && !svc->empty() && workload_glob(p.name, *svc)) {
                 return true;
             }
         }

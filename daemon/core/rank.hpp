@@ -62,6 +62,10 @@ struct ranking {
 
 /// Ranks every rule. `sources` says which sources are configured and healthy; a kind whose
 /// source is absent or failing makes the conditions on it "not checkable".
+/// One part of a `services.*.kubernetes` pattern: "*" matches anything, "prefix*" a prefix,
+/// anything else itself.
+bool workload_glob(std::string_view pattern, std::string_view text);
+
 ranking rank(const rule_set& rules, const signal_log& log, const source_map& sources, const rank_input& in);
 
 /// "4m before the alert", "2m after the alert", "at the alert".

@@ -1,7 +1,7 @@
 #include "sources/kubernetes/source.hpp"
 
+#include "core/rank.hpp"
 #include "loop/clock.hpp"
-#include "sources/kubernetes/parse.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -11,6 +11,8 @@
 #include <prometheus/gauge.h>
 
 #include <algorithm>
+#include <array>
+#include <malloc.h>
 #include <map>
 #include <random>
 #include <unordered_map>
@@ -108,6 +110,16 @@ std::vector<signal> changes(
     return diff_node(before, next, now);
 }
 
+/// Whether a change may change which Deployments a service's label selector picks.
+template <class State>
+bool moves_workloads(const State*, const State*) {
+    return false;
+}
+template <>
+bool moves_workloads(const deployment_state* prev, const deployment_state* next) {
+    return prev == nullptr || next == nullptr || prev->pod_labels != next->pod_labels;
+}
+
 // --- one list+watch loop's resource -------------------------------------------------------
 
 enum class watch_outcome { ended, dropped, expired, failed };
@@ -147,8 +159,11 @@ public:
     std::string resource_version;
     bool listed_once = false;
     bool synced = false;
-    std::string error;    ///< why the last attempt failed; "" when fine
-    std::string pending;  ///< a partial watch line
+    std::string error;             ///< why the last attempt failed; "" when fine
+    std::string pending;           ///< a partial watch line
+    bool workloads_moved = false;  ///< set by a change that moves_workloads(); the loop clears it
+    std::array<prometheus::Counter*, 5> events{};  ///< watch events by event_type, found once
+    prometheus::Gauge* objects = nullptr;
 };
 
 template <class State>
@@ -172,8 +187,11 @@ public:
     std::vector<signal> finish_list(wall_time now) override {
         std::vector<signal> out;
         const bool initial = !listed_once;
+        workloads_moved = workloads_moved || staged_.size() != cache_.size();
         for (const auto& [key, next] : staged_) {
             const auto it = cache_.find(key);
+            workloads_moved =
+                workloads_moved || moves_workloads<State>(it == cache_.end() ? nullptr : &it->second, &next);
             auto found = changes(cache_, it == cache_.end() ? nullptr : &it->second, next, now, initial);
             std::move(found.begin(), found.end(), std::back_inserter(out));
         }
@@ -198,10 +216,13 @@ public:
         const auto it = cache_.find(key);
         if (ev->type == event_type::deleted) {
             if (it != cache_.end()) {
+                workloads_moved = workloads_moved || moves_workloads<State>(&it->second, nullptr);
                 cache_.erase(it);
             }
             return info;
         }
+        workloads_moved = workloads_moved ||
+                          moves_workloads<State>(it == cache_.end() ? nullptr : &it->second, &*ev->object);
         auto found = changes(cache_, it == cache_.end() ? nullptr : &it->second, *ev->object, now, false);
         std::move(found.begin(), found.end(), std::back_inserter(out));
         cache_.insert_or_assign(std::move(key), std::move(*ev->object));
@@ -209,6 +230,8 @@ public:
     }
 
     std::size_t size() const override { return cache_.size(); }
+
+    const cache_type& objects() const { return cache_; }
 
 private:
     cache_type cache_;
@@ -274,7 +297,7 @@ struct source::impl {
         }
         // Every series exists from the start, at zero (docs/metrics.md).
         for (const auto& r : reflectors) {
-            objects_family.Add({{"resource", r->resource}});
+            r->objects = &objects_family.Add({{"resource", r->resource}});
             relists_family.Add({{"resource", r->resource}});
             errors_family.Add({{"resource", r->resource}});
             for (const auto t :
@@ -283,7 +306,8 @@ struct source::impl {
                   event_type::deleted,
                   event_type::bookmark,
                   event_type::error}) {
-                events_family.Add({{"resource", r->resource}, {"type", std::string{to_string(t)}}});
+                r->events.at(static_cast<std::size_t>(t)) =
+                    &events_family.Add({{"resource", r->resource}, {"type", std::string{to_string(t)}}});
             }
         }
         errors_family.Add({{"resource", "version"}});
@@ -396,7 +420,11 @@ struct source::impl {
         }
         const bool relist = r.listed_once;
         auto found = r.finish_list(loop::wall_now());
-        objects_family.Add({{"resource", r.resource}}).Set(static_cast<double>(count_of(r.resource)));
+        workloads_may_have_moved(r);
+        r.objects->Set(static_cast<double>(count_of(r.resource)));
+        // A list's pages (a few MiB each) were freed; give the pages back to the system
+        // rather than keep them as free heap (the steady RSS of a large cluster).
+        ::malloc_trim(0);
         if (relist) {
             relists_family.Add({{"resource", r.resource}}).Increment();
         }
@@ -440,7 +468,6 @@ struct source::impl {
         std::size_t lines = 0;
         const auto began = loop::steady_clock::now();
         std::optional<watch_result> stop_with;
-        auto& events = events_family;
         auto reply = co_await http.stream(std::move(*call), [&](std::string_view piece) {
             if (piece.empty() && !stream_up) {
                 stream_up = true;  // the server accepted the watch
@@ -451,9 +478,12 @@ struct source::impl {
                 }
                 return true;
             }
+            // Only the new piece can hold the end of a line.
+            const std::size_t scan_from = r.pending.size();
             r.pending.append(piece);
             std::size_t start = 0;
-            for (auto nl = r.pending.find('\n'); nl != std::string::npos; nl = r.pending.find('\n', start)) {
+            for (auto nl = r.pending.find('\n', scan_from); nl != std::string::npos;
+                 nl = r.pending.find('\n', start)) {
                 const std::string_view line{r.pending.data() + start, nl - start};
                 start = nl + 1;
                 if (line.find_first_not_of(" \t\r") == std::string_view::npos) {
@@ -471,8 +501,7 @@ struct source::impl {
                     stop_with = watch_result{watch_outcome::expired, info.error().detail};
                     return false;
                 }
-                events.Add({{"resource", r.resource}, {"type", std::string{to_string(info->type)}}}
-                ).Increment();
+                r.events.at(static_cast<std::size_t>(info->type))->Increment();
                 if (info->type == event_type::error) {
                     stop_with = info->expired
                                     ? watch_result{watch_outcome::expired, info->error}
@@ -483,12 +512,12 @@ struct source::impl {
                     r.resource_version = std::move(info->resource_version);
                 }
                 if (info->type == event_type::added || info->type == event_type::deleted) {
-                    objects_family.Add({{"resource", r.resource}}
-                    ).Set(static_cast<double>(count_of(r.resource)));
+                    r.objects->Set(static_cast<double>(count_of(r.resource)));
                 }
                 for (auto& s : found) {
                     on_signal(std::move(s));
                 }
+                workloads_may_have_moved(r);
             }
             r.pending.erase(0, start);
             if (r.pending.size() > max_line_bytes) {
@@ -497,7 +526,7 @@ struct source::impl {
             }
             return true;
         });
-        objects_family.Add({{"resource", r.resource}}).Set(static_cast<double>(count_of(r.resource)));
+        r.objects->Set(static_cast<double>(count_of(r.resource)));
         if (stop_with) {
             co_return *stop_with;
         }
@@ -635,6 +664,15 @@ struct source::impl {
         }
     }
 
+    void workloads_may_have_moved(reflector& r) {
+        if (r.workloads_moved) {
+            r.workloads_moved = false;
+            if (workloads_hook) {
+                workloads_hook();
+            }
+        }
+    }
+
     // --- health -------------------------------------------------------------------------------
 
     void report_health() {
@@ -692,6 +730,7 @@ struct source::impl {
     std::string control_plane;
     std::string version_error;
     std::optional<source_status> last_reported;
+    std::function<void()> workloads_hook;
     bool stopping = false;
 };
 
@@ -724,6 +763,29 @@ void source::start() {
 
 void source::stop() {
     impl_->stop();
+}
+
+std::vector<std::string> source::deployments_matching(
+    std::string_view ns_pattern, const label_selector& selector
+) const {
+    std::vector<std::string> out;
+    for (const auto& r : impl_->reflectors) {
+        const auto* deployments = dynamic_cast<const typed_reflector<deployment_state>*>(r.get());
+        if (deployments == nullptr) {
+            continue;
+        }
+        for (const auto& [key, d] : deployments->objects()) {
+            if (workload_glob(ns_pattern, d.ns) && selects(selector, d.pod_labels)) {
+                out.push_back(d.ns + "/" + d.name);
+            }
+        }
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+void source::on_workloads_changed(std::function<void()> hook) {
+    impl_->workloads_hook = std::move(hook);
 }
 
 std::size_t source::objects() const {

@@ -10,6 +10,7 @@
 #include "net/http_client.hpp"
 #include "net/retry.hpp"
 #include "sources/kubernetes/credentials.hpp"
+#include "sources/kubernetes/parse.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
 #include <prometheus/registry.h>
@@ -59,6 +60,15 @@ public:
     void start();
     /// Stops them: pending waits end at once; streams end when the client shuts down.
     void stop();
+
+    /// "namespace/name" of the Deployments whose pod template labels match `selector`, in
+    /// namespaces matching `ns_pattern` ("*", "prefix*" or a name), sorted.
+    std::vector<std::string> deployments_matching(std::string_view ns_pattern, const label_selector& selector)
+        const;
+
+    /// Called (on the loop) when a Deployment appears, goes, or changes its pod template
+    /// labels: what deployments_matching() answers may have changed.
+    void on_workloads_changed(std::function<void()> hook);
 
     /// Objects held in memory, all resources together (for tests and benchmarks).
     std::size_t objects() const;

@@ -187,6 +187,11 @@ TEST(config_good, full_file_sets_every_key) {
     ASSERT_EQ(c.services.size(), 2u);
     EXPECT_EQ(c.services.at("PF9KMXH").name, "Editor");
     EXPECT_EQ(c.services.at("PF9KMXH").impact, "");
+    EXPECT_EQ(
+        c.services.at("PF9KMXH").workloads,
+        (std::vector<std::string>{"darklang/bwdserver-deployment", "darklang/app=bwd,tier!=batch", "cron-*/*"}
+        )
+    );
     EXPECT_EQ(c.services.at("PSRV2AB").name, "Custom domains");
 }
 
@@ -336,6 +341,14 @@ INSTANTIATE_TEST_SUITE_P(
             "log.level",
             "'warning' is not one of debug, info, warn, error; did you mean 'warn'?"},
         bad_case{"bad_notify_kind.yaml", 5, 9, "notify.kind", "'slack' is not one of discord, console"},
+        bad_case{
+            "bad_service_selector.yaml",
+            9,
+            18,
+            "services.PF9KMXH.kubernetes[0]",
+            "'darklang/app=bwd,tier=' is not namespace/deployment or namespace/label=value (lower-case "
+            "names; "
+            "'*' alone or at the end of either part)"},
         bad_case{
             "bad_kubernetes_namespace.yaml",
             7,

@@ -284,5 +284,35 @@ TEST(kubernetes_version, reads_git_version) {
     );
 }
 
+TEST(kubernetes_selector, parses_equality_selectors_and_matches_pod_labels) {
+    const auto s = parse_selector("app=bwdserver,tier!=batch,app.kubernetes.io/part-of==dark");
+    ASSERT_TRUE(s.has_value());
+    ASSERT_EQ(s->size(), 3u);
+    EXPECT_EQ((*s)[1].key, "tier");
+    EXPECT_FALSE((*s)[1].equal);
+    EXPECT_EQ((*s)[2].key, "app.kubernetes.io/part-of");
+    const std::vector<std::pair<std::string, std::string>> web{
+        {"app", "bwdserver"}, {"app.kubernetes.io/part-of", "dark"}, {"tier", "web"}};
+    const std::vector<std::pair<std::string, std::string>> batch{
+        {"app", "bwdserver"}, {"app.kubernetes.io/part-of", "dark"}, {"tier", "batch"}};
+    const std::vector<std::pair<std::string, std::string>> untiered{
+        {"app", "bwdserver"}, {"app.kubernetes.io/part-of", "dark"}};
+    EXPECT_TRUE(selects(*s, web));
+    EXPECT_FALSE(selects(*s, batch));
+    EXPECT_TRUE(selects(*s, untiered));  // != holds for a missing key, as in Kubernetes
+    for (std::string_view bad : {"", "app", "=x", "app=", "app=x,", ",app=x", "app=x y", "app in (a,b)"}) {
+        EXPECT_FALSE(parse_selector(bad).has_value()) << bad;
+    }
+}
+
+TEST(kubernetes_deployment, keeps_its_pod_template_labels_sorted) {
+    const auto d = parse_object<deployment_state>(
+        R"({"metadata":{"name":"web","namespace":"prod"},"spec":{"template":{"metadata":{"labels":{"tier":"web","app":"bwd"}},"spec":{}}}})"
+    );
+    ASSERT_TRUE(d);
+    const std::vector<std::pair<std::string, std::string>> want{{"app", "bwd"}, {"tier", "web"}};
+    EXPECT_EQ(d->pod_labels, want);
+}
+
 }  // namespace
 }  // namespace runbookd::sources::kubernetes

@@ -440,5 +440,35 @@ TEST(kubernetes_source, every_namespace_uses_the_cluster_wide_paths) {
     EXPECT_TRUE(h.http.calls_with("/namespaces/").empty());
 }
 
+TEST(kubernetes_source, a_label_selector_picks_deployments_and_a_label_change_tells_the_owner) {
+    harness h({"prod"}, false);
+    const auto labelled = [](std::string_view name, std::string_view app) {
+        return R"({"metadata":{"name":")" + std::string{name} +
+               R"(","namespace":"prod","resourceVersion":"9"},
+               "spec":{"template":{"metadata":{"labels":{"app":")" +
+               std::string{app} + R"("}},"spec":{"containers":[]}}}})";
+    };
+    h.http.push(
+        "LIST " + deployments, 200, list_of("20", {labelled("web-a", "web"), labelled("api", "api")})
+    );
+    h.http.push(
+        "WATCH " + deployments,
+        200,
+        line("ADDED", labelled("web-b", "web")) + line("MODIFIED", labelled("api", "web"))
+    );
+    int moved = 0;
+    h.src->on_workloads_changed([&] { ++moved; });
+    h.src->start();
+    fakes::drain(h.ioc);
+    const auto selector = *parse_selector("app=web");
+    EXPECT_EQ(
+        h.src->deployments_matching("prod", selector),
+        (std::vector<std::string>{"prod/api", "prod/web-a", "prod/web-b"})
+    );
+    EXPECT_EQ(h.src->deployments_matching("other", selector), std::vector<std::string>{});
+    EXPECT_EQ(h.src->deployments_matching("pr*", *parse_selector("app!=web")), std::vector<std::string>{});
+    EXPECT_EQ(moved, 3);  // the list, the new deployment, the relabelled one
+}
+
 }  // namespace
 }  // namespace runbookd::sources::kubernetes
