@@ -104,7 +104,13 @@ kubernetes_parts build_kubernetes(
     std::optional<k8s::cluster_access> access;
     auto inside = k8s::in_cluster(k8s::process_env(), kc.service_account_dir);
     if (!inside) {
-        throw std::runtime_error(inside.error().detail);
+        if (kc.enabled == config::kubernetes_config::mode::on) {
+            throw std::runtime_error(inside.error().detail);
+        }
+        // automatic: a pod without a mounted token (automountServiceAccountToken: false)
+        // runs without the source rather than not at all.
+        log.warn("kubernetes source off", {{"reason", inside.error().detail}});
+        return parts;
     }
     if (*inside) {
         access = std::move(**inside);
@@ -124,6 +130,7 @@ kubernetes_parts build_kubernetes(
     }
     parts.origin = access->origin;
     parts.token = access->token;
+    parts.default_namespace = access->default_namespace;
     parts.namespaces = watched_namespaces(cfg, access->default_namespace);
     parts.http =
         std::make_unique<net::https_client>(ex, access->tls, log.with("component", "kubernetes_http"));

@@ -37,6 +37,7 @@ struct kubernetes_parts {
     std::unique_ptr<sources::kubernetes::source> source;
     std::string origin;                   ///< "in-cluster", "kubeconfig FILE (context NAME)"
     std::vector<std::string> namespaces;  ///< what it watches
+    std::string default_namespace;        ///< the service account's or the context's
     std::string token;                    ///< a fixed token from the kubeconfig, to redact
 };
 

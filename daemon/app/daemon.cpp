@@ -327,6 +327,12 @@ struct daemon::impl {
         keep("discord", next.discord, cfg.discord);
         keep("console", next.console, cfg.console);
         keep("kubernetes", next.kubernetes, cfg.kubernetes);
+        if (kubernetes.source &&
+            watched_namespaces(next, kubernetes.default_namespace) != kubernetes.namespaces) {
+            // New namespaces named under services.*.kubernetes are watched after a restart.
+            log.warn("config change needs a restart", {{"section", "services.*.kubernetes namespaces"}});
+            restart = true;
+        }
         keep("pagerduty.dedupe_capacity", next.pagerduty.dedupe_capacity, cfg.pagerduty.dedupe_capacity);
         daemon_metrics.config_restart_required.Set(restart ? 1 : 0);
         if (next_rules.value->hash != rules->hash) {

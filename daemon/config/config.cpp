@@ -878,13 +878,24 @@ private:
             for (std::size_t start = 0; start <= selector.size();) {
                 const auto end = std::min(selector.find(',', start), selector.size());
                 const std::string_view part = selector.substr(start, end - start);
-                const auto eq = part.find('=');
-                const bool shape = eq != std::string_view::npos && eq > 0 && eq + 1 < part.size() &&
-                                   std::all_of(part.begin(), part.end(), [](char c) {
-                                       return is_alpha(c) || is_digit(c) || c == '-' || c == '_' ||
-                                              c == '.' || c == '/' || c == '=' || c == '!';
-                                   });
-                if (!shape) {
+                // One operator (=, == or !=) between a key and a value.
+                auto op = part.find("!=");
+                std::size_t op_len = 2;
+                if (op == std::string_view::npos) {
+                    op = part.find("==");
+                }
+                if (op == std::string_view::npos) {
+                    op = part.find('=');
+                    op_len = 1;
+                }
+                const auto word = [](std::string_view text, bool key) {
+                    return !text.empty() && std::all_of(text.begin(), text.end(), [key](char c) {
+                        return is_alpha(c) || is_digit(c) || c == '-' || c == '_' || c == '.' ||
+                               (key && c == '/');
+                    });
+                };
+                if (op == std::string_view::npos || !word(part.substr(0, op), true) ||
+                    !word(part.substr(op + op_len), false)) {
                     return false;
                 }
                 start = end + 1;

@@ -22,6 +22,9 @@ struct http_call {
     std::string body;
     std::chrono::milliseconds timeout = std::chrono::seconds{10};
     std::size_t max_body = 4 * 1024 * 1024;  ///< a longer body fails the call
+    /// stream() only: the longest silence (connecting, then between two pieces) before
+    /// the stream fails as timed out; zero: only `timeout` applies.
+    std::chrono::milliseconds idle_timeout{0};
 };
 
 /// The answer, whatever its status. Header names are lower-case.

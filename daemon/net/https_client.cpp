@@ -167,6 +167,9 @@ struct https_client::impl {
         if (rec) {
             co_return fail(t, "resolve", rec, false);
         }
+        if (closing) {
+            co_return transport_failure{make_failure(errc::shutting_down, "client shut down", true), false};
+        }
         auto conn = std::make_unique<connection>();
         if (t.tls) {
             conn->tls = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(executor, context);
@@ -308,7 +311,7 @@ struct https_client::impl {
             if (!res) {
                 // A pooled connection the server closed while idle fails before any
                 // response byte: try once more on a fresh connection.
-                if (reused && !got_bytes && loop::steady_clock::now() < deadline) {
+                if (reused && !got_bytes && !closing && loop::steady_clock::now() < deadline) {
                     continue;
                 }
                 co_return res.error();
@@ -328,7 +331,12 @@ struct https_client::impl {
     /// Reads a response piece by piece: a 2xx body goes to `sink`, any other is collected.
     template <class Stream>
     asio::awaitable<result_type> stream_exchange(
-        Stream& stream, connection& conn, const target& t, const http_call& call, const body_sink& sink
+        Stream& stream,
+        connection& conn,
+        const target& t,
+        const http_call& call,
+        const body_sink& sink,
+        loop::steady_clock::time_point deadline
     ) {
         const auto req = make_request(t, call);
         auto [wec, wn] = co_await http::async_write(stream, req, tuple_awaitable);
@@ -350,6 +358,11 @@ struct https_client::impl {
         }
         std::array<char, 16 * 1024> piece{};
         while (!parser.is_done() && !closing) {
+            if (call.idle_timeout.count() > 0) {
+                conn.lowest().expires_after(
+                    std::min<std::chrono::steady_clock::duration>(call.idle_timeout, remaining(deadline))
+                );
+            }
             parser.get().body().data = piece.data();
             parser.get().body().size = piece.size();
             auto [rec, rn] = co_await http::async_read_some(stream, conn.buffer, parser, tuple_awaitable);
@@ -382,17 +395,21 @@ struct https_client::impl {
                 make_failure(errc::config_invalid, "not an http(s) URL", false), false};
         }
         const auto deadline = loop::steady_clock::now() + call.timeout;
-        auto conn = co_await connect(*t, deadline);
+        // Connecting and the response header are bounded by the idle timeout too.
+        const auto until_header = call.idle_timeout.count() > 0
+                                      ? std::min(deadline, loop::steady_clock::now() + call.idle_timeout)
+                                      : deadline;
+        auto conn = co_await connect(*t, until_header);
         if (!conn) {
             co_return conn.error();
         }
         const in_flight registered{*this, (*conn)->lowest()};
-        (*conn)->lowest().expires_after(remaining(deadline));
+        (*conn)->lowest().expires_after(remaining(until_header));
         result_type res = transport_failure{};
         if ((*conn)->tls) {
-            res = co_await stream_exchange(*(*conn)->tls, **conn, *t, call, sink);
+            res = co_await stream_exchange(*(*conn)->tls, **conn, *t, call, sink, deadline);
         } else {
-            res = co_await stream_exchange(*(*conn)->plain, **conn, *t, call, sink);
+            res = co_await stream_exchange(*(*conn)->plain, **conn, *t, call, sink, deadline);
         }
         co_return res;
     }

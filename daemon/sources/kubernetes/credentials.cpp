@@ -43,6 +43,12 @@ struct fd_guard {
     }
 };
 
+/// The string at `key`, or "" when absent or of another type (never throws).
+std::string text_of(const nlohmann::json& j, std::string_view key) {
+    const auto it = j.find(key);
+    return it != j.end() && it->is_string() ? it->get<std::string>() : std::string{};
+}
+
 }  // namespace
 
 result<exec_credential> parse_exec_credential(std::string_view text, std::string_view api_version) {
@@ -50,12 +56,12 @@ result<exec_credential> parse_exec_credential(std::string_view text, std::string
     if (doc.is_discarded() || !doc.is_object()) {
         return auth_error("the exec plugin did not print an ExecCredential (not JSON)");
     }
-    if (doc.value("kind", "") != "ExecCredential") {
-        return auth_error("the exec plugin printed kind '" + doc.value("kind", "") + "', not ExecCredential");
+    if (text_of(doc, "kind") != "ExecCredential") {
+        return auth_error("the exec plugin printed kind '" + text_of(doc, "kind") + "', not ExecCredential");
     }
-    if (!api_version.empty() && doc.value("apiVersion", "") != api_version) {
+    if (!api_version.empty() && text_of(doc, "apiVersion") != api_version) {
         return auth_error(
-            "the exec plugin answered apiVersion '" + doc.value("apiVersion", "") + "', not '" +
+            "the exec plugin answered apiVersion '" + text_of(doc, "apiVersion") + "', not '" +
             std::string{api_version} + "'"
         );
     }
@@ -64,7 +70,7 @@ result<exec_credential> parse_exec_credential(std::string_view text, std::string
         return auth_error("the ExecCredential has no status");
     }
     exec_credential cred;
-    cred.token = status->value("token", "");
+    cred.token = text_of(*status, "token");
     if (cred.token.empty()) {
         if (status->contains("clientCertificateData")) {
             return auth_error(
@@ -73,7 +79,7 @@ result<exec_credential> parse_exec_credential(std::string_view text, std::string
         }
         return auth_error("the ExecCredential has no status.token");
     }
-    if (const auto exp = status->value("expirationTimestamp", ""); !exp.empty()) {
+    if (const auto exp = text_of(*status, "expirationTimestamp"); !exp.empty()) {
         cred.expires = parse_rfc3339(exp);
         if (!cred.expires) {
             return auth_error("the ExecCredential's expirationTimestamp is not RFC 3339");
@@ -82,18 +88,47 @@ result<exec_credential> parse_exec_credential(std::string_view text, std::string
     return cred;
 }
 
-credentials::credentials(asio::any_io_executor ex, cluster_access access)
-    : ex_(std::move(ex)), access_(std::move(access)) {}
+credentials::credentials(
+    asio::any_io_executor ex, cluster_access access, std::chrono::milliseconds exec_timeout
+)
+    : ex_(std::move(ex)), access_(std::move(access)), exec_timeout_(exec_timeout) {}
 
-void credentials::rejected() noexcept {
+credentials::~credentials() {
+    cancel();
+}
+
+void credentials::rejected(std::string_view authorization) noexcept {
+    const std::string_view prefix = "Bearer ";
+    const std::string_view sent =
+        authorization.starts_with(prefix) ? authorization.substr(prefix.size()) : authorization;
+    if (sent != cached_) {
+        return;  // a late 401 for a token already replaced
+    }
     rejected_ = cached_;
     read_at_.reset();
     expires_.reset();
     have_exec_ = false;
 }
 
+void credentials::cancel() noexcept {
+    stopping_ = true;
+    if (running_ != nullptr) {
+        running_->kill();
+    }
+}
+
 asio::awaitable<result<std::string>> credentials::authorization() {
     if (access_.exec) {
+        // One plugin run at a time: concurrent callers wait for it and share its answer.
+        while (running_ != nullptr && !stopping_) {
+            loop::timer wait{ex_};
+            wait.expires_after(exec_timeout_ + std::chrono::seconds{6});
+            running_->waiters.push_back(&wait);
+            co_await wait.async_wait(tuple_awaitable);
+        }
+        if (stopping_) {
+            co_return make_failure(errc::shutting_down, "stopping");
+        }
         const auto now = loop::wall_now();
         if (!have_exec_ || (expires_ && now + expiry_margin >= *expires_)) {
             auto cred = co_await run_plugin();
@@ -134,6 +169,14 @@ asio::awaitable<result<std::string>> credentials::authorization() {
     co_return std::string{};  // the client certificate authenticates
 }
 
+void credentials::plugin_run::kill() noexcept {
+    if (pid > 0 && !reaped) {
+        ::kill(-pid, SIGKILL);  // its process group: a wrapper's children too
+    }
+    boost::system::error_code ignored;
+    out.close(ignored);  // the read ends even if a grandchild still holds the pipe
+}
+
 asio::awaitable<result<exec_credential>> credentials::run_plugin() {
     const exec_plugin& plugin = *access_.exec;
     const auto hint = plugin.install_hint.empty() ? std::string{} : " (" + plugin.install_hint + ")";
@@ -162,8 +205,8 @@ asio::awaitable<result<exec_credential>> credentials::run_plugin() {
     arg_strings.insert(arg_strings.end(), plugin.args.begin(), plugin.args.end());
     const auto pointers = [](std::vector<std::string>& v) {
         std::vector<char*> out;
-        for (auto& s : v) {
-            out.push_back(s.data());
+        for (auto& str : v) {
+            out.push_back(str.data());
         }
         out.push_back(nullptr);
         return out;
@@ -171,15 +214,24 @@ asio::awaitable<result<exec_credential>> credentials::run_plugin() {
     auto argv = pointers(arg_strings);
     auto envp = pointers(env_strings);
 
+    // Its own process group (killed as one on timeout), stdout to our pipe, and none of
+    // our descriptors: Asio's sockets are not close-on-exec, and a plugin that lingers
+    // must not keep the listener or a connection open.
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_adddup2(&actions, write_end.fd, STDOUT_FILENO);
     posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
     posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+    posix_spawnattr_setpgroup(&attr, 0);
     pid_t pid = 0;
     const int spawned =
-        ::posix_spawnp(&pid, plugin.command.c_str(), &actions, nullptr, argv.data(), envp.data());
+        ::posix_spawnp(&pid, plugin.command.c_str(), &actions, &attr, argv.data(), envp.data());
     posix_spawn_file_actions_destroy(&actions);
+    posix_spawnattr_destroy(&attr);
     if (spawned != 0) {
         co_return auth_error(
             "cannot run the exec plugin '" + plugin.command + "': " + std::strerror(spawned) + hint
@@ -188,43 +240,58 @@ asio::awaitable<result<exec_credential>> credentials::run_plugin() {
     ::close(write_end.fd);
     write_end.fd = -1;
 
-    // Read its stdout to the end, killing it when it takes longer than exec_timeout.
-    asio::posix::stream_descriptor out{ex_, read_end.fd};
-    read_end.fd = -1;  // owned by `out` now
+    // The run is shared: cancel() and the deadline kill it; waiting callers wake at its end.
+    auto run = std::make_shared<plugin_run>(ex_, read_end.fd, pid);
+    read_end.fd = -1;  // owned by run->out now
+    running_ = run.get();
     loop::timer deadline{ex_};
-    deadline.expires_after(exec_timeout);
-    bool timed_out = false;
-    deadline.async_wait([pid, &timed_out](const boost::system::error_code& ec) {
+    deadline.expires_after(exec_timeout_);
+    deadline.async_wait([run](const boost::system::error_code& ec) {
         if (!ec) {
-            timed_out = true;
-            ::kill(pid, SIGKILL);
+            run->timed_out = true;
+            run->kill();
         }
     });
     std::string output;
     std::array<char, 4096> buf{};
+    bool too_long = false;
     for (;;) {
-        auto [ec, n] = co_await out.async_read_some(asio::buffer(buf), tuple_awaitable);
+        auto [ec, n] = co_await run->out.async_read_some(asio::buffer(buf), tuple_awaitable);
         output.append(buf.data(), n);
-        if (ec || output.size() > max_plugin_output) {
+        if (ec) {
+            break;
+        }
+        if (output.size() > max_plugin_output) {
+            too_long = true;
+            run->kill();
             break;
         }
     }
-    if (output.size() > max_plugin_output) {
-        ::kill(pid, SIGKILL);
-    }
-    deadline.cancel();
-    int status = 0;
     // Its stdout is closed: it is exiting. Give it up to 5 s more, then kill it.
+    int status = 0;
     for (int waited = 0; ::waitpid(pid, &status, WNOHANG) == 0; ++waited) {
-        if (timed_out || waited >= 500) {
-            ::kill(pid, SIGKILL);
+        if (waited == 500) {
+            run->kill();
         }
         loop::timer pause{ex_};
         pause.expires_after(std::chrono::milliseconds{10});
         co_await pause.async_wait(tuple_awaitable);
     }
-    if (output.size() > max_plugin_output) {
+    run->reaped = true;  // its pid may be reused from here on: never signal it again
+    deadline.cancel();
+    running_ = nullptr;
+    for (auto* w : run->waiters) {
+        w->cancel();
+    }
+    if (too_long) {
         co_return auth_error("the exec plugin printed more than 1 MiB");
+    }
+    if (run->timed_out || stopping_) {
+        co_return auth_error(
+            "the exec plugin '" + plugin.command + "' did not answer within " +
+            std::to_string(std::chrono::duration_cast<std::chrono::seconds>(exec_timeout_).count()) + " s" +
+            hint
+        );
     }
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
         co_return auth_error(

@@ -9,10 +9,14 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
 
 #include <chrono>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <sys/types.h>
+#include <vector>
 
 namespace runbookd::sources::kubernetes {
 
@@ -29,23 +33,51 @@ result<exec_credential> parse_exec_credential(std::string_view json, std::string
 /// Runs on the loop executor; not thread-safe.
 class credentials {
 public:
-    credentials(boost::asio::any_io_executor ex, cluster_access access);
+    /// An exec plugin that has not answered within `exec_timeout` is killed (with its
+    /// process group) and the call fails.
+    credentials(
+        boost::asio::any_io_executor ex,
+        cluster_access access,
+        std::chrono::milliseconds exec_timeout = std::chrono::seconds{30}
+    );
+    ~credentials();
+    credentials(const credentials&) = delete;
+    credentials& operator=(const credentials&) = delete;
 
-    /// "Bearer <token>", or "" when the client certificate is the credential.
+    /// "Bearer <token>", or "" when the client certificate is the credential. Concurrent
+    /// callers share one plugin run.
     boost::asio::awaitable<result<std::string>> authorization();
 
-    /// The server answered 401: the next call runs the plugin again; a token file is
-    /// re-read on every call until it holds a different token.
-    void rejected() noexcept;
+    /// The server answered 401 to `authorization` (the header that was sent): the next
+    /// call runs the plugin again; a token file is re-read on every call until it holds a
+    /// different token. A 401 for a token already replaced changes nothing.
+    void rejected(std::string_view authorization) noexcept;
+
+    /// Shutdown: kills a running plugin; later calls fail at once.
+    void cancel() noexcept;
 
     static constexpr std::chrono::minutes file_refresh{1};
-    static constexpr std::chrono::seconds exec_timeout{30};
 
 private:
+    /// One plugin process: its stdout and what became of it.
+    struct plugin_run {
+        plugin_run(boost::asio::any_io_executor ex, int fd, pid_t p) : out(ex, fd), pid(p) {}
+        void kill() noexcept;
+
+        boost::asio::posix::stream_descriptor out;
+        pid_t pid;
+        bool reaped = false;
+        bool timed_out = false;
+        std::vector<loop::timer*> waiters;  ///< callers waiting for this run's answer
+    };
+
     boost::asio::awaitable<result<exec_credential>> run_plugin();
 
     boost::asio::any_io_executor ex_;
     cluster_access access_;
+    std::chrono::milliseconds exec_timeout_;
+    plugin_run* running_ = nullptr;
+    bool stopping_ = false;
     std::string cached_;
     std::string rejected_;                                   ///< the file token the server refused
     std::optional<loop::steady_clock::time_point> read_at_;  ///< token file

@@ -326,9 +326,13 @@ struct source::impl {
         // pause, or its request fails when the owner shuts the http client down; the
         // owner keeps the source alive until the io_context has run out of work.
         for (auto& r : reflectors) {
-            asio::co_spawn(executor, run(*r), asio::detached);  // detached: see above
+            asio::co_spawn(
+                executor, guarded([this, &r] { return run(*r); }, r.get()), asio::detached
+            );  // detached: see above
         }
-        asio::co_spawn(executor, poll_version(), asio::detached);  // detached: see above
+        asio::co_spawn(
+            executor, guarded([this] { return poll_version(); }, nullptr), asio::detached
+        );  // detached: see above
     }
 
     void stop() {
@@ -358,10 +362,11 @@ struct source::impl {
     }
 
     /// A readable reason for a non-2xx answer (never the URL: it may carry a token).
-    std::string describe(const std::string& resource, const net::http_reply& reply) {
+    /// `sent` is the Authorization header of the request.
+    std::string describe(const std::string& resource, const net::http_reply& reply, const std::string& sent) {
         std::string why = status_message(reply.body);
         if (reply.status == 401) {
-            creds.rejected();  // re-read the token file or re-run the plugin
+            creds.rejected(sent);  // re-read the token file or re-run the plugin
             return "unauthorized (401): the API server refused our credentials";
         }
         if (reply.status == 403) {
@@ -388,6 +393,7 @@ struct source::impl {
                 co_return call.error();
             }
             call->max_body = max_page_bytes;
+            const std::string sent = call->headers["Authorization"];
             auto reply = co_await http.send(std::move(*call));
             if (stopping) {
                 r.abandon_list();
@@ -405,7 +411,7 @@ struct source::impl {
             }
             if (reply->status != 200) {
                 r.abandon_list();
-                co_return make_failure(errc::upstream_unavailable, describe(r.resource, *reply), true);
+                co_return make_failure(errc::upstream_unavailable, describe(r.resource, *reply, sent), true);
             }
             auto page = r.stage_page(reply->body);
             if (!page) {
@@ -463,11 +469,16 @@ struct source::impl {
             co_return watch_result{watch_outcome::failed, call.error().detail};
         }
         call->timeout = std::chrono::seconds{timeout} + std::chrono::seconds{30};
+        // A half-open connection (a NAT or load balancer that forgot it) shows as silence:
+        // with bookmarks about every minute, two silent minutes mean reconnect.
+        call->idle_timeout =
+            std::max<std::chrono::milliseconds>(settings.request_timeout, std::chrono::minutes{2});
         r.pending.clear();
         bool stream_up = false;
         std::size_t lines = 0;
         const auto began = loop::steady_clock::now();
         std::optional<watch_result> stop_with;
+        const std::string sent = call->headers["Authorization"];
         auto reply = co_await http.stream(std::move(*call), [&](std::string_view piece) {
             if (piece.empty() && !stream_up) {
                 stream_up = true;  // the server accepted the watch
@@ -539,7 +550,7 @@ struct source::impl {
             co_return watch_result{watch_outcome::expired, "resourceVersion expired (410)"};
         }
         if (reply->status != 200) {
-            co_return watch_result{watch_outcome::failed, describe(r.resource, *reply)};
+            co_return watch_result{watch_outcome::failed, describe(r.resource, *reply, sent)};
         }
         if (lines == 0 && loop::steady_clock::now() - began < std::chrono::seconds{1}) {
             // Ended at once with nothing: pause as after a drop, not in a tight loop.
@@ -572,8 +583,36 @@ struct source::impl {
         }
     }
 
+    /// Runs `loop` until it returns; an exception (a bug) is logged, makes the source
+    /// failing, and restarts the loop after the longest backoff instead of ending it.
+    asio::awaitable<void> guarded(std::function<asio::awaitable<void>()> loop, reflector* r) {
+        while (!stopping) {
+            std::string error;
+            try {
+                co_await loop();
+                co_return;
+            } catch (const std::exception& e) {
+                error = e.what();
+            }
+            log.error(
+                "kubernetes loop failed; restarting",
+                {{"resource", r != nullptr ? r->resource : std::string{"version"}}, {"error", error}}
+            );
+            if (r != nullptr) {
+                fail(*r, "internal error: " + error);
+            } else {
+                version_error = "internal error: " + error;
+                report_health();
+            }
+            if (!co_await pause(settings.backoff.cap)) {
+                co_return;
+            }
+        }
+    }
+
     asio::awaitable<void> run(reflector& r) {
         int failures = 0;
+        int relists_in_row = 0;  // expiries one after another: back off, not a relist storm
         bool need_list = true;
         while (!stopping) {
             if (need_list) {
@@ -597,15 +636,21 @@ struct source::impl {
             switch (w.outcome) {
                 case watch_outcome::ended:
                     failures = 0;  // the server's timeout: resume from the last version at once
+                    relists_in_row = 0;
                     break;
                 case watch_outcome::expired:
                     log.info("kubernetes relist", {{"resource", r.resource}, {"reason", w.error}});
                     need_list = true;
                     failures = 0;
+                    if (++relists_in_row > 1 &&
+                        !co_await pause(settings.backoff.delay(relists_in_row - 1, rng))) {
+                        co_return;
+                    }
                     break;
                 case watch_outcome::dropped:
                     log.info("kubernetes watch dropped", {{"resource", r.resource}, {"error", w.error}});
                     failures = 0;
+                    relists_in_row = 0;
                     if (!co_await pause(settings.backoff.delay(1, rng))) {
                         co_return;
                     }
@@ -628,6 +673,7 @@ struct source::impl {
             if (!call) {
                 error = call.error().detail;
             } else {
+                const std::string sent = call->headers["Authorization"];
                 auto reply = co_await http.send(std::move(*call));
                 if (stopping) {
                     co_return;
@@ -635,7 +681,7 @@ struct source::impl {
                 if (!reply) {
                     error = reply.error().error.detail;
                 } else if (reply->status != 200) {
-                    error = describe("/version", *reply);
+                    error = describe("/version", *reply, sent);
                 } else if (auto v = parse_version(reply->body); !v) {
                     error = v.error().detail;
                 } else {

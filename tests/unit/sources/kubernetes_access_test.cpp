@@ -11,6 +11,7 @@
 #include <boost/asio/io_context.hpp>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -233,7 +234,9 @@ TEST(kubernetes_credentials, an_exec_plugin_runs_with_exec_info_and_is_cached_un
     credentials creds{ioc.get_executor(), access};
     EXPECT_EQ(authorize(ioc, creds).value(), "Bearer run1-cluster-v");
     EXPECT_EQ(authorize(ioc, creds).value(), "Bearer run1-cluster-v");  // cached
-    creds.rejected();
+    creds.rejected("Bearer some-older-token");                          // a late 401 for another token: kept
+    EXPECT_EQ(authorize(ioc, creds).value(), "Bearer run1-cluster-v");
+    creds.rejected("Bearer run1-cluster-v");
     EXPECT_EQ(authorize(ioc, creds).value(), "Bearer run2-cluster-v");
 
     access.exec->command = dir.write("fail.sh", "#!/bin/sh\nexit 3\n");
@@ -251,6 +254,59 @@ TEST(kubernetes_credentials, an_exec_plugin_runs_with_exec_info_and_is_cached_un
     auto a = authorize(ioc, absent);
     ASSERT_FALSE(a);
     EXPECT_NE(a.error().detail.find("cannot run the exec plugin"), std::string::npos);
+}
+
+TEST(kubernetes_credentials, a_hung_plugin_is_killed_with_its_children_and_callers_share_one_run) {
+    temp_dir dir;
+    // A wrapper whose child keeps stdout open: only killing the process group ends the read.
+    const auto hung = dir.write("hung.sh", "#!/bin/sh\nsleep 60 &\nsleep 60\n");
+    fs::permissions(hung, fs::perms::owner_all);
+    cluster_access access;
+    exec_plugin plugin;
+    plugin.api_version = "client.authentication.k8s.io/v1";
+    plugin.command = hung;
+    access.exec = plugin;
+    boost::asio::io_context ioc;
+    credentials slow{ioc.get_executor(), access, std::chrono::milliseconds{300}};
+    auto r = authorize(ioc, slow);
+    ASSERT_FALSE(r);
+    EXPECT_NE(r.error().detail.find("did not answer within"), std::string::npos) << r.error().detail;
+
+    // Three callers at once: one run, one answer for all.
+    const auto counter = (dir.path / "runs").string();
+    access.exec->command = dir.write(
+        "once.sh",
+        "#!/bin/sh\necho x >> '" + counter +
+            "'\nsleep 0.2\n"
+            "printf "
+            "'{\"apiVersion\":\"client.authentication.k8s.io/"
+            "v1\",\"kind\":\"ExecCredential\",\"status\":{\"token\":\"shared\"}}'\n"
+    );
+    fs::permissions(access.exec->command, fs::perms::owner_all);
+    credentials shared{ioc.get_executor(), access};
+    std::vector<std::optional<result<std::string>>> answers(3);
+    for (auto& a : answers) {
+        boost::asio::co_spawn(
+            ioc,
+            [&]() -> boost::asio::awaitable<void> { a = co_await shared.authorization(); },
+            boost::asio::detached
+        );
+    }
+    EXPECT_TRUE(fakes::run_until(
+        ioc,
+        [&] {
+            return std::all_of(answers.begin(), answers.end(), [](const auto& a) { return a.has_value(); });
+        },
+        std::chrono::seconds{20}
+    ));
+    for (const auto& a : answers) {
+        ASSERT_TRUE(a && *a);
+        EXPECT_EQ(a->value(), "Bearer shared");
+    }
+    std::ifstream runs(counter);
+    const auto lines =
+        std::count(std::istreambuf_iterator<char>(runs), std::istreambuf_iterator<char>(), '\n');
+    EXPECT_EQ(lines, 1);
 }
 
 }  // namespace

@@ -313,6 +313,10 @@ TEST(kubernetes_source, an_expired_version_relists_and_reports_what_changed_mean
     h.http.push("LIST " + pods, 200, list_of("200", {pod(2)}));
     h.src->start();
     fakes::drain(h.ioc);
+    // A second expiry in a row relists after a backoff, not at once (no relist storm).
+    EXPECT_EQ(h.http.calls_with(pods + "?limit=").size(), 2u);
+    h.clock.advance(1s);
+    fakes::drain(h.ioc);
 
     EXPECT_EQ(h.http.calls_with(pods + "?limit=").size(), 3u);
     ASSERT_EQ(h.of_kind("k8s.restart").size(), 1u);
