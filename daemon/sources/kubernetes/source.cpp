@@ -326,13 +326,11 @@ struct source::impl {
         // pause, or its request fails when the owner shuts the http client down; the
         // owner keeps the source alive until the io_context has run out of work.
         for (auto& r : reflectors) {
-            asio::co_spawn(
-                executor, guarded([this, &r] { return run(*r); }, r.get()), asio::detached
-            );  // detached: see above
+            auto loop = guarded([this, &r] { return run(*r); }, r.get());
+            asio::co_spawn(executor, std::move(loop), asio::detached);  // detached: see above
         }
-        asio::co_spawn(
-            executor, guarded([this] { return poll_version(); }, nullptr), asio::detached
-        );  // detached: see above
+        auto version_loop = guarded([this] { return poll_version(); }, nullptr);
+        asio::co_spawn(executor, std::move(version_loop), asio::detached);  // detached: see above
     }
 
     void stop() {
