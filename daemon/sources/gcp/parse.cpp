@@ -93,6 +93,56 @@ result<series_page> parse_time_series(std::string_view body) {
     return page;
 }
 
+result<sql_instance> parse_sql_instance(std::string_view body) {
+    const json doc = json::parse(body, nullptr, false);
+    if (doc.is_discarded() || !doc.is_object() || text(doc, "state").empty()) {
+        return bad("a Cloud SQL instance has no state");
+    }
+    sql_instance inst;
+    inst.name = text(doc, "name");
+    inst.state = text(doc, "state");
+    const json& settings = field(doc, "settings");
+    inst.activation_policy = text(settings, "activationPolicy");
+    const json& window = field(settings, "maintenanceWindow");
+    if (const json& day = field(window, "day");
+        day.is_number_integer() && day.get<int>() >= 1 && day.get<int>() <= 7) {
+        inst.window_day = day.get<int>();
+    }
+    if (const json& hour = field(window, "hour");
+        hour.is_number_integer() && hour.get<int>() >= 0 && hour.get<int>() <= 23) {
+        inst.window_hour = hour.get<int>();
+    }
+    inst.update_track = text(window, "updateTrack");
+    inst.scheduled_start = parse_rfc3339(text(field(doc, "scheduledMaintenance"), "startTime"));
+    return inst;
+}
+
+std::vector<signal> instance_signals(const sql_instance& inst, std::string_view instance, wall_time now) {
+    std::vector<signal> out;
+    const auto make = [&](std::string_view kind, wall_time at) {
+        signal s;
+        s.set_kind(kind);
+        s.at = at;
+        s.subject = std::string{instance};
+        s.source = "cloudsql";
+        s.set("instance", std::string{instance});
+        return s;
+    };
+    const bool stopped = inst.state == "RUNNABLE" && inst.activation_policy == "NEVER";
+    if (inst.state != "RUNNABLE" || stopped) {
+        signal s = make("db.unavailable", now);
+        s.set("state", stopped ? std::string{"STOPPED"} : inst.state);
+        out.push_back(std::move(s));
+    }
+    if (inst.scheduled_start && *inst.scheduled_start <= now + std::chrono::hours{1}) {
+        signal s = make("db.maintenance", *inst.scheduled_start <= now ? *inst.scheduled_start : now);
+        s.set("start", clock_utc(*inst.scheduled_start));
+        s.set("end", clock_utc(*inst.scheduled_start + std::chrono::hours{1}));
+        out.push_back(std::move(s));
+    }
+    return out;
+}
+
 result<std::vector<status_incident>> parse_status_feed(std::string_view body) {
     const json doc = json::parse(body, nullptr, false);
     if (doc.is_discarded() || !doc.is_array()) {

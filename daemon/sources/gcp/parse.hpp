@@ -29,6 +29,25 @@ struct series_page {
 
 result<series_page> parse_time_series(std::string_view body);
 
+/// A Cloud SQL Admin `instances.get` answer, as far as ranking needs it (api-facts §3.3).
+struct sql_instance {
+    std::string name;
+    std::string state;                         ///< RUNNABLE, MAINTENANCE, FAILED, SUSPENDED...
+    std::string activation_policy;             ///< ALWAYS, NEVER (RUNNABLE + NEVER is stopped)
+    std::optional<int> window_day;             ///< settings.maintenanceWindow.day: 1 = Monday, UTC
+    std::optional<int> window_hour;            ///< 0-23 UTC
+    std::string update_track;                  ///< canary, stable, week5
+    std::optional<wall_time> scheduled_start;  ///< scheduledMaintenance.startTime, when upcoming
+};
+
+result<sql_instance> parse_sql_instance(std::string_view body);
+
+/// db.unavailable while the instance is not serving (any state but RUNNABLE, or RUNNABLE
+/// with activationPolicy NEVER), and db.maintenance for scheduled maintenance that starts
+/// within the hour or has started (Cloud SQL windows last an hour: `end` is start + 1h).
+/// `instance` names it in the labels ("project:instance").
+std::vector<signal> instance_signals(const sql_instance& inst, std::string_view instance, wall_time now);
+
 /// An incident of the status feed, as far as ranking needs it.
 struct status_incident {
     std::string id;

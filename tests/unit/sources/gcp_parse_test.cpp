@@ -41,6 +41,40 @@ TEST(gcp_time_series, no_series_is_no_data_and_bad_bodies_are_errors) {
     }
 }
 
+TEST(gcp_cloudsql, reads_state_window_and_scheduled_maintenance) {
+    const auto inst =
+        parse_sql_instance(R"({"kind":"sql#instance","name":"inst","project":"p","region":"us-central1",
+        "state":"RUNNABLE","databaseVersion":"POSTGRES_15",
+        "settings":{"tier":"db-custom-2-7680","activationPolicy":"ALWAYS",
+          "maintenanceWindow":{"kind":"sql#maintenanceWindow","day":2,"hour":15,"updateTrack":"stable"}},
+        "scheduledMaintenance":{"startTime":"2026-03-05T15:30:00Z","canReschedule":true}})");
+    ASSERT_TRUE(inst);
+    EXPECT_EQ(inst->window_day, 2);  // Tuesday
+    EXPECT_EQ(inst->window_hour, 15);
+    EXPECT_EQ(inst->update_track, "stable");
+    const auto signals = instance_signals(*inst, "p:inst", now);
+    ASSERT_EQ(signals.size(), 1u);  // serving, maintenance started 30 min ago
+    EXPECT_EQ(signals[0].kind, "db.maintenance");
+    EXPECT_EQ(signals[0].at, *parse_rfc3339("2026-03-05T15:30:00Z"));
+    EXPECT_EQ(label(signals[0], "start"), "15:30 UTC");
+    EXPECT_EQ(label(signals[0], "end"), "16:30 UTC");
+
+    // In maintenance; stopped by its owner; maintenance next week is not told yet.
+    auto down = *inst;
+    down.state = "MAINTENANCE";
+    down.scheduled_start = *parse_rfc3339("2026-03-12T15:00:00Z");
+    const auto in_maintenance = instance_signals(down, "p:inst", now);
+    ASSERT_EQ(in_maintenance.size(), 1u);
+    EXPECT_EQ(in_maintenance[0].kind, "db.unavailable");
+    EXPECT_EQ(label(in_maintenance[0], "state"), "MAINTENANCE");
+    auto stopped = *inst;
+    stopped.activation_policy = "NEVER";
+    stopped.scheduled_start.reset();
+    EXPECT_EQ(label(instance_signals(stopped, "p:inst", now).at(0), "state"), "STOPPED");
+    EXPECT_FALSE(parse_sql_instance(R"({"name":"inst"})").has_value());
+    EXPECT_FALSE(parse_sql_instance("[]").has_value());
+}
+
 const char* feed = R"json([
   {"id":"abc","number":"1","begin":"2026-03-05T15:40:00+00:00","modified":"2026-03-05T15:50:00+00:00",
    "external_desc":"Cloud SQL instances in us-central1 are unreachable","severity":"high",
