@@ -76,8 +76,7 @@ void resolve_selectors(
             if (w.find('=') == std::string::npos || slash == std::string::npos) {
                 continue;
             }
-            if (const auto selector =
-                    sources::kubernetes::parse_selector(std::string_view{w}.substr(slash + 1))) {
+            if (const auto selector = parse_selector(std::string_view{w}.substr(slash + 1))) {
                 for (auto& d : source.deployments_matching(std::string_view{w}.substr(0, slash), *selector)) {
                     resolved.push_back(std::move(d));
                 }

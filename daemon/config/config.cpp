@@ -1,5 +1,6 @@
 #include "config/config.hpp"
 
+#include "core/selector.hpp"
 #include "core/suggest.hpp"
 #include "core/time.hpp"
 #include "crypto/digest.hpp"
@@ -874,31 +875,8 @@ private:
         }
         if (const std::string_view selector = w.substr(slash + 1);
             selector.find('=') != std::string_view::npos) {
-            // Each comma-separated part is key=value, key==value or key!=value.
-            for (std::size_t start = 0; start <= selector.size();) {
-                const auto end = std::min(selector.find(',', start), selector.size());
-                const std::string_view part = selector.substr(start, end - start);
-                // One operator (=, == or !=) between a key and a value.
-                auto op = part.find("!=");
-                std::size_t op_len = 2;
-                if (op == std::string_view::npos) {
-                    op = part.find("==");
-                }
-                if (op == std::string_view::npos) {
-                    op = part.find('=');
-                    op_len = 1;
-                }
-                const auto word = [](std::string_view text, bool key) {
-                    return !text.empty() && std::all_of(text.begin(), text.end(), [key](char c) {
-                        return is_alpha(c) || is_digit(c) || c == '-' || c == '_' || c == '.' ||
-                               (key && c == '/');
-                    });
-                };
-                if (op == std::string_view::npos || !word(part.substr(0, op), true) ||
-                    !word(part.substr(op + op_len), false)) {
-                    return false;
-                }
-                start = end + 1;
+            if (!parse_selector(selector)) {
+                return false;
             }
             const std::string_view ns = w.substr(0, slash);
             return std::all_of(ns.begin(), ns.end(), [](char c) {

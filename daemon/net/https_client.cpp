@@ -272,14 +272,22 @@ struct https_client::impl {
         co_return reply;
     }
 
-    asio::awaitable<result_type> send(http_call call) {
+    /// Where `call` goes, or why it cannot go (shutting down, not an http(s) URL).
+    boost::system::result<target, transport_failure> target_of(const http_call& call) const {
         if (closing) {
-            co_return transport_failure{make_failure(errc::shutting_down, "client shut down", true), false};
+            return transport_failure{make_failure(errc::shutting_down, "client shut down", true), false};
         }
-        const auto t = parse_target(call.url);
+        auto t = parse_target(call.url);
         if (!t) {
-            co_return transport_failure{
-                make_failure(errc::config_invalid, "not an http(s) URL", false), false};
+            return transport_failure{make_failure(errc::config_invalid, "not an http(s) URL", false), false};
+        }
+        return std::move(*t);
+    }
+
+    asio::awaitable<result_type> send(http_call call) {
+        const auto t = target_of(call);
+        if (!t) {
+            co_return t.error();
         }
         // One deadline for the whole call, stale-connection retry included: `timeout` is
         // what a caller waits at most. (Name resolution runs getaddrinfo, bounded by the
@@ -386,13 +394,9 @@ struct https_client::impl {
     }
 
     asio::awaitable<result_type> stream(http_call call, body_sink sink) {
-        if (closing) {
-            co_return transport_failure{make_failure(errc::shutting_down, "client shut down", true), false};
-        }
-        const auto t = parse_target(call.url);
+        const auto t = target_of(call);
         if (!t) {
-            co_return transport_failure{
-                make_failure(errc::config_invalid, "not an http(s) URL", false), false};
+            co_return t.error();
         }
         const auto deadline = loop::steady_clock::now() + call.timeout;
         // Connecting and the response header are bounded by the idle timeout too.

@@ -48,6 +48,8 @@ from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Iterable, Optional
 
+import harness
+
 DEFAULT_GIT_VERSION = "v1.29.4-gke.1043002"
 
 #: The first resourceVersion handed out is one above this. Close to a power of ten, so
@@ -1402,7 +1404,7 @@ def deployment(ns: str, name: str, image: str, generation: int = 1,
         "progressDeadlineSeconds": 600,
     }
     if extra_spec:
-        spec = _deep_merge(spec, extra_spec)
+        spec = harness.deep_merge(spec, extra_spec)
     rs_name = f"{name}-{_short(json.dumps(spec['template'], sort_keys=True), 10)}"
     now = _ago(5)
     min_available = replicas - (replicas * 25 // 100)  # maxUnavailable 25%, rounded down
@@ -1650,13 +1652,3 @@ def node(name: str, kubelet_version: str, unschedulable: bool = False) -> dict:
             ],
         },
     }
-
-
-def _deep_merge(base: dict, override: dict) -> dict:
-    out = dict(base)
-    for k, v in override.items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict):
-            out[k] = _deep_merge(out[k], v)
-        else:
-            out[k] = v
-    return out

@@ -111,6 +111,12 @@ class ClusterRig:
         return wait_for(lambda: next((e for e in self.statuses()[after:] if e["state"] == state), None),
                         timeout, f"the kubernetes source {state}", diagnostics=self.diagnostics)
 
+    def wait_summary(self, inc: pagerduty.Incident, what: str = "#operations summary"):
+        """The #operations message whose summary names `inc`'s title."""
+        return wait_for(lambda: next((m for m in self.rig.discord.snapshot_messages(self.rig.ops_id)
+                                      for e in m.embeds if inc.title in (e.get("description") or "")), None),
+                        10, what, diagnostics=self.diagnostics)
+
     def metric(self, name: str, **labels) -> float | None:
         r = self.daemon.http("GET", "/metrics")
         return test_prometheus.value(test_prometheus.parse_exposition(r.body.decode()), name, **labels)
@@ -277,9 +283,7 @@ class KubernetesOutageTests(unittest.TestCase):
         self.assertGreater(self.c.metric("runbookd_kubernetes_errors_total"), errors_before)
         # A page now: the #operations summary says the Kubernetes rules cannot be checked.
         inc = self.c.rig.trigger(pagerduty.Incident(service_name=harness.SERVICE_NAME))
-        summary = wait_for(lambda: next((m for m in self.c.rig.discord.snapshot_messages(self.c.rig.ops_id)
-                                         for e in m.embeds if inc.title in (e.get("description") or "")), None),
-                           10, "#operations summary", diagnostics=self.c.diagnostics)
+        summary = self.c.wait_summary(inc)
         text = summary.embeds[0]["description"]
         self.assertIn("the kubernetes source is failing", text, text)
         self.c.fake.down = False
@@ -313,9 +317,7 @@ class KubernetesEndToEndTests(unittest.TestCase):
             c.wait_signal("k8s.rollout", subject=DEPLOY)
             c.wait_signal("k8s.waiting", subject=f"{DEPLOY}-{new_hash}-p9z8k")
             inc = c.rig.trigger(pagerduty.Incident(title="Editor returns 502s", service_name=harness.SERVICE_NAME))
-            summary = wait_for(lambda: next((m for m in c.rig.discord.snapshot_messages(c.rig.ops_id)
-                                             for e in m.embeds if inc.title in (e.get("description") or "")), None),
-                               10, "#operations summary", diagnostics=c.diagnostics)
+            summary = c.wait_summary(inc)
             text = summary.embeds[0]["description"]
             first = text.index("Bad or broken code got deployed")
             for other in ("Bad or broken Kubernetes configuration", "won't restart"):
@@ -330,9 +332,7 @@ class KubernetesEndToEndTests(unittest.TestCase):
             c.wait_signal("k8s.rollout", subject="api")
             again = c.rig.trigger(pagerduty.Incident(title="Editor still returns 502s",
                                                      service_name=harness.SERVICE_NAME))
-            second = wait_for(lambda: next((m for m in c.rig.discord.snapshot_messages(c.rig.ops_id)
-                                            for e in m.embeds if again.title in (e.get("description") or "")), None),
-                              10, "the second #operations summary", diagnostics=c.diagnostics)
+            second = c.wait_summary(again, "the second #operations summary")
             self.assertIn("gcr.io/dark/bwd:4f2a", second.embeds[0]["description"])
             self.assertNotIn("gcr.io/dark/api:2", second.embeds[0]["description"])
         finally:

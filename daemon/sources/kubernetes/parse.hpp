@@ -6,6 +6,7 @@
 // event rate is cheap to follow (docs/benchmarks.md).
 
 #include "core/error.hpp"
+#include "core/selector.hpp"
 #include "core/signal.hpp"
 #include "core/time.hpp"
 
@@ -67,22 +68,6 @@ struct deployment_state {
     /// spec.template.metadata.labels: its pods' labels, which service selectors match.
     std::vector<std::pair<std::string, std::string>> pod_labels;
 };
-
-/// An equality-based label selector ("app=bwdserver,tier!=batch"), as in
-/// `services.<id>.kubernetes: [darklang/app=bwdserver]`.
-struct label_requirement {
-    std::string key;
-    std::string value;
-    bool equal = true;  ///< "=" or "=="; false: "!="
-};
-using label_selector = std::vector<label_requirement>;
-
-/// nullopt unless `text` is one or more comma-separated key=value, key==value or
-/// key!=value requirements.
-std::optional<label_selector> parse_selector(std::string_view text);
-
-/// Whether `labels` satisfy every requirement (a missing key is "not equal").
-bool selects(const label_selector& selector, const std::vector<std::pair<std::string, std::string>>& labels);
 
 struct configmap_state {
     std::string ns;
