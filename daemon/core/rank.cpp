@@ -304,7 +304,7 @@ private:
         if (it == sources_.end()) {
             return "the " + std::string{src} + " source is not configured";
         }
-        if (it->second.state == source_state::failing) {
+        if (it->second.state == source_state::failing && (k == nullptr || !k->tells_failure)) {
             return "the " + std::string{src} + " source is failing" +
                    (it->second.error.empty() ? std::string{} : ": " + it->second.error);
         }

@@ -25,8 +25,8 @@ constexpr std::array<std::string_view, 5> warning_labels{
     "namespace", "deployment", "object", "reason", "message"};
 constexpr std::array<std::string_view, 1> instance_labels{"instance"};
 constexpr std::array<std::string_view, 2> db_connections_labels{"instance", "max"};
-constexpr std::array<std::string_view, 6> long_query_labels{
-    "pid", "query", "state", "user", "application", "is_ddl"};
+constexpr std::array<std::string_view, 7> long_query_labels{
+    "pid", "query", "state", "user", "application", "is_ddl", "progress"};
 constexpr std::array<std::string_view, 4> idle_tx_labels{"pid", "query", "user", "application"};
 constexpr std::array<std::string_view, 4> lock_wait_labels{"pid", "blocked_by", "query", "blocker_query"};
 constexpr std::array<std::string_view, 2> unreachable_labels{"instance", "error"};
@@ -78,7 +78,12 @@ constexpr std::array catalogue{
     signal_kind{
         "db.lock_wait", "postgres", lock_wait_labels, "seconds", "a session waiting on another's lock"},
     signal_kind{
-        "db.unreachable", "postgres", unreachable_labels, "", "the database refused or dropped the monitor"},
+        "db.unreachable",
+        "postgres",
+        unreachable_labels,
+        "",
+        "the database refused or dropped the monitor",
+        true},
     signal_kind{
         "db.maintenance", "cloudsql", maintenance_labels, "", "Cloud SQL maintenance scheduled or running"},
     signal_kind{

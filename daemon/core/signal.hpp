@@ -51,6 +51,9 @@ struct signal_kind {
     std::span<const std::string_view> labels;  ///< labels every signal of this kind carries
     std::string_view value;                    ///< the value's unit: "", "ratio", "seconds", ...
     std::string_view summary;                  ///< one line, for docs and errors
+    /// The kind tells of its own source's failure (db.unreachable): it stays checkable
+    /// while that source is failing, when every other kind of the source is not.
+    bool tells_failure = false;
 };
 
 /// Every kind rules may refer to.

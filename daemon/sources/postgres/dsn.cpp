@@ -1,0 +1,135 @@
+#include "sources/postgres/dsn.hpp"
+
+#include <libpq-fe.h>
+
+#include <algorithm>
+#include <memory>
+
+namespace runbookd::sources::postgres {
+namespace {
+
+failure bad(std::string what) {
+    return make_failure(errc::config_invalid, std::move(what));
+}
+
+std::string get(const std::map<std::string, std::string>& m, const std::string& key) {
+    const auto it = m.find(key);
+    return it == m.end() ? std::string{} : it->second;
+}
+
+bool loopback(std::string_view host) {
+    return host.empty() || host.starts_with('/') || host.starts_with('@') || host == "localhost" ||
+           host.starts_with("127.") || host == "::1";
+}
+
+/// Each comma-separated entry of host (or hostaddr, which wins when both are given).
+std::vector<std::string> hosts(const std::map<std::string, std::string>& dsn) {
+    std::string list = get(dsn, "hostaddr");
+    if (list.empty()) {
+        list = get(dsn, "host");
+    }
+    std::vector<std::string> out;
+    std::size_t start = 0;
+    while (start <= list.size()) {
+        const auto comma = std::min(list.find(',', start), list.size());
+        out.push_back(list.substr(start, comma - start));
+        start = comma + 1;
+    }
+    return out;
+}
+
+/// A value in keyword/value syntax: quoted, with ' and \ escaped.
+std::string quoted(const std::string& v) {
+    std::string out = "'";
+    for (const char c : v) {
+        if (c == '\'' || c == '\\') {
+            out += '\\';
+        }
+        out += c;
+    }
+    out += '\'';
+    return out;
+}
+
+}  // namespace
+
+result<std::map<std::string, std::string>> parse_dsn(std::string_view dsn) {
+    char* raw_error = nullptr;
+    const std::string text{dsn};
+    std::unique_ptr<PQconninfoOption, decltype(&PQconninfoFree)> options{
+        PQconninfoParse(text.c_str(), &raw_error), &PQconninfoFree};
+    if (!options) {
+        std::string why = raw_error != nullptr ? raw_error : "out of memory";
+        PQfreemem(raw_error);
+        while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) {
+            why.pop_back();
+        }
+        // libpq's messages name keywords and syntax, never values.
+        return bad("not a libpq connection string: " + why);
+    }
+    std::map<std::string, std::string> out;
+    for (const PQconninfoOption* o = options.get(); o->keyword != nullptr; ++o) {
+        if (o->val != nullptr) {
+            out[o->keyword] = o->val;
+        }
+    }
+    return out;
+}
+
+result<void> check_dsn(const std::map<std::string, std::string>& dsn) {
+    const std::string mode = get(dsn, "sslmode");
+    const auto all = hosts(dsn);
+    const bool remote = std::any_of(all.begin(), all.end(), [](const std::string& h) { return !loopback(h); });
+    if (remote && !mode.empty() && mode != "verify-full") {
+        return bad(
+            "sslmode=" + mode +
+            " does not verify the server; use sslmode=verify-full (with sslrootcert) for a remote "
+            "host, or connect through the Cloud SQL Auth Proxy on 127.0.0.1"
+        );
+    }
+    if (!get(dsn, "password").empty() && !get(dsn, "passfile").empty()) {
+        return bad("give the password or a passfile, not both");
+    }
+    return {};
+}
+
+std::string monitor_dsn(
+    std::map<std::string, std::string> dsn,
+    std::chrono::milliseconds statement_timeout,
+    std::chrono::milliseconds connect_timeout
+) {
+    const auto all = hosts(dsn);
+    if (get(dsn, "sslmode").empty() &&
+        std::any_of(all.begin(), all.end(), [](const std::string& h) { return !loopback(h); })) {
+        dsn["sslmode"] = "verify-full";
+    }
+    dsn["application_name"] = "runbookd";
+    dsn["connect_timeout"] = std::to_string(std::max<long long>(
+        2, std::chrono::duration_cast<std::chrono::seconds>(connect_timeout + std::chrono::milliseconds{999}).count()
+    ));
+    std::string options = get(dsn, "options");
+    options += (options.empty() ? "" : " ") + std::string{"-c statement_timeout="} +
+               std::to_string(statement_timeout.count()) +
+               " -c lock_timeout=1000 -c default_transaction_read_only=on";
+    dsn["options"] = options;
+    std::string out;
+    for (const auto& [k, v] : dsn) {
+        out += (out.empty() ? "" : " ") + k + "=" + quoted(v);
+    }
+    return out;
+}
+
+std::string describe(const std::map<std::string, std::string>& dsn) {
+    std::string host = get(dsn, "host");
+    if (host.empty()) {
+        host = get(dsn, "hostaddr");
+    }
+    if (host.empty()) {
+        host = "the local socket";
+    }
+    const std::string port = get(dsn, "port");
+    const std::string db = get(dsn, "dbname");
+    return (db.empty() ? std::string{"postgres"} : db) + " on " + host + (port.empty() ? "" : ":" + port);
+}
+
+}  // namespace runbookd::sources::postgres

@@ -1,0 +1,52 @@
+#pragma once
+// The Postgres source: polls the monitor on a worker thread every `interval` and turns
+// each snapshot into db.* signals on the loop; a monitor that cannot connect is a
+// db.unreachable signal and a failing source.
+
+#include "log/log.hpp"
+#include "sources/poller.hpp"
+#include "sources/postgres/activity.hpp"
+#include "sources/postgres/monitor.hpp"
+
+#include <boost/asio/any_io_executor.hpp>
+#include <prometheus/registry.h>
+
+#include <functional>
+#include <memory>
+
+namespace runbookd::sources::postgres {
+
+struct source_settings {
+    activity_settings activity;
+    std::chrono::milliseconds interval = std::chrono::seconds{15};
+};
+
+class source {
+public:
+    /// `poll` blocks (monitor::poll): it runs on `worker`, its result is read on `loop`.
+    using blocking_poll = std::function<monitor_outcome()>;
+
+    source(
+        boost::asio::any_io_executor loop,
+        boost::asio::any_io_executor worker,
+        blocking_poll poll,
+        source_settings settings,
+        signal_sink on_signal,
+        status_sink on_status,
+        log::logger log,
+        prometheus::Registry& registry
+    );
+    ~source();
+    source(const source&) = delete;
+    source& operator=(const source&) = delete;
+
+    void start();
+    void stop();
+
+private:
+    struct state;
+    std::shared_ptr<state> state_;
+    std::unique_ptr<poller> poller_;
+};
+
+}  // namespace runbookd::sources::postgres

@@ -1,0 +1,263 @@
+// What a Postgres snapshot means: thresholds, DDL, lock chains, exclusions, redaction.
+#include "fakes/manual_time.hpp"
+#include "sources/postgres/activity.hpp"
+#include "sources/postgres/dsn.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+namespace runbookd::sources::postgres {
+namespace {
+
+using namespace std::chrono_literals;
+
+const wall_time now = fakes::at("2026-03-05T16:00:00Z");
+
+session active(long long pid, double age, std::string query, std::string app = "web") {
+    session s;
+    s.pid = pid;
+    s.user = "dark";
+    s.application = std::move(app);
+    s.state = "active";
+    s.query_age = age;
+    s.xact_age = age;
+    s.state_age = age;
+    s.query = std::move(query);
+    return s;
+}
+
+activity_settings settings() {
+    activity_settings s;
+    s.instance = "dark-west";
+    s.exclude_applications = {"pg_dump", "runbookd"};
+    s.exclude_users = {"cloudsql*"};
+    return s;
+}
+
+std::vector<const signal*> of_kind(const std::vector<signal>& all, std::string_view kind) {
+    std::vector<const signal*> out;
+    for (const auto& s : all) {
+        if (s.kind == kind) {
+            out.push_back(&s);
+        }
+    }
+    return out;
+}
+
+TEST(PostgresActivity, LongQueriesCountFromTheirThresholdAndMigrationsSooner) {
+    snapshot snap;
+    snap.sessions = {
+        active(10, 59, "SELECT * FROM events"),                    // under a minute
+        active(11, 61, "SELECT * FROM events WHERE id = 7"),       // over
+        active(12, 12, "  /* mig 42 */\n ALTER TABLE events ADD COLUMN x int"),  // DDL from 10 s
+        active(13, 9, "CREATE INDEX CONCURRENTLY i ON events (value)"),         // DDL, too young
+    };
+    const auto all = activity_signals(snap, settings(), now);
+    const auto got = of_kind(all, "db.long_query");
+    ASSERT_EQ(got.size(), 2u);
+    EXPECT_EQ(*got[0]->find("pid"), "11");
+    EXPECT_EQ(*got[0]->find("is_ddl"), "false");
+    EXPECT_EQ(got[0]->value, 61);
+    EXPECT_EQ(got[0]->subject, "11");
+    EXPECT_EQ(got[0]->source, "postgres");
+    EXPECT_EQ(got[0]->at, now);
+    EXPECT_EQ(*got[1]->find("pid"), "12");
+    EXPECT_EQ(*got[1]->find("is_ddl"), "true");
+    EXPECT_EQ(*got[1]->find("query"), "/* mig 42 */ ALTER TABLE events ADD COLUMN x int");
+}
+
+TEST(PostgresActivity, AnAccessExclusiveLockHolderIsAMigrationWhateverItsText) {
+    snapshot snap;
+    session s = active(20, 30, "SELECT run_migrations()", "migrations");
+    s.exclusive = true;
+    snap.sessions = {s};
+    const auto all = activity_signals(snap, settings(), now);
+    const auto got = of_kind(all, "db.long_query");
+    ASSERT_EQ(got.size(), 1u);
+    EXPECT_EQ(*got[0]->find("is_ddl"), "true");
+    EXPECT_EQ(*got[0]->find("application"), "migrations");
+}
+
+TEST(PostgresActivity, IndexBuildProgressIsShown) {
+    snapshot snap;
+    snap.sessions = {active(30, 120, "CREATE INDEX CONCURRENTLY i ON events (value)")};
+    snap.index_builds = {{30, "CREATE INDEX CONCURRENTLY", "building index: scanning table", 200, 50}};
+    const auto all = activity_signals(snap, settings(), now);
+    const auto got = of_kind(all, "db.long_query");
+    ASSERT_EQ(got.size(), 1u);
+    EXPECT_EQ(*got[0]->find("progress"), "CREATE INDEX CONCURRENTLY, building index: scanning table, 25% of blocks");
+}
+
+TEST(PostgresActivity, IdleInTransactionCountsFromItsStateChange) {
+    snapshot snap;
+    session idle = active(40, 500, "UPDATE events SET value = 'x' WHERE id = 1");
+    idle.state = "idle in transaction";
+    idle.state_age = 90;
+    session aborted = idle;
+    aborted.pid = 41;
+    aborted.state = "idle in transaction (aborted)";
+    aborted.state_age = 30;  // under a minute
+    snap.sessions = {idle, aborted};
+    const auto all = activity_signals(snap, settings(), now);
+    const auto got = of_kind(all, "db.idle_in_transaction");
+    ASSERT_EQ(got.size(), 1u);
+    EXPECT_EQ(*got[0]->find("pid"), "40");
+    EXPECT_EQ(got[0]->value, 90);
+    EXPECT_EQ(*got[0]->find("query"), "UPDATE events SET value = '?' WHERE id = 1");
+    EXPECT_TRUE(of_kind(all, "db.long_query").empty()) << "an idle session runs no query";
+}
+
+TEST(PostgresActivity, ALockWaitBlamesTheRootOfTheChain) {
+    snapshot snap;
+    session holder = active(50, 400, "SELECT * FROM events FOR UPDATE");
+    holder.state = "idle in transaction";
+    session migration = active(51, 30, "ALTER TABLE events ADD COLUMN y int", "migrations");
+    migration.wait_event_type = "Lock";
+    migration.blocked_by = {50};
+    session update = active(52, 20, "UPDATE events SET value = $1 WHERE id = $2", "queueworker");
+    update.wait_event_type = "Lock";
+    update.blocked_by = {51, 50};  // queued behind the migration, which waits on the holder
+    snap.sessions = {holder, migration, update};
+    const auto all = activity_signals(snap, settings(), now);
+    const auto waits = of_kind(all, "db.lock_wait");
+    ASSERT_EQ(waits.size(), 2u);
+    EXPECT_EQ(*waits[0]->find("pid"), "51");
+    EXPECT_EQ(*waits[0]->find("blocked_by"), "50");
+    EXPECT_EQ(*waits[0]->find("blocker_query"), "SELECT * FROM events FOR UPDATE");
+    EXPECT_EQ(*waits[1]->find("pid"), "52");
+    EXPECT_EQ(*waits[1]->find("blocked_by"), "50") << "cancelling the waiting migration frees nothing";
+    EXPECT_EQ(waits[1]->value, 20);
+    // The waiting migration is a migration in progress, too.
+    const auto long_queries = of_kind(all, "db.long_query");
+    ASSERT_EQ(long_queries.size(), 1u);
+    EXPECT_EQ(*long_queries[0]->find("pid"), "51");
+}
+
+TEST(PostgresActivity, ABlockerTheMonitorCannotSeeIsSaidSo) {
+    snapshot snap;
+    session w = active(60, 30, "UPDATE t SET a = 1");
+    w.wait_event_type = "Lock";
+    w.blocked_by = {0};  // a prepared transaction
+    snap.sessions = {w};
+    const auto all = activity_signals(snap, settings(), now);
+    const auto waits = of_kind(all, "db.lock_wait");
+    ASSERT_EQ(waits.size(), 1u);
+    EXPECT_EQ(*waits[0]->find("blocked_by"), "0");
+    EXPECT_EQ(*waits[0]->find("blocker_query"), "(not visible to the monitor)");
+}
+
+TEST(PostgresActivity, ExcludedApplicationsAndUsersAreNeverEvidence) {
+    snapshot snap;
+    snap.sessions = {
+        active(70, 3600, "COPY public.events TO stdout", "pg_dump"),
+        active(71, 3600, "SELECT 1", "psql"),
+    };
+    snap.sessions[1].user = "cloudsqladmin";
+    EXPECT_TRUE(of_kind(activity_signals(snap, settings(), now), "db.long_query").empty());  // sizes only
+}
+
+TEST(PostgresActivity, ConnectionsCountAgainstTheSlotsLeftToClients) {
+    snapshot snap;
+    snap.client_connections = 95;
+    snap.max_connections = 100;
+    snap.reserved_connections = 3;
+    const auto all = activity_signals(snap, settings(), now);
+    const auto got = of_kind(all, "db.connections");
+    ASSERT_EQ(got.size(), 1u);
+    EXPECT_EQ(got[0]->value, 95);
+    EXPECT_EQ(*got[0]->find("max"), "97");
+    EXPECT_EQ(*got[0]->find("instance"), "dark-west");
+}
+
+TEST(PostgresActivity, QueriesAreRedactedFlattenedAndCut) {
+    activity_settings s = settings();
+    s.query_max = 40;
+    s.redact_patterns = {std::regex{R"(\b[0-9a-f]{8}-[0-9a-f-]{27}\b)"}};
+    EXPECT_EQ(
+        shown_query("SELECT *\n  FROM users\tWHERE email = 'ann@example.com' AND note = 'it''s'", s),
+        "SELECT * FROM users WHERE email = '?' AN…"
+    );
+    EXPECT_EQ(
+        shown_query("DELETE FROM canvases WHERE id = 0b9c3a52-1d4e-4c7a-9f0e-123456789abc", settings()),
+        "DELETE FROM canvases WHERE id = 0b9c3a52-1d4e-4c7a-9f0e-123456789abc"
+    );
+    EXPECT_EQ(shown_query("DELETE FROM canvases WHERE id = 0b9c3a52-1d4e-4c7a-9f0e-123456789abc", s).substr(0, 32),
+              "DELETE FROM canvases WHERE id = ");
+    s.query_max = 300;
+    EXPECT_EQ(shown_query("DELETE FROM canvases WHERE id = 0b9c3a52-1d4e-4c7a-9f0e-123456789abc", s),
+              "DELETE FROM canvases WHERE id = [redacted]");
+    s.query_max = 3;
+    EXPECT_EQ(shown_query("ééééé", s), "ééé…") << "cut between characters, not bytes";
+    s.redact_literals = false;
+    EXPECT_EQ(shown_query("'ab'", s), "'ab…");
+    s.query_max = 10;
+    EXPECT_EQ(shown_query("SELECT 'unterminated", settings()).substr(0, 10), "SELECT '?'");
+}
+
+TEST(PostgresActivity, SchemaChangesAreRecognised) {
+    for (const char* q : {"ALTER TABLE t ADD c int", "create index i on t (c)", "DROP TABLE t", "REINDEX INDEX i",
+                          "TRUNCATE t", "CLUSTER t", "VACUUM FULL t", "-- m\nREFRESH MATERIALIZED VIEW v",
+                          "/* a */ /* b */ alter table t"}) {
+        EXPECT_TRUE(looks_like_ddl(q)) << q;
+    }
+    for (const char* q : {"SELECT 'ALTER TABLE'", "VACUUM t", "UPDATE alterations SET a = 1", "altered",
+                          "INSERT INTO t VALUES (1)", "", "/* unterminated"}) {
+        EXPECT_FALSE(looks_like_ddl(q)) << q;
+    }
+}
+
+TEST(PostgresActivity, PidArraysParseTolerantly) {
+    EXPECT_EQ(parse_pid_array("{12,7,12}"), (std::vector<long long>{12, 7}));
+    EXPECT_EQ(parse_pid_array("{}"), std::vector<long long>{});
+    EXPECT_EQ(parse_pid_array("{0}"), std::vector<long long>{0});
+}
+
+TEST(PostgresActivity, UnreachableNamesTheInstanceAndTheError) {
+    const signal s = unreachable_signal(settings(), "cannot connect: connection refused", now);
+    EXPECT_EQ(s.kind, "db.unreachable");
+    EXPECT_EQ(*s.find("instance"), "dark-west");
+    EXPECT_EQ(*s.find("error"), "cannot connect: connection refused");
+}
+
+TEST(PostgresDsn, TlsVerificationIsRequiredForARemoteHost) {
+    const auto remote = parse_dsn("host=10.1.2.3 dbname=dark user=monitor sslmode=require");
+    ASSERT_TRUE(remote);
+    const auto verdict = check_dsn(*remote);
+    ASSERT_FALSE(verdict);
+    EXPECT_NE(verdict.error().detail.find("sslmode=require does not verify the server"), std::string::npos);
+
+    for (const char* ok : {"host=127.0.0.1 port=5432 dbname=dark sslmode=disable", "host=/var/run/postgresql",
+                           "postgresql://monitor@db.internal/dark?sslmode=verify-full", "dbname=dark"}) {
+        const auto d = parse_dsn(ok);
+        ASSERT_TRUE(d) << ok;
+        EXPECT_TRUE(check_dsn(*d)) << ok;
+    }
+    ASSERT_FALSE(check_dsn(*parse_dsn("host=127.0.0.1,db.internal sslmode=prefer")));
+}
+
+TEST(PostgresDsn, TheMonitorsStringAddsItsSessionSettings) {
+    const auto d = parse_dsn("postgresql://monitor:s3cr%27et@db.internal:6432/dark");
+    ASSERT_TRUE(d);
+    const std::string s = monitor_dsn(*d, 5s, 1500ms);
+    EXPECT_NE(s.find("sslmode='verify-full'"), std::string::npos) << s;
+    EXPECT_NE(s.find("application_name='runbookd'"), std::string::npos);
+    EXPECT_NE(s.find("connect_timeout='2'"), std::string::npos);
+    EXPECT_NE(s.find("statement_timeout=5000"), std::string::npos);
+    EXPECT_NE(s.find("default_transaction_read_only=on"), std::string::npos);
+    EXPECT_NE(s.find("password='s3cr\\'et'"), std::string::npos) << "quoted for libpq";
+    // And libpq reads it back to the same password.
+    const auto back = parse_dsn(s);
+    ASSERT_TRUE(back);
+    EXPECT_EQ(back->at("password"), "s3cr'et");
+    EXPECT_EQ(describe(*d), "dark on db.internal:6432");
+}
+
+TEST(PostgresDsn, AnUnreadableStringIsAnErrorWithoutItsText) {
+    const auto d = parse_dsn("host=x password=hunter2 nonsense");
+    ASSERT_FALSE(d);
+    EXPECT_EQ(d.error().detail.find("hunter2"), std::string::npos) << d.error().detail;
+}
+
+}  // namespace
+}  // namespace runbookd::sources::postgres
