@@ -5,9 +5,13 @@
 #include "log/log.hpp"
 #include "net/http_client.hpp"
 #include "notify/notifier.hpp"
+#include "sources/gcp/credentials.hpp"
 #include "sources/kubernetes/source.hpp"
+#include "sources/poller.hpp"
+#include "sources/postgres/source.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <prometheus/registry.h>
 
 #include <cstdio>
@@ -62,6 +66,42 @@ kubernetes_parts build_kubernetes(
     prometheus::Registry& registry,
     sources::kubernetes::source::signal_sink on_signal,
     sources::kubernetes::source::status_sink on_status
+);
+
+/// The polling sources (Cloud SQL, the status feed, Postgres) and what they need; a
+/// member is empty when its source is not configured.
+struct poll_parts {
+    std::unique_ptr<net::http_client> google_http;
+    std::unique_ptr<sources::gcp::credentials> google_creds;
+    std::unique_ptr<sources::poller> cloudsql;
+    std::unique_ptr<sources::poller> gcp_status;
+    /// The Postgres monitor blocks: it runs on its own thread, joined when this is destroyed
+    /// (bounded by the statement and connect timeouts, and cancelled at stop()).
+    std::unique_ptr<boost::asio::thread_pool> postgres_worker;
+    std::unique_ptr<sources::postgres::monitor> postgres_monitor;
+    std::unique_ptr<sources::postgres::source> postgres;
+    std::vector<std::string> secrets;  ///< for the log sink to redact (the DSN's password...)
+    std::vector<std::pair<std::string, std::string>> started;  ///< source -> what it polls, for the log
+
+    poll_parts() = default;
+    poll_parts(poll_parts&&) = default;
+    poll_parts& operator=(poll_parts&&) = default;
+    ~poll_parts();
+
+    void start();
+    /// Pending waits end, requests in flight fail, a Postgres query in flight is cancelled.
+    void stop();
+};
+
+/// Builds the configured polling sources (not started). `on_status` gets the source's name.
+/// Throws std::runtime_error on a start-up failure (a CA file or key that cannot be loaded).
+poll_parts build_pollers(
+    const config::config& cfg,
+    boost::asio::any_io_executor ex,
+    const log::logger& log,
+    prometheus::Registry& registry,
+    sources::signal_sink on_signal,
+    std::function<void(std::string_view, source_status)> on_status
 );
 
 }  // namespace runbookd::app

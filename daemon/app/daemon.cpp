@@ -113,12 +113,25 @@ struct daemon::impl {
               [this](signal sig) { on_signal(std::move(sig)); },
               [this](source_status status) { on_source_status("kubernetes", std::move(status)); }
           )),
+          pollers(build_pollers(
+              cfg,
+              ioc.get_executor(),
+              log,
+              exposition.registry(),
+              [this](signal sig) { on_signal(std::move(sig)); },
+              [this](std::string_view source, source_status status) {
+                  on_source_status(source, std::move(status));
+              }
+          )),
           wake(ioc),
           heartbeat(ioc),
           signals(ioc, SIGTERM, SIGINT, SIGHUP) {
         register_secrets(*sink, cfg);
         if (!kubernetes.token.empty()) {
             sink->add_secret(kubernetes.token);
+        }
+        for (const auto& secret : pollers.secrets) {
+            sink->add_secret(secret);
         }
         if (kubernetes.source) {
             kubernetes.source->on_workloads_changed([this] {
@@ -217,7 +230,13 @@ struct daemon::impl {
     /// The shell -> core boundary for sources: a signal, or a change in a source's health.
     void on_signal(signal&& sig) {
         if (log.enabled(log::level::debug)) {
-            log.debug("signal", {{"kind", sig.kind}, {"subject", sig.subject}, {"source", sig.source}});
+            log.debug(
+                "signal",
+                {{"kind", sig.kind},
+                 {"subject", sig.subject},
+                 {"source", sig.source},
+                 {"value", sig.value ? *sig.value : 0.0}}
+            );
         }
         apply(core.on_signal(std::move(sig), loop::wall_now()));
     }
@@ -327,6 +346,10 @@ struct daemon::impl {
         keep("discord", next.discord, cfg.discord);
         keep("console", next.console, cfg.console);
         keep("kubernetes", next.kubernetes, cfg.kubernetes);
+        keep("google", next.google, cfg.google);
+        keep("cloudsql", next.cloudsql, cfg.cloudsql);
+        keep("gcp_status", next.gcp_status, cfg.gcp_status);
+        keep("postgres", next.postgres, cfg.postgres);
         if (kubernetes.source &&
             watched_namespaces(next, kubernetes.default_namespace) != kubernetes.namespaces) {
             // New namespaces named under services.*.kubernetes are watched after a restart.
@@ -379,6 +402,7 @@ struct daemon::impl {
                 kubernetes.source->stop();
                 kubernetes.http->shutdown();  // ends the watch streams
             }
+            pollers.stop();
         });
         step("stop engine timer", [&] { wake.cancel(); });
         const bool drained = co_await outbox.drain(cfg.notify.drain_timeout);
@@ -413,6 +437,7 @@ struct daemon::impl {
     net::router routes;
     net::http_server server;
     kubernetes_parts kubernetes;
+    poll_parts pollers;
     std::map<std::string, std::vector<std::string>> running_workloads;  ///< resolved, as in the engine
     loop::timer wake;
     loop::timer heartbeat;
@@ -456,6 +481,10 @@ asio::ip::tcp::endpoint daemon::start() {
             "kubernetes source started",
             {{"access", i.kubernetes.origin}, {"namespaces", namespaces}, {"nodes", i.cfg.kubernetes.nodes}}
         );
+    }
+    i.pollers.start();
+    for (const auto& [source, what] : i.pollers.started) {
+        i.log.info("source started", {{"source", source}, {"polls", what}});
     }
     i.ready = true;
     i.daemon_metrics.ready.Set(1);

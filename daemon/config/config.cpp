@@ -4,6 +4,8 @@
 #include "core/suggest.hpp"
 #include "core/time.hpp"
 #include "crypto/digest.hpp"
+#include "sources/gcp/parse.hpp"
+#include "sources/postgres/dsn.hpp"
 #include "yaml/walker.hpp"
 
 #include <yaml-cpp/yaml.h>
@@ -18,6 +20,7 @@
 #include <filesystem>
 #include <initializer_list>
 #include <memory>
+#include <regex>
 #include <span>
 #include <system_error>
 #include <utility>
@@ -34,7 +37,7 @@ constexpr std::string_view webhook_url_hint = "expected https://discord.com/api/
 constexpr std::size_t discord_username_max = 80;
 
 // Keys, per map, in the order the reference (docs/configuration.md) lists them.
-constexpr std::array<std::string_view, 12> root_keys{
+constexpr std::array<std::string_view, 16> root_keys{
     "server",
     "log",
     "pagerduty",
@@ -46,6 +49,10 @@ constexpr std::array<std::string_view, 12> root_keys{
     "operations",
     "signals",
     "kubernetes",
+    "google",
+    "cloudsql",
+    "gcp_status",
+    "postgres",
     "services"};
 constexpr std::array<std::string_view, 6> server_keys{
     "listen", "max_body_bytes", "header_timeout", "body_timeout", "idle_timeout", "max_connections"};
@@ -78,6 +85,38 @@ constexpr std::array<std::string_view, 9> kubernetes_keys{
     "request_timeout",
     "service_account_dir"};
 constexpr std::array<std::string_view, 3> kubernetes_modes{"auto", "true", "false"};
+constexpr std::array<std::string_view, 10> google_keys{
+    "credentials",
+    "key_file",
+    "project",
+    "metadata_url",
+    "token_url",
+    "monitoring_url",
+    "sqladmin_url",
+    "ca_file",
+    "request_timeout",
+    "scopes"};
+constexpr std::array<std::string_view, 3> google_credential_kinds{"auto", "metadata", "key_file"};
+constexpr std::array<std::string_view, 4> cloudsql_keys{
+    "instance", "monitoring_interval", "instance_interval", "lookback"};
+constexpr std::array<std::string_view, 5> gcp_status_keys{"enabled", "url", "interval", "products", "locations"};
+constexpr std::array<std::string_view, 16> postgres_keys{
+    "dsn",
+    "dsn_file",
+    "instance",
+    "interval",
+    "connect_timeout",
+    "statement_timeout",
+    "long_query_threshold",
+    "migration_threshold",
+    "idle_in_transaction_threshold",
+    "lock_wait_threshold",
+    "query_max",
+    "redact_literals",
+    "redact_patterns",
+    "exclude_applications",
+    "exclude_users",
+    "password_file"};
 constexpr std::array<std::string_view, 2> booleans{"true", "false"};
 constexpr std::array<std::string_view, 3> service_keys{"name", "impact", "kubernetes"};
 
@@ -745,6 +784,13 @@ private:
         read_operations(sub(top, "operations", operations_keys), cfg.operations);
         read_signals(sub(top, "signals", signals_keys), cfg.signals);
         read_kubernetes(sub(top, "kubernetes", kubernetes_keys), cfg.kubernetes);
+        read_cloudsql(sub(top, "cloudsql", cloudsql_keys), cfg.cloudsql);
+        read_gcp_status(sub(top, "gcp_status", gcp_status_keys), cfg.gcp_status);
+        read_google(sub(top, "google", google_keys), cfg.google, !cfg.cloudsql.instance.empty());
+        read_postgres(sub(top, "postgres", postgres_keys), cfg.postgres);
+        if (cfg.postgres.configured() && cfg.postgres.instance.empty()) {
+            cfg.postgres.instance = cfg.cloudsql.instance;
+        }
         read_services(top, cfg.services);
     }
 
@@ -863,6 +909,246 @@ private:
         }
         if (auto v = read_string(s, "service_account_dir", true)) {
             out.service_account_dir = std::move(*v);
+        }
+    }
+
+    /// A base URL (https, or http for a loopback host; `metadata` also allows the metadata
+    /// server's link-local address and name, which are never routed off the node).
+    void read_url(const section& s, std::string_view key, std::string& out, bool metadata = false) {
+        const entry* e = s.find(key);
+        if (e == nullptr) {
+            return;
+        }
+        auto v = read_scalar(*e);
+        if (!v) {
+            return;
+        }
+        std::string text = v->text;
+        constexpr std::string_view link_local[] = {"http://169.254.169.254", "http://metadata.google.internal"};
+        for (const auto prefix : link_local) {
+            if (metadata && text.starts_with(prefix) &&
+                (text.size() == prefix.size() || text[prefix.size()] == '/' || text[prefix.size()] == ':')) {
+                text.replace(0, 4, "https");  // validated as if https, then given back its scheme
+                auto parts = parse_base_url(text);
+                if (!parts.reason.empty()) {
+                    report(e->value, e->path, shown(*v) + ": " + parts.reason);
+                } else {
+                    out = "http" + parts.url.substr(5);
+                }
+                return;
+            }
+        }
+        auto parts = parse_base_url(text);
+        if (!parts.reason.empty()) {
+            report(e->value, e->path, shown(*v) + ": " + parts.reason);
+        } else {
+            out = std::move(parts.url);
+        }
+    }
+
+    /// A list of ECMAScript regular expressions; each must compile.
+    std::optional<std::vector<std::string>> read_patterns(const entry& e) {
+        auto list = read_list(e);
+        if (!list) {
+            return std::nullopt;
+        }
+        bool ok = true;
+        for (std::size_t i = 0; i < list->size(); ++i) {
+            try {
+                std::regex{(*list)[i]};
+            } catch (const std::regex_error& x) {
+                report(e.value[i], e.path + "[" + std::to_string(i) + "]", "not a regular expression: " + std::string{x.what()});
+                ok = false;
+            }
+        }
+        return ok ? list : std::nullopt;
+    }
+
+    void read_google(const section& s, google_config& out, bool needed) {
+        if (auto v = read_choice(s, "credentials", google_credential_kinds)) {
+            out.credentials = std::array{
+                google_config::credential_kind::automatic,
+                google_config::credential_kind::metadata,
+                google_config::credential_kind::key_file}[*v];
+        }
+        if (const entry* e = s.find("key_file")) {
+            if (auto v = read_scalar(*e); v && !v->text.empty()) {
+                auto f = read_whole_file(v->text);
+                if (!f.error.empty()) {
+                    report(e->value, e->path, "cannot read the key file '" + v->text + "': " + f.error);
+                } else if (auto key = sources::gcp::parse_key_file(f.text); !key) {
+                    report(e->value, e->path, "'" + v->text + "': " + key.error().detail);
+                } else {
+                    out.key_json = secret<std::string>{std::move(f.text)};
+                    if (out.project.empty()) {
+                        out.project = key->project_id;
+                    }
+                }
+                out.key_file = std::move(v->text);
+            }
+        }
+        if (auto v = read_string(s, "project", true)) {
+            out.project = std::move(*v);
+        }
+        if (out.credentials == google_config::credential_kind::key_file && out.key_file.empty()) {
+            report(s.mark, join(s.path, "key_file"), "required when credentials is key_file");
+        }
+        read_url(s, "metadata_url", out.metadata_url, true);
+        read_url(s, "token_url", out.token_url);
+        read_url(s, "monitoring_url", out.monitoring_url);
+        read_url(s, "sqladmin_url", out.sqladmin_url);
+        if (const entry* e = s.find("ca_file")) {
+            if (auto v = read_scalar(*e); v && !v->text.empty()) {
+                if (auto f = read_whole_file(v->text); !f.error.empty()) {
+                    report(e->value, e->path, "cannot read CA file '" + v->text + "': " + f.error);
+                }
+                out.ca_file = std::move(v->text);
+            }
+        }
+        if (auto v = read_duration(s, "request_timeout", 1ms)) {
+            out.request_timeout = *v;
+        }
+        if (const entry* e = s.find("scopes")) {
+            report(e->key, e->path, "scopes are fixed (cloud-platform); remove this key");
+        }
+        if (needed && out.project.empty()) {
+            report(
+                s.mark,
+                join(s.path, "project"),
+                "required for cloudsql (or a key_file whose project_id names it)"
+            );
+        }
+    }
+
+    void read_cloudsql(const section& s, cloudsql_config& out) {
+        if (auto v = read_string(s, "instance", false)) {
+            if (v->find(':') != std::string::npos || v->find('/') != std::string::npos) {
+                report(s.find("instance")->value, join(s.path, "instance"),
+                       "the instance ID alone (dark-west), without the project");
+            } else {
+                out.instance = std::move(*v);
+            }
+        }
+        if (auto v = read_duration(s, "monitoring_interval", 10s)) {
+            out.monitoring_interval = *v;
+        }
+        if (auto v = read_duration(s, "instance_interval", 10s)) {
+            out.instance_interval = *v;
+        }
+        if (auto v = read_duration(s, "lookback", 1min)) {
+            out.lookback = *v;
+        }
+    }
+
+    void read_gcp_status(const section& s, gcp_status_config& out) {
+        if (auto v = read_choice(s, "enabled", booleans)) {
+            out.enabled = *v == 0;
+        }
+        if (const entry* e = s.find("url")) {
+            if (auto v = read_scalar(*e)) {
+                auto parts = parse_base_url(v->text);
+                if (!parts.reason.empty()) {
+                    report(e->value, e->path, shown(*v) + ": " + parts.reason);
+                } else {
+                    out.url = std::move(parts.url);
+                }
+            }
+        }
+        if (auto v = read_duration(s, "interval", 10s)) {
+            out.interval = *v;
+        }
+        if (const entry* e = s.find("products")) {
+            if (auto list = read_list(*e)) {
+                out.products = std::move(*list);
+            }
+        }
+        if (const entry* e = s.find("locations")) {
+            if (auto list = read_list(*e)) {
+                out.locations = std::move(*list);
+            }
+        }
+    }
+
+    void read_postgres(const section& s, postgres_config& out) {
+        const entry* inline_dsn = s.find("dsn");
+        const entry* file = s.find("dsn_file");
+        if (inline_dsn != nullptr && file != nullptr) {
+            report(file->key, file->path, "set either dsn or dsn_file, not both");
+        } else if (const entry* from = inline_dsn != nullptr ? inline_dsn : file) {
+            std::string text;
+            if (auto v = read_scalar(*from)) {
+                if (from == file && !v->text.empty()) {
+                    auto f = read_whole_file(v->text);
+                    if (!f.error.empty()) {
+                        report(from->value, from->path, "cannot read '" + v->text + "': " + f.error);
+                    }
+                    text = std::string{trim(f.text)};
+                } else {
+                    text = std::move(v->text);
+                }
+            }
+            if (!text.empty()) {
+                // Messages name the key, never the string: it may hold a password.
+                auto parsed = sources::postgres::parse_dsn(text);
+                if (!parsed) {
+                    report(from->value, from->path, parsed.error().detail);
+                } else if (auto checked = sources::postgres::check_dsn(*parsed); !checked) {
+                    report(from->value, from->path, checked.error().detail);
+                } else {
+                    if (out.instance.empty()) {
+                        out.instance = sources::postgres::describe(*parsed);
+                    }
+                    out.dsn = secret<std::string>{std::move(text)};
+                }
+            }
+        }
+        if (const entry* e = s.find("password_file")) {
+            report(e->key, e->path, "put the password in a passfile named by the dsn (passfile=PATH), or in dsn_file");
+        }
+        if (auto v = read_string(s, "instance", true)) {
+            out.instance = std::move(*v);
+        }
+        if (auto v = read_duration(s, "interval", 1s)) {
+            out.interval = *v;
+        }
+        if (auto v = read_duration(s, "connect_timeout", 1s)) {
+            out.connect_timeout = *v;
+        }
+        if (auto v = read_duration(s, "statement_timeout", 100ms)) {
+            out.statement_timeout = *v;
+        }
+        if (auto v = read_duration(s, "long_query_threshold", 1s)) {
+            out.long_query_threshold = *v;
+        }
+        if (auto v = read_duration(s, "migration_threshold", 0ms)) {
+            out.migration_threshold = *v;
+        }
+        if (auto v = read_duration(s, "idle_in_transaction_threshold", 1s)) {
+            out.idle_in_transaction_threshold = *v;
+        }
+        if (auto v = read_duration(s, "lock_wait_threshold", 0ms)) {
+            out.lock_wait_threshold = *v;
+        }
+        if (auto v = read_count(s, "query_max", 20)) {
+            out.query_max = static_cast<std::size_t>(*v);
+        }
+        if (auto v = read_choice(s, "redact_literals", booleans)) {
+            out.redact_literals = *v == 0;
+        }
+        if (const entry* e = s.find("redact_patterns")) {
+            if (auto list = read_patterns(*e)) {
+                out.redact_patterns = std::move(*list);
+            }
+        }
+        if (const entry* e = s.find("exclude_applications")) {
+            if (auto list = read_list(*e)) {
+                out.exclude_applications = std::move(*list);
+            }
+        }
+        if (const entry* e = s.find("exclude_users")) {
+            if (auto list = read_list(*e)) {
+                out.exclude_users = std::move(*list);
+            }
         }
     }
 

@@ -136,6 +136,64 @@ struct kubernetes_config {
     friend bool operator==(const kubernetes_config&, const kubernetes_config&) = default;
 };
 
+/// `google:`: access to Google Cloud APIs, shared by `cloudsql` and `gcp_status`.
+struct google_config {
+    enum class credential_kind { automatic, metadata, key_file };
+    /// automatic: the key file when one is named, else the metadata server.
+    credential_kind credentials = credential_kind::automatic;
+    std::string key_file;                 ///< a service-account key (JSON); read at start
+    secret<std::string> key_json;         ///< its contents
+    std::string project;                  ///< default: the key file's project_id
+    std::string metadata_url = "http://169.254.169.254";
+    std::string token_url;                ///< default: the key file's token_uri
+    std::string monitoring_url = "https://monitoring.googleapis.com";
+    std::string sqladmin_url = "https://sqladmin.googleapis.com";
+    std::string ca_file;                  ///< empty: the system trust store
+    milliseconds request_timeout = std::chrono::seconds{10};
+    friend bool operator==(const google_config&, const google_config&) = default;
+};
+
+/// `cloudsql:`: Cloud Monitoring metrics and the Cloud SQL Admin instance. Off while
+/// `instance` is empty.
+struct cloudsql_config {
+    std::string instance;  ///< the instance ID, without the project
+    milliseconds monitoring_interval = std::chrono::minutes{1};
+    milliseconds instance_interval = std::chrono::minutes{5};
+    milliseconds lookback = std::chrono::minutes{15};
+    friend bool operator==(const cloudsql_config&, const cloudsql_config&) = default;
+};
+
+/// `gcp_status:`: the public Google Cloud status feed.
+struct gcp_status_config {
+    bool enabled = false;
+    std::string url = "https://status.cloud.google.com/incidents.json";
+    milliseconds interval = std::chrono::minutes{5};
+    std::vector<std::string> products{
+        "Cloud SQL", "Google Kubernetes Engine", "Cloud Load Balancing", "Cloud Pub/Sub", "Google Compute Engine"};
+    std::vector<std::string> locations;  ///< empty: every location
+    friend bool operator==(const gcp_status_config&, const gcp_status_config&) = default;
+};
+
+/// `postgres:`: the read-only monitoring connection. Off while no dsn is given.
+struct postgres_config {
+    secret<std::string> dsn;  ///< libpq keyword/value string or postgresql:// URI (may hold a password)
+    std::string instance;     ///< label of db.connections / db.unreachable; default: cloudsql.instance or "dbname on host"
+    milliseconds interval = std::chrono::seconds{15};
+    milliseconds connect_timeout = std::chrono::seconds{5};
+    milliseconds statement_timeout = std::chrono::seconds{5};
+    milliseconds long_query_threshold = std::chrono::minutes{1};
+    milliseconds migration_threshold = std::chrono::seconds{10};
+    milliseconds idle_in_transaction_threshold = std::chrono::minutes{1};
+    milliseconds lock_wait_threshold = std::chrono::seconds{5};
+    std::size_t query_max = 300;
+    bool redact_literals = true;
+    std::vector<std::string> redact_patterns;  ///< ECMAScript regular expressions
+    std::vector<std::string> exclude_applications{"pg_dump", "pg_dumpall", "pg_basebackup", "runbookd"};
+    std::vector<std::string> exclude_users{"cloudsqladmin", "cloudsqlagent", "cloudsqlreplica", "cloudsqlimportexport"};
+    bool configured() const noexcept { return !dsn.empty(); }
+    friend bool operator==(const postgres_config&, const postgres_config&) = default;
+};
+
 /// Everything `runbookd run` needs. Built only by load(); always valid once built.
 struct config {
     std::string source_path;  ///< the file it came from, for logs and reload
@@ -151,6 +209,10 @@ struct config {
     operations_config operations;
     signals_config signals;
     kubernetes_config kubernetes;
+    google_config google;
+    cloudsql_config cloudsql;
+    gcp_status_config gcp_status;
+    postgres_config postgres;
     std::map<std::string, service_info, std::less<>> services;
 
     /// The engine's view of this configuration. The rule pack and whether #operations has

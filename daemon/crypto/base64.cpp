@@ -33,4 +33,20 @@ std::optional<std::string> base64_decode(std::string_view text) {
     return out;
 }
 
+std::string base64url_encode(std::string_view bytes) {
+    std::string out((bytes.size() + 2) / 3 * 4 + 1, '\0');
+    const int n = EVP_EncodeBlock(
+        reinterpret_cast<unsigned char*>(out.data()),
+        reinterpret_cast<const unsigned char*>(bytes.data()),
+        static_cast<int>(bytes.size())
+    );
+    out.resize(static_cast<std::size_t>(n));
+    while (!out.empty() && out.back() == '=') {
+        out.pop_back();
+    }
+    std::replace(out.begin(), out.end(), '+', '-');
+    std::replace(out.begin(), out.end(), '/', '_');
+    return out;
+}
+
 }  // namespace runbookd::crypto

@@ -13,6 +13,18 @@
 
 namespace runbookd::sources::gcp {
 
+/// The fields of a service-account key file that the grant needs. `private_key` is a secret.
+struct service_account_key {
+    std::string client_email;
+    std::string private_key_id;
+    std::string private_key;
+    std::string token_uri;
+    std::string project_id;
+};
+
+/// Reads a key file's JSON. Errors name the missing field, never a value.
+result<service_account_key> parse_key_file(std::string_view text);
+
 /// One point of a GAUGE series: the end of its interval and its value.
 struct point {
     wall_time at;
@@ -28,6 +40,11 @@ struct series_page {
 };
 
 result<series_page> parse_time_series(std::string_view body);
+
+/// A Google error answer in a few words: "403 PERMISSION_DENIED: <message>" from a
+/// google.rpc.Status body, "400 invalid_grant: <description>" from an OAuth one, else the
+/// status alone. The message is cut to 200 characters.
+std::string api_error_text(unsigned status, std::string_view body);
 
 /// A Cloud SQL Admin `instances.get` answer, as far as ranking needs it (api-facts §3.3).
 struct sql_instance {

@@ -1,0 +1,231 @@
+"""The Postgres source against a real PostgreSQL server (Debian's, started by the tests on
+loopback in a temp dir): long queries, idle transactions, a migration blocked behind a lock
+holder, connections near max_connections, the server stopped mid-run; and end to end, a
+page during the blocked migration ranks "a bad migration or manual DB query" first with the
+lock holder's pid in the action."""
+
+from __future__ import annotations
+
+import unittest
+
+import harness
+import pagerduty
+import postgres_rig as pg
+import test_prometheus
+from harness import wait_for
+
+INSTANCE = "dark-west"
+
+
+class PostgresRig:
+    """A real server, a monitoring role, and a daemon polling it every second."""
+
+    def __init__(self, name: str, max_connections: int = 30, extra: dict | None = None):
+        self.server = pg.PostgresServer(max_connections=max_connections).start()
+        pg.seed(self.server)
+        self.role = self.server.create_monitor_role(password="mon-" + harness.unique_token(16))
+        self.rig = harness.DaemonWithDiscord(harness.deep_merge({
+            "log": {"level": "debug"},  # "signal" lines
+            "operations": {"edit_interval": "0s"},
+            "postgres": {
+                "dsn": self.server.dsn(user=self.role.name, password=self.role.password, db="app"),
+                "instance": INSTANCE,
+                "interval": "1s",
+                "long_query_threshold": "2s",
+                "migration_threshold": "1s",
+                "idle_in_transaction_threshold": "2s",
+                "lock_wait_threshold": "1s",
+                "connect_timeout": "2s",
+            },
+        }, extra or {}), name=name)
+        self.sessions: list[pg.Session] = []
+
+    def start(self) -> "PostgresRig":
+        self.rig.start()
+        return self
+
+    def close(self) -> None:
+        try:
+            pg.close_all(self.sessions)
+            self.rig.stop()
+        finally:
+            self.rig.close()
+            self.server.close()
+
+    @property
+    def daemon(self) -> harness.Daemon:
+        return self.rig.daemon
+
+    def diagnostics(self) -> str:
+        return ("--- postgres log (tail) ---\n" + "\n".join(self.server.log_tail(15)) + "\n"
+                + self.rig.diagnostics())
+
+    def signals(self, kind: str, **fields) -> list[dict]:
+        return [e for e in self.daemon.snapshot_logs()
+                if e.get("msg") == "signal" and e.get("kind") == kind
+                and all(e.get(k) == v for k, v in fields.items())]
+
+    def wait_signal(self, kind: str, timeout: float = 15, where=lambda e: True, **fields) -> dict:
+        return wait_for(lambda: next((e for e in reversed(self.signals(kind, **fields)) if where(e)), None),
+                        timeout, f"a {kind} signal {fields}", diagnostics=self.diagnostics)
+
+    def statuses(self) -> list[dict]:
+        return [e for e in self.daemon.snapshot_logs()
+                if e.get("msg") == "source status" and e.get("source") == "postgres"]
+
+    def wait_state(self, state: str, after: int = 0, timeout: float = 20) -> dict:
+        return wait_for(lambda: next((e for e in self.statuses()[after:] if e["state"] == state), None),
+                        timeout, f"the postgres source {state}", diagnostics=self.diagnostics)
+
+    def metric(self, name: str, **labels) -> float | None:
+        r = self.daemon.http("GET", "/metrics")
+        return test_prometheus.value(test_prometheus.parse_exposition(r.body.decode()), name, **labels)
+
+    def wait_summary(self, inc: pagerduty.Incident, contains: str, what: str) -> str:
+        def find():
+            for m in self.rig.discord.snapshot_messages(self.rig.ops_id):
+                for e in m.embeds:
+                    text = e.get("description") or ""
+                    if inc.title in text and contains in text:
+                        return text
+            return None
+        return wait_for(find, 20, what, diagnostics=self.diagnostics)
+
+    def keep(self, session: pg.Session) -> pg.Session:
+        self.sessions.append(session)
+        return session
+
+
+class PostgresSignalsTests(unittest.TestCase):
+    """One server and daemon; each test makes its own sessions and closes them."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.p = PostgresRig(cls.__name__).start()
+        cls.p.wait_state("healthy")
+
+    @classmethod
+    def tearDownClass(cls):
+        p = cls.p
+        try:
+            p.close()
+        finally:
+            p.daemon.assert_no_secret([p.role.password, *p.rig.tokens])
+            p.daemon.assert_logs_well_formed()
+
+    def test_the_source_is_up_and_counts_connections(self):
+        self.assertEqual(self.p.metric("runbookd_source_up", source="postgres"), 1)
+        sig = self.p.wait_signal("db.connections", subject=INSTANCE)
+        self.assertGreaterEqual(sig["value"], 1)  # at least the monitor itself
+        self.assertGreater(self.p.metric("runbookd_source_polls_total", source="postgres", job="activity",
+                                         outcome="ok"), 0)
+
+    def test_a_long_query_is_seen_with_its_pid(self):
+        s = self.p.keep(pg.long_query(self.p.server, 30, name="report-job"))
+        sig = self.p.wait_signal("db.long_query", subject=str(s.pid), where=lambda e: e["value"] >= 2)
+        self.assertEqual(sig["source"], "postgres")
+        s.close()
+
+    def test_a_short_query_is_not_a_long_one(self):
+        s = self.p.keep(pg.long_query(self.p.server, 1.5, name="quick"))
+        pid = str(s.pid)
+        before = len(self.p.signals("db.connections"))
+        # Two polls after it ended, it was never reported.
+        wait_for(lambda: len(self.p.signals("db.connections")) >= before + 3, 10, "three more polls")
+        self.assertEqual(self.p.signals("db.long_query", subject=pid), [])
+        s.close()
+
+    def test_a_session_idle_in_a_transaction(self):
+        s = self.p.keep(pg.idle_in_transaction(self.p.server, name="forgotten-psql"))
+        sig = self.p.wait_signal("db.idle_in_transaction", subject=str(s.pid))
+        self.assertGreaterEqual(sig["value"], 2)
+        s.close()
+
+    def test_a_migration_blocked_behind_a_lock_holder(self):
+        holder, migration = pg.blocked_migration(self.p.server, table="events")
+        self.p.keep(holder)
+        self.p.keep(migration)
+        wait = self.p.wait_signal("db.lock_wait", subject=str(migration.pid))
+        self.assertGreaterEqual(wait["value"], 1)
+        # The waiting ALTER TABLE is a migration in progress as well.
+        self.p.wait_signal("db.long_query", subject=str(migration.pid))
+        migration.close()
+        holder.close()
+
+    def test_connections_near_max_connections(self):
+        sessions = [self.p.keep(s) for s in pg.fill_connections(self.p.server, 20)]
+        sig = self.p.wait_signal("db.connections", subject=INSTANCE, where=lambda e: e["value"] >= 21)
+        self.assertLessEqual(sig["value"], 30)
+        for s in sessions:
+            s.close()
+
+
+class PostgresOutageTests(unittest.TestCase):
+    def test_the_server_stopped_mid_run_is_unreachable_then_recovers(self):
+        p = PostgresRig(type(self).__name__).start()
+        try:
+            p.wait_state("healthy")
+            seen = len(p.statuses())
+            p.server.stop()
+            p.wait_signal("db.unreachable", subject=INSTANCE)
+            failing = p.wait_state("failing", after=seen)
+            self.assertRegex(failing["error"], "cannot connect|connection lost")
+            self.assertEqual(p.metric("runbookd_source_up", source="postgres"), 0)
+            # While it is down, a page says the database refused the monitor (checked, found),
+            # and that the other Postgres evidence could not be checked.
+            inc = p.rig.trigger(pagerduty.Incident(title="API errors while the DB is down",
+                                                   service_name=harness.SERVICE_NAME))
+            text = p.wait_summary(inc, "the database refused the monitor", "#operations with db.unreachable")
+            self.assertIn("the postgres source is failing", text)
+            after = len(p.statuses())
+            p.server.start()
+            p.wait_state("healthy", after=after)
+        finally:
+            p.close()
+            p.daemon.assert_no_secret([p.role.password])
+
+    def test_wrong_password_is_unreachable_and_says_why_without_the_password(self):
+        p = PostgresRig(type(self).__name__)
+        wrong = "wrong-" + harness.unique_token(16)
+        p.rig.config["postgres"]["dsn"] = p.server.dsn(user=p.role.name, password=wrong, db="app")
+        p.daemon.config = p.rig.config
+        with open(p.daemon.config_path, "w") as f:
+            f.write(harness.to_yaml(p.rig.config) + "\n")
+        p.start()
+        try:
+            failing = wait_for(lambda: next((e for e in p.statuses()
+                                             if "password authentication failed" in e.get("error", "")), None),
+                               20, "the authentication failure named", diagnostics=p.diagnostics)
+            self.assertNotIn(wrong, failing["error"])
+            p.wait_signal("db.unreachable", subject=INSTANCE)
+        finally:
+            p.close()
+            p.daemon.assert_no_secret([wrong, p.role.password])
+
+
+class PostgresEndToEndTests(unittest.TestCase):
+    def test_a_page_during_a_blocked_migration_names_the_lock_holder(self):
+        p = PostgresRig(type(self).__name__).start()
+        try:
+            p.wait_state("healthy")
+            holder, migration = pg.blocked_migration(p.server, table="events")
+            p.keep(holder)
+            p.keep(migration)
+            p.wait_signal("db.lock_wait", subject=str(migration.pid))
+            inc = p.rig.trigger(pagerduty.Incident(title="Queue delay above 5 minutes",
+                                                   service_name=harness.SERVICE_NAME))
+            text = p.wait_summary(inc, f"pg_cancel_backend({holder.pid})", "#operations with the holder's pid")
+            first = text.index("A bad migration or manual DB query")
+            for other in ("Something is going wrong with the DB", "Our quarterly DB maintenance"):
+                if other in text:
+                    self.assertLess(first, text.index(other), text)
+            self.assertIn(f"SELECT pg_terminate_backend({holder.pid});", text)
+            self.assertIn(f"pid {migration.pid} has waited", text)
+            self.assertIn("ALTER TABLE \"events\" ADD COLUMN", text)
+            self.assertNotIn("postgres source is", text)  # checked, not "not checkable"
+        finally:
+            p.close()
+
+
+if __name__ == "__main__":
+    unittest.main()
