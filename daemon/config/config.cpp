@@ -1029,10 +1029,10 @@ private:
                 out.instance = std::move(*v);
             }
         }
-        if (auto v = read_duration(s, "monitoring_interval", 10s)) {
+        if (auto v = read_duration(s, "monitoring_interval", 1s)) {
             out.monitoring_interval = *v;
         }
-        if (auto v = read_duration(s, "instance_interval", 10s)) {
+        if (auto v = read_duration(s, "instance_interval", 1s)) {
             out.instance_interval = *v;
         }
         if (auto v = read_duration(s, "lookback", 1min)) {
@@ -1054,7 +1054,7 @@ private:
                 }
             }
         }
-        if (auto v = read_duration(s, "interval", 10s)) {
+        if (auto v = read_duration(s, "interval", 1s)) {
             out.interval = *v;
         }
         if (const entry* e = s.find("products")) {
