@@ -940,6 +940,11 @@ private:
         }
         auto parts = parse_base_url(text);
         if (!parts.reason.empty()) {
+            if (metadata && parts.reason.starts_with("plain http")) {
+                parts.reason =
+                    "plain http is allowed only for the metadata server (169.254.169.254, "
+                    "metadata.google.internal) or a loopback host";
+            }
             report(e->value, e->path, shown(*v) + ": " + parts.reason);
         } else {
             out = std::move(parts.url);

@@ -56,6 +56,8 @@ const std::vector<std::string> fixture_secrets{
     "status-TOKEN_1",
     "old-secret",
     "new-secret",
+    "FIXTURE-KEY-NOT-A-REAL-KEY-9931",
+    "FILE-DSN-PASSWORD-3141",
 };
 
 std::string dump(const std::vector<problem>& problems) {
@@ -145,6 +147,11 @@ TEST(config_good, minimal_file_keeps_every_default) {
     EXPECT_TRUE(c.services.empty());
     EXPECT_EQ(c.kubernetes, defaults.kubernetes);
     EXPECT_EQ(c.kubernetes.enabled, kubernetes_config::mode::automatic);
+    // The polling sources are off until named: no cloud access without credentials.
+    EXPECT_EQ(c.google, defaults.google);
+    EXPECT_TRUE(c.cloudsql.instance.empty());
+    EXPECT_FALSE(c.gcp_status.enabled);
+    EXPECT_FALSE(c.postgres.configured());
 }
 
 TEST(config_good, full_file_sets_every_key) {
@@ -184,6 +191,40 @@ TEST(config_good, full_file_sets_every_key) {
     EXPECT_EQ(c.kubernetes.watch_timeout, 7min);
     EXPECT_EQ(c.kubernetes.request_timeout, 9s);
     EXPECT_EQ(c.kubernetes.service_account_dir, "/run/sa");
+    EXPECT_EQ(c.google.credentials, google_config::credential_kind::key_file);
+    EXPECT_EQ(c.google.key_file, "tests/data/config/secrets/google_key.json");
+    EXPECT_NE(c.google.key_json.reveal().find("FIXTURE-KEY-NOT-A-REAL-KEY-9931"), std::string::npos);
+    EXPECT_EQ(c.google.project, "acme-other") << "google.project wins over the key file's";
+    EXPECT_EQ(c.google.metadata_url, "http://metadata.google.internal");
+    EXPECT_EQ(c.google.token_url, "https://127.0.0.1:9444/token");
+    EXPECT_EQ(c.google.monitoring_url, "https://127.0.0.1:9444");
+    EXPECT_EQ(c.google.sqladmin_url, "https://127.0.0.1:9445");
+    EXPECT_EQ(c.google.ca_file, "tests/data/config/secrets/ca.pem");
+    EXPECT_EQ(c.google.request_timeout, 4s);
+    EXPECT_EQ(c.cloudsql.instance, "dark-west");
+    EXPECT_EQ(c.cloudsql.monitoring_interval, 30s);
+    EXPECT_EQ(c.cloudsql.instance_interval, 2min);
+    EXPECT_EQ(c.cloudsql.lookback, 20min);
+    EXPECT_TRUE(c.gcp_status.enabled);
+    EXPECT_EQ(c.gcp_status.url, "https://127.0.0.1:9446/incidents.json");
+    EXPECT_EQ(c.gcp_status.interval, 3min);
+    EXPECT_EQ(c.gcp_status.products, std::vector<std::string>{"Cloud SQL"});
+    EXPECT_EQ(c.gcp_status.locations, (std::vector<std::string>{"us-central1", "global"}));
+    EXPECT_TRUE(c.postgres.configured());
+    EXPECT_NE(c.postgres.dsn.reveal().find("FILE-DSN-PASSWORD-3141"), std::string::npos);
+    EXPECT_EQ(c.postgres.instance, "dark-west-primary");
+    EXPECT_EQ(c.postgres.interval, 20s);
+    EXPECT_EQ(c.postgres.connect_timeout, 3s);
+    EXPECT_EQ(c.postgres.statement_timeout, 2s);
+    EXPECT_EQ(c.postgres.long_query_threshold, 2min);
+    EXPECT_EQ(c.postgres.migration_threshold, 0s);
+    EXPECT_EQ(c.postgres.idle_in_transaction_threshold, 90s);
+    EXPECT_EQ(c.postgres.lock_wait_threshold, 15s);
+    EXPECT_EQ(c.postgres.query_max, 120u);
+    EXPECT_FALSE(c.postgres.redact_literals);
+    EXPECT_EQ(c.postgres.redact_patterns, std::vector<std::string>{"[0-9a-f]{8}-[0-9a-f-]{27}"});
+    EXPECT_EQ(c.postgres.exclude_applications, std::vector<std::string>{"pg_dump"});
+    EXPECT_TRUE(c.postgres.exclude_users.empty());
     ASSERT_EQ(c.services.size(), 2u);
     EXPECT_EQ(c.services.at("PF9KMXH").name, "Editor");
     EXPECT_EQ(c.services.at("PF9KMXH").impact, "");
@@ -349,6 +390,44 @@ INSTANTIATE_TEST_SUITE_P(
             "'darklang/app=bwd,tier=' is not namespace/deployment or namespace/label=value (lower-case "
             "names; "
             "'*' alone or at the end of either part)"},
+        bad_case{
+            "bad_postgres_sslmode.yaml",
+            7,
+            8,
+            "postgres.dsn",
+            "sslmode=require does not verify the server; use sslmode=verify-full (with sslrootcert) for a "
+            "remote host, or connect through the Cloud SQL Auth Proxy on 127.0.0.1"},
+        bad_case{
+            "bad_postgres_dsn.yaml",
+            7,
+            8,
+            "postgres.dsn",
+            "not a libpq connection string: missing \"=\" after \"nonsense\" in connection info string"},
+        bad_case{
+            "bad_postgres_redact.yaml",
+            8,
+            27,
+            "postgres.redact_patterns[1]",
+            "not a regular expression: Mismatched '(' and ')' in regular expression"},
+        bad_case{
+            "bad_google_metadata_url.yaml",
+            8,
+            17,
+            "google.metadata_url",
+            "'http://10.0.0.7': plain http is allowed only for the metadata server (169.254.169.254, "
+            "metadata.google.internal) or a loopback host"},
+        bad_case{
+            "bad_cloudsql_no_project.yaml",
+            6,
+            1,
+            "google.project",
+            "required for cloudsql (or a key_file whose project_id names it)"},
+        bad_case{
+            "bad_cloudsql_instance.yaml",
+            9,
+            13,
+            "cloudsql.instance",
+            "the instance ID alone (dark-west), without the project"},
         bad_case{
             "bad_kubernetes_namespace.yaml",
             7,

@@ -181,6 +181,35 @@ TEST(rank, a_failing_or_missing_source_makes_a_rule_not_checkable) {
     EXPECT_TRUE(r.clear.empty());
 }
 
+TEST(rank, the_kind_that_tells_of_a_failure_stays_checkable_while_its_source_fails) {
+    const auto rules = pack(R"(
+rules:
+  - id: db
+    title: DB trouble
+    when:
+      any:
+        - signal: db.unreachable
+          evidence: "the database refused the monitor: {error}"
+        - signal: db.long_query
+          evidence: "pid {pid} ran long"
+)");
+    signal_log log;
+    log.add(sig("db.unreachable", -1min, {{"instance", "dark-west"}, {"error", "connection refused"}}), t0);
+    source_map sources = all_healthy();
+    sources["postgres"] = source_status{source_state::failing, "cannot connect: connection refused", t0};
+    const auto r = rank(*rules, log, sources, at(1min));
+    ASSERT_NE(r.top(), nullptr);
+    EXPECT_EQ(r.top()->id, "db");
+    EXPECT_EQ(r.top()->evidence.at(0), "the database refused the monitor: connection refused");
+    // The source's other kinds are not checkable: its failure hides them.
+    ASSERT_EQ(r.not_checkable.size(), 0u) << "a matched rule is not listed as not checkable";
+    signal_log empty;
+    const auto none = rank(*rules, empty, sources, at(1min));
+    ASSERT_EQ(none.not_checkable.size(), 1u);
+    EXPECT_EQ(none.not_checkable[0].detail,
+              "the postgres source is failing: cannot connect: connection refused (db.long_query)");
+}
+
 TEST(rank, a_positive_finding_stands_even_when_another_branch_cannot_be_checked) {
     const auto rules = pack(R"(
 rules:

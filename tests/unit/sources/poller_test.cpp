@@ -1,0 +1,215 @@
+// The shared poller under manual time: cadence, backoff, 429 waits, health over all jobs.
+#include "fakes/io.hpp"
+#include "fakes/manual_time.hpp"
+#include "sources/poller.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <gtest/gtest.h>
+#include <prometheus/registry.h>
+
+#include <deque>
+
+namespace runbookd::sources {
+namespace {
+
+using namespace std::chrono_literals;
+
+/// A job whose outcomes come from a queue (empty: a success with one signal); it records
+/// when it ran.
+struct scripted_job {
+    std::deque<poll_outcome> script;
+    std::vector<wall_time> runs;
+
+    poll_job job(std::string name, std::chrono::milliseconds interval) {
+        return {std::move(name), interval, [this]() -> boost::asio::awaitable<poll_outcome> {
+                    runs.push_back(loop::wall_now());
+                    if (script.empty()) {
+                        signal s;
+                        s.set_kind("db.connections");
+                        s.subject = "ran";
+                        co_return poll_result{{s}};
+                    }
+                    auto next = std::move(script.front());
+                    script.pop_front();
+                    co_return next;
+                }};
+    }
+};
+
+poll_failure failure_of(std::string why, std::optional<std::chrono::milliseconds> after = std::nullopt) {
+    return poll_failure{make_failure(errc::upstream_unavailable, std::move(why)), after, {}};
+}
+
+struct harness {
+    fakes::manual_time clock{fakes::at("2026-03-05T16:00:00Z")};
+    boost::asio::io_context ioc;
+    prometheus::Registry registry;
+    std::vector<signal> signals;
+    std::vector<source_status> statuses;
+    std::vector<std::string> order;  ///< "signal" / "status", as they came
+
+    std::unique_ptr<poller> make(std::vector<poll_job> jobs) {
+        return std::make_unique<poller>(
+            ioc.get_executor(),
+            "cloudsql",
+            std::move(jobs),
+            [this](signal s) {
+                order.push_back("signal");
+                signals.push_back(std::move(s));
+            },
+            [this](source_status s) {
+                order.push_back("status");
+                statuses.push_back(std::move(s));
+            },
+            log::discard(),
+            registry,
+            net::backoff{1s, 60s}
+        );
+    }
+
+    double seconds_since_start(wall_time t) const {
+        return std::chrono::duration<double>(t - fakes::at("2026-03-05T16:00:00Z")).count();
+    }
+};
+
+TEST(Poller, RunsAtStartThenEveryIntervalWithTheFirstWaitJittered) {
+    harness h;
+    scripted_job j;
+    auto p = h.make({j.job("monitoring", 60s)});
+    p->start();
+    fakes::drain(h.ioc);
+    ASSERT_EQ(j.runs.size(), 1u);
+    EXPECT_EQ(h.seconds_since_start(j.runs[0]), 0);
+    for (int i = 0; i < 59; ++i) {
+        h.clock.advance(1s);
+        fakes::drain(h.ioc);
+    }
+    EXPECT_EQ(j.runs.size(), 1u);
+    for (int i = 0; i < 7; ++i) {
+        h.clock.advance(1s);
+        fakes::drain(h.ioc);
+    }
+    EXPECT_EQ(j.runs.size(), 2u) << "the first wait is 60 to 66 s";
+    for (int i = 0; i < 60; ++i) {
+        h.clock.advance(1s);
+        fakes::drain(h.ioc);
+    }
+    ASSERT_EQ(j.runs.size(), 3u);
+    EXPECT_NEAR(h.seconds_since_start(j.runs[2]) - h.seconds_since_start(j.runs[1]), 60, 1);
+    EXPECT_EQ(h.signals.size(), 3u);
+    p->stop();
+    fakes::drain(h.ioc);
+}
+
+TEST(Poller, HealthWaitsForEveryJobThenFollowsTheirLastRuns) {
+    harness h;
+    scripted_job monitoring;
+    scripted_job instance;
+    instance.script.push_back(poll_result{});
+    instance.script.push_back(failure_of("cloud sql admin: 403 PERMISSION_DENIED: no"));
+    auto p = h.make({monitoring.job("monitoring", 60s), instance.job("instance", 10s)});
+    p->start();
+    ASSERT_GE(h.statuses.size(), 1u);
+    EXPECT_EQ(h.statuses[0].state, source_state::failing);
+    EXPECT_EQ(h.statuses[0].error, "waiting for the first instance poll");
+    fakes::drain(h.ioc);
+    ASSERT_EQ(h.statuses.back().state, source_state::healthy);
+    for (int i = 0; i < 12 && instance.runs.size() < 2; ++i) {
+        h.clock.advance(1s);
+        fakes::drain(h.ioc);
+    }
+    ASSERT_EQ(h.statuses.back().state, source_state::failing);
+    EXPECT_EQ(h.statuses.back().error, "instance: cloud sql admin: 403 PERMISSION_DENIED: no");
+    const std::size_t reports = h.statuses.size();
+    // Retried after a backoff of 0.5 to 1 s, well before the interval; it succeeds.
+    h.clock.advance(1s);
+    fakes::drain(h.ioc);
+    EXPECT_EQ(instance.runs.size(), 3u);
+    EXPECT_EQ(h.statuses.back().state, source_state::healthy);
+    EXPECT_EQ(h.statuses.size(), reports + 1) << "only changes are reported";
+    p->stop();
+    fakes::drain(h.ioc);
+}
+
+TEST(Poller, BackoffGrowsButNeverPastTheIntervalAnd429WaitsAsTold) {
+    harness h;
+    scripted_job j;
+    for (int i = 0; i < 8; ++i) {
+        j.script.push_back(failure_of("down"));
+    }
+    j.script.push_back(failure_of("429 RESOURCE_EXHAUSTED", 45s));
+    auto p = h.make({j.job("feed", 20s)});
+    p->start();
+    fakes::drain(h.ioc);
+    for (int i = 0; i < 400 && j.runs.size() < 11; ++i) {
+        h.clock.advance(500ms);
+        fakes::drain(h.ioc);
+    }
+    ASSERT_EQ(j.runs.size(), 11u);
+    std::vector<double> gaps;
+    for (std::size_t i = 1; i < j.runs.size(); ++i) {
+        gaps.push_back(h.seconds_since_start(j.runs[i]) - h.seconds_since_start(j.runs[i - 1]));
+    }
+    EXPECT_LE(gaps[0], 1.5);
+    EXPECT_GE(gaps[4], 4);  // 16 s cap-free backoff: [8, 16]
+    for (std::size_t i = 0; i < 8; ++i) {
+        EXPECT_LE(gaps[i], 20.5) << "never later than the interval, gap " << i;
+    }
+    EXPECT_GE(gaps[8], 45) << "a 429's retry-after is honoured";
+    p->stop();
+    fakes::drain(h.ioc);
+}
+
+TEST(Poller, EvidenceOfAFailureComesBeforeTheFailingStatus) {
+    harness h;
+    scripted_job j;
+    signal unreachable;
+    unreachable.set_kind("db.unreachable");
+    j.script.push_back(poll_failure{make_failure(errc::upstream_unavailable, "cannot connect"), {}, {unreachable}});
+    auto p = h.make({j.job("activity", 15s)});
+    p->start();
+    fakes::drain(h.ioc);
+    ASSERT_EQ(h.order, (std::vector<std::string>{"status", "signal", "status"}));
+    EXPECT_EQ(h.statuses.back().error, "cannot connect");  // one job: no job prefix
+    EXPECT_EQ(h.signals[0].kind, "db.unreachable");
+    p->stop();
+    fakes::drain(h.ioc);
+}
+
+TEST(Poller, AJobThatThrowsIsAFailureAndTheLoopGoesOn) {
+    harness h;
+    int calls = 0;
+    poll_job bad{"feed", 10s, [&calls]() -> boost::asio::awaitable<poll_outcome> {
+                     if (++calls == 1) {
+                         throw std::runtime_error("bug");
+                     }
+                     co_return poll_result{};
+                 }};
+    auto p = h.make({std::move(bad)});
+    p->start();
+    fakes::drain(h.ioc);
+    EXPECT_EQ(h.statuses.back().error, "internal error: bug");
+    h.clock.advance(2s);
+    fakes::drain(h.ioc);
+    EXPECT_EQ(calls, 2);
+    EXPECT_EQ(h.statuses.back().state, source_state::healthy);
+    p->stop();
+    fakes::drain(h.ioc);
+}
+
+TEST(Poller, StopEndsThePendingWait) {
+    harness h;
+    scripted_job j;
+    auto p = h.make({j.job("feed", 300s)});
+    p->start();
+    fakes::drain(h.ioc);
+    p->stop();
+    fakes::drain(h.ioc);
+    h.clock.advance(600s);
+    fakes::drain(h.ioc);
+    EXPECT_EQ(j.runs.size(), 1u);
+    EXPECT_TRUE(h.ioc.stopped() || h.ioc.poll() == 0);
+}
+
+}  // namespace
+}  // namespace runbookd::sources

@@ -1,0 +1,90 @@
+// The Postgres source's loop with a scripted monitor, under manual time: snapshots become
+// signals, an unreachable database is evidence and a failing source, and it recovers.
+#include "fakes/io.hpp"
+#include "fakes/manual_time.hpp"
+#include "sources/postgres/source.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <gtest/gtest.h>
+#include <prometheus/registry.h>
+
+#include <deque>
+
+namespace runbookd::sources::postgres {
+namespace {
+
+using namespace std::chrono_literals;
+
+TEST(PostgresSource, SnapshotsAreSignalsAndAnUnreachableDatabaseIsEvidenceAndFailure) {
+    fakes::manual_time clock{fakes::at("2026-03-05T16:00:00Z")};
+    boost::asio::io_context ioc;
+    prometheus::Registry registry;
+    std::deque<monitor_outcome> script;
+    snapshot busy;
+    session s;
+    s.pid = 4123;
+    s.state = "active";
+    s.query_age = 400;
+    s.query = "ALTER TABLE events ADD COLUMN x int";
+    busy.sessions = {s};
+    busy.client_connections = 12;
+    busy.max_connections = 100;
+    script.push_back(busy);
+    script.push_back(monitor_failure{make_failure(errc::upstream_unavailable, "cannot connect: refused"), true});
+    script.push_back(monitor_failure{make_failure(errc::upstream_rejected, "query failed: canceling statement"), false});
+    script.push_back(snapshot{});
+    int polls = 0;
+    std::vector<signal> signals;
+    std::vector<source_status> statuses;
+    source_settings settings;
+    settings.activity.instance = "dark-west";
+    settings.interval = 15s;
+    // The worker is the loop itself here: the poll runs inline, in order.
+    source src{
+        ioc.get_executor(),
+        ioc.get_executor(),
+        [&] {
+            ++polls;
+            auto next = std::move(script.front());
+            script.pop_front();
+            return next;
+        },
+        settings,
+        [&](signal sig) { signals.push_back(std::move(sig)); },
+        [&](source_status st) { statuses.push_back(std::move(st)); },
+        log::discard(),
+        registry};
+    src.start();
+    fakes::drain(ioc);
+    ASSERT_EQ(polls, 1);
+    ASSERT_EQ(signals.size(), 2u);
+    EXPECT_EQ(signals[0].kind, "db.long_query");
+    EXPECT_EQ(*signals[0].find("is_ddl"), "true");
+    EXPECT_EQ(signals[1].kind, "db.connections");
+    EXPECT_EQ(statuses.back().state, source_state::healthy);
+
+    clock.advance(17s);
+    fakes::drain(ioc);
+    ASSERT_EQ(polls, 2);
+    ASSERT_EQ(signals.size(), 3u);
+    EXPECT_EQ(signals[2].kind, "db.unreachable");
+    EXPECT_EQ(*signals[2].find("error"), "cannot connect: refused");
+    EXPECT_EQ(statuses.back().state, source_state::failing);
+    EXPECT_EQ(statuses.back().error, "cannot connect: refused");
+
+    clock.advance(1s);  // retried after a backoff, not a whole interval
+    fakes::drain(ioc);
+    ASSERT_EQ(polls, 3);
+    EXPECT_EQ(signals.size(), 3u) << "a failed query is not db.unreachable";
+    EXPECT_EQ(statuses.back().error, "query failed: canceling statement");
+
+    clock.advance(2s);
+    fakes::drain(ioc);
+    ASSERT_EQ(polls, 4);
+    EXPECT_EQ(statuses.back().state, source_state::healthy);
+    src.stop();
+    fakes::drain(ioc);
+}
+
+}  // namespace
+}  // namespace runbookd::sources::postgres
