@@ -523,3 +523,64 @@ class DiscordTestCase(unittest.TestCase):
         mark = getattr(self, "_violations_mark", 0)
         self.assertEqual(self.rig.discord.violations[mark:], [],
                          "the daemon sent requests that Discord would reject or mis-render")
+
+
+# --------------------------------------------------------------------------- sources
+
+class SourceRig:
+    """What the source tests ask of a daemon that runs sources, read from its debug log
+    ("signal" lines), its "source status" lines, /metrics and #operations. A rig using it
+    has ``rig`` (a DaemonWithDiscord) and may override ``diagnostics()``."""
+
+    rig: DaemonWithDiscord
+
+    @property
+    def daemon(self) -> Daemon:
+        return self.rig.daemon
+
+    def diagnostics(self) -> str:
+        return self.rig.diagnostics()
+
+    def signals(self, kind: str, **fields) -> list[dict]:
+        return [e for e in self.daemon.snapshot_logs()
+                if e.get("msg") == "signal" and e.get("kind") == kind
+                and all(e.get(k) == v for k, v in fields.items())]
+
+    def wait_signal(self, kind: str, timeout: float = 15, where: Callable[[dict], bool] = lambda e: True,
+                    **fields) -> dict:
+        """The newest signal of `kind` with `fields` that passes `where`."""
+        return wait_for(lambda: next((e for e in reversed(self.signals(kind, **fields)) if where(e)), None),
+                        timeout, f"a {kind} signal {fields}", diagnostics=self.diagnostics)
+
+    def wait_signals(self, kind: str, count: int = 1, timeout: float = 15, **fields) -> list[dict]:
+        return wait_for(lambda: (lambda s: s if len(s) >= count else None)(self.signals(kind, **fields)),
+                        timeout, f"{count} {kind} signal(s) {fields}", diagnostics=self.diagnostics)
+
+    def source_statuses(self, source: str) -> list[dict]:
+        return [e for e in self.daemon.snapshot_logs()
+                if e.get("msg") == "source status" and e.get("source") == source]
+
+    def wait_source(self, source: str, state: str, after: int = 0, timeout: float = 20,
+                    error: str = "") -> dict:
+        """The first status of `source` from the `after`th on in `state` whose error has `error`."""
+        return wait_for(lambda: next((e for e in self.source_statuses(source)[after:]
+                                      if e["state"] == state and error in e["error"]), None),
+                        timeout, f"the {source} source {state} {error}".rstrip(),
+                        diagnostics=self.diagnostics)
+
+    def metric(self, name: str, **labels) -> Optional[float]:
+        import test_prometheus  # imports this module: read lazily
+        r = self.daemon.http("GET", "/metrics")
+        return test_prometheus.value(test_prometheus.parse_exposition(r.body.decode()), name, **labels)
+
+    def wait_operations(self, inc: pagerduty.Incident, contains: str = "",
+                        what: str = "#operations summary", timeout: float = 20) -> str:
+        """The text of the #operations embed about `inc` once it holds `contains`."""
+        def find() -> Optional[str]:
+            for m in self.rig.discord.snapshot_messages(self.rig.ops_id):
+                for e in m.embeds:
+                    text = e.get("description") or ""
+                    if inc.title in text and contains in text:
+                        return text
+            return None
+        return wait_for(find, timeout, what, diagnostics=self.diagnostics)

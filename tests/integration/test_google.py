@@ -14,7 +14,6 @@ from datetime import datetime, timedelta, timezone
 import fake_google as fg
 import harness
 import pagerduty
-import test_prometheus
 from harness import wait_for
 
 PROJECT = fg.DEFAULT_PROJECT
@@ -33,7 +32,7 @@ def minutes_ago(values: list[float]) -> list[tuple[datetime, float]]:
     return [(t - timedelta(minutes=len(values) - i), v) for i, v in enumerate(values)]
 
 
-class GoogleRig:
+class GoogleRig(harness.SourceRig):
     """The fakes and a daemon polling them every second."""
 
     def __init__(self, name: str, credentials: str = "key_file", extra: dict | None = None):
@@ -76,47 +75,10 @@ class GoogleRig:
             self.google.close()
             self.metadata.close()
 
-    @property
-    def daemon(self) -> harness.Daemon:
-        return self.rig.daemon
-
     def diagnostics(self) -> str:
         reqs = self.google.snapshot_requests()[-10:]
         lines = [f"{r.method} {r.path} -> {r.status} {r.fault or ''}" for r in reqs]
         return "--- fake Google requests (last 10) ---\n" + "\n".join(lines) + "\n" + self.rig.diagnostics()
-
-    def signals(self, kind: str, **fields) -> list[dict]:
-        return [e for e in self.daemon.snapshot_logs()
-                if e.get("msg") == "signal" and e.get("kind") == kind
-                and all(e.get(k) == v for k, v in fields.items())]
-
-    def wait_signals(self, kind: str, count: int = 1, timeout: float = 15, **fields) -> list[dict]:
-        return wait_for(lambda: (lambda s: s if len(s) >= count else None)(self.signals(kind, **fields)),
-                        timeout, f"{count} {kind} signal(s) {fields}", diagnostics=self.diagnostics)
-
-    def statuses(self, source: str) -> list[dict]:
-        return [e for e in self.daemon.snapshot_logs()
-                if e.get("msg") == "source status" and e.get("source") == source]
-
-    def wait_state(self, source: str, state: str, after: int = 0, timeout: float = 15,
-                   error: str = "") -> dict:
-        return wait_for(lambda: next((e for e in self.statuses(source)[after:]
-                                      if e["state"] == state and error in e["error"]), None),
-                        timeout, f"the {source} source {state} {error}", diagnostics=self.diagnostics)
-
-    def metric(self, name: str, **labels) -> float | None:
-        r = self.daemon.http("GET", "/metrics")
-        return test_prometheus.value(test_prometheus.parse_exposition(r.body.decode()), name, **labels)
-
-    def wait_summary(self, inc: pagerduty.Incident, contains: str, what: str) -> str:
-        def find():
-            for m in self.rig.discord.snapshot_messages(self.rig.ops_id):
-                for e in m.embeds:
-                    text = e.get("description") or ""
-                    if inc.title in text and contains in text:
-                        return text
-            return None
-        return wait_for(find, 20, what, diagnostics=self.diagnostics)
 
     def monitoring_requests(self) -> list:
         return [r for r in self.google.snapshot_requests() if r.path.endswith("/timeSeries")]
@@ -132,7 +94,7 @@ class CloudSqlTests(unittest.TestCase):
         cls.g.google.set_points(MEMORY, DATABASE_ID, minutes_ago([0.61, 0.62]))
         cls.g.google.set_points(fg.NUM_BACKENDS, DATABASE_ID, minutes_ago([40, 42]))
         cls.g.start()
-        cls.g.wait_state("cloudsql", "healthy")
+        cls.g.wait_source("cloudsql", "healthy")
 
     @classmethod
     def tearDownClass(cls):
@@ -185,11 +147,11 @@ class CloudSqlTests(unittest.TestCase):
                                          job="monitoring"), 0)
 
     def test_a_429_fails_the_source_with_googles_words_then_it_recovers(self):
-        seen = len(self.g.statuses("cloudsql"))
+        seen = len(self.g.source_statuses("cloudsql"))
         self.g.google.fail_next("/v3/", 429, count=3)
-        failing = self.g.wait_state("cloudsql", "failing", after=seen, error="429")
+        failing = self.g.wait_source("cloudsql", "failing", after=seen, error="429")
         self.assertIn("RESOURCE_EXHAUSTED", failing["error"])
-        self.g.wait_state("cloudsql", "healthy", after=seen + 1)
+        self.g.wait_source("cloudsql", "healthy", after=seen + 1)
 
     def test_a_revoked_token_is_replaced_after_a_401(self):
         grants = len(self.g.google.assertions)
@@ -198,22 +160,22 @@ class CloudSqlTests(unittest.TestCase):
                  diagnostics=self.g.diagnostics)
 
     def test_a_slow_or_dropped_answer_fails_the_poll_not_the_daemon(self):
-        seen = len(self.g.statuses("cloudsql"))
+        seen = len(self.g.source_statuses("cloudsql"))
         self.g.google.delay("/v1/projects", 5, count=1)  # past request_timeout: 2s
-        self.g.wait_state("cloudsql", "failing", after=seen, error="instance")
-        self.g.wait_state("cloudsql", "healthy", after=seen + 1)
-        seen = len(self.g.statuses("cloudsql"))
+        self.g.wait_source("cloudsql", "failing", after=seen, error="instance")
+        self.g.wait_source("cloudsql", "healthy", after=seen + 1)
+        seen = len(self.g.source_statuses("cloudsql"))
         # A dropped keep-alive connection is retried once on a fresh one: drop that too.
         self.g.google.drop_next("/v1/projects", count=2)
-        self.g.wait_state("cloudsql", "failing", after=seen, error="instance")
-        self.g.wait_state("cloudsql", "healthy", after=seen + 1)
+        self.g.wait_source("cloudsql", "failing", after=seen, error="instance")
+        self.g.wait_source("cloudsql", "healthy", after=seen + 1)
 
 
 class NoDataTests(unittest.TestCase):
     def test_no_series_is_no_data_not_zero_and_the_metadata_server_gives_the_token(self):
         g = GoogleRig(type(self).__name__, credentials="metadata").start()
         try:
-            g.wait_state("cloudsql", "healthy")
+            g.wait_source("cloudsql", "healthy")
             wait_for(lambda: len(g.monitoring_requests()) >= 6, 10, "two monitoring polls")
             self.assertEqual(g.signals("db.cpu"), [])
             self.assertEqual(g.signals("db.memory"), [])
@@ -240,14 +202,14 @@ class StatusFeedTests(unittest.TestCase):
         g.start()
         try:
             g.wait_signals("gcp.incident", subject="inc-sql")
-            g.wait_state("gcp_status", "healthy")
-            g.wait_state("cloudsql", "healthy")
+            g.wait_source("gcp_status", "healthy")
+            g.wait_source("cloudsql", "healthy")
             wait_for(lambda: len([r for r in g.google.snapshot_requests() if r.path == "/incidents.json"]) >= 3,
                      10, "three feed polls")
             self.assertEqual({s["subject"] for s in g.signals("gcp.incident")}, {"inc-sql"})
             inc = g.rig.trigger(pagerduty.Incident(title="Editor cannot reach the DB",
                                                    service_name=harness.SERVICE_NAME))
-            text = g.wait_summary(inc, "Google Cloud is having an outage", "#operations with the incident")
+            text = g.wait_operations(inc, "Google Cloud is having an outage", "#operations with the incident")
             self.assertIn("Cloud SQL connectivity issues in us-central1", text)
             self.assertIn("status.cloud.google.com/incidents/inc-sql", text)
         finally:
@@ -262,9 +224,9 @@ class EndToEndTests(unittest.TestCase):
         g.start()
         try:
             g.wait_signals("db.cpu", 8)
-            g.wait_state("cloudsql", "healthy")  # both jobs have run: every kind is checkable
+            g.wait_source("cloudsql", "healthy")  # both jobs have run: every kind is checkable
             inc = g.rig.trigger(pagerduty.Incident(title="API latency above 2s", service_name=harness.SERVICE_NAME))
-            text = g.wait_summary(inc, "Something is going wrong with the DB", "#operations with the CPU")
+            text = g.wait_operations(inc, "Something is going wrong with the DB", "#operations with the CPU")
             self.assertIn("**1. Something is going wrong with the DB", text)
             self.assertIn(f"Cloud SQL {INSTANCE} CPU at 98%", text)
             self.assertIn("Open the CPU graph of dark-west", text)
@@ -281,9 +243,9 @@ class EndToEndTests(unittest.TestCase):
         try:
             g.wait_signals("db.maintenance")
             g.wait_signals("db.unavailable")
-            g.wait_state("cloudsql", "healthy")
+            g.wait_source("cloudsql", "healthy")
             inc = g.rig.trigger(pagerduty.Incident(title="Editor returns 500s", service_name=harness.SERVICE_NAME))
-            text = g.wait_summary(inc, f"Cloud SQL maintenance of {INSTANCE}", "#operations with the maintenance")
+            text = g.wait_operations(inc, f"Cloud SQL maintenance of {INSTANCE}", "#operations with the maintenance")
             self.assertIn("**1. Our quarterly DB maintenance", text)
             self.assertIn(f"Cloud SQL {INSTANCE} is down for maintenance", text)
         finally:

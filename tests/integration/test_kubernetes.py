@@ -16,7 +16,6 @@ import unittest
 import fake_kubernetes as k8s
 import harness
 import pagerduty
-import test_prometheus
 from harness import wait_for
 
 NS = "darklang"
@@ -46,7 +45,7 @@ def seed(fake: k8s.FakeKubernetes) -> None:
     fake.apply("nodes", k8s.node("gke-prod-pool-1-bbbb", "v1.29.3-gke.100"))
 
 
-class ClusterRig:
+class ClusterRig(harness.SourceRig):
     """A fake API server, a service-account directory, and a daemon watching in-cluster."""
 
     def __init__(self, name: str, extra: dict | None = None):
@@ -84,42 +83,24 @@ class ClusterRig:
             self.rig.close()
             self.fake.stop()
 
-    @property
-    def daemon(self) -> harness.Daemon:
-        return self.rig.daemon
-
     def diagnostics(self) -> str:
         reqs = self.fake.snapshot_requests()[-12:]
         lines = [f"{r.method} {r.path}?{'&'.join(f'{k}={v}' for k, v in r.query.items())} -> {r.status}"
                  for r in reqs]
         return "--- fake Kubernetes requests (last 12) ---\n" + "\n".join(lines) + "\n" + self.rig.diagnostics()
 
-    def signals(self, kind: str, **labels) -> list[dict]:
-        return [e for e in self.daemon.snapshot_logs()
-                if e.get("msg") == "signal" and e.get("kind") == kind
-                and all(e.get(k) == v for k, v in labels.items())]
-
-    def wait_signal(self, kind: str, timeout: float = 10, **labels) -> dict:
-        return wait_for(lambda: (self.signals(kind, **labels) or [None])[-1], timeout,
-                        f"a {kind} signal {labels}", diagnostics=self.diagnostics)
-
     def statuses(self) -> list[dict]:
-        return [e for e in self.daemon.snapshot_logs()
-                if e.get("msg") == "source status" and e.get("source") == "kubernetes"]
+        return self.source_statuses("kubernetes")
 
     def wait_state(self, state: str, after: int = 0, timeout: float = 15) -> dict:
-        return wait_for(lambda: next((e for e in self.statuses()[after:] if e["state"] == state), None),
-                        timeout, f"the kubernetes source {state}", diagnostics=self.diagnostics)
+        return self.wait_source("kubernetes", state, after, timeout)
 
     def wait_summary(self, inc: pagerduty.Incident, what: str = "#operations summary"):
         """The #operations message whose summary names `inc`'s title."""
-        return wait_for(lambda: next((m for m in self.rig.discord.snapshot_messages(self.rig.ops_id)
-                                      for e in m.embeds if inc.title in (e.get("description") or "")), None),
-                        10, what, diagnostics=self.diagnostics)
+        self.wait_operations(inc, what=what, timeout=10)
+        return next(m for m in self.rig.discord.snapshot_messages(self.rig.ops_id)
+                    for e in m.embeds if inc.title in (e.get("description") or ""))
 
-    def metric(self, name: str, **labels) -> float | None:
-        r = self.daemon.http("GET", "/metrics")
-        return test_prometheus.value(test_prometheus.parse_exposition(r.body.decode()), name, **labels)
 
 
 class KubernetesSignalsTests(unittest.TestCase):

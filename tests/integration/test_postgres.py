@@ -11,13 +11,12 @@ import unittest
 import harness
 import pagerduty
 import postgres_rig as pg
-import test_prometheus
 from harness import wait_for
 
 INSTANCE = "dark-west"
 
 
-class PostgresRig:
+class PostgresRig(harness.SourceRig):
     """A real server, a monitoring role, and a daemon polling it every second."""
 
     def __init__(self, name: str, max_connections: int = 30, extra: dict | None = None):
@@ -52,44 +51,9 @@ class PostgresRig:
             self.rig.close()
             self.server.close()
 
-    @property
-    def daemon(self) -> harness.Daemon:
-        return self.rig.daemon
-
     def diagnostics(self) -> str:
         return ("--- postgres log (tail) ---\n" + "\n".join(self.server.log_tail(15)) + "\n"
                 + self.rig.diagnostics())
-
-    def signals(self, kind: str, **fields) -> list[dict]:
-        return [e for e in self.daemon.snapshot_logs()
-                if e.get("msg") == "signal" and e.get("kind") == kind
-                and all(e.get(k) == v for k, v in fields.items())]
-
-    def wait_signal(self, kind: str, timeout: float = 15, where=lambda e: True, **fields) -> dict:
-        return wait_for(lambda: next((e for e in reversed(self.signals(kind, **fields)) if where(e)), None),
-                        timeout, f"a {kind} signal {fields}", diagnostics=self.diagnostics)
-
-    def statuses(self) -> list[dict]:
-        return [e for e in self.daemon.snapshot_logs()
-                if e.get("msg") == "source status" and e.get("source") == "postgres"]
-
-    def wait_state(self, state: str, after: int = 0, timeout: float = 20) -> dict:
-        return wait_for(lambda: next((e for e in self.statuses()[after:] if e["state"] == state), None),
-                        timeout, f"the postgres source {state}", diagnostics=self.diagnostics)
-
-    def metric(self, name: str, **labels) -> float | None:
-        r = self.daemon.http("GET", "/metrics")
-        return test_prometheus.value(test_prometheus.parse_exposition(r.body.decode()), name, **labels)
-
-    def wait_summary(self, inc: pagerduty.Incident, contains: str, what: str) -> str:
-        def find():
-            for m in self.rig.discord.snapshot_messages(self.rig.ops_id):
-                for e in m.embeds:
-                    text = e.get("description") or ""
-                    if inc.title in text and contains in text:
-                        return text
-            return None
-        return wait_for(find, 20, what, diagnostics=self.diagnostics)
 
     def keep(self, session: pg.Session) -> pg.Session:
         self.sessions.append(session)
@@ -102,7 +66,7 @@ class PostgresSignalsTests(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.p = PostgresRig(cls.__name__).start()
-        cls.p.wait_state("healthy")
+        cls.p.wait_source("postgres", "healthy")
 
     @classmethod
     def tearDownClass(cls):
@@ -164,22 +128,22 @@ class PostgresOutageTests(unittest.TestCase):
     def test_the_server_stopped_mid_run_is_unreachable_then_recovers(self):
         p = PostgresRig(type(self).__name__).start()
         try:
-            p.wait_state("healthy")
-            seen = len(p.statuses())
+            p.wait_source("postgres", "healthy")
+            seen = len(p.source_statuses("postgres"))
             p.server.stop()
             p.wait_signal("db.unreachable", subject=INSTANCE)
-            failing = p.wait_state("failing", after=seen)
+            failing = p.wait_source("postgres", "failing", after=seen)
             self.assertRegex(failing["error"], "cannot connect|connection lost")
             self.assertEqual(p.metric("runbookd_source_up", source="postgres"), 0)
             # While it is down, a page says the database refused the monitor (checked, found),
             # and that the other Postgres evidence could not be checked.
             inc = p.rig.trigger(pagerduty.Incident(title="API errors while the DB is down",
                                                    service_name=harness.SERVICE_NAME))
-            text = p.wait_summary(inc, "the database refused the monitor", "#operations with db.unreachable")
+            text = p.wait_operations(inc, "the database refused the monitor", "#operations with db.unreachable")
             self.assertIn("the postgres source is failing", text)
-            after = len(p.statuses())
+            after = len(p.source_statuses("postgres"))
             p.server.start()
-            p.wait_state("healthy", after=after)
+            p.wait_source("postgres", "healthy", after=after)
         finally:
             p.close()
             p.daemon.assert_no_secret([p.role.password])
@@ -193,7 +157,7 @@ class PostgresOutageTests(unittest.TestCase):
             f.write(harness.to_yaml(p.rig.config) + "\n")
         p.start()
         try:
-            failing = wait_for(lambda: next((e for e in p.statuses()
+            failing = wait_for(lambda: next((e for e in p.source_statuses("postgres")
                                              if "password authentication failed" in e.get("error", "")), None),
                                20, "the authentication failure named", diagnostics=p.diagnostics)
             self.assertNotIn(wrong, failing["error"])
@@ -207,14 +171,14 @@ class PostgresEndToEndTests(unittest.TestCase):
     def test_a_page_during_a_blocked_migration_names_the_lock_holder(self):
         p = PostgresRig(type(self).__name__).start()
         try:
-            p.wait_state("healthy")
+            p.wait_source("postgres", "healthy")
             holder, migration = pg.blocked_migration(p.server, table="events")
             p.keep(holder)
             p.keep(migration)
             p.wait_signal("db.lock_wait", subject=str(migration.pid))
             inc = p.rig.trigger(pagerduty.Incident(title="Queue delay above 5 minutes",
                                                    service_name=harness.SERVICE_NAME))
-            text = p.wait_summary(inc, f"pg_cancel_backend({holder.pid})", "#operations with the holder's pid")
+            text = p.wait_operations(inc, f"pg_cancel_backend({holder.pid})", "#operations with the holder's pid")
             self.assertIn("**1. A bad migration or manual DB query", text)
             self.assertIn(f"SELECT pg_terminate_backend({holder.pid});", text)
             self.assertIn(f"pid {migration.pid} has waited", text)

@@ -3,6 +3,7 @@
 #include "crypto/base64.hpp"
 #include "crypto/sign.hpp"
 #include "loop/clock.hpp"
+#include "net/url.hpp"
 #include "sources/gcp/parse.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -23,22 +24,6 @@ constexpr std::string_view default_token_uri = "https://oauth2.googleapis.com/to
 
 failure bad(std::string what) {
     return make_failure(errc::upstream_rejected, "google credentials: " + std::move(what));
-}
-
-std::string form_encode(std::string_view s) {
-    constexpr std::string_view hex = "0123456789ABCDEF";
-    std::string out;
-    for (const char c : s) {
-        const auto u = static_cast<unsigned char>(c);
-        if (std::isalnum(u) != 0 || c == '-' || c == '_' || c == '.' || c == '~') {
-            out += c;
-        } else {
-            out += '%';
-            out += hex[u >> 4];
-            out += hex[u & 0x0f];
-        }
-    }
-    return out;
 }
 
 std::string joined(const std::vector<std::string>& v, std::string_view sep) {
@@ -153,7 +138,7 @@ asio::awaitable<result<access_token>> credentials::fetch() {
         where = "the metadata server";
         call.url = settings_.metadata_url +
                    "/computeMetadata/v1/instance/service-accounts/default/token?scopes=" +
-                   form_encode(joined(settings_.scopes, ","));
+                   net::percent_encode(joined(settings_.scopes, ","));
         call.headers["Metadata-Flavor"] = "Google";
     } else {
         where = "the token endpoint";

@@ -1,6 +1,7 @@
 #include "sources/gcp/source.hpp"
 
 #include "loop/clock.hpp"
+#include "net/url.hpp"
 #include "net/retry.hpp"
 #include "sources/gcp/parse.hpp"
 
@@ -16,22 +17,6 @@ namespace asio = boost::asio;
 constexpr std::size_t max_google_body = 8 * 1024 * 1024;
 /// Pages followed in one poll at most: a runaway nextPageToken must not spin.
 constexpr int max_pages = 20;
-
-std::string url_encode(std::string_view s) {
-    constexpr std::string_view hex = "0123456789ABCDEF";
-    std::string out;
-    for (const char c : s) {
-        const auto u = static_cast<unsigned char>(c);
-        if (std::isalnum(u) != 0 || c == '-' || c == '_' || c == '.' || c == '~') {
-            out += c;
-        } else {
-            out += '%';
-            out += hex[u >> 4];
-            out += hex[u & 0x0f];
-        }
-    }
-    return out;
-}
 
 poll_failure failed(std::string what, std::optional<std::chrono::milliseconds> retry_after = std::nullopt) {
     return poll_failure{make_failure(errc::upstream_unavailable, std::move(what)), retry_after, {}};
@@ -91,7 +76,7 @@ struct cloudsql_state {
             for (int page = 0; page < max_pages; ++page) {
                 std::string url = time_series_url(settings, m, now);
                 if (!token.empty()) {
-                    url += "&pageToken=" + url_encode(token);
+                    url += "&pageToken=" + net::percent_encode(token);
                 }
                 auto body = co_await get(http, &creds, std::move(url), settings.request_timeout, "cloud monitoring");
                 if (!body) {
@@ -135,8 +120,8 @@ struct cloudsql_state {
         auto body = co_await get(
             http,
             &creds,
-            settings.sqladmin_url + "/v1/projects/" + url_encode(settings.project) + "/instances/" +
-                url_encode(settings.instance),
+            settings.sqladmin_url + "/v1/projects/" + net::percent_encode(settings.project) + "/instances/" +
+                net::percent_encode(settings.instance),
             settings.request_timeout,
             "cloud sql admin"
         );
@@ -164,12 +149,12 @@ std::vector<metric> default_metrics() {
 std::string time_series_url(const cloudsql_settings& s, const metric& m, wall_time end) {
     const std::string filter = "metric.type=\"" + m.type + "\" AND resource.labels.database_id=\"" + s.project + ":" +
                                s.instance + "\"";
-    return s.monitoring_url + "/v3/projects/" + url_encode(s.project) + "/timeSeries?filter=" + url_encode(filter) +
-           "&interval.startTime=" + url_encode(format_rfc3339(end - s.lookback)) +
-           "&interval.endTime=" + url_encode(format_rfc3339(end)) +
+    return s.monitoring_url + "/v3/projects/" + net::percent_encode(s.project) + "/timeSeries?filter=" + net::percent_encode(filter) +
+           "&interval.startTime=" + net::percent_encode(format_rfc3339(end - s.lookback)) +
+           "&interval.endTime=" + net::percent_encode(format_rfc3339(end)) +
            "&aggregation.alignmentPeriod=60s&aggregation.perSeriesAligner=ALIGN_MEAN" +
            "&aggregation.crossSeriesReducer=" + m.reducer +
-           "&aggregation.groupByFields=" + url_encode("resource.label.database_id") + "&view=FULL";
+           "&aggregation.groupByFields=" + net::percent_encode("resource.label.database_id") + "&view=FULL";
 }
 
 std::vector<poll_job> cloudsql_jobs(net::http_client& http, credentials& creds, cloudsql_settings settings) {

@@ -2,6 +2,7 @@
 
 #include "core/rank.hpp"
 #include "loop/clock.hpp"
+#include "net/url.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -25,22 +26,6 @@ constexpr auto tuple_awaitable = asio::as_tuple(asio::use_awaitable);
 /// A list page of 500 pods with managedFields is a few MiB; a line is one object.
 constexpr std::size_t max_page_bytes = 64 * 1024 * 1024;
 constexpr std::size_t max_line_bytes = 16 * 1024 * 1024;
-
-std::string percent_encode(std::string_view s) {
-    constexpr std::string_view hex = "0123456789ABCDEF";
-    std::string out;
-    for (const char c : s) {
-        const auto u = static_cast<unsigned char>(c);
-        if (std::isalnum(u) != 0 || c == '-' || c == '_' || c == '.' || c == '~') {
-            out += c;
-        } else {
-            out += '%';
-            out += hex[u >> 4];
-            out += hex[u & 0x0f];
-        }
-    }
-    return out;
-}
 
 std::string key_of(const std::string& ns, const std::string& name) {
     return ns + "/" + name;
@@ -383,7 +368,7 @@ struct source::impl {
                 q += "&" + r.query;
             }
             if (!continue_token.empty()) {
-                q += "&continue=" + percent_encode(continue_token);
+                q += "&continue=" + net::percent_encode(continue_token);
             }
             auto call = co_await call_for(r.path + q);
             if (!call) {
@@ -457,7 +442,7 @@ struct source::impl {
             1, std::uniform_int_distribution<long long>{base.count(), base.count() * 2}(rng)
         );
         std::string q =
-            "?watch=1&allowWatchBookmarks=true&resourceVersion=" + percent_encode(r.resource_version) +
+            "?watch=1&allowWatchBookmarks=true&resourceVersion=" + net::percent_encode(r.resource_version) +
             "&timeoutSeconds=" + std::to_string(timeout);
         if (!r.query.empty()) {
             q += "&" + r.query;
