@@ -4,6 +4,7 @@
 #include "core/suggest.hpp"
 #include "core/time.hpp"
 #include "crypto/digest.hpp"
+#include "crypto/sign.hpp"
 #include "sources/gcp/parse.hpp"
 #include "sources/postgres/dsn.hpp"
 #include "yaml/walker.hpp"
@@ -787,9 +788,11 @@ private:
         read_cloudsql(sub(top, "cloudsql", cloudsql_keys), cfg.cloudsql);
         read_gcp_status(sub(top, "gcp_status", gcp_status_keys), cfg.gcp_status);
         read_google(sub(top, "google", google_keys), cfg.google, !cfg.cloudsql.instance.empty());
-        read_postgres(sub(top, "postgres", postgres_keys), cfg.postgres);
+        std::string described;
+        read_postgres(sub(top, "postgres", postgres_keys), cfg.postgres, described);
         if (cfg.postgres.configured() && cfg.postgres.instance.empty()) {
-            cfg.postgres.instance = cfg.cloudsql.instance;
+            // One name for the database in both sources' signals, when it is Cloud SQL.
+            cfg.postgres.instance = cfg.cloudsql.instance.empty() ? described : cfg.cloudsql.instance;
         }
         read_services(top, cfg.services);
     }
@@ -983,6 +986,8 @@ private:
                     report(e->value, e->path, "cannot read the key file '" + v->text + "': " + f.error);
                 } else if (auto key = sources::gcp::parse_key_file(f.text); !key) {
                     report(e->value, e->path, "'" + v->text + "': " + key.error().detail);
+                } else if (std::string why; !crypto::rs256_sign(key->private_key, "runbookd", &why)) {
+                    report(e->value, e->path, "'" + v->text + "': its private_key cannot sign: " + why);
                 } else {
                     out.key_json = secret<std::string>{std::move(f.text)};
                     if (out.project.empty()) {
@@ -1074,7 +1079,9 @@ private:
         }
     }
 
-    void read_postgres(const section& s, postgres_config& out) {
+    /// `described`: "dbname on host:port", the instance label when neither postgres.instance
+    /// nor cloudsql.instance names one.
+    void read_postgres(const section& s, postgres_config& out, std::string& described) {
         const entry* inline_dsn = s.find("dsn");
         const entry* file = s.find("dsn_file");
         if (inline_dsn != nullptr && file != nullptr) {
@@ -1100,9 +1107,7 @@ private:
                 } else if (auto checked = sources::postgres::check_dsn(*parsed); !checked) {
                     report(from->value, from->path, checked.error().detail);
                 } else {
-                    if (out.instance.empty()) {
-                        out.instance = sources::postgres::describe(*parsed);
-                    }
+                    described = sources::postgres::describe(*parsed);
                     out.dsn = secret<std::string>{std::move(text)};
                 }
             }

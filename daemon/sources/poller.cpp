@@ -156,11 +156,12 @@ struct poller::impl : std::enable_shared_from_this<impl> {
                 for (auto& s : outcome->error().signals) {
                     on_signal(std::move(s));
                 }
-                const std::string& why = outcome->error().error.detail;
+                const std::string why =
+                    outcome->error().error.detail.empty() ? std::string{"failed"} : outcome->error().error.detail;
                 if (errors[index] != why) {
                     log.warn("source failing", {{"source", source}, {"job", job.name}, {"error", why}});
                 }
-                errors[index] = why.empty() ? std::string{"failed"} : why;
+                errors[index] = why;
                 next = std::min(job.interval, backoff.delay(++failures, rng));
                 if (const auto& after = outcome->error().retry_after) {
                     next = std::max(next, *after);

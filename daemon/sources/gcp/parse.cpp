@@ -266,7 +266,9 @@ std::vector<signal> incident_signals(
         }
         signal s;
         s.set_kind("gcp.incident");
-        s.at = inc.begin && *inc.begin <= now ? *inc.begin : now;
+        // A sample of an open incident, dated when it was seen open: a long outage stays
+        // inside rule windows and the log's retention for as long as it lasts.
+        s.at = now;
         s.subject = inc.id;
         s.source = "gcp_status";
         s.set("product", joined(touched));

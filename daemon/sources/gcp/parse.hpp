@@ -62,7 +62,7 @@ result<sql_instance> parse_sql_instance(std::string_view body);
 /// db.unavailable while the instance is not serving (any state but RUNNABLE, or RUNNABLE
 /// with activationPolicy NEVER), and db.maintenance for scheduled maintenance that starts
 /// within the hour or has started (Cloud SQL windows last an hour: `end` is start + 1h).
-/// `instance` names it in the labels ("project:instance").
+/// `instance` names it in the labels (the instance ID, "dark-west").
 std::vector<signal> instance_signals(const sql_instance& inst, std::string_view instance, wall_time now);
 
 /// An incident of the status feed, as far as ranking needs it.
@@ -83,7 +83,7 @@ result<std::vector<status_incident>> parse_status_feed(std::string_view body);
 
 /// Open incidents touching one of `products` (matched case-insensitively against the
 /// titles, "Cloud SQL") and, when `locations` is not empty, one of them (or `global`),
-/// as gcp.incident signals dated at their beginning (never after `now`).
+/// as gcp.incident signals dated `now`: each poll samples the incidents open then.
 std::vector<signal> incident_signals(
     const std::vector<status_incident>& incidents,
     const std::vector<std::string>& products,

@@ -70,6 +70,7 @@ struct cloudsql_state {
     asio::awaitable<poll_outcome> monitoring() {
         const wall_time now = loop::wall_now();
         std::vector<signal> out;
+        std::map<std::string, wall_time> now_newest;
         for (const metric& m : settings.metrics) {
             std::vector<point> points;
             std::string token;
@@ -106,12 +107,14 @@ struct cloudsql_state {
                 s.source = "cloudsql";
                 s.set("instance", settings.instance);
                 out.push_back(std::move(s));
+                auto& mark = now_newest.try_emplace(m.type, it->at).first->second;
+                mark = std::max(mark, it->at);
             }
-            for (const auto& p : points) {
-                if (newest.find(m.type) == newest.end() || p.at > newest[m.type]) {
-                    newest[m.type] = p.at;
-                }
-            }
+        }
+        // Marked as handed over only when every metric was read: a failed poll hands over
+        // nothing, and the next one looks at the same points again.
+        for (const auto& [type, at] : now_newest) {
+            newest[type] = at;
         }
         co_return poll_result{std::move(out)};
     }

@@ -69,6 +69,56 @@ signal make(std::string_view kind, const std::string& subject, wall_time now) {
     return sig;
 }
 
+/// Replaces string literals with '?': '...' (a doubled quote stays inside), E'...' (and
+/// its backslash escapes), and dollar-quoted $tag$...$tag$ bodies. An unterminated one runs
+/// to the end.
+std::string redact_literals(std::string_view text) {
+    std::string out;
+    out.reserve(text.size());
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        const char c = text[i];
+        if (c == '$') {
+            // $tag$ where tag is empty or an identifier not starting with a digit ($1 is a parameter).
+            std::size_t j = i + 1;
+            while (j < text.size() && (std::isalnum(static_cast<unsigned char>(text[j])) != 0 || text[j] == '_')) {
+                ++j;
+            }
+            const bool tag = j < text.size() && text[j] == '$' &&
+                             (j == i + 1 || std::isdigit(static_cast<unsigned char>(text[i + 1])) == 0);
+            if (tag) {
+                const std::string_view delimiter = text.substr(i, j - i + 1);
+                const auto end = text.find(delimiter, j + 1);
+                out += "'?'";
+                i = end == std::string_view::npos ? text.size() : end + delimiter.size() - 1;
+                continue;
+            }
+            out += c;
+            continue;
+        }
+        if (c != '\'') {
+            out += c;
+            continue;
+        }
+        const bool escapes = !out.empty() && (out.back() == 'E' || out.back() == 'e') &&
+                             (out.size() == 1 || std::isalnum(static_cast<unsigned char>(out[out.size() - 2])) == 0);
+        std::size_t j = i + 1;
+        while (j < text.size()) {
+            if (escapes && text[j] == '\\') {
+                j += 2;
+            } else if (text[j] == '\'' && j + 1 < text.size() && text[j + 1] == '\'') {
+                j += 2;
+            } else if (text[j] == '\'') {
+                break;
+            } else {
+                ++j;
+            }
+        }
+        out += "'?'";
+        i = std::min(j, text.size());
+    }
+    return out;
+}
+
 }  // namespace
 
 std::chrono::milliseconds youngest_age(const activity_settings& s) {
@@ -97,25 +147,15 @@ bool looks_like_ddl(std::string_view query) {
 }
 
 std::string shown_query(std::string_view query, const activity_settings& s) {
-    // Bounded before any regex runs over it: a post shows query_max characters at most.
-    std::string text{query.substr(0, std::min(query.size(), s.query_max * 4 + 64))};
+    // Bounded before any regex runs over it (a post shows query_max characters at most),
+    // and cut between characters, never inside one.
+    std::size_t keep = std::min(query.size(), s.query_max * 4 + 64);
+    while (keep < query.size() && keep > 0 && (static_cast<unsigned char>(query[keep]) & 0xC0) == 0x80) {
+        --keep;
+    }
+    std::string text{query.substr(0, keep)};
     if (s.redact_literals) {
-        std::string out;
-        out.reserve(text.size());
-        for (std::size_t i = 0; i < text.size(); ++i) {
-            if (text[i] != '\'') {
-                out += text[i];
-                continue;
-            }
-            // A literal runs to the next quote that is not doubled ('it''s').
-            std::size_t j = i + 1;
-            while (j < text.size() && !(text[j] == '\'' && (j + 1 >= text.size() || text[j + 1] != '\''))) {
-                j += text[j] == '\'' ? 2 : 1;
-            }
-            out += "'?'";
-            i = j;
-        }
-        text = std::move(out);
+        text = redact_literals(text);
     }
     for (const auto& pattern : s.redact_patterns) {
         text = std::regex_replace(text, pattern, "[redacted]");
@@ -188,20 +228,26 @@ std::vector<signal> activity_signals(const snapshot& snap, const activity_settin
             sig.set("application", x.application);
             out.push_back(std::move(sig));
         }
-        if (x.wait_event_type == "Lock" && !x.blocked_by.empty() && x.state_age &&
-            *x.state_age >= seconds(s.lock_wait)) {
-            // Blame the root of the chain: cancelling a blocker that itself waits frees nothing.
-            long long blamed = x.blocked_by.front();
-            for (const long long b : x.blocked_by) {
-                const session* blocker = by_pid(b);
-                if (blocker != nullptr && blocker->wait_event_type != "Lock") {
-                    blamed = b;
-                    break;
-                }
+        const std::optional<double> waited = x.waited ? x.waited : x.state_age;
+        if (x.wait_event_type == "Lock" && !x.blocked_by.empty() && waited && *waited >= seconds(s.lock_wait)) {
+            // Blame the root of the chain: a blocker that does not itself wait (its cancel
+            // frees the queue), following blockers that wait until one is found.
+            const auto waits = [&](long long p) {
+                const session* b = by_pid(p);
+                return b != nullptr && b->wait_event_type == "Lock" && !b->blocked_by.empty();
+            };
+            const auto pick = [&](const std::vector<long long>& blockers) {
+                const auto root = std::find_if(blockers.begin(), blockers.end(), [&](long long p) { return !waits(p); });
+                return root != blockers.end() ? *root : blockers.front();
+            };
+            long long blamed = pick(x.blocked_by);
+            for (std::vector<long long> seen{x.pid}; waits(blamed) && std::find(seen.begin(), seen.end(), blamed) == seen.end();) {
+                seen.push_back(blamed);
+                blamed = pick(by_pid(blamed)->blocked_by);
             }
             const session* blocker = by_pid(blamed);
             signal sig = make("db.lock_wait", pid, now);
-            sig.value = *x.state_age;
+            sig.value = *waited;
             sig.set("pid", pid);
             sig.set("blocked_by", std::to_string(blamed));
             sig.set("query", shown_query(x.query, s));

@@ -25,6 +25,7 @@ struct session {
     std::optional<double> query_age;  ///< seconds since query_start
     std::optional<double> xact_age;   ///< seconds since xact_start
     std::optional<double> state_age;  ///< seconds since state_change
+    std::optional<double> waited;     ///< seconds waiting on its lock (pg_locks.waitstart, PG 14+)
     bool exclusive = false;           ///< holds an AccessExclusiveLock on a relation (DDL)
     std::vector<long long> blocked_by;  ///< pg_blocking_pids(pid), only while waiting on a lock
     std::string query;                ///< as the server truncated it
@@ -80,10 +81,11 @@ std::string shown_query(std::string_view query, const activity_settings& s);
 /// - db.idle_in_transaction: idle in a transaction for at least `idle_in_transaction`.
 ///   Value: seconds idle.
 /// - db.lock_wait: waiting on a lock for at least `lock_wait`, blamed on the root of the
-///   chain (a blocker that does not itself wait). Value: seconds waiting.
+///   chain: blockers are followed while they themselves wait, to one that does not (the
+///   one whose cancel frees the queue). Value: seconds waiting.
 /// - db.connections: client connections, with `max` the slots left to clients.
-/// Excluded applications and users are skipped (also as blockers: a backup still blocks,
-/// so a waiter blocked only by an excluded session is still reported).
+/// Excluded applications and users are skipped as waiters and long queries; as blockers
+/// they are still named (a backup that holds a lock is what blocks).
 std::vector<signal> activity_signals(const snapshot& snap, const activity_settings& s, wall_time now);
 
 /// db.unreachable: the monitor could not connect or lost its connection.

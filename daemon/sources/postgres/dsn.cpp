@@ -3,6 +3,7 @@
 #include <libpq-fe.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <memory>
 
 namespace runbookd::sources::postgres {
@@ -59,18 +60,23 @@ result<std::map<std::string, std::string>> parse_dsn(std::string_view dsn) {
     std::unique_ptr<PQconninfoOption, decltype(&PQconninfoFree)> options{
         PQconninfoParse(text.c_str(), &raw_error), &PQconninfoFree};
     if (!options) {
-        std::string why = raw_error != nullptr ? raw_error : "out of memory";
+        // libpq's message quotes the text around the mistake, which may be the password.
         PQfreemem(raw_error);
-        while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) {
-            why.pop_back();
-        }
-        // libpq's messages name keywords and syntax, never values.
-        return bad("not a libpq connection string: " + why);
+        return bad("not a libpq connection string (keyword=value pairs, or a postgresql:// URI)");
     }
     std::map<std::string, std::string> out;
     for (const PQconninfoOption* o = options.get(); o->keyword != nullptr; ++o) {
         if (o->val != nullptr) {
             out[o->keyword] = o->val;
+        }
+    }
+    // What libpq takes from the environment when the string is silent (PGHOST,
+    // PGSSLMODE...), so that the TLS check judges what will really be used.
+    for (const auto& [key, var] : {std::pair{"host", "PGHOST"}, {"hostaddr", "PGHOSTADDR"}, {"sslmode", "PGSSLMODE"}}) {
+        if (out.find(key) == out.end()) {
+            if (const char* v = std::getenv(var); v != nullptr && *v != '\0') {
+                out[key] = v;
+            }
         }
     }
     return out;
@@ -128,8 +134,11 @@ std::string describe(const std::map<std::string, std::string>& dsn) {
         host = "the local socket";
     }
     const std::string port = get(dsn, "port");
-    const std::string db = get(dsn, "dbname");
-    return (db.empty() ? std::string{"postgres"} : db) + " on " + host + (port.empty() ? "" : ":" + port);
+    std::string db = get(dsn, "dbname");
+    if (db.empty()) {
+        db = get(dsn, "user");  // libpq's default database is the user's name
+    }
+    return (db.empty() ? std::string{"the default database"} : db) + " on " + host + (port.empty() ? "" : ":" + port);
 }
 
 }  // namespace runbookd::sources::postgres

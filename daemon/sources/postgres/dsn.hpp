@@ -11,8 +11,9 @@
 
 namespace runbookd::sources::postgres {
 
-/// Keyword -> value, as libpq reads the string. The error never repeats the string (it may
-/// hold a password).
+/// Keyword -> value, as libpq reads the string, with host, hostaddr and sslmode from
+/// PGHOST, PGHOSTADDR and PGSSLMODE when the string has none (as libpq will use them). The
+/// error never repeats any of the string (it may hold a password).
 result<std::map<std::string, std::string>> parse_dsn(std::string_view dsn);
 
 /// TLS verification is always on: a TCP host other than loopback (the Cloud SQL Auth Proxy

@@ -57,6 +57,7 @@ const std::vector<std::string> fixture_secrets{
     "old-secret",
     "new-secret",
     "FIXTURE-KEY-NOT-A-REAL-KEY-9931",
+    "MIIEvQIBADANBgkqhkiG9w0B",  // a line of secrets/google_key.json's private key
     "FILE-DSN-PASSWORD-3141",
 };
 
@@ -193,7 +194,7 @@ TEST(config_good, full_file_sets_every_key) {
     EXPECT_EQ(c.kubernetes.service_account_dir, "/run/sa");
     EXPECT_EQ(c.google.credentials, google_config::credential_kind::key_file);
     EXPECT_EQ(c.google.key_file, "tests/data/config/secrets/google_key.json");
-    EXPECT_NE(c.google.key_json.reveal().find("FIXTURE-KEY-NOT-A-REAL-KEY-9931"), std::string::npos);
+    EXPECT_NE(c.google.key_json.reveal().find("BEGIN PRIVATE KEY"), std::string::npos);
     EXPECT_EQ(c.google.project, "acme-other") << "google.project wins over the key file's";
     EXPECT_EQ(c.google.metadata_url, "http://metadata.google.internal");
     EXPECT_EQ(c.google.token_url, "https://127.0.0.1:9444/token");
@@ -402,7 +403,7 @@ INSTANTIATE_TEST_SUITE_P(
             7,
             8,
             "postgres.dsn",
-            "not a libpq connection string: missing \"=\" after \"nonsense\" in connection info string"},
+            "not a libpq connection string (keyword=value pairs, or a postgresql:// URI)"},
         bad_case{
             "bad_postgres_redact.yaml",
             8,
@@ -422,6 +423,13 @@ INSTANTIATE_TEST_SUITE_P(
             1,
             "google.project",
             "required for cloudsql (or a key_file whose project_id names it)"},
+        bad_case{
+            "bad_google_key.yaml",
+            7,
+            13,
+            "google.key_file",
+            "'tests/data/config/secrets/google_key_unreadable.json': its private_key cannot sign: the private key "
+            "is not a readable PEM key"},
         bad_case{
             "bad_cloudsql_instance.yaml",
             9,

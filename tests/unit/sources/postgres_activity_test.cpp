@@ -134,6 +134,32 @@ TEST(PostgresActivity, ALockWaitBlamesTheRootOfTheChain) {
     EXPECT_EQ(*long_queries[0]->find("pid"), "51");
 }
 
+TEST(PostgresActivity, AQueryQueuedBehindAWaitingMigrationIsBlamedOnTheHolder) {
+    // pg_blocking_pids of the UPDATE names only the ALTER queued ahead of it (a soft
+    // block); the ALTER waits on the holder. Cancelling the holder frees both.
+    snapshot snap;
+    session holder = active(80, 400, "BEGIN");
+    holder.state = "idle in transaction";
+    session alter = active(81, 30, "ALTER TABLE t ADD COLUMN c int", "migrations");
+    alter.wait_event_type = "Lock";
+    alter.blocked_by = {80};
+    session update = active(82, 20, "UPDATE t SET a = 1", "web");
+    update.wait_event_type = "Lock";
+    update.blocked_by = {81};
+    update.waited = 12;  // pg_locks.waitstart: waiting since after its statement began
+    snap.sessions = {holder, alter, update};
+    const auto all = activity_signals(snap, settings(), now);
+    const auto waits = of_kind(all, "db.lock_wait");
+    ASSERT_EQ(waits.size(), 2u);
+    EXPECT_EQ(*waits[1]->find("pid"), "82");
+    EXPECT_EQ(*waits[1]->find("blocked_by"), "80");
+    EXPECT_EQ(waits[1]->value, 12);
+    // A cycle (a deadlock before the detector ends it) does not loop.
+    snap.sessions[0].wait_event_type = "Lock";
+    snap.sessions[0].blocked_by = {82};
+    EXPECT_EQ(of_kind(activity_signals(snap, settings(), now), "db.lock_wait").size(), 3u);
+}
+
 TEST(PostgresActivity, ABlockerTheMonitorCannotSeeIsSaidSo) {
     snapshot snap;
     session w = active(60, 30, "UPDATE t SET a = 1");
@@ -195,6 +221,20 @@ TEST(PostgresActivity, QueriesAreRedactedFlattenedAndCut) {
     EXPECT_EQ(shown_query("SELECT 'unterminated", settings()).substr(0, 10), "SELECT '?'");
 }
 
+TEST(PostgresActivity, EveryKindOfStringLiteralIsRedacted) {
+    const activity_settings s = settings();
+    EXPECT_EQ(shown_query(R"(SELECT E'it\'s secret' || 'x', $$dollar secret$$, $tag$a $$ b$tag$, $1)", s),
+              "SELECT E'?' || '?', '?', '?', $1");
+    EXPECT_EQ(shown_query(R"(UPDATE t SET note = e'a\\' WHERE id = 1)", s), "UPDATE t SET note = e'?' WHERE id = 1")
+        << "an escaped backslash does not escape the closing quote";
+    EXPECT_EQ(shown_query("SELECT $$never closed secret", s), "SELECT '?'");
+    EXPECT_EQ(shown_query("SELECT 'a''b', 'c'", s), "SELECT '?', '?'");
+    activity_settings tiny = settings();
+    tiny.query_max = 3;  // the pre-cut keeps 76 bytes, which would end inside the é
+    const std::string spaced = "a" + std::string(74, ' ') + "é";
+    EXPECT_EQ(shown_query(spaced, tiny), "a") << "never half a character";
+}
+
 TEST(PostgresActivity, SchemaChangesAreRecognised) {
     for (const char* q : {"ALTER TABLE t ADD c int", "create index i on t (c)", "DROP TABLE t", "REINDEX INDEX i",
                           "TRUNCATE t", "CLUSTER t", "VACUUM FULL t", "-- m\nREFRESH MATERIALIZED VIEW v",
@@ -254,9 +294,11 @@ TEST(PostgresDsn, TheMonitorsStringAddsItsSessionSettings) {
 }
 
 TEST(PostgresDsn, AnUnreadableStringIsAnErrorWithoutItsText) {
-    const auto d = parse_dsn("host=x password=hunter2 nonsense");
-    ASSERT_FALSE(d);
-    EXPECT_EQ(d.error().detail.find("hunter2"), std::string::npos) << d.error().detail;
+    for (const char* text : {"host=x password=hunter2 nonsense", "host=x password hunter2", "postgresql://u:hunter2@[x"}) {
+        const auto d = parse_dsn(text);
+        ASSERT_FALSE(d) << text;
+        EXPECT_EQ(d.error().detail.find("hunter2"), std::string::npos) << d.error().detail;
+    }
 }
 
 }  // namespace
