@@ -24,14 +24,14 @@ import common
 import postgres_rig as pg
 
 
-def one_run(server: pg.PostgresServer, role: pg.Role, sessions: int) -> dict:
+def one_run(server: pg.PostgresServer, role: pg.Role, sessions: int, chains: int) -> dict:
     binary = os.path.join(common.ROOT, "build", "bench", "bench_postgres")
     out = subprocess.run(
         [binary,
          f"--dsn={server.dsn(user='app', db='app')}",
          f"--admin-dsn={server.dsn(db='app')}",
          f"--monitor-dsn={server.dsn(user=role.name, password=role.password, db='app')}",
-         f"--sessions={sessions}",
+         f"--sessions={sessions}", f"--chains={chains}",
          "--benchmark_repetitions=5", "--benchmark_report_aggregates_only=true",
          "--benchmark_format=json", "--benchmark_min_time=1"],
         check=True, capture_output=True, text=True, timeout=900)
@@ -55,31 +55,35 @@ def main() -> None:
         server.psql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
         server.psql("ALTER ROLE app CONNECTION LIMIT -1")
         role = server.create_monitor_role(password="bench-monitor-password")
-        runs = [one_run(server, role, args.sessions) for _ in range(args.runs)]
+        runs = [one_run(server, role, args.sessions, 10) for _ in range(args.runs)]
+        quiet = [one_run(server, role, args.sessions, 0) for _ in range(args.runs)]
     finally:
         server.close()
 
-    def med(name: str, field: str) -> float:
-        return statistics.median(r[name][field] for r in runs)
-
-    def spread(name: str, field: str) -> str:
-        vals = sorted(r[name][field] for r in runs)
-        return f"{vals[0]:.0f}–{vals[-1]:.0f}"
-
     poll, ref = "postgres_poll", "postgres_reference_select_star"
-    print(f"Postgres, {args.sessions} client sessions, {args.runs} runs (medians of 5 repetitions each)")
+    for title, rs in (("ten lock chains (20 sessions waiting)", runs), ("no lock waits", quiet)):
+        table(args, title, rs, poll, ref)
+    cm, cr = "cloud_monitoring_poll", "cloud_monitoring_reference"
+    a, b = med(runs, cm, "cpu_time"), med(runs, cr, "cpu_time")
+    print(f"Cloud Monitoring poll (3 metrics x 15 points), CPU: {a:.1f} µs; "
+          f"nlohmann::json::parse of the same bodies: {b:.1f} µs; ratio {a / b:.2f}; "
+          f"signals {med(runs, cm, 'signals'):.0f}")
+
+
+def med(runs: list, name: str, field: str) -> float:
+    return statistics.median(r[name][field] for r in runs)
+
+
+def table(args, title: str, runs: list, poll: str, ref: str) -> None:
+    print(f"Postgres, {args.sessions} client sessions, {title}; {args.runs} runs (medians of 5 repetitions each)")
     print(f"{'':34} {'runbookd poll':>16} {'SELECT * (ref)':>16} {'ratio':>7}")
     for label, field in (("wall time per poll (µs)", "real_time"), ("backend CPU per poll (µs)", "db_cpu_us"),
                          ("server execution per poll (µs)", "db_exec_us"), ("rows read", "rows")):
-        a, b = med(poll, field), med(ref, field)
+        a, b = med(runs, poll, field), med(runs, ref, field)
         print(f"{label:34} {a:16.1f} {b:16.1f} {a / b if b else float('nan'):7.2f}")
-    print(f"spread of the poll's wall time over runs: {spread(poll, 'real_time')} µs")
-    print(f"signals per poll: {med(poll, 'signals'):.0f}")
-    cm, cr = "cloud_monitoring_poll", "cloud_monitoring_reference"
-    a, b = med(cm, "cpu_time"), med(cr, "cpu_time")
-    print(f"Cloud Monitoring poll (3 metrics x 15 points), CPU: {a:.1f} µs; "
-          f"nlohmann::json::parse of the same bodies: {b:.1f} µs; ratio {a / b:.2f}; "
-          f"signals {med(cm, 'signals'):.0f}")
+    walls = sorted(r[poll]["real_time"] for r in runs)
+    print(f"spread of the poll's wall time over runs: {walls[0]:.0f}–{walls[-1]:.0f} µs")
+    print(f"signals per poll: {med(runs, poll, 'signals'):.0f}")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
-#include <libpq-fe.h>
 #include <nlohmann/json.hpp>
 
 #include <chrono>
@@ -21,6 +20,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <libpq-fe.h>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -40,6 +40,7 @@ std::string g_dsn;        // the workload's role (owns the tables)
 std::string g_admin_dsn;  // a superuser: pg_stat_statements, backend pids
 std::string g_monitor_dsn;
 int g_sessions = 500;
+int g_chains = 10;  // lock chains: a holder, an ALTER TABLE waiting, an UPDATE queued behind
 
 PGconn* connect(const std::string& dsn) {
     PGconn* c = PQconnectdb(dsn.c_str());
@@ -72,13 +73,16 @@ std::string scalar(PGconn* c, const std::string& sql) {
 struct workload {
     std::vector<PGconn*> conns;
 
-    explicit workload(int n) {
+    workload(int n, int chains) {
         PGconn* setup = connect(g_dsn);
         for (int t = 0; t < 10; ++t) {
-            exec(setup, "CREATE TABLE IF NOT EXISTS bench_t" + std::to_string(t) + " (id int primary key, v text)");
+            exec(
+                setup,
+                "CREATE TABLE IF NOT EXISTS bench_t" + std::to_string(t) + " (id int primary key, v text)"
+            );
         }
         PQfinish(setup);
-        const int active = n / 10, idle_tx = n * 6 / 100, chains = 10;
+        const int active = n / 10, idle_tx = n * 6 / 100;
         for (int i = 0; i < n; ++i) {
             conns.push_back(connect(g_dsn + " application_name=bench-" + std::to_string(i)));
         }
@@ -92,7 +96,9 @@ struct workload {
         for (int t = 0; t < chains; ++t, at += 3) {
             const std::string table = "bench_t" + std::to_string(t);
             exec(conns[at], "BEGIN; LOCK TABLE " + table + " IN ROW EXCLUSIVE MODE");
-            PQsendQuery(conns[at + 1], ("ALTER TABLE " + table + " ADD COLUMN c" + std::to_string(t) + " int").c_str());
+            PQsendQuery(
+                conns[at + 1], ("ALTER TABLE " + table + " ADD COLUMN c" + std::to_string(t) + " int").c_str()
+            );
             std::this_thread::sleep_for(20ms);  // the ALTER queues first
             PQsendQuery(conns[at + 2], ("UPDATE " + table + " SET v = 'x' WHERE id = 1").c_str());
         }
@@ -126,7 +132,8 @@ double cpu_seconds(long pid) {
 double exec_ms(PGconn* admin, long backend) {
     return std::stod(scalar(
         admin,
-        "SELECT coalesce(sum(total_exec_time), 0) FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid "
+        "SELECT coalesce(sum(total_exec_time), 0) FROM pg_stat_statements s JOIN pg_roles r ON r.oid = "
+        "s.userid "
         "WHERE r.rolname = (SELECT usename FROM pg_stat_activity WHERE pid = " +
             std::to_string(backend) + ")"
     ));
@@ -158,14 +165,16 @@ void BM_postgres_poll(benchmark::State& state) {
         return;
     }
     PGconn* admin = connect(g_admin_dsn);
-    const long backend = std::stol(scalar(admin, "SELECT pid FROM pg_stat_activity WHERE application_name = 'runbookd'"));
+    const long backend =
+        std::stol(scalar(admin, "SELECT pid FROM pg_stat_activity WHERE application_name = 'runbookd'"));
     measure(state, admin, backend, [&] {
         auto snap = m.poll();
         const auto signals = pg::activity_signals(*snap, settings, wall_time{});
         benchmark::DoNotOptimize(signals.data());
         return snap->sessions.size();
     });
-    state.counters["signals"] = static_cast<double>(pg::activity_signals(*m.poll(), settings, wall_time{}).size());
+    state.counters["signals"] =
+        static_cast<double>(pg::activity_signals(*m.poll(), settings, wall_time{}).size());
     PQfinish(admin);
 }
 
@@ -194,10 +203,13 @@ void BM_naive_poll(benchmark::State& state) {
 
 std::string page(int points) {
     nlohmann::json series = {
-        {"metric", {{"type", "cloudsql.googleapis.com/database/cpu/utilization"}, {"labels", nlohmann::json::object()}}},
+        {"metric",
+         {{"type", "cloudsql.googleapis.com/database/cpu/utilization"},
+          {"labels", nlohmann::json::object()}}},
         {"resource",
          {{"type", "cloudsql_database"},
-          {"labels", {{"project_id", "acme"}, {"database_id", "acme:dark-west"}, {"region", "us-central1"}}}}},
+          {"labels",
+           {{"project_id", "acme"}, {"database_id", "acme:dark-west"}, {"region", "us-central1"}}}}},
         {"metricKind", "GAUGE"},
         {"valueType", "DOUBLE"},
         {"points", nlohmann::json::array()},
@@ -208,7 +220,8 @@ std::string page(int points) {
         char start[32];
         std::snprintf(start, sizeof start, "2026-03-05T15:%02d:00Z", 58 - i);
         series["points"].push_back(
-            {{"interval", {{"startTime", start}, {"endTime", end}}}, {"value", {{"doubleValue", 0.4 + i * 0.01}}}}
+            {{"interval", {{"startTime", start}, {"endTime", end}}},
+             {"value", {{"doubleValue", 0.4 + i * 0.01}}}}
         );
     }
     return nlohmann::json{{"timeSeries", {series}}, {"unit", "10^2.%"}}.dump();
@@ -265,6 +278,8 @@ int main(int argc, char** argv) {
             g_admin_dsn = a.substr(12);
         } else if (a.starts_with("--monitor-dsn=")) {
             g_reference_dsn = a.substr(14);
+        } else if (a.starts_with("--chains=")) {
+            g_chains = std::stoi(a.substr(9));
         } else if (a.starts_with("--sessions=")) {
             g_sessions = std::stoi(a.substr(11));
         } else {
@@ -273,15 +288,17 @@ int main(int argc, char** argv) {
     }
     int n = static_cast<int>(rest.size());
     benchmark::Initialize(&n, rest.data());
-    benchmark::RegisterBenchmark("cloud_monitoring_poll", BM_cloud_monitoring_poll)->Unit(benchmark::kMicrosecond);
+    benchmark::RegisterBenchmark("cloud_monitoring_poll", BM_cloud_monitoring_poll)
+        ->Unit(benchmark::kMicrosecond);
     benchmark::RegisterBenchmark("cloud_monitoring_reference", BM_cloud_monitoring_reference)
         ->Unit(benchmark::kMicrosecond);
     if (!g_dsn.empty()) {
         auto parsed = pg::parse_dsn(g_reference_dsn);
         g_monitor_dsn = pg::monitor_dsn(*parsed, 5s, 5s);
-        g_workload = new workload(g_sessions);
+        g_workload = new workload(g_sessions, g_chains);
         benchmark::RegisterBenchmark("postgres_poll", BM_postgres_poll)->Unit(benchmark::kMicrosecond);
-        benchmark::RegisterBenchmark("postgres_reference_select_star", BM_naive_poll)->Unit(benchmark::kMicrosecond);
+        benchmark::RegisterBenchmark("postgres_reference_select_star", BM_naive_poll)
+            ->Unit(benchmark::kMicrosecond);
     }
     benchmark::RunSpecifiedBenchmarks();
     benchmark::Shutdown();

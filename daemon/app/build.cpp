@@ -213,8 +213,9 @@ poll_parts build_pollers(
         creds.metadata_url = g.metadata_url;
         creds.token_url = g.token_url;
         creds.timeout = g.request_timeout;
-        const bool key = g.credentials == config::google_config::credential_kind::key_file ||
-                         (g.credentials == config::google_config::credential_kind::automatic && !g.key_file.empty());
+        const bool key =
+            g.credentials == config::google_config::credential_kind::key_file ||
+            (g.credentials == config::google_config::credential_kind::automatic && !g.key_file.empty());
         if (key) {
             auto parsed = gcp::parse_key_file(g.key_json.reveal());
             if (!parsed) {
@@ -224,8 +225,9 @@ poll_parts build_pollers(
             creds.key = std::move(*parsed);
             parts.secrets.push_back(creds.key.private_key);
         }
-        parts.google_creds =
-            std::make_unique<gcp::credentials>(ex, *parts.google_http, std::move(creds), log.with("component", "google"));
+        parts.google_creds = std::make_unique<gcp::credentials>(
+            ex, *parts.google_http, std::move(creds), log.with("component", "google")
+        );
         gcp::cloudsql_settings s;
         s.project = g.project;
         s.instance = cfg.cloudsql.instance;

@@ -100,7 +100,8 @@ constexpr std::array<std::string_view, 10> google_keys{
 constexpr std::array<std::string_view, 3> google_credential_kinds{"auto", "metadata", "key_file"};
 constexpr std::array<std::string_view, 4> cloudsql_keys{
     "instance", "monitoring_interval", "instance_interval", "lookback"};
-constexpr std::array<std::string_view, 5> gcp_status_keys{"enabled", "url", "interval", "products", "locations"};
+constexpr std::array<std::string_view, 5> gcp_status_keys{
+    "enabled", "url", "interval", "products", "locations"};
 constexpr std::array<std::string_view, 16> postgres_keys{
     "dsn",
     "dsn_file",
@@ -927,7 +928,8 @@ private:
             return;
         }
         std::string text = v->text;
-        constexpr std::string_view link_local[] = {"http://169.254.169.254", "http://metadata.google.internal"};
+        constexpr std::string_view link_local[] = {
+            "http://169.254.169.254", "http://metadata.google.internal"};
         for (const auto prefix : link_local) {
             if (metadata && text.starts_with(prefix) &&
                 (text.size() == prefix.size() || text[prefix.size()] == '/' || text[prefix.size()] == ':')) {
@@ -965,7 +967,11 @@ private:
             try {
                 std::regex{(*list)[i]};
             } catch (const std::regex_error& x) {
-                report(e.value[i], e.path + "[" + std::to_string(i) + "]", "not a regular expression: " + std::string{x.what()});
+                report(
+                    e.value[i],
+                    e.path + "[" + std::to_string(i) + "]",
+                    "not a regular expression: " + std::string{x.what()}
+                );
                 ok = false;
             }
         }
@@ -1033,8 +1039,11 @@ private:
     void read_cloudsql(const section& s, cloudsql_config& out) {
         if (auto v = read_string(s, "instance", false)) {
             if (v->find(':') != std::string::npos || v->find('/') != std::string::npos) {
-                report(s.find("instance")->value, join(s.path, "instance"),
-                       "the instance ID alone (dark-west), without the project");
+                report(
+                    s.find("instance")->value,
+                    join(s.path, "instance"),
+                    "the instance ID alone (dark-west), without the project"
+                );
             } else {
                 out.instance = std::move(*v);
             }
@@ -1113,7 +1122,11 @@ private:
             }
         }
         if (const entry* e = s.find("password_file")) {
-            report(e->key, e->path, "put the password in a passfile named by the dsn (passfile=PATH), or in dsn_file");
+            report(
+                e->key,
+                e->path,
+                "put the password in a passfile named by the dsn (passfile=PATH), or in dsn_file"
+            );
         }
         if (auto v = read_string(s, "instance", true)) {
             out.instance = std::move(*v);

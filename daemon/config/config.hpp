@@ -141,14 +141,14 @@ struct google_config {
     enum class credential_kind { automatic, metadata, key_file };
     /// automatic: the key file when one is named, else the metadata server.
     credential_kind credentials = credential_kind::automatic;
-    std::string key_file;                 ///< a service-account key (JSON); read at start
-    secret<std::string> key_json;         ///< its contents
-    std::string project;                  ///< default: the key file's project_id
+    std::string key_file;          ///< a service-account key (JSON); read at start
+    secret<std::string> key_json;  ///< its contents
+    std::string project;           ///< default: the key file's project_id
     std::string metadata_url = "http://169.254.169.254";
-    std::string token_url;                ///< default: the key file's token_uri
+    std::string token_url;  ///< default: the key file's token_uri
     std::string monitoring_url = "https://monitoring.googleapis.com";
     std::string sqladmin_url = "https://sqladmin.googleapis.com";
-    std::string ca_file;                  ///< empty: the system trust store
+    std::string ca_file;  ///< empty: the system trust store
     milliseconds request_timeout = std::chrono::seconds{10};
     friend bool operator==(const google_config&, const google_config&) = default;
 };
@@ -169,7 +169,11 @@ struct gcp_status_config {
     std::string url = "https://status.cloud.google.com/incidents.json";
     milliseconds interval = std::chrono::minutes{5};
     std::vector<std::string> products{
-        "Cloud SQL", "Google Kubernetes Engine", "Cloud Load Balancing", "Cloud Pub/Sub", "Google Compute Engine"};
+        "Cloud SQL",
+        "Google Kubernetes Engine",
+        "Cloud Load Balancing",
+        "Cloud Pub/Sub",
+        "Google Compute Engine"};
     std::vector<std::string> locations;  ///< empty: every location
     friend bool operator==(const gcp_status_config&, const gcp_status_config&) = default;
 };
@@ -177,7 +181,8 @@ struct gcp_status_config {
 /// `postgres:`: the read-only monitoring connection. Off while no dsn is given.
 struct postgres_config {
     secret<std::string> dsn;  ///< libpq keyword/value string or postgresql:// URI (may hold a password)
-    std::string instance;     ///< label of db.connections / db.unreachable; default: cloudsql.instance or "dbname on host"
+    std::string instance;     ///< label of db.connections / db.unreachable; default: cloudsql.instance or
+                              ///< "dbname on host"
     milliseconds interval = std::chrono::seconds{15};
     milliseconds connect_timeout = std::chrono::seconds{5};
     milliseconds statement_timeout = std::chrono::seconds{5};
@@ -189,7 +194,8 @@ struct postgres_config {
     bool redact_literals = true;
     std::vector<std::string> redact_patterns;  ///< ECMAScript regular expressions
     std::vector<std::string> exclude_applications{"pg_dump", "pg_dumpall", "pg_basebackup", "runbookd"};
-    std::vector<std::string> exclude_users{"cloudsqladmin", "cloudsqlagent", "cloudsqlreplica", "cloudsqlimportexport"};
+    std::vector<std::string> exclude_users{
+        "cloudsqladmin", "cloudsqlagent", "cloudsqlreplica", "cloudsqlimportexport"};
     bool configured() const noexcept { return !dsn.empty(); }
     friend bool operator==(const postgres_config&, const postgres_config&) = default;
 };

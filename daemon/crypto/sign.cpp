@@ -43,8 +43,9 @@ std::optional<std::string> rs256_sign(std::string_view key_pem, std::string_view
     md_ctx_ptr ctx{EVP_MD_CTX_new()};
     std::size_t size = 0;
     if (!ctx || EVP_DigestSignInit(ctx.get(), nullptr, EVP_sha256(), nullptr, key.get()) != 1 ||
-        EVP_DigestSign(ctx.get(), nullptr, &size, reinterpret_cast<const unsigned char*>(data.data()), data.size()) !=
-            1) {
+        EVP_DigestSign(
+            ctx.get(), nullptr, &size, reinterpret_cast<const unsigned char*>(data.data()), data.size()
+        ) != 1) {
         return fail(error, "signing failed");
     }
     std::string signature(size, '\0');

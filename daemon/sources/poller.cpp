@@ -135,7 +135,8 @@ struct poller::impl : std::enable_shared_from_this<impl> {
                 polls.Add({{"source", source}, {"job", job.name}, {"outcome", "ok"}}).Increment();
                 last_success.Add({{"source", source}, {"job", job.name}})
                     .Set(static_cast<double>(
-                        std::chrono::duration_cast<std::chrono::seconds>(loop::wall_now().time_since_epoch()).count()
+                        std::chrono::duration_cast<std::chrono::seconds>(loop::wall_now().time_since_epoch())
+                            .count()
                     ));
                 if (!errors[index].empty()) {
                     log.info("source recovered", {{"source", source}, {"job", job.name}});
@@ -156,8 +157,8 @@ struct poller::impl : std::enable_shared_from_this<impl> {
                 for (auto& s : outcome->error().signals) {
                     on_signal(std::move(s));
                 }
-                const std::string why =
-                    outcome->error().error.detail.empty() ? std::string{"failed"} : outcome->error().error.detail;
+                const std::string why = outcome->error().error.detail.empty() ? std::string{"failed"}
+                                                                              : outcome->error().error.detail;
                 if (errors[index] != why) {
                     log.warn("source failing", {{"source", source}, {"job", job.name}, {"error", why}});
                 }
@@ -174,7 +175,6 @@ struct poller::impl : std::enable_shared_from_this<impl> {
             }
         }
     }
-
 };
 
 poller::poller(

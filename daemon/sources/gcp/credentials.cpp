@@ -46,7 +46,8 @@ std::string token_url_of(const credential_settings& s) {
 result<std::string> make_assertion(
     const service_account_key& key, std::string_view scopes, std::string_view audience, wall_time now
 ) {
-    const long long iat = std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count() - 10;
+    const long long iat =
+        std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count() - 10;
     json header = {{"alg", "RS256"}, {"typ", "JWT"}};
     if (!key.private_key_id.empty()) {
         header["kid"] = key.private_key_id;
@@ -58,7 +59,8 @@ result<std::string> make_assertion(
         {"iat", iat},
         {"exp", iat + 3600},
     };
-    const std::string input = crypto::base64url_encode(header.dump()) + "." + crypto::base64url_encode(claims.dump());
+    const std::string input =
+        crypto::base64url_encode(header.dump()) + "." + crypto::base64url_encode(claims.dump());
     std::string why;
     const auto signature = crypto::rs256_sign(key.private_key, input, &why);
     if (!signature) {
@@ -93,8 +95,9 @@ credentials::credentials(
 credentials::~credentials() = default;
 
 std::string credentials::origin() const {
-    return settings_.from == credential_settings::kind::metadata ? std::string{"metadata server"}
-                                                                 : "service account " + settings_.key.client_email;
+    return settings_.from == credential_settings::kind::metadata
+               ? std::string{"metadata server"}
+               : "service account " + settings_.key.client_email;
 }
 
 void credentials::rejected(std::string_view authorization) noexcept {
@@ -160,7 +163,8 @@ asio::awaitable<result<access_token>> credentials::fetch() {
     if (reply->status != 200) {
         co_return bad(where + " answered " + api_error_text(reply->status, reply->body));
     }
-    if (settings_.from == credential_settings::kind::metadata && reply->header("metadata-flavor") != "Google") {
+    if (settings_.from == credential_settings::kind::metadata &&
+        reply->header("metadata-flavor") != "Google") {
         // Something else answers at that address (a proxy, a captive portal): not trusted.
         co_return bad("the metadata server's answer lacks Metadata-Flavor: Google");
     }

@@ -51,7 +51,9 @@ struct credential_settings {
 /// Runs on the loop executor; not thread-safe.
 class credentials {
 public:
-    credentials(boost::asio::any_io_executor ex, net::http_client& http, credential_settings settings, log::logger log);
+    credentials(
+        boost::asio::any_io_executor ex, net::http_client& http, credential_settings settings, log::logger log
+    );
     ~credentials();
     credentials(const credentials&) = delete;
     credentials& operator=(const credentials&) = delete;

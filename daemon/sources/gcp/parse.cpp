@@ -131,11 +131,16 @@ result<service_account_key> parse_key_file(std::string_view text) {
     if (const auto type = field("type"); type != "service_account") {
         return make_failure(
             errc::config_invalid,
-            "the key file's type is '" + type + "', not 'service_account' (user credentials are not supported)"
+            "the key file's type is '" + type +
+                "', not 'service_account' (user credentials are not supported)"
         );
     }
     service_account_key key{
-        field("client_email"), field("private_key_id"), field("private_key"), field("token_uri"), field("project_id")};
+        field("client_email"),
+        field("private_key_id"),
+        field("private_key"),
+        field("token_uri"),
+        field("project_id")};
     for (const auto& [name, value] :
          {std::pair{"client_email", &key.client_email}, {"private_key", &key.private_key}}) {
         if (value->empty()) {

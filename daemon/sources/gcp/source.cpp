@@ -1,8 +1,8 @@
 #include "sources/gcp/source.hpp"
 
 #include "loop/clock.hpp"
-#include "net/url.hpp"
 #include "net/retry.hpp"
+#include "net/url.hpp"
 #include "sources/gcp/parse.hpp"
 
 #include <map>
@@ -79,7 +79,8 @@ struct cloudsql_state {
                 if (!token.empty()) {
                     url += "&pageToken=" + net::percent_encode(token);
                 }
-                auto body = co_await get(http, &creds, std::move(url), settings.request_timeout, "cloud monitoring");
+                auto body =
+                    co_await get(http, &creds, std::move(url), settings.request_timeout, "cloud monitoring");
                 if (!body) {
                     co_return body.error();
                 }
@@ -150,9 +151,10 @@ std::vector<metric> default_metrics() {
 }
 
 std::string time_series_url(const cloudsql_settings& s, const metric& m, wall_time end) {
-    const std::string filter = "metric.type=\"" + m.type + "\" AND resource.labels.database_id=\"" + s.project + ":" +
-                               s.instance + "\"";
-    return s.monitoring_url + "/v3/projects/" + net::percent_encode(s.project) + "/timeSeries?filter=" + net::percent_encode(filter) +
+    const std::string filter = "metric.type=\"" + m.type + "\" AND resource.labels.database_id=\"" +
+                               s.project + ":" + s.instance + "\"";
+    return s.monitoring_url + "/v3/projects/" + net::percent_encode(s.project) +
+           "/timeSeries?filter=" + net::percent_encode(filter) +
            "&interval.startTime=" + net::percent_encode(format_rfc3339(end - s.lookback)) +
            "&interval.endTime=" + net::percent_encode(format_rfc3339(end)) +
            "&aggregation.alignmentPeriod=60s&aggregation.perSeriesAligner=ALIGN_MEAN" +

@@ -15,8 +15,8 @@ namespace runbookd::sources::gcp {
 
 /// One Cloud Monitoring metric of the instance and the signal kind its points become.
 struct metric {
-    std::string type;  ///< "cloudsql.googleapis.com/database/cpu/utilization"
-    std::string kind;  ///< "db.cpu"
+    std::string type;                    ///< "cloudsql.googleapis.com/database/cpu/utilization"
+    std::string kind;                    ///< "db.cpu"
     std::string reducer = "REDUCE_MAX";  ///< across series (num_backends has one per database)
 };
 

@@ -80,7 +80,8 @@ std::string redact_literals(std::string_view text) {
         if (c == '$') {
             // $tag$ where tag is empty or an identifier not starting with a digit ($1 is a parameter).
             std::size_t j = i + 1;
-            while (j < text.size() && (std::isalnum(static_cast<unsigned char>(text[j])) != 0 || text[j] == '_')) {
+            while (j < text.size() &&
+                   (std::isalnum(static_cast<unsigned char>(text[j])) != 0 || text[j] == '_')) {
                 ++j;
             }
             const bool tag = j < text.size() && text[j] == '$' &&
@@ -99,8 +100,9 @@ std::string redact_literals(std::string_view text) {
             out += c;
             continue;
         }
-        const bool escapes = !out.empty() && (out.back() == 'E' || out.back() == 'e') &&
-                             (out.size() == 1 || std::isalnum(static_cast<unsigned char>(out[out.size() - 2])) == 0);
+        const bool escapes =
+            !out.empty() && (out.back() == 'E' || out.back() == 'e') &&
+            (out.size() == 1 || std::isalnum(static_cast<unsigned char>(out[out.size() - 2])) == 0);
         std::size_t j = i + 1;
         while (j < text.size()) {
             if (escapes && text[j] == '\\') {
@@ -138,7 +140,8 @@ bool looks_like_ddl(std::string_view query) {
             // "vacuum full": any run of blanks between the two words would do; one is usual.
             same = lower == word[i] || (word[i] == ' ' && (c == '\t' || c == '\n'));
         }
-        const bool whole = q.size() == word.size() || !std::isalnum(static_cast<unsigned char>(q[word.size()]));
+        const bool whole =
+            q.size() == word.size() || !std::isalnum(static_cast<unsigned char>(q[word.size()]));
         if (same && whole) {
             return true;
         }
@@ -182,8 +185,9 @@ std::string shown_query(std::string_view query, const activity_settings& s) {
 std::vector<signal> activity_signals(const snapshot& snap, const activity_settings& s, wall_time now) {
     std::vector<signal> out;
     const auto by_pid = [&](long long pid) -> const session* {
-        const auto it =
-            std::find_if(snap.sessions.begin(), snap.sessions.end(), [&](const session& x) { return x.pid == pid; });
+        const auto it = std::find_if(snap.sessions.begin(), snap.sessions.end(), [&](const session& x) {
+            return x.pid == pid;
+        });
         return it == snap.sessions.end() ? nullptr : &*it;
     };
     for (const session& x : snap.sessions) {
@@ -205,9 +209,9 @@ std::vector<signal> activity_signals(const snapshot& snap, const activity_settin
                 sig.set("application", x.application);
                 sig.set("is_ddl", ddl ? "true" : "false");
                 const auto build = std::find_if(
-                    snap.index_builds.begin(), snap.index_builds.end(), [&](const index_build& b) {
-                        return b.pid == x.pid;
-                    }
+                    snap.index_builds.begin(),
+                    snap.index_builds.end(),
+                    [&](const index_build& b) { return b.pid == x.pid; }
                 );
                 if (build != snap.index_builds.end()) {
                     std::string progress = build->command + ", " + build->phase;
@@ -229,7 +233,8 @@ std::vector<signal> activity_signals(const snapshot& snap, const activity_settin
             out.push_back(std::move(sig));
         }
         const std::optional<double> waited = x.waited ? x.waited : x.state_age;
-        if (x.wait_event_type == "Lock" && !x.blocked_by.empty() && waited && *waited >= seconds(s.lock_wait)) {
+        if (x.wait_event_type == "Lock" && !x.blocked_by.empty() && waited &&
+            *waited >= seconds(s.lock_wait)) {
             // Blame the root of the chain: a blocker that does not itself wait (its cancel
             // frees the queue), following blockers that wait until one is found.
             const auto waits = [&](long long p) {
@@ -237,11 +242,13 @@ std::vector<signal> activity_signals(const snapshot& snap, const activity_settin
                 return b != nullptr && b->wait_event_type == "Lock" && !b->blocked_by.empty();
             };
             const auto pick = [&](const std::vector<long long>& blockers) {
-                const auto root = std::find_if(blockers.begin(), blockers.end(), [&](long long p) { return !waits(p); });
+                const auto root =
+                    std::find_if(blockers.begin(), blockers.end(), [&](long long p) { return !waits(p); });
                 return root != blockers.end() ? *root : blockers.front();
             };
             long long blamed = pick(x.blocked_by);
-            for (std::vector<long long> seen{x.pid}; waits(blamed) && std::find(seen.begin(), seen.end(), blamed) == seen.end();) {
+            for (std::vector<long long> seen{x.pid};
+                 waits(blamed) && std::find(seen.begin(), seen.end(), blamed) == seen.end();) {
                 seen.push_back(blamed);
                 blamed = pick(by_pid(blamed)->blocked_by);
             }
@@ -253,7 +260,8 @@ std::vector<signal> activity_signals(const snapshot& snap, const activity_settin
             sig.set("query", shown_query(x.query, s));
             sig.set(
                 "blocker_query",
-                blocker == nullptr ? std::string{"(not visible to the monitor)"} : shown_query(blocker->query, s)
+                blocker == nullptr ? std::string{"(not visible to the monitor)"}
+                                   : shown_query(blocker->query, s)
             );
             out.push_back(std::move(sig));
         }

@@ -20,15 +20,15 @@ struct session {
     long long pid = 0;
     std::string user;
     std::string application;
-    std::string state;            ///< active, idle in transaction, idle in transaction (aborted)...
-    std::string wait_event_type;  ///< "Lock" while waiting on a heavyweight lock
-    std::optional<double> query_age;  ///< seconds since query_start
-    std::optional<double> xact_age;   ///< seconds since xact_start
-    std::optional<double> state_age;  ///< seconds since state_change
-    std::optional<double> waited;     ///< seconds waiting on its lock (pg_locks.waitstart, PG 14+)
-    bool exclusive = false;           ///< holds an AccessExclusiveLock on a relation (DDL)
+    std::string state;                  ///< active, idle in transaction, idle in transaction (aborted)...
+    std::string wait_event_type;        ///< "Lock" while waiting on a heavyweight lock
+    std::optional<double> query_age;    ///< seconds since query_start
+    std::optional<double> xact_age;     ///< seconds since xact_start
+    std::optional<double> state_age;    ///< seconds since state_change
+    std::optional<double> waited;       ///< seconds waiting on its lock (pg_locks.waitstart, PG 14+)
+    bool exclusive = false;             ///< holds an AccessExclusiveLock on a relation (DDL)
     std::vector<long long> blocked_by;  ///< pg_blocking_pids(pid), only while waiting on a lock
-    std::string query;                ///< as the server truncated it
+    std::string query;                  ///< as the server truncated it
 };
 
 /// One row of pg_stat_progress_create_index.
@@ -56,8 +56,8 @@ struct activity_settings {
     std::chrono::milliseconds migration = std::chrono::seconds{10};  ///< DDL counts from this age
     std::chrono::milliseconds idle_in_transaction = std::chrono::minutes{1};
     std::chrono::milliseconds lock_wait = std::chrono::seconds{5};
-    std::size_t query_max = 300;  ///< characters of query text kept (UTF-8 safe, then "…")
-    bool redact_literals = true;  ///< '…' string literals become '?'
+    std::size_t query_max = 300;              ///< characters of query text kept (UTF-8 safe, then "…")
+    bool redact_literals = true;              ///< '…' string literals become '?'
     std::vector<std::regex> redact_patterns;  ///< each match becomes [redacted]
     /// Sessions of these applications or users are never evidence ("pg_dump", "cloudsql*").
     std::vector<std::string> exclude_applications;

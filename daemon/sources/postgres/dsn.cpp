@@ -1,9 +1,8 @@
 #include "sources/postgres/dsn.hpp"
 
-#include <libpq-fe.h>
-
 #include <algorithm>
 #include <cstdlib>
+#include <libpq-fe.h>
 #include <memory>
 
 namespace runbookd::sources::postgres {
@@ -72,7 +71,8 @@ result<std::map<std::string, std::string>> parse_dsn(std::string_view dsn) {
     }
     // What libpq takes from the environment when the string is silent (PGHOST,
     // PGSSLMODE...), so that the TLS check judges what will really be used.
-    for (const auto& [key, var] : {std::pair{"host", "PGHOST"}, {"hostaddr", "PGHOSTADDR"}, {"sslmode", "PGSSLMODE"}}) {
+    for (const auto& [key, var] :
+         {std::pair{"host", "PGHOST"}, {"hostaddr", "PGHOSTADDR"}, {"sslmode", "PGSSLMODE"}}) {
         if (out.find(key) == out.end()) {
             if (const char* v = std::getenv(var); v != nullptr && *v != '\0') {
                 out[key] = v;
@@ -85,7 +85,8 @@ result<std::map<std::string, std::string>> parse_dsn(std::string_view dsn) {
 result<void> check_dsn(const std::map<std::string, std::string>& dsn) {
     const std::string mode = get(dsn, "sslmode");
     const auto all = hosts(dsn);
-    const bool remote = std::any_of(all.begin(), all.end(), [](const std::string& h) { return !loopback(h); });
+    const bool remote =
+        std::any_of(all.begin(), all.end(), [](const std::string& h) { return !loopback(h); });
     if (remote && !mode.empty() && mode != "verify-full") {
         return bad(
             "sslmode=" + mode +
@@ -111,7 +112,9 @@ std::string monitor_dsn(
     }
     dsn["application_name"] = "runbookd";
     dsn["connect_timeout"] = std::to_string(std::max<long long>(
-        2, std::chrono::duration_cast<std::chrono::seconds>(connect_timeout + std::chrono::milliseconds{999}).count()
+        2,
+        std::chrono::duration_cast<std::chrono::seconds>(connect_timeout + std::chrono::milliseconds{999})
+            .count()
     ));
     std::string options = get(dsn, "options");
     options += (options.empty() ? "" : " ") + std::string{"-c statement_timeout="} +
@@ -138,7 +141,8 @@ std::string describe(const std::map<std::string, std::string>& dsn) {
     if (db.empty()) {
         db = get(dsn, "user");  // libpq's default database is the user's name
     }
-    return (db.empty() ? std::string{"the default database"} : db) + " on " + host + (port.empty() ? "" : ":" + port);
+    return (db.empty() ? std::string{"the default database"} : db) + " on " + host +
+           (port.empty() ? "" : ":" + port);
 }
 
 }  // namespace runbookd::sources::postgres

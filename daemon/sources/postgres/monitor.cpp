@@ -5,59 +5,57 @@
 namespace runbookd::sources::postgres {
 namespace {
 
-// Sessions worth a look: not idle and older than the youngest threshold, waiting on a
-// lock, blocking one that waits, or holding an AccessExclusiveLock. pg_blocking_pids and
-// pg_locks take the lock manager's partition locks for a moment, so they run only while
-// some session waits on a lock (a one-time filter: otherwise neither is evaluated).
-// `%WAITED%` is how long each session has waited: pg_locks.waitstart from Postgres 14,
-// else the time since its state changed (the statement's start).
+// One statement a poll, over one read of pg_stat_activity (building its rows is most of
+// the cost, so it is read once, into `act`). Sessions worth a look: not idle and older
+// than the youngest threshold, waiting on a lock, blocking one that waits, or holding an
+// AccessExclusiveLock. pg_blocking_pids and pg_locks take the lock manager's partition
+// locks for a moment, so they run only while some session waits on a lock (a one-time
+// filter: otherwise neither is evaluated). How long a session has waited comes from
+// pg_locks.waitstart from Postgres 14 (`%WAITSTART%`), else from its state change. A last
+// row, with no pid, carries the connection counts.
 constexpr std::string_view sessions_sql = R"sql(
-WITH waiting AS (
-  SELECT pid, pg_blocking_pids(pid) AS blockers
-  FROM pg_stat_activity
-  WHERE wait_event_type = 'Lock' AND backend_type = 'client backend'
+WITH act AS MATERIALIZED (
+  SELECT pid, usename, application_name, state, wait_event_type, query_start, xact_start, state_change, query
+  FROM pg_stat_activity WHERE backend_type = 'client backend'
+), waiting AS (
+  SELECT pid, pg_blocking_pids(pid) AS blockers FROM act WHERE wait_event_type = 'Lock'
 ), locks AS (
-  SELECT pid, mode, granted, waitstart FROM (SELECT * FROM pg_locks WHERE locktype = 'relation') l
-  WHERE EXISTS (SELECT 1 FROM waiting)
+  SELECT pid, mode, granted, %WAITSTART% AS waitstart FROM pg_locks
+  WHERE locktype = 'relation' AND EXISTS (SELECT 1 FROM waiting)
 )
 SELECT a.pid, coalesce(a.usename, ''), coalesce(a.application_name, ''), coalesce(a.state, ''),
        coalesce(a.wait_event_type, ''),
        extract(epoch FROM now() - a.query_start)::float8,
        extract(epoch FROM now() - a.xact_start)::float8,
        extract(epoch FROM now() - a.state_change)::float8,
-       %WAITED%,
+       (SELECT extract(epoch FROM now() - min(l.waitstart))::float8 FROM locks l
+        WHERE l.pid = a.pid AND NOT l.granted),
        a.pid IN (SELECT pid FROM locks WHERE mode = 'AccessExclusiveLock' AND granted),
        (SELECT w.blockers::text FROM waiting w WHERE w.pid = a.pid),
-       left(coalesce(a.query, ''), $1)
-FROM pg_stat_activity a
-WHERE a.backend_type = 'client backend' AND a.pid <> pg_backend_pid()
+       left(coalesce(a.query, ''), $1),
+       NULL::bigint, NULL::int, NULL::int
+FROM act a
+WHERE a.pid <> pg_backend_pid()
   AND ((a.state <> 'idle' AND a.state_change < now() - make_interval(secs => $2))
        OR a.pid IN (SELECT pid FROM waiting)
        OR a.pid IN (SELECT unnest(blockers) FROM waiting)
        OR a.pid IN (SELECT pid FROM locks WHERE mode = 'AccessExclusiveLock' AND granted))
+UNION ALL
+SELECT NULL, '', '', '', '', NULL, NULL, NULL, NULL, false, NULL, '',
+       (SELECT count(*) FROM act),
+       current_setting('max_connections')::int,
+       current_setting('superuser_reserved_connections')::int
 )sql";
-
-constexpr std::string_view waited_since_waitstart = R"sql(coalesce(
-         (SELECT extract(epoch FROM now() - min(l.waitstart)) FROM locks l WHERE l.pid = a.pid AND NOT l.granted),
-         extract(epoch FROM now() - a.state_change))::float8)sql";
-constexpr std::string_view waited_since_state_change = "extract(epoch FROM now() - a.state_change)::float8";
 
 std::string sessions_sql_for(int server_version) {
     std::string sql{sessions_sql};
     sql.replace(
-        sql.find("%WAITED%"),
-        std::string_view{"%WAITED%"}.size(),
-        server_version >= 140000 ? waited_since_waitstart : waited_since_state_change
+        sql.find("%WAITSTART%"),
+        std::string_view{"%WAITSTART%"}.size(),
+        server_version >= 140000 ? "waitstart" : "NULL::timestamptz"
     );
     return sql;
 }
-
-constexpr const char* connections_sql = R"sql(
-SELECT count(*) FILTER (WHERE backend_type = 'client backend'),
-       current_setting('max_connections')::int,
-       current_setting('superuser_reserved_connections')::int
-FROM pg_stat_activity
-)sql";
 
 constexpr const char* index_builds_sql = R"sql(
 SELECT pid, command, phase, coalesce(blocks_total, 0), coalesce(blocks_done, 0)
@@ -110,14 +108,14 @@ monitor_outcome monitor::poll() {
             // Prepared once a connection: planning the sessions query costs about as much
             // as running it.
             fresh->prepare("runbookd_sessions", sessions_sql_for(fresh->server_version()));
-            fresh->prepare("runbookd_connections", connections_sql);
             fresh->prepare("runbookd_index_builds", index_builds_sql);
             const std::lock_guard lock{mutex_};
             conn_ = std::move(fresh);
         }
     } catch (const std::exception& e) {
         // Refused, timed out, authentication failed, TLS not verified: libpq's words.
-        return monitor_failure{make_failure(errc::upstream_unavailable, "cannot connect: " + one_line(e.what())), true};
+        return monitor_failure{
+            make_failure(errc::upstream_unavailable, "cannot connect: " + one_line(e.what())), true};
     }
     try {
         snapshot snap;
@@ -125,6 +123,12 @@ monitor_outcome monitor::poll() {
         const double min_age_seconds = static_cast<double>(min_age_.count()) / 1000.0;
         for (const auto& row :
              tx.exec_prepared("runbookd_sessions", static_cast<long long>(query_bytes_), min_age_seconds)) {
+            if (row[0].is_null()) {  // the counts
+                snap.client_connections = row[12].as<long long>();
+                snap.max_connections = row[13].as<long long>();
+                snap.reserved_connections = row[14].as<long long>();
+                continue;
+            }
             session s;
             s.pid = row[0].as<long long>();
             s.user = row[1].c_str();
@@ -142,10 +146,6 @@ monitor_outcome monitor::poll() {
             s.query = row[11].c_str();
             snap.sessions.push_back(std::move(s));
         }
-        const auto counts = tx.exec_prepared1("runbookd_connections");
-        snap.client_connections = counts[0].as<long long>();
-        snap.max_connections = counts[1].as<long long>();
-        snap.reserved_connections = counts[2].as<long long>();
         for (const auto& row : tx.exec_prepared("runbookd_index_builds")) {
             snap.index_builds.push_back(index_build{
                 row[0].as<long long>(),
@@ -158,14 +158,17 @@ monitor_outcome monitor::poll() {
     } catch (const pqxx::broken_connection& e) {
         const std::lock_guard lock{mutex_};
         conn_.reset();
-        return monitor_failure{make_failure(errc::upstream_unavailable, "connection lost: " + one_line(e.what())), true};
+        return monitor_failure{
+            make_failure(errc::upstream_unavailable, "connection lost: " + one_line(e.what())), true};
     } catch (const pqxx::sql_error& e) {
         // A statement timeout, a missing privilege: the server answered, the poll failed.
-        return monitor_failure{make_failure(errc::upstream_rejected, "query failed: " + one_line(e.what())), false};
+        return monitor_failure{
+            make_failure(errc::upstream_rejected, "query failed: " + one_line(e.what())), false};
     } catch (const std::exception& e) {
         const std::lock_guard lock{mutex_};
         conn_.reset();
-        return monitor_failure{make_failure(errc::upstream_unavailable, "poll failed: " + one_line(e.what())), false};
+        return monitor_failure{
+            make_failure(errc::upstream_unavailable, "poll failed: " + one_line(e.what())), false};
     }
 }
 

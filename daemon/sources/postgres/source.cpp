@@ -27,7 +27,8 @@ struct source::state {
                 co_return f;
             }
             // The failure is itself evidence: handed over before the source turns failing.
-            co_return poll_failure{f.error, std::nullopt, {unreachable_signal(settings.activity, f.error.detail, now)}};
+            co_return poll_failure{
+                f.error, std::nullopt, {unreachable_signal(settings.activity, f.error.detail, now)}};
         }
         sessions.Set(static_cast<double>(got->sessions.size()));
         co_return poll_result{activity_signals(*got, settings.activity, now)};
@@ -50,7 +51,8 @@ source::source(
           settings,
           prometheus::BuildGauge()
               .Name("runbookd_postgres_sessions_read")
-              .Help("Sessions the last Postgres poll read (not idle past the youngest threshold, or in a lock wait)")
+              .Help("Sessions the last Postgres poll read (not idle past the youngest threshold, or in a "
+                    "lock wait)")
               .Register(registry)
               .Add({})})) {
     auto self = state_;

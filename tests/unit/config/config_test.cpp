@@ -428,7 +428,8 @@ INSTANTIATE_TEST_SUITE_P(
             7,
             13,
             "google.key_file",
-            "'tests/data/config/secrets/google_key_unreadable.json': its private_key cannot sign: the private key "
+            "'tests/data/config/secrets/google_key_unreadable.json': its private_key cannot sign: the "
+            "private key "
             "is not a readable PEM key"},
         bad_case{
             "bad_cloudsql_instance.yaml",

@@ -206,8 +206,10 @@ rules:
     signal_log empty;
     const auto none = rank(*rules, empty, sources, at(1min));
     ASSERT_EQ(none.not_checkable.size(), 1u);
-    EXPECT_EQ(none.not_checkable[0].detail,
-              "the postgres source is failing: cannot connect: connection refused (db.long_query)");
+    EXPECT_EQ(
+        none.not_checkable[0].detail,
+        "the postgres source is failing: cannot connect: connection refused (db.long_query)"
+    );
 }
 
 TEST(rank, a_positive_finding_stands_even_when_another_branch_cannot_be_checked) {

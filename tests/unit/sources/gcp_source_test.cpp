@@ -66,8 +66,12 @@ std::string base64url_decode(std::string s) {
 }
 
 service_account_key key_of(const rsa_key& k) {
-    return {"runbookd@acme.iam.gserviceaccount.com", "kid-42", k.private_pem, "https://oauth2.googleapis.com/token",
-            "acme"};
+    return {
+        "runbookd@acme.iam.gserviceaccount.com",
+        "kid-42",
+        k.private_pem,
+        "https://oauth2.googleapis.com/token",
+        "acme"};
 }
 
 TEST(GoogleJwt, TheAssertionIsSignedRs256AndCarriesTheGrantsClaims) {
@@ -107,18 +111,26 @@ TEST(GoogleKeyFile, FieldsAreReadAndMissingOnesNamed) {
     ASSERT_TRUE(key);
     EXPECT_EQ(key->project_id, "p");
     EXPECT_EQ(key->token_uri, "https://t/token");
-    EXPECT_EQ(parse_key_file(R"({"type":"authorized_user"})").error().detail,
-              "the key file's type is 'authorized_user', not 'service_account' (user credentials are not supported)");
-    EXPECT_EQ(parse_key_file(R"({"type":"service_account","private_key":"PEM"})").error().detail,
-              "the key file has no client_email");
+    EXPECT_EQ(
+        parse_key_file(R"({"type":"authorized_user"})").error().detail,
+        "the key file's type is 'authorized_user', not 'service_account' (user credentials are not supported)"
+    );
+    EXPECT_EQ(
+        parse_key_file(R"({"type":"service_account","private_key":"PEM"})").error().detail,
+        "the key file has no client_email"
+    );
     EXPECT_EQ(parse_key_file("[").error().detail, "the key file is not JSON");
 }
 
 TEST(GoogleErrors, GoogleAndOAuthErrorBodiesAreSaidInAFewWords) {
-    EXPECT_EQ(api_error_text(403, R"({"error":{"code":403,"message":"denied","status":"PERMISSION_DENIED"}})"),
-              "403 PERMISSION_DENIED: denied");
-    EXPECT_EQ(api_error_text(400, R"({"error":"invalid_grant","error_description":"Invalid JWT Signature."})"),
-              "400 invalid_grant: Invalid JWT Signature.");
+    EXPECT_EQ(
+        api_error_text(403, R"({"error":{"code":403,"message":"denied","status":"PERMISSION_DENIED"}})"),
+        "403 PERMISSION_DENIED: denied"
+    );
+    EXPECT_EQ(
+        api_error_text(400, R"({"error":"invalid_grant","error_description":"Invalid JWT Signature."})"),
+        "400 invalid_grant: Invalid JWT Signature."
+    );
     EXPECT_EQ(api_error_text(502, "<html>bad gateway</html>"), "502");
 }
 
@@ -130,7 +142,9 @@ struct harness {
     /// Runs `authorization()` to completion.
     result<std::string> authorize(credentials& c) {
         std::optional<result<std::string>> out;
-        asio::co_spawn(ioc, [&]() -> asio::awaitable<void> { out = co_await c.authorization(); }, asio::detached);
+        asio::co_spawn(
+            ioc, [&]() -> asio::awaitable<void> { out = co_await c.authorization(); }, asio::detached
+        );
         fakes::drain(ioc);
         return out.value_or(make_failure(errc::timed_out, "did not finish"));
     }
@@ -138,7 +152,9 @@ struct harness {
     template <class Job>
     poll_outcome run(Job& job) {
         std::optional<poll_outcome> out;
-        asio::co_spawn(ioc, [&]() -> asio::awaitable<void> { out = co_await job.run(); }, asio::detached);
+        asio::co_spawn(
+            ioc, [&]() -> asio::awaitable<void> { out = co_await job.run(); }, asio::detached
+        );
         fakes::drain(ioc);
         return out.value_or(poll_failure{make_failure(errc::timed_out, "did not finish"), {}, {}});
     }
@@ -159,8 +175,9 @@ TEST(GoogleCredentials, TheJwtGrantIsPostedAndItsTokenCachedUntilShortlyBeforeEx
     EXPECT_EQ(call.method, "POST");
     EXPECT_EQ(call.url, "https://oauth2.googleapis.com/token");
     EXPECT_EQ(call.headers.at("Content-Type"), "application/x-www-form-urlencoded");
-    EXPECT_TRUE(call.body.starts_with(
-        "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion="));
+    EXPECT_TRUE(
+        call.body.starts_with("grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion=")
+    );
     h.clock.advance(3599s - credentials::early - 1s);
     EXPECT_EQ(h.authorize(c).value(), "Bearer ya29.one");
     EXPECT_EQ(h.http.calls.size(), 1u);
@@ -178,14 +195,18 @@ TEST(GoogleCredentials, A401ForTheTokenInUseFetchesANewOneButNotForAReplacedOne)
     h.http.push_reply(200, token_reply, {{"metadata-flavor", "Google"}});
     ASSERT_EQ(h.authorize(c).value(), "Bearer ya29.one");
     const auto& call = h.http.calls[0];
-    EXPECT_EQ(call.url,
-              "http://169.254.169.254/computeMetadata/v1/instance/service-accounts/default/token?scopes="
-              "https%3A%2F%2Fwww.googleapis.com%2Fauth%2Fcloud-platform");
+    EXPECT_EQ(
+        call.url,
+        "http://169.254.169.254/computeMetadata/v1/instance/service-accounts/default/token?scopes="
+        "https%3A%2F%2Fwww.googleapis.com%2Fauth%2Fcloud-platform"
+    );
     EXPECT_EQ(call.headers.at("Metadata-Flavor"), "Google");
     c.rejected("Bearer ya29.stale");
     EXPECT_EQ(h.authorize(c).value(), "Bearer ya29.one");
     c.rejected("Bearer ya29.one");
-    h.http.push_reply(200, R"({"access_token":"ya29.two","expires_in":3599})", {{"metadata-flavor", "Google"}});
+    h.http.push_reply(
+        200, R"({"access_token":"ya29.two","expires_in":3599})", {{"metadata-flavor", "Google"}}
+    );
     EXPECT_EQ(h.authorize(c).value(), "Bearer ya29.two");
 }
 
@@ -193,16 +214,20 @@ TEST(GoogleCredentials, AnAnswerWithoutMetadataFlavorOrAnOAuthErrorIsRefused) {
     harness h;
     credentials md{h.ioc.get_executor(), h.http, credential_settings{}, log::discard()};
     h.http.push_reply(200, token_reply);  // no Metadata-Flavor: not the metadata server
-    EXPECT_EQ(h.authorize(md).error().detail,
-              "google credentials: the metadata server's answer lacks Metadata-Flavor: Google");
+    EXPECT_EQ(
+        h.authorize(md).error().detail,
+        "google credentials: the metadata server's answer lacks Metadata-Flavor: Google"
+    );
     credential_settings s;
     s.from = credential_settings::kind::service_account;
     s.key = key_of(test_key());
     s.token_url = "https://127.0.0.1:9/token";
     credentials sa{h.ioc.get_executor(), h.http, s, log::discard()};
     h.http.push_reply(400, R"({"error":"invalid_grant","error_description":"Invalid JWT Signature."})");
-    EXPECT_EQ(h.authorize(sa).error().detail,
-              "google credentials: the token endpoint answered 400 invalid_grant: Invalid JWT Signature.");
+    EXPECT_EQ(
+        h.authorize(sa).error().detail,
+        "google credentials: the token endpoint answered 400 invalid_grant: Invalid JWT Signature."
+    );
     EXPECT_EQ(h.http.calls.back().url, "https://127.0.0.1:9/token");
 }
 
@@ -303,8 +328,11 @@ TEST(CloudSqlJobs, A401DropsTheTokenAnd429sCarryTheirRetryAfter) {
     ASSERT_FALSE(got);
     EXPECT_EQ(got.error().error.detail, "cloud monitoring: 401 UNAUTHENTICATED: bad token");
     r.token();  // a new token is fetched for the next run
-    r.http.push_reply(429, R"({"error":{"code":429,"message":"quota","status":"RESOURCE_EXHAUSTED"}})",
-                      {{"retry-after", "30"}});
+    r.http.push_reply(
+        429,
+        R"({"error":{"code":429,"message":"quota","status":"RESOURCE_EXHAUSTED"}})",
+        {{"retry-after", "30"}}
+    );
     got = r.run(r.jobs[0]);
     ASSERT_FALSE(got);
     EXPECT_EQ(got.error().retry_after, std::chrono::milliseconds{30s});
@@ -314,8 +342,10 @@ TEST(CloudSqlJobs, A401DropsTheTokenAnd429sCarryTheirRetryAfter) {
 TEST(CloudSqlJobs, TheInstanceJobReadsStateAndMaintenance) {
     cloudsql_rig r;
     r.token();
-    r.http.push_reply(200, R"({"name":"dark-west","state":"MAINTENANCE","settings":{"activationPolicy":"ALWAYS"},
-        "scheduledMaintenance":{"startTime":"2026-03-05T15:55:00Z"}})");
+    r.http.push_reply(
+        200, R"({"name":"dark-west","state":"MAINTENANCE","settings":{"activationPolicy":"ALWAYS"},
+        "scheduledMaintenance":{"startTime":"2026-03-05T15:55:00Z"}})"
+    );
     auto got = r.run(r.jobs[1]);
     ASSERT_TRUE(got);
     EXPECT_EQ(r.http.calls[1].url, "https://sqladmin.googleapis.com/v1/projects/acme/instances/dark-west");
@@ -333,15 +363,18 @@ TEST(StatusFeedJob, OpenIncidentsOfOurProductsNoTokenSent) {
     s.url = "https://127.0.0.1:9/incidents.json";
     s.products = {"Cloud SQL"};
     auto jobs = status_feed_jobs(h.http, s);
-    h.http.push_reply(200, R"([{"id":"a","external_desc":"SQL down","affected_products":[{"title":"Cloud SQL"}],
+    h.http.push_reply(
+        200, R"([{"id":"a","external_desc":"SQL down","affected_products":[{"title":"Cloud SQL"}],
         "currently_affected_locations":[{"id":"us-central1"}],"begin":"2026-03-05T15:00:00+00:00"},
-        {"id":"b","external_desc":"BQ slow","affected_products":[{"title":"BigQuery"}]}])");
+        {"id":"b","external_desc":"BQ slow","affected_products":[{"title":"BigQuery"}]}])"
+    );
     auto got = h.run(jobs[0]);
     ASSERT_TRUE(got);
     ASSERT_EQ(got->signals.size(), 1u);
     EXPECT_EQ(got->signals[0].subject, "a");
     EXPECT_EQ(h.http.calls[0].headers.count("Authorization"), 0u);
-    h.http.push(net::transport_failure{make_failure(errc::upstream_unavailable, "https://127.0.0.1:9: refused"), false});
+    h.http.push(net::transport_failure{
+        make_failure(errc::upstream_unavailable, "https://127.0.0.1:9: refused"), false});
     got = h.run(jobs[0]);
     ASSERT_FALSE(got);
     EXPECT_EQ(got.error().error.detail, "status feed: https://127.0.0.1:9: refused");

@@ -1,7 +1,8 @@
 // The shared poller under manual time: cadence, backoff, 429 waits, health over all jobs.
+#include "sources/poller.hpp"
+
 #include "fakes/io.hpp"
 #include "fakes/manual_time.hpp"
-#include "sources/poller.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <gtest/gtest.h>
@@ -165,7 +166,8 @@ TEST(Poller, EvidenceOfAFailureComesBeforeTheFailingStatus) {
     scripted_job j;
     signal unreachable;
     unreachable.set_kind("db.unreachable");
-    j.script.push_back(poll_failure{make_failure(errc::upstream_unavailable, "cannot connect"), {}, {unreachable}});
+    j.script.push_back(poll_failure{
+        make_failure(errc::upstream_unavailable, "cannot connect"), {}, {unreachable}});
     auto p = h.make({j.job("activity", 15s)});
     p->start();
     fakes::drain(h.ioc);

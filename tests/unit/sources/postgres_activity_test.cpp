@@ -48,10 +48,10 @@ std::vector<const signal*> of_kind(const std::vector<signal>& all, std::string_v
 TEST(PostgresActivity, LongQueriesCountFromTheirThresholdAndMigrationsSooner) {
     snapshot snap;
     snap.sessions = {
-        active(10, 59, "SELECT * FROM events"),                    // under a minute
-        active(11, 61, "SELECT * FROM events WHERE id = 7"),       // over
+        active(10, 59, "SELECT * FROM events"),                                  // under a minute
+        active(11, 61, "SELECT * FROM events WHERE id = 7"),                     // over
         active(12, 12, "  /* mig 42 */\n ALTER TABLE events ADD COLUMN x int"),  // DDL from 10 s
-        active(13, 9, "CREATE INDEX CONCURRENTLY i ON events (value)"),         // DDL, too young
+        active(13, 9, "CREATE INDEX CONCURRENTLY i ON events (value)"),          // DDL, too young
     };
     const auto all = activity_signals(snap, settings(), now);
     const auto got = of_kind(all, "db.long_query");
@@ -86,7 +86,9 @@ TEST(PostgresActivity, IndexBuildProgressIsShown) {
     const auto all = activity_signals(snap, settings(), now);
     const auto got = of_kind(all, "db.long_query");
     ASSERT_EQ(got.size(), 1u);
-    EXPECT_EQ(*got[0]->find("progress"), "CREATE INDEX CONCURRENTLY, building index: scanning table, 25% of blocks");
+    EXPECT_EQ(
+        *got[0]->find("progress"), "CREATE INDEX CONCURRENTLY, building index: scanning table, 25% of blocks"
+    );
 }
 
 TEST(PostgresActivity, IdleInTransactionCountsFromItsStateChange) {
@@ -208,11 +210,15 @@ TEST(PostgresActivity, QueriesAreRedactedFlattenedAndCut) {
         shown_query("DELETE FROM canvases WHERE id = 0b9c3a52-1d4e-4c7a-9f0e-123456789abc", settings()),
         "DELETE FROM canvases WHERE id = 0b9c3a52-1d4e-4c7a-9f0e-123456789abc"
     );
-    EXPECT_EQ(shown_query("DELETE FROM canvases WHERE id = 0b9c3a52-1d4e-4c7a-9f0e-123456789abc", s).substr(0, 32),
-              "DELETE FROM canvases WHERE id = ");
+    EXPECT_EQ(
+        shown_query("DELETE FROM canvases WHERE id = 0b9c3a52-1d4e-4c7a-9f0e-123456789abc", s).substr(0, 32),
+        "DELETE FROM canvases WHERE id = "
+    );
     s.query_max = 300;
-    EXPECT_EQ(shown_query("DELETE FROM canvases WHERE id = 0b9c3a52-1d4e-4c7a-9f0e-123456789abc", s),
-              "DELETE FROM canvases WHERE id = [redacted]");
+    EXPECT_EQ(
+        shown_query("DELETE FROM canvases WHERE id = 0b9c3a52-1d4e-4c7a-9f0e-123456789abc", s),
+        "DELETE FROM canvases WHERE id = [redacted]"
+    );
     s.query_max = 3;
     EXPECT_EQ(shown_query("ééééé", s), "ééé…") << "cut between characters, not bytes";
     s.redact_literals = false;
@@ -223,10 +229,13 @@ TEST(PostgresActivity, QueriesAreRedactedFlattenedAndCut) {
 
 TEST(PostgresActivity, EveryKindOfStringLiteralIsRedacted) {
     const activity_settings s = settings();
-    EXPECT_EQ(shown_query(R"(SELECT E'it\'s secret' || 'x', $$dollar secret$$, $tag$a $$ b$tag$, $1)", s),
-              "SELECT E'?' || '?', '?', '?', $1");
-    EXPECT_EQ(shown_query(R"(UPDATE t SET note = e'a\\' WHERE id = 1)", s), "UPDATE t SET note = e'?' WHERE id = 1")
-        << "an escaped backslash does not escape the closing quote";
+    EXPECT_EQ(
+        shown_query(R"(SELECT E'it\'s secret' || 'x', $$dollar secret$$, $tag$a $$ b$tag$, $1)", s),
+        "SELECT E'?' || '?', '?', '?', $1"
+    );
+    EXPECT_EQ(
+        shown_query(R"(UPDATE t SET note = e'a\\' WHERE id = 1)", s), "UPDATE t SET note = e'?' WHERE id = 1"
+    ) << "an escaped backslash does not escape the closing quote";
     EXPECT_EQ(shown_query("SELECT $$never closed secret", s), "SELECT '?'");
     EXPECT_EQ(shown_query("SELECT 'a''b', 'c'", s), "SELECT '?', '?'");
     activity_settings tiny = settings();
@@ -236,13 +245,26 @@ TEST(PostgresActivity, EveryKindOfStringLiteralIsRedacted) {
 }
 
 TEST(PostgresActivity, SchemaChangesAreRecognised) {
-    for (const char* q : {"ALTER TABLE t ADD c int", "create index i on t (c)", "DROP TABLE t", "REINDEX INDEX i",
-                          "TRUNCATE t", "CLUSTER t", "VACUUM FULL t", "-- m\nREFRESH MATERIALIZED VIEW v",
-                          "/* a */ /* b */ alter table t"}) {
+    for (const char* q :
+         {"ALTER TABLE t ADD c int",
+          "create index i on t (c)",
+          "DROP TABLE t",
+          "REINDEX INDEX i",
+          "TRUNCATE t",
+          "CLUSTER t",
+          "VACUUM FULL t",
+          "-- m\nREFRESH MATERIALIZED VIEW v",
+          "/* a */ /* b */ alter table t"}) {
         EXPECT_TRUE(looks_like_ddl(q)) << q;
     }
-    for (const char* q : {"SELECT 'ALTER TABLE'", "VACUUM t", "UPDATE alterations SET a = 1", "altered",
-                          "INSERT INTO t VALUES (1)", "", "/* unterminated"}) {
+    for (const char* q :
+         {"SELECT 'ALTER TABLE'",
+          "VACUUM t",
+          "UPDATE alterations SET a = 1",
+          "altered",
+          "INSERT INTO t VALUES (1)",
+          "",
+          "/* unterminated"}) {
         EXPECT_FALSE(looks_like_ddl(q)) << q;
     }
 }
@@ -267,8 +289,11 @@ TEST(PostgresDsn, TlsVerificationIsRequiredForARemoteHost) {
     ASSERT_FALSE(verdict);
     EXPECT_NE(verdict.error().detail.find("sslmode=require does not verify the server"), std::string::npos);
 
-    for (const char* ok : {"host=127.0.0.1 port=5432 dbname=dark sslmode=disable", "host=/var/run/postgresql",
-                           "postgresql://monitor@db.internal/dark?sslmode=verify-full", "dbname=dark"}) {
+    for (const char* ok :
+         {"host=127.0.0.1 port=5432 dbname=dark sslmode=disable",
+          "host=/var/run/postgresql",
+          "postgresql://monitor@db.internal/dark?sslmode=verify-full",
+          "dbname=dark"}) {
         const auto d = parse_dsn(ok);
         ASSERT_TRUE(d) << ok;
         EXPECT_TRUE(check_dsn(*d)) << ok;
@@ -294,7 +319,8 @@ TEST(PostgresDsn, TheMonitorsStringAddsItsSessionSettings) {
 }
 
 TEST(PostgresDsn, AnUnreadableStringIsAnErrorWithoutItsText) {
-    for (const char* text : {"host=x password=hunter2 nonsense", "host=x password hunter2", "postgresql://u:hunter2@[x"}) {
+    for (const char* text :
+         {"host=x password=hunter2 nonsense", "host=x password hunter2", "postgresql://u:hunter2@[x"}) {
         const auto d = parse_dsn(text);
         ASSERT_FALSE(d) << text;
         EXPECT_EQ(d.error().detail.find("hunter2"), std::string::npos) << d.error().detail;

@@ -30,8 +30,10 @@ TEST(PostgresSource, SnapshotsAreSignalsAndAnUnreachableDatabaseIsEvidenceAndFai
     busy.client_connections = 12;
     busy.max_connections = 100;
     script.push_back(busy);
-    script.push_back(monitor_failure{make_failure(errc::upstream_unavailable, "cannot connect: refused"), true});
-    script.push_back(monitor_failure{make_failure(errc::upstream_rejected, "query failed: canceling statement"), false});
+    script.push_back(monitor_failure{
+        make_failure(errc::upstream_unavailable, "cannot connect: refused"), true});
+    script.push_back(monitor_failure{
+        make_failure(errc::upstream_rejected, "query failed: canceling statement"), false});
     script.push_back(snapshot{});
     int polls = 0;
     std::vector<signal> signals;
