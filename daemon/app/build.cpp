@@ -184,7 +184,6 @@ void poll_parts::stop() {
     }
     if (postgres) {
         postgres->stop();
-        postgres_monitor->cancel();
     }
 }
 
@@ -274,12 +273,15 @@ poll_parts build_pollers(
         if (!dsn) {
             throw std::runtime_error("postgres.dsn: " + dsn.error().detail);
         }
-        if (const auto it = dsn->find("password"); it != dsn->end() && !it->second.empty()) {
+        // Redacted from every log line. A password shorter than 8 characters is not: it is
+        // likely a common word ("postgres") whose redaction would blank out the logs.
+        if (const auto it = dsn->find("password"); it != dsn->end() && it->second.size() >= 8) {
             parts.secrets.push_back(it->second);
         }
         parts.secrets.push_back(p.dsn.reveal());
         pg::source_settings s;
         s.interval = p.interval;
+        s.deadline = p.connect_timeout + p.statement_timeout + std::chrono::seconds{5};
         s.activity.instance = p.instance;
         s.activity.long_query = p.long_query_threshold;
         s.activity.migration = p.migration_threshold;

@@ -76,7 +76,8 @@ struct poll_parts {
     std::unique_ptr<sources::poller> cloudsql;
     std::unique_ptr<sources::poller> gcp_status;
     /// The Postgres monitor blocks: it runs on its own thread, joined when this is destroyed
-    /// (bounded by the statement and connect timeouts, and cancelled at stop()).
+    /// (bounded by the connect and statement timeouts, and by TCP keepalives and
+    /// tcp_user_timeout when the database stops answering).
     std::unique_ptr<boost::asio::thread_pool> postgres_worker;
     std::unique_ptr<sources::postgres::monitor> postgres_monitor;
     std::unique_ptr<sources::postgres::source> postgres;
@@ -89,7 +90,8 @@ struct poll_parts {
     ~poll_parts();
 
     void start();
-    /// Pending waits end, requests in flight fail, a Postgres query in flight is cancelled.
+    /// Pending waits end and requests in flight fail; a Postgres poll in flight finishes on
+    /// its thread (its outcome dropped).
     void stop();
 };
 

@@ -994,6 +994,10 @@ private:
                     report(e->value, e->path, "'" + v->text + "': " + key.error().detail);
                 } else if (std::string why; !crypto::rs256_sign(key->private_key, "runbookd", &why)) {
                     report(e->value, e->path, "'" + v->text + "': its private_key cannot sign: " + why);
+                } else if (const auto uri = parse_base_url(key->token_uri);
+                           !key->token_uri.empty() && !uri.reason.empty()) {
+                    // The signed grant is a credential for an hour: it goes to https only.
+                    report(e->value, e->path, "'" + v->text + "': its token_uri: " + uri.reason);
                 } else {
                     out.key_json = secret<std::string>{std::move(f.text)};
                     if (out.project.empty()) {
@@ -1057,6 +1061,18 @@ private:
         if (auto v = read_duration(s, "lookback", 1min)) {
             out.lookback = *v;
         }
+        // Cloud SQL data lags up to ~3 minutes: a shorter look back than interval + 3m
+        // would let points slip between two polls.
+        if (const entry* e = s.find("lookback");
+            e != nullptr && out.lookback < out.monitoring_interval + 3min) {
+            report(
+                e->value,
+                e->path,
+                "must be at least monitoring_interval + 3m (" +
+                    format_duration(out.monitoring_interval + 3min) +
+                    "): Cloud SQL data arrives up to 3 minutes late"
+            );
+        }
     }
 
     void read_gcp_status(const section& s, gcp_status_config& out) {
@@ -1078,7 +1094,15 @@ private:
         }
         if (const entry* e = s.find("products")) {
             if (auto list = read_list(*e)) {
-                out.products = std::move(*list);
+                if (list->empty()) {
+                    report(
+                        e->value,
+                        e->path,
+                        "must name at least one product (\"Cloud SQL\", as the feed titles it)"
+                    );
+                } else {
+                    out.products = std::move(*list);
+                }
             }
         }
         if (const entry* e = s.find("locations")) {

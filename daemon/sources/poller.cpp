@@ -110,67 +110,79 @@ struct poller::impl : std::enable_shared_from_this<impl> {
         on_status(std::move(s));
     }
 
-    asio::awaitable<void> run(std::size_t index) {
-        auto self = shared_from_this();  // the loop may outlive the poller until it wakes
+    /// What one outcome means: metrics, signals, the job's error and the wait before the
+    /// next run. `failures` counts the job's failures in a row.
+    std::chrono::milliseconds settle(std::size_t index, poll_outcome& outcome, int& failures, bool first) {
         const poll_job& job = jobs[index];
+        std::chrono::milliseconds next = job.interval;
+        if (outcome) {
+            polls.Add({{"source", source}, {"job", job.name}, {"outcome", "ok"}}).Increment();
+            last_success.Add({{"source", source}, {"job", job.name}})
+                .Set(static_cast<double>(
+                    std::chrono::duration_cast<std::chrono::seconds>(loop::wall_now().time_since_epoch())
+                        .count()
+                ));
+            if (!errors[index].empty()) {
+                log.info("source recovered", {{"source", source}, {"job", job.name}});
+            }
+            errors[index].clear();
+            succeeded[index] = true;
+            failures = 0;
+            for (auto& s : outcome->signals) {
+                on_signal(std::move(s));
+            }
+            if (first) {
+                // The first wait is jittered so that jobs of one interval spread out.
+                next += std::chrono::milliseconds{
+                    std::uniform_int_distribution<long long>{0, job.interval.count() / 10}(rng)};
+            }
+        } else {
+            polls.Add({{"source", source}, {"job", job.name}, {"outcome", "error"}}).Increment();
+            for (auto& s : outcome.error().signals) {
+                on_signal(std::move(s));
+            }
+            const std::string why =
+                outcome.error().error.detail.empty() ? std::string{"failed"} : outcome.error().error.detail;
+            if (errors[index] != why) {
+                log.warn("source failing", {{"source", source}, {"job", job.name}, {"error", why}});
+            }
+            errors[index] = why;
+            next = std::min(job.interval, backoff.delay(++failures, rng));
+            if (const auto& after = outcome.error().retry_after) {
+                // Honoured, within reason: a proxy's Retry-After of a day must not silence a source.
+                next = std::max(next, std::min(*after, job.interval * 4));
+            }
+        }
+        report();
+        return next;
+    }
+
+    /// One job's loop. `self` keeps the poller's state alive until the loop ends (it is a
+    /// parameter, so it is held from the moment the coroutine is made).
+    static asio::awaitable<void> run(std::shared_ptr<impl> self, std::size_t index) {
+        const poll_job& job = self->jobs[index];
         int failures = 0;
         bool first = true;
-        while (!stopping) {
-            std::optional<poll_outcome> outcome;
-            try {
-                outcome = co_await job.run();
-            } catch (const std::exception& e) {
-                // A bug, not the upstream's fault: kept visible, and the loop carries on.
-                log.error("poll threw", {{"source", source}, {"job", job.name}, {"error", e.what()}});
-                outcome = poll_failure{
-                    make_failure(errc::upstream_unavailable, std::string{"internal error: "} + e.what()),
-                    std::nullopt,
-                    {}};
-            }
-            if (stopping) {
-                break;
-            }
+        while (!self->stopping) {
             std::chrono::milliseconds next = job.interval;
-            if (*outcome) {
-                polls.Add({{"source", source}, {"job", job.name}, {"outcome", "ok"}}).Increment();
-                last_success.Add({{"source", source}, {"job", job.name}})
-                    .Set(static_cast<double>(
-                        std::chrono::duration_cast<std::chrono::seconds>(loop::wall_now().time_since_epoch())
-                            .count()
-                    ));
-                if (!errors[index].empty()) {
-                    log.info("source recovered", {{"source", source}, {"job", job.name}});
+            try {
+                poll_outcome outcome = co_await job.run();
+                if (self->stopping) {
+                    break;
                 }
-                errors[index].clear();
-                succeeded[index] = true;
-                failures = 0;
-                for (auto& s : (*outcome)->signals) {
-                    on_signal(std::move(s));
-                }
-                if (first) {
-                    // The first wait is jittered so that jobs of one interval spread out.
-                    next += std::chrono::milliseconds{
-                        std::uniform_int_distribution<long long>{0, job.interval.count() / 10}(rng)};
-                }
-            } else {
-                polls.Add({{"source", source}, {"job", job.name}, {"outcome", "error"}}).Increment();
-                for (auto& s : outcome->error().signals) {
-                    on_signal(std::move(s));
-                }
-                const std::string why = outcome->error().error.detail.empty() ? std::string{"failed"}
-                                                                              : outcome->error().error.detail;
-                if (errors[index] != why) {
-                    log.warn("source failing", {{"source", source}, {"job", job.name}, {"error", why}});
-                }
-                errors[index] = why;
-                next = std::min(job.interval, backoff.delay(++failures, rng));
-                if (const auto& after = outcome->error().retry_after) {
-                    next = std::max(next, *after);
-                }
+                next = self->settle(index, outcome, failures, first);
+            } catch (const std::exception& e) {
+                // A bug (in the job, or in what its signals set off), not the upstream's fault:
+                // kept visible as a failing source, and the loop carries on.
+                self->log.error(
+                    "poll threw", {{"source", self->source}, {"job", job.name}, {"error", e.what()}}
+                );
+                self->errors[index] = std::string{"internal error: "} + e.what();
+                self->report();
+                next = std::min(job.interval, self->backoff.delay(++failures, self->rng));
             }
             first = false;
-            report();
-            if (!co_await pause(next)) {
+            if (!co_await self->pause(next)) {
                 break;
             }
         }
@@ -206,7 +218,7 @@ void poller::start() {
     impl_->report();  // failing until every job has run once: not "clear" before it looked
     for (std::size_t i = 0; i < impl_->jobs.size(); ++i) {
         // Detached: each loop holds the impl alive and ends at its next wake after stop().
-        asio::co_spawn(impl_->executor, impl_->run(i), asio::detached);
+        asio::co_spawn(impl_->executor, impl::run(impl_, i), asio::detached);
     }
 }
 

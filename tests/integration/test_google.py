@@ -27,8 +27,9 @@ def now() -> datetime:
 
 
 def minutes_ago(values: list[float]) -> list[tuple[datetime, float]]:
-    """One point a minute, the last one a minute ago (data lags), oldest first."""
-    t = now()
+    """One point a minute on whole minutes, the last one ending two minutes ago (the source
+    reads up to the last whole minute before now), oldest first."""
+    t = now().replace(second=0) - timedelta(minutes=1)
     return [(t - timedelta(minutes=len(values) - i), v) for i, v in enumerate(values)]
 
 
@@ -136,7 +137,9 @@ class CloudSqlTests(unittest.TestCase):
 
     def test_a_new_point_arrives_later(self):
         self.g.wait_signals("db.cpu", 3)
-        self.g.google.set_points(fg.CPU_UTILIZATION, DATABASE_ID, minutes_ago([0.41, 0.42, 0.43, 0.77])[-1:])
+        # A point for the last whole minute, newer than every point handed over so far.
+        self.g.google.set_points(fg.CPU_UTILIZATION, DATABASE_ID,
+                                 [(now().replace(second=0) - timedelta(minutes=1), 0.77)])
         wait_for(lambda: any(s["value"] == 0.77 for s in self.g.signals("db.cpu")), 10, "the new point")
 
     def test_the_source_is_healthy_and_counted(self):

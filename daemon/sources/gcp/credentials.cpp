@@ -118,10 +118,20 @@ asio::awaitable<result<std::string>> credentials::authorization() {
     const wall_time now = loop::wall_now();
     if (!cached_ || now + early >= cached_->expires) {
         fetching_ = true;
-        auto got = co_await fetch();
-        fetching_ = false;
-        for (auto* w : waiters_) {
-            w->cancel();
+        // However the fetch ends (an exception included), the waiters are woken.
+        struct done_guard {
+            credentials& c;
+            ~done_guard() {
+                c.fetching_ = false;
+                for (auto* w : c.waiters_) {
+                    w->cancel();
+                }
+            }
+        };
+        result<access_token> got = make_failure(errc::upstream_unavailable, "no token");
+        {
+            const done_guard done{*this};
+            got = co_await fetch();
         }
         if (!got) {
             co_return got.error();

@@ -68,7 +68,11 @@ struct cloudsql_state {
     std::map<std::string, wall_time> newest;
 
     asio::awaitable<poll_outcome> monitoring() {
-        const wall_time now = loop::wall_now();
+        // The window ends on the last whole minute before now: aligned 60 s buckets then keep
+        // their timestamps from poll to poll (a point is recognised as seen), and the minute
+        // still filling is read once it is complete.
+        const wall_time now =
+            std::chrono::floor<std::chrono::minutes>(loop::wall_now()) - std::chrono::minutes{1};
         std::vector<signal> out;
         std::map<std::string, wall_time> now_newest;
         for (const metric& m : settings.metrics) {

@@ -51,7 +51,8 @@ struct status_feed_settings {
 /// Job "feed". `http` must outlive it.
 std::vector<poll_job> status_feed_jobs(net::http_client& http, status_feed_settings settings);
 
-/// The timeSeries.list URL of `m` for [end - lookback, end], without a page token.
+/// The timeSeries.list URL of `m` for [end - lookback, end], without a page token. The
+/// monitoring job ends its window on the last whole minute before now.
 std::string time_series_url(const cloudsql_settings& s, const metric& m, wall_time end);
 
 }  // namespace runbookd::sources::gcp

@@ -1,9 +1,11 @@
 #include "sources/postgres/dsn.hpp"
 
 #include <algorithm>
+#include <arpa/inet.h>
 #include <cstdlib>
 #include <libpq-fe.h>
 #include <memory>
+#include <netinet/in.h>
 
 namespace runbookd::sources::postgres {
 namespace {
@@ -17,9 +19,18 @@ std::string get(const std::map<std::string, std::string>& m, const std::string& 
     return it == m.end() ? std::string{} : it->second;
 }
 
-bool loopback(std::string_view host) {
-    return host.empty() || host.starts_with('/') || host.starts_with('@') || host == "localhost" ||
-           host.starts_with("127.") || host == "::1";
+/// No host (the default socket), a socket directory, `localhost`, or a loopback address
+/// (127.0.0.0/8, ::1). A name that merely starts with "127." is not one.
+bool loopback(const std::string& host) {
+    if (host.empty() || host.starts_with('/') || host.starts_with('@') || host == "localhost") {
+        return true;
+    }
+    in_addr v4{};
+    if (inet_pton(AF_INET, host.c_str(), &v4) == 1) {
+        return (ntohl(v4.s_addr) >> 24) == 127;
+    }
+    in6_addr v6{};
+    return inet_pton(AF_INET6, host.c_str(), &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6);
 }
 
 /// Each comma-separated entry of host (or hostaddr, which wins when both are given).
@@ -72,7 +83,11 @@ result<std::map<std::string, std::string>> parse_dsn(std::string_view dsn) {
     // What libpq takes from the environment when the string is silent (PGHOST,
     // PGSSLMODE...), so that the TLS check judges what will really be used.
     for (const auto& [key, var] :
-         {std::pair{"host", "PGHOST"}, {"hostaddr", "PGHOSTADDR"}, {"sslmode", "PGSSLMODE"}}) {
+         {std::pair{"host", "PGHOST"},
+          {"hostaddr", "PGHOSTADDR"},
+          {"sslmode", "PGSSLMODE"},
+          {"service", "PGSERVICE"},
+          {"servicefile", "PGSERVICEFILE"}}) {
         if (out.find(key) == out.end()) {
             if (const char* v = std::getenv(var); v != nullptr && *v != '\0') {
                 out[key] = v;
@@ -83,6 +98,10 @@ result<std::map<std::string, std::string>> parse_dsn(std::string_view dsn) {
 }
 
 result<void> check_dsn(const std::map<std::string, std::string>& dsn) {
+    if (dsn.count("service") != 0 || dsn.count("servicefile") != 0) {
+        // A service file's host and sslmode are read only when connecting: not checkable here.
+        return bad("service and servicefile are not supported: name host, port and sslmode in the string");
+    }
     const std::string mode = get(dsn, "sslmode");
     const auto all = hosts(dsn);
     const bool remote =
@@ -111,6 +130,16 @@ std::string monitor_dsn(
         dsn["sslmode"] = "verify-full";
     }
     dsn["application_name"] = "runbookd";
+    // A database that stops answering mid-query (a failover, a dropped route) must not hold
+    // the monitor's thread until TCP gives up (15 minutes to 2 hours): keepalives find a
+    // dead peer in about 20 s and tcp_user_timeout bounds unacknowledged sends.
+    dsn.try_emplace("keepalives", "1");
+    dsn.try_emplace("keepalives_idle", "5");
+    dsn.try_emplace("keepalives_interval", "5");
+    dsn.try_emplace("keepalives_count", "3");
+    dsn.try_emplace(
+        "tcp_user_timeout", std::to_string((statement_timeout + std::chrono::seconds{5}).count())
+    );
     dsn["connect_timeout"] = std::to_string(std::max<long long>(
         2,
         std::chrono::duration_cast<std::chrono::seconds>(connect_timeout + std::chrono::milliseconds{999})

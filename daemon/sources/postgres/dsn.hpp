@@ -23,7 +23,8 @@ result<void> check_dsn(const std::map<std::string, std::string>& dsn);
 
 /// The string the monitor connects with: `dsn` plus application_name=runbookd, a
 /// read-only session with `statement_timeout` and a short lock_timeout, `connect_timeout`
-/// (whole seconds, at least 2), and sslmode=verify-full for a remote host without one.
+/// (whole seconds, at least 2), TCP keepalives and tcp_user_timeout (unless the string
+/// sets them), and sslmode=verify-full for a remote host without one.
 std::string monitor_dsn(
     std::map<std::string, std::string> dsn,
     std::chrono::milliseconds statement_timeout,

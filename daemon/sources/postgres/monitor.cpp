@@ -20,8 +20,8 @@ WITH act AS MATERIALIZED (
 ), waiting AS (
   SELECT pid, pg_blocking_pids(pid) AS blockers FROM act WHERE wait_event_type = 'Lock'
 ), locks AS (
-  SELECT pid, mode, granted, %WAITSTART% AS waitstart FROM pg_locks
-  WHERE locktype = 'relation' AND EXISTS (SELECT 1 FROM waiting)
+  SELECT pid, locktype, mode, granted, %WAITSTART% AS waitstart FROM pg_locks
+  WHERE EXISTS (SELECT 1 FROM waiting)
 )
 SELECT a.pid, coalesce(a.usename, ''), coalesce(a.application_name, ''), coalesce(a.state, ''),
        coalesce(a.wait_event_type, ''),
@@ -30,7 +30,7 @@ SELECT a.pid, coalesce(a.usename, ''), coalesce(a.application_name, ''), coalesc
        extract(epoch FROM now() - a.state_change)::float8,
        (SELECT extract(epoch FROM now() - min(l.waitstart))::float8 FROM locks l
         WHERE l.pid = a.pid AND NOT l.granted),
-       a.pid IN (SELECT pid FROM locks WHERE mode = 'AccessExclusiveLock' AND granted),
+       a.pid IN (SELECT pid FROM locks WHERE locktype = 'relation' AND mode = 'AccessExclusiveLock' AND granted),
        (SELECT w.blockers::text FROM waiting w WHERE w.pid = a.pid),
        left(coalesce(a.query, ''), $1),
        NULL::bigint, NULL::int, NULL::int
@@ -39,12 +39,13 @@ WHERE a.pid <> pg_backend_pid()
   AND ((a.state <> 'idle' AND a.state_change < now() - make_interval(secs => $2))
        OR a.pid IN (SELECT pid FROM waiting)
        OR a.pid IN (SELECT unnest(blockers) FROM waiting)
-       OR a.pid IN (SELECT pid FROM locks WHERE mode = 'AccessExclusiveLock' AND granted))
+       OR a.pid IN (SELECT pid FROM locks WHERE locktype = 'relation' AND mode = 'AccessExclusiveLock' AND granted))
 UNION ALL
 SELECT NULL, '', '', '', '', NULL, NULL, NULL, NULL, false, NULL, '',
        (SELECT count(*) FROM act),
        current_setting('max_connections')::int,
        current_setting('superuser_reserved_connections')::int
+         + coalesce(current_setting('reserved_connections', true)::int, 0)
 )sql";
 
 std::string sessions_sql_for(int server_version) {
@@ -90,17 +91,6 @@ monitor::monitor(std::string dsn, std::chrono::milliseconds min_age, std::size_t
 
 monitor::~monitor() = default;
 
-void monitor::cancel() noexcept {
-    const std::lock_guard lock{mutex_};
-    if (conn_) {
-        try {
-            conn_->cancel_query();
-        } catch (...) {
-            // Best effort: the statement timeout bounds the query anyway.
-        }
-    }
-}
-
 monitor_outcome monitor::poll() {
     try {
         if (!conn_ || !conn_->is_open()) {
@@ -109,8 +99,8 @@ monitor_outcome monitor::poll() {
             // as running it.
             fresh->prepare("runbookd_sessions", sessions_sql_for(fresh->server_version()));
             fresh->prepare("runbookd_index_builds", index_builds_sql);
-            const std::lock_guard lock{mutex_};
             conn_ = std::move(fresh);
+            sees_all_ = std::nullopt;
         }
     } catch (const std::exception& e) {
         // Refused, timed out, authentication failed, TLS not verified: libpq's words.
@@ -118,6 +108,25 @@ monitor_outcome monitor::poll() {
             make_failure(errc::upstream_unavailable, "cannot connect: " + one_line(e.what())), true};
     }
     try {
+        if (!sees_all_) {
+            // Without pg_read_all_stats (pg_monitor grants it) other roles' sessions show no
+            // backend_type or query: the monitor would see nothing and call it clear.
+            pqxx::read_transaction check{*conn_};
+            const auto row = check.exec1(
+                "SELECT current_user, pg_has_role(current_user, 'pg_read_all_stats', 'MEMBER') "
+                "OR (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)"
+            );
+            role_ = row[0].c_str();
+            sees_all_ = row[1].as<bool>(false);
+        }
+        if (!*sees_all_) {
+            return monitor_failure{
+                make_failure(
+                    errc::upstream_rejected,
+                    "role " + role_ + " cannot see other sessions; GRANT pg_monitor TO " + role_ + ";"
+                ),
+                false};
+        }
         snapshot snap;
         pqxx::read_transaction tx{*conn_};
         const double min_age_seconds = static_cast<double>(min_age_.count()) / 1000.0;
@@ -156,7 +165,6 @@ monitor_outcome monitor::poll() {
         }
         return snap;
     } catch (const pqxx::broken_connection& e) {
-        const std::lock_guard lock{mutex_};
         conn_.reset();
         return monitor_failure{
             make_failure(errc::upstream_unavailable, "connection lost: " + one_line(e.what())), true};
@@ -165,7 +173,6 @@ monitor_outcome monitor::poll() {
         return monitor_failure{
             make_failure(errc::upstream_rejected, "query failed: " + one_line(e.what())), false};
     } catch (const std::exception& e) {
-        const std::lock_guard lock{mutex_};
         conn_.reset();
         return monitor_failure{
             make_failure(errc::upstream_unavailable, "poll failed: " + one_line(e.what())), false};

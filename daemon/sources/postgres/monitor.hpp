@@ -1,15 +1,15 @@
 #pragma once
 // The Postgres monitor's connection (libpqxx): blocking, so it runs on a worker thread,
-// never on the loop. One read-only transaction a poll reads pg_stat_activity (with
-// pg_blocking_pids only for sessions waiting on a lock), AccessExclusiveLock holders,
-// connection counts and index-build progress (api-facts §6).
+// never on the loop. One read-only transaction a poll reads pg_stat_activity, connection
+// counts and index-build progress, and while some session waits on a lock, pg_locks
+// (AccessExclusiveLock holders, when each wait began) and pg_blocking_pids (api-facts §6).
 
 #include "core/error.hpp"
 #include "sources/postgres/activity.hpp"
 
 #include <chrono>
 #include <memory>
-#include <mutex>
+#include <optional>
 #include <string>
 
 namespace runbookd::sources::postgres {
@@ -34,15 +34,13 @@ public:
     /// Connects when not connected, then reads one snapshot. One thread at a time.
     monitor_outcome poll();
 
-    /// Any thread: asks the server to cancel a query in flight (shutdown).
-    void cancel() noexcept;
-
 private:
     std::string dsn_;
     std::chrono::milliseconds min_age_;
     std::size_t query_bytes_;
-    struct connection;  ///< pqxx's, kept out of this header
-    std::mutex mutex_;  ///< guards conn_'s lifetime against cancel()
+    struct connection;              ///< pqxx's, kept out of this header
+    std::optional<bool> sees_all_;  ///< the role may read every session's activity (per connection)
+    std::string role_;
     std::unique_ptr<connection> conn_;
 };
 

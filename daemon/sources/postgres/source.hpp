@@ -19,6 +19,9 @@ namespace runbookd::sources::postgres {
 struct source_settings {
     activity_settings activity;
     std::chrono::milliseconds interval = std::chrono::seconds{15};
+    /// A poll not back by then fails (with db.unreachable); the next one is not started
+    /// while it still runs. Connect timeout + statement timeout + a margin.
+    std::chrono::milliseconds deadline = std::chrono::seconds{15};
 };
 
 class source {
@@ -41,6 +44,8 @@ public:
     source& operator=(const source&) = delete;
 
     void start();
+    /// The job ends at once; a poll the worker is running finishes there (bounded by the
+    /// connection's timeouts) and its outcome is dropped.
     void stop();
 
 private:

@@ -432,6 +432,26 @@ INSTANTIATE_TEST_SUITE_P(
             "private key "
             "is not a readable PEM key"},
         bad_case{
+            "bad_google_token_uri.yaml",
+            7,
+            13,
+            "google.key_file",
+            "'tests/data/config/secrets/google_key_http_token_uri.json': its token_uri: plain http is "
+            "allowed "
+            "only for a loopback host (127.0.0.1, [::1] or localhost); use https"},
+        bad_case{
+            "bad_cloudsql_lookback.yaml",
+            11,
+            13,
+            "cloudsql.lookback",
+            "must be at least monitoring_interval + 3m (8m): Cloud SQL data arrives up to 3 minutes late"},
+        bad_case{
+            "bad_gcp_status_products.yaml",
+            8,
+            13,
+            "gcp_status.products",
+            "must name at least one product (\"Cloud SQL\", as the feed titles it)"},
+        bad_case{
             "bad_cloudsql_instance.yaml",
             9,
             13,

@@ -264,6 +264,7 @@ struct cloudsql_rig : harness {
     std::vector<poll_job> jobs;
 
     cloudsql_rig() {
+        clock.advance(500ms);  // now is 16:00:00.5
         cloudsql_settings s;
         s.project = "acme";
         s.instance = "dark-west";
@@ -289,6 +290,8 @@ TEST(CloudSqlJobs, PointsBecomeSignalsOnceOldestFirstAcrossPages) {
     EXPECT_EQ(*first->signals[0].find("instance"), "dark-west");
     EXPECT_EQ(first->signals[0].source, "cloudsql");
     EXPECT_NE(r.http.calls[2].url.find("&pageToken=p%2F2%2B"), std::string::npos);
+    EXPECT_NE(r.http.calls[1].url.find("interval.endTime=2026-03-05T15%3A59%3A00.000Z"), std::string::npos)
+        << "the last whole minute before now (16:00:00.5)";
     EXPECT_EQ(r.http.calls[1].headers.at("Authorization"), "Bearer ya29.one");
     // The next poll sees the same points and one new: only the new one is handed over.
     r.http.push_reply(200, series({{"2026-03-05T16:00:00Z", 0.99}, {"2026-03-05T15:59:00Z", 0.97}}));

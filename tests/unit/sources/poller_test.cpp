@@ -139,14 +139,15 @@ TEST(Poller, BackoffGrowsButNeverPastTheIntervalAnd429WaitsAsTold) {
         j.script.push_back(failure_of("down"));
     }
     j.script.push_back(failure_of("429 RESOURCE_EXHAUSTED", 45s));
+    j.script.push_back(failure_of("429 RESOURCE_EXHAUSTED", 24h));
     auto p = h.make({j.job("feed", 20s)});
     p->start();
     fakes::drain(h.ioc);
-    for (int i = 0; i < 400 && j.runs.size() < 11; ++i) {
+    for (int i = 0; i < 800 && j.runs.size() < 12; ++i) {
         h.clock.advance(500ms);
         fakes::drain(h.ioc);
     }
-    ASSERT_EQ(j.runs.size(), 11u);
+    ASSERT_EQ(j.runs.size(), 12u);
     std::vector<double> gaps;
     for (std::size_t i = 1; i < j.runs.size(); ++i) {
         gaps.push_back(h.seconds_since_start(j.runs[i]) - h.seconds_since_start(j.runs[i - 1]));
@@ -157,6 +158,7 @@ TEST(Poller, BackoffGrowsButNeverPastTheIntervalAnd429WaitsAsTold) {
         EXPECT_LE(gaps[i], 20.5) << "never later than the interval, gap " << i;
     }
     EXPECT_GE(gaps[8], 45) << "a 429's retry-after is honoured";
+    EXPECT_LE(gaps[10], 80.5) << "within reason: at most four intervals";
     p->stop();
     fakes::drain(h.ioc);
 }
@@ -194,6 +196,35 @@ TEST(Poller, AJobThatThrowsIsAFailureAndTheLoopGoesOn) {
     h.clock.advance(2s);
     fakes::drain(h.ioc);
     EXPECT_EQ(calls, 2);
+    EXPECT_EQ(h.statuses.back().state, source_state::healthy);
+    p->stop();
+    fakes::drain(h.ioc);
+}
+
+TEST(Poller, ASinkThatThrowsMakesTheSourceFailingAndTheLoopGoesOn) {
+    harness h;
+    scripted_job j;
+    int delivered = 0;
+    auto p = std::make_unique<poller>(
+        h.ioc.get_executor(),
+        "postgres",
+        std::vector<poll_job>{j.job("activity", 10s)},
+        [&](signal) {
+            if (++delivered == 1) {
+                throw std::runtime_error("engine bug");
+            }
+        },
+        [&](source_status s) { h.statuses.push_back(std::move(s)); },
+        log::discard(),
+        h.registry
+    );
+    p->start();
+    fakes::drain(h.ioc);
+    EXPECT_EQ(h.statuses.back().state, source_state::failing);
+    EXPECT_EQ(h.statuses.back().error, "internal error: engine bug");
+    h.clock.advance(2s);
+    fakes::drain(h.ioc);
+    EXPECT_EQ(j.runs.size(), 2u);
     EXPECT_EQ(h.statuses.back().state, source_state::healthy);
     p->stop();
     fakes::drain(h.ioc);

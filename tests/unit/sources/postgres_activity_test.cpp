@@ -299,6 +299,15 @@ TEST(PostgresDsn, TlsVerificationIsRequiredForARemoteHost) {
         EXPECT_TRUE(check_dsn(*d)) << ok;
     }
     ASSERT_FALSE(check_dsn(*parse_dsn("host=127.0.0.1,db.internal sslmode=prefer")));
+    ASSERT_FALSE(check_dsn(*parse_dsn("host=127.db.example.com sslmode=disable")))
+        << "a name is not an address";
+    ASSERT_TRUE(check_dsn(*parse_dsn("host=127.5.0.1,::1 sslmode=disable")));
+    const auto service = check_dsn(*parse_dsn("service=prod dbname=dark"));
+    ASSERT_FALSE(service);
+    EXPECT_EQ(
+        service.error().detail,
+        "service and servicefile are not supported: name host, port and sslmode in the string"
+    );
 }
 
 TEST(PostgresDsn, TheMonitorsStringAddsItsSessionSettings) {
@@ -310,6 +319,8 @@ TEST(PostgresDsn, TheMonitorsStringAddsItsSessionSettings) {
     EXPECT_NE(s.find("connect_timeout='2'"), std::string::npos);
     EXPECT_NE(s.find("statement_timeout=5000"), std::string::npos);
     EXPECT_NE(s.find("default_transaction_read_only=on"), std::string::npos);
+    EXPECT_NE(s.find("keepalives_idle='5'"), std::string::npos) << "a silent peer is found in seconds";
+    EXPECT_NE(s.find("tcp_user_timeout='10000'"), std::string::npos);
     EXPECT_NE(s.find("password='s3cr\\'et'"), std::string::npos) << "quoted for libpq";
     // And libpq reads it back to the same password.
     const auto back = parse_dsn(s);

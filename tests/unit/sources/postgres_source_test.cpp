@@ -5,10 +5,15 @@
 #include "sources/postgres/source.hpp"
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <gtest/gtest.h>
 #include <prometheus/registry.h>
 
+#include <atomic>
 #include <deque>
+#include <functional>
+#include <future>
+#include <thread>
 
 namespace runbookd::sources::postgres {
 namespace {
@@ -86,6 +91,99 @@ TEST(PostgresSource, SnapshotsAreSignalsAndAnUnreachableDatabaseIsEvidenceAndFai
     EXPECT_EQ(statuses.back().state, source_state::healthy);
     src.stop();
     fakes::drain(ioc);
+}
+
+/// Drains the loop until `pred` holds, giving a real worker thread up to 5 s to post back.
+bool drain_until(boost::asio::io_context& ioc, const std::function<bool()>& pred) {
+    for (int i = 0; i < 5000 && !pred(); ++i) {
+        fakes::drain(ioc);
+        std::this_thread::sleep_for(1ms);
+    }
+    fakes::drain(ioc);
+    return pred();
+}
+
+TEST(PostgresSource, ADatabaseThatStopsAnsweringFailsThePollAtItsDeadlineWithoutWaitingForTcp) {
+    fakes::manual_time clock{fakes::at("2026-03-05T16:00:00Z")};
+    boost::asio::io_context ioc;
+    boost::asio::thread_pool worker{1};
+    prometheus::Registry registry;
+    std::promise<void> answer;
+    std::shared_future<void> answered = answer.get_future().share();
+    std::atomic<int> polls = 0;
+    std::vector<signal> signals;
+    std::vector<source_status> statuses;
+    source_settings settings;
+    settings.activity.instance = "dark-west";
+    settings.interval = 15s;
+    settings.deadline = 12s;
+    source src{
+        ioc.get_executor(),
+        worker.get_executor(),
+        [&]() -> monitor_outcome {
+            if (++polls == 1) {
+                answered.wait();  // the first poll hangs, as on a silent network
+            }
+            return snapshot{};
+        },
+        settings,
+        [&](signal sig) { signals.push_back(std::move(sig)); },
+        [&](source_status st) { statuses.push_back(std::move(st)); },
+        log::discard(),
+        registry};
+    src.start();
+    ASSERT_TRUE(drain_until(ioc, [&] { return polls == 1; }));
+    clock.advance(12s);
+    fakes::drain(ioc);
+    ASSERT_EQ(signals.size(), 1u);
+    EXPECT_EQ(signals[0].kind, "db.unreachable");
+    EXPECT_EQ(*signals[0].find("error"), "no answer from the database within 12s");
+    EXPECT_EQ(statuses.back().error, "no answer from the database within 12s");
+    // The retry finds the worker still busy: it fails at once, without queueing a poll.
+    clock.advance(1s);
+    fakes::drain(ioc);
+    EXPECT_EQ(polls, 1);
+    EXPECT_EQ(statuses.back().error, "the previous poll has not finished: the database does not answer");
+    // The database answers at last: the late outcome is dropped, the next poll runs.
+    answer.set_value();
+    ASSERT_TRUE(drain_until(ioc, [&] {
+        clock.advance(1s);
+        return statuses.back().state == source_state::healthy;
+    }));
+    EXPECT_EQ(polls, 2);
+    src.stop();
+    fakes::drain(ioc);
+    worker.join();
+}
+
+TEST(PostgresSource, StopEndsAPollInFlightAtOnce) {
+    fakes::manual_time clock{fakes::at("2026-03-05T16:00:00Z")};
+    boost::asio::io_context ioc;
+    boost::asio::thread_pool worker{1};
+    prometheus::Registry registry;
+    std::promise<void> answer;
+    std::shared_future<void> answered = answer.get_future().share();
+    std::atomic<bool> polling = false;
+    source src{
+        ioc.get_executor(),
+        worker.get_executor(),
+        [&]() -> monitor_outcome {
+            polling = true;
+            answered.wait();
+            return snapshot{};
+        },
+        source_settings{},
+        [](signal) {},
+        [](source_status) {},
+        log::discard(),
+        registry};
+    src.start();
+    ASSERT_TRUE(drain_until(ioc, [&] { return polling.load(); }));
+    src.stop();
+    fakes::drain(ioc);
+    EXPECT_TRUE(ioc.poll() == 0) << "nothing left on the loop: shutdown does not wait for the database";
+    answer.set_value();
+    worker.join();
 }
 
 }  // namespace
