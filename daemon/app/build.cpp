@@ -289,9 +289,7 @@ poll_parts build_pollers(
         s.activity.lock_wait = p.lock_wait_threshold;
         s.activity.query_max = p.query_max;
         s.activity.redact_literals = p.redact_literals;
-        for (const auto& r : p.redact_patterns) {
-            s.activity.redact_patterns.emplace_back(r);
-        }
+        s.activity.redact_patterns = pg::compile_patterns(p.redact_patterns);
         s.activity.exclude_applications = p.exclude_applications;
         s.activity.exclude_users = p.exclude_users;
         const std::string where = pg::describe(*dsn);

@@ -123,6 +123,15 @@ std::string redact_literals(std::string_view text) {
 
 }  // namespace
 
+std::vector<std::regex> compile_patterns(const std::vector<std::string>& patterns) {
+    std::vector<std::regex> out;
+    out.reserve(patterns.size());
+    for (const auto& p : patterns) {
+        out.emplace_back(p);
+    }
+    return out;
+}
+
 std::chrono::milliseconds youngest_age(const activity_settings& s) {
     return std::min({s.long_query, s.migration, s.idle_in_transaction, s.lock_wait});
 }

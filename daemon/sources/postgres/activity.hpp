@@ -64,6 +64,10 @@ struct activity_settings {
     std::vector<std::string> exclude_users;
 };
 
+/// Compiles `postgres.redact_patterns` (ECMAScript; validated when the config loads).
+/// Throws std::regex_error on one that does not compile.
+std::vector<std::regex> compile_patterns(const std::vector<std::string>& patterns);
+
 /// The youngest age any condition cares for: the monitor's query skips younger sessions.
 std::chrono::milliseconds youngest_age(const activity_settings& s);
 

@@ -201,7 +201,7 @@ TEST(PostgresActivity, ConnectionsCountAgainstTheSlotsLeftToClients) {
 TEST(PostgresActivity, QueriesAreRedactedFlattenedAndCut) {
     activity_settings s = settings();
     s.query_max = 40;
-    s.redact_patterns = {std::regex{R"(\b[0-9a-f]{8}-[0-9a-f-]{27}\b)"}};
+    s.redact_patterns = compile_patterns({R"(\b[0-9a-f]{8}-[0-9a-f-]{27}\b)"});
     EXPECT_EQ(
         shown_query("SELECT *\n  FROM users\tWHERE email = 'ann@example.com' AND note = 'it''s'", s),
         "SELECT * FROM users WHERE email = '?' AN…"
