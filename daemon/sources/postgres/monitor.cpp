@@ -10,7 +10,8 @@ namespace {
 // than the youngest threshold, waiting on a lock, blocking one that waits, or holding an
 // AccessExclusiveLock. pg_blocking_pids and pg_locks take the lock manager's partition
 // locks for a moment, so they run only while some session waits on a lock (a one-time
-// filter: otherwise neither is evaluated). How long a session has waited comes from
+// filter: otherwise neither is evaluated); of pg_locks only the waits and the granted
+// AccessExclusiveLocks are kept. How long a session has waited comes from
 // pg_locks.waitstart from Postgres 14 (`%WAITSTART%`), else from its state change. A last
 // row, with no pid, carries the connection counts.
 constexpr std::string_view sessions_sql = R"sql(
@@ -22,15 +23,17 @@ WITH act AS MATERIALIZED (
 ), locks AS (
   SELECT pid, locktype, mode, granted, %WAITSTART% AS waitstart FROM pg_locks
   WHERE EXISTS (SELECT 1 FROM waiting)
+    AND (NOT granted OR (locktype = 'relation' AND mode = 'AccessExclusiveLock'))
+), since AS (
+  SELECT pid, min(waitstart) AS at FROM locks WHERE NOT granted GROUP BY pid
 )
 SELECT a.pid, coalesce(a.usename, ''), coalesce(a.application_name, ''), coalesce(a.state, ''),
        coalesce(a.wait_event_type, ''),
        extract(epoch FROM now() - a.query_start)::float8,
        extract(epoch FROM now() - a.xact_start)::float8,
        extract(epoch FROM now() - a.state_change)::float8,
-       (SELECT extract(epoch FROM now() - min(l.waitstart))::float8 FROM locks l
-        WHERE l.pid = a.pid AND NOT l.granted),
-       a.pid IN (SELECT pid FROM locks WHERE locktype = 'relation' AND mode = 'AccessExclusiveLock' AND granted),
+       (SELECT extract(epoch FROM now() - w.at)::float8 FROM since w WHERE w.pid = a.pid),
+       a.pid IN (SELECT pid FROM locks WHERE granted),
        (SELECT w.blockers::text FROM waiting w WHERE w.pid = a.pid),
        left(coalesce(a.query, ''), $1),
        NULL::bigint, NULL::int, NULL::int
@@ -39,7 +42,7 @@ WHERE a.pid <> pg_backend_pid()
   AND ((a.state <> 'idle' AND a.state_change < now() - make_interval(secs => $2))
        OR a.pid IN (SELECT pid FROM waiting)
        OR a.pid IN (SELECT unnest(blockers) FROM waiting)
-       OR a.pid IN (SELECT pid FROM locks WHERE locktype = 'relation' AND mode = 'AccessExclusiveLock' AND granted))
+       OR a.pid IN (SELECT pid FROM locks WHERE granted))
 UNION ALL
 SELECT NULL, '', '', '', '', NULL, NULL, NULL, NULL, false, NULL, '',
        (SELECT count(*) FROM act),
