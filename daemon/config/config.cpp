@@ -347,7 +347,8 @@ struct base_url_parts {
     std::string reason;  // empty when valid
 };
 
-base_url_parts parse_base_url(std::string_view text) {
+/// `http_hosts`: hosts besides loopback that plain http may name (the metadata server's).
+base_url_parts parse_base_url(std::string_view text, std::span<const std::string_view> http_hosts = {}) {
     constexpr std::string_view shape = "expected http(s)://host[:port][/path]";
     const auto scheme_end = text.find("://");
     if (scheme_end == std::string_view::npos) {
@@ -404,7 +405,8 @@ base_url_parts parse_base_url(std::string_view text) {
     }
     if (scheme == "http") {
         const std::string h = lower(host);
-        if (h != "127.0.0.1" && h != "::1" && h != "localhost") {
+        if (h != "127.0.0.1" && h != "::1" && h != "localhost" &&
+            std::find(http_hosts.begin(), http_hosts.end(), h) == http_hosts.end()) {
             return {
                 {},
                 "plain http is allowed only for a loopback host (127.0.0.1, [::1] or "
@@ -927,23 +929,11 @@ private:
         if (!v) {
             return;
         }
-        std::string text = v->text;
-        constexpr std::string_view link_local[] = {
-            "http://169.254.169.254", "http://metadata.google.internal"};
-        for (const auto prefix : link_local) {
-            if (metadata && text.starts_with(prefix) &&
-                (text.size() == prefix.size() || text[prefix.size()] == '/' || text[prefix.size()] == ':')) {
-                text.replace(0, 4, "https");  // validated as if https, then given back its scheme
-                auto parts = parse_base_url(text);
-                if (!parts.reason.empty()) {
-                    report(e->value, e->path, shown(*v) + ": " + parts.reason);
-                } else {
-                    out = "http" + parts.url.substr(5);
-                }
-                return;
-            }
-        }
-        auto parts = parse_base_url(text);
+        // The metadata server's link-local address and name are never routed off the node.
+        constexpr std::string_view metadata_hosts[] = {"169.254.169.254", "metadata.google.internal"};
+        auto parts = parse_base_url(
+            v->text, metadata ? std::span{metadata_hosts} : std::span<const std::string_view>{}
+        );
         if (!parts.reason.empty()) {
             if (metadata && parts.reason.starts_with("plain http")) {
                 parts.reason =
@@ -1079,16 +1069,7 @@ private:
         if (auto v = read_choice(s, "enabled", booleans)) {
             out.enabled = *v == 0;
         }
-        if (const entry* e = s.find("url")) {
-            if (auto v = read_scalar(*e)) {
-                auto parts = parse_base_url(v->text);
-                if (!parts.reason.empty()) {
-                    report(e->value, e->path, shown(*v) + ": " + parts.reason);
-                } else {
-                    out.url = std::move(parts.url);
-                }
-            }
-        }
+        read_url(s, "url", out.url);
         if (auto v = read_duration(s, "interval", 1s)) {
             out.interval = *v;
         }
@@ -1363,16 +1344,7 @@ private:
     }
 
     void read_discord(const section& s, discord_config& out, bool required) {
-        if (const entry* e = s.find("base_url")) {
-            if (auto v = read_scalar(*e)) {
-                auto parts = parse_base_url(v->text);
-                if (!parts.reason.empty()) {
-                    report(e->value, e->path, shown(*v) + ": " + parts.reason);
-                } else {
-                    out.base_url = std::move(parts.url);
-                }
-            }
-        }
+        read_url(s, "base_url", out.base_url);
         if (const entry* e = s.find("ca_file")) {
             if (auto v = read_scalar(*e)) {
                 if (!v->text.empty()) {
