@@ -182,8 +182,17 @@ class LifecycleTest(unittest.TestCase):
         # seventh app session is opened when no probe runs.
         sessions = fill_connections(self.server, 6)
         self.addCleanup(close_all, sessions)
-        seventh = Session(self.server, "rig-seventh")
-        self.addCleanup(seventh.close)
+        # A probe's backend may still be exiting when the seventh connects: retry until its
+        # slot is free (bounded).
+        def open_seventh():
+            s = Session(self.server, "rig-seventh")
+            self.addCleanup(s.close)
+            try:
+                return s if s.pid > 0 else None
+            except AssertionError:  # refused: the slot was still taken
+                s.close()
+                return None
+        seventh = wait_for(open_seventh, 10, "a seventh app session")
         self.assertGreater(seventh.pid, 0)
         self.assertEqual(self.server.client_backends(), 7)
         extra = Session(self.server, "rig-one-too-many")
