@@ -5,7 +5,7 @@
 // Monitoring poll in process (three metrics, 15 points each, through the real job code
 // with a scripted client) against nlohmann::json parsing the same three bodies.
 #include "fakes/scripted_http.hpp"
-#include "sources/gcp/source.hpp"
+#include "sources/cloudsql/source.hpp"
 #include "sources/postgres/dsn.hpp"
 #include "sources/postgres/monitor.hpp"
 
@@ -32,7 +32,8 @@ namespace {
 
 using namespace runbookd;
 namespace pg = runbookd::sources::postgres;
-namespace gcp = runbookd::sources::gcp;
+namespace cloudsql = runbookd::sources::cloudsql;
+namespace google = runbookd::sources::google;
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
 
@@ -231,15 +232,16 @@ void BM_cloud_monitoring_poll(benchmark::State& state) {
     const std::string body = page(15);
     asio::io_context ioc;
     fakes::scripted_http http;
-    gcp::credentials creds{ioc.get_executor(), http, gcp::credential_settings{}, log::discard()};
-    gcp::cloudsql_settings s;
-    s.project = "acme";
-    s.instance = "dark-west";
+    google::credentials creds{ioc.get_executor(), http, google::credential_settings{}, log::discard()};
+    cloudsql::config c;
+    c.instance = "dark-west";
+    google::config g;
+    g.project = "acme";
     http.push_reply(200, R"({"access_token":"t","expires_in":3599})", {{"metadata-flavor", "Google"}});
     std::size_t signals = 0;
     for (auto _ : state) {
         // A fresh job each time: every point is new, as on the first poll (the most work).
-        auto jobs = gcp::cloudsql_jobs(http, creds, s);
+        auto jobs = cloudsql::poll_jobs(http, creds, c, g);
         for (int m = 0; m < 3; ++m) {
             http.push_reply(200, body);
         }

@@ -1,6 +1,6 @@
 #include "app/daemon.hpp"
 
-#include "app/build.hpp"
+#include "app/catalog.hpp"
 #include "core/engine.hpp"
 #include "intake/pagerduty/handler.hpp"
 #include "loop/clock.hpp"
@@ -9,6 +9,7 @@
 #include "net/router.hpp"
 #include "notify/outbox.hpp"
 #include "rules/rules.hpp"
+#include "sources/kubernetes/cluster.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -56,6 +57,9 @@ notify::outbox_settings outbox_settings_from(const config::notify_config& n) {
     return s;
 }
 
+/// The config's secrets, registered before anything could log them (and again on reload,
+/// for a rotated one). The integrations also register what they derive (tokens, a DSN's
+/// password) through their context.
 void register_secrets(log::sink& sink, const config::config& cfg) {
     for (const auto& s : cfg.pagerduty.webhook_secrets) {
         sink.add_secret(s.reveal());
@@ -82,20 +86,23 @@ struct daemon::impl {
           sink(std::move(s)),
           log(sink, to_log_level(cfg.log.level)),
           daemon_metrics(exposition.registry()),
-          parts(build_notifier(cfg, ioc.get_executor(), log)),
+          wires{
+              ioc.get_executor(),
+              exposition.registry(),
+              log,
+              [this](std::string secret) { sink->add_secret(std::move(secret)); },
+              [this](incident_event&& ev) { on_event(std::move(ev)); },
+              [this](signal sig) { on_signal(std::move(sig)); },
+              [this](std::string_view source, source_status status) {
+                  on_source_status(source, std::move(status));
+              }},
+          built((register_secrets(*sink, cfg), build(cfg, wires))),
           core(engine_settings_for(cfg)),
           outbox(
               ioc.get_executor(),
-              *parts.notifier,
+              *built.notifier,
               outbox_settings_from(cfg.notify),
               log.with("component", "outbox"),
-              exposition.registry()
-          ),
-          pagerduty(
-              cfg.pagerduty.webhook_secrets,
-              cfg.pagerduty.dedupe_capacity,
-              [this](incident_event&& ev) { on_event(std::move(ev)); },
-              log.with("component", "pagerduty"),
               exposition.registry()
           ),
           server(
@@ -105,40 +112,20 @@ struct daemon::impl {
               log.with("component", "server"),
               exposition.registry()
           ),
-          kubernetes(build_kubernetes(
-              cfg,
-              ioc.get_executor(),
-              log,
-              exposition.registry(),
-              [this](signal sig) { on_signal(std::move(sig)); },
-              [this](source_status status) { on_source_status("kubernetes", std::move(status)); }
-          )),
-          pollers(build_pollers(
-              cfg,
-              ioc.get_executor(),
-              log,
-              exposition.registry(),
-              [this](signal sig) { on_signal(std::move(sig)); },
-              [this](std::string_view source, source_status status) {
-                  on_source_status(source, std::move(status));
-              }
-          )),
           wake(ioc),
           heartbeat(ioc),
           signals(ioc, SIGTERM, SIGINT, SIGHUP) {
-        register_secrets(*sink, cfg);
-        if (!kubernetes.token.empty()) {
-            sink->add_secret(kubernetes.token);
+        if (built.kubernetes != nullptr) {
+            built.kubernetes->on_workloads_changed([this] { apply_settings(engine_settings_for(cfg), false); }
+            );
         }
-        for (const auto& secret : pollers.secrets) {
-            sink->add_secret(secret);
+        for (const auto& intake : built.intakes) {
+            routes.add(
+                http::verb::post,
+                std::string{intake->path()},
+                [ep = intake.get()](const net::request& req) { return ep->handle(req); }
+            );
         }
-        if (kubernetes.source) {
-            kubernetes.source->on_workloads_changed([this] {
-                apply_settings(engine_settings_for(cfg), false);
-            });
-        }
-        routes.add(http::verb::post, "/webhooks/pagerduty", std::ref(pagerduty));
         routes.add(http::verb::get, "/healthz", [](const net::request& req) {
             return net::make_response(req, http::status::ok, "ok\n", "text/plain");
         });
@@ -155,12 +142,6 @@ struct daemon::impl {
         });
         record_config(true);
         record_rules();
-    }
-
-    ~impl() {
-        if (parts.console_file != nullptr) {
-            std::fclose(parts.console_file);
-        }
     }
 
     void record_config(bool ok) {
@@ -182,15 +163,15 @@ struct daemon::impl {
     engine_settings engine_settings_for(const config::config& c) const {
         engine_settings s = c.engine();
         s.rules = rules;
-        s.operations.enabled = parts.notifier->has_channel(channel::operations);
+        s.operations.enabled = built.notifier->has_channel(channel::operations);
         return s;
     }
 
     /// Gives the engine `s` with label selectors resolved against the cluster. With
     /// `always` false, only when the resolved workloads differ from the running ones.
     void apply_settings(engine_settings s, bool always) {
-        if (kubernetes.source) {
-            resolve_selectors(s.services, *kubernetes.source);
+        if (built.kubernetes != nullptr) {
+            built.kubernetes->resolve_selectors(s.services);
         }
         std::map<std::string, std::vector<std::string>> workloads;
         for (const auto& [id, service] : s.services) {
@@ -224,31 +205,51 @@ struct daemon::impl {
         }
     }
 
-    /// The shell -> core boundary for intake: one engine call, its posts to the outbox.
-    void on_event(incident_event&& ev) { apply(core.on_event(ev, loop::wall_now())); }
+    void on_event(incident_event&& ev) { feed(input{loop::wall_now(), std::move(ev)}); }
 
-    /// The shell -> core boundary for sources: a signal, or a change in a source's health.
     void on_signal(signal&& sig) {
         if (log.enabled(log::level::debug)) {
-            log.debug(
-                "signal",
-                {{"kind", sig.kind},
-                 {"subject", sig.subject},
-                 {"source", sig.source},
-                 {"value", sig.value ? *sig.value : 0.0}}
-            );
+            // Every label a field of its own; no value when the signal has none.
+            log::logger line = log;
+            if (sig.info != nullptr) {
+                for (std::size_t i = 0; i < sig.info->labels.size(); ++i) {
+                    line = line.with(std::string{sig.info->labels[i]}, *sig.label_at(i));
+                }
+            }
+            if (sig.value) {
+                line.debug(
+                    "signal",
+                    {{"kind", sig.kind},
+                     {"subject", sig.subject},
+                     {"source", sig.source},
+                     {"at", format_rfc3339(sig.at)},
+                     {"value", *sig.value}}
+                );
+            } else {
+                line.debug(
+                    "signal",
+                    {{"kind", sig.kind},
+                     {"subject", sig.subject},
+                     {"source", sig.source},
+                     {"at", format_rfc3339(sig.at)}}
+                );
+            }
         }
-        apply(core.on_signal(std::move(sig), loop::wall_now()));
+        feed(input{loop::wall_now(), std::move(sig)});
     }
 
     void on_source_status(std::string_view source, source_status&& status) {
         log.info(
             "source status", {{"source", source}, {"state", to_string(status.state)}, {"error", status.error}}
         );
-        apply(core.on_source_status(source, std::move(status), loop::wall_now()));
+        feed(input{loop::wall_now(), source_report{std::string{source}, std::move(status)}});
     }
 
-    void apply(decisions d) {
+    /// The one shell -> core boundary: every intake event, signal, source report and tick
+    /// goes through here, one engine call each, and its posts go to the outbox in order.
+    /// (Where the state store will journal.)
+    void feed(input in) {
+        decisions d = core.apply(std::move(in));
         for (auto& p : d.posts) {
             log.info(
                 "post decided",
@@ -274,9 +275,9 @@ struct daemon::impl {
                 break;
             }
             if (ec == asio::error::operation_aborted) {
-                continue;  // rescheduled by apply()
+                continue;  // rescheduled by feed()
             }
-            apply(core.on_tick(loop::wall_now()));
+            feed(input{loop::wall_now(), tick{}});
         }
     }
 
@@ -343,20 +344,20 @@ struct daemon::impl {
         };
         keep("server", next.server, cfg.server);
         keep("notify", next.notify, cfg.notify);
-        keep("discord", next.discord, cfg.discord);
-        keep("console", next.console, cfg.console);
-        keep("kubernetes", next.kubernetes, cfg.kubernetes);
-        keep("google", next.google, cfg.google);
-        keep("cloudsql", next.cloudsql, cfg.cloudsql);
-        keep("gcp_status", next.gcp_status, cfg.gcp_status);
-        keep("postgres", next.postgres, cfg.postgres);
-        if (kubernetes.source &&
-            watched_namespaces(next, kubernetes.default_namespace) != kubernetes.namespaces) {
+        // PagerDuty's signing secrets are the one part of an integration that reloads live
+        // (a rotation); every other change to an integration's section waits for a restart.
+        auto secrets = std::move(next.pagerduty.webhook_secrets);
+        next.pagerduty.webhook_secrets = cfg.pagerduty.webhook_secrets;
+        config::each_section([&](std::string_view name, auto member) {
+            keep(name, next.*member, cfg.*member);
+        });
+        next.pagerduty.webhook_secrets = std::move(secrets);
+        if (built.kubernetes != nullptr &&
+            built.kubernetes->namespaces_differ(next.kubernetes, next.services)) {
             // New namespaces named under services.*.kubernetes are watched after a restart.
             log.warn("config change needs a restart", {{"section", "services.*.kubernetes namespaces"}});
             restart = true;
         }
-        keep("pagerduty.dedupe_capacity", next.pagerduty.dedupe_capacity, cfg.pagerduty.dedupe_capacity);
         daemon_metrics.config_restart_required.Set(restart ? 1 : 0);
         if (next_rules.value->hash != rules->hash) {
             rules = std::move(next_rules.value);
@@ -367,7 +368,7 @@ struct daemon::impl {
         }
         apply_settings(engine_settings_for(next), true);
         record_rules();
-        pagerduty.set_secrets(next.pagerduty.webhook_secrets);
+        built.pagerduty->set_secrets(next.pagerduty.webhook_secrets);
         log.set_level(to_log_level(next.log.level));
         cfg = std::move(next);
         record_config(true);
@@ -398,22 +399,16 @@ struct daemon::impl {
         };
         step("stop accepting", [&] { server.stop(); });
         step("stop sources", [&] {
-            if (kubernetes.source) {
-                kubernetes.source->stop();
-                kubernetes.http->shutdown();  // ends the watch streams
+            for (auto it = built.sources.rbegin(); it != built.sources.rend(); ++it) {
+                it->source->stop();
             }
-            pollers.stop();
         });
         step("stop engine timer", [&] { wake.cancel(); });
         const bool drained = co_await outbox.drain(cfg.notify.drain_timeout);
         step("stop outbox", [&] { outbox.stop(); });
         // A send still in flight past the drain deadline is aborted, so exit is bounded
         // by drain_timeout rather than by the notifier's request timeout.
-        step("abort in-flight requests", [&] {
-            if (parts.http) {
-                parts.http->shutdown();
-            }
-        });
+        step("abort in-flight requests", [&] { built.notifier->abort(); });
         step("stop timers", [&] {
             heartbeat.cancel();
             signals.cancel();
@@ -430,14 +425,12 @@ struct daemon::impl {
     metrics::daemon_metrics daemon_metrics;
     prometheus::Gauge* config_hash_gauge = nullptr;
     prometheus::Gauge* rules_hash_gauge = nullptr;
-    notifier_parts parts;
+    wiring wires;
+    components built;  ///< the catalog's: notifier, intakes, sources
     engine core;
     notify::outbox outbox;
-    intake::pagerduty::webhook_handler pagerduty;
     net::router routes;
     net::http_server server;
-    kubernetes_parts kubernetes;
-    poll_parts pollers;
     std::map<std::string, std::vector<std::string>> running_workloads;  ///< resolved, as in the engine
     loop::timer wake;
     loop::timer heartbeat;
@@ -471,26 +464,15 @@ asio::ip::tcp::endpoint daemon::start() {
     asio::co_spawn(i.ioc, i.wake_loop(), asio::detached);       // detached: see above
     asio::co_spawn(i.ioc, i.heartbeat_loop(), asio::detached);  // detached: see above
     asio::co_spawn(i.ioc, i.signal_loop(), asio::detached);     // detached: see above
-    if (i.kubernetes.source) {
-        i.kubernetes.source->start();
-        std::string namespaces;
-        for (const auto& ns : i.kubernetes.namespaces) {
-            namespaces += (namespaces.empty() ? "" : ",") + ns;
-        }
-        i.log.info(
-            "kubernetes source started",
-            {{"access", i.kubernetes.origin}, {"namespaces", namespaces}, {"nodes", i.cfg.kubernetes.nodes}}
-        );
-    }
-    i.pollers.start();
-    for (const auto& [source, what] : i.pollers.started) {
-        i.log.info("source started", {{"source", source}, {"polls", what}});
+    for (const auto& [name, source] : i.built.sources) {
+        source->start();
+        i.log.info("source started", {{"source", name}, {"reads", source->describe()}});
     }
     i.ready = true;
     i.daemon_metrics.ready.Set(1);
     i.log.info(
         "ready",
-        {{"notifier", std::string{i.parts.notifier->kind()}},
+        {{"notifier", std::string{i.built.notifier->kind()}},
          {"reminder_interval", format_duration(i.cfg.status.reminder_interval)},
          {"rules", static_cast<int>(i.rules->rules.size())},
          {"rules_origin", i.rules->origin},

@@ -5,7 +5,6 @@
 
 #include <array>
 #include <cstdio>
-#include <exception>
 
 namespace runbookd {
 namespace {
@@ -27,14 +26,6 @@ std::string clock_text(std::chrono::minutes m) {
 }
 
 }  // namespace
-
-const date::time_zone* locate_zone(std::string_view name) noexcept {
-    try {
-        return date::locate_zone(name);
-    } catch (const std::exception&) {
-        return nullptr;  // unknown zone, or no tz database on this machine
-    }
-}
 
 local_moment to_local(const local_window& w, wall_time t) {
     local_moment m;

@@ -23,11 +23,9 @@ struct local_window {
     std::chrono::minutes from{0};      ///< local time of day the window opens
     std::chrono::minutes to{24 * 60};  ///< local time of day it closes (exclusive); may be < from (overnight)
     std::string zone_name;             ///< "America/New_York"
-    const date::time_zone* zone = nullptr;  ///< resolved by locate_zone; nullptr means UTC
+    const date::time_zone* zone =
+        nullptr;  ///< resolved where rules load (rules/zones.hpp); nullptr means UTC
 };
-
-/// The zone called `name`, or nullptr when the tz database does not know it.
-const date::time_zone* locate_zone(std::string_view name) noexcept;
 
 /// Local wall time of `t` in the window's zone, broken down.
 struct local_moment {

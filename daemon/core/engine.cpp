@@ -3,7 +3,9 @@
 #include "core/render.hpp"
 
 #include <algorithm>
+#include <type_traits>
 #include <utility>
+#include <variant>
 
 namespace runbookd {
 namespace {
@@ -102,6 +104,9 @@ millis widest_before(const std::shared_ptr<const rule_set>& rules) {
     if (rules) {
         for (const auto& r : rules->rules) {
             walk(walk, r.when);
+        }
+        for (const auto& w : rules->warnings) {
+            walk(walk, w.when);
         }
     }
     return widest;
@@ -249,6 +254,24 @@ void engine::run_due(wall_time now, decisions& out) {
         }
         refresh_operations(it->second, now, out);
     }
+}
+
+decisions engine::apply(input in) {
+    return std::visit(
+        [&](auto&& what) -> decisions {
+            using T = std::decay_t<decltype(what)>;
+            if constexpr (std::is_same_v<T, incident_event>) {
+                return on_event(what, in.at);
+            } else if constexpr (std::is_same_v<T, signal>) {
+                return on_signal(std::move(what), in.at);
+            } else if constexpr (std::is_same_v<T, source_report>) {
+                return on_source_status(what.source, std::move(what.status), in.at);
+            } else {
+                return on_tick(in.at);
+            }
+        },
+        std::move(in.what)
+    );
 }
 
 decisions engine::on_signal(signal s, wall_time now) {

@@ -4,6 +4,7 @@
 
 #include "core/event.hpp"
 #include "core/incident.hpp"
+#include "core/input.hpp"
 #include "core/post.hpp"
 #include "core/rank.hpp"
 #include "core/rule.hpp"
@@ -60,6 +61,10 @@ struct engine_settings {
 class engine {
 public:
     explicit engine(engine_settings settings);
+
+    /// The one entry point for the shell and for replay: applies `in` at `in.at` and returns
+    /// the posts it causes. The on_* functions below are its parts.
+    decisions apply(input in);
 
     /// Applies one intake event; returns the posts it causes.
     decisions on_event(const incident_event& ev, wall_time now);
@@ -120,7 +125,7 @@ private:
     std::size_t open_ = 0;
     signal_log log_;
     source_map sources_;
-    millis widest_before_{0};  ///< the longest `before` window of any rule
+    millis widest_before_{0};  ///< the longest `before` window of any rule or warning
 };
 
 }  // namespace runbookd

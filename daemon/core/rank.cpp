@@ -87,6 +87,26 @@ bool value_ok(const signal_test& t, const signal& s) {
     return (!t.above || *s.value > *t.above) && (!t.below || *s.value < *t.below);
 }
 
+/// Whether the comma-separated ids of a `services` label ("PAPI001,PWWW002", "*") name
+/// `id`; spaces around an id are ignored.
+bool lists_service(std::string_view ids, std::string_view id) {
+    while (!ids.empty()) {
+        const auto comma = ids.find(',');
+        std::string_view item = ids.substr(0, comma);
+        ids = comma == std::string_view::npos ? std::string_view{} : ids.substr(comma + 1);
+        while (!item.empty() && item.front() == ' ') {
+            item.remove_prefix(1);
+        }
+        while (!item.empty() && item.back() == ' ') {
+            item.remove_suffix(1);
+        }
+        if (item == "*" || item == id) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /// `related: service`, with the service's patterns split once rather than per signal, and
 /// label positions remembered from one signal to the next.
 class relation {
@@ -97,6 +117,7 @@ public:
             deployment_ = label_index(*kind, "deployment");
             namespace_ = label_index(*kind, "namespace");
             service_label_ = label_index(*kind, "service");
+            services_ = label_index(*kind, "services");
         }
         for (const auto& w : service.workloads) {
             const auto slash = w.find('/');
@@ -109,12 +130,23 @@ public:
     }
 
     bool holds(const signal& s) {
-        if (patterns_.empty()) {
-            return true;  // the service's workloads are not configured: nothing can be excluded
-        }
         const bool by_position = kind_ != nullptr && s.info == kind_;
         const std::string* deployment = by_position ? s.label_at(deployment_) : s.find("deployment");
         const std::string* svc = by_position ? s.label_at(service_label_) : s.find("service");
+        // A signal that says which services it bears on (a certificate, through the services
+        // its target serves) is taken at its word, whatever the service's workloads.
+        if (const std::string* ids = by_position ? s.label_at(services_) : s.find("services")) {
+            if (!ids->empty()) {
+                // With no paged service id to look for, nothing can exclude the signal.
+                return service_.id.empty() || lists_service(*ids, service_.id);
+            }
+            if (deployment == nullptr && svc == nullptr) {
+                return true;  // it names no service at all, and nothing else can exclude it
+            }
+        }
+        if (patterns_.empty()) {
+            return true;  // the service's workloads are not configured: nothing can be excluded
+        }
         const std::string* ns = by_position ? s.label_at(namespace_) : s.find("namespace");
         for (const auto& p : patterns_) {
             if (deployment != nullptr && !deployment->empty() && workload_glob(p.name, *deployment) &&
@@ -139,6 +171,7 @@ private:
     std::size_t deployment_ = 0;
     std::size_t namespace_ = 0;
     std::size_t service_label_ = 0;
+    std::size_t services_ = 0;
 };
 
 millis distance(wall_time a, wall_time b) {
@@ -567,6 +600,50 @@ std::string unchecked_text(const std::vector<std::pair<std::string, std::string>
     return join(clauses);
 }
 
+/// Orders supporting signals so that every leaf's closest signal comes first, then every
+/// leaf's second...: each condition that held gets its say before any repeats itself.
+void take_turns(std::vector<found>& support) {
+    std::stable_sort(support.begin(), support.end(), [](const found& a, const found& b) {
+        return std::pair{a.place, a.distance} < std::pair{b.place, b.distance};
+    });
+}
+
+/// The lines of every warning that holds: its text for each supporting signal, in turns as
+/// for evidence; once with `{service}` alone when only calendar or `none` conditions held.
+/// Whatever cannot be checked simply does not hold: a warning is never "not checkable".
+std::vector<warning_line> warning_lines(
+    const rule_set& rules,
+    const signal_log& log,
+    const source_map& sources,
+    const rank_input& in,
+    relation_memo& related
+) {
+    std::vector<warning_line> out;
+    for (const warning& w : rules.warnings) {
+        evaluator ev{log, sources, in, related};
+        outcome o = ev.eval(w.when);
+        if (!o.matched) {
+            continue;
+        }
+        take_turns(o.support);
+        std::vector<std::string> lines;
+        for (const auto& f : o.support) {
+            if (auto line = render_for(w.text, f, in, false)) {
+                add_unique(lines, std::move(*line), in.max_warning_lines);
+            }
+        }
+        if (o.support.empty()) {
+            if (auto line = render_strict(w.text, service_only(in))) {
+                add_unique(lines, std::move(*line), in.max_warning_lines);
+            }
+        }
+        for (auto& line : lines) {
+            out.push_back(warning_line{w.id, std::move(line)});
+        }
+    }
+    return out;
+}
+
 }  // namespace
 
 std::string relative_to_alert(wall_time at, wall_time start) {
@@ -614,11 +691,7 @@ ranking rank(const rule_set& rules, const signal_log& log, const source_map& sou
         s.prior = r.prior;
         s.strength = o.strength;
         s.status_text = r.status_text;
-        // Every leaf's closest signal first, then every leaf's second...: each condition that
-        // held gets its say before any repeats itself.
-        std::stable_sort(o.support.begin(), o.support.end(), [](const found& a, const found& b) {
-            return std::pair{a.place, a.distance} < std::pair{b.place, b.distance};
-        });
+        take_turns(o.support);
         if (r.recent && !o.support.empty()) {
             // The closest supporting signal of the kinds recency is about, else of any kind.
             const auto measured = [&](const found& f) {
@@ -682,6 +755,7 @@ ranking rank(const rule_set& rules, const signal_log& log, const source_map& sou
     for (auto& s : out.suspects) {
         s.share = total > 0 ? s.score / (total + unknown) : 0;
     }
+    out.warnings = warning_lines(rules, log, sources, in, related);
     std::stable_sort(out.suspects.begin(), out.suspects.end(), [](const suspect& a, const suspect& b) {
         if (a.score != b.score) {
             return a.score > b.score;

@@ -27,8 +27,9 @@ struct rank_input {
     wall_time start;  ///< the incident's start: windows are relative to it
     wall_time now;    ///< nothing after now is looked at
     service_scope service;
-    std::size_t max_evidence = 3;  ///< evidence lines per suspect
-    std::size_t max_actions = 6;   ///< actions per suspect
+    std::size_t max_evidence = 3;       ///< evidence lines per suspect
+    std::size_t max_actions = 6;        ///< actions per suspect
+    std::size_t max_warning_lines = 3;  ///< lines per warning that holds
 };
 
 /// A cause the evidence points to.
@@ -52,20 +53,28 @@ struct checked {
     std::string detail;  ///< what was checked ("Cloud SQL CPU peaked at 23%"), or why it could not be
 };
 
+/// One line of a warning that holds (rule.hpp), rendered for one supporting signal.
+struct warning_line {
+    std::string id;    ///< the warning's id
+    std::string text;  ///< raw text (outside text unescaped)
+};
+
 struct ranking {
     std::vector<suspect> suspects;       ///< best first; ties by prior, then id
     std::vector<checked> clear;          ///< in rule order
     std::vector<checked> not_checkable;  ///< in rule order
+    std::vector<warning_line> warnings;  ///< in warning order; not causes, never in the shares
 
     const suspect* top() const noexcept { return suspects.empty() ? nullptr : &suspects.front(); }
 };
 
-/// Ranks every rule. `sources` says which sources are configured and healthy; a kind whose
-/// source is absent or failing makes the conditions on it "not checkable".
 /// One part of a `services.*.kubernetes` pattern: "*" matches anything, "prefix*" a prefix,
 /// anything else itself.
 bool workload_glob(std::string_view pattern, std::string_view text);
 
+/// Ranks every rule, and renders the lines of every warning that holds. `sources` says
+/// which sources are configured and healthy; a kind whose source is absent or failing makes
+/// the conditions on it "not checkable" (a warning on it just does not hold).
 ranking rank(const rule_set& rules, const signal_log& log, const source_map& sources, const rank_input& in);
 
 /// "4m before the alert", "2m after the alert", "at the alert".

@@ -11,6 +11,7 @@ constexpr std::uint32_t blue = 0x3498DB;
 constexpr std::uint32_t green = 0x2ECC71;
 constexpr std::uint32_t purple = 0x9B59B6;
 constexpr std::uint32_t grey = 0x95A5A6;
+constexpr std::string_view warning_mark = "\u26a0 ";
 
 std::string service_name(const incident& inc, const engine_settings& s) {
     if (const auto it = s.services.find(inc.service_id); it != s.services.end()) {
@@ -170,6 +171,12 @@ message operations_summary(const incident& inc, const ranking& r, const engine_s
     }
     if (!others.empty()) {
         body += "\n\n**Also possible:** " + others;
+    }
+    // Warnings are not causes: one line each, after the ranked causes, under no heading
+    // that could be read as one more of them.
+    for (std::size_t i = 0; i < r.warnings.size(); ++i) {
+        body +=
+            (i == 0 ? "\n\n" : "\n") + std::string{warning_mark} + escape_markdown(r.warnings[i].text, true);
     }
     if (!r.clear.empty()) {
         body += "\n\n**Checked, clear**";

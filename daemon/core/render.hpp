@@ -29,7 +29,8 @@ message status_relay(const incident& inc, const engine_settings& s, wall_time no
 message status_resolved(const incident& inc, const engine_settings& s, wall_time now);
 
 /// The #operations summary: top suspects with share, evidence and next actions; the other
-/// suspects in one line; what was checked and is clear; what could not be checked.
+/// suspects in one line; one "⚠" line per warning line, outside the suspects' blocks; what
+/// was checked and is clear; what could not be checked.
 message operations_summary(const incident& inc, const ranking& r, const engine_settings& s, wall_time now);
 
 /// The #operations timeline on resolve: trigger, suspects over time, what was posted,

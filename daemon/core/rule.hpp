@@ -90,11 +90,24 @@ struct rule {
     int line = 0;
 };
 
+/// Something the engineers should know that is not a cause ("the certificate of www.test
+/// expires in 9 days"): one line in the #operations summary, outside the ranked suspects,
+/// for each signal that supports its condition. Never ranked, never counted as a cause,
+/// never reported as "checked, clear" or "not checkable".
+struct warning {
+    std::string id;  ///< unique among the rules and warnings of a pack
+    condition when;
+    text_template text;  ///< rendered once per supporting signal
+    std::string file;    ///< where it was defined, for messages
+    int line = 0;
+};
+
 /// A loaded rule pack. Immutable once built; shared by the engine and reloads.
 struct rule_set {
     std::vector<rule> rules;
-    std::string origin;  ///< "rules/runbook.yaml", or "embedded runbook pack"
-    std::string hash;    ///< of the source text(s), for logs and metrics
+    std::vector<warning> warnings;  ///< in the order written
+    std::string origin;             ///< "rules/runbook.yaml", or "embedded runbook pack"
+    std::string hash;               ///< of the source text(s), for logs and metrics
 };
 
 }  // namespace runbookd

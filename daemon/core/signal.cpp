@@ -35,7 +35,20 @@ constexpr std::array<std::string_view, 2> unavailable_labels{"instance", "state"
 constexpr std::array<std::string_view, 5> gcp_labels{"product", "severity", "locations", "title", "url"};
 constexpr std::array<std::string_view, 5> deploy_labels{
     "service", "version", "status", "actor", "environment"};
-constexpr std::array<std::string_view, 4> cert_labels{"host", "not_after", "issuer", "error"};
+// `services` ties a certificate to the services it serves (comma-separated ids, "*" for all):
+// `related: service` reads it (rank.cpp).
+constexpr std::array<std::string_view, 11> cert_labels{
+    "host",
+    "port",
+    "outcome",
+    "error",
+    "not_after",
+    "which",
+    "cert_subject",
+    "issuer",
+    "sans",
+    "services",
+    "expires_soon"};
 constexpr std::array<std::string_view, 4> probe_labels{"target", "url", "status", "error"};
 constexpr std::array<std::string_view, 3> talker_labels{"key", "key_type", "share"};
 constexpr std::array<std::string_view, 2> spike_labels{"target", "baseline"};
@@ -90,7 +103,12 @@ constexpr std::array catalogue{
         "db.unavailable", "cloudsql", unavailable_labels, "", "the Cloud SQL instance is not serving"},
     signal_kind{"gcp.incident", "gcp_status", gcp_labels, "", "a Google Cloud status incident"},
     signal_kind{"deploy.ci", "deploys", deploy_labels, "", "a CI deploy event"},
-    signal_kind{"cert.expiry", "certs", cert_labels, "seconds", "seconds until a certificate expires"},
+    signal_kind{
+        "cert.expiry",
+        "certs",
+        cert_labels,
+        "seconds",
+        "seconds until a TLS endpoint's certificate chain expires"},
     signal_kind{"probe.failure", "probes", probe_labels, "seconds", "an HTTP probe failed"},
     signal_kind{
         "traffic.top_talker", "promql", talker_labels, "requests_per_second", "one key dominates traffic"},

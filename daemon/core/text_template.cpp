@@ -10,7 +10,7 @@
 namespace runbookd {
 namespace {
 
-constexpr std::array<std::string_view, 3> filters{"percent", "duration", "round"};
+constexpr std::array<std::string_view, 4> filters{"percent", "duration", "days", "round"};
 
 bool name_char(char c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
@@ -33,9 +33,9 @@ std::string apply_filter(std::string_view filter, std::string value) {
     if (filter == "percent") {
         return percent_text(*v);
     }
-    if (filter == "duration") {
+    if (filter == "duration" || filter == "days") {
         const auto ms = static_cast<long long>(std::llround(std::abs(*v) * 1000));
-        return human_duration(millis{ms});
+        return filter == "days" ? human_days(millis{ms}) : human_duration(millis{ms});
     }
     return std::to_string(std::llround(*v));  // round
 }
@@ -98,7 +98,7 @@ std::optional<text_template> text_template::parse(std::string_view text, std::st
             return std::nullopt;
         }
         if (!filter.empty() && !known_filter(filter)) {
-            error = "unknown filter '" + std::string{filter} + "' (known: percent, duration, round)";
+            error = "unknown filter '" + std::string{filter} + "' (known: percent, duration, days, round)";
             return std::nullopt;
         }
         flush();

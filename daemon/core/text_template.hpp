@@ -41,7 +41,7 @@ private:
 };
 
 /// Filters a template may apply: percent (0.97 -> "97%"), duration (seconds -> "12m"),
-/// round (2.6 -> "3").
+/// days (seconds -> "9 days", or as duration under a day), round (2.6 -> "3").
 bool known_filter(std::string_view name) noexcept;
 
 }  // namespace runbookd

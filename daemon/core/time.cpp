@@ -28,6 +28,15 @@ std::string human_duration(millis d) {
     return out;
 }
 
+std::string human_days(millis d) {
+    using days = std::chrono::duration<long long, std::ratio<86400>>;
+    const auto n = std::chrono::duration_cast<days>(d < millis{0} ? -d : d).count();
+    if (n == 0) {
+        return human_duration(d);
+    }
+    return std::to_string(n) + (n == 1 ? " day" : " days");
+}
+
 std::string clock_utc(wall_time t) {
     return format_rfc3339(t).substr(11, 5) + " UTC";
 }
@@ -55,6 +64,12 @@ std::string format_rfc3339(wall_time t) {
         static_cast<int>(hms.subseconds().count())
     );
     return std::string(buf, static_cast<std::size_t>(n));
+}
+
+std::string format_rfc3339_seconds(wall_time t) {
+    std::string text = format_rfc3339(t);
+    text.erase(19, 4);  // ".mmm" before the "Z"
+    return text;
 }
 
 namespace {

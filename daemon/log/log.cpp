@@ -158,7 +158,14 @@ logger::logger(std::shared_ptr<sink> out, level min) : out_(std::move(out)), min
 
 logger logger::with(std::string key, std::string value) const {
     logger child = *this;
-    child.fixed_.emplace_back(std::move(key), std::move(value));
+    // A key set again replaces its value: a child logger names its own component.
+    const auto same =
+        std::find_if(child.fixed_.begin(), child.fixed_.end(), [&](const field& f) { return f.key == key; });
+    if (same != child.fixed_.end()) {
+        *same = field{std::move(key), std::move(value)};
+    } else {
+        child.fixed_.emplace_back(std::move(key), std::move(value));
+    }
     return child;
 }
 

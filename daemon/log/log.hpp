@@ -72,7 +72,7 @@ class logger {
 public:
     logger(std::shared_ptr<sink> out, level min);
 
-    /// A logger that adds `key=value` to every event.
+    /// A logger that adds `key=value` to every event (replacing an earlier `key`).
     logger with(std::string key, std::string value) const;
 
     void debug(std::string_view msg, std::initializer_list<field> fields = {}) const;

@@ -1,11 +1,11 @@
 #include "net/https_client.hpp"
 
 #include "loop/clock.hpp"
+#include "net/tls_verify.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
-#include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
@@ -111,6 +111,7 @@ struct https_client::impl {
         std::unique_ptr<beast::ssl_stream<beast::tcp_stream>> tls;
         std::unique_ptr<beast::tcp_stream> plain;
         beast::flat_buffer buffer;
+        verify_note verify;  ///< the handshake's first verification failure, to name it
 
         beast::tcp_stream& lowest() { return tls ? beast::get_lowest_layer(*tls) : *plain; }
     };
@@ -154,9 +155,20 @@ struct https_client::impl {
     static transport_failure fail(
         const target& t, std::string_view step, const boost::system::error_code& ec, bool sent
     ) {
+        return fail(t, step, ec, sent, ec.message());
+    }
+
+    /// The same failure with a more precise `reason` than the code's message.
+    static transport_failure fail(
+        const target& t,
+        std::string_view step,
+        const boost::system::error_code& ec,
+        bool sent,
+        std::string reason
+    ) {
         auto code = ec == beast::error::timeout ? errc::timed_out : errc::upstream_unavailable;
         return transport_failure{
-            make_failure(code, t.origin + ": " + std::string{step} + ": " + ec.message(), true), sent};
+            make_failure(code, t.origin + ": " + std::string{step} + ": " + std::move(reason), true), sent};
     }
 
     asio::awaitable<boost::system::result<std::unique_ptr<connection>, transport_failure>> connect(
@@ -196,12 +208,28 @@ struct https_client::impl {
                     t, "sni", {static_cast<int>(::ERR_get_error()), asio::error::get_ssl_category()}, false
                 );
             }
-            // Checks the certificate names this host (DNS name or IP address SAN).
-            conn->tls->set_verify_callback(ssl::host_name_verification(t.host));
+            // OpenSSL checks that the certificate names this host (DNS name or IP address
+            // SAN), so a mismatch is named as one; the callback only notes where
+            // verification failed first and keeps OpenSSL's verdict.
+            if (const auto aec = arm_host_check(conn->tls->native_handle(), t.host)) {
+                co_return fail(t, "tls host check", aec, false);
+            }
+            conn->tls->set_verify_callback([note = &conn->verify](bool preverified, ssl::verify_context& vc) {
+                note_verify(preverified, vc.native_handle(), *note);
+                return preverified;
+            });
             stream.expires_after(remaining(deadline));
             auto [hec] = co_await conn->tls->async_handshake(ssl::stream_base::client, tuple_awaitable);
             if (hec) {
-                co_return fail(t, "tls handshake", hec, false);
+                // "certificate has expired" rather than "certificate verify failed", "wrong
+                // version number" when the server speaks plain HTTP.
+                co_return fail(
+                    t,
+                    "tls handshake",
+                    hec,
+                    false,
+                    diagnose_handshake(conn->tls->native_handle(), hec, conn->verify).detail
+                );
             }
         }
         co_return conn;

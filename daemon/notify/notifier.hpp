@@ -50,6 +50,8 @@ public:
     virtual boost::asio::awaitable<delivery> edit(
         channel to, const std::string& message_id, const post& p
     ) = 0;
+    /// Aborts requests in flight (a send past the drain deadline at shutdown).
+    virtual void abort() noexcept {}
 };
 
 }  // namespace runbookd::notify

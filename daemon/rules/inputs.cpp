@@ -1,5 +1,7 @@
 #include "rules/inputs.hpp"
 
+#include "yaml/services.hpp"
+
 #include <array>
 #include <filesystem>
 #include <set>
@@ -8,7 +10,6 @@ namespace runbookd::rules::inputs {
 namespace {
 
 constexpr std::array<std::string_view, 6> signal_keys{"at", "kind", "subject", "labels", "value", "source"};
-constexpr std::array<std::string_view, 3> service_keys{"name", "impact", "kubernetes"};
 
 }  // namespace
 
@@ -116,34 +117,11 @@ std::optional<source_map> read_sources(yaml::walker& w, const yaml::entry* e, wa
 std::optional<std::map<std::string, service_info, std::less<>>> read_services(
     yaml::walker& w, const yaml::entry& e
 ) {
-    const auto m = w.map(e.value, e.path, {});
-    if (!m) {
+    // The configuration's own reader, without ${VAR}: a scenario accepts what check-config does.
+    const std::size_t before = w.problem_count();
+    auto out = yaml::read_services(yaml::make_section(w, nullptr, e.value, e.key.Mark(), e.path));
+    if (w.problem_count() != before) {
         return std::nullopt;
-    }
-    std::map<std::string, service_info, std::less<>> out;
-    for (const auto& svc : *m) {
-        const auto keys = w.map(svc.value, svc.path, service_keys);
-        if (!keys) {
-            continue;
-        }
-        service_info info;
-        info.name = svc.name;
-        if (const auto* n = yaml::find(*keys, "name")) {
-            info.name = w.string(*n).value_or(svc.name);
-        }
-        if (const auto* i = yaml::find(*keys, "impact")) {
-            info.impact = w.string(*i).value_or("");
-        }
-        if (const auto* k = yaml::find(*keys, "kubernetes")) {
-            if (auto items = w.list(*k)) {
-                for (const auto& item : *items) {
-                    if (auto v = w.string(item)) {
-                        info.workloads.push_back(*v);
-                    }
-                }
-            }
-        }
-        out.emplace(svc.name, std::move(info));
     }
     return out;
 }

@@ -20,8 +20,16 @@ using yaml::entry;
 constexpr std::array<std::string_view, 3> file_keys{"rule_files", "services", "tests"};
 constexpr std::array<std::string_view, 7> test_keys{
     "name", "start", "service", "at", "sources", "signals", "expect"};
-constexpr std::array<std::string_view, 7> expect_keys{
-    "top", "order", "min_share", "clear", "not_checkable", "actions_include", "evidence_include"};
+constexpr std::array<std::string_view, 9> expect_keys{
+    "top",
+    "order",
+    "min_share",
+    "clear",
+    "not_checkable",
+    "actions_include",
+    "evidence_include",
+    "warnings",
+    "warnings_include"};
 /// A Thursday, 11:00 in New York: outside the maintenance window unless a test moves it.
 constexpr std::string_view default_start = "2026-03-05T16:00:00Z";
 
@@ -33,6 +41,8 @@ struct expectation {
     std::vector<std::string> not_checkable;
     std::vector<std::string> actions_include;
     std::vector<std::string> evidence_include;
+    std::optional<std::vector<std::string>> warnings;  ///< exactly these warnings hold, in order
+    std::vector<std::string> warnings_include;
 };
 
 struct test_case {
@@ -76,6 +86,9 @@ std::string describe(const ranking& r) {
     }
     for (const auto& c : r.not_checkable) {
         out += "      not checkable: " + c.id + " (" + c.detail + ")\n";
+    }
+    for (const auto& w : r.warnings) {
+        out += "      warning: " + w.id + " (" + w.text + ")\n";
     }
     return out;
 }
@@ -145,6 +158,32 @@ std::vector<std::string> check(const expectation& e, const ranking& r) {
     for (const auto& a : e.evidence_include) {
         if (!any_has(a, false)) {
             misses.push_back("evidence_include: no evidence line contains \"" + a + "\"");
+        }
+    }
+    if (e.warnings) {
+        // One id per warning that holds, however many lines it has.
+        std::vector<std::string> got;
+        for (const auto& w : r.warnings) {
+            if (got.empty() || got.back() != w.id) {
+                got.push_back(w.id);
+            }
+        }
+        if (got != *e.warnings) {
+            const auto list = [](const std::vector<std::string>& ids) {
+                std::string out;
+                for (const auto& id : ids) {
+                    out += (out.empty() ? "" : ", ") + id;
+                }
+                return "[" + out + "]";
+            };
+            misses.push_back("warnings: expected " + list(*e.warnings) + ", got " + list(got));
+        }
+    }
+    for (const auto& text : e.warnings_include) {
+        if (std::none_of(r.warnings.begin(), r.warnings.end(), [&](const warning_line& w) {
+                return w.text.find(text) != std::string::npos;
+            })) {
+            misses.push_back("warnings_include: no warning line contains \"" + text + "\"");
         }
     }
     return misses;
@@ -243,7 +282,7 @@ private:
             w_.report(
                 x,
                 "expect needs at least one of top, order, min_share, clear, not_checkable, actions_include, "
-                "evidence_include"
+                "evidence_include, warnings, warnings_include"
             );
         }
         for (const auto& k : *keys) {
@@ -259,6 +298,10 @@ private:
                 e.actions_include = w_.strings(k);
             } else if (k.name == "evidence_include") {
                 e.evidence_include = w_.strings(k);
+            } else if (k.name == "warnings") {
+                e.warnings = w_.strings(k);
+            } else if (k.name == "warnings_include") {
+                e.warnings_include = w_.strings(k);
             } else if (auto m = w_.map(k.value, k.path, {})) {
                 for (const auto& s : *m) {
                     if (auto v = w_.number(s, 0, 1)) {
@@ -275,7 +318,8 @@ private:
     std::vector<test_case> tests_;
 };
 
-/// Every rule id the expectation names must exist, or the test could pass vacuously.
+/// Every rule and warning id the expectation names must exist, each where it can appear,
+/// or the test could pass vacuously.
 std::vector<std::string> unknown_ids(const expectation& e, const rule_set& rules) {
     std::vector<std::string> named = e.order;
     named.insert(named.end(), e.clear.begin(), e.clear.end());
@@ -286,10 +330,25 @@ std::vector<std::string> unknown_ids(const expectation& e, const rule_set& rules
     if (e.top && *e.top != "none") {
         named.push_back(*e.top);
     }
+    const auto is_rule = [&](const std::string& id) {
+        return std::any_of(rules.rules.begin(), rules.rules.end(), [&](const rule& r) { return r.id == id; });
+    };
+    const auto is_warning = [&](const std::string& id) {
+        return std::any_of(rules.warnings.begin(), rules.warnings.end(), [&](const warning& w) {
+            return w.id == id;
+        });
+    };
     std::vector<std::string> out;
     for (const auto& id : named) {
-        if (std::none_of(rules.rules.begin(), rules.rules.end(), [&](const rule& r) { return r.id == id; })) {
+        if (is_warning(id)) {
+            out.push_back("expectation names warning '" + id + "' as a cause; a warning never is one");
+        } else if (!is_rule(id)) {
             out.push_back("expectation names rule '" + id + "', which the rule files do not define");
+        }
+    }
+    for (const auto& id : e.warnings.value_or(std::vector<std::string>{})) {
+        if (!is_warning(id)) {
+            out.push_back("expectation names warning '" + id + "', which the rule files do not define");
         }
     }
     return out;

@@ -3,6 +3,7 @@
 #include "core/signal.hpp"
 #include "core/suggest.hpp"
 #include "crypto/digest.hpp"
+#include "rules/zones.hpp"
 #include "yaml/walker.hpp"
 
 #include <algorithm>
@@ -18,9 +19,12 @@ using namespace std::chrono_literals;
 using yaml::entries;
 using yaml::entry;
 
-constexpr std::array<std::string_view, 1> file_keys{"rules"};
+constexpr std::array<std::string_view, 2> file_keys{"rules", "warnings"};
 constexpr std::array<std::string_view, 9> rule_keys{
     "id", "title", "prior", "when", "recency", "evidence", "actions", "clear", "status_text"};
+constexpr std::array<std::string_view, 3> warning_keys{"id", "when", "text"};
+/// Condition keys about ranking and the summary's cause blocks, which a warning has none of.
+constexpr std::array<std::string_view, 3> ranking_only_keys{"strength", "evidence", "clear"};
 constexpr std::array<std::string_view, 10> signal_keys{
     "signal", "where", "value", "count", "sustained", "window", "related", "strength", "evidence", "clear"};
 constexpr std::array<std::string_view, 3> calendar_leaf_keys{"calendar", "strength", "evidence"};
@@ -85,15 +89,29 @@ public:
         set->hash = crypto::sha256_hex(text);
         if (auto doc = w_.document(text)) {
             if (auto top = w_.map(*doc, "", file_keys)) {
-                const entry* list = yaml::find(*top, "rules");
-                if (list == nullptr) {
-                    w_.report(doc->Mark(), "rules", "required: a list of rules");
-                } else if (auto items = w_.list(*list)) {
+                if (yaml::find(*top, "rules") == nullptr && yaml::find(*top, "warnings") == nullptr) {
+                    w_.report(doc->Mark(), "rules", "required: a list of rules (or of warnings)");
+                }
+                // In the file's order, so that a repeated id is reported where it repeats.
+                for (const auto& list : *top) {
+                    const bool of_rules = list.name == "rules";
+                    auto items = w_.list(list);
+                    if (!items) {
+                        continue;
+                    }
                     if (items->empty()) {
-                        w_.report(*list, "a rules file needs at least one rule");
+                        w_.report(
+                            list,
+                            of_rules ? "a rules file needs at least one rule"
+                                     : "warnings needs at least one warning (leave the key out for none)"
+                        );
                     }
                     for (const auto& item : *items) {
-                        read_rule(item, *set);
+                        if (of_rules) {
+                            read_rule(item, *set);
+                        } else {
+                            read_warning(item, *set);
+                        }
                     }
                 }
             }
@@ -107,6 +125,19 @@ public:
     }
 
 private:
+    /// The entry `key` of the map `item`, or nullptr after reporting that it is required.
+    const entry* required_key(
+        const entry& item, const yaml::entries& keys, std::string_view key, std::string_view what
+    ) {
+        const entry* e = yaml::find(keys, key);
+        if (e == nullptr) {
+            w_.report(
+                item.value.Mark(), item.path + "." + std::string{key}, "required: " + std::string{what}
+            );
+        }
+        return e;
+    }
+
     void read_rule(const entry& item, rule_set& set) {
         const auto keys = w_.map(item.value, item.path, rule_keys);
         if (!keys) {
@@ -116,27 +147,11 @@ private:
         r.file = w_.file();
         r.line = item.value.Mark().line + 1;
         const std::size_t before = w_.problem_count();
-        const auto required = [&](std::string_view key, std::string_view what) -> const entry* {
-            const entry* e = yaml::find(*keys, key);
-            if (e == nullptr) {
-                w_.report(
-                    item.value.Mark(), item.path + "." + std::string{key}, "required: " + std::string{what}
-                );
-            }
-            return e;
+        const auto required = [&](std::string_view key, std::string_view what) {
+            return required_key(item, *keys, key, what);
         };
         if (const entry* e = required("id", "a short lower-case name, e.g. bad-deploy")) {
-            if (auto id = w_.string(*e)) {
-                if (!valid_id(*id)) {
-                    w_.report(*e, "'" + *id + "' is not an id (lower-case letters, digits, '-' and '_')");
-                } else if (std::any_of(set.rules.begin(), set.rules.end(), [&](const rule& o) {
-                               return o.id == *id;
-                           })) {
-                    w_.report(*e, "duplicate rule id '" + *id + "'");
-                } else {
-                    r.id = *id;
-                }
-            }
+            r.id = read_id(*e, set, "rule");
         }
         if (const entry* e = required("title", "the cause as the runbook names it")) {
             if (auto t = w_.string(*e)) {
@@ -226,6 +241,89 @@ private:
         }
         if (w_.problem_count() == before) {
             set.rules.push_back(std::move(r));
+        }
+    }
+
+    /// A warning: `id`, `when` and the `text` of its line. Its conditions are read as a
+    /// rule's, less what only ranking uses (strength, evidence, clear).
+    void read_warning(const entry& item, rule_set& set) {
+        const auto keys = w_.map(item.value, item.path, warning_keys);
+        if (!keys) {
+            return;
+        }
+        warning wn;
+        wn.file = w_.file();
+        wn.line = item.value.Mark().line + 1;
+        const std::size_t before = w_.problem_count();
+        const auto required = [&](std::string_view key, std::string_view what) {
+            return required_key(item, *keys, key, what);
+        };
+        if (const entry* e = required("id", "a short lower-case name, e.g. cert-expires-soon")) {
+            wn.id = read_id(*e, set, "warning");
+        }
+        std::vector<const signal_kind*> positive;
+        if (const entry* e = required("when", "the condition (signal, calendar, all, any or none)")) {
+            in_warning_ = true;
+            if (auto c = read_condition(*e, positive, false)) {
+                wn.when = std::move(*c);
+            }
+            in_warning_ = false;
+        }
+        if (const entry* e = required(
+                "text",
+                "the line shown in #operations, e.g. \"the certificate of {host} expires in {value|days}\""
+            )) {
+            wn.text = read_template(
+                *e, rule_labels(positive), "labels of this warning's signal kinds and built-ins"
+            );
+        }
+        if (w_.problem_count() == before) {
+            set.warnings.push_back(std::move(wn));
+        }
+    }
+
+    /// A rule's or warning's id (`what`): valid, and not yet taken by either in this file.
+    /// "" after reporting.
+    std::string read_id(const entry& e, const rule_set& set, std::string_view what) {
+        auto id = w_.string(e);
+        if (!id) {
+            return {};
+        }
+        if (!valid_id(*id)) {
+            w_.report(e, "'" + *id + "' is not an id (lower-case letters, digits, '-' and '_')");
+            return {};
+        }
+        const bool rule_has =
+            std::any_of(set.rules.begin(), set.rules.end(), [&](const rule& o) { return o.id == *id; });
+        const bool warning_has = std::any_of(set.warnings.begin(), set.warnings.end(), [&](const warning& o) {
+            return o.id == *id;
+        });
+        if (rule_has || warning_has) {
+            const std::string_view owner = rule_has ? "rule" : "warning";
+            w_.report(
+                e,
+                owner == what ? "duplicate " + std::string{what} + " id '" + *id + "'"
+                              : "id '" + *id + "' is already a " + std::string{owner} + "'s"
+            );
+            return {};
+        }
+        return *id;
+    }
+
+    /// Reports the keys of a condition in a warning that only ranking reads.
+    void refuse_ranking_keys(const yaml::entries& keys) {
+        if (!in_warning_) {
+            return;
+        }
+        for (const auto k : ranking_only_keys) {
+            if (const entry* e = yaml::find(keys, k)) {
+                w_.report(
+                    e->key.Mark(),
+                    e->path,
+                    "'" + std::string{k} +
+                        "' does not apply in a warning: it is not ranked, and its only line is its text"
+                );
+            }
         }
     }
 
@@ -346,6 +444,7 @@ private:
             return std::nullopt;
         }
         const std::size_t before = w_.problem_count();
+        refuse_ranking_keys(*keys);
         signal_test t;
         const signal_kind* kind = nullptr;
         const entry* k = yaml::find(*keys, "signal");
@@ -435,7 +534,8 @@ private:
                 if (std::find(related_values.begin(), related_values.end(), *v) == related_values.end()) {
                     w_.report(*e, "'" + *v + "' is not one of service, any" + suggestion(*v, related_values));
                 } else if (*v == "service") {
-                    if (!labels.contains("deployment") && !labels.contains("service")) {
+                    if (!labels.contains("deployment") && !labels.contains("service") &&
+                        !labels.contains("services")) {
                         w_.report(
                             *e,
                             "'" + t.kind +
@@ -577,6 +677,7 @@ private:
             return std::nullopt;
         }
         const std::size_t before = w_.problem_count();
+        refuse_ranking_keys(*keys);
         calendar_test t;
         const entry* cal = yaml::find(*keys, "calendar");
         if (const auto m = w_.map(cal->value, cal->path, calendar_keys)) {
@@ -643,6 +744,7 @@ private:
     }
 
     yaml::walker w_;
+    bool in_warning_ = false;  ///< reading a warning's condition
 };
 
 }  // namespace
@@ -678,21 +780,35 @@ load_result load(const std::vector<std::string>& paths) {
             continue;
         }
         hashes += one.value->hash;
+        // An id names one rule or warning across every file (tests and logs refer to it).
+        const auto defined_at = [&](const std::string& id) -> std::string {
+            for (const auto& o : merged->rules) {
+                if (o.id == id) {
+                    return o.file + ":" + std::to_string(o.line);
+                }
+            }
+            for (const auto& o : merged->warnings) {
+                if (o.id == id) {
+                    return o.file + ":" + std::to_string(o.line);
+                }
+            }
+            return {};
+        };
         for (const auto& r : one.value->rules) {
-            const auto dup = std::find_if(merged->rules.begin(), merged->rules.end(), [&](const rule& o) {
-                return o.id == r.id;
-            });
-            if (dup != merged->rules.end()) {
+            if (const auto at = defined_at(r.id); !at.empty()) {
                 out.problems.push_back(problem{
-                    path,
-                    r.line,
-                    1,
-                    "rules",
-                    "rule id '" + r.id + "' is also defined at " + dup->file + ":" +
-                        std::to_string(dup->line)});
+                    path, r.line, 1, "rules", "rule id '" + r.id + "' is also defined at " + at});
                 continue;
             }
             merged->rules.push_back(r);
+        }
+        for (const auto& wn : one.value->warnings) {
+            if (const auto at = defined_at(wn.id); !at.empty()) {
+                out.problems.push_back(problem{
+                    path, wn.line, 1, "warnings", "warning id '" + wn.id + "' is also defined at " + at});
+                continue;
+            }
+            merged->warnings.push_back(wn);
         }
         merged->origin += (merged->origin.empty() ? "" : ", ") + path;
     }

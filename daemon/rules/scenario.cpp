@@ -277,12 +277,12 @@ private:
         }
         source_report r;
         if (const entry* n = yaml::find(*m, "name")) {
-            r.name = w_.string(*n).value_or("");
+            r.source = w_.string(*n).value_or("");
             const auto& kinds = signal_catalogue();
             if (std::none_of(kinds.begin(), kinds.end(), [&](const signal_kind& k) {
-                    return k.source == r.name;
+                    return k.source == r.source;
                 })) {
-                w_.report(*n, "'" + r.name + "' is not a source of any signal kind (docs/signals.md)");
+                w_.report(*n, "'" + r.source + "' is not a source of any signal kind (docs/signals.md)");
             }
         } else {
             w_.report(src->value.Mark(), src->path + ".name", "required: the source's name, e.g. postgres");
@@ -390,27 +390,22 @@ replay_result replay(const scenario& s, std::shared_ptr<const rule_set> rules) {
         }
     };
     for (const auto& [name, status] : s.sources) {
-        record(core.on_source_status(name, status, s.start), s.start);
+        record(core.apply(input{s.start, source_report{name, status}}), s.start);
     }
     const auto run_until = [&](wall_time t) {
         while (const auto wake = core.next_wake()) {
             if (*wake > t) {
                 break;
             }
-            record(core.on_tick(*wake), *wake);
+            record(core.apply(input{*wake, tick{}}), *wake);
         }
     };
     // Signals from before the start are known when the replay begins.
     for (const auto& step : s.steps) {
         run_until(step.at);
-        if (const auto* ev = std::get_if<incident_event>(&step.what)) {
-            record(core.on_event(*ev, step.at), step.at);
-        } else if (const auto* sig = std::get_if<signal>(&step.what)) {
-            record(core.on_signal(*sig, std::max(step.at, s.start)), std::max(step.at, s.start));
-        } else {
-            const auto& rep = std::get<source_report>(step.what);
-            record(core.on_source_status(rep.name, rep.status, step.at), step.at);
-        }
+        input in = step;
+        in.at = std::max(step.at, s.start);
+        record(core.apply(std::move(in)), std::max(step.at, s.start));
     }
     run_until(s.until);
     if (s.expect) {

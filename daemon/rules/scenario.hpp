@@ -5,6 +5,7 @@
 
 #include "core/engine.hpp"
 #include "core/event.hpp"
+#include "core/input.hpp"
 #include "core/post.hpp"
 #include "core/problem.hpp"
 
@@ -15,17 +16,9 @@
 
 namespace runbookd::rules {
 
-/// A source reporting on itself at some point of the timeline.
-struct source_report {
-    std::string name;
-    source_status status;
-};
-
-/// One timeline step.
-struct scenario_step {
-    wall_time at;
-    std::variant<incident_event, signal, source_report> what;
-};
+/// One timeline step: the engine's own input (core/input.hpp). A signal's step is at the
+/// signal's time; replay applies one from before the start at the start.
+using scenario_step = input;
 
 /// What the scenario's author expects; checked by replay.
 struct scenario_expectation {

@@ -44,11 +44,6 @@ struct poller::impl : std::enable_shared_from_this<impl> {
                            .Name("runbookd_source_last_success_timestamp_seconds")
                            .Help("Unix time of each polling job's last successful run (0: never)")
                            .Register(registry)),
-          up(prometheus::BuildGauge()
-                 .Name("runbookd_source_up")
-                 .Help("1 while the source's last run of every job succeeded, else 0")
-                 .Register(registry)
-                 .Add({{"source", source}})),
           errors(jobs.size()),
           succeeded(jobs.size(), false) {
         for (const auto& j : jobs) {
@@ -68,7 +63,6 @@ struct poller::impl : std::enable_shared_from_this<impl> {
     std::mt19937_64 rng;
     prometheus::Family<prometheus::Counter>& polls;
     prometheus::Family<prometheus::Gauge>& last_success;
-    prometheus::Gauge& up;
     std::vector<std::string> errors;  ///< per job: its last run's error, "" when it succeeded
     std::vector<bool> succeeded;      ///< per job: it has succeeded at least once
     std::optional<source_status> reported;
@@ -101,7 +95,6 @@ struct poller::impl : std::enable_shared_from_this<impl> {
                 s.error = "waiting for the first " + jobs[i].name + " poll";
             }
         }
-        up.Set(s.state == source_state::healthy ? 1 : 0);
         if (reported && reported->state == s.state && reported->error == s.error) {
             return;
         }

@@ -5,6 +5,7 @@
 
 #include "core/problem.hpp"
 #include "core/time.hpp"
+#include "yaml/section.hpp"
 
 #include <yaml-cpp/yaml.h>
 
@@ -64,6 +65,12 @@ private:
     std::string file_;
     std::vector<problem> problems_;
 };
+
+/// A section over `node` (a map, or null for an absent one). `env` null: no ${VAR}
+/// substitution (scenario and rule-test files). `mark` is where a missing key is reported.
+section make_section(
+    walker& w, const env_lookup* env, const YAML::Node& node, const YAML::Mark& mark, std::string path
+);
 
 /// "a map", "a list", "a string" or "an empty value", for messages.
 const char* kind_of(const YAML::Node& n);

@@ -12,7 +12,8 @@ Implements the subset of Discord described in /work/shared/api-facts.md section 
 Behaviour can be scripted per request (``ok``, ``rate_limit``, ``server_error``,
 ``slow``, ``drop``, ``reset``, ``rate_limit_headers``) and an outage switch makes every
 request fail until it is turned off. Every request is recorded with its arrival
-time (``time.monotonic()``, the same clock the tests use).
+time (``time.monotonic()``, the same clock the tests use). The server, the request log,
+``wait_until`` and the generic faults (``down``, ``fault_*``) come from ``fake_https``.
 """
 
 from __future__ import annotations
@@ -21,15 +22,13 @@ import collections
 import json
 import math
 import re
-import socket
-import ssl
-import struct
-import threading
 import time
-import urllib.parse
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Optional
+from typing import Any, Optional
+
+import fake_https
+
+_Handler = fake_https.Handler
 
 DISCORD_EPOCH_MS = 1420070400000
 
@@ -107,20 +106,15 @@ def rate_limit_headers(remaining: int = 0, reset_after: float = 1.0) -> Action:
 
 
 @dataclass
-class Request:
-    method: str
-    path: str  # without the query string
-    query: dict
-    headers: dict  # lower-cased names
-    raw_body: bytes
-    body: Any  # parsed JSON or None
-    time: float  # time.monotonic() when the full request had been read
+class Request(fake_https.Request):
+    """``fake_https.Request`` (method, path, query, headers, time, status, responded_at...)
+    where ``body`` is the parsed JSON (None when not JSON) and ``response`` the JSON
+    payload answered (None: no body, or the connection was dropped)."""
+    response: Any = None
+    raw_body: bytes = b""
     webhook_id: Optional[str] = None
     token: Optional[str] = None
     action: str = "ok"
-    status: Optional[int] = None  # None when the connection was dropped
-    response: Any = None
-    responded_at: Optional[float] = None
 
 
 @dataclass
@@ -145,117 +139,26 @@ class Message:
 # --------------------------------------------------------------------------- server
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 64
-
-    def __init__(self, fake: "FakeDiscord"):
-        self.fake = fake
-        super().__init__(("127.0.0.1", 0), _Handler)
-
-    def finish_request(self, request, client_address):
-        # The TLS handshake runs here, in the per-connection thread, never in the
-        # accept loop, so a stalled client cannot block other connections.
-        request.settimeout(10)
-        try:
-            tls = self.fake.ssl_context.wrap_socket(request, server_side=True)
-        except (ssl.SSLError, OSError) as e:
-            self.fake._note_tls_error(e)
-            return
-        self.fake._track(tls, True)
-        try:
-            self.RequestHandlerClass(tls, client_address, self)
-        finally:
-            self.fake._track(tls, False)
-            try:
-                tls.close()
-            except OSError:
-                pass
-
-    def handle_error(self, request, client_address):
-        # Connection errors caused by the client (or by scripted drops) are expected.
-        pass
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server_version = "FakeDiscord/1.0"
-    sys_version = ""
-    timeout = 30
-
-    def log_message(self, fmt, *args):  # keep test output quiet
-        pass
-
-    def do_POST(self):
-        self.server.fake._handle(self)
-
-    def do_PATCH(self):
-        self.server.fake._handle(self)
-
-    def do_GET(self):
-        self.server.fake._handle(self)
-
-    def do_DELETE(self):
-        self.server.fake._handle(self)
-
-    def do_PUT(self):
-        self.server.fake._handle(self)
-
-
-class FakeDiscord:
+class FakeDiscord(fake_https.FakeHTTPS):
     """Start with ``start()``; ``base_url`` is what the daemon's discord.base_url should be."""
 
+    name = "fake Discord"
+    thread_name = "fake-discord"
+    server_header = "FakeDiscord/1.0"
+    tcp_nodelay = False
+    request_class = Request
+
     def __init__(self, certfile: str, keyfile: str):
-        self.ssl_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.ssl_context.load_cert_chain(certfile, keyfile)
-        self._lock = threading.RLock()
-        self._cond = threading.Condition(self._lock)
+        super().__init__(fake_https.server_context(certfile, keyfile, alpn=None))
         self._webhooks: dict[str, str] = {}  # id -> token
         self._script: collections.deque[Action] = collections.deque()
         self._outage: Optional[str] = None
         self._snowflake_seq = 0
-        self._conns: set = set()
         self.requests: list[Request] = []
         self.messages: list[Message] = []
         self.violations: list[str] = []
-        self.tls_errors: list[str] = []
-        self.keep_alive = True  # False: answer every request with Connection: close
         self.default_remaining = 4
         self.default_reset_after = 2.0
-        self._server: Optional[_Server] = None
-        self._thread: Optional[threading.Thread] = None
-
-    # ---------------------------------------------------------------- lifecycle
-
-    def start(self) -> "FakeDiscord":
-        self._server = _Server(self)
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.05},
-                                        name="fake-discord", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is None:
-            return
-        self._server.shutdown()
-        self._server.server_close()
-        with self._lock:
-            conns = list(self._conns)
-        for c in conns:
-            try:
-                c.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = None
-
-    @property
-    def port(self) -> int:
-        assert self._server is not None, "fake Discord not started"
-        return self._server.server_address[1]
 
     @property
     def base_url(self) -> str:
@@ -301,10 +204,6 @@ class FakeDiscord:
 
     # ---------------------------------------------------------------- queries
 
-    def snapshot_requests(self) -> list[Request]:
-        with self._lock:
-            return list(self.requests)
-
     def snapshot_messages(self, webhook_id: Optional[str] = None) -> list[Message]:
         with self._lock:
             return [m for m in self.messages
@@ -325,17 +224,6 @@ class FakeDiscord:
                 and "/messages/" not in r.path]
 
     # ---------------------------------------------------------------- internals
-
-    def _track(self, conn, add: bool) -> None:
-        with self._lock:
-            if add:
-                self._conns.add(conn)
-            else:
-                self._conns.discard(conn)
-
-    def _note_tls_error(self, e: Exception) -> None:
-        with self._lock:
-            self.tls_errors.append(repr(e))
 
     def _snowflake(self) -> str:
         with self._lock:
@@ -366,49 +254,17 @@ class FakeDiscord:
             "X-RateLimit-Bucket": "fakebucket0123456789abcdef",
         }
 
-    def _send(self, h: _Handler, rec: Request, status: int, payload: Any,
-              headers: Optional[dict] = None) -> None:
+    def _reply(self, h: _Handler, rec: Request, status: int, payload: Any,
+               headers: Optional[dict] = None) -> None:
+        """Answers ``payload`` as JSON (None: no body) and records it as ``rec.response``."""
         data = b"" if payload is None else json.dumps(payload).encode()
-        try:
-            h.send_response(status)
-            if payload is not None:
-                h.send_header("Content-Type", "application/json")
-            h.send_header("Content-Length", str(len(data)))
-            for k, v in (headers or {}).items():
-                h.send_header(k, v)
-            if not self.keep_alive:
-                h.send_header("Connection", "close")
-                h.close_connection = True
-            h.end_headers()
-            if data:
-                h.wfile.write(data)
-            h.wfile.flush()
-        except OSError:
-            pass
-        with self._lock:
-            rec.status = status
-            rec.response = payload
-            rec.responded_at = time.monotonic()
-            self._cond.notify_all()
-
-    def _drop(self, h: _Handler, rec: Request, rst: bool) -> None:
-        h.close_connection = True
-        try:
-            if rst:
-                h.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
-                                        struct.pack("ii", 1, 0))
-            h.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        with self._lock:
-            rec.status = None
-            rec.responded_at = time.monotonic()
-            self._cond.notify_all()
+        self._send(h, rec, status, data, None if payload is None else "application/json",
+                   headers, response=payload)
 
     def _form_error(self, h: _Handler, rec: Request, errors: dict, why: str) -> None:
         with self._lock:
             self.violations.append(f"{rec.method} {self._redact(rec.path)}: {why}")
-        self._send(h, rec, 400, {"code": 50035, "message": "Invalid Form Body", "errors": errors})
+        self._reply(h, rec, 400, {"code": 50035, "message": "Invalid Form Body", "errors": errors})
 
     @staticmethod
     def _err(field_path: str, code: str, message: str) -> dict:
@@ -566,29 +422,24 @@ class FakeDiscord:
             "webhook_id": webhook_id,
         }
 
-    def _handle(self, h: _Handler) -> None:
-        split = urllib.parse.urlsplit(h.path)
-        query = dict(urllib.parse.parse_qsl(split.query, keep_blank_values=True))
-        headers = {k.lower(): v for k, v in h.headers.items()}
-        length = int(headers.get("content-length", "0") or "0")
-        raw = h.rfile.read(length) if length > 0 else b""
+    def _new_request(self, h: _Handler, **fields: Any) -> Request:
+        raw = fields["body"]
         body = None
         if raw:
             try:
                 body = json.loads(raw)
             except ValueError:
                 body = None
-        rec = Request(method=h.command, path=split.path, query=query, headers=headers,
-                      raw_body=raw, body=body, time=time.monotonic())
-        m = _WEBHOOK_RE.match(split.path)
+        rec = Request(**{**fields, "body": body}, raw_body=raw)
+        m = _WEBHOOK_RE.match(rec.path)
         if m:
             rec.webhook_id, rec.token = m.group("id"), m.group("token")
-        with self._lock:
-            self.requests.append(rec)
-            self._cond.notify_all()
+        return rec
 
+    def _dispatch(self, h: _Handler, rec: Request) -> None:
+        m = _WEBHOOK_RE.match(rec.path)
         if not m:
-            self._send(h, rec, 404, {"message": "404: Not Found", "code": 0})
+            self._reply(h, rec, 404, {"message": "404: Not Found", "code": 0})
             return
 
         action = self._next_action()
@@ -597,11 +448,11 @@ class FakeDiscord:
             self._drop(h, rec, rst=action.kind == "reset")
             return
         if action.kind == "slow":
-            time.sleep(action.seconds)  # deliberately slow fake, not synchronisation
+            self._sleep(action.seconds)  # deliberately slow fake, not synchronisation
         if action.kind == "server_error":
             phrase = {500: "Internal Server Error", 502: "Bad Gateway",
                       503: "Service Unavailable", 504: "Gateway Timeout"}.get(action.status, "Error")
-            self._send(h, rec, action.status, {"message": f"{action.status}: {phrase}", "code": 0})
+            self._reply(h, rec, action.status, {"message": f"{action.status}: {phrase}", "code": 0})
             return
         if action.kind == "rate_limit":
             hdrs = self._rl_headers(remaining=0, reset_after=action.retry_after)
@@ -612,7 +463,7 @@ class FakeDiscord:
                 for k in ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset",
                           "X-RateLimit-Reset-After", "X-RateLimit-Bucket"):
                     hdrs.pop(k, None)
-            self._send(h, rec, 429, {"message": "You are being rate limited.",
+            self._reply(h, rec, 429, {"message": "You are being rate limited.",
                                      "retry_after": action.retry_after,
                                      "global": action.is_global}, hdrs)
             return
@@ -625,11 +476,11 @@ class FakeDiscord:
         with self._lock:
             known = self._webhooks.get(webhook_id) == token
         if not known:
-            self._send(h, rec, 404, {"message": "Unknown Webhook", "code": 10015}, rl)
+            self._reply(h, rec, 404, {"message": "Unknown Webhook", "code": 10015}, rl)
             return
 
         rest = m.group("rest") or ""
-        ua = headers.get("user-agent", "")
+        ua = rec.headers.get("user-agent", "")
         if not ua.startswith("DiscordBot ("):
             with self._lock:
                 self.violations.append(f"{rec.method} {self._redact(rec.path)}: User-Agent {ua!r} does not start with 'DiscordBot ('")
@@ -642,9 +493,9 @@ class FakeDiscord:
             self._message_op(h, rec, webhook_id, mm.group("mid"), rl)
             return
         if rest == "" or mm:
-            self._send(h, rec, 405, {"message": "405: Method Not Allowed", "code": 0}, rl)
+            self._reply(h, rec, 405, {"message": "405: Method Not Allowed", "code": 0}, rl)
             return
-        self._send(h, rec, 404, {"message": "404: Not Found", "code": 0}, rl)
+        self._reply(h, rec, 404, {"message": "404: Not Found", "code": 0}, rl)
 
     def _check_json_request(self, h: _Handler, rec: Request) -> bool:
         ctype = rec.headers.get("content-type", "")
@@ -674,10 +525,10 @@ class FakeDiscord:
         if wait not in ("true", "1", "True"):
             with self._lock:
                 self.violations.append(f"POST {self._redact(rec.path)}: without wait=true (Discord answers 204, no message id)")
-            self._send(h, rec, 204, None, rl)
+            self._reply(h, rec, 204, None, rl)
         else:
             username = rec.body.get("username") or "Captain Hook"
-            self._send(h, rec, 200, self._message_object(mid, webhook_id, rec.body, username), rl)
+            self._reply(h, rec, 200, self._message_object(mid, webhook_id, rec.body, username), rl)
         with self._lock:
             self.messages.append(msg)
             self._cond.notify_all()
@@ -687,16 +538,16 @@ class FakeDiscord:
             msg = next((m for m in self.messages
                         if m.id == mid and m.webhook_id == webhook_id and not m.deleted), None)
         if msg is None:
-            self._send(h, rec, 404, {"message": "Unknown Message", "code": 10008}, rl)
+            self._reply(h, rec, 404, {"message": "Unknown Message", "code": 10008}, rl)
             return
         if h.command == "GET":
-            self._send(h, rec, 200, self._message_object(mid, webhook_id, msg.body,
+            self._reply(h, rec, 200, self._message_object(mid, webhook_id, msg.body,
                                                          msg.body.get("username") or "Captain Hook"), rl)
             return
         if h.command == "DELETE":
             with self._lock:
                 msg.deleted = True
-            self._send(h, rec, 204, None, rl)
+            self._reply(h, rec, 204, None, rl)
             return
         if not self._check_json_request(h, rec):
             return
@@ -712,19 +563,4 @@ class FakeDiscord:
                 merged.update({k: v for k, v in e.items() if v is not None})
         obj = self._message_object(mid, webhook_id, merged, msg.body.get("username") or "Captain Hook")
         obj["edited_timestamp"] = time.strftime("%Y-%m-%dT%H:%M:%S.000000+00:00", time.gmtime())
-        self._send(h, rec, 200, obj, rl)
-
-    # ---------------------------------------------------------------- waiting
-
-    def wait_until(self, predicate: Callable[[], Any], timeout: float, what: str = "condition"):
-        """Bounded wait on the fake's own state, woken on every request/response."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                value = predicate()
-                if value:
-                    return value
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError(f"fake Discord: timed out after {timeout}s waiting for {what}")
-                self._cond.wait(min(left, 0.1))
+        self._reply(h, rec, 200, obj, rl)

@@ -40,7 +40,8 @@ Faults (``FakeGoogle``, per path prefix, ``""`` = every path): ``fail_next``,
 ``drop_next`` (close without answering), ``delay`` (slow answers), ``down`` (reset every
 connection), ``revoke_tokens``; ``FakeMetadata`` has ``fail_next``, ``drop_next``,
 ``delay`` (an attribute, as in fake_kubernetes) and ``down``. Every request is recorded
-(method, path, query, headers, body, ``time.monotonic()``, status, fault, answer).
+(method, path, query, headers, body, ``time.monotonic()``, status, fault, answer). The
+servers, the request log, ``wait_until`` and the fault plumbing come from ``fake_https``.
 
 Builders: ``make_service_account_key`` (a real RSA key made with ``openssl genpkey`` and
 its key-file JSON), ``sign_jwt``, ``sql_instance``, ``incident``. Standard library only;
@@ -57,21 +58,20 @@ import os
 import re
 import secrets
 import shutil
-import socket
 import ssl
-import struct
 import subprocess
 import tempfile
 import threading
 import time
-import traceback
 import urllib.parse
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Iterable, Optional, Union
+from typing import Any, Iterable, Optional, Union
 
+import fake_https
 import harness
+
+_Handler = fake_https.Handler
 
 DEFAULT_PROJECT = "darklang-prod"
 DEFAULT_REGION = "us-central1"
@@ -144,10 +144,6 @@ _GOOGLE_MESSAGES = {
     503: "The service is currently unavailable.",
     504: "The request timed out. Please try again.",
 }
-_REASON_PHRASES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-                   405: "Method Not Allowed", 429: "Too Many Requests",
-                   500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable",
-                   504: "Gateway Timeout"}
 
 
 # --------------------------------------------------------------------------- helpers
@@ -163,12 +159,8 @@ def _b64url_decode(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def _compact(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def _pretty(value: Any) -> bytes:
-    return json.dumps(value, indent=2, ensure_ascii=False).encode() + b"\n"
+_compact = fake_https.compact_json
+_pretty = fake_https.pretty_json
 
 
 def google_error(code: int, message: Optional[str] = None, status: Optional[str] = None,
@@ -393,27 +385,11 @@ class TokenBook:
 
 
 @dataclass
-class Request:
-    method: str
-    path: str  # without the query string
-    query: dict  # name -> value (the last one when repeated)
-    headers: dict  # lower-cased names
-    body: bytes
-    time: float  # time.monotonic() when the request had been read
-    raw_query: str = ""
-    query_list: list = field(default_factory=list)  # every (name, value) pair, in order
-    status: Optional[int] = None  # None: not answered (dropped, reset, or still running)
-    fault: Optional[str] = None  # "fail_next", "drop", "delay", "down" when one applied
+class Request(fake_https.Request):
+    """``fake_https.Request`` (method, path, query, query_list, raw_query, headers, body,
+    time, status, fault: "fail_next", "drop", "delay", "down"; response bytes,
+    ``response_json()``, ``authorization``) and:"""
     auth: Optional[str] = None  # API paths: "ok", "missing", "unknown", "revoked", "expired", "scope"
-    response: bytes = b""
-    responded_at: Optional[float] = None
-
-    @property
-    def authorization(self) -> Optional[str]:
-        return self.headers.get("authorization")
-
-    def response_json(self) -> Any:
-        return json.loads(self.response) if self.response else None
 
 
 @dataclass
@@ -426,299 +402,19 @@ class Assertion:
     time: float  # time.monotonic()
 
 
-@dataclass
-class _Fault:
-    kind: str  # "fail", "drop", "delay"
-    prefix: str
-    remaining: Optional[int]  # None: until cleared
-    status: int = 0
-    seconds: float = 0.0
-    message: Optional[str] = None
-    body: Optional[Any] = None
-
-
 # --------------------------------------------------------------------------- server plumbing
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 64
+class _FakeBase(fake_https.FakeHTTPS):
+    """What both fakes share beyond ``fake_https``: serving from construction (``close()``
+    stops), Google's 30 s handshake timeout, and ``Request`` records."""
 
-    def __init__(self, fake: "_FakeBase"):
-        self.fake = fake
-        super().__init__(("127.0.0.1", 0), _Handler)
-
-    def finish_request(self, request, client_address):
-        # The TLS handshake runs in the per-connection thread, never in the accept loop.
-        if self.fake.down:
-            self.fake._refuse(request)
-            return
-        request.settimeout(30)
-        request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no Nagle delay on answers
-        conn = request
-        if self.fake.ssl_context is not None:
-            try:
-                conn = self.fake.ssl_context.wrap_socket(request, server_side=True)
-            except (ssl.SSLError, OSError) as e:
-                self.fake._note_tls_error(e)
-                return
-        self.fake._track(conn, True)
-        try:
-            self.RequestHandlerClass(conn, client_address, self)
-        finally:
-            self.fake._track(conn, False)
-            try:
-                conn.close()
-            except OSError:
-                pass
-
-    def handle_error(self, request, client_address):
-        pass  # connection errors caused by clients or scripted drops are expected
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    sys_version = ""
-    timeout = 30
-
-    def log_message(self, fmt, *args):
-        pass
-
-    def version_string(self):
-        return self.server.fake.server_header
-
-    def do_GET(self):
-        self.server.fake._handle(self)
-
-    do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_GET
-
-
-def _hard_shutdown(conn) -> None:
-    """Shuts the TCP socket down (under TLS: without touching the TLS state)."""
-    try:
-        socket.socket.shutdown(conn, socket.SHUT_RDWR)
-    except (OSError, ValueError):
-        pass
-
-
-def _read_body(h: _Handler, headers: dict) -> bytes:
-    if "chunked" in headers.get("transfer-encoding", "").lower():
-        out = b""
-        while True:
-            size = int(h.rfile.readline().split(b";")[0].strip() or b"0", 16)
-            if size == 0:
-                while h.rfile.readline() not in (b"\r\n", b"\n", b""):
-                    pass
-                return out
-            out += h.rfile.read(size)
-            h.rfile.readline()
-    length = int(headers.get("content-length", "0") or "0")
-    return h.rfile.read(length) if length > 0 else b""
-
-
-class _FakeBase:
-    """Lifecycle, recording, faults and answers shared by both fakes (serving from __init__)."""
-
-    server_header = "fake"
-    _thread_name = "fake-google"
+    handshake_timeout = 30.0
+    request_class = Request
 
     def __init__(self, ssl_context: Optional[ssl.SSLContext]):
-        self.ssl_context = ssl_context
-        self._lock = threading.RLock()
-        self._cond = threading.Condition(self._lock)
-        self._closing = threading.Event()
-        self._conns: set = set()
-        self._down = False
-        self._faults: list[_Fault] = []
-        self.requests: list[Request] = []
-        self.errors: list[str] = []  # exceptions inside the fake (should stay empty)
-        self.tls_errors: list[str] = []
-        self.refused_connections = 0  # connections reset while ``down``
-        self._server: Optional[_Server] = _Server(self)
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name=self._thread_name, daemon=True)
-        self._thread.start()
-
-    # ---------------------------------------------------------------- lifecycle
-
-    def close(self) -> None:
-        """Stops serving and cuts every open connection (idempotent)."""
-        if self._server is None:
-            return
-        self._closing.set()
-        self._server.shutdown()
-        self._server.server_close()
-        with self._lock:
-            conns = list(self._conns)
-        for c in conns:
-            _hard_shutdown(c)
-        self._thread.join(timeout=5)
-        self._server = None
-
-    stop = close
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    @property
-    def port(self) -> int:
-        assert self._server is not None, "fake closed"
-        return self._server.server_address[1]
-
-    @property
-    def host(self) -> str:
-        """``127.0.0.1:PORT``."""
-        return f"127.0.0.1:{self.port}"
-
-    # ---------------------------------------------------------------- faults
-
-    @property
-    def down(self) -> bool:
-        """True: new connections are reset unanswered, open ones are cut, requests on
-        connections still open are dropped."""
-        return self._down
-
-    @down.setter
-    def down(self, value: bool) -> None:
-        self._down = bool(value)
-        if value:
-            with self._lock:
-                conns = list(self._conns)
-            for c in conns:
-                _hard_shutdown(c)
-
-    def clear_faults(self) -> None:
-        with self._lock:
-            self._faults.clear()
-
-    def _add_fault(self, fault: _Fault) -> None:
-        with self._lock:
-            self._faults.append(fault)
-
-    def _take(self, kind: str, path: str) -> Optional[_Fault]:
-        with self._lock:
-            for f in self._faults:
-                if f.kind == kind and path.startswith(f.prefix):
-                    if f.remaining is not None:
-                        f.remaining -= 1
-                        if f.remaining <= 0:
-                            self._faults.remove(f)
-                    return f
-        return None
-
-    # ---------------------------------------------------------------- queries
-
-    def snapshot_requests(self, prefix: str = "") -> list[Request]:
-        """Requests so far (whose path starts with ``prefix``), oldest first."""
-        with self._lock:
-            return [r for r in self.requests if r.path.startswith(prefix)]
-
-    def wait_until(self, predicate: Callable[[], Any], timeout: float, what: str = "condition"):
-        """Bounded wait on the fake's own state, woken on every request and answer."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                value = predicate()
-                if value:
-                    return value
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError(f"{type(self).__name__}: timed out after {timeout}s waiting for {what}")
-                self._cond.wait(min(left, 0.1))
-
-    # ---------------------------------------------------------------- internals
-
-    def _track(self, conn, add: bool) -> None:
-        with self._lock:
-            if add:
-                self._conns.add(conn)
-            else:
-                self._conns.discard(conn)
-
-    def _note_tls_error(self, e: Exception) -> None:
-        with self._lock:
-            self.tls_errors.append(repr(e))
-            self._cond.notify_all()
-
-    def _refuse(self, sock) -> None:
-        with self._lock:  # counted before the client can see the reset
-            self.refused_connections += 1
-            self._cond.notify_all()
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            sock.close()
-        except OSError:
-            pass
-
-    def _finish(self, rec: Request, status: Optional[int], body: bytes = b"") -> None:
-        with self._lock:
-            rec.status = status
-            rec.response = body
-            rec.responded_at = time.monotonic()
-            self._cond.notify_all()
-
-    def _send(self, h: _Handler, rec: Request, status: int, body: bytes, content_type: str,
-              headers: Optional[dict] = None) -> None:
-        self._finish(rec, status, body)  # recorded before the client can see the answer
-        try:
-            h.send_response(status, _REASON_PHRASES.get(status))
-            h.send_header("Content-Type", content_type)
-            for k, v in (headers or {}).items():
-                h.send_header(k, v)
-            h.send_header("Content-Length", str(len(body)))
-            h.end_headers()
-            if h.command != "HEAD":
-                h.wfile.write(body)
-            h.wfile.flush()
-        except OSError:
-            h.close_connection = True
-
-    def _drop(self, h: _Handler, rec: Request, fault: str) -> None:
-        rec.fault = fault
-        h.close_connection = True
-        self._finish(rec, None)
-        _hard_shutdown(h.connection)
-
-    def _sleep(self, seconds: float) -> None:
-        self._closing.wait(seconds)  # a deliberately slow server, cut short by close()
-
-    def _handle(self, h: _Handler) -> None:
-        try:
-            split = urllib.parse.urlsplit(h.path)
-            headers = {k.lower(): v for k, v in h.headers.items()}
-            body = _read_body(h, headers)
-            pairs = urllib.parse.parse_qsl(split.query, keep_blank_values=True)
-            rec = Request(method=h.command, path=split.path, query=dict(pairs), headers=headers,
-                          body=body, time=time.monotonic(), raw_query=split.query, query_list=pairs)
-            with self._lock:
-                self.requests.append(rec)
-                self._cond.notify_all()
-            if self._down:
-                self._drop(h, rec, "down")
-                return
-            if self._take("drop", rec.path) is not None:
-                self._drop(h, rec, "drop")
-                return
-            self._dispatch(h, rec)
-        except Exception:
-            h.close_connection = True
-            with self._lock:
-                self.errors.append(traceback.format_exc())
-                self._cond.notify_all()
-
-    def _dispatch(self, h: _Handler, rec: Request) -> None:
-        raise NotImplementedError
-
-
-def _server_context(cert_file: str, key_file: str) -> ssl.SSLContext:
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(cert_file, key_file)
-    ctx.set_alpn_protocols(["http/1.1"])
-    return ctx
+        super().__init__(ssl_context)
+        self.start()
 
 
 # --------------------------------------------------------------------------- metadata server
@@ -734,8 +430,10 @@ class FakeMetadata(_FakeBase):
     """The GKE metadata server (plain HTTP on 127.0.0.1:0). Give the daemon ``url``
     (or ``host`` as ``GCE_METADATA_HOST``). Serves from construction; ``close()`` stops."""
 
+    name = "FakeMetadata"
     server_header = "GKE Metadata Server"
-    _thread_name = "fake-metadata"
+    thread_name = "fake-metadata"
+    delay = fake_https.alias("response_delay", "Seconds to wait before answering any request.")
 
     def __init__(self, tokens: Optional[TokenBook] = None, project_id: str = DEFAULT_PROJECT,
                  email: Optional[str] = None, expires_in: int = DEFAULT_EXPIRES_IN):
@@ -743,21 +441,16 @@ class FakeMetadata(_FakeBase):
         self.project_id = project_id
         self.email = email or f"runbookd@{project_id}.iam.gserviceaccount.com"
         self.expires_in = expires_in  # seconds, in every token answer (and the token's lifetime)
-        self.delay = 0.0  # seconds to wait before answering any request
         self.issued: list[Token] = []
         super().__init__(None)
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
     def fail_next(self, status: int, count: int = 1, message: Optional[str] = None) -> None:
         """The next ``count`` requests answer ``status`` with a text body."""
-        self._add_fault(_Fault("fail", "", count, status=status, message=message))
+        self.add_fault(fake_https.Fault(fake_https.FAIL, remaining=count, status=status, message=message))
 
     def drop_next(self, count: int = 1) -> None:
         """The next ``count`` requests are read and the connection closed unanswered."""
-        self._add_fault(_Fault("drop", "", count))
+        self.fault_drop(count=count)
 
     def token_requests(self) -> list[Request]:
         return self.snapshot_requests(MD_TOKEN_PATH)
@@ -766,16 +459,10 @@ class FakeMetadata(_FakeBase):
               content_type: str = "text/plain; charset=utf-8") -> None:
         self._send(h, rec, status, text.encode(), content_type, {"Metadata-Flavor": "Google"})
 
+    def _answer_fault(self, h: _Handler, rec: Request, fault: fake_https.Fault) -> None:
+        self._text(h, rec, fault.status, (fault.message or fake_https.reason_phrase(fault.status, "error")) + "\n")
+
     def _dispatch(self, h: _Handler, rec: Request) -> None:
-        if self.delay > 0:
-            rec.fault = "delay"
-            self._sleep(self.delay)
-        fault = self._take("fail", rec.path)
-        if fault is not None:
-            rec.fault = "fail_next"
-            self._text(h, rec, fault.status,
-                       (fault.message or _REASON_PHRASES.get(fault.status, "error")) + "\n")
-            return
         if rec.path == "/" and rec.method in ("GET", "HEAD"):
             self._text(h, rec, 200, "computeMetadata/\n", "application/text")
             return
@@ -831,8 +518,9 @@ class FakeGoogle(_FakeBase):
     """One HTTPS server for the token endpoint, Cloud Monitoring, Cloud SQL Admin and the
     status feed. Serves from construction; ``close()`` stops. Trust ``ca_file``."""
 
+    name = "FakeGoogle"
     server_header = "ESF"
-    _thread_name = "fake-google"
+    thread_name = "fake-google"
 
     def __init__(self, tokens: Optional[TokenBook] = None, cert_file: Optional[str] = None,
                  key_file: Optional[str] = None, ca_file: Optional[str] = None,
@@ -849,17 +537,11 @@ class FakeGoogle(_FakeBase):
         self._incidents: list = []
         self._pages: dict[str, tuple[tuple, list, int]] = {}  # token -> (query, entries, offset)
         self._tmp = tempfile.mkdtemp(prefix="runbookd-it-google-")
-        super().__init__(_server_context(cert_file or pki.server_cert, key_file or pki.server_key))
+        super().__init__(fake_https.server_context(cert_file or pki.server_cert, key_file or pki.server_key))
 
-    def close(self) -> None:
-        super().close()
+    def stop(self) -> None:
+        super().stop()
         shutil.rmtree(self._tmp, ignore_errors=True)
-
-    stop = close
-
-    @property
-    def url(self) -> str:
-        return f"https://127.0.0.1:{self.port}"
 
     @property
     def token_url(self) -> str:
@@ -917,20 +599,18 @@ class FakeGoogle(_FakeBase):
                   body: Any = None) -> None:
         """The next ``count`` requests whose path starts with ``prefix`` answer ``status``
         with Google's error shape (or ``body``, JSON-encoded unless bytes)."""
-        self._add_fault(_Fault("fail", prefix, count, status=status, message=message, body=body))
+        self.add_fault(fake_https.Fault(fake_https.FAIL, prefix, count, status=status, message=message,
+                                        body=body))
 
     def drop_next(self, prefix: str = "", count: int = 1) -> None:
         """The next ``count`` requests under ``prefix`` are read, then the connection is
         closed without an answer."""
-        self._add_fault(_Fault("drop", prefix, count))
+        self.fault_drop(prefix=prefix, count=count)
 
     def delay(self, prefix: str, seconds: float, count: Optional[int] = None) -> None:
         """Requests under ``prefix`` wait ``seconds`` before being handled (``count``
         requests, or until cleared; ``seconds <= 0`` clears the delays of ``prefix``)."""
-        with self._lock:
-            self._faults = [f for f in self._faults if not (f.kind == "delay" and f.prefix == prefix)]
-            if seconds > 0:
-                self._faults.append(_Fault("delay", prefix, count, seconds=seconds))
+        self.fault_delay(seconds, prefix=prefix, count=count)
 
     def revoke_tokens(self) -> int:
         """Every token issued so far (by any fake sharing the TokenBook) now gets 401."""
@@ -948,20 +628,14 @@ class FakeGoogle(_FakeBase):
                status: Optional[str] = None, **kw) -> None:
         self._json(h, rec, code, google_error(code, message, status, **kw))
 
+    def _answer_fault(self, h: _Handler, rec: Request, fault: fake_https.Fault) -> None:
+        if fault.body is not None:
+            data = fault.body if isinstance(fault.body, bytes) else _pretty(fault.body)
+            self._send(h, rec, fault.status, data, "application/json; charset=UTF-8")
+        else:
+            self._error(h, rec, fault.status, fault.message)
+
     def _dispatch(self, h: _Handler, rec: Request) -> None:
-        slow = self._take("delay", rec.path)
-        if slow is not None:
-            rec.fault = "delay"
-            self._sleep(slow.seconds)
-        fault = self._take("fail", rec.path)
-        if fault is not None:
-            rec.fault = "fail_next"
-            if fault.body is not None:
-                data = fault.body if isinstance(fault.body, bytes) else _pretty(fault.body)
-                self._send(h, rec, fault.status, data, "application/json; charset=UTF-8")
-            else:
-                self._error(h, rec, fault.status, fault.message)
-            return
         path, method = rec.path, rec.method
         if path == "/token":
             if method != "POST":

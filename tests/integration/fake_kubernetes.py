@@ -4,7 +4,10 @@ Implements the subset of the API described in /work/shared/api-facts.md section 
 
 * ``GET /api/v1/namespaces/{ns}/{pods|configmaps|events}`` and ``/api/v1/{pods|...}``
   (all namespaces), ``/apis/apps/v1/[namespaces/{ns}/]{deployments|replicasets}``,
-  ``/api/v1/nodes``; ``…/{name}`` for one object; ``GET /version``.
+  ``/api/v1/nodes``; cert-manager's ``/apis/cert-manager.io/v1/[namespaces/{ns}/]certificates``
+  (a CRD: ``certificate_crd = False`` removes it, and its paths answer 404 with the
+  ``Status`` the real server gives for an API group it does not serve); ``…/{name}`` for
+  one object; ``GET /version``.
 * Lists: ``{"kind":"PodList",...,"metadata":{"resourceVersion","continue"},"items"}``;
   items carry no kind/apiVersion. ``limit``/``continue`` page through one consistent
   snapshot (the resourceVersion is the same on every page).
@@ -17,11 +20,12 @@ Implements the subset of the API described in /work/shared/api-facts.md section 
 There is one global resourceVersion counter; objects are changed with ``apply`` and
 ``delete``. Faults: ``compact`` (old resourceVersions expire), ``expire_continue_tokens``,
 ``expire_watches``, ``end_watches``, ``drop_watches``, ``fail_next``, ``down``,
-``delay``. Every request is recorded with its arrival time (``time.monotonic()``).
+``delay``. Every request is recorded with its arrival time (``time.monotonic()``). The
+server, the request log, ``wait_until`` and the fault plumbing come from ``fake_https``.
 
 The module-level builders (``pod``, ``container_status``, ``deployment``,
-``configmap``, ``warning_event``, ``node``) return objects shaped like the real API's
-JSON, including the bulky fields (managedFields, spec details) parsers must skip.
+``configmap``, ``warning_event``, ``node``, ``certificate``) return objects shaped like the
+real API's JSON, including the bulky fields (managedFields, spec details) parsers must skip.
 """
 
 from __future__ import annotations
@@ -33,22 +37,17 @@ import json
 import os
 import queue
 import re
-import select
-import socket
-import ssl
-import struct
 import subprocess
-import threading
 import time
-import traceback
-import urllib.parse
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Iterable, Optional
 
+import fake_https
 import harness
+
+_Handler = fake_https.Handler
 
 DEFAULT_GIT_VERSION = "v1.29.4-gke.1043002"
 
@@ -71,8 +70,13 @@ class Resource:
     name: str  # plural, as in the path
     kind: str
     api_version: str
-    prefix: str  # "/api/v1" or "/apis/apps/v1"
+    prefix: str  # "/api/v1", "/apis/apps/v1", "/apis/cert-manager.io/v1"
     namespaced: bool
+
+    @property
+    def group(self) -> str:
+        """The API group as RBAC and Status details name it ("" for the core group)."""
+        return self.api_version.rpartition("/")[0]
 
 
 RESOURCES: dict[str, Resource] = {r.name: r for r in (
@@ -82,9 +86,14 @@ RESOURCES: dict[str, Resource] = {r.name: r for r in (
     Resource("nodes", "Node", "v1", "/api/v1", False),
     Resource("deployments", "Deployment", "apps/v1", "/apis/apps/v1", True),
     Resource("replicasets", "ReplicaSet", "apps/v1", "/apis/apps/v1", True),
+    # cert-manager's CRD (https://cert-manager.io/docs/reference/api-docs/#cert-manager.io/v1.Certificate)
+    Resource("certificates", "Certificate", "cert-manager.io/v1", "/apis/cert-manager.io/v1", True),
 )}
 
-_PATH_RE = re.compile(r"^(?P<prefix>/api/v1|/apis/apps/v1)(?:/namespaces/(?P<ns>[^/]+))?"
+#: The resources that exist only while their CustomResourceDefinition is installed.
+CRD_RESOURCES = frozenset({"certificates"})
+
+_PATH_RE = re.compile(r"^(?P<prefix>/api/v1|/apis/[^/]+/[^/]+)(?:/namespaces/(?P<ns>[^/]+))?"
                       r"/(?P<res>[^/]+)(?:/(?P<name>[^/]+))?$")
 
 # Field selectors the real server supports per resource (others: ignored here, 400 there).
@@ -129,8 +138,7 @@ CONTINUE_EXPIRED_MESSAGE = (
     "first chunk was returned and now may show up in the list.")
 
 
-def _compact_json(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+_compact_json = fake_https.compact_json
 
 
 def _key_order(key: tuple[str, str]) -> str:
@@ -241,19 +249,12 @@ class _Selector:
 
 
 @dataclass
-class Request:
-    method: str
-    path: str  # without the query string
-    query: dict
-    authorization: Optional[str]  # the Authorization header as sent
-    client_cert: bool  # a client certificate was presented (and verified)
-    time: float  # time.monotonic() when the request had been read
-    headers: dict = field(default_factory=dict)  # lower-cased names
+class Request(fake_https.Request):
+    """``fake_https.Request`` (method, path, query, headers, ``authorization``, time, status,
+    fault: "fail_next", "down", "delay"; ``responded_at``: watches, the headers) and:"""
+    client_cert: bool = False  # a client certificate was presented (and verified)
     client_cn: Optional[str] = None  # the client certificate's CN
     watch: bool = False
-    status: Optional[int] = None  # None: not answered (connection dropped)
-    fault: Optional[str] = None  # "fail_next", "down", "delay" when one applied
-    responded_at: Optional[float] = None  # when answered (watches: the headers)
     ended_at: Optional[float] = None  # watches: when the stream ended
 
 
@@ -282,15 +283,6 @@ _ABORT = "abort"
 
 
 @dataclass
-class _Fault:
-    status: int
-    remaining: int
-    path_contains: Optional[str]
-    reason: Optional[str]
-    message: Optional[str]
-
-
-@dataclass
 class _Change:
     rv: int
     type: str  # ADDED | MODIFIED | DELETED
@@ -302,136 +294,40 @@ class _Change:
 # --------------------------------------------------------------------------- server
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 64
+class FakeKubernetes(fake_https.FakeHTTPS):
+    """Start with ``start()``; ``url`` is the API server address to give the daemon.
 
-    def __init__(self, fake: "FakeKubernetes"):
-        self.fake = fake
-        super().__init__(("127.0.0.1", 0), _Handler)
+    ``down`` (from ``fake_https``): new connections are reset unanswered, requests on open
+    connections are dropped, and open watches are dropped when it is switched on (idle
+    keep-alive connections stay open)."""
 
-    def finish_request(self, request, client_address):
-        # The TLS handshake runs in the per-connection thread, never in the accept loop.
-        if self.fake.down:
-            self.fake._refuse(request)
-            return
-        request.settimeout(10)
-        try:
-            tls = self.fake.ssl_context.wrap_socket(request, server_side=True)
-        except (ssl.SSLError, OSError) as e:
-            self.fake._note_tls_error(e)
-            return
-        self.fake._track(tls, True)
-        try:
-            self.RequestHandlerClass(tls, client_address, self)
-        finally:
-            self.fake._track(tls, False)
-            try:
-                tls.close()
-            except OSError:
-                pass
-
-    def handle_error(self, request, client_address):
-        pass  # connection errors caused by clients or scripted drops are expected
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server_version = "FakeKubernetes/1.0"
-    sys_version = ""
-    timeout = 60
-
-    def log_message(self, fmt, *args):
-        pass
-
-    def do_GET(self):
-        self.server.fake._handle(self)
-
-    do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_GET
-
-
-def _hard_shutdown(conn) -> None:
-    """Shuts the TCP socket down under a TLS socket without touching the TLS state."""
-    try:
-        socket.socket.shutdown(conn, socket.SHUT_RDWR)
-    except (OSError, ValueError):
-        pass
-
-
-class FakeKubernetes:
-    """Start with ``start()``; ``url`` is the API server address to give the daemon."""
+    name = "fake Kubernetes"
+    thread_name = "fake-kubernetes"
+    server_header = "FakeKubernetes/1.0"
+    idle_timeout = 60.0
+    tcp_nodelay = False
+    request_class = Request
+    delay = fake_https.alias("response_delay", "Seconds to wait before answering any request.")
 
     def __init__(self, cert_file: str, key_file: str, tokens: Iterable[str] = ("tok",),
                  client_ca_file: Optional[str] = None):
-        self.ssl_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.ssl_context.load_cert_chain(cert_file, key_file)
-        self.ssl_context.set_alpn_protocols(["http/1.1"])
-        if client_ca_file:
-            self.ssl_context.verify_mode = ssl.CERT_OPTIONAL
-            self.ssl_context.load_verify_locations(client_ca_file)
+        super().__init__(fake_https.server_context(cert_file, key_file, client_ca_file=client_ca_file))
         self.tokens: set[str] = set(tokens)
-        self._lock = threading.RLock()
-        self._cond = threading.Condition(self._lock)
         self._rv = FIRST_RESOURCE_VERSION
         self._objects: dict[tuple[str, str, str], dict] = {}
         self._history: dict[str, list[_Change]] = {r: [] for r in RESOURCES}
         self._compacted_rv = 0  # watches from below this resourceVersion have expired
         self._continue_floor = 0  # continue tokens of snapshots at or below this: 410
         self._watches: list[Watch] = []
-        self._faults: list[_Fault] = []
         self._forbidden: set[tuple[str, Optional[str]]] = set()
-        self._conns: set = set()
-        self._down = False
         self.version: dict = {}
         self.set_version(DEFAULT_GIT_VERSION)
         self.requests: list[Request] = []
         self.watches: list[Watch] = []  # every watch ever opened
-        self.tls_errors: list[str] = []
-        self.errors: list[str] = []  # exceptions inside the fake (should stay empty)
-        self.refused_connections = 0  # connections reset while ``down``
         self.expiry_mode = "event"  # "event": 200 + ERROR line; "http": 410 on the watch
-        self.delay = 0.0  # seconds to wait before answering any request
         self.chunk_size = 2048  # largest chunk of a watch stream (Go's buffer before chunking)
         self.max_watch_seconds: Optional[float] = None  # the server's own watch timeout
-        self._server: Optional[_Server] = None
-        self._thread: Optional[threading.Thread] = None
-
-    # ---------------------------------------------------------------- lifecycle
-
-    def start(self) -> "FakeKubernetes":
-        self._server = _Server(self)
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.05},
-                                        name="fake-kubernetes", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is None:
-            return
-        self._server.shutdown()
-        self._server.server_close()
-        with self._lock:
-            for w in self._watches:
-                w.end_reason = w.end_reason or "stopped"
-                w.queue.put(_ABORT)
-            self._watches.clear()
-            conns = list(self._conns)
-        for c in conns:
-            _hard_shutdown(c)
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = None
-
-    @property
-    def port(self) -> int:
-        assert self._server is not None, "fake Kubernetes not started"
-        return self._server.server_address[1]
-
-    @property
-    def url(self) -> str:
-        return f"https://127.0.0.1:{self.port}"
+        self._certificate_crd = True
 
     # ---------------------------------------------------------------- store
 
@@ -578,20 +474,40 @@ class FakeKubernetes:
                 w.end_reason = "dropped"
                 w.queue.put(_ABORT)
                 if w.conn is not None:
-                    _hard_shutdown(w.conn)  # the socket stays open while registered
+                    fake_https.hard_shutdown(w.conn)  # the socket stays open while registered
             return len(watches)
 
     def fail_next(self, status: int, count: int = 1, path_contains: Optional[str] = None,
                   reason: Optional[str] = None, message: Optional[str] = None) -> None:
         """The next ``count`` requests whose path and query contain ``path_contains``
         answer ``status`` with a Status body (429 also gets ``Retry-After: 1``)."""
-        with self._lock:
-            self._faults.append(_Fault(status, count, path_contains, reason, message))
+        self.add_fault(fake_https.Fault(fake_https.FAIL, remaining=count, status=status, reason=reason,
+                                        message=message, contains=path_contains))
 
     def clear_faults(self) -> None:
         with self._lock:
-            self._faults.clear()
+            super().clear_faults()
             self._forbidden.clear()
+
+    @property
+    def certificate_crd(self) -> bool:
+        """Whether cert-manager's Certificate CRD is installed (the default). Without it,
+        every ``/apis/cert-manager.io/...`` request answers 404 with a ``NotFound`` Status,
+        as the real server does for a group it does not serve; removing it ends the open
+        certificates watches cleanly, as the real server does when a CRD is deleted.
+        Objects applied meanwhile are kept and served again once it is back."""
+        with self._lock:
+            return self._certificate_crd
+
+    @certificate_crd.setter
+    def certificate_crd(self, installed: bool) -> None:
+        with self._lock:
+            self._certificate_crd = bool(installed)
+            if not installed:
+                for w in [w for w in self._watches if w.resource in CRD_RESOURCES]:
+                    self._watches.remove(w)
+                    w.end_reason = "ended"
+                    w.queue.put(_CLEAN_END)
 
     def forbid(self, resource: str, namespace: Optional[str] = None) -> None:
         """Requests for ``resource`` (in ``namespace``, or anywhere) answer 403 as RBAC does."""
@@ -599,23 +515,7 @@ class FakeKubernetes:
         with self._lock:
             self._forbidden.add((resource, namespace))
 
-    @property
-    def down(self) -> bool:
-        """True: new connections are reset unanswered, requests on open connections are
-        dropped, and open watches are dropped (when it is switched on)."""
-        return self._down
-
-    @down.setter
-    def down(self, value: bool) -> None:
-        self._down = bool(value)
-        if value:
-            self.drop_watches()
-
     # ---------------------------------------------------------------- queries
-
-    def snapshot_requests(self) -> list[Request]:
-        with self._lock:
-            return list(self.requests)
 
     def open_watches(self, resource: Optional[str] = None) -> list[Watch]:
         with self._lock:
@@ -638,19 +538,6 @@ class FakeKubernetes:
             if r.watch and m and (resource is None or m.group("res") == resource):
                 out.append(r)
         return out
-
-    def wait_until(self, predicate: Callable[[], Any], timeout: float, what: str = "condition"):
-        """Bounded wait on the fake's own state, woken on every request and store change."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                value = predicate()
-                if value:
-                    return value
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError(f"fake Kubernetes: timed out after {timeout}s waiting for {what}")
-                self._cond.wait(min(left, 0.1))
 
     # ---------------------------------------------------------------- internals
 
@@ -688,136 +575,57 @@ class FakeKubernetes:
         return status_object(410, "Expired",
                              f"too old resource version: {requested} ({self._compacted_rv})")
 
-    def _track(self, conn, add: bool) -> None:
+    def _on_down(self) -> None:
+        self.drop_watches()
+
+    def _on_stop(self) -> None:
         with self._lock:
-            if add:
-                self._conns.add(conn)
-            else:
-                self._conns.discard(conn)
+            for w in self._watches:
+                w.end_reason = w.end_reason or "stopped"
+                w.queue.put(_ABORT)
+            self._watches.clear()
 
-    def _note_tls_error(self, e: Exception) -> None:
-        with self._lock:
-            self.tls_errors.append(repr(e))
-            self._cond.notify_all()
-
-    def _refuse(self, sock) -> None:
-        with self._lock:  # counted before the client can see the reset
-            self.refused_connections += 1
-            self._cond.notify_all()
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            sock.close()
-        except OSError:
-            pass
-
-    def _take_fault(self, target: str) -> Optional[_Fault]:
-        with self._lock:
-            for f in self._faults:
-                if f.path_contains is None or f.path_contains in target:
-                    f.remaining -= 1
-                    if f.remaining <= 0:
-                        self._faults.remove(f)
-                    return f
-        return None
-
-    def _finish(self, rec: Request, status: Optional[int]) -> None:
-        with self._lock:
-            rec.status = status
-            rec.responded_at = time.monotonic()
-            self._cond.notify_all()
-
-    def _send(self, h: _Handler, rec: Request, status: int, payload: Any,
-              headers: Optional[dict] = None) -> None:
-        data = _compact_json(payload) + b"\n"
-        self._finish(rec, status)  # recorded before the client can see the answer
-        try:
-            h.send_response(status)
-            h.send_header("Audit-Id", str(uuid.uuid4()))
-            h.send_header("Cache-Control", "no-cache, private")
-            h.send_header("Content-Type", "application/json")
-            for k, v in (headers or {}).items():
-                h.send_header(k, v)
-            h.send_header("Content-Length", str(len(data)))
-            h.end_headers()
-            if h.command != "HEAD":
-                h.wfile.write(data)
-            h.wfile.flush()
-        except OSError:
-            h.close_connection = True
+    def _reply(self, h: _Handler, rec: Request, status: int, payload: Any,
+               headers: Optional[dict] = None) -> None:
+        self._send_json(h, rec, status, payload, {"Audit-Id": str(uuid.uuid4()),
+                                                  "Cache-Control": "no-cache, private", **(headers or {})})
 
     def _status(self, h: _Handler, rec: Request, code: int, message: str, reason: Optional[str] = None,
                 details: Optional[dict] = None, headers: Optional[dict] = None) -> None:
-        self._send(h, rec, code, status_object(code, reason or _REASONS.get(code, "InternalError"),
-                                               message, details), headers)
+        self._reply(h, rec, code, status_object(code, reason or _REASONS.get(code, "InternalError"),
+                                                message, details), headers)
 
-    def _drop(self, h: _Handler, rec: Request) -> None:
-        h.close_connection = True
-        self._finish(rec, None)
-        _hard_shutdown(h.connection)
+    def _answer_fault(self, h: _Handler, rec: Request, fault: fake_https.Fault) -> None:
+        extra = {"Retry-After": "1"} if fault.status == 429 else None
+        details = {"retryAfterSeconds": 1} if fault.status == 429 else None
+        self._status(h, rec, fault.status,
+                     fault.message or _MESSAGES.get(fault.status, f"fake failure {fault.status}"),
+                     fault.reason, details, extra)
 
-    def _handle(self, h: _Handler) -> None:
-        try:
-            self._handle_inner(h)
-        except Exception:
-            h.close_connection = True
-            with self._lock:
-                self.errors.append(traceback.format_exc())
-                self._cond.notify_all()
+    def _new_request(self, h: _Handler, **fields: Any) -> Request:
+        client_cert, cn = fake_https.peer_common_name(h.connection)
+        return Request(**fields, client_cert=client_cert, client_cn=cn,
+                       watch=fields["method"] == "GET" and fields["query"].get("watch", "") in _TRUE)
 
-    def _handle_inner(self, h: _Handler) -> None:
-        split = urllib.parse.urlsplit(h.path)
-        query = dict(urllib.parse.parse_qsl(split.query, keep_blank_values=True))
-        headers = {k.lower(): v for k, v in h.headers.items()}
-        length = int(headers.get("content-length", "0") or "0")
-        if length > 0:
-            h.rfile.read(length)
-        cert = h.connection.getpeercert() if isinstance(h.connection, ssl.SSLSocket) else None
-        cn = None
-        if cert:
-            for rdn in cert.get("subject", ()):
-                for k, v in rdn:
-                    if k == "commonName":
-                        cn = v
-        is_watch = h.command == "GET" and query.get("watch", "") in _TRUE
-        rec = Request(method=h.command, path=split.path, query=query,
-                      authorization=headers.get("authorization"), client_cert=bool(cert),
-                      time=time.monotonic(), headers=headers, client_cn=cn, watch=is_watch)
-        with self._lock:
-            self.requests.append(rec)
-            self._cond.notify_all()
-
-        if self._down:
-            rec.fault = "down"
-            self._drop(h, rec)
-            return
-        if self.delay > 0:
-            rec.fault = "delay"
-            time.sleep(self.delay)  # a deliberately slow server, not synchronisation
-        fault = self._take_fault(h.path)
-        if fault is not None:
-            rec.fault = "fail_next"
-            extra = {"Retry-After": "1"} if fault.status == 429 else None
-            details = {"retryAfterSeconds": 1} if fault.status == 429 else None
-            self._status(h, rec, fault.status,
-                         fault.message or _MESSAGES.get(fault.status, f"fake failure {fault.status}"),
-                         fault.reason, details, extra)
-            return
-
+    def _dispatch(self, h: _Handler, rec: Request) -> None:
+        path, query = rec.path, rec.query
         if not self._authenticated(rec):
             self._status(h, rec, 401, "Unauthorized")
             return
 
-        if split.path == "/version":
+        if path == "/version":
             if h.command not in ("GET", "HEAD"):
                 self._status(h, rec, 405, "the server does not allow this method on the requested resource")
                 return
             with self._lock:
                 version = dict(self.version)
-            self._send(h, rec, 200, version)
+            self._reply(h, rec, 200, version)
             return
 
-        m = _PATH_RE.match(split.path)
+        m = _PATH_RE.match(path)
         res = RESOURCES.get(m.group("res")) if m else None
+        if res is not None and res.name in CRD_RESOURCES and not self.certificate_crd:
+            res = None  # the group is not served at all
         if m is None or res is None or res.prefix != m.group("prefix") \
                 or (m.group("ns") is not None and not res.namespaced) \
                 or (m.group("name") is not None and res.namespaced and m.group("ns") is None):
@@ -828,13 +636,13 @@ class FakeKubernetes:
         if h.command not in ("GET", "HEAD"):
             self._status(h, rec, 405, "the server does not allow this method on the requested resource")
             return
-        verb = "watch" if is_watch else ("get" if name else "list")
+        verb = "watch" if rec.watch else ("get" if name else "list")
         if self._forbidden_for(res.name, ns):
             self._forbid_answer(h, rec, res, ns, verb)
             return
         if name:
             self._get_one(h, rec, res, ns, name)
-        elif is_watch:
+        elif rec.watch:
             self._watch(h, rec, res, ns, query)
         else:
             self._list(h, rec, res, ns, query)
@@ -854,24 +662,24 @@ class FakeKubernetes:
 
     def _forbid_answer(self, h: _Handler, rec: Request, res: Resource, ns: Optional[str], verb: str) -> None:
         user = rec.client_cn or "system:serviceaccount:ops:runbookd"
-        group = "" if res.prefix == "/api/v1" else "apps"
+        group = res.group
         where = f' in the namespace "{ns}"' if ns else " at the cluster scope"
         self._status(h, rec, 403,
-                     f'{res.name} is forbidden: User "{user}" cannot {verb} resource "{res.name}" '
-                     f'in API group "{group}"{where}',
-                     details={"kind": res.name})
+                     f'{res.name}{"." + group if group else ""} is forbidden: User "{user}" cannot {verb} '
+                     f'resource "{res.name}" in API group "{group}"{where}',
+                     details={"group": group, "kind": res.name} if group else {"kind": res.name})
 
     def _get_one(self, h: _Handler, rec: Request, res: Resource, ns: Optional[str], name: str) -> None:
         obj = self.get(res.name, ns, name)
         if obj is None:
-            group = "" if res.prefix == "/api/v1" else "apps"
+            group = res.group
             details = {"name": name, "kind": res.name}
             if group:
                 details = {"name": name, "group": group, "kind": res.name}
             self._status(h, rec, 404, f'{res.name}{"." + group if group else ""} "{name}" not found',
                          details=details)
             return
-        self._send(h, rec, 200, obj)
+        self._reply(h, rec, 200, obj)
 
     # ---------------------------------------------------------------- list
 
@@ -928,7 +736,7 @@ class FakeKubernetes:
             inconsistent = _encode_continue(-1, answer[1])
             body = status_object(410, "Expired", CONTINUE_EXPIRED_MESSAGE)
             body["metadata"] = {"continue": inconsistent}
-            self._send(h, rec, 410, body)
+            self._reply(h, rec, 410, body)
             return
         meta: dict = {"resourceVersion": str(snap_rv)}
         if rest > 0:
@@ -936,7 +744,7 @@ class FakeKubernetes:
             meta["continue"] = _encode_continue(snap_rv, _key_order(last) + "\x00")
             if selector.empty:
                 meta["remainingItemCount"] = rest
-        self._send(h, rec, 200, {"kind": res.kind + "List", "apiVersion": res.api_version,
+        self._reply(h, rec, 200, {"kind": res.kind + "List", "apiVersion": res.api_version,
                                  "metadata": meta, "items": items})
 
     # ---------------------------------------------------------------- watch
@@ -998,7 +806,7 @@ class FakeKubernetes:
             return
         if expired and self.expiry_mode == "http":
             w.end_reason = "expired"
-            self._send(h, rec, 410, self._too_old(requested))
+            self._reply(h, rec, 410, self._too_old(requested))
             return
         self._stream(h, rec, w, timeout)
 
@@ -1026,7 +834,7 @@ class FakeKubernetes:
                 if deadline is not None and time.monotonic() >= deadline:
                     self._end_watch(h, rec, w, "timeout", clean=True)
                     return
-                if self._client_gone(conn):
+                if fake_https.peer_closed(conn):
                     self._end_watch(h, rec, w, "client", clean=False)
                     return
                 continue
@@ -1079,30 +887,7 @@ class FakeKubernetes:
                 clean = False
         if not clean:
             h.close_connection = True
-            _hard_shutdown(h.connection)
-
-    @staticmethod
-    def _client_gone(conn) -> bool:
-        """Whether the client closed a watch connection (it sends nothing while watching)."""
-        try:
-            readable, _, _ = select.select([conn], [], [], 0)
-        except (OSError, ValueError):
-            return True
-        if not readable:
-            return False
-        old = conn.gettimeout()
-        try:
-            conn.settimeout(0.05)
-            return conn.recv(1) == b""
-        except (socket.timeout, ssl.SSLWantReadError):
-            return False
-        except (OSError, ssl.SSLError, ValueError):
-            return True
-        finally:
-            try:
-                conn.settimeout(old)
-            except OSError:
-                pass
+            fake_https.hard_shutdown(h.connection)
 
 
 # --------------------------------------------------------------------------- client certificates
@@ -1652,3 +1437,80 @@ def node(name: str, kubelet_version: str, unschedulable: bool = False) -> dict:
             ],
         },
     }
+
+
+def certificate(ns: str, name: str, dns_names: Iterable[str] = ("example.com",),
+                not_after: Optional[str] = None, ready: Optional[bool] = True,
+                reason: Optional[str] = None, message: Optional[str] = None,
+                ready_since: Optional[str] = None, secret_name: Optional[str] = None,
+                issuer: tuple[str, str] = ("ClusterIssuer", "letsencrypt-prod"),
+                status: bool = True, created: Optional[str] = None) -> dict:
+    """A cert-manager ``Certificate`` (cert-manager.io/v1) as cert-manager leaves it.
+
+    ``not_after`` (RFC 3339; default 60 days from now) is written as given, so a test can
+    put anything there. ``ready``: True (reason ``Ready``), False (reason ``Expired`` when
+    ``not_after`` has passed, else ``Failed``), or None for no Ready condition (an
+    ``Issuing`` one only, as before the first issuance: no notAfter either).
+    ``reason``/``message`` override the Ready condition's; ``ready_since`` is its
+    lastTransitionTime (default: 5 minutes ago). ``status=False`` leaves the status out
+    (a Certificate cert-manager has not reconciled yet)."""
+    names = list(dns_names)
+    secret = secret_name or f"{name}-tls"
+    created = created or _ago(86400 * 30)
+    meta = {
+        "name": name,
+        "namespace": ns,
+        "uid": _stable_uid(ns, "certificate", name),
+        "generation": 1,
+        "creationTimestamp": created,
+        "labels": {"app.kubernetes.io/managed-by": "Helm"},
+        "managedFields": _managed(
+            [("helm", "Update", created),
+             ("cert-manager-certificates-readiness", "Update", _ago(300), "status")],
+            "cert-manager.io/v1",
+            lambda m, s: {"f:status": {"f:conditions": {}, "f:notAfter": {}, "f:notBefore": {},
+                                       "f:renewalTime": {}}} if s
+            else {"f:spec": {"f:dnsNames": {}, "f:issuerRef": {}, "f:secretName": {}}}),
+    }
+    spec: dict = {
+        "dnsNames": names,
+        "issuerRef": {"group": "cert-manager.io", "kind": issuer[0], "name": issuer[1]},
+        "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"},
+        "secretName": secret,
+        "usages": ["digital signature", "key encipherment"],
+        "duration": "2160h0m0s",
+        "renewBefore": "720h0m0s",
+    }
+    obj: dict = {"apiVersion": "cert-manager.io/v1", "kind": "Certificate", "metadata": meta, "spec": spec}
+    if not status:
+        return obj
+    since = ready_since or _ago(300)
+    if ready is None:
+        obj["status"] = {"conditions": [
+            {"type": "Issuing", "status": "True", "reason": "DoesNotExist",
+             "message": "Issuing certificate as Secret does not exist", "lastTransitionTime": since,
+             "observedGeneration": 1}]}
+        return obj
+    after = not_after or rfc3339(time.time() + 86400 * 60)
+    try:
+        expired = datetime.fromisoformat(after.replace("Z", "+00:00")) < datetime.now(timezone.utc)
+    except ValueError:
+        expired = False
+    if ready:
+        cond_reason, cond_message = "Ready", "Certificate is up to date and has not expired"
+    elif expired:
+        cond_reason, cond_message = "Expired", f"Certificate expired on {after}"
+    else:
+        cond_reason, cond_message = "Failed", ("The certificate request has failed to complete and "
+                                               "will be retried: Failed to wait for order resource "
+                                               f'"{name}-1-1234567890" to become ready')
+    obj["status"] = {
+        "conditions": [{"type": "Ready", "status": "True" if ready else "False",
+                        "reason": reason or cond_reason, "message": message or cond_message,
+                        "lastTransitionTime": since, "observedGeneration": 1}],
+        "notAfter": after,
+        "notBefore": _shift(after, -86400 * 90),
+        "renewalTime": _shift(after, -86400 * 30),
+        "revision": 1,
+    }
+    return obj

@@ -261,4 +261,4 @@ class RuleToolTests(unittest.TestCase):
         self.assertIn("1 rules from " + rules, r.stdout)
         r = run("check-config", DEMO, env={"RUNBOOKD_DEMO_SECRET": "x"})
         self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertIn("13 rules from embedded runbook pack", r.stdout)
+        self.assertIn("14 rules from embedded runbook pack", r.stdout)

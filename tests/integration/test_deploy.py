@@ -15,7 +15,8 @@ import harness
 DEPLOY = os.path.join(harness.REPO, "deploy")
 
 # What daemon/sources/kubernetes/source.cpp lists and watches, by API group.
-NAMESPACED_READS = {("", "pods"), ("", "configmaps"), ("", "events"), ("apps", "deployments")}
+NAMESPACED_READS = {("", "pods"), ("", "configmaps"), ("", "events"), ("apps", "deployments"),
+                    ("cert-manager.io", "certificates")}
 CLUSTER_READS = {("", "nodes")}
 
 

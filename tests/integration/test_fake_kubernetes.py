@@ -383,6 +383,62 @@ class FakeKubernetesTests(unittest.TestCase):
         self.assertEqual((status, body["reason"]), (403, "Forbidden"))
         self.assertIn('cannot list resource "nodes"', body["message"])
 
+    def test_certificates_list_watch_and_an_absent_crd(self):
+        cert = fk.certificate("shop", "shop-tls", ["shop.example.com", "www.shop.example.com"],
+                              not_after="2026-03-05T15:00:00Z", ready=False)
+        self.k8s.apply("certificates", cert)
+        status, _, body = self.get("/apis/cert-manager.io/v1/namespaces/shop/certificates?limit=500")
+        self.assertEqual(status, 200)
+        self.assertEqual((body["kind"], body["apiVersion"]), ("CertificateList", "cert-manager.io/v1"))
+        item = body["items"][0]
+        self.assertNotIn("kind", item)
+        self.assertEqual(item["spec"]["dnsNames"], ["shop.example.com", "www.shop.example.com"])
+        self.assertEqual(item["spec"]["secretName"], "shop-tls-tls")
+        self.assertEqual(item["status"]["notAfter"], "2026-03-05T15:00:00Z")
+        ready = next(c for c in item["status"]["conditions"] if c["type"] == "Ready")
+        self.assertEqual((ready["status"], ready["reason"]), ("False", "Expired"))
+        _, _, everywhere = self.get("/apis/cert-manager.io/v1/certificates")
+        self.assertEqual(len(everywhere["items"]), 1)
+        status, _, one = self.get("/apis/cert-manager.io/v1/namespaces/shop/certificates/shop-tls")
+        self.assertEqual((status, one["kind"], one["apiVersion"]), (200, "Certificate", "cert-manager.io/v1"))
+        status, _, missing = self.get("/apis/cert-manager.io/v1/namespaces/shop/certificates/nope")
+        self.assertEqual((status, missing["details"]["group"]), (404, "cert-manager.io"))
+        self.assertEqual(missing["message"], 'certificates.cert-manager.io "nope" not found')
+
+        w = self.watch(f"/apis/cert-manager.io/v1/namespaces/shop/certificates?watch=1"
+                       f"&resourceVersion={body['metadata']['resourceVersion']}")
+        self.k8s.apply("certificates", fk.certificate("shop", "shop-tls", ["shop.example.com"]))
+        ev = w.next()
+        self.assertEqual((ev["type"], ev["object"]["kind"]), ("MODIFIED", "Certificate"))
+        self.assertEqual(ev["object"]["status"]["conditions"][0]["status"], "True")
+
+        # Without the CRD: the watch ends, and every path of the group is a NotFound Status.
+        self.k8s.certificate_crd = False
+        self.assertIsNone(w.next())
+        for path in ("/apis/cert-manager.io/v1/namespaces/shop/certificates?limit=500",
+                     "/apis/cert-manager.io/v1/certificates?watch=1&resourceVersion=1",
+                     "/apis/cert-manager.io/v1/namespaces/shop/certificates/shop-tls"):
+            status, _, body = self.get(path)
+            self.assertEqual((status, body["kind"], body["status"], body["reason"], body["code"]),
+                             (404, "Status", "Failure", "NotFound", 404), path)
+            self.assertEqual(body["message"], "the server could not find the requested resource")
+        self.assertEqual(self.get("/api/v1/namespaces/shop/pods")[0], 200)  # the rest is served
+        self.k8s.certificate_crd = True
+        _, _, back = self.get("/apis/cert-manager.io/v1/namespaces/shop/certificates")
+        self.assertEqual(len(back["items"]), 1)
+
+        # No Ready condition yet, and no status at all.
+        issuing = fk.certificate("shop", "new", ready=None)
+        self.assertNotIn("notAfter", issuing["status"])
+        self.assertEqual([c["type"] for c in issuing["status"]["conditions"]], ["Issuing"])
+        self.assertNotIn("status", fk.certificate("shop", "bare", status=False))
+
+        self.k8s.forbid("certificates")
+        status, _, body = self.get("/apis/cert-manager.io/v1/namespaces/shop/certificates")
+        self.assertEqual((status, body["reason"]), (403, "Forbidden"))
+        self.assertIn('certificates.cert-manager.io is forbidden', body["message"])
+        self.assertIn('cannot list resource "certificates" in API group "cert-manager.io"', body["message"])
+
     def test_down_resets_connections_and_drops_watches(self):
         w = self.watch(f"/api/v1/pods?watch=1&resourceVersion={self.k8s.resource_version}")
         self.k8s.down = True

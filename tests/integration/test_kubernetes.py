@@ -1,5 +1,7 @@
 """The Kubernetes source against a fake API server (HTTPS, bearer tokens, chunked watches):
-every k8s.* signal, relists after expiry (in-stream ERROR and HTTP 410), token rotation,
+every k8s.* signal, cert.expiry from cert-manager Certificates (and a cluster without their
+CRD, or without the RBAC to read them, that stays healthy), relists after expiry (in-stream
+ERROR and HTTP 410), token rotation,
 the API going down and coming back, kubeconfig access with a client certificate and with an
 exec plugin, and end to end: a rollout, crash-looping pods and a page rank "bad deploy"
 first in #operations with the rollback command for the right deployment."""
@@ -11,7 +13,9 @@ import json
 import os
 import shutil
 import stat
+import time
 import unittest
+from datetime import datetime
 
 import fake_kubernetes as k8s
 import harness
@@ -142,6 +146,7 @@ class KubernetesSignalsTests(unittest.TestCase):
         self.assertEqual({r.method for r in self.c.fake.snapshot_requests()}, {"GET"})
         self.assertEqual(paths, {f"/api/v1/namespaces/{NS}/pods", f"/api/v1/namespaces/{NS}/configmaps",
                                  f"/api/v1/namespaces/{NS}/events", f"/apis/apps/v1/namespaces/{NS}/deployments",
+                                 f"/apis/cert-manager.io/v1/namespaces/{NS}/certificates",
                                  "/api/v1/nodes", "/version"})
 
     def test_a_restart_and_a_crash_loop(self):
@@ -187,6 +192,35 @@ class KubernetesSignalsTests(unittest.TestCase):
         self.c.fake.set_version("v1.30.1-gke.200")
         self.c.wait_signal("k8s.version_change", subject="control-plane")
 
+    def test_an_expired_certificate_and_its_renewal(self):
+        name = "expired-tls"
+        subject = f"{NS}/{name}"
+        became_unready = k8s.rfc3339(time.time() - 60)
+        self.c.fake.apply("certificates", k8s.certificate(
+            NS, name, ["darklang.com", "www.darklang.com"], not_after=k8s.rfc3339(time.time() - 3600),
+            ready=False, ready_since=became_unready))
+        sig = self.c.wait_signal("cert.expiry", subject=subject)
+        self.assertEqual(sig["source"], "kubernetes")
+        self.assertLess(sig["value"], -3500)  # seconds until notAfter: an hour past
+        self.assertGreater(sig["value"], -3600 - 120)
+        self.assertEqual(parse_time(sig["at"]), parse_time(became_unready))  # when Ready turned False
+        expect = {"host": "darklang.com", "port": "", "outcome": "expired", "which": "leaf",
+                  "cert_subject": subject, "sans": "darklang.com,www.darklang.com", "services": "",
+                  "expires_soon": "false", "issuer": "ClusterIssuer/letsencrypt-prod"}
+        for key, want in expect.items():
+            self.assertEqual(label(sig, key), want, f"{key}: {sig}")
+        self.assertRegex(label(sig, "error"), r"^Ready False: Expired: Certificate expired on ")
+        self.assertTrue(label(sig, "not_after"))
+        # Renewed: notAfter moves and Ready turns True; another signal, now positive.
+        self.c.fake.apply("certificates", k8s.certificate(
+            NS, name, ["darklang.com", "www.darklang.com"], not_after=k8s.rfc3339(time.time() + 90 * 86400)))
+        renewed = self.c.wait_signal("cert.expiry", subject=subject, where=lambda e: e.get("value", 0) > 0)
+        self.assertGreater(renewed["value"], 89 * 86400)
+        self.assertEqual(label(renewed, "outcome"), "ok")
+        self.assertEqual(label(renewed, "error"), "")
+        self.assertEqual(self.c.metric("runbookd_kubernetes_objects", resource="certificates"),
+                         len(self.c.fake.objects("certificates", NS)))
+
     def test_a_bookmark_moves_the_resume_point(self):
         wait_for(lambda: self.c.fake.open_watches("pods"), 10, "a pods watch")
         bookmarks = self.c.metric("runbookd_kubernetes_watch_events_total", resource="pods", type="BOOKMARK")
@@ -222,6 +256,66 @@ class KubernetesSignalsTests(unittest.TestCase):
                          10, "the restart found by the relist", diagnostics=self.c.diagnostics)
         self.assertEqual(self.c.metric("runbookd_kubernetes_relists_total", resource="pods"), before + 2)
         self.c.fake.expiry_mode = "event"
+
+
+def parse_time(text: str) -> datetime:
+    """RFC 3339 (`Z`, with or without fractions) as an aware datetime."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def label(sig: dict, name: str):
+    """A label of a signal log line: a field of its own, or under `labels`; None when absent."""
+    if isinstance(sig.get("labels"), dict):
+        return sig["labels"].get(name)
+    return sig.get(name)
+
+
+class KubernetesWithoutCertManagerTests(unittest.TestCase):
+    """A cluster without cert-manager's CRD, and one whose RBAC does not grant Certificates:
+    the source says so once, keeps watching the rest, and stays healthy."""
+
+    def run_rig(self, prepare) -> ClusterRig:
+        c = ClusterRig(self.id().split(".")[-1])
+        prepare(c.fake)
+        self.addCleanup(c.close)
+        return c.start()
+
+    def assert_healthy_throughout(self, c: ClusterRig) -> None:
+        c.wait_state("healthy")
+        # A change elsewhere goes through: the other watches are up.
+        c.fake.apply("events", k8s.warning_event(NS, "ev-after", "Unhealthy", "probe failed",
+                                                 involved_name="after-pod"))
+        c.wait_signal("k8s.warning", subject="after-pod")
+        self.assertEqual(c.metric("runbookd_kubernetes_up"), 1)
+        statuses = c.statuses()
+        self.assertEqual([s["state"] for s in statuses][-1], "healthy")
+        for s in statuses:
+            self.assertNotIn("certificates", s["error"], s)
+        self.assertIsNone(c.daemon.find_log(lambda e: e.get("msg") == "kubernetes source failing"))
+        # Asked once, not again and again (the next look is minutes away).
+        self.assertEqual(len(c.fake.list_requests("certificates")), 1)
+        self.assertEqual(c.fake.watch_requests("certificates"), [])
+        self.assertEqual(c.metric("runbookd_kubernetes_errors_total", resource="certificates"), 0)
+
+    def test_without_the_crd_it_is_said_once_and_the_source_stays_healthy(self):
+        c = self.run_rig(lambda fake: setattr(fake, "certificate_crd", False))
+        self.assert_healthy_throughout(c)
+        said = [e for e in c.daemon.snapshot_logs()
+                if e.get("msg") == "cert-manager Certificates not found; not watching them"]
+        self.assertEqual(len(said), 1, said)
+        self.assertEqual(said[0]["level"], "info")
+        self.assertEqual(c.fake.list_requests("certificates")[0].status, 404)
+        self.assertEqual(c.signals("cert.expiry"), [])
+
+    def test_forbidden_is_a_warning_once_and_the_source_stays_healthy(self):
+        c = self.run_rig(lambda fake: fake.forbid("certificates"))
+        self.assert_healthy_throughout(c)
+        said = [e for e in c.daemon.snapshot_logs()
+                if e.get("msg") == "cert-manager Certificates forbidden; not watching them"]
+        self.assertEqual(len(said), 1, said)
+        self.assertEqual(said[0]["level"], "warn")
+        self.assertEqual((said[0]["verb"], said[0]["resource"]), ("list", "certificates.cert-manager.io"))
+        self.assertIn('cannot list resource "certificates" in API group "cert-manager.io"', said[0]["error"])
 
 
 class KubernetesOutageTests(unittest.TestCase):

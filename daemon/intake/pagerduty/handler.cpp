@@ -145,4 +145,13 @@ net::response webhook_handler::operator()(const net::request& req) {
     return net::make_response(req, http::status::accepted, R"({"status":"accepted"})");
 }
 
+std::unique_ptr<webhook_handler> make(const config& cfg, context& cx) {
+    for (const auto& s : cfg.webhook_secrets) {
+        cx.redact(s.reveal());
+    }
+    return std::make_unique<webhook_handler>(
+        cfg.webhook_secrets, cfg.dedupe_capacity, cx.to.on_event, cx.log, cx.metrics
+    );
+}
+
 }  // namespace runbookd::intake::pagerduty

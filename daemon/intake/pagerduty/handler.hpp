@@ -1,8 +1,10 @@
 #pragma once
 // POST /webhooks/pagerduty: authenticate, parse, de-duplicate, hand to the engine, answer.
 
-#include "config/secret.hpp"
 #include "core/event.hpp"
+#include "core/secret.hpp"
+#include "intake/endpoint.hpp"
+#include "intake/pagerduty/config.hpp"
 #include "log/log.hpp"
 #include "net/router.hpp"
 
@@ -12,6 +14,7 @@
 #include <cstddef>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <string>
 #include <unordered_set>
 #include <vector>
@@ -34,7 +37,7 @@ private:
 
 /// The webhook endpoint. Runs on the loop thread; answers within microseconds because
 /// the engine call it makes is synchronous and posting is asynchronous (the outbox).
-class webhook_handler {
+class webhook_handler final : public endpoint {
 public:
     using event_sink = std::function<void(incident_event&&)>;
 
@@ -46,6 +49,8 @@ public:
         prometheus::Registry& metrics
     );
 
+    std::string_view path() const noexcept override { return "/webhooks/pagerduty"; }
+    net::response handle(const net::request& req) override { return (*this)(req); }
     net::response operator()(const net::request& req);
 
     /// Reload: new secrets apply to the next request.
@@ -65,5 +70,8 @@ private:
     prometheus::Counter* duplicate_ = nullptr;
     std::vector<prometheus::Counter*> by_type_;  ///< indexed by incident_event_type
 };
+
+/// The endpoint for `cfg`, its signing secrets registered for redaction.
+std::unique_ptr<webhook_handler> make(const config& cfg, context& cx);
 
 }  // namespace runbookd::intake::pagerduty

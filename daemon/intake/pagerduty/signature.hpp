@@ -2,7 +2,7 @@
 // PagerDuty V3 webhook signatures (api-facts §1.1):
 // https://developer.pagerduty.com/docs/webhooks/webhook-signatures
 
-#include "config/secret.hpp"
+#include "core/secret.hpp"
 
 #include <string>
 #include <string_view>

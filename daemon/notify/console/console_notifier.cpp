@@ -1,8 +1,28 @@
 #include "notify/console/console_notifier.hpp"
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
 
 namespace runbookd::notify::console {
+
+console_notifier::~console_notifier() {
+    if (owned_) {
+        std::fclose(out_);
+    }
+}
+
+std::unique_ptr<notifier> make(const config& cfg) {
+    if (cfg.path == "-") {
+        return std::make_unique<console_notifier>(stdout);
+    }
+    std::FILE* out = std::fopen(cfg.path.c_str(), "a");
+    if (out == nullptr) {
+        throw std::runtime_error("cannot open console.path '" + cfg.path + "': " + std::strerror(errno));
+    }
+    return std::make_unique<console_notifier>(out, true);
+}
 
 std::size_t console_notifier::fit(std::span<const post> posts) const {
     return std::clamp<std::size_t>(posts.size(), 1, 10);

@@ -1,16 +1,30 @@
 #include "notify/discord/discord_notifier.hpp"
 
 #include "core/version.hpp"
+#include "net/https_client.hpp"
 #include "notify/discord/payload.hpp"
 
 namespace runbookd::notify::discord {
 
 namespace asio = boost::asio;
 
-discord_notifier::discord_notifier(net::http_client& http, config::discord_config settings, log::logger log)
+discord_notifier::discord_notifier(net::http_client& http, config settings, log::logger log)
     : http_(http), settings_(std::move(settings)), log_(std::move(log)) {}
 
-const config::discord_webhook& discord_notifier::webhook(channel to) const noexcept {
+discord_notifier::discord_notifier(std::unique_ptr<net::http_client> http, config settings, log::logger log)
+    : owned_(std::move(http)), http_(*owned_), settings_(std::move(settings)), log_(std::move(log)) {}
+
+std::unique_ptr<notifier> make(const config& cfg, boost::asio::any_io_executor ex, const log::logger& log) {
+    net::tls_options tls;
+    tls.ca_file = cfg.ca_file;
+    return std::make_unique<discord_notifier>(
+        std::make_unique<net::https_client>(std::move(ex), tls, log.with("component", "http_client")),
+        cfg,
+        log.with("component", "discord")
+    );
+}
+
+const webhook& discord_notifier::webhook(channel to) const noexcept {
     return to == channel::status ? settings_.status : settings_.operations;
 }
 

@@ -27,6 +27,11 @@ constexpr std::array<std::string_view, 11> trouble_reasons{
 /// Kubernetes messages can be long (a stack trace in a termination message): keep a line.
 constexpr std::size_t max_message = 300;
 
+/// A Certificate may list many names (a SAN certificate for every tenant); a signal keeps
+/// the first ones. A DNS name is at most 253 characters (RFC 1035), a wildcard one more.
+constexpr std::size_t max_dns_names = 100;
+constexpr std::size_t max_dns_name = 256;
+
 failure bad(std::string what) {
     return make_failure(errc::parse_failed, "kubernetes: " + std::move(what));
 }
@@ -313,6 +318,48 @@ result<event_state> read(element doc, event_state e) {
     return e;
 }
 
+result<certificate_state> read(element doc, certificate_state c) {
+    const auto metadata = child(doc, "metadata");
+    c.ns = str(metadata, "namespace");
+    c.name = str(metadata, "name");
+    if (c.name.empty()) {
+        return bad("a certificate has no metadata.name");
+    }
+    c.created = parse_rfc3339(view(metadata, "creationTimestamp"));
+    const auto spec = child(doc, "spec");
+    c.secret_name = str(spec, "secretName");
+    c.common_name = str(spec, "commonName");
+    each(spec, "dnsNames", [&](element n) {
+        std::string_view name;
+        if (n.get_string().get(name) == simdjson::SUCCESS && !name.empty() &&
+            c.dns_names.size() < max_dns_names) {
+            c.dns_names.emplace_back(name.substr(0, max_dns_name));
+        }
+    });
+    if (const auto ref = child(spec, "issuerRef"); ref && !view(ref, "name").empty()) {
+        const std::string_view kind = view(ref, "kind");
+        c.issuer = std::string{kind.empty() ? std::string_view{"Issuer"} : kind} + "/" + str(ref, "name");
+    }
+    const auto status = child(doc, "status");
+    if (const std::string_view text = view(status, "notAfter"); !text.empty()) {
+        c.not_after = parse_rfc3339(text);
+        if (!c.not_after) {
+            c.bad_not_after = one_line(text.substr(0, 64));
+        }
+    }
+    c.renewal_time = parse_rfc3339(view(status, "renewalTime"));
+    each(status, "conditions", [&](element cond) {
+        if (view(cond, "type") != "Ready") {
+            return;
+        }
+        c.ready = str(cond, "status");
+        c.ready_reason = str(cond, "reason");
+        c.ready_message = one_line(view(cond, "message"));
+        c.ready_since = parse_rfc3339(view(cond, "lastTransitionTime"));
+    });
+    return c;
+}
+
 template <class State>
 result<State> read_state(element doc) {
     if (!doc.is_object()) {
@@ -417,6 +464,7 @@ RUNBOOKD_KUBERNETES_STATE(deployment_state)
 RUNBOOKD_KUBERNETES_STATE(configmap_state)
 RUNBOOKD_KUBERNETES_STATE(node_state)
 RUNBOOKD_KUBERNETES_STATE(event_state)
+RUNBOOKD_KUBERNETES_STATE(certificate_state)
 #undef RUNBOOKD_KUBERNETES_STATE
 
 std::string status_message(std::string_view body) {
@@ -599,6 +647,67 @@ signal version_change(std::string_view from, std::string_view to, wall_time now)
     s.set("object", "control-plane");
     s.set("from", std::string{from});
     s.set("to", std::string{to});
+    return s;
+}
+
+std::optional<signal> diff_certificate(
+    const certificate_state* prev, const certificate_state& next, wall_time now
+) {
+    if (prev != nullptr && prev->not_after == next.not_after && prev->bad_not_after == next.bad_not_after &&
+        prev->ready == next.ready && prev->ready_reason == next.ready_reason) {
+        return std::nullopt;
+    }
+    return certificate_signal(next, now);
+}
+
+signal certificate_signal(const certificate_state& c, wall_time now) {
+    // When something happened to it: its readiness last changed, else it was created.
+    wall_time at = now;
+    if (c.ready_since) {
+        at = std::min(*c.ready_since, now);
+    } else if (c.created) {
+        at = std::min(*c.created, now);
+    }
+    std::string id = c.ns + "/" + c.name;
+    signal s = make("cert.expiry", at, id);
+    std::string sans;
+    for (const auto& n : c.dns_names) {
+        sans += (sans.empty() ? "" : ",") + n;
+    }
+    s.set("host", c.dns_names.empty() ? c.common_name : c.dns_names.front());
+    s.set("port", "");
+    const bool expired = c.not_after && *c.not_after < now;
+    const bool ready = c.ready == "True";
+    std::string outcome = expired ? "expired" : ready ? "ok" : "not_ready";
+    // Why it is not ok: the Ready condition's reason and message when it says anything
+    // but True, else what we know.
+    std::string error;
+    if (outcome != "ok") {
+        if (!c.ready.empty() && !ready) {
+            error = "Ready " + c.ready + (c.ready_reason.empty() ? std::string{} : ": " + c.ready_reason) +
+                    (c.ready_message.empty() ? std::string{} : ": " + c.ready_message);
+        } else if (expired) {
+            error = "certificate has expired";
+        } else {
+            error = "no Ready condition yet";
+        }
+    }
+    if (!c.bad_not_after.empty()) {
+        error += (error.empty() ? "" : "; ") + std::string{"status.notAfter is not RFC 3339: '"} +
+                 c.bad_not_after + "'";
+    }
+    s.set("outcome", std::move(outcome));
+    s.set("error", std::move(error));
+    if (c.not_after) {
+        s.value = std::chrono::duration<double>(*c.not_after - now).count();
+        s.set("not_after", format_rfc3339_seconds(*c.not_after));
+    }
+    s.set("which", "leaf");
+    s.set("cert_subject", id);
+    s.set("issuer", c.issuer);
+    s.set("sans", std::move(sans));
+    s.set("services", "");
+    s.set("expires_soon", "false");
     return s;
 }
 

@@ -97,6 +97,28 @@ struct event_state {
     std::optional<wall_time> last;  ///< lastTimestamp, series.lastObservedTime or eventTime
 };
 
+/// A cert-manager Certificate (cert-manager.io/v1; https://cert-manager.io/docs/reference/api-docs/),
+/// as far as its expiry and readiness go. cert-manager writes the times as RFC 3339
+/// (metav1.Time, whole seconds, UTC).
+struct certificate_state {
+    std::string ns;
+    std::string name;
+    std::string secret_name;                ///< spec.secretName: where the key pair is stored
+    std::vector<std::string> dns_names;     ///< spec.dnsNames, in order
+    std::string common_name;                ///< spec.commonName (deprecated by cert-manager, still used)
+    std::string issuer;                     ///< spec.issuerRef as "Kind/name" ("ClusterIssuer/letsencrypt")
+    std::optional<wall_time> created;       ///< metadata.creationTimestamp
+    std::optional<wall_time> not_after;     ///< status.notAfter; absent until issued, or when unreadable
+    std::string bad_not_after;              ///< status.notAfter as written when it is not RFC 3339, else ""
+    std::optional<wall_time> renewal_time;  ///< status.renewalTime: when cert-manager will renew
+    /// The Ready condition (status.conditions[type=Ready]): "True", "False", "Unknown", or ""
+    /// when there is none (not yet reconciled, or no status at all).
+    std::string ready;
+    std::string ready_reason;              ///< "Ready", "Expired", "DoesNotExist", "Issuing", ...
+    std::string ready_message;             ///< on one line, cut like other Kubernetes messages
+    std::optional<wall_time> ready_since;  ///< the condition's lastTransitionTime
+};
+
 /// One watch stream line (`{"type": ..., "object": {...}}`), its object parsed once.
 template <class State>
 struct object_event {
@@ -116,7 +138,8 @@ struct object_page {
     std::size_t skipped = 0;  ///< items without a name (malformed), left out
 };
 
-/// The states read: pod_state, deployment_state, configmap_state, node_state, event_state.
+/// The states read: pod_state, deployment_state, configmap_state, node_state, event_state,
+/// certificate_state.
 template <class State>
 result<State> parse_object(std::string_view json);
 template <class State>
@@ -152,6 +175,25 @@ signal version_change(std::string_view from, std::string_view to, wall_time now)
 
 /// A configuration change when the data changed.
 std::vector<signal> diff_configmap(const configmap_state* prev, const configmap_state& next, wall_time now);
+
+/// A cert.expiry signal (source "kubernetes", subject "NAMESPACE/NAME") when a Certificate is
+/// new to us (`prev` absent) or its notAfter or Ready condition (status or reason) changed;
+/// nullopt otherwise. See certificate_signal for what it carries.
+std::optional<signal> diff_certificate(
+    const certificate_state* prev, const certificate_state& next, wall_time now
+);
+
+/// The cert.expiry signal of a Certificate seen at `now` (a watch event or a list):
+/// - `at`: the Ready condition's lastTransitionTime, else metadata.creationTimestamp, else
+///   `now`; never after `now`. (notAfter is when it runs out, not when anything happened.)
+/// - value: seconds from `now` until status.notAfter, negative once it has passed; absent
+///   while notAfter is unset or unreadable.
+/// - outcome: "expired" when notAfter is before `now`, else "ok" when Ready is True, else
+///   "not_ready"; `error` says why for any outcome but "ok" (the Ready reason and message).
+/// - host: the first dnsName (else the commonName); which "leaf"; cert_subject and the
+///   subject "NAMESPACE/NAME"; sans the dnsNames joined by ","; issuer the issuerRef;
+///   port and services ""; expires_soon "false".
+signal certificate_signal(const certificate_state& c, wall_time now);
 
 /// Whether a rollout is complete by kubectl's rule (api-facts §4.5); nullopt when it is
 /// done, else why not ("ProgressDeadlineExceeded", "waiting for 2 of 3 updated replicas").

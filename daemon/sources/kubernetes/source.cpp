@@ -26,6 +26,12 @@ constexpr auto tuple_awaitable = asio::as_tuple(asio::use_awaitable);
 /// A list page of 500 pods with managedFields is a few MiB; a line is one object.
 constexpr std::size_t max_page_bytes = 64 * 1024 * 1024;
 constexpr std::size_t max_line_bytes = 16 * 1024 * 1024;
+/// An optional resource the cluster does not serve (its CRD is not installed: 404) or we may
+/// not read (403) is looked for again this often, quietly: cert-manager installed, or the
+/// RBAC fixed, after runbookd started is picked up without a restart.
+constexpr std::chrono::minutes optional_recheck{10};
+/// The one optional resource, as RBAC names it.
+constexpr std::string_view certificates_resource = "certificates.cert-manager.io";
 
 std::string key_of(const std::string& ns, const std::string& name) {
     return ns + "/" + name;
@@ -66,6 +72,13 @@ std::vector<signal> changes(
         return {};
     }
     auto s = warning_signal(next, now);
+    return s ? std::vector<signal>{std::move(*s)} : std::vector<signal>{};
+}
+template <class Cache>
+std::vector<signal> changes(
+    const Cache&, const certificate_state* prev, const certificate_state& next, wall_time now, bool
+) {
+    auto s = diff_certificate(prev, next, now);
     return s ? std::vector<signal>{std::move(*s)} : std::vector<signal>{};
 }
 /// A node that changed version or was cordoned; or, after the first list, a new node on
@@ -125,8 +138,11 @@ struct line_info {
 /// do with a list page or a watch line. The loop itself lives in source::impl.
 class reflector {
 public:
-    reflector(std::string resource_name, std::string api_path, std::string selectors)
-        : resource(std::move(resource_name)), path(std::move(api_path)), query(std::move(selectors)) {}
+    reflector(std::string resource_name, std::string api_path, std::string selectors, bool is_optional)
+        : resource(std::move(resource_name)),
+          path(std::move(api_path)),
+          query(std::move(selectors)),
+          optional(is_optional) {}
     virtual ~reflector() = default;
     reflector(const reflector&) = delete;
     reflector& operator=(const reflector&) = delete;
@@ -135,12 +151,19 @@ public:
     /// The staged list replaces what we held; differences become signals.
     virtual std::vector<signal> finish_list(wall_time now) = 0;
     virtual void abandon_list() = 0;
+    /// Drops every object held (the resource went away: its CRD was removed).
+    virtual void forget() = 0;
     virtual result<line_info> apply_line(std::string_view line, wall_time now, std::vector<signal>& out) = 0;
     virtual std::size_t size() const = 0;
 
     const std::string resource;  ///< "pods"
     const std::string path;      ///< "/api/v1/namespaces/prod/pods"
     const std::string query;     ///< extra selectors ("fieldSelector=type%3DWarning")
+    /// A resource the cluster may not have (a CRD: cert-manager's Certificates): a 404 or
+    /// 403 leaves it unwatched, rechecked now and then, and the source healthy.
+    const bool optional;
+    bool unavailable = false;  ///< optional, and its last list or watch answered 404 or 403
+    unsigned last_status = 0;  ///< HTTP status of the last list request; 0: no answer
     std::string resource_version;
     bool listed_once = false;
     bool synced = false;
@@ -187,6 +210,11 @@ public:
     }
 
     void abandon_list() override { staged_ = {}; }
+
+    void forget() override {
+        cache_ = {};
+        staged_ = {};
+    }
 
     result<line_info> apply_line(std::string_view line, wall_time now, std::vector<signal>& out) override {
         auto ev = parse_event<State>(line);
@@ -276,6 +304,10 @@ struct source::impl {
             add<deployment_state>("deployments", scoped("/apis/apps/v1", "deployments", ns), "");
             add<configmap_state>("configmaps", scoped("/api/v1", "configmaps", ns), "");
             add<event_state>("events", scoped("/api/v1", "events", ns), "fieldSelector=type%3DWarning");
+            // cert-manager's CRD: many clusters do not have it (optional).
+            add<certificate_state>(
+                "certificates", scoped("/apis/cert-manager.io/v1", "certificates", ns), "", true
+            );
         }
         if (settings.nodes) {
             add<node_state>("nodes", "/api/v1/nodes", "");
@@ -299,10 +331,10 @@ struct source::impl {
     }
 
     template <class State>
-    void add(std::string resource, std::string path, std::string query) {
-        reflectors.push_back(
-            std::make_unique<typed_reflector<State>>(std::move(resource), std::move(path), std::move(query))
-        );
+    void add(std::string resource, std::string path, std::string query, bool optional = false) {
+        reflectors.push_back(std::make_unique<typed_reflector<State>>(
+            std::move(resource), std::move(path), std::move(query), optional
+        ));
     }
 
     void start() {
@@ -361,6 +393,7 @@ struct source::impl {
 
     /// Lists every page into the reflector; on success the staged list replaces the cache.
     asio::awaitable<result<void>> list(reflector& r) {
+        r.last_status = 0;
         std::string continue_token;
         for (int restarts = 0;;) {
             std::string q = "?limit=" + std::to_string(settings.page_size);
@@ -382,6 +415,7 @@ struct source::impl {
                 r.abandon_list();
                 co_return make_failure(errc::shutting_down, "stopping");
             }
+            r.last_status = reply ? reply->status : 0;
             if (!reply) {
                 r.abandon_list();
                 co_return reply.error().error;
@@ -433,6 +467,7 @@ struct source::impl {
     struct watch_result {
         watch_outcome outcome = watch_outcome::ended;
         std::string error;
+        unsigned status = 0;  ///< the HTTP status of a watch that failed with an answer
     };
 
     asio::awaitable<watch_result> watch(reflector& r) {
@@ -533,7 +568,7 @@ struct source::impl {
             co_return watch_result{watch_outcome::expired, "resourceVersion expired (410)"};
         }
         if (reply->status != 200) {
-            co_return watch_result{watch_outcome::failed, describe(r.resource, *reply, sent)};
+            co_return watch_result{watch_outcome::failed, describe(r.resource, *reply, sent), reply->status};
         }
         if (lines == 0 && loop::steady_clock::now() - began < std::chrono::seconds{1}) {
             // Ended at once with nothing: pause as after a drop, not in a tight loop.
@@ -555,6 +590,45 @@ struct source::impl {
         co_await t.async_wait(tuple_awaitable);
         waits.erase(std::find(waits.begin(), waits.end(), &t));
         co_return !stopping;
+    }
+
+    /// For an optional resource (cert-manager's Certificates) that the server does not serve
+    /// (404: the CRD is not installed) or that we may not read (403: RBAC): stops holding
+    /// it, says so once a source (info for 404, warn with the verb for 403), and keeps the
+    /// source healthy. The caller looks again after optional_recheck. False, and nothing
+    /// done, for any other resource or answer.
+    bool set_unavailable(reflector& r, unsigned status, std::string_view verb, const std::string& error) {
+        if (!r.optional || (status != 404 && status != 403)) {
+            return false;
+        }
+        if (status == 404 && !said_not_found) {
+            said_not_found = true;
+            log.info(
+                "cert-manager Certificates not found; not watching them",
+                {{"resource", std::string{certificates_resource}}, {"path", r.path}, {"error", error}}
+            );
+        }
+        if (status == 403 && !said_forbidden) {
+            said_forbidden = true;
+            log.warn(
+                "cert-manager Certificates forbidden; not watching them",
+                {{"verb", verb},
+                 {"resource", std::string{certificates_resource}},
+                 {"path", r.path},
+                 {"error", error}}
+            );
+        }
+        r.unavailable = true;
+        r.listed_once = false;  // when it comes back, its first list is not a relist
+        r.forget();
+        r.resource_version.clear();
+        r.objects->Set(static_cast<double>(count_of(r.resource)));
+        if (!r.synced || !r.error.empty()) {
+            r.synced = true;  // nothing to sync: counts as synced for health
+            r.error.clear();
+            report_health();
+        }
+        return true;
     }
 
     void fail(reflector& r, const std::string& error) {
@@ -604,11 +678,26 @@ struct source::impl {
                     break;
                 }
                 if (!listed) {
+                    if (set_unavailable(r, r.last_status, "list", listed.error().detail)) {
+                        failures = 0;
+                        if (!co_await pause(optional_recheck)) {
+                            break;
+                        }
+                        continue;
+                    }
                     fail(r, listed.error().detail);
                     if (!co_await pause(settings.backoff.delay(++failures, rng))) {
                         break;
                     }
                     continue;
+                }
+                if (r.unavailable) {
+                    r.unavailable = false;
+                    said_not_found = said_forbidden = false;  // should it go again, say so again
+                    log.info(
+                        "cert-manager Certificates found; watching them",
+                        {{"resource", std::string{certificates_resource}}, {"path", r.path}}
+                    );
                 }
                 need_list = false;
             }
@@ -639,6 +728,16 @@ struct source::impl {
                     }
                     break;
                 case watch_outcome::failed:
+                    // A CRD removed, or the watch verb not granted while list is: not a
+                    // failure of the source, and no list/watch loop against a 403.
+                    if (set_unavailable(r, w.status, "watch", w.error)) {
+                        need_list = true;
+                        failures = 0;
+                        if (!co_await pause(optional_recheck)) {
+                            co_return;
+                        }
+                        break;
+                    }
                     fail(r, w.error);
                     if (!co_await pause(settings.backoff.delay(++failures, rng))) {
                         co_return;
@@ -758,6 +857,8 @@ struct source::impl {
     std::vector<loop::timer*> waits;
     std::string control_plane;
     std::string version_error;
+    bool said_not_found = false;  ///< "cert-manager Certificates not found" logged
+    bool said_forbidden = false;  ///< "cert-manager Certificates forbidden" logged
     std::optional<source_status> last_reported;
     std::function<void()> workloads_hook;
     bool stopping = false;

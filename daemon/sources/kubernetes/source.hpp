@@ -1,8 +1,11 @@
 #pragma once
-// The Kubernetes source: lists, then watches Pods, Deployments, ConfigMaps, Warning events
-// and Nodes, polls /version, and turns what changes into k8s.* signals (api-facts §4.3).
+// The Kubernetes source: lists, then watches Pods, Deployments, ConfigMaps, Warning events,
+// Nodes and cert-manager Certificates, polls /version, and turns what changes into k8s.*
+// signals, and cert.expiry for Certificates (api-facts §4.3).
 // Lists are paginated; watches resume from the last resourceVersion (bookmarks included);
 // an expired version relists; a dropped stream reconnects with backoff and jitter.
+// Certificates are optional: without cert-manager's CRD (404) or the RBAC to read them (403)
+// they are not watched, said once in the log, and the source stays healthy.
 
 #include "core/signal.hpp"
 #include "core/source_health.hpp"

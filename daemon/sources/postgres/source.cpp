@@ -1,16 +1,21 @@
 #include "sources/postgres/source.hpp"
 
 #include "loop/clock.hpp"
+#include "sources/postgres/dsn.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <prometheus/gauge.h>
+
+#include <algorithm>
+#include <stdexcept>
 
 namespace runbookd::sources::postgres {
 namespace asio = boost::asio;
 
-struct source::state : std::enable_shared_from_this<state> {
+struct monitor_poller::state : std::enable_shared_from_this<state> {
     state(
         asio::any_io_executor l,
         asio::any_io_executor w,
@@ -89,7 +94,7 @@ struct source::state : std::enable_shared_from_this<state> {
     }
 };
 
-source::source(
+monitor_poller::monitor_poller(
     asio::any_io_executor loop,
     asio::any_io_executor worker,
     blocking_poll poll,
@@ -123,18 +128,97 @@ source::source(
     );
 }
 
-source::~source() = default;
+monitor_poller::~monitor_poller() = default;
 
-void source::start() {
+void monitor_poller::start() {
     poller_->start();
 }
 
-void source::stop() {
+void monitor_poller::stop() {
     poller_->stop();
     state_->stopping = true;
     if (state_->current) {
         state_->current->wake.cancel();  // the job ends now; the worker's poll finishes on its own
     }
+}
+
+namespace {
+
+class postgres_source final : public sources::source {
+public:
+    postgres_source(
+        std::unique_ptr<monitor> m, source_settings settings, std::string description, context& cx
+    )
+        : monitor_(std::move(m)),
+          loop_(
+              cx.loop,
+              worker_.get_executor(),
+              [m = monitor_.get()] { return m->poll(); },
+              std::move(settings),
+              cx.to.on_signal,
+              cx.to.on_status,
+              cx.log,
+              cx.metrics
+          ),
+          description_(std::move(description)) {}
+
+    /// Waits for a poll the worker may still be running: the monitor must outlive it.
+    ~postgres_source() override { worker_.join(); }
+
+    postgres_source(const postgres_source&) = delete;
+    postgres_source& operator=(const postgres_source&) = delete;
+
+    std::string describe() const override { return description_; }
+
+    void start() override { loop_.start(); }
+
+    void stop() override { loop_.stop(); }
+
+private:
+    // The monitor blocks: it runs on its own thread, never on the loop.
+    asio::thread_pool worker_{1};
+    std::unique_ptr<monitor> monitor_;
+    monitor_poller loop_;
+    std::string description_;  ///< "dbname on host:port as INSTANCE"
+};
+
+}  // namespace
+
+std::unique_ptr<sources::source> make(const config& cfg, context& cx) {
+    if (!cfg.configured()) {
+        return nullptr;
+    }
+    auto dsn = parse_dsn(cfg.dsn.reveal());
+    if (!dsn) {
+        throw std::runtime_error("postgres.dsn: " + dsn.error().detail);
+    }
+    // Redacted from every log line. A password shorter than 8 characters is not: it is
+    // likely a common word ("postgres") whose redaction would blank out the logs.
+    if (const auto it = dsn->find("password"); it != dsn->end() && it->second.size() >= 8) {
+        cx.redact(it->second);
+    }
+    cx.redact(cfg.dsn.reveal());
+    source_settings s;
+    s.interval = cfg.interval;
+    s.deadline = cfg.connect_timeout + cfg.statement_timeout + std::chrono::seconds{5};
+    s.activity.instance = cfg.instance;
+    s.activity.long_query = cfg.long_query_threshold;
+    s.activity.migration = cfg.migration_threshold;
+    s.activity.idle_in_transaction = cfg.idle_in_transaction_threshold;
+    s.activity.lock_wait = cfg.lock_wait_threshold;
+    s.activity.query_max = cfg.query_max;
+    s.activity.redact_literals = cfg.redact_literals;
+    s.activity.redact_patterns = compile_patterns(cfg.redact_patterns);
+    s.activity.exclude_applications = cfg.exclude_applications;
+    s.activity.exclude_users = cfg.exclude_users;
+    std::string description = describe(*dsn) + " as " + cfg.instance;
+    auto m = std::make_unique<monitor>(
+        monitor_dsn(std::move(*dsn), cfg.statement_timeout, cfg.connect_timeout),
+        youngest_age(s.activity),
+        // The server cuts the text before it is redacted and cut again for posts.
+        std::max<std::size_t>(1024, cfg.query_max * 4)
+    );
+    return std::make_unique<postgres_source>(std::move(m), std::move(s), std::move(description), cx);
 }
 
 }  // namespace runbookd::sources::postgres

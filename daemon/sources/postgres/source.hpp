@@ -6,7 +6,9 @@
 #include "log/log.hpp"
 #include "sources/poller.hpp"
 #include "sources/postgres/activity.hpp"
+#include "sources/postgres/config.hpp"
 #include "sources/postgres/monitor.hpp"
+#include "sources/source.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
 #include <prometheus/registry.h>
@@ -24,12 +26,14 @@ struct source_settings {
     std::chrono::milliseconds deadline = std::chrono::seconds{15};
 };
 
-class source {
+/// The loop of the source: job `activity` on a sources::poller, each run handing `poll` to
+/// the worker and reading its outcome on the loop. Runs on `loop`; not thread-safe.
+class monitor_poller {
 public:
     /// `poll` blocks (monitor::poll): it runs on `worker`, its result is read on `loop`.
     using blocking_poll = std::function<monitor_outcome()>;
 
-    source(
+    monitor_poller(
         boost::asio::any_io_executor loop,
         boost::asio::any_io_executor worker,
         blocking_poll poll,
@@ -39,9 +43,9 @@ public:
         log::logger log,
         prometheus::Registry& registry
     );
-    ~source();
-    source(const source&) = delete;
-    source& operator=(const source&) = delete;
+    ~monitor_poller();
+    monitor_poller(const monitor_poller&) = delete;
+    monitor_poller& operator=(const monitor_poller&) = delete;
 
     void start();
     /// The job ends at once; a poll the worker is running finishes there (bounded by the
@@ -53,5 +57,12 @@ private:
     std::shared_ptr<state> state_;
     std::unique_ptr<poller> poller_;
 };
+
+/// The Postgres source: the monitor on `cfg.dsn` and its own worker thread, joined when the
+/// source is destroyed (bounded by the connect and statement timeouts, and by TCP keepalives
+/// and tcp_user_timeout when the database stops answering). The DSN and its password (when
+/// 8 characters or more) go to `cx.redact`. nullptr while no dsn is configured. Throws
+/// std::runtime_error when the dsn cannot be read ("postgres.dsn: ...").
+std::unique_ptr<sources::source> make(const config& cfg, context& cx);
 
 }  // namespace runbookd::sources::postgres

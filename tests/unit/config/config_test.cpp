@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <map>
 #include <ostream>
@@ -147,7 +148,7 @@ TEST(config_good, minimal_file_keeps_every_default) {
     EXPECT_EQ(c.discord.username, "runbookd");
     EXPECT_TRUE(c.services.empty());
     EXPECT_EQ(c.kubernetes, defaults.kubernetes);
-    EXPECT_EQ(c.kubernetes.enabled, kubernetes_config::mode::automatic);
+    EXPECT_EQ(c.kubernetes.enabled, sources::kubernetes::config::mode::automatic);
     // The polling sources are off until named: no cloud access without credentials.
     EXPECT_EQ(c.google, defaults.google);
     EXPECT_TRUE(c.cloudsql.instance.empty());
@@ -183,7 +184,7 @@ TEST(config_good, full_file_sets_every_key) {
     EXPECT_EQ(c.discord.operations.id, "42");
     EXPECT_EQ(c.discord.operations.token.reveal(), "tok");
     EXPECT_EQ(c.console.path, "/var/log/runbookd/posts.log");
-    EXPECT_EQ(c.kubernetes.enabled, kubernetes_config::mode::off);
+    EXPECT_EQ(c.kubernetes.enabled, sources::kubernetes::config::mode::off);
     EXPECT_EQ(c.kubernetes.kubeconfig, "tests/data/config/secrets/ca.pem");
     EXPECT_EQ(c.kubernetes.context, "gke_acme_us-east1_prod");
     EXPECT_EQ(c.kubernetes.namespaces, std::vector<std::string>{"*"});
@@ -192,7 +193,7 @@ TEST(config_good, full_file_sets_every_key) {
     EXPECT_EQ(c.kubernetes.watch_timeout, 7min);
     EXPECT_EQ(c.kubernetes.request_timeout, 9s);
     EXPECT_EQ(c.kubernetes.service_account_dir, "/run/sa");
-    EXPECT_EQ(c.google.credentials, google_config::credential_kind::key_file);
+    EXPECT_EQ(c.google.credentials, sources::google::config::credential_kind::key_file);
     EXPECT_EQ(c.google.key_file, "tests/data/config/secrets/google_key.json");
     EXPECT_NE(c.google.key_json.reveal().find("BEGIN PRIVATE KEY"), std::string::npos);
     EXPECT_EQ(c.google.project, "acme-other") << "google.project wins over the key file's";
@@ -791,6 +792,100 @@ TEST(config_tables, listen_addresses) {
         EXPECT_EQ(r.problems[0].line, 2) << c.text;
         EXPECT_EQ(r.problems[0].column, 11) << c.text;
     }
+}
+
+// --- certs: ----------------------------------------------------------------------------------
+
+std::string with_certs(std::string_view certs) {
+    return "pagerduty:\n  webhook_secrets: [\"s\"]\nnotify:\n  kind: console\n"
+           "services:\n  PAPI001:\n    name: API\n"
+           "certs:\n" +
+           std::string{certs};
+}
+
+TEST(config_certs, targets_and_every_key_are_read_with_defaults) {
+    const auto r = parse(
+        with_certs("  targets:\n"
+                   "    - host: api.example.com\n"
+                   "      services: [PAPI001]\n"
+                   "    - host: api.example.com\n"
+                   "      port: 8443\n"
+                   "      address: 10.0.0.7\n"
+                   "      address: \"\"\n"),
+        "inline.yaml",
+        env_of({})
+    );
+    // A duplicate key is refused by the walker; read the same without it.
+    ASSERT_FALSE(r.ok());
+    const auto ok = parse(
+        with_certs("  interval: 10m\n  warn_within: 30d\n  concurrency: 4\n  timeout: 3s\n"
+                   "  targets:\n"
+                   "    - host: api.example.com\n"
+                   "      services: [PAPI001]\n"
+                   "    - host: api.example.com\n"
+                   "      port: 8443\n"
+                   "      address: 10.0.0.7\n"
+                   "    - host: 10.0.0.8\n"
+                   "      address: \"\"\n"),
+        "inline.yaml",
+        env_of({})
+    );
+    ASSERT_TRUE(ok.ok()) << dump(ok.problems);
+    const auto& c = ok.value->certs;
+    ASSERT_EQ(c.targets.size(), 3u);
+    EXPECT_EQ(c.targets[0].host, "api.example.com");
+    EXPECT_EQ(c.targets[0].port, 443);
+    EXPECT_EQ(c.targets[0].services, std::vector<std::string>{"PAPI001"});
+    EXPECT_EQ(c.targets[1].port, 8443);
+    EXPECT_EQ(c.targets[1].address, "10.0.0.7");
+    EXPECT_EQ(c.targets[2].address, "") << "an empty address resolves the host";
+    EXPECT_EQ(c.interval, 10min);
+    EXPECT_EQ(c.warn_within, 30 * 24h);
+    EXPECT_EQ(c.concurrency, 4u);
+    EXPECT_EQ(c.timeout, 3s);
+    EXPECT_TRUE(c.enabled());
+
+    const auto off = parse(with_certs("  interval: 1m\n"), "inline.yaml", env_of({}));
+    ASSERT_TRUE(off.ok()) << dump(off.problems);
+    EXPECT_FALSE(off.value->certs.enabled()) << "no target, no source";
+    EXPECT_EQ(sources::certs::config{}.interval, 5min);
+    EXPECT_EQ(sources::certs::config{}.warn_within, 14 * 24h);
+}
+
+TEST(config_certs, each_bad_target_is_reported_where_it_is) {
+    const auto r = parse(
+        with_certs("  targets:\n"
+                   "    - port: 443\n"              // line 10: no host
+                   "    - host: \"bad host!\"\n"    // line 11
+                   "    - host: ok.example.com\n"   // line 12
+                   "      port: 70000\n"            // line 13
+                   "    - host: dup.example.com\n"  // line 14
+                   "    - host: dup.example.com\n"  // line 15: a second time
+                   "    - host: svc.example.com\n"  // line 16
+                   "      services: [PNOPE99]\n"    // line 17: no such service
+                   "      ca_fil: /x\n"),           // line 18: unknown key
+        "inline.yaml",
+        env_of({})
+    );
+    ASSERT_FALSE(r.ok());
+    std::vector<std::string> got;
+    for (const auto& p : r.problems) {
+        got.push_back(std::to_string(p.line) + " " + p.path + ": " + p.message);
+    }
+    const auto has = [&](std::string_view needle) {
+        return std::any_of(got.begin(), got.end(), [&](const std::string& g) {
+            return g.find(needle) != std::string::npos;
+        });
+    };
+    EXPECT_TRUE(has("10 certs.targets[0].host: required")) << dump(r.problems);
+    EXPECT_TRUE(has("11 certs.targets[1].host: 'bad host!': not a host name")) << dump(r.problems);
+    EXPECT_TRUE(has("13 certs.targets[2].port: '70000' is not a port")) << dump(r.problems);
+    EXPECT_TRUE(has("15 certs.targets[4].host: 'dup.example.com:443' is already a target"))
+        << dump(r.problems);
+    EXPECT_TRUE(has("10 certs.targets: target svc.example.com: 'PNOPE99' is not a service under services:"))
+        << dump(r.problems);
+    EXPECT_TRUE(has("18 certs.targets[5].ca_fil: unknown key 'ca_fil'; did you mean 'ca_file'?"))
+        << dump(r.problems);
 }
 
 struct base_url_case {

@@ -1,5 +1,7 @@
 #include "core/calendar.hpp"
 
+#include "rules/zones.hpp"
+
 #include <gtest/gtest.h>
 
 namespace runbookd {

@@ -39,6 +39,13 @@ TEST(text_template, filters_format_numbers) {
     EXPECT_EQ(render("{v|percent}", {{"v", "0.974"}}), "97%");
     EXPECT_EQ(render("{v|duration}", {{"v", "840"}}), "14m");
     EXPECT_EQ(render("{v|duration}", {{"v", "-7200"}}), "2h 00m");
+    EXPECT_EQ(render("expired {v|duration} ago", {{"v", "-7500"}}), "expired 2h 05m ago");
+    EXPECT_EQ(render("{v|duration}", {{"v", "777600"}}), "216h 00m");  // 9 days: hence `days`
+    EXPECT_EQ(render("in {v|days}", {{"v", "777600"}}), "in 9 days");
+    EXPECT_EQ(render("in {v|days}", {{"v", "7.884e+05"}}), "in 9 days");  // as {value} renders it
+    EXPECT_EQ(render("in {v|days}", {{"v", "86400"}}), "in 1 day");
+    EXPECT_EQ(render("in {v|days}", {{"v", "43200"}}), "in 12h 00m");
+    EXPECT_EQ(render("{v|days} ago", {{"v", "-172800"}}), "2 days ago");
     EXPECT_EQ(render("{v|round}", {{"v", "2.6"}}), "3");
     EXPECT_EQ(render("{v|percent}", {{"v", "not a number"}}), "not a number");
 }
@@ -60,7 +67,10 @@ TEST(text_template, malformed_templates_are_refused_with_a_reason) {
     EXPECT_NE(parse_error("{unclosed").find("unclosed"), std::string::npos);
     EXPECT_NE(parse_error("stray }").find("unmatched"), std::string::npos);
     EXPECT_NE(parse_error("{has space}").find("not a placeholder"), std::string::npos);
-    EXPECT_NE(parse_error("{x|upper}").find("unknown filter"), std::string::npos);
+    EXPECT_NE(
+        parse_error("{x|upper}").find("unknown filter 'upper' (known: percent, duration, days, round)"),
+        std::string::npos
+    );
     EXPECT_NE(parse_error("{}").find("not a placeholder"), std::string::npos);
 }
 

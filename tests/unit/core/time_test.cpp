@@ -31,6 +31,7 @@ TEST(time, parses_rfc3339) {
     const auto t = parse_rfc3339("2020-10-02T18:45:22.169Z");
     ASSERT_TRUE(t);
     EXPECT_EQ(format_rfc3339(*t), "2020-10-02T18:45:22.169Z");
+    EXPECT_EQ(format_rfc3339_seconds(*t), "2020-10-02T18:45:22Z") << "dropped, not rounded";
     EXPECT_EQ(parse_rfc3339("2020-04-09T17:16:27+02:00"), parse_rfc3339("2020-04-09T15:16:27Z"));
     EXPECT_FALSE(parse_rfc3339("yesterday"));
     EXPECT_FALSE(parse_rfc3339("2020-04-09T15:16:27Zjunk"));
@@ -40,6 +41,15 @@ TEST(time, human_duration_reads_naturally) {
     EXPECT_EQ(human_duration(45s), "45s");
     EXPECT_EQ(human_duration(12min), "12m");
     EXPECT_EQ(human_duration(65min), "1h 05m");
+}
+
+TEST(time, human_days_counts_whole_days_and_falls_back_under_one) {
+    EXPECT_EQ(human_days(24h * 9), "9 days");
+    EXPECT_EQ(human_days(24h * 10 - 1s), "9 days");  // rounded down: never sooner than said
+    EXPECT_EQ(human_days(24h), "1 day");
+    EXPECT_EQ(human_days(-24h * 3), "3 days");
+    EXPECT_EQ(human_days(20h), "20h 00m");
+    EXPECT_EQ(human_days(24h - 1s), "23h 59m");
 }
 
 }  // namespace

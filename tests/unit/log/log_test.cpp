@@ -25,6 +25,15 @@ TEST(log, writes_one_json_object_per_event_with_fixed_fields) {
     EXPECT_TRUE(j.contains("ts"));
 }
 
+TEST(log, a_key_set_again_replaces_its_value) {
+    captured c;
+    logger l{c.out, level::info};
+    l.with("component", "cloudsql").with("component", "cloudsql_http").info("request failed");
+    ASSERT_EQ(c.lines.size(), 1u);
+    EXPECT_EQ(c.lines[0].find("\"component\":\"cloudsql\""), std::string::npos) << c.lines[0];
+    EXPECT_EQ(nlohmann::json::parse(c.lines[0])["component"], "cloudsql_http");
+}
+
 TEST(log, registered_secrets_are_redacted_from_every_line) {
     captured c;
     c.out->add_secret("hunter2-token");

@@ -99,8 +99,8 @@ struct notifier_test : ::testing::Test {
         std::make_shared<log::sink>([this](std::string_view l) { log_lines.emplace_back(l); }),
         log::level::debug};
 
-    config::discord_config settings() {
-        config::discord_config c;
+    config settings() {
+        config c;
         c.base_url = "https://127.0.0.1:9/api/v10";
         c.status = {"123456", secret<std::string>{token}};
         return c;

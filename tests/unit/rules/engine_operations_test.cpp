@@ -78,6 +78,24 @@ signal cpu(wall_time at, double v) {
     return s;
 }
 
+signal certificate(wall_time at, std::string host, double value, std::string outcome, std::string soon) {
+    signal s;
+    s.kind = "cert.expiry";
+    s.at = at;
+    s.subject = host;
+    s.source = "certs";
+    s.value = value;
+    s.set("host", host);
+    s.set("port", "8443");
+    s.set("outcome", std::move(outcome));
+    s.set("not_after", "2026-03-14T16:00:00Z");
+    s.set("which", "leaf");
+    s.set("cert_subject", "CN=" + host);
+    s.set("services", "PAPI,PWWW");
+    s.set("expires_soon", std::move(soon));
+    return s;
+}
+
 std::vector<const post*> operations(const decisions& d) {
     std::vector<const post*> out;
     for (const auto& p : d.posts) {
@@ -272,6 +290,46 @@ TEST_F(engine_ops, a_reload_with_new_rules_refreshes_open_summaries) {
     ASSERT_EQ(ops.size(), 1u);
     EXPECT_EQ(ops[0]->edit_of, "PINC1/0/summary/1");
     EXPECT_EQ(ops[0]->text.body.find("Google Cloud"), std::string::npos);
+}
+
+TEST_F(engine_ops, a_warning_is_one_line_outside_the_cause_blocks) {
+    healthy({"kubernetes", "certs"});
+    e.on_signal(certificate(t0 - 2min, "www.test", 9 * 86400.0, "ok", "true"), t0 - 2min);
+    const auto d = e.on_event(page(incident_event_type::triggered), t0);
+    const auto ops = operations(d);
+    ASSERT_EQ(ops.size(), 1u);
+    const auto& body = ops[0]->text.body;
+    EXPECT_NE(ops[0]->text.title.find("no likely cause found yet"), std::string::npos);
+    EXPECT_EQ(body.find("**1. "), std::string::npos) << body;
+    EXPECT_NE(
+        body.find(
+            "\n\n\u26a0 the certificate of www.test expires in 9 days \\(not after 2026-03-14T16:00:00Z\\)\n"
+        ),
+        std::string::npos
+    ) << body;
+    // Not a cause, so not among what was checked either.
+    const auto clear = body.find("**Checked, clear**");
+    ASSERT_NE(clear, std::string::npos);
+    EXPECT_LT(body.find("\u26a0"), clear);
+    EXPECT_EQ(body.find("expires in", clear), std::string::npos) << body;
+    EXPECT_NE(
+        body.find("\u2022 A cert ran out: no expired certificate seen for API", clear), std::string::npos
+    ) << body;
+}
+
+TEST_F(engine_ops, an_expired_certificate_ranks_with_its_openssl_check_and_its_warning_goes) {
+    healthy({"kubernetes", "certs"});
+    e.on_signal(certificate(t0 - 2min, "expired.test", -7500, "expired", "false"), t0 - 2min);
+    const auto d = e.on_event(page(incident_event_type::triggered), t0);
+    const auto ops = operations(d);
+    ASSERT_EQ(ops.size(), 1u);
+    const auto& body = ops[0]->text.body;
+    EXPECT_NE(body.find("**1. A cert ran out"), std::string::npos) << body;
+    EXPECT_NE(body.find("the certificate of expired.test expired 2h 05m ago"), std::string::npos) << body;
+    EXPECT_NE(
+        body.find("`openssl s_client -connect expired.test:8443 -servername expired.test`"), std::string::npos
+    ) << body;
+    EXPECT_EQ(body.find("\u26a0"), std::string::npos) << body;
 }
 
 TEST_F(engine_ops, old_signals_cannot_change_a_summary) {

@@ -338,6 +338,144 @@ rules:
     EXPECT_EQ(r.top()->actions.front(), "Check the maintenance status of API");
 }
 
+signal cert(
+    millis offset,
+    std::string host,
+    std::string services,
+    std::optional<double> value,
+    std::string outcome = "ok",
+    std::string expires_soon = "false"
+) {
+    auto s =
+        sig("cert.expiry",
+            offset,
+            {{"host", host},
+             {"port", "443"},
+             {"outcome", std::move(outcome)},
+             {"not_after", "2026-03-14T16:00:00Z"},
+             {"services", std::move(services)},
+             {"expires_soon", std::move(expires_soon)}},
+            value);
+    s.subject = std::move(host);
+    return s;
+}
+
+constexpr std::string_view cert_pack = R"yaml(
+rules:
+  - id: expired
+    title: A cert ran out
+    when:
+      signal: cert.expiry
+      value: {below: 0}
+      related: service
+    evidence: "the certificate of {host} expired {value|duration} ago"
+warnings:
+  - id: expires-soon
+    when:
+      signal: cert.expiry
+      where: {expires_soon: "true"}
+      related: service
+    text: "the certificate of {host} expires in {value|days} (not after {not_after})"
+)yaml";
+
+TEST(rank, related_service_reads_the_services_a_signal_names) {
+    const auto rules = pack(cert_pack);
+    const auto top_for = [&](std::string services, std::vector<std::string> workloads = {"prod/api*"}) {
+        signal_log log;
+        log.add(cert(-1min, "api.test", std::move(services), -7500), t0);
+        const auto r = rank(*rules, log, all_healthy(), at(1min, std::move(workloads)));
+        return r.top() == nullptr ? std::string{"none"} : r.top()->id;
+    };
+    EXPECT_EQ(top_for("PAPI"), "expired");
+    EXPECT_EQ(top_for("PWWW,PAPI"), "expired");
+    EXPECT_EQ(top_for("PWWW, PAPI "), "expired");
+    EXPECT_EQ(top_for("*"), "expired");
+    EXPECT_EQ(top_for("PWWW"), "none");
+    EXPECT_EQ(top_for("PAPI001"), "none") << "ids are compared whole, not as prefixes";
+    // The label is taken at its word even when the service's workloads are not known.
+    EXPECT_EQ(top_for("PWWW", {}), "none");
+    // A signal that names no service at all cannot be excluded.
+    EXPECT_EQ(top_for(""), "expired");
+    // With no paged service id, nothing can exclude a signal either.
+    signal_log log;
+    log.add(cert(-1min, "api.test", "PWWW", -7500), t0);
+    auto in = at(1min, {"prod/api*"});
+    in.service.id.clear();
+    ASSERT_NE(rank(*rules, log, all_healthy(), in).top(), nullptr);
+}
+
+TEST(rank, a_kind_without_a_services_label_is_still_related_by_its_service_label) {
+    // deploy.ci has no services label: its service label still matches the paged id.
+    const auto rules = pack(R"(
+rules:
+  - id: deploy
+    title: Deploy
+    when: {signal: deploy.ci, related: service}
+)");
+    signal_log log;
+    log.add(sig("deploy.ci", -1min, {{"service", "PAPI"}, {"status", "success"}}), t0);
+    EXPECT_NE(rank(*rules, log, all_healthy(), at(1min, {"prod/api"})).top(), nullptr);
+}
+
+TEST(rank, a_warning_is_a_line_and_never_a_cause) {
+    const auto rules = pack(cert_pack);
+    signal_log log;
+    log.add(cert(-2min, "www.test", "PAPI", 9 * 86400.0 + 3600, "ok", "true"), t0);
+    log.add(cert(-1min, "other.test", "PWWW", 3 * 86400.0, "ok", "true"), t0);  // another service's
+    const auto r = rank(*rules, log, all_healthy(), at(1min, {"prod/api"}));
+    EXPECT_EQ(r.top(), nullptr);
+    ASSERT_EQ(r.warnings.size(), 1u);
+    EXPECT_EQ(r.warnings[0].id, "expires-soon");
+    EXPECT_EQ(
+        r.warnings[0].text, "the certificate of www.test expires in 9 days (not after 2026-03-14T16:00:00Z)"
+    );
+    // Not a cause, so not "checked, clear" either: only the rule is.
+    ASSERT_EQ(r.clear.size(), 1u);
+    EXPECT_EQ(r.clear[0].id, "expired");
+    EXPECT_TRUE(r.not_checkable.empty());
+}
+
+TEST(rank, a_warning_has_one_line_per_subject_and_looks_only_in_its_window) {
+    const auto rules = pack(cert_pack);
+    signal_log log;
+    // Every 5 minutes, as the certs source checks: one line per host, from the closest check.
+    for (int m = -30; m <= 0; m += 5) {
+        log.add(cert(std::chrono::minutes{m}, "www.test", "*", 86400.0 - m * 60, "ok", "true"), t0);
+    }
+    log.add(cert(-3min, "cdn.test", "*", 12 * 3600.0, "ok", "true"), t0);
+    log.add(cert(-2h, "old.test", "*", 86400.0, "ok", "true"), t0);  // outside the default 1h
+    const auto r = rank(*rules, log, all_healthy(), at(1min));
+    ASSERT_EQ(r.warnings.size(), 2u);
+    EXPECT_EQ(
+        r.warnings[0].text, "the certificate of www.test expires in 1 day (not after 2026-03-14T16:00:00Z)"
+    );
+    EXPECT_EQ(
+        r.warnings[1].text, "the certificate of cdn.test expires in 12h 00m (not after 2026-03-14T16:00:00Z)"
+    );
+}
+
+TEST(rank, a_warning_whose_source_is_down_is_silent_not_unchecked) {
+    const auto rules = pack(cert_pack);
+    signal_log log;
+    log.add(cert(-1min, "www.test", "*", 9 * 86400.0, "ok", "true"), t0);
+    source_map sources = all_healthy();
+    sources["certs"] = source_status{source_state::failing, "timed out", t0};
+    const auto r = rank(*rules, log, sources, at(1min));
+    EXPECT_TRUE(r.warnings.empty());
+    ASSERT_EQ(r.not_checkable.size(), 1u);
+    EXPECT_EQ(r.not_checkable[0].id, "expired");
+}
+
+TEST(rank, a_check_that_read_no_certificate_is_no_cause_and_no_warning) {
+    const auto rules = pack(cert_pack);
+    signal_log log;
+    log.add(cert(-1min, "gone.test", "*", std::nullopt, "refused"), t0);
+    log.add(cert(-1min, "slow.test", "*", std::nullopt, "timed_out"), t0);
+    const auto r = rank(*rules, log, all_healthy(), at(1min));
+    EXPECT_EQ(r.top(), nullptr);
+    EXPECT_TRUE(r.warnings.empty());
+}
+
 TEST(rank, is_deterministic) {
     const auto rules = rules::load({});
     ASSERT_TRUE(rules.ok());

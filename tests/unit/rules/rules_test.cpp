@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <fstream>
 #include <iterator>
+#include <ostream>
 
 namespace runbookd::rules {
 namespace {
@@ -34,9 +35,12 @@ TEST(rules, the_embedded_pack_loads_and_covers_the_runbook) {
           "ops-canvas",
           "gke-upgrade",
           "ci-deploy-trouble",
-          "cert-expired"}) {
+          "cert-expired",
+          "cert-not-yet-valid"}) {
         EXPECT_NE(std::find(ids.begin(), ids.end(), id), ids.end()) << id;
     }
+    ASSERT_EQ(r.value->warnings.size(), 1u);
+    EXPECT_EQ(r.value->warnings[0].id, "cert-expires-soon");
 }
 
 TEST(rules, the_file_in_the_repository_is_the_embedded_pack) {
@@ -47,6 +51,7 @@ TEST(rules, the_file_in_the_repository_is_the_embedded_pack) {
     const auto from_file = load({"rules/runbook.yaml"});
     ASSERT_TRUE(from_file.ok());
     EXPECT_EQ(from_file.value->rules.size(), load({}).value->rules.size());
+    EXPECT_EQ(from_file.value->warnings.size(), load({}).value->warnings.size());
 }
 
 TEST(rules, every_construct_parses_into_the_model) {
@@ -173,6 +178,181 @@ INSTANTIATE_TEST_SUITE_P(
         return param_info.param.file.substr(0, param_info.param.file.find('.'));
     }
 );
+
+TEST(rules, a_warning_parses_into_the_model_and_may_stand_alone) {
+    const auto r = parse(
+        R"yaml(warnings:
+  - id: cert-expires-soon
+    when:
+      signal: cert.expiry
+      where: {expires_soon: "true"}
+      related: service
+      window: {before: 30m}
+    text: "the certificate of {host} expires in {value|days} (not after {not_after})"
+)yaml",
+        "warnings.yaml"
+    );
+    ASSERT_TRUE(r.ok()) << r.problems.front().to_string();
+    EXPECT_TRUE(r.value->rules.empty());
+    ASSERT_EQ(r.value->warnings.size(), 1u);
+    const warning& w = r.value->warnings[0];
+    EXPECT_EQ(w.id, "cert-expires-soon");
+    EXPECT_EQ(w.file, "warnings.yaml");
+    EXPECT_EQ(w.line, 2);
+    ASSERT_EQ(w.when.what, condition::op::signal);
+    EXPECT_TRUE(w.when.signal.related);
+    EXPECT_EQ(w.when.signal.window.before, std::chrono::minutes{30});
+    EXPECT_EQ(w.text.source(), "the certificate of {host} expires in {value|days} (not after {not_after})");
+}
+
+struct inline_case {
+    std::string name;
+    std::string yaml;
+    int line;
+    int column;
+    std::string path;
+    std::string message;  ///< a substring of the first problem's message
+};
+
+// Names the case in ctest's listing, rather than gtest's dump of its bytes.
+void PrintTo(const inline_case& c, std::ostream* os) {
+    *os << c.name;
+}
+
+class bad_warnings : public ::testing::TestWithParam<inline_case> {};
+
+TEST_P(bad_warnings, is_refused_with_position_path_and_reason) {
+    const auto& c = GetParam();
+    const auto r = parse(c.yaml, "w.yaml");
+    ASSERT_FALSE(r.ok());
+    const auto& p = r.problems.front();
+    EXPECT_EQ(p.line, c.line) << p.to_string();
+    EXPECT_EQ(p.column, c.column) << p.to_string();
+    EXPECT_EQ(p.path, c.path) << p.to_string();
+    EXPECT_NE(p.message.find(c.message), std::string::npos) << p.to_string();
+}
+
+// One warning whose single line is replaced per case.
+std::string warning_with(std::string_view line) {
+    return "warnings:\n  - id: soon\n    when: {signal: cert.expiry, where: {expires_soon: \"true\"}}\n" +
+           std::string{line} + "\n";
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    inline_yaml,
+    bad_warnings,
+    ::testing::Values(
+        inline_case{
+            "missing_text",
+            "warnings:\n  - id: soon\n    when: {signal: cert.expiry}\n",
+            2,
+            5,
+            "warnings[0].text",
+            "required: the line shown in #operations"},
+        inline_case{
+            "unknown_key",
+            warning_with("    text: x\n    prior: 0.1"),
+            5,
+            5,
+            "warnings[0].prior",
+            "unknown key 'prior'"},
+        inline_case{
+            "strength_in_a_warning",
+            "warnings:\n  - id: soon\n    when: {signal: cert.expiry, strength: 0.5}\n    text: x\n",
+            3,
+            33,
+            "warnings[0].when.strength",
+            "'strength' does not apply in a warning"},
+        inline_case{
+            "evidence_deep_in_a_warning",
+            "warnings:\n  - id: soon\n    when:\n      any:\n        - {signal: cert.expiry, evidence: "
+            "\"{host}\"}\n"
+            "    text: x\n",
+            5,
+            33,
+            "warnings[0].when.any[0].evidence",
+            "'evidence' does not apply in a warning"},
+        inline_case{
+            "unknown_placeholder",
+            warning_with("    text: \"{hots} expires\""),
+            4,
+            11,
+            "warnings[0].text",
+            "unknown placeholder '{hots}'; did you mean 'host'?"},
+        inline_case{
+            "unknown_filter",
+            warning_with("    text: \"{value|weeks}\""),
+            4,
+            11,
+            "warnings[0].text",
+            "unknown filter 'weeks' (known: percent, duration, days, round)"},
+        inline_case{
+            "id_of_a_rule",
+            "rules:\n  - {id: soon, title: S, when: {signal: cert.expiry}}\nwarnings:\n  - id: soon\n"
+            "    when: {signal: cert.expiry}\n    text: x\n",
+            4,
+            9,
+            "warnings[0].id",
+            "id 'soon' is already a rule's"},
+        inline_case{
+            "duplicate_warning",
+            "warnings:\n  - {id: soon, when: {signal: cert.expiry}, text: x}\n"
+            "  - {id: soon, when: {signal: cert.expiry}, text: y}\n",
+            3,
+            10,
+            "warnings[1].id",
+            "duplicate warning id 'soon'"},
+        inline_case{
+            "empty_list",
+            "rules:\n  - {id: a, title: A, when: {signal: cert.expiry}}\nwarnings: []\n",
+            3,
+            11,
+            "warnings",
+            "warnings needs at least one warning"},
+        inline_case{"neither_list", "{}\n", 1, 1, "rules", "required: a list of rules (or of warnings)"},
+        inline_case{
+            "related_without_services",
+            "warnings:\n  - {id: cpu, when: {signal: db.cpu, related: service}, text: x}\n",
+            2,
+            47,
+            "warnings[0].when.related",
+            "cannot be related"}
+    ),
+    [](const ::testing::TestParamInfo<inline_case>& param_info) { return param_info.param.name; }
+);
+
+TEST(rules, cert_signals_may_be_related_to_a_service_through_their_services_label) {
+    const auto r = parse(
+        "rules:\n  - {id: expired, title: E, when: {signal: cert.expiry, value: {below: 0}, related: "
+        "service}}\n",
+        "r.yaml"
+    );
+    ASSERT_TRUE(r.ok()) << r.problems.front().to_string();
+    EXPECT_TRUE(r.value->rules[0].when.signal.related);
+}
+
+TEST(rules, an_id_is_one_rule_or_warning_across_files) {
+    const std::string dir = ::testing::TempDir();
+    const auto write = [&](const std::string& name, std::string_view text) {
+        std::ofstream(dir + name, std::ios::binary) << text;
+        return dir + name;
+    };
+    const auto a = write("a_rules.yaml", "rules:\n  - {id: soon, title: S, when: {signal: cert.expiry}}\n");
+    const auto b =
+        write("b_warnings.yaml", "warnings:\n  - {id: soon, when: {signal: cert.expiry}, text: x}\n");
+    const auto r = load({a, b});
+    ASSERT_FALSE(r.ok());
+    ASSERT_EQ(r.problems.size(), 1u);
+    EXPECT_EQ(
+        r.problems[0].to_string(), b + ":2:1: warnings: warning id 'soon' is also defined at " + a + ":2"
+    );
+    const auto c =
+        write("c_warnings.yaml", "warnings:\n  - {id: later, when: {signal: cert.expiry}, text: x}\n");
+    const auto merged = load({a, c});
+    ASSERT_TRUE(merged.ok()) << merged.problems.front().to_string();
+    EXPECT_EQ(merged.value->rules.size(), 1u);
+    EXPECT_EQ(merged.value->warnings.size(), 1u);
+}
 
 TEST(rules, every_problem_is_reported_not_just_the_first) {
     const auto r = parse(

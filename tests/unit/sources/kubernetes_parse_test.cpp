@@ -3,6 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <chrono>
+
 namespace runbookd::sources::kubernetes {
 namespace {
 
@@ -312,6 +315,224 @@ TEST(kubernetes_deployment, keeps_its_pod_template_labels_sorted) {
     ASSERT_TRUE(d);
     const std::vector<std::pair<std::string, std::string>> want{{"app", "bwd"}, {"tier", "web"}};
     EXPECT_EQ(d->pod_labels, want);
+}
+
+// --- cert-manager Certificates (cert-manager.io/v1) -------------------------------------------
+
+/// A Certificate as cert-manager writes it; `status` is the whole status member ("" for none).
+std::string certificate_json(std::string_view status, std::string_view name = "darklang-tls") {
+    std::string out = R"({"apiVersion":"cert-manager.io/v1","kind":"Certificate","metadata":{"name":")" +
+                      std::string{name} +
+                      R"(","namespace":"darklang","creationTimestamp":"2026-01-05T10:00:00Z","generation":1,
+          "resourceVersion":"4711","uid":"7f0c2a56-1c3e-4b9d-9a57-2f3c2b7d9e10"},
+        "spec":{"secretName":"darklang-tls-secret","dnsNames":["darklang.com","www.darklang.com"],
+          "issuerRef":{"name":"letsencrypt-prod","kind":"ClusterIssuer","group":"cert-manager.io"},
+          "privateKey":{"algorithm":"ECDSA","rotationPolicy":"Always"},"usages":["digital signature","key encipherment"]})";
+    if (!status.empty()) {
+        out += R"(,"status":)" + std::string{status};
+    }
+    return out + "}";
+}
+
+const std::string ready_status =
+    R"({"conditions":[{"type":"Ready","status":"True","reason":"Ready","message":"Certificate is up to date and has not expired",
+        "lastTransitionTime":"2026-01-05T10:01:00Z","observedGeneration":1}],
+      "notAfter":"2026-04-05T09:01:00Z","notBefore":"2026-01-05T09:01:00Z","renewalTime":"2026-03-06T09:01:00Z","revision":1})";
+
+const std::string expired_status =
+    R"({"conditions":[{"type":"Issuing","status":"False","reason":"Failed","message":"order failed","lastTransitionTime":"2026-03-05T12:00:00Z"},
+        {"type":"Ready","status":"False","reason":"Expired","message":"Certificate expired on Thu, 05 Mar 2026 15:00:00 UTC",
+        "lastTransitionTime":"2026-03-05T15:00:05Z","observedGeneration":1}],
+      "notAfter":"2026-03-05T15:00:00Z","notBefore":"2025-12-05T15:00:00Z","renewalTime":"2026-02-03T15:00:00Z","revision":1})";
+
+certificate_state certificate(std::string_view status) {
+    auto c = parse_object<certificate_state>(certificate_json(status));
+    EXPECT_TRUE(c) << (c ? "" : c.error().detail);
+    return c ? *c : certificate_state{};
+}
+
+TEST(kubernetes_certificate, reads_spec_status_and_the_ready_condition) {
+    const auto c = certificate(ready_status);
+    EXPECT_EQ(c.ns, "darklang");
+    EXPECT_EQ(c.name, "darklang-tls");
+    EXPECT_EQ(c.secret_name, "darklang-tls-secret");
+    EXPECT_EQ(c.dns_names, (std::vector<std::string>{"darklang.com", "www.darklang.com"}));
+    EXPECT_EQ(c.issuer, "ClusterIssuer/letsencrypt-prod");
+    EXPECT_EQ(c.created, parse_rfc3339("2026-01-05T10:00:00Z"));
+    EXPECT_EQ(c.not_after, parse_rfc3339("2026-04-05T09:01:00Z"));
+    EXPECT_EQ(c.bad_not_after, "");
+    EXPECT_EQ(c.renewal_time, parse_rfc3339("2026-03-06T09:01:00Z"));
+    EXPECT_EQ(c.ready, "True");
+    EXPECT_EQ(c.ready_reason, "Ready");
+    EXPECT_EQ(c.ready_message, "Certificate is up to date and has not expired");
+    EXPECT_EQ(c.ready_since, parse_rfc3339("2026-01-05T10:01:00Z"));
+
+    // The Ready condition is found among others, whatever its place.
+    const auto e = certificate(expired_status);
+    EXPECT_EQ(e.ready, "False");
+    EXPECT_EQ(e.ready_reason, "Expired");
+    EXPECT_EQ(e.ready_since, parse_rfc3339("2026-03-05T15:00:05Z"));
+}
+
+TEST(kubernetes_certificate, a_ready_certificate_is_an_ok_cert_expiry_with_every_label) {
+    const auto s = diff_certificate(nullptr, certificate(ready_status), now);
+    ASSERT_TRUE(s.has_value());
+    EXPECT_EQ(s->kind, "cert.expiry");
+    EXPECT_EQ(s->source, "kubernetes");
+    EXPECT_EQ(s->subject, "darklang/darklang-tls");
+    EXPECT_EQ(s->at, *parse_rfc3339("2026-01-05T10:01:00Z"));  // when it last became Ready
+    const auto left = *parse_rfc3339("2026-04-05T09:01:00Z") - now;
+    ASSERT_TRUE(s->value.has_value());
+    EXPECT_DOUBLE_EQ(*s->value, std::chrono::duration<double>(left).count());  // measured from now
+    EXPECT_EQ(label(*s, "host"), "darklang.com");
+    EXPECT_EQ(label(*s, "port"), "");
+    EXPECT_EQ(label(*s, "outcome"), "ok");
+    EXPECT_EQ(label(*s, "error"), "");
+    EXPECT_EQ(label(*s, "not_after"), "2026-04-05T09:01:00Z");
+    EXPECT_EQ(label(*s, "which"), "leaf");
+    EXPECT_EQ(label(*s, "cert_subject"), "darklang/darklang-tls");
+    EXPECT_EQ(label(*s, "sans"), "darklang.com,www.darklang.com");
+    EXPECT_EQ(label(*s, "services"), "");
+    EXPECT_EQ(label(*s, "expires_soon"), "false");
+    // Every label of the kind is one the catalogue lists (set() refuses others).
+    ASSERT_NE(s->info, nullptr);
+    EXPECT_EQ(s->values.size(), s->info->labels.size());
+}
+
+TEST(kubernetes_certificate, an_expired_certificate_says_so_with_the_ready_reason) {
+    const auto s = diff_certificate(nullptr, certificate(expired_status), now);
+    ASSERT_TRUE(s.has_value());
+    EXPECT_EQ(label(*s, "outcome"), "expired");
+    EXPECT_EQ(
+        label(*s, "error"), "Ready False: Expired: Certificate expired on Thu, 05 Mar 2026 15:00:00 UTC"
+    );
+    EXPECT_EQ(s->value, -3600.0);  // an hour past notAfter at 16:00
+    EXPECT_EQ(s->at, *parse_rfc3339("2026-03-05T15:00:05Z"));
+    EXPECT_EQ(label(*s, "not_after"), "2026-03-05T15:00:00Z");
+
+    // Past notAfter while Ready still says True (cert-manager not running): expired all the same.
+    auto stale = certificate(ready_status);
+    stale.not_after = *parse_rfc3339("2026-03-05T15:59:00Z");
+    const auto t = certificate_signal(stale, now);
+    EXPECT_EQ(label(t, "outcome"), "expired");
+    EXPECT_EQ(label(t, "error"), "certificate has expired");
+    EXPECT_EQ(t.value, -60.0);
+}
+
+TEST(kubernetes_certificate, without_a_status_it_is_not_ready_and_has_no_value) {
+    const auto c = certificate("");
+    EXPECT_FALSE(c.not_after.has_value());
+    EXPECT_EQ(c.ready, "");
+    const auto s = certificate_signal(c, now);
+    EXPECT_EQ(label(s, "outcome"), "not_ready");
+    EXPECT_EQ(label(s, "error"), "no Ready condition yet");
+    EXPECT_FALSE(s.value.has_value());
+    EXPECT_EQ(label(s, "not_after"), "");
+    EXPECT_EQ(s.at, *parse_rfc3339("2026-01-05T10:00:00Z"));  // its creationTimestamp
+    EXPECT_EQ(label(s, "host"), "darklang.com");
+
+    // Nothing at all to date it by: dated when seen.
+    const auto bare = parse_object<certificate_state>(R"({"metadata":{"name":"x","namespace":"n"}})");
+    ASSERT_TRUE(bare);
+    const auto b = certificate_signal(*bare, now);
+    EXPECT_EQ(b.at, now);
+    EXPECT_EQ(label(b, "host"), "");
+    EXPECT_EQ(label(b, "sans"), "");
+    EXPECT_EQ(label(b, "issuer"), "");
+}
+
+TEST(kubernetes_certificate, without_a_ready_condition_it_is_not_ready_yet) {
+    const auto c = certificate(
+        R"({"conditions":[{"type":"Issuing","status":"True","reason":"DoesNotExist","message":"Issuing certificate as Secret does not exist",
+            "lastTransitionTime":"2026-03-05T15:59:30Z"}]})"
+    );
+    EXPECT_EQ(c.ready, "");
+    EXPECT_FALSE(c.ready_since.has_value());
+    const auto s = certificate_signal(c, now);
+    EXPECT_EQ(label(s, "outcome"), "not_ready");
+    EXPECT_EQ(label(s, "error"), "no Ready condition yet");
+    EXPECT_EQ(s.at, *parse_rfc3339("2026-01-05T10:00:00Z"));  // no Ready transition: created
+
+    // Ready Unknown (cert-manager's first reconcile) names its state too.
+    const auto u = certificate(
+        R"({"conditions":[{"type":"Ready","status":"Unknown","reason":"","message":"","lastTransitionTime":"2026-03-05T15:59:00Z"}]})"
+    );
+    EXPECT_EQ(label(certificate_signal(u, now), "error"), "Ready Unknown");
+}
+
+TEST(kubernetes_certificate, an_unreadable_not_after_is_no_value_and_is_said) {
+    const auto c = certificate(
+        R"({"conditions":[{"type":"Ready","status":"True","reason":"Ready","message":"ok","lastTransitionTime":"2026-03-01T00:00:00Z"}],
+            "notAfter":"next tuesday","renewalTime":17})"
+    );
+    EXPECT_FALSE(c.not_after.has_value());
+    EXPECT_EQ(c.bad_not_after, "next tuesday");
+    EXPECT_FALSE(c.renewal_time.has_value());
+    const auto s = certificate_signal(c, now);
+    EXPECT_FALSE(s.value.has_value());
+    EXPECT_EQ(label(s, "not_after"), "");
+    EXPECT_EQ(label(s, "outcome"), "ok");  // Ready says so; we cannot say otherwise
+    EXPECT_EQ(label(s, "error"), "status.notAfter is not RFC 3339: 'next tuesday'");
+
+    // Wrong types are absent values, never a crash; a nameless one is an error.
+    const auto odd = parse_object<certificate_state>(
+        R"({"metadata":{"name":"odd","namespace":"n"},"spec":{"dnsNames":"a.example","issuerRef":[]},"status":{"notAfter":3,"conditions":{}}})"
+    );
+    ASSERT_TRUE(odd);
+    EXPECT_TRUE(odd->dns_names.empty());
+    EXPECT_FALSE(odd->not_after.has_value());
+    EXPECT_FALSE(parse_object<certificate_state>(R"({"metadata":{"namespace":"n"}})"));
+}
+
+TEST(kubernetes_certificate, told_when_new_or_when_not_after_or_ready_change) {
+    const auto before = certificate(ready_status);
+    EXPECT_TRUE(diff_certificate(nullptr, before, now).has_value());
+    EXPECT_FALSE(diff_certificate(&before, before, now).has_value());
+
+    auto reworded = before;  // only the message or renewalTime: not a change
+    reworded.ready_message = "Certificate is up to date";
+    reworded.renewal_time = *parse_rfc3339("2026-03-07T00:00:00Z");
+    EXPECT_FALSE(diff_certificate(&before, reworded, now).has_value());
+
+    auto renewed = before;
+    renewed.not_after = *parse_rfc3339("2026-06-03T16:00:00Z");
+    const auto r = diff_certificate(&before, renewed, now);
+    ASSERT_TRUE(r.has_value());
+    EXPECT_EQ(label(*r, "not_after"), "2026-06-03T16:00:00Z");
+
+    auto failing = before;
+    failing.ready = "False";
+    failing.ready_reason = "Failed";
+    failing.ready_message = "The certificate request has failed to complete and will be retried";
+    failing.ready_since = *parse_rfc3339("2026-03-05T15:30:00Z");
+    const auto f = diff_certificate(&before, failing, now);
+    ASSERT_TRUE(f.has_value());
+    EXPECT_EQ(label(*f, "outcome"), "not_ready");
+    EXPECT_EQ(f->at, *parse_rfc3339("2026-03-05T15:30:00Z"));
+
+    auto future = before;  // a clock ahead of ours: never dated after now
+    future.ready_since = now + std::chrono::minutes{5};
+    EXPECT_EQ(certificate_signal(future, now).at, now);
+}
+
+TEST(kubernetes_certificate, reads_watch_lines_and_list_pages) {
+    std::string line = R"({"type":"MODIFIED","object":)" + certificate_json(expired_status) + "}";
+    std::replace(line.begin(), line.end(), '\n', ' ');
+    const auto ev = parse_event<certificate_state>(line);
+    ASSERT_TRUE(ev) << ev.error().detail;
+    EXPECT_EQ(ev->type, event_type::modified);
+    EXPECT_EQ(ev->resource_version, "4711");
+    ASSERT_TRUE(ev->object.has_value());
+    EXPECT_EQ(ev->object->ready_reason, "Expired");
+
+    const auto page = parse_page<certificate_state>(
+        R"({"apiVersion":"cert-manager.io/v1","kind":"CertificateList","metadata":{"resourceVersion":"4800"},"items":[)" +
+        certificate_json(ready_status) + R"(,{"metadata":{}}]})"
+    );
+    ASSERT_TRUE(page);
+    EXPECT_EQ(page->resource_version, "4800");
+    ASSERT_EQ(page->items.size(), 1u);
+    EXPECT_EQ(page->skipped, 1u);
 }
 
 }  // namespace

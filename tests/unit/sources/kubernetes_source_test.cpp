@@ -111,6 +111,7 @@ const std::string deployments = "/apis/apps/v1/namespaces/prod/deployments";
 const std::string configmaps = "/api/v1/namespaces/prod/configmaps";
 const std::string events = "/api/v1/namespaces/prod/events";
 const std::string nodes = "/api/v1/nodes";
+const std::string certificates = "/apis/cert-manager.io/v1/namespaces/prod/certificates";
 
 std::string pod(long long restarts, std::string_view rv = "5") {
     return R"({"metadata":{"name":"web-7d9f-x","namespace":"prod","resourceVersion":")" + std::string{rv} +
@@ -165,7 +166,9 @@ struct harness {
             settings,
             [this](signal s) { signals.push_back(std::move(s)); },
             [this](source_status s) { statuses.push_back(std::move(s)); },
-            log::discard(),
+            log::logger{
+                std::make_shared<log::sink>([this](std::string_view l) { log_lines.emplace_back(l); }),
+                log::level::debug},
             registry
         );
     }
@@ -194,8 +197,20 @@ struct harness {
     fs::path token_dir;
     std::unique_ptr<credentials> creds;
     std::unique_ptr<source> src;
+    /// The log lines whose text contains `text`.
+    std::vector<std::string> logged(std::string_view text) const {
+        std::vector<std::string> out;
+        for (const auto& l : log_lines) {
+            if (l.find(text) != std::string::npos) {
+                out.push_back(l);
+            }
+        }
+        return out;
+    }
+
     std::vector<signal> signals;
     std::vector<source_status> statuses;
+    std::vector<std::string> log_lines;
 };
 
 std::string label(const signal& s, std::string_view name) {
@@ -472,6 +487,161 @@ TEST(kubernetes_source, a_label_selector_picks_deployments_and_a_label_change_te
     EXPECT_EQ(h.src->deployments_matching("other", selector), std::vector<std::string>{});
     EXPECT_EQ(h.src->deployments_matching("pr*", *parse_selector("app!=web")), std::vector<std::string>{});
     EXPECT_EQ(moved, 3);  // the list, the new deployment, the relabelled one
+}
+
+// --- cert-manager Certificates ---------------------------------------------------------------
+
+std::string certificate(std::string_view name, std::string_view rv, std::string_view not_after, bool ready) {
+    return R"({"metadata":{"name":")" + std::string{name} + R"(","namespace":"prod","resourceVersion":")" +
+           std::string{rv} + R"(","creationTimestamp":"2026-01-01T00:00:00Z"},
+           "spec":{"secretName":")" +
+           std::string{name} + R"(-tls","dnsNames":["shop.example.com","www.shop.example.com"],
+           "issuerRef":{"name":"letsencrypt","kind":"ClusterIssuer","group":"cert-manager.io"}},
+           "status":{"notAfter":")" +
+           std::string{not_after} +
+           R"(","renewalTime":"2026-03-01T00:00:00Z","conditions":[{"type":"Ready","status":")" +
+           (ready ? "True" : "False") + R"(","reason":")" + (ready ? "Ready" : "Expired") +
+           R"(","message":"m","lastTransitionTime":"2026-03-05T15:00:00Z"}]}})";
+}
+
+const std::string crd_absent =
+    R"({"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"the server could not find the requested resource","reason":"NotFound","details":{},"code":404})";
+
+TEST(kubernetes_source, certificates_are_listed_and_watched_and_each_change_is_a_cert_expiry) {
+    harness h({"prod"}, false);
+    h.http.push(
+        "LIST " + certificates, 200, list_of("60", {certificate("shop", "60", "2026-06-01T00:00:00Z", true)})
+    );
+    h.http.push(
+        "WATCH " + certificates,
+        200,
+        line("MODIFIED", certificate("shop", "61", "2026-06-01T00:00:00Z", true)) +  // no change that counts
+            line("MODIFIED", certificate("shop", "62", "2026-03-05T15:00:00Z", false)) +
+            line("ADDED", certificate("api", "63", "2026-09-01T00:00:00Z", true))
+    );
+    h.src->start();
+    fakes::drain(h.ioc);
+
+    const auto found = h.of_kind("cert.expiry");
+    ASSERT_EQ(found.size(), 3u);  // the listed one, its expiry, the new one
+    EXPECT_EQ(found[0]->subject, "prod/shop");
+    EXPECT_EQ(found[0]->source, "kubernetes");
+    EXPECT_EQ(label(*found[0], "outcome"), "ok");
+    EXPECT_EQ(label(*found[0], "host"), "shop.example.com");
+    EXPECT_EQ(label(*found[1], "outcome"), "expired");
+    EXPECT_EQ(label(*found[1], "error"), "Ready False: Expired: m");
+    EXPECT_EQ(found[1]->value, -3600.0);  // notAfter 15:00, seen at 16:00
+    EXPECT_EQ(found[1]->at, *parse_rfc3339("2026-03-05T15:00:00Z"));
+    EXPECT_EQ(found[2]->subject, "prod/api");
+    EXPECT_FALSE(
+        h.http.calls_with(certificates + "?watch=1&allowWatchBookmarks=true&resourceVersion=60").empty()
+    );
+    EXPECT_EQ(h.statuses.back().state, source_state::healthy);
+    EXPECT_TRUE(h.src->synced());
+    EXPECT_EQ(h.src->objects(), 2u);
+    EXPECT_TRUE(h.logged("cert-manager Certificates").empty());
+}
+
+TEST(kubernetes_source, without_the_certificate_crd_it_says_so_once_and_stays_healthy) {
+    harness h({"prod", "shop"}, false);
+    const std::string other = "/apis/cert-manager.io/v1/namespaces/shop/certificates";
+    h.http.push("LIST " + certificates, 404, crd_absent);
+    h.http.push("LIST " + certificates, 404, crd_absent);
+    for (int i = 0; i < 10; ++i) {
+        h.http.push("LIST " + other, 404, crd_absent);
+    }
+    h.src->start();
+    fakes::drain(h.ioc);
+
+    EXPECT_EQ(h.statuses.back().state, source_state::healthy) << h.statuses.back().error;
+    EXPECT_TRUE(h.src->synced());
+    const auto said = h.logged("cert-manager Certificates not found; not watching them");
+    ASSERT_EQ(said.size(), 1u);  // once for the source, not once per namespace
+    EXPECT_NE(said[0].find(R"("level":"info")"), std::string::npos) << said[0];
+    EXPECT_TRUE(h.logged("kubernetes source failing").empty());
+    EXPECT_TRUE(h.http.calls_with(certificates + "?watch=1").empty());
+    EXPECT_EQ(h.http.calls_with(certificates + "?limit=").size(), 1u);
+
+    // No retry loop: nothing for minutes, then a quiet look every 10 minutes.
+    h.clock.advance(9min);
+    fakes::drain(h.ioc);
+    EXPECT_EQ(h.http.calls_with(certificates + "?limit=").size(), 1u);
+    h.clock.advance(1min);
+    fakes::drain(h.ioc);
+    EXPECT_EQ(h.http.calls_with(certificates + "?limit=").size(), 2u);
+    EXPECT_EQ(h.logged("cert-manager Certificates not found").size(), 1u);
+    EXPECT_EQ(h.statuses.back().state, source_state::healthy);
+
+    // cert-manager installed later: found at the next look, then watched.
+    h.http.push(
+        "LIST " + certificates, 200, list_of("70", {certificate("shop", "70", "2026-06-01T00:00:00Z", true)})
+    );
+    h.clock.advance(10min);
+    fakes::drain(h.ioc);
+    EXPECT_EQ(h.http.calls_with(certificates + "?limit=").size(), 3u);
+    EXPECT_EQ(h.logged("cert-manager Certificates found; watching them").size(), 1u);
+    EXPECT_FALSE(h.http.calls_with(certificates + "?watch=1").empty());
+    EXPECT_EQ(h.of_kind("cert.expiry").size(), 1u);
+    EXPECT_EQ(h.statuses.back().state, source_state::healthy);
+}
+
+TEST(kubernetes_source, certificates_forbidden_are_said_once_with_the_verb_and_the_source_stays_healthy) {
+    harness h({"prod"}, false);
+    const std::string forbidden =
+        R"({"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"certificates.cert-manager.io is forbidden: User \"system:serviceaccount:runbookd:runbookd\" cannot list resource \"certificates\" in API group \"cert-manager.io\" in the namespace \"prod\"","reason":"Forbidden","details":{"group":"cert-manager.io","kind":"certificates"},"code":403})";
+    for (int i = 0; i < 3; ++i) {
+        h.http.push("LIST " + certificates, 403, forbidden);
+    }
+    h.src->start();
+    fakes::drain(h.ioc);
+    for (int i = 0; i < 3; ++i) {
+        h.clock.advance(10min);
+        fakes::drain(h.ioc);
+    }
+    EXPECT_EQ(h.http.calls_with(certificates + "?limit=").size(), 4u);  // at start, then every 10 min
+    const auto said = h.logged("cert-manager Certificates forbidden; not watching them");
+    ASSERT_EQ(said.size(), 1u);
+    EXPECT_NE(said[0].find(R"("level":"warn")"), std::string::npos) << said[0];
+    EXPECT_NE(said[0].find(R"("verb":"list")"), std::string::npos) << said[0];
+    EXPECT_NE(said[0].find(R"("resource":"certificates.cert-manager.io")"), std::string::npos) << said[0];
+    EXPECT_NE(said[0].find("cannot list resource"), std::string::npos) << said[0];
+    EXPECT_EQ(h.statuses.back().state, source_state::healthy);
+    EXPECT_TRUE(h.src->synced());
+
+    // list granted but not watch: said once for the watch, no list/watch loop.
+    harness w({"prod"}, false);
+    for (int i = 0; i < 3; ++i) {
+        w.http.push(
+            "WATCH " + certificates,
+            403,
+            R"({"kind":"Status","status":"Failure","message":"cannot watch resource \"certificates\"","reason":"Forbidden","code":403})"
+        );
+    }
+    w.src->start();
+    fakes::drain(w.ioc);
+    EXPECT_EQ(w.http.calls_with(certificates + "?watch=1").size(), 1u);
+    EXPECT_EQ(w.http.calls_with(certificates + "?limit=").size(), 1u);
+    const auto watch_said = w.logged("cert-manager Certificates forbidden");
+    ASSERT_EQ(watch_said.size(), 1u);
+    EXPECT_NE(watch_said[0].find(R"("verb":"watch")"), std::string::npos) << watch_said[0];
+    EXPECT_EQ(w.statuses.back().state, source_state::healthy);
+}
+
+TEST(kubernetes_source, other_failures_of_certificates_fail_the_source_like_any_resource) {
+    harness h({"prod"}, false);
+    h.http.push(
+        "LIST " + certificates,
+        500,
+        R"({"kind":"Status","message":"etcdserver: request timed out","code":500})"
+    );
+    h.src->start();
+    fakes::drain(h.ioc);
+    EXPECT_EQ(h.statuses.back().state, source_state::failing);
+    EXPECT_NE(h.statuses.back().error.find("certificates: HTTP 500"), std::string::npos)
+        << h.statuses.back().error;
+    h.clock.advance(1s);
+    fakes::drain(h.ioc);
+    EXPECT_EQ(h.statuses.back().state, source_state::healthy);
 }
 
 }  // namespace

@@ -13,6 +13,7 @@
 #include <deque>
 #include <functional>
 #include <future>
+#include <stdexcept>
 #include <thread>
 
 namespace runbookd::sources::postgres {
@@ -47,7 +48,7 @@ TEST(PostgresSource, SnapshotsAreSignalsAndAnUnreachableDatabaseIsEvidenceAndFai
     settings.activity.instance = "dark-west";
     settings.interval = 15s;
     // The worker is the loop itself here: the poll runs inline, in order.
-    source src{
+    monitor_poller src{
         ioc.get_executor(),
         ioc.get_executor(),
         [&] {
@@ -117,7 +118,7 @@ TEST(PostgresSource, ADatabaseThatStopsAnsweringFailsThePollAtItsDeadlineWithout
     settings.activity.instance = "dark-west";
     settings.interval = 15s;
     settings.deadline = 12s;
-    source src{
+    monitor_poller src{
         ioc.get_executor(),
         worker.get_executor(),
         [&]() -> monitor_outcome {
@@ -164,7 +165,7 @@ TEST(PostgresSource, StopEndsAPollInFlightAtOnce) {
     std::promise<void> answer;
     std::shared_future<void> answered = answer.get_future().share();
     std::atomic<bool> polling = false;
-    source src{
+    monitor_poller src{
         ioc.get_executor(),
         worker.get_executor(),
         [&]() -> monitor_outcome {
@@ -184,6 +185,79 @@ TEST(PostgresSource, StopEndsAPollInFlightAtOnce) {
     EXPECT_TRUE(ioc.poll() == 0) << "nothing left on the loop: shutdown does not wait for the database";
     answer.set_value();
     worker.join();
+}
+
+/// A context whose redact hook and status sink record what they are given.
+struct made {
+    boost::asio::io_context ioc;
+    prometheus::Registry registry;
+    std::vector<std::string> secrets;
+    std::vector<source_status> statuses;
+    context cx{
+        ioc.get_executor(),
+        log::discard(),
+        registry,
+        sinks{[](signal) {}, [this](source_status st) { statuses.push_back(std::move(st)); }},
+        [this](std::string s) { secrets.push_back(std::move(s)); }};
+};
+
+config with_dsn(std::string dsn) {
+    config c;
+    c.dsn = secret<std::string>{std::move(dsn)};
+    c.instance = "dark-west";
+    return c;
+}
+
+TEST(PostgresMake, OffWithoutADsn) {
+    made m;
+    EXPECT_EQ(make(config{}, m.cx), nullptr);
+    EXPECT_TRUE(m.secrets.empty());
+}
+
+TEST(PostgresMake, AnUnreadableDsnIsAStartUpErrorThatDoesNotRepeatIt) {
+    made m;
+    try {
+        make(with_dsn("host=x password=hunter2 nonsense"), m.cx);
+        ADD_FAILURE() << "no error";
+    } catch (const std::runtime_error& e) {
+        EXPECT_STREQ(
+            e.what(),
+            "postgres.dsn: not a libpq connection string (keyword=value pairs, or a postgresql:// URI)"
+        );
+    }
+}
+
+TEST(PostgresMake, TheDsnAndALongPasswordAreRedactedAndDescribeNamesNeither) {
+    made m;
+    const std::string dsn = "postgresql://monitor:s3cret-long@db.internal:6432/dark";
+    const auto src = make(with_dsn(dsn), m.cx);
+    ASSERT_NE(src, nullptr);
+    EXPECT_EQ(m.secrets, (std::vector<std::string>{"s3cret-long", dsn}));
+    EXPECT_EQ(src->describe(), "dark on db.internal:6432 as dark-west");
+    // A password under 8 characters is likely a common word: only the whole DSN is redacted.
+    made short_password;
+    const std::string weak = "postgresql://monitor:pg@db.internal:6432/dark";
+    ASSERT_NE(make(with_dsn(weak), short_password.cx), nullptr);
+    EXPECT_EQ(short_password.secrets, std::vector<std::string>{weak});
+}
+
+TEST(PostgresMake, ARefusedConnectionFailsTheSourceOnItsOwnThreadAndStopEndsIt) {
+    made m;
+    // Nothing listens on port 1: libpq's connect is refused at once, on the source's worker.
+    const auto src = make(with_dsn("host=127.0.0.1 port=1 dbname=dark user=monitor sslmode=disable"), m.cx);
+    ASSERT_NE(src, nullptr);
+    src->start();
+    // Failing from the start ("waiting for the first activity poll"), then for the database's reason.
+    ASSERT_TRUE(fakes::run_until(
+        m.ioc,
+        [&] { return !m.statuses.empty() && m.statuses.back().error.starts_with("cannot connect: "); },
+        5s
+    ));
+    EXPECT_EQ(m.statuses.back().state, source_state::failing);
+    src->stop();
+    m.ioc.restart();
+    m.ioc.run_for(5s);
+    EXPECT_TRUE(m.ioc.stopped()) << "no wait outlives stop(); the worker is joined by the destructor";
 }
 
 }  // namespace

@@ -1,11 +1,11 @@
-// Google credentials (JWT grant, metadata server) and the Cloud SQL / status-feed jobs
-// against scripted answers, under manual time.
+// The shared Google client: key files and error answers (pure), and credentials (JWT
+// grant, metadata server) against scripted answers, under manual time.
 #include "crypto/base64.hpp"
 #include "fakes/io.hpp"
 #include "fakes/manual_time.hpp"
 #include "fakes/scripted_http.hpp"
-#include "sources/gcp/credentials.hpp"
-#include "sources/gcp/source.hpp"
+#include "sources/google/credentials.hpp"
+#include "sources/google/parse.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -18,7 +18,7 @@
 
 #include <memory>
 
-namespace runbookd::sources::gcp {
+namespace runbookd::sources::google {
 namespace {
 
 using namespace std::chrono_literals;
@@ -148,16 +148,6 @@ struct harness {
         fakes::drain(ioc);
         return out.value_or(make_failure(errc::timed_out, "did not finish"));
     }
-
-    template <class Job>
-    poll_outcome run(Job& job) {
-        std::optional<poll_outcome> out;
-        asio::co_spawn(
-            ioc, [&]() -> asio::awaitable<void> { out = co_await job.run(); }, asio::detached
-        );
-        fakes::drain(ioc);
-        return out.value_or(poll_failure{make_failure(errc::timed_out, "did not finish"), {}, {}});
-    }
 };
 
 const std::string token_reply = R"({"access_token":"ya29.one","expires_in":3599,"token_type":"Bearer"})";
@@ -251,137 +241,31 @@ TEST(GoogleCredentials, ConcurrentCallersShareOneFetch) {
     EXPECT_EQ(h.http.calls.size(), 1u);
 }
 
-std::string series(std::initializer_list<std::pair<const char*, double>> points) {
-    json out = {{"points", json::array()}};
-    for (const auto& [at, v] : points) {
-        out["points"].push_back({{"interval", {{"endTime", at}}}, {"value", {{"doubleValue", v}}}});
-    }
-    return json{{"timeSeries", {out}}}.dump();
-}
-
-struct cloudsql_rig : harness {
-    credentials creds{ioc.get_executor(), http, credential_settings{}, log::discard()};
-    std::vector<poll_job> jobs;
-
-    cloudsql_rig() {
-        clock.advance(500ms);  // now is 16:00:00.5
-        cloudsql_settings s;
-        s.project = "acme";
-        s.instance = "dark-west";
-        s.metrics = {{"cloudsql.googleapis.com/database/cpu/utilization", "db.cpu", "REDUCE_MAX"}};
-        jobs = cloudsql_jobs(http, creds, s);
-    }
-    void token() { http.push_reply(200, token_reply, {{"metadata-flavor", "Google"}}); }
-};
-
-TEST(CloudSqlJobs, PointsBecomeSignalsOnceOldestFirstAcrossPages) {
-    cloudsql_rig r;
-    r.token();
-    auto page1 = json::parse(series({{"2026-03-05T15:59:00Z", 0.97}, {"2026-03-05T15:58:00Z", 0.95}}));
-    page1["nextPageToken"] = "p/2+";
-    r.http.push_reply(200, page1.dump());
-    r.http.push_reply(200, series({{"2026-03-05T15:57:00Z", 0.93}}));
-    auto first = r.run(r.jobs[0]);
-    ASSERT_TRUE(first);
-    ASSERT_EQ(first->signals.size(), 3u);
-    EXPECT_EQ(first->signals[0].value, 0.93);
-    EXPECT_EQ(first->signals[2].value, 0.97);
-    EXPECT_EQ(first->signals[2].at, fakes::at("2026-03-05T15:59:00Z"));
-    EXPECT_EQ(*first->signals[0].find("instance"), "dark-west");
-    EXPECT_EQ(first->signals[0].source, "cloudsql");
-    EXPECT_NE(r.http.calls[2].url.find("&pageToken=p%2F2%2B"), std::string::npos);
-    EXPECT_NE(r.http.calls[1].url.find("interval.endTime=2026-03-05T15%3A59%3A00.000Z"), std::string::npos)
-        << "the last whole minute before now (16:00:00.5)";
-    EXPECT_EQ(r.http.calls[1].headers.at("Authorization"), "Bearer ya29.one");
-    // The next poll sees the same points and one new: only the new one is handed over.
-    r.http.push_reply(200, series({{"2026-03-05T16:00:00Z", 0.99}, {"2026-03-05T15:59:00Z", 0.97}}));
-    auto second = r.run(r.jobs[0]);
-    ASSERT_TRUE(second);
-    ASSERT_EQ(second->signals.size(), 1u);
-    EXPECT_EQ(second->signals[0].value, 0.99);
-    // No data is no signal, not a zero.
-    r.http.push_reply(200, "{}");
-    auto third = r.run(r.jobs[0]);
-    ASSERT_TRUE(third);
-    EXPECT_TRUE(third->signals.empty());
-}
-
-TEST(CloudSqlJobs, TheQueryNamesOneMetricAndTheInstanceWithAWindowEndingNow) {
-    cloudsql_settings s;
-    s.project = "acme";
-    s.instance = "dark-west";
-    const auto url = time_series_url(s, default_metrics()[0], fakes::at("2026-03-05T16:00:00Z"));
-    EXPECT_EQ(
-        url,
-        "https://monitoring.googleapis.com/v3/projects/acme/timeSeries?filter="
-        "metric.type%3D%22cloudsql.googleapis.com%2Fdatabase%2Fcpu%2Futilization%22%20AND%20"
-        "resource.labels.database_id%3D%22acme%3Adark-west%22"
-        "&interval.startTime=2026-03-05T15%3A45%3A00.000Z&interval.endTime=2026-03-05T16%3A00%3A00.000Z"
-        "&aggregation.alignmentPeriod=60s&aggregation.perSeriesAligner=ALIGN_MEAN"
-        "&aggregation.crossSeriesReducer=REDUCE_MAX&aggregation.groupByFields=resource.label.database_id"
-        "&view=FULL"
-    );
-}
-
-TEST(CloudSqlJobs, A401DropsTheTokenAnd429sCarryTheirRetryAfter) {
-    cloudsql_rig r;
-    r.token();
-    r.http.push_reply(401, R"({"error":{"code":401,"message":"bad token","status":"UNAUTHENTICATED"}})");
-    auto got = r.run(r.jobs[0]);
-    ASSERT_FALSE(got);
-    EXPECT_EQ(got.error().error.detail, "cloud monitoring: 401 UNAUTHENTICATED: bad token");
-    r.token();  // a new token is fetched for the next run
-    r.http.push_reply(
-        429,
-        R"({"error":{"code":429,"message":"quota","status":"RESOURCE_EXHAUSTED"}})",
-        {{"retry-after", "30"}}
-    );
-    got = r.run(r.jobs[0]);
-    ASSERT_FALSE(got);
-    EXPECT_EQ(got.error().retry_after, std::chrono::milliseconds{30s});
-    EXPECT_EQ(r.http.calls.size(), 4u) << "token, 401, token, 429";
-}
-
-TEST(CloudSqlJobs, TheInstanceJobReadsStateAndMaintenance) {
-    cloudsql_rig r;
-    r.token();
-    r.http.push_reply(
-        200, R"({"name":"dark-west","state":"MAINTENANCE","settings":{"activationPolicy":"ALWAYS"},
-        "scheduledMaintenance":{"startTime":"2026-03-05T15:55:00Z"}})"
-    );
-    auto got = r.run(r.jobs[1]);
-    ASSERT_TRUE(got);
-    EXPECT_EQ(r.http.calls[1].url, "https://sqladmin.googleapis.com/v1/projects/acme/instances/dark-west");
-    ASSERT_EQ(got->signals.size(), 2u);
-    EXPECT_EQ(got->signals[0].kind, "db.unavailable");
-    EXPECT_EQ(got->signals[1].kind, "db.maintenance");
-    r.http.push_reply(200, "not json");
-    got = r.run(r.jobs[1]);
-    ASSERT_FALSE(got);
-}
-
-TEST(StatusFeedJob, OpenIncidentsOfOurProductsNoTokenSent) {
-    harness h;
-    status_feed_settings s;
-    s.url = "https://127.0.0.1:9/incidents.json";
-    s.products = {"Cloud SQL"};
-    auto jobs = status_feed_jobs(h.http, s);
-    h.http.push_reply(
-        200, R"([{"id":"a","external_desc":"SQL down","affected_products":[{"title":"Cloud SQL"}],
-        "currently_affected_locations":[{"id":"us-central1"}],"begin":"2026-03-05T15:00:00+00:00"},
-        {"id":"b","external_desc":"BQ slow","affected_products":[{"title":"BigQuery"}]}])"
-    );
-    auto got = h.run(jobs[0]);
-    ASSERT_TRUE(got);
-    ASSERT_EQ(got->signals.size(), 1u);
-    EXPECT_EQ(got->signals[0].subject, "a");
-    EXPECT_EQ(h.http.calls[0].headers.count("Authorization"), 0u);
-    h.http.push(net::transport_failure{
-        make_failure(errc::upstream_unavailable, "https://127.0.0.1:9: refused"), false});
-    got = h.run(jobs[0]);
-    ASSERT_FALSE(got);
-    EXPECT_EQ(got.error().error.detail, "status feed: https://127.0.0.1:9: refused");
+TEST(GoogleCredentials, TheConfigChoosesTheKeyFileOrTheMetadataServer) {
+    config g;
+    g.metadata_url = "http://127.0.0.1:9";
+    g.token_url = "https://127.0.0.1:9/token";
+    g.request_timeout = 3s;
+    auto metadata = credentials_for(g);
+    ASSERT_TRUE(metadata);
+    EXPECT_EQ(metadata->from, credential_settings::kind::metadata);
+    EXPECT_EQ(metadata->metadata_url, "http://127.0.0.1:9");
+    EXPECT_EQ(metadata->token_url, "https://127.0.0.1:9/token");
+    EXPECT_EQ(metadata->timeout, 3s);
+    g.key_file = "/etc/runbookd/google-key.json";  // automatic, and a key file named: the key
+    g.key_json = secret<std::string>{
+        R"({"type":"service_account","private_key":"PEM","client_email":"e@x","project_id":"p"})"};
+    auto key = credentials_for(g);
+    ASSERT_TRUE(key);
+    EXPECT_EQ(key->from, credential_settings::kind::service_account);
+    EXPECT_EQ(key->key.client_email, "e@x");
+    EXPECT_EQ(key->key.private_key, "PEM");
+    g.credentials = config::credential_kind::metadata;
+    EXPECT_EQ(credentials_for(g)->from, credential_settings::kind::metadata);
+    g.credentials = config::credential_kind::key_file;
+    g.key_json = secret<std::string>{R"({"type":"service_account","private_key":"PEM"})"};
+    EXPECT_EQ(credentials_for(g).error().detail, "the key file has no client_email");
 }
 
 }  // namespace
-}  // namespace runbookd::sources::gcp
+}  // namespace runbookd::sources::google

@@ -1,10 +1,9 @@
-#include "sources/gcp/credentials.hpp"
+#include "sources/google/credentials.hpp"
 
 #include "crypto/base64.hpp"
 #include "crypto/sign.hpp"
 #include "loop/clock.hpp"
 #include "net/url.hpp"
-#include "sources/gcp/parse.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -12,7 +11,7 @@
 
 #include <algorithm>
 
-namespace runbookd::sources::gcp {
+namespace runbookd::sources::google {
 namespace {
 
 namespace asio = boost::asio;
@@ -85,6 +84,24 @@ result<access_token> parse_token_reply(std::string_view body, wall_time now) {
     return access_token{
         token->get<std::string>(),
         now + std::chrono::seconds{static_cast<long long>(expires_in->get<double>())}};
+}
+
+result<credential_settings> credentials_for(const config& g) {
+    credential_settings out;
+    out.metadata_url = g.metadata_url;
+    out.token_url = g.token_url;
+    out.timeout = g.request_timeout;
+    const bool key = g.credentials == config::credential_kind::key_file ||
+                     (g.credentials == config::credential_kind::automatic && !g.key_file.empty());
+    if (key) {
+        auto parsed = parse_key_file(g.key_json.reveal());
+        if (!parsed) {
+            return parsed.error();
+        }
+        out.from = credential_settings::kind::service_account;
+        out.key = std::move(*parsed);
+    }
+    return out;
 }
 
 credentials::credentials(
@@ -185,4 +202,4 @@ asio::awaitable<result<access_token>> credentials::fetch() {
     co_return token;
 }
 
-}  // namespace runbookd::sources::gcp
+}  // namespace runbookd::sources::google

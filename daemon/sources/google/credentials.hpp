@@ -8,7 +8,8 @@
 #include "log/log.hpp"
 #include "loop/clock.hpp"
 #include "net/http_client.hpp"
-#include "sources/gcp/parse.hpp"
+#include "sources/google/config.hpp"
+#include "sources/google/parse.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -19,7 +20,7 @@
 #include <string_view>
 #include <vector>
 
-namespace runbookd::sources::gcp {
+namespace runbookd::sources::google {
 
 /// The signed JWT of the grant: header {alg RS256, typ JWT, kid}, claims {iss, scope, aud,
 /// iat, exp}, iat back-dated 10 s for clock skew and exp one hour after it (the most Google
@@ -47,6 +48,11 @@ struct credential_settings {
     std::vector<std::string> scopes{"https://www.googleapis.com/auth/cloud-platform"};
     std::chrono::milliseconds timeout = std::chrono::seconds{10};
 };
+
+/// Where `g` says tokens come from: the key file when `credentials` is key_file, or
+/// automatic with a key file named; else the metadata server. An error says why the key
+/// file cannot be read (never its contents).
+result<credential_settings> credentials_for(const config& g);
 
 /// Runs on the loop executor; not thread-safe.
 class credentials {
@@ -84,4 +90,4 @@ private:
     std::vector<loop::timer*> waiters_;  ///< callers waiting for the fetch in flight
 };
 
-}  // namespace runbookd::sources::gcp
+}  // namespace runbookd::sources::google

@@ -1,0 +1,27 @@
+#pragma once
+// `cloudsql:` (docs/configuration.md#cloudsql): Cloud Monitoring metrics and the Cloud SQL
+// Admin instance.
+
+#include <chrono>
+#include <string>
+
+namespace runbookd::yaml {
+class section;
+}
+
+namespace runbookd::sources::cloudsql {
+
+/// Off while `instance` is empty.
+struct config {
+    std::string instance;  ///< the instance ID, without the project
+    std::chrono::milliseconds monitoring_interval = std::chrono::minutes{1};
+    std::chrono::milliseconds instance_interval = std::chrono::minutes{5};
+    std::chrono::milliseconds lookback = std::chrono::minutes{15};
+
+    bool enabled() const noexcept { return !instance.empty(); }
+    friend bool operator==(const config&, const config&) = default;
+};
+
+void read(yaml::section& s, config& out);
+
+}  // namespace runbookd::sources::cloudsql

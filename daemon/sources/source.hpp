@@ -1,0 +1,51 @@
+#pragma once
+// The one shape of a source (docs/architecture.md, "Adding an integration"): a configured
+// source is made from its own config and a context that is the same for every source,
+// started, and stopped. It owns its clients, credentials and loops, runs on the loop
+// executor, and hands what it finds to the sinks.
+
+#include "core/signal.hpp"
+#include "core/source_health.hpp"
+#include "log/log.hpp"
+
+#include <boost/asio/any_io_executor.hpp>
+
+#include <functional>
+#include <string>
+
+namespace prometheus {
+class Registry;
+}
+
+namespace runbookd::sources {
+
+/// Where a source's findings go. Called on the loop executor only.
+struct sinks {
+    std::function<void(signal)> on_signal;
+    /// The source's health, already bound to its name; also sets runbookd_source_up{source}.
+    std::function<void(source_status)> on_status;
+};
+
+/// What every source is given, the same for all.
+struct context {
+    boost::asio::any_io_executor loop;
+    log::logger log;  ///< already carries component=<name>
+    prometheus::Registry& metrics;
+    sinks to;
+    /// A secret value (a token, a DSN's password) that the log sink must never print.
+    std::function<void(std::string)> redact;
+};
+
+/// A configured source.
+class source {
+public:
+    virtual ~source() = default;
+    /// For the "source started" log line: what it reads and how it authenticates (no secrets).
+    virtual std::string describe() const = 0;
+    virtual void start() = 0;
+    /// Ends pending waits at once and aborts requests in flight; never blocks. A call
+    /// already running on a worker thread finishes there, and its outcome is dropped.
+    virtual void stop() = 0;
+};
+
+}  // namespace runbookd::sources
