@@ -3,6 +3,7 @@
 #include "core/rank.hpp"
 #include "loop/clock.hpp"
 #include "net/url.hpp"
+#include "sources/poller.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -328,6 +329,18 @@ struct source::impl {
             }
         }
         errors_family.Add({{"resource", "version"}});
+        std::vector<poll_job> jobs;
+        jobs.push_back(poll_job{"version", settings.version_interval, [this] { return poll_version(); }});
+        version_poller = std::make_unique<sources::poller>(
+            executor,
+            "kubernetes",
+            std::move(jobs),
+            on_signal,
+            [](source_status) {},  // see poll_version()
+            log,
+            registry,
+            settings.backoff
+        );
     }
 
     template <class State>
@@ -346,8 +359,7 @@ struct source::impl {
             auto loop = guarded([this, &r] { return run(*r); }, r.get());
             asio::co_spawn(executor, std::move(loop), asio::detached);  // detached: see above
         }
-        auto version_loop = guarded([this] { return poll_version(); }, nullptr);
-        asio::co_spawn(executor, std::move(version_loop), asio::detached);  // detached: see above
+        version_poller->start();
     }
 
     void stop() {
@@ -355,6 +367,7 @@ struct source::impl {
         for (auto* t : waits) {
             t->cancel();
         }
+        version_poller->stop();
     }
 
     // --- requests ---------------------------------------------------------------------------
@@ -747,49 +760,48 @@ struct source::impl {
         }
     }
 
-    asio::awaitable<void> poll_version() {
-        int failures = 0;
-        while (!stopping) {
-            std::string error;
-            auto call = co_await call_for("/version");
-            if (!call) {
-                error = call.error().detail;
+    /// /version, one job of a sources::poller: its cadence (version_interval, the first wait
+    /// jittered) and its backoff after a failure are the poller's, as for every polling
+    /// source. Its health is not the poller's: it joins the watches' in report_health(), so
+    /// the poller's own status is not used.
+    asio::awaitable<poll_outcome> poll_version() {
+        std::string error;
+        poll_result found;
+        auto call = co_await call_for("/version");
+        if (!call) {
+            error = call.error().detail;
+        } else {
+            const std::string sent = call->headers["Authorization"];
+            auto reply = co_await http.send(std::move(*call));
+            if (stopping) {
+                co_return found;
+            }
+            if (!reply) {
+                error = reply.error().error.detail;
+            } else if (reply->status != 200) {
+                error = describe("/version", *reply, sent);
+            } else if (auto v = parse_version(reply->body); !v) {
+                error = v.error().detail;
             } else {
-                const std::string sent = call->headers["Authorization"];
-                auto reply = co_await http.send(std::move(*call));
-                if (stopping) {
-                    co_return;
+                if (!control_plane.empty() && *v != control_plane) {
+                    log.info("kubernetes control plane upgraded", {{"from", control_plane}, {"to", *v}});
+                    found.signals.push_back(version_change(control_plane, *v, loop::wall_now()));
                 }
-                if (!reply) {
-                    error = reply.error().error.detail;
-                } else if (reply->status != 200) {
-                    error = describe("/version", *reply, sent);
-                } else if (auto v = parse_version(reply->body); !v) {
-                    error = v.error().detail;
-                } else {
-                    if (!control_plane.empty() && *v != control_plane) {
-                        log.info("kubernetes control plane upgraded", {{"from", control_plane}, {"to", *v}});
-                        on_signal(version_change(control_plane, *v, loop::wall_now()));
-                    }
-                    control_plane = std::move(*v);
-                }
-            }
-            if (error != version_error) {
-                if (!error.empty()) {
-                    errors_family.Add({{"resource", "version"}}).Increment();
-                    log.warn("kubernetes source failing", {{"resource", "version"}, {"error", error}});
-                }
-                version_error = error;
-                report_health();
-            }
-            failures = error.empty() ? 0 : failures + 1;
-            const auto wait =
-                error.empty() ? settings.version_interval
-                              : std::min(settings.version_interval, settings.backoff.delay(failures, rng));
-            if (!co_await pause(wait)) {
-                co_return;
+                control_plane = std::move(*v);
             }
         }
+        if (error != version_error) {
+            if (!error.empty()) {
+                errors_family.Add({{"resource", "version"}}).Increment();
+                log.warn("kubernetes source failing", {{"resource", "version"}, {"error", error}});
+            }
+            version_error = error;
+            report_health();
+        }
+        if (!error.empty()) {
+            co_return poll_failure{make_failure(errc::upstream_unavailable, std::move(error)), {}, {}};
+        }
+        co_return found;
     }
 
     void workloads_may_have_moved(reflector& r) {
@@ -857,6 +869,7 @@ struct source::impl {
     std::vector<loop::timer*> waits;
     std::string control_plane;
     std::string version_error;
+    std::unique_ptr<sources::poller> version_poller;
     bool said_not_found = false;  ///< "cert-manager Certificates not found" logged
     bool said_forbidden = false;  ///< "cert-manager Certificates forbidden" logged
     std::optional<source_status> last_reported;

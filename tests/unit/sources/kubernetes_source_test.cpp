@@ -441,7 +441,8 @@ TEST(kubernetes_source, the_control_plane_version_is_polled_and_a_change_is_a_si
     h.src->start();
     fakes::drain(h.ioc);
     EXPECT_TRUE(h.of_kind("k8s.version_change").empty());
-    h.clock.advance(61s);
+    // The poller's cadence: version_interval (1m), the first wait jittered by up to 10%.
+    h.clock.advance(67s);
     fakes::drain(h.ioc);
     ASSERT_EQ(h.of_kind("k8s.version_change").size(), 1u);
     const signal& s = *h.of_kind("k8s.version_change")[0];
