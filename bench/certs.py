@@ -299,6 +299,9 @@ def report(kind: str, result: dict, args) -> None:
         f"{'**' if c == 'runbookd' else ''}{spread([r['wall_ms'] for r in clients[c]], '.0f')} ms"
         f"{'**' if c == 'runbookd' else ''}" for c in ("runbookd", seq, conc)) + " |")
     print(f"nginx worker CPU per handshake (every client, 10 ms ticks): {result['server_cpu_us']:.0f} µs")
+    print(f"RSS of the bench process halfway through a runbookd round: "
+          f"{statistics.median(r['rss_kib'] for r in ours) / 1024:.1f} MiB (median; "
+          f"{min(r['rss_kib'] for r in ours) / 1024:.1f}–{max(r['rss_kib'] for r in ours) / 1024:.1f})")
     m_seq = statistics.median(per(ours, "cpu_us")) / statistics.median(per(clients[seq], "cpu_us"))
     m_conc = statistics.median(per(ours, "cpu_us")) / statistics.median(per(clients[conc], "cpu_us"))
     wall = statistics.median(r["wall_ms"] for r in ours)

@@ -80,12 +80,33 @@ struct round_figures {
     double user_us = 0;
     double sys_us = 0;
     std::size_t handshakes = 0;
+    long rss_kib = 0;  ///< VmRSS halfway through the round (runbookd) or at its end (references)
 };
+
+/// VmRSS of this process, in KiB (0 when /proc cannot tell).
+long rss_kib() {
+    std::FILE* f = std::fopen("/proc/self/status", "r");
+    if (f == nullptr) {
+        return 0;
+    }
+    char line[256];
+    long kib = 0;
+    while (std::fgets(line, sizeof line, f) != nullptr) {
+        if (std::sscanf(line, "VmRSS: %ld kB", &kib) == 1) {
+            break;
+        }
+    }
+    std::fclose(f);
+    return kib;
+}
+
+/// The RSS a client sampled during its last round (0: sample at the end).
+long mid_round_rss = 0;
 
 void print(std::string_view client, int round, const round_figures& f) {
     std::printf(
         "{\"client\":\"%.*s\",\"round\":%d,\"wall_ms\":%.3f,\"cpu_us\":%.1f,\"user_us\":%.1f,\"sys_us\":%.1f,"
-        "\"handshakes\":%zu}\n",
+        "\"handshakes\":%zu,\"rss_kib\":%ld}\n",
         static_cast<int>(client.size()),
         client.data(),
         round,
@@ -93,7 +114,8 @@ void print(std::string_view client, int round, const round_figures& f) {
         f.user_us + f.sys_us,
         f.user_us,
         f.sys_us,
-        f.handshakes
+        f.handshakes,
+        f.rss_kib
     );
     std::fflush(stdout);
 }
@@ -101,6 +123,7 @@ void print(std::string_view client, int round, const round_figures& f) {
 /// Measures `body` (which returns the handshakes it completed): wall time and process CPU.
 template <class F>
 round_figures measure(F&& body) {
+    mid_round_rss = 0;
     const auto c0 = process_cpu();
     const auto t0 = std::chrono::steady_clock::now();
     const std::size_t n = body();
@@ -110,7 +133,8 @@ round_figures measure(F&& body) {
         std::chrono::duration<double, std::milli>(t1 - t0).count(),
         c1.user_us - c0.user_us,
         c1.sys_us - c0.sys_us,
-        n};
+        n,
+        mid_round_rss != 0 ? mid_round_rss : rss_kib()};
 }
 
 // ------------------------------------------------------------------ runbookd
@@ -138,11 +162,16 @@ struct runbookd_client {
         std::vector<certs::check_result> results;
         std::exception_ptr failure;
         std::size_t seen = 0;  // the source hands each result over as it ends; so does this
+        const std::size_t half = targets.size() / 2;
+        // Named: check_all keeps a reference to it for the whole round.
+        const certs::checker::on_result each = [&seen, half](std::size_t, const certs::check_result&) {
+            if (++seen == half) {
+                mid_round_rss = rss_kib();  // while the other half is in flight
+            }
+        };
         asio::co_spawn(
             ioc,
-            checker.check_all(
-                targets, concurrency, timeout, [&seen](std::size_t, const certs::check_result&) { ++seen; }
-            ),
+            checker.check_all(targets, concurrency, timeout, each),
             [&](std::exception_ptr e, std::vector<certs::check_result> r) {
                 failure = e;
                 results = std::move(r);
