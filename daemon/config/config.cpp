@@ -147,32 +147,17 @@ std::vector<std::string_view> root_keys() {
 void read_root(yaml::section& top, config& cfg) {
     const auto keys = root_keys();
     top.keys(keys);
-    {
-        auto s = top.sub("server");
-        read_server(s, cfg.server);
-    }
-    {
-        auto s = top.sub("log");
-        read_log(s, cfg.log);
-    }
-    {
-        auto s = top.sub("status");
-        read_status(s, cfg.status);
-    }
-    auto notify = top.sub("notify");
-    const bool kind_known = read_notify(notify, cfg.notify);
-    {
-        auto s = top.sub("rules");
-        read_rules(s, cfg.rules);
-    }
-    {
-        auto s = top.sub("operations");
-        read_operations(s, cfg.operations);
-    }
-    {
-        auto s = top.sub("signals");
-        read_signals(s, cfg.signals);
-    }
+    const auto root = [&](std::string_view name, auto reader, auto& field) {
+        auto s = top.sub(name);
+        return reader(s, field);
+    };
+    root("server", read_server, cfg.server);
+    root("log", read_log, cfg.log);
+    root("status", read_status, cfg.status);
+    const bool kind_known = root("notify", read_notify, cfg.notify);
+    root("rules", read_rules, cfg.rules);
+    root("operations", read_operations, cfg.operations);
+    root("signals", read_signals, cfg.signals);
     cfg.services = yaml::read_services(top.sub("services"));
 
     std::optional<yaml::section> discord;

@@ -1,5 +1,6 @@
 #include "yaml/section.hpp"
 
+#include "core/chars.hpp"
 #include "core/suggest.hpp"
 #include "yaml/walker.hpp"
 
@@ -28,16 +29,6 @@ std::string lower(std::string_view s) {
         }
     }
     return out;
-}
-
-bool is_digit(char c) noexcept {
-    return c >= '0' && c <= '9';
-}
-bool is_alpha(char c) noexcept {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-}
-bool all_digits(std::string_view s) noexcept {
-    return !s.empty() && std::all_of(s.begin(), s.end(), is_digit);
 }
 
 std::string_view trim(std::string_view s) noexcept {
@@ -316,6 +307,19 @@ struct section::impl {
         return read_scalar(e.value, e.path, expected, &e.key);
     }
 
+    /// The entry `key` with its scalar in `v`, or nullptr when the key is absent or its value
+    /// is not a scalar (reported).
+    const entry* scalar_at(
+        std::string_view key, std::optional<scalar>& v, std::string_view expected = "a string"
+    ) {
+        const entry* e = find(key);
+        if (e == nullptr) {
+            return nullptr;
+        }
+        v = read_scalar(*e, expected);
+        return v ? e : nullptr;
+    }
+
     /// A list of non-empty strings; nullopt (with problems) when it is not one.
     std::optional<std::vector<std::string>> read_list(const entry& e) {
         if (is_null(e.value)) {
@@ -441,12 +445,9 @@ std::vector<std::pair<std::string, section>> section::children(std::string_view 
 }
 
 std::optional<std::string> section::string(std::string_view key, bool non_empty) {
-    const entry* e = impl_->find(key);
+    std::optional<scalar> v;
+    const entry* e = impl_->scalar_at(key, v);
     if (e == nullptr) {
-        return std::nullopt;
-    }
-    auto v = impl_->read_scalar(*e);
-    if (!v) {
         return std::nullopt;
     }
     if (non_empty && v->text.empty()) {
@@ -477,12 +478,9 @@ void section::get(std::string_view key, std::vector<std::string>& field) {
 }
 
 void section::get(std::string_view key, std::size_t& field, std::size_t min) {
-    const entry* e = impl_->find(key);
+    std::optional<scalar> v;
+    const entry* e = impl_->scalar_at(key, v, "a whole number");
     if (e == nullptr) {
-        return;
-    }
-    auto v = impl_->read_scalar(*e, "a whole number");
-    if (!v) {
         return;
     }
     const std::string_view t = v->text;
@@ -508,12 +506,9 @@ void section::get(std::string_view key, std::size_t& field, std::size_t min) {
 }
 
 void section::get(std::string_view key, std::chrono::milliseconds& field, std::chrono::milliseconds min) {
-    const entry* e = impl_->find(key);
+    std::optional<scalar> v;
+    const entry* e = impl_->scalar_at(key, v, "a duration");
     if (e == nullptr) {
-        return;
-    }
-    auto v = impl_->read_scalar(*e, "a duration");
-    if (!v) {
         return;
     }
     if (v->text.starts_with('-')) {
@@ -547,12 +542,9 @@ void section::get(std::string_view key, bool& field) {
 }
 
 void section::get(std::string_view key, double& field, double above, double at_most) {
-    const entry* e = impl_->find(key);
+    std::optional<scalar> v;
+    const entry* e = impl_->scalar_at(key, v, "a number");
     if (e == nullptr) {
-        return;
-    }
-    auto v = impl_->read_scalar(*e, "a number");
-    if (!v) {
         return;
     }
     double d = 0;
@@ -578,12 +570,9 @@ void section::get(std::string_view key, double& field, double above, double at_m
 }
 
 void section::port(std::string_view key, std::uint16_t& field) {
-    const entry* e = impl_->find(key);
+    std::optional<scalar> v;
+    const entry* e = impl_->scalar_at(key, v, "a port number");
     if (e == nullptr) {
-        return;
-    }
-    auto v = impl_->read_scalar(*e, "a port number");
-    if (!v) {
         return;
     }
     std::uint16_t p = 0;
@@ -595,12 +584,9 @@ void section::port(std::string_view key, std::uint16_t& field) {
 }
 
 std::optional<std::size_t> section::choice(std::string_view key, std::span<const std::string_view> choices) {
-    const entry* e = impl_->find(key);
+    std::optional<scalar> v;
+    const entry* e = impl_->scalar_at(key, v);
     if (e == nullptr) {
-        return std::nullopt;
-    }
-    auto v = impl_->read_scalar(*e);
-    if (!v) {
         return std::nullopt;
     }
     const auto it = std::find(choices.begin(), choices.end(), v->text);
@@ -629,12 +615,9 @@ void section::url(std::string_view key, std::string& field, const url_rules& rul
 }
 
 void section::file(std::string_view key, std::string& field, std::string_view what) {
-    const entry* e = impl_->find(key);
+    std::optional<scalar> v;
+    const entry* e = impl_->scalar_at(key, v);
     if (e == nullptr) {
-        return;
-    }
-    auto v = impl_->read_scalar(*e);
-    if (!v) {
         return;
     }
     if (!v->text.empty()) {
@@ -770,12 +753,9 @@ void section::secrets(std::string_view key, std::vector<runbookd::secret<std::st
 std::optional<std::string> section::checked(
     std::string_view key, const std::function<std::string(const std::string&)>& check
 ) {
-    const entry* e = impl_->find(key);
+    std::optional<scalar> v;
+    const entry* e = impl_->scalar_at(key, v);
     if (e == nullptr) {
-        return std::nullopt;
-    }
-    auto v = impl_->read_scalar(*e);
-    if (!v) {
         return std::nullopt;
     }
     if (std::string why = check(v->text); !why.empty()) {

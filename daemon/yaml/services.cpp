@@ -1,20 +1,12 @@
 #include "yaml/services.hpp"
 
+#include "core/chars.hpp"
 #include "core/selector.hpp"
 
 #include <algorithm>
 
 namespace runbookd::yaml {
-namespace {
-
-bool is_digit(char c) noexcept {
-    return c >= '0' && c <= '9';
-}
-bool is_alnum(char c) noexcept {
-    return is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-}
-
-}  // namespace
+namespace {}  // namespace
 
 bool valid_workload(std::string_view w) {
     const auto slash = w.find('/');

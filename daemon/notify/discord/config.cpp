@@ -1,5 +1,6 @@
 #include "notify/discord/config.hpp"
 
+#include "core/chars.hpp"
 #include "yaml/section.hpp"
 
 #include <algorithm>
@@ -12,16 +13,6 @@ constexpr std::string_view webhook_url_hint = "expected https://discord.com/api/
 /// Webhook names are 1-80 characters; a longer `username` override is rejected with a 400:
 /// https://discord.com/developers/docs/resources/webhook#create-webhook
 constexpr std::size_t username_max = 80;
-
-bool is_digit(char c) noexcept {
-    return c >= '0' && c <= '9';
-}
-bool is_alpha(char c) noexcept {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-}
-bool all_digits(std::string_view s) noexcept {
-    return !s.empty() && std::all_of(s.begin(), s.end(), is_digit);
-}
 
 std::string lower(std::string_view s) {
     std::string out{s};

@@ -792,8 +792,8 @@ struct source::impl {
         }
         if (error != version_error) {
             if (!error.empty()) {
+                // Logged by the poller ("source failing", job "version").
                 errors_family.Add({{"resource", "version"}}).Increment();
-                log.warn("kubernetes source failing", {{"resource", "version"}, {"error", error}});
             }
             version_error = error;
             report_health();
