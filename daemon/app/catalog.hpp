@@ -41,6 +41,8 @@ struct wiring {
     std::function<void(incident_event&&)> on_event;
     std::function<void(signal)> on_signal;
     std::function<void(std::string_view source, source_status)> on_status;
+    /// The engine's view of its incidents, for a source that reconciles (pagerduty_api).
+    std::function<std::vector<incident_view>()> incidents = {};
 };
 
 struct named_source {

@@ -95,7 +95,8 @@ struct daemon::impl {
               [this](signal sig) { on_signal(std::move(sig)); },
               [this](std::string_view source, source_status status) {
                   on_source_status(source, std::move(status));
-              }},
+              },
+              [this] { return core.incidents_view(); }},
           built((register_secrets(*sink, cfg), build(cfg, wires))),
           core(engine_settings_for(cfg)),
           outbox(
@@ -357,6 +358,22 @@ struct daemon::impl {
             // New namespaces named under services.*.kubernetes are watched after a restart.
             log.warn("config change needs a restart", {{"section", "services.*.kubernetes namespaces"}});
             restart = true;
+        }
+        {
+            // The Alertmanager intake compiled its service matchers when it was made.
+            const auto matchers = [](const config::config& c) {
+                std::vector<std::pair<std::string, std::vector<std::string>>> out;
+                for (const auto& [id, svc] : c.services) {
+                    if (!svc.alertmanager.empty()) {
+                        out.emplace_back(id, svc.alertmanager);
+                    }
+                }
+                return out;
+            };
+            if (next.alertmanager.enabled() && matchers(next) != matchers(cfg)) {
+                log.warn("config change needs a restart", {{"section", "services.*.alertmanager"}});
+                restart = true;
+            }
         }
         daemon_metrics.config_restart_required.Set(restart ? 1 : 0);
         if (next_rules.value->hash != rules->hash) {

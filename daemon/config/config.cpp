@@ -163,6 +163,7 @@ void read_root(yaml::section& top, config& cfg) {
     std::optional<yaml::section> discord;
     std::optional<yaml::section> google;
     std::optional<yaml::section> certs;
+    std::optional<yaml::section> probes;
     each_section([&](std::string_view name, auto member) {
         auto s = top.sub(name);
         read(s, cfg.*member);
@@ -172,6 +173,8 @@ void read_root(yaml::section& top, config& cfg) {
             google.emplace(std::move(s));
         } else if (name == "certs") {
             certs.emplace(std::move(s));
+        } else if (name == "probes") {
+            probes.emplace(std::move(s));
         }
     });
 
@@ -197,6 +200,15 @@ void read_root(yaml::section& top, config& cfg) {
                 certs->report(
                     "targets",
                     "target " + cfg.certs.targets[i].host + ": '" + id + "' is not a service under services:"
+                );
+            }
+        }
+    }
+    for (const auto& t : cfg.probes.targets) {
+        for (const auto& id : t.services) {
+            if (!cfg.services.contains(id)) {
+                probes->report(
+                    "targets", "target " + t.name + ": '" + id + "' is not a service under services:"
                 );
             }
         }

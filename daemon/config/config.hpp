@@ -5,6 +5,8 @@
 #include "core/engine.hpp"
 #include "core/error.hpp"
 #include "core/problem.hpp"
+#include "intake/alertmanager/config.hpp"
+#include "intake/deploys/config.hpp"
 #include "intake/pagerduty/config.hpp"
 #include "notify/console/config.hpp"
 #include "notify/discord/config.hpp"
@@ -13,7 +15,10 @@
 #include "sources/gcp_status/config.hpp"
 #include "sources/google/config.hpp"
 #include "sources/kubernetes/config.hpp"
+#include "sources/pagerduty_api/config.hpp"
 #include "sources/postgres/config.hpp"
+#include "sources/probes/config.hpp"
+#include "sources/promql/config.hpp"
 #include "yaml/section.hpp"
 
 #include <chrono>
@@ -104,6 +109,9 @@ struct config {
 
     // Each integration's own section (its folder's config.hpp), listed in each_section().
     intake::pagerduty::config pagerduty;
+    sources::pagerduty_api::config pagerduty_api;
+    intake::deploys::config deploys;
+    intake::alertmanager::config alertmanager;
     notify::discord::config discord;
     notify::console::config console;
     sources::kubernetes::config kubernetes;
@@ -112,6 +120,8 @@ struct config {
     sources::gcp_status::config gcp_status;
     sources::postgres::config postgres;
     sources::certs::config certs;
+    sources::probes::config probes;
+    sources::promql::config promql;
 
     /// The engine's view of this configuration. The rule pack and whether #operations has
     /// a destination are the caller's to set (app/).
@@ -124,6 +134,9 @@ struct config {
 template <class F>
 void each_section(F&& f) {
     f("pagerduty", &config::pagerduty);
+    f("pagerduty_api", &config::pagerduty_api);
+    f("deploys", &config::deploys);
+    f("alertmanager", &config::alertmanager);
     f("discord", &config::discord);
     f("console", &config::console);
     f("kubernetes", &config::kubernetes);
@@ -132,6 +145,8 @@ void each_section(F&& f) {
     f("gcp_status", &config::gcp_status);
     f("postgres", &config::postgres);
     f("certs", &config::certs);
+    f("probes", &config::probes);
+    f("promql", &config::promql);
 }
 
 /// One problem in a configuration file (core/problem.hpp).

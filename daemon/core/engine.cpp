@@ -37,6 +37,20 @@ wall_time event_time(const std::optional<wall_time>& t, wall_time now) {
     return t && *t <= now ? *t : now;
 }
 
+/// Takes the first alert's summary and details from `f` when they differ; true when so.
+bool take_alert(incident& inc, const incident_facts& f) {
+    bool changed = false;
+    if (f.alert_summary && *f.alert_summary != inc.alert_summary) {
+        inc.alert_summary = *f.alert_summary;
+        changed = true;
+    }
+    if (f.alert_details && *f.alert_details != inc.alert_details) {
+        inc.alert_details = *f.alert_details;
+        changed = true;
+    }
+    return changed;
+}
+
 /// Whether an event about an incident the engine does not know should open it. Only an
 /// event that carries the whole incident, and says it is open, may: a note, a status
 /// update or a priority change on an incident resolved long ago (or before a restart)
@@ -345,6 +359,13 @@ void engine::close(incident& inc, wall_time at) {
 }
 
 void engine::forget_expired(wall_time now) {
+    while (!tombstone_expiry_.empty() && tombstone_expiry_.begin()->first <= now) {
+        const auto node = tombstone_expiry_.extract(tombstone_expiry_.begin());
+        const auto it = tombstones_.find(node.value().second);
+        if (it != tombstones_.end() && it->second + settings_.resolved_retention <= now) {
+            tombstones_.erase(it);
+        }
+    }
     while (!expiry_.empty() && expiry_.begin()->first <= now) {
         const auto node = expiry_.extract(expiry_.begin());
         const auto it = incidents_.find(node.value().second);
@@ -360,8 +381,20 @@ decisions engine::finish(decisions d) const {
     return d;
 }
 
-void engine::open_epoch(incident& inc, wall_time now, decisions& out, post_kind kind) {
+std::vector<incident_view> engine::incidents_view() const {
+    std::vector<incident_view> out;
+    out.reserve(incidents_.size());
+    for (const auto& [id, inc] : incidents_) {
+        out.push_back(incident_view{id, inc.state, !inc.alert_summary.empty() || !inc.alert_details.empty()});
+    }
+    return out;
+}
+
+void engine::open_epoch(
+    incident& inc, wall_time now, decisions& out, post_kind kind, std::optional<wall_time> late
+) {
     inc.opened_at = now;
+    inc.changed_at = now;
     reschedule(inc, now + settings_.reminder_interval);
     inc.updates_posted = 0;
     inc.relays_posted = 0;
@@ -372,15 +405,143 @@ void engine::open_epoch(incident& inc, wall_time now, decisions& out, post_kind 
     inc.ops = {};
     inc.timeline.clear();
     note(inc, inc.started, kind == post_kind::reopened ? "reopened" : "triggered");
-    auto text = kind == post_kind::reopened ? render::status_reopened(inc, settings_, now)
-                                            : render::status_notice(inc, settings_, now);
+    auto text = kind == post_kind::reopened ? render::status_reopened(inc, settings_, now, late)
+                                            : render::status_notice(inc, settings_, now, late);
     out.posts.push_back(make_status_post(inc, kind, 0, now, std::move(text)));
-    note(inc, now, "#status: notice posted");
+    note(inc, now, late ? "#status: notice posted (late)" : "#status: notice posted");
     // The first #operations summary goes out with the notice: within seconds of the page.
     refresh_operations(inc, now, out);
 }
 
+void engine::reopen(
+    incident& inc, wall_time started, wall_time now, decisions& out, std::optional<wall_time> late
+) {
+    expiry_.erase({inc.forget_at, inc.id});
+    inc.state = incident_state::triggered;
+    open_ += 1;
+    inc.acknowledged_by.clear();
+    inc.epoch += 1;
+    inc.started = started;
+    open_epoch(inc, now, out, post_kind::reopened, late);
+}
+
+void engine::resolve(
+    incident& inc, wall_time at, wall_time now, decisions& out, std::optional<wall_time> late
+) {
+    close(inc, at);
+    inc.changed_at = now;
+    out.posts.push_back(
+        make_status_post(inc, post_kind::resolved, 0, now, render::status_resolved(inc, settings_, now, late))
+    );
+    note(inc, now, late ? "#status: resolved posted (late)" : "#status: resolved posted");
+    if (settings_.operations.enabled && settings_.rules) {
+        const ranking final_ranking = rank_incident(inc, now);
+        out.posts.push_back(post{
+            .to = channel::operations,
+            .kind = post_kind::timeline,
+            .incident_id = inc.id,
+            .key = inc.id + "/" + std::to_string(inc.epoch) + "/timeline",
+            .at = now,
+            .text = render::operations_timeline(inc, final_ranking, settings_, now),
+            .coalescible = false,
+            .edit_of = {},
+        });
+    }
+}
+
+decisions engine::reconcile(const incident_event& ev, wall_time now) {
+    decisions out;
+    forget_expired(now);
+    const auto& status = ev.incident.status;
+    if (ev.incident.id.empty() || !status) {
+        return finish(std::move(out));
+    }
+    const bool open_there = *status == "triggered" || *status == "acknowledged";
+    if (!open_there && *status != "resolved") {
+        return finish(std::move(out));
+    }
+    // The state was read when the request left; a later time would be a clock gone wrong.
+    const wall_time as_of = std::min(ev.as_of.value_or(now), now);
+    const auto late_if = [&](wall_time happened) -> std::optional<wall_time> {
+        return now - happened > settings_.late_after ? std::optional<wall_time>{happened} : std::nullopt;
+    };
+
+    auto it = incidents_.find(ev.incident.id);
+    if (it == incidents_.end()) {
+        if (!open_there) {
+            return finish(std::move(out));  // never announced: nothing to resolve
+        }
+        if (const auto t = tombstones_.find(ev.incident.id); t != tombstones_.end() && as_of < t->second) {
+            return finish(std::move(out));  // a webhook said resolved after this was read
+        }
+        // Triggered while we were down, or its webhook was lost: the notice, marked late.
+        incident inc;
+        inc.id = ev.incident.id;
+        inc.merge(ev.incident);
+        inc.started = ev.incident.created_at && *ev.incident.created_at <= now
+                          ? *ev.incident.created_at
+                          : event_time(ev.occurred_at, now);
+        it = incidents_.emplace(inc.id, std::move(inc)).first;
+        open_ += 1;
+        incident& fresh = it->second;
+        open_epoch(fresh, now, out, post_kind::notice, late_if(fresh.started));
+        if (*status == "acknowledged") {
+            fresh.state = incident_state::acknowledged;
+            fresh.acknowledged_by = ev.agent;
+            note(fresh, now, ev.agent.empty() ? "acknowledged" : "acknowledged by " + ev.agent);
+        }
+        return finish(std::move(out));
+    }
+
+    incident& inc = it->second;
+    bool reopened = false;
+    if (as_of < inc.changed_at) {
+        // Read before the engine's last change (a webhook, or a newer answer): only what
+        // does not change with state (the first alert) is taken.
+        if (take_alert(inc, ev.incident)) {
+            mark_dirty(inc, now);
+            run_due(now, out);
+        }
+        return finish(std::move(out));
+    }
+    const bool alert_news = take_alert(inc, ev.incident);
+    inc.merge(ev.incident);
+    if (inc.open()) {
+        if (!open_there) {
+            const wall_time at = event_time(ev.occurred_at, now);
+            resolve(inc, at, now, out, late_if(at));
+        } else if (*status == "acknowledged" && inc.state == incident_state::triggered) {
+            inc.state = incident_state::acknowledged;
+            inc.acknowledged_by = ev.agent;
+            inc.changed_at = now;
+            note(inc, now, ev.agent.empty() ? "acknowledged" : "acknowledged by " + ev.agent);
+        } else if (*status == "triggered" && inc.state == incident_state::acknowledged) {
+            inc.state = incident_state::triggered;
+            inc.acknowledged_by.clear();
+            inc.changed_at = now;
+        }
+    } else if (open_there && ev.occurred_at && inc.resolved_at && *ev.occurred_at > *inc.resolved_at) {
+        reopened = true;
+        // Open at PagerDuty since after it resolved here: it reopened and the webhook was lost.
+        const wall_time at = event_time(ev.occurred_at, now);
+        reopen(inc, at, now, out, late_if(at));
+        if (*status == "acknowledged") {
+            inc.state = incident_state::acknowledged;
+            inc.acknowledged_by = ev.agent;
+        }
+    }
+    if (alert_news && !reopened && inc.open()) {
+        // The indicator is new: the #operations summary shows it at its next refresh.
+        mark_dirty(inc, now);
+        run_due(now, out);
+    }
+    return finish(std::move(out));
+}
+
 decisions engine::on_event(const incident_event& ev, wall_time now) {
+    if (ev.origin == event_origin::reconciliation) {
+        return reconcile(ev, now);
+    }
     decisions out;
     forget_expired(now);
     if (ev.incident.id.empty()) {
@@ -392,6 +553,11 @@ decisions engine::on_event(const incident_event& ev, wall_time now) {
     auto it = incidents_.find(ev.incident.id);
     if (it == incidents_.end()) {
         if (!opens_unknown_incident(ev)) {
+            if (ev.type == incident_event_type::resolved) {
+                // Remembered, so that a reconciliation read before this cannot open it.
+                tombstones_.insert_or_assign(ev.incident.id, now);
+                tombstone_expiry_.insert({now + settings_.resolved_retention, ev.incident.id});
+            }
             return finish(std::move(out));
         }
         // First word of an open incident we never saw trigger (we started late, or the
@@ -417,13 +583,7 @@ decisions engine::on_event(const incident_event& ev, wall_time now) {
         }
         incident& inc = it->second;
         inc.merge(ev.incident);
-        expiry_.erase({inc.forget_at, inc.id});
-        inc.state = incident_state::triggered;
-        open_ += 1;
-        inc.acknowledged_by.clear();
-        inc.epoch += 1;
-        inc.started = event_time(ev.occurred_at, now);
-        open_epoch(inc, now, out, post_kind::reopened);
+        reopen(inc, event_time(ev.occurred_at, now), now, out, std::nullopt);
     }
 
     incident& inc = it->second;
@@ -434,13 +594,18 @@ decisions engine::on_event(const incident_event& ev, wall_time now) {
             // Already open: a repeated trigger adds nothing users need to hear.
             break;
         case incident_event_type::acknowledged:
+            if (inc.state == incident_state::acknowledged && inc.acknowledged_by == ev.agent) {
+                break;  // already known (a reconciliation told it first)
+            }
             inc.state = incident_state::acknowledged;
             inc.acknowledged_by = ev.agent;
+            inc.changed_at = now;
             note(inc, now, ev.agent.empty() ? "acknowledged" : "acknowledged by " + ev.agent);
             break;
         case incident_event_type::unacknowledged:
             inc.state = incident_state::triggered;
             inc.acknowledged_by.clear();
+            inc.changed_at = now;
             break;
         case incident_event_type::escalated:
         case incident_event_type::reassigned:
@@ -463,27 +628,9 @@ decisions engine::on_event(const incident_event& ev, wall_time now) {
             reschedule(inc, now + settings_.reminder_interval);
             break;
         }
-        case incident_event_type::resolved: {
-            close(inc, event_time(ev.occurred_at, now));
-            out.posts.push_back(make_status_post(
-                inc, post_kind::resolved, 0, now, render::status_resolved(inc, settings_, now)
-            ));
-            note(inc, now, "#status: resolved posted");
-            if (settings_.operations.enabled && settings_.rules) {
-                const ranking final_ranking = rank_incident(inc, now);
-                out.posts.push_back(post{
-                    .to = channel::operations,
-                    .kind = post_kind::timeline,
-                    .incident_id = inc.id,
-                    .key = inc.id + "/" + std::to_string(inc.epoch) + "/timeline",
-                    .at = now,
-                    .text = render::operations_timeline(inc, final_ranking, settings_, now),
-                    .coalescible = false,
-                    .edit_of = {},
-                });
-            }
+        case incident_event_type::resolved:
+            resolve(inc, event_time(ev.occurred_at, now), now, out, {});
             break;
-        }
     }
     return finish(std::move(out));
 }

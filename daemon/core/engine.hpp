@@ -31,6 +31,13 @@ struct service_info {
     std::string impact;  ///< user-visible impact sentence ("Saving in the editor may fail.")
     /// Its Kubernetes workloads, "namespace/deployment" patterns (`related: service`).
     std::vector<std::string> workloads;
+    /// Alertmanager label matchers, all of which an alert's labels satisfy when it is about
+    /// this service (`alertmanager: ['service="editor"']`; core/label_matcher.hpp). The `{}`
+    /// lets aggregate initialisations leave it out without a warning.
+    std::vector<std::string> alertmanager{};
+    /// The GitHub repositories that deploy it, `owner/repo` (any environment) or
+    /// `owner/repo@environment`: a deploy webhook of one names this service (intake/deploys).
+    std::vector<std::string> github{};
 };
 
 /// How #operations is kept current.
@@ -48,6 +55,9 @@ struct engine_settings {
     std::chrono::milliseconds reminder_interval = std::chrono::minutes{30};
     /// How long a resolved incident is remembered (late events, reopen).
     std::chrono::milliseconds resolved_retention = std::chrono::hours{24};
+    /// A notice, reopen or resolved post that a reconciliation makes more than this after
+    /// the change happened at PagerDuty says so ("posted late: triggered at 14:02 UTC").
+    std::chrono::milliseconds late_after = std::chrono::minutes{2};
     /// Impact sentence for a service with none configured.
     std::string default_impact = "Some users may see errors or slowness.";
     std::map<std::string, service_info, std::less<>> services;  ///< by PagerDuty service id
@@ -89,6 +99,10 @@ public:
     /// interval takes effect after the next update.
     void reconfigure(engine_settings settings);
 
+    /// Every incident the engine knows (open, or resolved and not yet forgotten), for a
+    /// reconciling source. O(n).
+    std::vector<incident_view> incidents_view() const;
+
     const incident* find(std::string_view id) const;
     std::size_t open_count() const noexcept;
     std::size_t known_count() const noexcept { return incidents_.size(); }
@@ -99,7 +113,18 @@ private:
     using slot = std::pair<wall_time, std::string>;
 
     decisions finish(decisions d) const;
-    void open_epoch(incident& inc, wall_time now, decisions& out, post_kind kind);
+    /// A reconciliation's event: PagerDuty's state of the incident as of `ev.as_of`.
+    decisions reconcile(const incident_event& ev, wall_time now);
+    /// `late`: when the change happened, for a post made long after it.
+    void open_epoch(
+        incident& inc, wall_time now, decisions& out, post_kind kind, std::optional<wall_time> late = {}
+    );
+    /// A resolved incident opens again (epoch + 1) with the "problem is back" post.
+    void reopen(
+        incident& inc, wall_time started, wall_time now, decisions& out, std::optional<wall_time> late
+    );
+    /// Closes an open incident at `at` with its resolved post and #operations timeline.
+    void resolve(incident& inc, wall_time at, wall_time now, decisions& out, std::optional<wall_time> late);
     /// Moves an open incident's next update; keeps `due_` in step.
     void reschedule(incident& inc, wall_time next);
     /// Marks an incident resolved at `at`; moves it from `due_` to `expiry_`.
@@ -122,6 +147,10 @@ private:
     std::set<slot> due_;      ///< (next_update, id) of every open incident
     std::set<slot> expiry_;   ///< (when to forget, id) of every resolved incident
     std::set<slot> ops_due_;  ///< (refresh time, id) of every incident with a pending #operations refresh
+    /// Incidents the engine never knew that a webhook said were resolved, by id: when, so
+    /// that a reconciliation read before it cannot open them. Forgotten like resolved ones.
+    std::map<std::string, wall_time, std::less<>> tombstones_;
+    std::set<slot> tombstone_expiry_;
     std::size_t open_ = 0;
     signal_log log_;
     source_map sources_;

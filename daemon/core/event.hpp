@@ -1,10 +1,11 @@
 #pragma once
-// Engine inputs that come from intake (PagerDuty today; Alertmanager later).
+// Engine inputs about incidents: PagerDuty's webhooks, and its REST API reconciled.
 
 #include "core/time.hpp"
 
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace runbookd {
@@ -40,7 +41,16 @@ struct incident_facts {
     std::optional<wall_time> created_at;
     std::optional<std::vector<std::string>> assignees;
     std::optional<std::string> status;  ///< PagerDuty's: "triggered", "acknowledged", "resolved"
+    /// The first alert's summary and custom details (`body.details`), bounded by the
+    /// source that fetched them: what the page is about, for #operations.
+    std::optional<std::string> alert_summary;
+    std::optional<std::vector<std::pair<std::string, std::string>>> alert_details;
 };
+
+/// Where an event comes from. A webhook tells of one change as it happens; a reconciliation
+/// (PagerDuty's REST API, polled) tells of the incident's state as of `as_of`, which may
+/// already be stale when it is applied.
+enum class event_origin { webhook, reconciliation };
 
 /// One authenticated, parsed, de-duplicated event about one incident.
 struct incident_event {
@@ -50,6 +60,10 @@ struct incident_event {
     std::string agent;    ///< who did it ("" when automation or unknown)
     std::string message;  ///< note or status-update text, when the event carries one
     incident_facts incident;
+    event_origin origin = event_origin::webhook;
+    /// reconciliation: the daemon's time when the request that read this state was sent.
+    /// Anything the engine learned after it is newer, and wins.
+    std::optional<wall_time> as_of;
 };
 
 }  // namespace runbookd

@@ -27,6 +27,12 @@ void incident::merge(const incident_facts& facts) {
     if (facts.assignees) {
         assignees = *facts.assignees;
     }
+    if (facts.alert_summary) {
+        alert_summary = *facts.alert_summary;
+    }
+    if (facts.alert_details) {
+        alert_details = *facts.alert_details;
+    }
 }
 
 }  // namespace runbookd

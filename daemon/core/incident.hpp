@@ -6,6 +6,7 @@
 
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace runbookd {
@@ -39,6 +40,8 @@ struct incident {
     std::string urgency;
     std::string url;
     std::vector<std::string> assignees;
+    std::string alert_summary;  ///< the first alert's summary, raw (escaped when rendered)
+    std::vector<std::pair<std::string, std::string>> alert_details;  ///< its custom details, bounded
 
     incident_state state = incident_state::triggered;
     std::string acknowledged_by;
@@ -47,6 +50,8 @@ struct incident {
     std::optional<wall_time> resolved_at;
     wall_time forget_at;  ///< when a resolved incident is dropped (engine bookkeeping)
     int epoch = 0;        ///< bumped on every reopen; part of every post key
+    /// When the engine last changed `state` (its `now`): a reconciliation read before it is stale.
+    wall_time changed_at;
 
     wall_time next_update;  ///< when the next #status update is due (while open)
     int updates_posted = 0;
@@ -63,6 +68,14 @@ struct incident {
 
     /// Copies every field the event knows into this incident.
     void merge(const incident_facts& facts);
+};
+
+/// What the engine believes of one incident: what a reconciling source compares with
+/// PagerDuty's answer.
+struct incident_view {
+    std::string id;
+    incident_state state = incident_state::triggered;
+    bool enriched = false;  ///< the first alert's summary or details are known
 };
 
 }  // namespace runbookd

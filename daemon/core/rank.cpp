@@ -12,6 +12,9 @@
 namespace runbookd {
 namespace {
 
+constexpr std::string_view rollout_kind = "k8s.rollout";
+constexpr std::string_view deploy_kind = "deploy.ci";
+
 /// One supporting signal and the leaf that found it.
 struct found {
     const signal* s = nullptr;
@@ -48,6 +51,46 @@ std::string number_text(double v) {
 }
 
 }  // namespace
+
+bool image_carries(std::string_view image, std::string_view commit) {
+    // A short SHA has 7 hex digits at least (git's default abbreviation); anything shorter
+    // would match by chance.
+    constexpr std::size_t min_sha = 7;
+    const auto is_hex = [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); };
+    if (commit.size() < min_sha || !std::all_of(commit.begin(), commit.end(), is_hex)) {
+        return false;
+    }
+    // The tag: after the last ':' of the last path segment, before any "@sha256:" digest.
+    if (const auto digest = image.find('@'); digest != std::string_view::npos) {
+        image = image.substr(0, digest);
+    }
+    const auto slash = image.rfind('/');
+    const auto colon = image.rfind(':');
+    if (colon == std::string_view::npos || (slash != std::string_view::npos && colon < slash)) {
+        return false;  // no tag (":latest" implied): nothing names a commit
+    }
+    std::string_view tag = image.substr(colon + 1);
+    // "4f2a9c1", "v1.4-4f2a9c1", "main_4f2a9c1e..." : any token of the tag that is a prefix of
+    // the commit, in lower case.
+    while (!tag.empty()) {
+        const auto end = tag.find_first_of("-_.+");
+        const std::string_view token = tag.substr(0, end);
+        tag = end == std::string_view::npos ? std::string_view{} : tag.substr(end + 1);
+        if (token.size() < min_sha || token.size() > commit.size()) {
+            continue;
+        }
+        bool prefix = true;
+        for (std::size_t i = 0; i < token.size() && prefix; ++i) {
+            const char c =
+                token[i] >= 'A' && token[i] <= 'F' ? static_cast<char>(token[i] - 'A' + 'a') : token[i];
+            prefix = c == commit[i];
+        }
+        if (prefix) {
+            return true;
+        }
+    }
+    return false;
+}
 
 bool workload_glob(std::string_view pattern, std::string_view text) {
     if (pattern == "*") {
@@ -295,12 +338,20 @@ public:
             out.checkable = out.matched || all_checkable;
             gather(out.matched);
         } else if (c.what == condition::op::any) {
-            double miss = 1;
-            for (const auto& k : kids) {
-                if (k.matched) {
+            // Independent evidence adds up (noisy-or), but two children that found one story
+            // (a CI deploy and the rollout that carries its commit) are one piece of it: an
+            // effect is not a second cause. Each story counts once, at its strongest.
+            const auto story = stories(kids);
+            std::vector<double> strongest(kids.size(), 0);
+            for (std::size_t i = 0; i < kids.size(); ++i) {
+                if (kids[i].matched) {
                     out.matched = true;
-                    miss *= 1 - k.strength;  // independent evidence adds up (noisy-or)
+                    strongest[story[i]] = std::max(strongest[story[i]], kids[i].strength);
                 }
+            }
+            double miss = 1;
+            for (const double s : strongest) {
+                miss *= 1 - s;
             }
             out.strength = out.matched ? 1 - miss : 0;
             out.checkable = out.matched || all_checkable;
@@ -321,6 +372,43 @@ public:
             gather(false);
         }
         return out;
+    }
+
+    /// For each child, the first child of its story: children that held are one story
+    /// when a supporting deploy.ci of one carries the commit of a supporting k8s.rollout's
+    /// image in the other.
+    static std::vector<std::size_t> stories(const std::vector<outcome>& kids) {
+        std::vector<std::size_t> story(kids.size());
+        for (std::size_t i = 0; i < kids.size(); ++i) {
+            story[i] = i;
+        }
+        const auto one_deploy = [](const found& a, const found& b) {
+            const auto ci_and_rollout = [](const signal& ci, const signal& ro) {
+                if (ci.kind != deploy_kind || ro.kind != rollout_kind) {
+                    return false;
+                }
+                const std::string* commit = ci.find("commit");
+                const std::string* image = ro.find("image");
+                return commit != nullptr && image != nullptr && image_carries(*image, *commit);
+            };
+            return ci_and_rollout(*a.s, *b.s) || ci_and_rollout(*b.s, *a.s);
+        };
+        for (std::size_t i = 0; i < kids.size(); ++i) {
+            for (std::size_t j = i + 1; j < kids.size(); ++j) {
+                if (!kids[i].matched || !kids[j].matched || story[j] != j) {
+                    continue;
+                }
+                for (const auto& a : kids[i].support) {
+                    if (std::any_of(kids[j].support.begin(), kids[j].support.end(), [&](const found& b) {
+                            return one_deploy(a, b);
+                        })) {
+                        story[j] = story[i];
+                        break;
+                    }
+                }
+            }
+        }
+        return story;
     }
 
     /// Stats of the first signal leaf's population, for a rule-level "checked" phrase.
@@ -351,8 +439,29 @@ private:
             out.unchecked.emplace_back(std::move(why), t.kind);
             return out;
         }
+        bool exclude_elsewhere = t.rollout == signal_test::rollout_test::not_elsewhere;
+        if (t.rollout != signal_test::rollout_test::any) {
+            // Whether it rolled out is Kubernetes' to say: without it, a finding cannot be
+            // made, and an exclusion excludes nothing.
+            if (auto why = unavailable(rollout_kind); !why.empty()) {
+                if (!exclude_elsewhere) {
+                    out.checkable = false;
+                    out.unchecked.emplace_back(std::move(why), std::string{rollout_kind});
+                    return out;
+                }
+                exclude_elsewhere = false;
+            }
+        }
         const wall_time from = in_.start - t.window.before;
         const wall_time to = std::min(in_.start + t.window.after, in_.now);
+        // For `quiet_for`: each subject's last signal up to now, whether in the window or not.
+        std::map<std::string_view, wall_time> last_of;
+        if (t.quiet_for) {
+            for (const signal& s : log_.between(t.kind, from, in_.now)) {
+                auto& last = last_of[s.subject];
+                last = std::max(last, s.at);
+            }
+        }
         leaf_stats stats;
         std::size_t count = 0;
         std::vector<found> support;
@@ -372,6 +481,14 @@ private:
             if (!std::all_of(t.where.begin(), t.where.end(), [&](const label_test& lt) {
                     return passes(lt, s);
                 })) {
+                continue;
+            }
+            if (t.quiet_for && (last_of[s.subject] > s.at || in_.now - s.at < *t.quiet_for)) {
+                continue;  // its subject spoke again since, or not long enough ago
+            }
+            if ((t.rollout == signal_test::rollout_test::rolled_out ||
+                 t.rollout == signal_test::rollout_test::elsewhere || exclude_elsewhere) &&
+                !rollout_passes(t.rollout, s)) {
                 continue;
             }
             stats.count += 1;
@@ -420,6 +537,33 @@ private:
             out.checked.push_back(checked_phrase(t.clear, t, stats));
         }
         return out;
+    }
+
+    /// The `rollout` test of one signal: where the rollouts whose image tag carries its
+    /// commit are, from 2h before it (a CI system may report success well after the rollout
+    /// began) until now. A signal without a commit is found by no test and excluded by none.
+    bool rollout_passes(signal_test::rollout_test want, const signal& s) {
+        const std::string* commit = s.find("commit");
+        if (commit == nullptr || commit->empty()) {
+            return want == signal_test::rollout_test::not_elsewhere;
+        }
+        const auto rollouts = log_.between(rollout_kind, s.at - std::chrono::hours{2}, in_.now);
+        auto& memo = related_.for_kind(log_, std::string{rollout_kind});
+        bool here = false;
+        bool elsewhere = false;
+        for (auto it = rollouts.begin(); it != rollouts.end(); ++it) {
+            const std::string* image = it->find("image");
+            if (image != nullptr && image_carries(*image, *commit)) {
+                (memo.holds(it) ? here : elsewhere) = true;
+            }
+        }
+        switch (want) {
+            case signal_test::rollout_test::rolled_out: return here;
+            case signal_test::rollout_test::elsewhere: return elsewhere && !here;
+            case signal_test::rollout_test::not_elsewhere: return !elsewhere || here;
+            case signal_test::rollout_test::any: break;
+        }
+        return true;
     }
 
     outcome calendar(const calendar_test& t) {

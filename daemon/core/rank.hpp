@@ -72,6 +72,12 @@ struct ranking {
 /// anything else itself.
 bool workload_glob(std::string_view pattern, std::string_view text);
 
+/// Whether a container image's tag carries `commit` (a lower-case hex SHA): some token of
+/// the tag, split at '-', '_', '.' or '+', of at least 7 hex digits, is a prefix of it
+/// ("gcr.io/dark/api:4f2a9c1", "api:v1.4-4f2a9c1e"). How a CI deploy and the Kubernetes
+/// rollout it caused are known to be one story.
+bool image_carries(std::string_view image, std::string_view commit);
+
 /// Ranks every rule, and renders the lines of every warning that holds. `sources` says
 /// which sources are configured and healthy; a kind whose source is absent or failing makes
 /// the conditions on it "not checkable" (a warning on it just does not hold).

@@ -12,6 +12,20 @@ constexpr std::uint32_t green = 0x2ECC71;
 constexpr std::uint32_t purple = 0x9B59B6;
 constexpr std::uint32_t grey = 0x95A5A6;
 constexpr std::string_view warning_mark = "\u26a0 ";
+constexpr std::size_t max_assignees_shown = 3;
+constexpr std::size_t max_details_shown = 5;
+
+/// At most `n` bytes of `text`, cut at a UTF-8 boundary, with "\u2026" when cut.
+std::string clipped(const std::string& text, std::size_t n) {
+    if (text.size() <= n) {
+        return text;
+    }
+    std::size_t end = n;
+    while (end > 0 && (static_cast<unsigned char>(text[end]) & 0xC0U) == 0x80U) {
+        --end;
+    }
+    return text.substr(0, end) + "\u2026";
+}
 
 std::string service_name(const incident& inc, const engine_settings& s) {
     if (const auto it = s.services.find(inc.service_id); it != s.services.end()) {
@@ -77,20 +91,82 @@ std::string action_line(const std::string& action) {
     return "\u2192 `" + action + "`";
 }
 
+/// "P1 · high urgency · assigned to Ana, Bo" on a line of its own: what PagerDuty says of
+/// the page (its service is in the title).
+std::string page_line(const incident& inc) {
+    std::string line;
+    const auto add = [&](const std::string& part) {
+        if (!part.empty()) {
+            line += (line.empty() ? "" : " \u00b7 ") + part;
+        }
+    };
+    add(inc.priority.empty() ? std::string{} : escape_markdown(clipped(inc.priority, 20), true));
+    add(inc.urgency.empty() ? std::string{} : escape_markdown(clipped(inc.urgency, 20), true) + " urgency");
+    std::string who;
+    for (std::size_t i = 0; i < inc.assignees.size() && i < max_assignees_shown; ++i) {
+        who += (who.empty() ? "" : ", ") + escape_markdown(clipped(inc.assignees[i], 60), true);
+    }
+    if (inc.assignees.size() > max_assignees_shown) {
+        who += " +" + std::to_string(inc.assignees.size() - max_assignees_shown);
+    }
+    if (!who.empty()) {
+        add("assigned to " + who);
+    }
+    return line.empty() ? std::string{} : "\n" + line;
+}
+
+/// "**Indicator:** summary" and up to max_details_shown "key: value" lines of the first alert.
+std::string indicator_lines(const incident& inc) {
+    if (inc.alert_summary.empty() && inc.alert_details.empty()) {
+        return {};
+    }
+    std::string out = "\n**Indicator:** " + (inc.alert_summary.empty()
+                                                 ? std::string{"(no summary)"}
+                                                 : escape_markdown(clipped(inc.alert_summary, 300), true));
+    for (std::size_t i = 0; i < inc.alert_details.size() && i < max_details_shown; ++i) {
+        const auto& [key, value] = inc.alert_details[i];
+        out += "\n\u2022 " + escape_markdown(clipped(key, 60), true) + ": " +
+               escape_markdown(clipped(value, 200), true);
+    }
+    if (inc.alert_details.size() > max_details_shown) {
+        out += "\n\u2022 +" + std::to_string(inc.alert_details.size() - max_details_shown) + " more details";
+    }
+    return out;
+}
+
 }  // namespace
 
-message status_notice(const incident& inc, const engine_settings& s, wall_time /*now*/) {
+std::string late_note(std::string_view what, wall_time at, wall_time now) {
+    const auto day = [](wall_time t) { return std::chrono::floor<std::chrono::days>(t); };
+    std::string when = clock_utc(at);
+    if (day(at) != day(now)) {
+        when = format_rfc3339_seconds(at).substr(0, 10) + " " + when;  // "2026-12-01 14:02 UTC"
+    }
+    return "(posted late: " + std::string{what} + " at " + when + ")";
+}
+
+message status_notice(
+    const incident& inc, const engine_settings& s, wall_time now, std::optional<wall_time> late
+) {
     auto m = base(inc, "\U0001F534 " + service_name(inc, s) + ": we are investigating", red);
     m.body = impact(inc, s) + "\n\nWe are aware of the problem and are investigating. " + next_update_line(s);
+    if (late) {
+        m.body += "\n\n" + late_note("triggered", *late, now);
+    }
     return m;
 }
 
-message status_reopened(const incident& inc, const engine_settings& s, wall_time /*now*/) {
+message status_reopened(
+    const incident& inc, const engine_settings& s, wall_time now, std::optional<wall_time> late
+) {
     auto m = base(inc, "\U0001F534 " + service_name(inc, s) + ": the problem is back", red);
     m.body = impact(inc, s) +
              "\n\nThe problem came back after it was resolved, and we are "
              "investigating again. " +
              next_update_line(s);
+    if (late) {
+        m.body += "\n\n" + late_note("reopened", *late, now);
+    }
     return m;
 }
 
@@ -131,11 +207,16 @@ message status_relay(const incident& inc, const engine_settings& s, wall_time /*
     return m;
 }
 
-message status_resolved(const incident& inc, const engine_settings& s, wall_time now) {
+message status_resolved(
+    const incident& inc, const engine_settings& s, wall_time now, std::optional<wall_time> late
+) {
     auto m = base(inc, "\u2705 " + service_name(inc, s) + ": resolved", green);
     const auto end = inc.resolved_at.value_or(now);
     m.body = "The problem is resolved. It lasted " + human_duration(end - inc.started) +
              ". Thank you for your patience.";
+    if (late) {
+        m.body += "\n\n" + late_note("resolved", *late, now);
+    }
     return m;
 }
 
@@ -150,7 +231,7 @@ message operations_summary(const incident& inc, const ranking& r, const engine_s
     m.footer += " \u00b7 ranked " + clock_utc(now);
     std::string body = "**Alert:** " +
                        (inc.title.empty() ? std::string{"(untitled)"} : escape_markdown(inc.title, true)) +
-                       " \u00b7 started " + clock_utc(inc.started);
+                       " \u00b7 started " + clock_utc(inc.started) + page_line(inc) + indicator_lines(inc);
     std::size_t shown = 0;
     std::string others;
     for (const auto& sus : r.suspects) {

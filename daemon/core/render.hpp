@@ -6,15 +6,23 @@
 #include "core/post.hpp"
 #include "core/rank.hpp"
 
+#include <optional>
+#include <string>
 #include <string_view>
 
 namespace runbookd::render {
 
-/// The first #status post: impact, "we are investigating", the PagerDuty reference.
-message status_notice(const incident& inc, const engine_settings& s, wall_time now);
+/// The first #status post: impact, "we are investigating", the PagerDuty reference. `late`:
+/// when it triggered, for a notice posted long after it (found by a reconciliation), which
+/// then ends "(posted late: triggered at 14:02 UTC)".
+message status_notice(
+    const incident& inc, const engine_settings& s, wall_time now, std::optional<wall_time> late = {}
+);
 
-/// The #status post after an incident reopened.
-message status_reopened(const incident& inc, const engine_settings& s, wall_time now);
+/// The #status post after an incident reopened; `late` as for the notice ("reopened at").
+message status_reopened(
+    const incident& inc, const engine_settings& s, wall_time now, std::optional<wall_time> late = {}
+);
 
 /// The periodic #status update, even with no news. `believed` is the status_text of a
 /// dominant suspect ("a bad deploy caused this and we are rolling it back"), or empty.
@@ -25,10 +33,18 @@ message status_update(
 /// A PagerDuty status update relayed to #status.
 message status_relay(const incident& inc, const engine_settings& s, wall_time now);
 
-/// The #status post when the incident resolved, with its duration.
-message status_resolved(const incident& inc, const engine_settings& s, wall_time now);
+/// The #status post when the incident resolved, with its duration; `late` as for the notice
+/// ("resolved at").
+message status_resolved(
+    const incident& inc, const engine_settings& s, wall_time now, std::optional<wall_time> late = {}
+);
 
-/// The #operations summary: top suspects with share, evidence and next actions; the other
+/// "(posted late: triggered at 14:02 UTC)"; the date too when `at` is not on `now`'s day.
+std::string late_note(std::string_view what, wall_time at, wall_time now);
+
+/// The #operations summary: the alert (title, start), what PagerDuty says of the page
+/// (service, priority, urgency, assignees) and its indicator (the first alert's summary and
+/// a few of its custom details); top suspects with share, evidence and next actions; the other
 /// suspects in one line; one "⚠" line per warning line, outside the suspects' blocks; what
 /// was checked and is clear; what could not be checked.
 message operations_summary(const incident& inc, const ranking& r, const engine_settings& s, wall_time now);

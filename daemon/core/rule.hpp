@@ -42,6 +42,20 @@ struct signal_test {
     /// The matching samples of one subject must span at least this long, with no
     /// non-matching sample of that subject in between ("CPU above 90% for 5 minutes").
     std::optional<millis> sustained;
+    /// Only a signal that is the last of its subject up to now, at least this long ago,
+    /// counts: the subject has gone quiet ("a deploy's statuses stopped at in_progress").
+    std::optional<millis> quiet_for;
+    /// For kinds with a `commit` label (deploy.ci): whether a k8s.rollout whose image tag
+    /// carries the commit must be found (rank.cpp, image_carries).
+    enum class rollout_test {
+        any,         ///< not asked
+        rolled_out,  ///< a rollout of the paged service's workloads carries it (needs Kubernetes)
+        elsewhere,   ///< rollouts of other workloads carry it, none of the paged service's (needs Kubernetes)
+        /// Not `elsewhere`: excludes only what is known to have rolled out elsewhere alone, so
+        /// without Kubernetes, or without a commit, nothing is excluded.
+        not_elsewhere,
+    };
+    rollout_test rollout = rollout_test::any;
     time_window window;
     bool related = false;  ///< only signals about the paged service's workloads count
     double strength = 1.0;

@@ -33,8 +33,10 @@ constexpr std::array<std::string_view, 2> unreachable_labels{"instance", "error"
 constexpr std::array<std::string_view, 3> maintenance_labels{"instance", "start", "end"};
 constexpr std::array<std::string_view, 2> unavailable_labels{"instance", "state"};
 constexpr std::array<std::string_view, 5> gcp_labels{"product", "severity", "locations", "title", "url"};
-constexpr std::array<std::string_view, 5> deploy_labels{
-    "service", "version", "status", "actor", "environment"};
+// deploy.ci: `commit` is matched against k8s.rollout image tags (rank.cpp: one deploy, one
+// story); `services` names the PagerDuty services a repository deploys (services.*.github).
+constexpr std::array<std::string_view, 9> deploy_labels{
+    "service", "version", "status", "actor", "environment", "commit", "url", "repository", "services"};
 // `services` ties a certificate to the services it serves (comma-separated ids, "*" for all):
 // `related: service` reads it (rank.cpp).
 constexpr std::array<std::string_view, 11> cert_labels{
@@ -49,9 +51,33 @@ constexpr std::array<std::string_view, 11> cert_labels{
     "sans",
     "services",
     "expires_soon"};
-constexpr std::array<std::string_view, 4> probe_labels{"target", "url", "status", "error"};
-constexpr std::array<std::string_view, 3> talker_labels{"key", "key_type", "share"};
-constexpr std::array<std::string_view, 2> spike_labels{"target", "baseline"};
+// probes: `outcome` (wrong_status, timed_out, reset, refused, tls_error, dns_failure...), `tls`
+// (for tls_error: the certs source's name of it), `answered_by` (google_frontend: the load
+// balancer's own error page; backend), `since` (the run's first failed check), `canvas` (the
+// ops canvas: sign-up, sign-in, editor, other), `gfe_hosts` (hosts answering with Google's
+// error page right now); `services` as for cert.expiry.
+constexpr std::array<std::string_view, 13> probe_labels{
+    "target",
+    "url",
+    "status",
+    "error",
+    "outcome",
+    "tls",
+    "answered_by",
+    "since",
+    "consecutive",
+    "flapping",
+    "gfe_hosts",
+    "canvas",
+    "services"};
+constexpr std::array<std::string_view, 7> probe_recovered_labels{
+    "target", "url", "status", "since", "flapping", "canvas", "services"};
+// `owner`: the known user an IP or ASN belongs to ("" for none); `query`: the named PromQL query.
+constexpr std::array<std::string_view, 5> talker_labels{"key", "key_type", "share", "owner", "query"};
+constexpr std::array<std::string_view, 5> spike_labels{
+    "target", "baseline", "counts", "compared_to", "query"};
+constexpr std::array<std::string_view, 6> slow_handler_labels{
+    "handler", "measure", "current", "baseline", "compared_to", "query"};
 
 constexpr std::array catalogue{
     signal_kind{"k8s.rollout", "kubernetes", rollout_labels, "", "a Deployment's pod template changed"},
@@ -102,7 +128,12 @@ constexpr std::array catalogue{
     signal_kind{
         "db.unavailable", "cloudsql", unavailable_labels, "", "the Cloud SQL instance is not serving"},
     signal_kind{"gcp.incident", "gcp_status", gcp_labels, "", "a Google Cloud status incident"},
-    signal_kind{"deploy.ci", "deploys", deploy_labels, "", "a CI deploy event"},
+    signal_kind{
+        "deploy.ci",
+        "deploys",
+        deploy_labels,
+        "seconds",
+        "a CI deploy's status; the value is how long the deploy had been running"},
     signal_kind{
         "cert.expiry",
         "certs",
@@ -111,8 +142,20 @@ constexpr std::array catalogue{
         "seconds until a TLS endpoint's certificate chain expires"},
     signal_kind{"probe.failure", "probes", probe_labels, "seconds", "an HTTP probe failed"},
     signal_kind{
+        "probe.recovered",
+        "probes",
+        probe_recovered_labels,
+        "seconds",
+        "an HTTP probe that was failing passed again"},
+    signal_kind{
         "traffic.top_talker", "promql", talker_labels, "requests_per_second", "one key dominates traffic"},
     signal_kind{"traffic.spike", "promql", spike_labels, "ratio", "traffic far above its baseline"},
+    signal_kind{
+        "traffic.slow_handler",
+        "promql",
+        slow_handler_labels,
+        "ratio",
+        "a handler's latency or duration share far above its baseline"},
 };
 
 constexpr std::array<std::string_view, 8> builtins{

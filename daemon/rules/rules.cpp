@@ -25,8 +25,20 @@ constexpr std::array<std::string_view, 9> rule_keys{
 constexpr std::array<std::string_view, 3> warning_keys{"id", "when", "text"};
 /// Condition keys about ranking and the summary's cause blocks, which a warning has none of.
 constexpr std::array<std::string_view, 3> ranking_only_keys{"strength", "evidence", "clear"};
-constexpr std::array<std::string_view, 10> signal_keys{
-    "signal", "where", "value", "count", "sustained", "window", "related", "strength", "evidence", "clear"};
+constexpr std::array<std::string_view, 12> signal_keys{
+    "signal",
+    "where",
+    "value",
+    "count",
+    "sustained",
+    "quiet_for",
+    "rollout",
+    "window",
+    "related",
+    "strength",
+    "evidence",
+    "clear"};
+constexpr std::array<std::string_view, 3> rollout_values{"rolled_out", "elsewhere", "not_elsewhere"};
 constexpr std::array<std::string_view, 3> calendar_leaf_keys{"calendar", "strength", "evidence"};
 constexpr std::array<std::string_view, 5> calendar_keys{"days", "from", "to", "tz", "months"};
 constexpr std::array<std::string_view, 5> label_ops{"equals", "not", "matches", "in", "not_in"};
@@ -513,6 +525,27 @@ private:
         if (const entry* e = yaml::find(*keys, "sustained")) {
             if (auto d = w_.duration(*e)) {
                 t.sustained = *d;
+            }
+        }
+        if (const entry* e = yaml::find(*keys, "quiet_for")) {
+            if (auto d = w_.duration(*e)) {
+                t.quiet_for = *d;
+            }
+        }
+        if (const entry* e = yaml::find(*keys, "rollout")) {
+            if (!labels.contains("commit")) {
+                w_.report(*e, "'" + t.kind + "' signals carry no commit to match against a rollout");
+            } else if (auto v = w_.string(*e)) {
+                const auto it = std::find(rollout_values.begin(), rollout_values.end(), *v);
+                if (it == rollout_values.end()) {
+                    w_.report(
+                        *e,
+                        "'" + *v + "' is not one of rolled_out, elsewhere, not_elsewhere" +
+                            suggestion(*v, rollout_values)
+                    );
+                } else {
+                    t.rollout = static_cast<signal_test::rollout_test>(it - rollout_values.begin() + 1);
+                }
             }
         }
         if (const entry* e = yaml::find(*keys, "window")) {

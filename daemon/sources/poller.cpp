@@ -24,6 +24,7 @@ struct poller::impl : std::enable_shared_from_this<impl> {
         std::vector<poll_job> job_list,
         signal_sink signals,
         status_sink status,
+        std::function<void(incident_event&&)> events,
         log::logger logger,
         prometheus::Registry& registry,
         net::backoff back
@@ -33,6 +34,7 @@ struct poller::impl : std::enable_shared_from_this<impl> {
           jobs(std::move(job_list)),
           on_signal(std::move(signals)),
           on_status(std::move(status)),
+          on_event(std::move(events)),
           log(std::move(logger)),
           backoff(back),
           rng(std::random_device{}()),
@@ -58,6 +60,7 @@ struct poller::impl : std::enable_shared_from_this<impl> {
     std::vector<poll_job> jobs;
     signal_sink on_signal;
     status_sink on_status;
+    std::function<void(incident_event&&)> on_event;  ///< may be empty: a source without events
     log::logger log;
     net::backoff backoff;
     std::mt19937_64 rng;
@@ -123,6 +126,11 @@ struct poller::impl : std::enable_shared_from_this<impl> {
             failures = 0;
             for (auto& s : outcome->signals) {
                 on_signal(std::move(s));
+            }
+            if (on_event) {
+                for (auto& e : outcome->events) {
+                    on_event(std::move(e));
+                }
             }
             if (first) {
                 // The first wait is jittered so that jobs of one interval spread out.
@@ -198,6 +206,28 @@ poller::poller(
           std::move(jobs),
           std::move(on_signal),
           std::move(on_status),
+          nullptr,
+          std::move(log),
+          registry,
+          backoff
+      )) {}
+
+poller::poller(
+    asio::any_io_executor ex,
+    std::string source,
+    std::vector<poll_job> jobs,
+    const sinks& to,
+    log::logger log,
+    prometheus::Registry& registry,
+    net::backoff backoff
+)
+    : impl_(std::make_shared<impl>(
+          std::move(ex),
+          std::move(source),
+          std::move(jobs),
+          to.on_signal,
+          to.on_status,
+          to.on_event,
           std::move(log),
           registry,
           backoff

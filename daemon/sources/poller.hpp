@@ -4,10 +4,12 @@
 // and the poll metrics. A job only fetches and parses; it never sleeps or retries.
 
 #include "core/error.hpp"
+#include "core/event.hpp"
 #include "core/signal.hpp"
 #include "core/source_health.hpp"
 #include "log/log.hpp"
 #include "net/retry.hpp"
+#include "sources/source.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -25,9 +27,11 @@ namespace runbookd::sources {
 using signal_sink = std::function<void(signal)>;
 using status_sink = std::function<void(source_status)>;
 
-/// What one run of a job found.
+/// What one run of a job found. `events` (a pull intake's incident events) are handed over
+/// after the signals, in order.
 struct poll_result {
     std::vector<signal> signals;
+    std::vector<incident_event> events = {};
 };
 /// Why it failed. `retry_after` (a 429's) lengthens the next wait; `signals` are evidence of
 /// the failure itself (db.unreachable), handed over before the source turns failing.
@@ -58,6 +62,16 @@ public:
         std::vector<poll_job> jobs,
         signal_sink on_signal,
         status_sink on_status,
+        log::logger log,
+        prometheus::Registry& registry,
+        net::backoff backoff = {std::chrono::seconds{1}, std::chrono::minutes{1}}
+    );
+    /// The same, with every sink of the source (its incident events too).
+    poller(
+        boost::asio::any_io_executor ex,
+        std::string source,
+        std::vector<poll_job> jobs,
+        const sinks& to,
         log::logger log,
         prometheus::Registry& registry,
         net::backoff backoff = {std::chrono::seconds{1}, std::chrono::minutes{1}}

@@ -4,6 +4,8 @@
 // started, and stopped. It owns its clients, credentials and loops, runs on the loop
 // executor, and hands what it finds to the sinks.
 
+#include "core/event.hpp"
+#include "core/incident.hpp"
 #include "core/signal.hpp"
 #include "core/source_health.hpp"
 #include "log/log.hpp"
@@ -12,6 +14,7 @@
 
 #include <functional>
 #include <string>
+#include <vector>
 
 namespace prometheus {
 class Registry;
@@ -24,6 +27,8 @@ struct sinks {
     std::function<void(signal)> on_signal;
     /// The source's health, already bound to its name; also sets runbookd_source_up{source}.
     std::function<void(source_status)> on_status;
+    /// Incident events of a pull intake (PagerDuty's REST API): the same path as webhooks.
+    std::function<void(incident_event&&)> on_event = {};
 };
 
 /// What every source is given, the same for all.
@@ -34,6 +39,8 @@ struct context {
     sinks to;
     /// A secret value (a token, a DSN's password) that the log sink must never print.
     std::function<void(std::string)> redact;
+    /// What the engine believes of every incident it knows, for a source that reconciles.
+    std::function<std::vector<incident_view>()> incidents = {};
 };
 
 /// A configured source.

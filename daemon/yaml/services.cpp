@@ -1,6 +1,7 @@
 #include "yaml/services.hpp"
 
 #include "core/chars.hpp"
+#include "core/label_matcher.hpp"
 #include "core/selector.hpp"
 
 #include <algorithm>
@@ -33,6 +34,23 @@ bool valid_workload(std::string_view w) {
     return part_ok(w.substr(0, slash)) && part_ok(w.substr(slash + 1));
 }
 
+bool valid_github_route(std::string_view r) {
+    const auto at = r.find('@');
+    const std::string_view repo = r.substr(0, at);
+    const auto slash = repo.find('/');
+    if (slash == std::string_view::npos || slash == 0 || slash + 1 == repo.size() ||
+        repo.find('/', slash + 1) != std::string_view::npos) {
+        return false;
+    }
+    const auto name_char = [](char c) { return is_alnum(c) || c == '-' || c == '_' || c == '.'; };
+    if (!std::all_of(repo.begin(), repo.begin() + static_cast<std::ptrdiff_t>(slash), name_char) ||
+        !std::all_of(repo.begin() + static_cast<std::ptrdiff_t>(slash) + 1, repo.end(), name_char)) {
+        return false;
+    }
+    // GitHub environment names are free text; only an empty one is a mistake.
+    return at == std::string_view::npos || at + 1 < r.size();
+}
+
 std::map<std::string, service_info, std::less<>> read_services(const section& services) {
     std::map<std::string, service_info, std::less<>> out;
     for (auto& [id, svc] : services.children("PagerDuty service ids")) {
@@ -44,7 +62,7 @@ std::map<std::string, service_info, std::less<>> read_services(const section& se
             svc.report_here("'" + id + "' is not a PagerDuty service id (letters and digits, e.g. PF9KMXH)");
             continue;
         }
-        svc.keys({"name", "impact", "kubernetes"});
+        svc.keys({"name", "impact", "kubernetes", "alertmanager", "github"});
         const std::size_t before = svc.problem_count();
         service_info info;
         if (auto name = svc.string("name", true)) {
@@ -66,6 +84,27 @@ std::map<std::string, service_info, std::less<>> read_services(const section& se
                 }
             }
             info.workloads = std::move(*workloads);
+        }
+        if (auto matchers = svc.strings("alertmanager")) {
+            for (std::size_t i = 0; i < matchers->size(); ++i) {
+                if (auto m = parse_label_matcher((*matchers)[i]); !m.matcher) {
+                    svc.report_item("alertmanager", i, "'" + (*matchers)[i] + "': " + m.reason);
+                }
+            }
+            info.alertmanager = std::move(*matchers);
+        }
+        if (auto repos = svc.strings("github")) {
+            for (std::size_t i = 0; i < repos->size(); ++i) {
+                if (!valid_github_route((*repos)[i])) {
+                    svc.report_item(
+                        "github",
+                        i,
+                        "'" + (*repos)[i] +
+                            "' is not owner/repo or owner/repo@environment (letters, digits, '-', '_', '.')"
+                    );
+                }
+            }
+            info.github = std::move(*repos);
         }
         // Kept even when the service has problems, so a repeated id is still reported.
         out.emplace(id, std::move(info));

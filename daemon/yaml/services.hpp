@@ -18,4 +18,7 @@ std::map<std::string, service_info, std::less<>> read_services(const section& se
 /// equality-based label selector of the deployments' pods ("app=web,tier!=batch").
 bool valid_workload(std::string_view w);
 
+/// "owner/repo" or "owner/repo@environment": a `services.<id>.github` entry.
+bool valid_github_route(std::string_view r);
+
 }  // namespace runbookd::yaml

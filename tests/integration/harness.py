@@ -44,6 +44,14 @@ def require_binary(testcase: Optional[unittest.TestCase] = None) -> str:
 # --------------------------------------------------------------------------- waiting
 
 
+def embedded_rule_count() -> int:
+    """How many rules the embedded pack (rules/runbook.yaml) has: tests compare against the
+    file, so adding a rule to the pack does not break them."""
+    import yaml
+    with open(os.path.join(REPO, "rules", "runbook.yaml")) as f:
+        return len(yaml.safe_load(f)["rules"])
+
+
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str = "condition",
              interval: float = POLL, diagnostics: Optional[Callable[[], str]] = None) -> Any:
     """Polls ``predicate`` until it returns a truthy value (returned) or ``timeout`` passes."""

@@ -61,7 +61,7 @@ class CliTests(unittest.TestCase):
             self.assertNotIn(token, r.stdout + r.stderr, "a secret was printed")
 
     def test_check_config_demo_is_valid(self):
-        r = run("check-config", DEMO, env={"RUNBOOKD_DEMO_SECRET": "demo-secret"})
+        r = run("check-config", DEMO, env={"RUNBOOKD_DEMO_SECRET": "demo-secret", "RUNBOOKD_DEMO_PROBE_PORT": "8081"})
         self.assertEqual(r.returncode, 0, f"stdout={r.stdout!r} stderr={r.stderr!r}")
 
     def test_check_config_reports_each_problem_with_position(self):
@@ -259,6 +259,6 @@ class RuleToolTests(unittest.TestCase):
         r = run("check-config", cfg)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("1 rules from " + rules, r.stdout)
-        r = run("check-config", DEMO, env={"RUNBOOKD_DEMO_SECRET": "x"})
+        r = run("check-config", DEMO, env={"RUNBOOKD_DEMO_SECRET": "x", "RUNBOOKD_DEMO_PROBE_PORT": "8081"})
         self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertIn("14 rules from embedded runbook pack", r.stdout)
+        self.assertIn(f"{harness.embedded_rule_count()} rules from embedded runbook pack", r.stdout)

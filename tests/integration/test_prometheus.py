@@ -6,17 +6,12 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import unittest
-import urllib.error
-import urllib.parse
-import urllib.request
 
 import harness
 import pagerduty
+import prometheus_rig
 from harness import Daemon, wait_for
-
-PROMETHEUS_BIN = os.environ.get("PROMETHEUS_BIN") or shutil.which("prometheus") or "/usr/bin/prometheus"
 
 # Names from the daemon's contract (docs/metrics.md, when it exists, is the reference).
 BUILD_INFO = "runbookd_build_info"
@@ -175,11 +170,10 @@ class MetricsTests(unittest.TestCase):
 
 
 class PrometheusScrapeTests(unittest.TestCase):
-    """A real Prometheus server scrapes the daemon every second."""
+    """A real Prometheus server (prometheus_rig) scrapes the daemon every second."""
 
     def setUp(self):
-        if not (os.path.isfile(PROMETHEUS_BIN) and os.access(PROMETHEUS_BIN, os.X_OK)):
-            self.fail(f"prometheus binary not found at {PROMETHEUS_BIN} (scripts/install-deps installs it)")
+        prometheus_rig.require_prometheus(self)
         self.tmp = harness.make_tempdir()
         self.addCleanup(shutil.rmtree, self.tmp, True)
         secret = "pdsecret-" + harness.unique_token(24)
@@ -189,72 +183,21 @@ class PrometheusScrapeTests(unittest.TestCase):
         self.daemon = Daemon(cfg, self.tmp, "scraped")
         self.addCleanup(self.daemon.kill)
         self.daemon.start()
-
-        self.prom_port = harness.free_port()
-        prom_cfg = os.path.join(self.tmp, "prometheus.yml")
-        with open(prom_cfg, "w") as f:
-            f.write("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n"
-                    "scrape_configs:\n  - job_name: runbookd\n    scrape_interval: 1s\n"
-                    "    scrape_timeout: 1s\n    metrics_path: /metrics\n    static_configs:\n"
-                    f"      - targets: [\"127.0.0.1:{self.daemon.port}\"]\n")
-        self.prom_log = open(os.path.join(self.tmp, "prometheus.log"), "wb")
-        self.addCleanup(self.prom_log.close)
-        self.prom = subprocess.Popen(
-            [PROMETHEUS_BIN, f"--config.file={prom_cfg}",
-             f"--storage.tsdb.path={os.path.join(self.tmp, 'tsdb')}",
-             f"--web.listen-address=127.0.0.1:{self.prom_port}",
-             "--storage.tsdb.retention.time=1h", "--log.level=info"],
-            stdout=self.prom_log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=self.tmp)
-        self.addCleanup(self._kill_prometheus)
-
-    def _kill_prometheus(self):
-        if self.prom.poll() is None:
-            self.prom.kill()
-            try:
-                self.prom.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                pass
-
-    def prom_log_tail(self) -> str:
-        self.prom_log.flush()
-        with open(self.prom_log.name, "rb") as f:
-            return "--- prometheus log (tail) ---\n" + f.read().decode("utf-8", "replace")[-3000:]
-
-    def api(self, path: str, **params) -> dict | None:
-        url = f"http://127.0.0.1:{self.prom_port}{path}"
-        if params:
-            url += "?" + urllib.parse.urlencode(params)
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                return json.loads(r.read())
-        except (urllib.error.URLError, ConnectionError, TimeoutError, ValueError):
-            return None
+        self.prom = prometheus_rig.PrometheusRig(self.tmp)
+        self.addCleanup(self.prom.kill)
 
     def query_value(self, promql: str) -> str | None:
-        doc = self.api("/api/v1/query", query=promql)
-        if not doc or doc.get("status") != "success":
-            return None
-        data = doc["data"]
-        if data.get("resultType") != "vector" or not data["result"]:
-            return None
-        return data["result"][0]["value"][1]
+        result = self.prom.query(promql)
+        return result[0]["value"][1] if result else None
 
     def targets(self) -> str:
-        doc = self.api("/api/v1/targets") or {}
+        doc = self.prom.api("/api/v1/targets") or {}
         return json.dumps(doc.get("data", {}).get("activeTargets", []), indent=1)[:2000]
 
     def test_prometheus_scrapes_runbookd(self):
-        def ready():
-            if self.prom.poll() is not None:
-                raise AssertionError(f"prometheus exited with {self.prom.returncode}\n{self.prom_log_tail()}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.prom_port}/-/ready", timeout=1) as r:
-                    return r.status == 200
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                return False
-        wait_for(ready, 30, "prometheus /-/ready", diagnostics=self.prom_log_tail)
+        self.prom.start([f"127.0.0.1:{self.daemon.port}"], job="runbookd")
 
-        diag = lambda: f"targets: {self.targets()}\n{self.prom_log_tail()}\n{self.daemon.tail()}"
+        diag = lambda: f"targets: {self.targets()}\n{self.prom.log_tail()}\n{self.daemon.tail()}"
         wait_for(lambda: self.query_value('up{job="runbookd"}') == "1", 30,
                  'up{job="runbookd"} == 1', interval=0.25, diagnostics=diag)
         wait_for(lambda: self.query_value(f'{BUILD_INFO}{{job="runbookd"}}') == "1", 30,
@@ -263,11 +206,7 @@ class PrometheusScrapeTests(unittest.TestCase):
         self.assertIsNotNone(samples)
         self.assertGreater(float(samples), 1)
 
-        self.prom.terminate()
-        try:
-            self.prom.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.fail("prometheus did not stop within 15s of SIGTERM")
+        self.prom.stop(timeout=15)  # asserts that it stops within 15 s of SIGTERM
         self.daemon.stop()
 
 

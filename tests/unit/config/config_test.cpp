@@ -121,7 +121,9 @@ TEST(config_good, example_yaml_without_its_variables_names_each_one) {
 }
 
 TEST(config_good, demo_yaml_loads) {
-    const auto r = load("config/demo.yaml", env_of({{"RUNBOOKD_DEMO_SECRET", "demo"}}));
+    const auto r = load(
+        "config/demo.yaml", env_of({{"RUNBOOKD_DEMO_SECRET", "demo"}, {"RUNBOOKD_DEMO_PROBE_PORT", "8081"}})
+    );
     ASSERT_TRUE(r.ok()) << dump(r.problems);
     const config& c = *r.value;
     EXPECT_EQ(c.server.address, "127.0.0.1");
@@ -369,6 +371,19 @@ INSTANTIATE_TEST_SUITE_P(
         bad_case{"bad_not_integer.yaml", 3, 19, "server.max_body_bytes", "'1.5' is not a whole number"},
         bad_case{"bad_negative.yaml", 3, 20, "server.max_connections", "must not be negative"},
         bad_case{"bad_zero_count.yaml", 4, 20, "pagerduty.dedupe_capacity", "must be at least 1"},
+        bad_case{
+            "bad_deploys_no_secret.yaml",
+            6,
+            1,
+            "deploys",
+            "at least one secret is required (github_secrets, github_secrets_file, generic_secrets or "
+            "generic_secrets_file)"},
+        bad_case{
+            "bad_service_github.yaml",
+            9,
+            14,
+            "services.PF9KMXH.github[0]",
+            "'acme' is not owner/repo or owner/repo@environment (letters, digits, '-', '_', '.')"},
         bad_case{
             "bad_duration.yaml",
             3,

@@ -405,7 +405,7 @@ TEST(rank, related_service_reads_the_services_a_signal_names) {
 }
 
 TEST(rank, a_kind_without_a_services_label_is_still_related_by_its_service_label) {
-    // deploy.ci has no services label: its service label still matches the paged id.
+    // deploy.ci's services label is empty here: its service label still matches the paged id.
     const auto rules = pack(R"(
 rules:
   - id: deploy
@@ -490,6 +490,110 @@ TEST(rank, is_deterministic) {
         EXPECT_EQ(a.suspects[i].score, b.suspects[i].score);
         EXPECT_EQ(a.suspects[i].evidence, b.suspects[i].evidence);
     }
+}
+
+TEST(rank, an_image_tag_carries_a_commit_by_a_token_of_seven_hex_digits_or_more) {
+    const std::string c = "4f2a9c1e0b7d3a5f00112233445566778899aabb";
+    EXPECT_TRUE(image_carries("gcr.io/dark/api:4f2a9c1", c));
+    EXPECT_TRUE(image_carries("gcr.io/dark/api:v1.4-4f2a9c1e", c));
+    EXPECT_TRUE(image_carries("api:main_4F2A9C1E0B", c));  // upper-case hex in a tag
+    EXPECT_TRUE(image_carries("localhost:5000/api:" + c + "@sha256:00ff", c));
+    EXPECT_FALSE(image_carries("gcr.io/dark/api:4f2a", c));          // too short to tell
+    EXPECT_FALSE(image_carries("gcr.io/dark/api:4f2a9c2", c));       // another commit
+    EXPECT_FALSE(image_carries("localhost:5000/api", c));            // no tag; the port is not one
+    EXPECT_FALSE(image_carries("gcr.io/dark/api:4f2a9c1", "4f2a"));  // a commit too short to match
+}
+
+constexpr std::string_view deploy_story = R"(
+rules:
+  - id: deploy
+    title: Bad deploy
+    prior: 0.3
+    when:
+      any:
+        - {signal: k8s.rollout, related: service, strength: 0.9}
+        - {signal: deploy.ci, related: service, strength: 0.6}
+)";
+
+TEST(rank, a_ci_deploy_and_the_rollout_carrying_its_commit_count_once) {
+    const auto rules = pack(deploy_story);
+    const auto ranked = [&](std::string image) {
+        signal_log log;
+        log.add(
+            sig("deploy.ci",
+                -6min,
+                {{"service", "api"}, {"status", "success"}, {"commit", "4f2a9c1e0b7d3a5f"}}),
+            t0
+        );
+        log.add(
+            sig("k8s.rollout", -5min, {{"namespace", "prod"}, {"deployment", "api"}, {"image", image}}), t0
+        );
+        const auto r = rank(*rules, log, all_healthy(), at(1min, {"prod/api"}));
+        EXPECT_NE(r.top(), nullptr);
+        return r.top() == nullptr ? suspect{} : *r.top();
+    };
+    const auto one = ranked("gcr.io/x/api:4f2a9c1");
+    EXPECT_DOUBLE_EQ(one.strength, 0.9);  // one story, at its stronger evidence
+    EXPECT_EQ(one.evidence.size(), 2u);   // both still tell it
+    const auto two = ranked("gcr.io/x/api:77bb0aa");
+    EXPECT_DOUBLE_EQ(two.strength, 1 - 0.1 * 0.4);  // two deploys: independent evidence
+}
+
+TEST(rank, quiet_for_counts_a_subjects_last_signal_once_it_is_old_enough) {
+    const auto rules = pack(R"(
+rules:
+  - id: stalled
+    title: Stalled
+    when: {signal: deploy.ci, where: {status: in_progress}, quiet_for: 30m, window: {before: 2h, after: 2h}}
+)");
+    signal_log log;
+    auto s = sig("deploy.ci", -5min, {{"status", "in_progress"}});
+    s.subject = "run 1";
+    log.add(s, t0);
+    EXPECT_EQ(rank(*rules, log, all_healthy(), at(25min - 1ms)).top(), nullptr);
+    EXPECT_NE(rank(*rules, log, all_healthy(), at(25min)).top(), nullptr);
+    // A later status of the same run: it did not go quiet at in_progress.
+    auto later = sig("deploy.ci", 10min, {{"status", "success"}});
+    later.subject = "run 1";
+    log.add(later, t0 + 10min);
+    EXPECT_EQ(rank(*rules, log, all_healthy(), at(60min)).top(), nullptr);
+}
+
+TEST(rank, rollout_elsewhere_needs_kubernetes_and_not_elsewhere_excludes_only_what_it_knows) {
+    const auto rules = pack(R"(
+rules:
+  - id: partial
+    title: Partial
+    when: {signal: deploy.ci, rollout: elsewhere}
+  - id: deployed
+    title: Deployed
+    when: {signal: deploy.ci, rollout: not_elsewhere}
+)");
+    signal_log log;
+    log.add(sig("deploy.ci", -6min, {{"status", "success"}, {"commit", "5e6f7a8b9c0d"}}), t0);
+    log.add(
+        sig("k8s.rollout", -7min, {{"namespace", "prod"}, {"deployment", "web"}, {"image", "web:5e6f7a8"}}),
+        t0
+    );
+    const auto r = rank(*rules, log, all_healthy(), at(1min, {"prod/api"}));
+    ASSERT_EQ(r.suspects.size(), 1u);
+    EXPECT_EQ(r.suspects[0].id, "partial");
+    // The paged service's own rollout carries it too: not partial.
+    log.add(
+        sig("k8s.rollout", -6min, {{"namespace", "prod"}, {"deployment", "api"}, {"image", "api:5e6f7a8"}}),
+        t0
+    );
+    const auto both = rank(*rules, log, all_healthy(), at(1min, {"prod/api"}));
+    ASSERT_EQ(both.suspects.size(), 1u);
+    EXPECT_EQ(both.suspects[0].id, "deployed");
+    // Without Kubernetes: partial cannot be told; nothing is excluded.
+    auto no_k8s = all_healthy();
+    no_k8s.erase("kubernetes");
+    const auto blind = rank(*rules, log, no_k8s, at(1min, {"prod/api"}));
+    ASSERT_EQ(blind.suspects.size(), 1u);
+    EXPECT_EQ(blind.suspects[0].id, "deployed");
+    ASSERT_EQ(blind.not_checkable.size(), 1u);
+    EXPECT_EQ(blind.not_checkable[0].id, "partial");
 }
 
 }  // namespace

@@ -152,6 +152,14 @@ INSTANTIATE_TEST_SUITE_P(
             "'k8s.rollout' signals carry no value"},
         bad_case{"bad_related.yaml", 7, 16, "rules[0].when.related", "cannot be related"},
         bad_case{
+            "bad_rollout.yaml", 7, 16, "rules[0].when.rollout", "carry no commit to match against a rollout"},
+        bad_case{
+            "bad_rollout_value.yaml",
+            7,
+            16,
+            "rules[0].when.rollout",
+            "is not one of rolled_out, elsewhere, not_elsewhere; did you mean 'elsewhere'?"},
+        bad_case{
             "bad_timezone.yaml", 6, 63, "rules[0].when.calendar.tz", "unknown time zone 'America/New_Yrok'"},
         bad_case{"bad_clock.yaml", 6, 37, "rules[0].when.calendar.from", "'10am' is not a local time HH:MM"},
         bad_case{

@@ -1,0 +1,322 @@
+#include "sources/pagerduty_api/parse.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+
+namespace runbookd::sources::pagerduty_api {
+namespace {
+
+using json = nlohmann::json;
+
+failure bad(std::string what) {
+    return make_failure(errc::parse_failed, "pagerduty api: " + std::move(what));
+}
+
+std::string text(const json& j, std::string_view key) {
+    if (!j.is_object()) {
+        return {};
+    }
+    const auto it = j.find(key);
+    return it != j.end() && it->is_string() ? it->get<std::string>() : std::string{};
+}
+
+const json& field(const json& j, std::string_view key) {
+    static const json none;
+    if (!j.is_object()) {
+        return none;
+    }
+    const auto it = j.find(key);
+    return it != j.end() ? *it : none;
+}
+
+std::optional<wall_time> time_at(const json& j, std::string_view key) {
+    const std::string t = text(j, key);
+    return t.empty() ? std::nullopt : parse_rfc3339(t);
+}
+
+/// At most `n` bytes, cut at a UTF-8 boundary.
+std::string bounded(std::string s, std::size_t n) {
+    if (s.size() <= n) {
+        return s;
+    }
+    std::size_t end = n;
+    while (end > 0 && (static_cast<unsigned char>(s[end]) & 0xC0U) == 0x80U) {
+        --end;
+    }
+    s.resize(end);
+    return s;
+}
+
+bool known_status(const std::string& s) {
+    return s == "triggered" || s == "acknowledged" || s == "resolved";
+}
+
+std::optional<json> parse_json(std::string_view body) {
+    json j = json::parse(body, nullptr, false);
+    if (j.is_discarded()) {
+        return std::nullopt;
+    }
+    return j;
+}
+
+/// nullopt when `j` lacks a usable id or status.
+std::optional<api_incident> incident_from(const json& j) {
+    if (!j.is_object()) {
+        return std::nullopt;
+    }
+    api_incident inc;
+    inc.id = text(j, "id");
+    inc.status = text(j, "status");
+    if (!valid_id(inc.id) || !known_status(inc.status)) {
+        return std::nullopt;
+    }
+    if (const auto& n = field(j, "incident_number"); n.is_number_integer()) {
+        inc.number = n.get<long long>();
+    }
+    inc.title = bounded(text(j, "title"), max_summary);
+    inc.url = text(j, "html_url");
+    inc.created_at = time_at(j, "created_at");
+    inc.last_status_change_at = time_at(j, "last_status_change_at");
+    inc.resolved_at = time_at(j, "resolved_at");
+    const json& service = field(j, "service");
+    inc.service_id = text(service, "id");
+    inc.service_name = bounded(text(service, "summary"), 200);
+    inc.priority = bounded(text(field(j, "priority"), "summary"), 50);
+    inc.urgency = bounded(text(j, "urgency"), 20);
+    if (const auto& assignments = field(j, "assignments"); assignments.is_array()) {
+        for (const auto& a : assignments) {
+            if (auto who = text(field(a, "assignee"), "summary"); !who.empty() && inc.assignees.size() < 20) {
+                inc.assignees.push_back(bounded(std::move(who), 100));
+            }
+        }
+    }
+    if (const auto& acks = field(j, "acknowledgements"); acks.is_array()) {
+        for (const auto& a : acks) {
+            if (auto who = text(field(a, "acknowledger"), "summary"); !who.empty()) {
+                inc.acknowledged_by = bounded(std::move(who), 100);
+            }
+        }
+    }
+    return inc;
+}
+
+/// Percent-encodes all but RFC 3986's unreserved characters: `statuses[]` goes as
+/// `statuses%5B%5D` (brackets are not allowed raw in a query; PagerDuty decodes them).
+void append_encoded(std::string& url, std::string_view text) {
+    static constexpr char hex[] = "0123456789ABCDEF";
+    for (const char c : text) {
+        const auto u = static_cast<unsigned char>(c);
+        if ((u >= 'a' && u <= 'z') || (u >= 'A' && u <= 'Z') || (u >= '0' && u <= '9') || c == '-' ||
+            c == '_' || c == '.' || c == '~') {
+            url += c;
+        } else {
+            url += '%';
+            url += hex[u >> 4U];
+            url += hex[u & 0xFU];
+        }
+    }
+}
+
+void append_query(std::string& url, std::string_view key, std::string_view value) {
+    url += url.find('?') == std::string::npos ? '?' : '&';
+    append_encoded(url, key);
+    url += '=';
+    append_encoded(url, value);
+}
+
+/// "2", "64.57" (seconds) in milliseconds, rounded up and at most a day; nullopt otherwise.
+std::optional<std::chrono::milliseconds> seconds(std::string_view text) {
+    while (!text.empty() && text.front() == ' ') {
+        text.remove_prefix(1);
+    }
+    while (!text.empty() && text.back() == ' ') {
+        text.remove_suffix(1);
+    }
+    double v = 0;
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+    if (text.empty() || ec != std::errc{} || end != text.data() + text.size() || !std::isfinite(v) || v < 0) {
+        return std::nullopt;
+    }
+    constexpr double day_ms = 24.0 * 3600 * 1000;
+    return std::chrono::milliseconds{static_cast<long long>(std::ceil(std::min(v * 1000, day_ms)))};
+}
+
+}  // namespace
+
+bool valid_id(std::string_view id) noexcept {
+    return !id.empty() && id.size() <= 64 && std::all_of(id.begin(), id.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+    });
+}
+
+result<incident_page> parse_incident_page(std::string_view body, std::size_t max_incidents) {
+    const auto j = parse_json(body);
+    if (!j || !j->is_object()) {
+        return bad("the incident list is not a JSON object");
+    }
+    const json& list = field(*j, "incidents");
+    if (!list.is_array()) {
+        return bad("the incident list has no \"incidents\" array");
+    }
+    incident_page page;
+    page.more = field(*j, "more").is_boolean() && field(*j, "more").get<bool>();
+    for (const auto& item : list) {
+        auto inc = incident_from(item);
+        if (!inc || page.incidents.size() >= max_incidents) {
+            page.skipped += 1;
+            continue;
+        }
+        page.incidents.push_back(std::move(*inc));
+    }
+    return page;
+}
+
+result<api_incident> parse_incident(std::string_view body) {
+    const auto j = parse_json(body);
+    if (!j || !j->is_object()) {
+        return bad("the incident is not a JSON object");
+    }
+    auto inc = incident_from(field(*j, "incident"));
+    if (!inc) {
+        return bad("the answer has no incident with an id and a status");
+    }
+    return std::move(*inc);
+}
+
+result<std::optional<first_alert>> parse_alerts(std::string_view body) {
+    const auto j = parse_json(body);
+    if (!j || !j->is_object() || !field(*j, "alerts").is_array()) {
+        return bad("the alert list has no \"alerts\" array");
+    }
+    const json& alerts = field(*j, "alerts");
+    if (alerts.empty()) {
+        return std::optional<first_alert>{};
+    }
+    const json& a = alerts.front();
+    first_alert out;
+    out.summary = bounded(text(a, "summary"), max_summary);
+    const json& details = field(field(a, "body"), "details");
+    const auto add = [&](std::string key, const json& value) {
+        if (out.details.size() >= max_details) {
+            return;
+        }
+        std::string v = value.is_string() ? value.get<std::string>()
+                                          : value.dump(-1, ' ', false, json::error_handler_t::replace);
+        out.details.emplace_back(
+            bounded(std::move(key), max_detail_key), bounded(std::move(v), max_detail_value)
+        );
+    };
+    if (details.is_object()) {
+        for (const auto& [key, value] : details.items()) {
+            add(key, value);
+        }
+    } else if (details.is_string() && !details.get<std::string>().empty()) {
+        add("details", details);
+    }
+    return std::optional<first_alert>{std::move(out)};
+}
+
+std::string incidents_url(
+    std::string_view base, const std::vector<std::string>& service_ids, std::size_t offset
+) {
+    std::string url{base};
+    url += "/incidents";
+    append_query(url, "statuses[]", "triggered");
+    append_query(url, "statuses[]", "acknowledged");
+    append_query(url, "date_range", "all");
+    for (const auto& id : service_ids) {
+        append_query(url, "service_ids[]", id);
+    }
+    // Newest first: past the offset bound, the newest 10000 are the ones listed.
+    append_query(url, "sort_by", "created_at:desc");
+    append_query(url, "limit", std::to_string(page_limit));
+    append_query(url, "offset", std::to_string(offset));
+    return url;
+}
+
+std::string incident_url(std::string_view base, std::string_view id) {
+    return std::string{base} + "/incidents/" + std::string{id};
+}
+
+std::string alerts_url(std::string_view base, std::string_view id) {
+    std::string url = incident_url(base, id) + "/alerts";
+    append_query(url, "limit", "1");
+    append_query(url, "offset", "0");
+    return url;
+}
+
+std::optional<std::size_t> next_offset(std::size_t offset, bool more, bool& truncated) noexcept {
+    if (!more) {
+        return std::nullopt;
+    }
+    const std::size_t next = offset + page_limit;
+    if (next + page_limit > offset_bound) {
+        truncated = true;
+        return std::nullopt;
+    }
+    return next;
+}
+
+incident_event reconciliation_event(
+    const api_incident& inc, wall_time as_of, const std::optional<first_alert>& alert
+) {
+    incident_event ev;
+    ev.origin = event_origin::reconciliation;
+    ev.as_of = as_of;
+    ev.type = inc.status == "resolved"       ? incident_event_type::resolved
+              : inc.status == "acknowledged" ? incident_event_type::acknowledged
+                                             : incident_event_type::triggered;
+    ev.occurred_at =
+        inc.status == "resolved" && inc.resolved_at ? inc.resolved_at : inc.last_status_change_at;
+    ev.event_id = "rest:" + inc.id + ":" + inc.status +
+                  (ev.occurred_at ? ":" + format_rfc3339(*ev.occurred_at) : std::string{});
+    ev.agent = inc.status == "acknowledged" ? inc.acknowledged_by : std::string{};
+    auto& f = ev.incident;
+    f.id = inc.id;
+    f.number = inc.number;
+    f.title = inc.title;
+    f.url = inc.url;
+    f.status = inc.status;
+    f.created_at = inc.created_at;
+    if (!inc.service_id.empty()) {
+        f.service_id = inc.service_id;
+    }
+    if (!inc.service_name.empty()) {
+        f.service_name = inc.service_name;
+    }
+    f.priority = inc.priority;
+    f.urgency = inc.urgency;
+    f.assignees = inc.assignees;
+    if (alert) {
+        f.alert_summary = alert->summary;
+        f.alert_details = alert->details;
+    }
+    return ev;
+}
+
+std::optional<std::chrono::milliseconds> retry_after(
+    std::string_view retry_after_header, std::string_view reset_header
+) {
+    if (auto after = seconds(retry_after_header)) {
+        return after;
+    }
+    return seconds(reset_header);
+}
+
+std::string error_text(unsigned status, std::string_view body) {
+    std::string out = std::to_string(status);
+    const auto j = parse_json(body.substr(0, 64 * 1024));
+    if (j) {
+        std::string message = text(field(*j, "error"), "message");
+        std::erase_if(message, [](char c) { return static_cast<unsigned char>(c) < 0x20; });
+        if (!message.empty()) {
+            out += ": " + bounded(std::move(message), 200);
+        }
+    }
+    return out;
+}
+
+}  // namespace runbookd::sources::pagerduty_api

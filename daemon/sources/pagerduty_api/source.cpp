@@ -1,0 +1,334 @@
+#include "sources/pagerduty_api/source.hpp"
+
+#include "loop/clock.hpp"
+#include "net/https_client.hpp"
+#include "sources/pagerduty_api/parse.hpp"
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+
+#include <map>
+#include <unordered_set>
+
+namespace runbookd::sources::pagerduty_api {
+namespace {
+
+namespace asio = boost::asio;
+
+/// An incident list page of 100 is a few hundred KB; more is not what we asked for.
+constexpr std::size_t max_body = 8 * 1024 * 1024;
+
+constexpr std::string_view endpoints[] = {"incidents", "incident", "alerts"};
+constexpr std::string_view outcomes[] = {"ok", "rate_limited", "error"};
+
+poll_failure failed(errc code, std::string what, std::optional<std::chrono::milliseconds> after = {}) {
+    return poll_failure{
+        make_failure(code, "pagerduty api: " + std::move(what), code != errc::upstream_rejected), after, {}};
+}
+
+/// What one GET came to: a 200's body, or why not.
+struct got {
+    std::string body;
+    unsigned status = 0;  ///< 0: no answer (transport failure)
+    std::string error;    ///< "" on a 200
+    std::optional<std::chrono::milliseconds> retry_after;
+    bool exhausted = false;  ///< ratelimit-remaining: 0 (ask nothing more before the reset)
+    bool ok() const noexcept { return error.empty(); }
+};
+
+struct state {
+    state(
+        net::http_client& client,
+        const config& c,
+        std::function<std::vector<incident_view>()> view,
+        prometheus::Registry& registry,
+        log::logger logger
+    )
+        : http(client),
+          cfg(c),
+          incidents(std::move(view)),
+          log(std::move(logger)),
+          auth("Token token=" + c.token.reveal()),
+          requests(
+              prometheus::BuildCounter()
+                  .Name("runbookd_pagerduty_api_requests_total")
+                  .Help("Requests to PagerDuty's REST API, by endpoint (incidents, incident, alerts) and "
+                        "outcome (ok, rate_limited, error)")
+                  .Register(registry)
+          ),
+          events(prometheus::BuildCounter()
+                     .Name("runbookd_pagerduty_api_events_total")
+                     .Help("Incident events a reconciliation handed to the engine, by PagerDuty status")
+                     .Register(registry)),
+          skipped(
+              prometheus::BuildCounter()
+                  .Name("runbookd_pagerduty_api_skipped_total")
+                  .Help("Listed incidents skipped: no usable id or status, or past the offset bound's 10000")
+                  .Register(registry)
+                  .Add({})
+          ),
+          truncated(
+              prometheus::BuildCounter()
+                  .Name("runbookd_pagerduty_api_truncated_total")
+                  .Help("Reconciliations whose listing stopped at the offset bound (offset + limit <= 10000)")
+                  .Register(registry)
+                  .Add({})
+          ),
+          open(prometheus::BuildGauge()
+                   .Name("runbookd_pagerduty_api_open_incidents")
+                   .Help("Incidents PagerDuty listed as triggered or acknowledged at the last reconciliation")
+                   .Register(registry)
+                   .Add({})) {
+        for (const auto e : endpoints) {
+            for (const auto o : outcomes) {
+                requests.Add({{"endpoint", std::string{e}}, {"outcome", std::string{o}}});
+            }
+        }
+        for (const auto s : {"triggered", "acknowledged", "resolved"}) {
+            events.Add({{"status", s}});
+        }
+    }
+
+    asio::awaitable<got> get(std::string url, std::string_view endpoint) {
+        net::http_call call;
+        call.url = std::move(url);
+        call.timeout = cfg.timeout;
+        call.max_body = max_body;
+        call.headers["Authorization"] = auth;
+        call.headers["Accept"] = "application/vnd.pagerduty+json;version=2";
+        auto reply = co_await http.send(std::move(call));
+        got g;
+        const auto count = [&](std::string_view outcome) {
+            requests.Add({{"endpoint", std::string{endpoint}}, {"outcome", std::string{outcome}}}
+            ).Increment();
+        };
+        if (!reply) {
+            count("error");
+            g.error = reply.error().error.detail;
+            co_return g;
+        }
+        g.status = reply->status;
+        const std::string remaining = reply->header("ratelimit-remaining");
+        g.exhausted = remaining == "0";
+        if (g.exhausted || reply->status == 429) {
+            g.retry_after = retry_after(reply->header("retry-after"), reply->header("ratelimit-reset"));
+        }
+        if (reply->status == 200) {
+            count("ok");
+            g.body = std::move(reply->body);
+            co_return g;
+        }
+        count(reply->status == 429 ? "rate_limited" : "error");
+        g.error = error_text(reply->status, reply->body);
+        co_return g;
+    }
+
+    net::http_client& http;
+    config cfg;
+    std::function<std::vector<incident_view>()> incidents;
+    log::logger log;
+    std::string auth;
+    prometheus::Family<prometheus::Counter>& requests;
+    prometheus::Family<prometheus::Counter>& events;
+    prometheus::Counter& skipped;
+    prometheus::Counter& truncated;
+    prometheus::Gauge& open;
+    bool warned_truncated = false;
+    /// Listed incidents whose alerts were read and held none (made by hand): not asked
+    /// again while they stay listed.
+    std::unordered_set<std::string> without_alert;
+};
+
+/// A failed GET of the listing as a poll failure: 401/403 are final (the key), a 429 waits.
+poll_failure listing_failed(const got& g) {
+    if (g.status == 429) {
+        return failed(errc::rate_limited, "rate limited (" + g.error + ")", g.retry_after);
+    }
+    if (g.status == 401 || g.status == 403) {
+        return failed(errc::upstream_rejected, "the API key was refused (" + g.error + ")");
+    }
+    return failed(errc::upstream_unavailable, "listing incidents: " + g.error);
+}
+
+asio::awaitable<poll_outcome> reconcile(std::shared_ptr<state> s) {
+    // Everything below was read no earlier than this: the engine ignores what it learned
+    // after it from a webhook (engine::reconcile).
+    const wall_time as_of = loop::wall_now();
+    std::vector<api_incident> listed;
+    std::unordered_set<std::string> seen;
+    bool cut = false;
+    std::size_t offset = 0;
+    for (;;) {
+        const got g = co_await s->get(incidents_url(s->cfg.url, s->cfg.service_ids, offset), "incidents");
+        if (!g.ok()) {
+            co_return listing_failed(g);
+        }
+        auto page = parse_incident_page(g.body, offset_bound - listed.size());
+        if (!page) {
+            co_return poll_failure{page.error(), std::nullopt, {}};
+        }
+        s->skipped.Increment(static_cast<double>(page->skipped));
+        for (auto& inc : page->incidents) {
+            // Pages shift while we read them (newest first): an incident seen twice is kept once.
+            if (seen.insert(inc.id).second) {
+                listed.push_back(std::move(inc));
+            }
+        }
+        const auto next = next_offset(offset, page->more, cut);
+        if (!next) {
+            break;
+        }
+        if (g.exhausted) {
+            co_return failed(
+                errc::rate_limited, "rate limit used up (ratelimit-remaining: 0) while listing", g.retry_after
+            );
+        }
+        offset = *next;
+    }
+    s->open.Set(static_cast<double>(listed.size()));
+    if (cut) {
+        s->truncated.Increment();
+        if (!s->warned_truncated) {
+            s->log.warn(
+                "more open incidents than the API can list; the newest are reconciled",
+                {{"listed", static_cast<int>(listed.size())}, {"bound", static_cast<int>(offset_bound)}}
+            );
+            s->warned_truncated = true;
+        }
+    }
+
+    std::map<std::string, incident_view, std::less<>> known;  // sorted: lookups in a stable order
+    if (s->incidents) {
+        for (auto& v : s->incidents()) {
+            known.emplace(v.id, std::move(v));
+        }
+    }
+    poll_result out;
+    std::size_t budget = s->cfg.lookups_per_poll;
+    bool stop_lookups = false;
+    const auto lookup_allowed = [&] { return budget > 0 && !stop_lookups; };
+    const auto after_lookup = [&](const got& g) {
+        budget -= 1;
+        if (g.status == 429 || g.exhausted) {
+            stop_lookups = true;  // the rest wait for the next reconciliation
+        }
+    };
+    const auto emit = [&](incident_event ev) {
+        s->events.Add({{"status", *ev.incident.status}}).Increment();
+        out.events.push_back(std::move(ev));
+    };
+
+    // Open here, not listed there: ask for each (resolved? or only past the listing).
+    for (const auto& [id, view] : known) {
+        if (view.state == incident_state::resolved || seen.contains(id) || !valid_id(id)) {
+            continue;
+        }
+        if (!lookup_allowed()) {
+            break;
+        }
+        const wall_time asked = loop::wall_now();
+        const got g = co_await s->get(incident_url(s->cfg.url, id), "incident");
+        after_lookup(g);
+        if (!g.ok()) {
+            s->log.debug("incident lookup failed", {{"incident", id}, {"error", g.error}});
+            continue;
+        }
+        auto inc = parse_incident(g.body);
+        if (!inc) {
+            s->log.warn("incident lookup unreadable", {{"incident", id}, {"error", inc.error().detail}});
+            continue;
+        }
+        if (inc->status == "resolved") {
+            emit(reconciliation_event(*inc, asked));
+        }
+    }
+
+    for (const auto& inc : listed) {
+        const auto it = known.find(inc.id);
+        const incident_view* view = it == known.end() ? nullptr : &it->second;
+        std::optional<first_alert> alert;
+        if (s->cfg.alerts && (view == nullptr || !view->enriched) && !s->without_alert.contains(inc.id) &&
+            lookup_allowed()) {
+            const got g = co_await s->get(alerts_url(s->cfg.url, inc.id), "alerts");
+            after_lookup(g);
+            if (g.ok()) {
+                if (auto parsed = parse_alerts(g.body)) {
+                    alert = std::move(*parsed);
+                    if (!alert) {
+                        s->without_alert.insert(inc.id);
+                    }
+                } else {
+                    s->log.warn(
+                        "alert list unreadable", {{"incident", inc.id}, {"error", parsed.error().detail}}
+                    );
+                }
+            }
+        }
+        const auto state_there =
+            inc.status == "acknowledged" ? incident_state::acknowledged : incident_state::triggered;
+        if (view == nullptr || view->state != state_there || alert) {
+            emit(reconciliation_event(inc, as_of, alert));
+        }
+    }
+    // Bounded by what is listed now: an incident no longer open is forgotten.
+    std::erase_if(s->without_alert, [&](const std::string& id) { return !seen.contains(id); });
+    co_return out;
+}
+
+class api_source final : public sources::source {
+public:
+    api_source(const config& cfg, context& cx)
+        : http_(std::make_unique<net::https_client>(
+              cx.loop,
+              net::tls_options{cfg.ca_file, {}, {}, {}},
+              cx.log.with("component", "pagerduty_api_http")
+          )),
+          url_(cfg.url),
+          interval_(cfg.interval) {
+        std::vector<poll_job> jobs;
+        jobs.push_back(reconcile_job(*http_, cfg, cx.incidents, cx.metrics, cx.log));
+        poller_ =
+            std::make_unique<poller>(cx.loop, "pagerduty_api", std::move(jobs), cx.to, cx.log, cx.metrics);
+    }
+
+    std::string describe() const override {
+        return url_ + " every " + format_duration(interval_) + " (API token)";
+    }
+
+    void start() override { poller_->start(); }
+
+    void stop() override {
+        poller_->stop();
+        http_->shutdown();
+    }
+
+private:
+    std::unique_ptr<net::http_client> http_;  ///< before the poller, whose job uses it
+    std::unique_ptr<poller> poller_;
+    std::string url_;
+    std::chrono::milliseconds interval_;
+};
+
+}  // namespace
+
+poll_job reconcile_job(
+    net::http_client& http,
+    const config& cfg,
+    std::function<std::vector<incident_view>()> incidents,
+    prometheus::Registry& metrics,
+    log::logger log
+) {
+    auto s = std::make_shared<state>(http, cfg, std::move(incidents), metrics, std::move(log));
+    return poll_job{"reconcile", cfg.interval, [s] { return reconcile(s); }};
+}
+
+std::unique_ptr<sources::source> make(const config& cfg, context& cx) {
+    if (!cfg.enabled()) {
+        return nullptr;
+    }
+    cx.redact(cfg.token.reveal());
+    return std::make_unique<api_source>(cfg, cx);
+}
+
+}  // namespace runbookd::sources::pagerduty_api
