@@ -230,7 +230,11 @@ class Daemon:
     # ---------------------------------------------------------------- process
 
     def start(self, timeout: float = 15.0, env: Optional[dict] = None) -> "Daemon":
+        """Starts the process; a second start (after stop) reads only its own run's lines,
+        so the port is the new one."""
         binary = require_binary()
+        with self._lock:
+            first = len(self.logs)
         # A test machine inside a cluster must not make every daemon watch that cluster.
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("KUBERNETES_SERVICE_")}
         full_env.update(env or {})
@@ -241,9 +245,10 @@ class Daemon:
             t = threading.Thread(target=self._reader, args=(stream, sink), daemon=True)
             t.start()
             self._threads.append(t)
-        listening = self.wait_log(lambda e: e.get("msg") == "listening", timeout, "'listening' log line")
+        listening = self.wait_log(lambda e: e.get("msg") == "listening", timeout, "'listening' log line",
+                                  since=first)
         self.port = int(listening["port"])
-        self.wait_log(lambda e: e.get("msg") == "ready", timeout, "'ready' log line")
+        self.wait_log(lambda e: e.get("msg") == "ready", timeout, "'ready' log line", since=first)
         return self
 
     def _reader(self, stream, sink) -> None:
@@ -325,15 +330,16 @@ class Daemon:
         return ("--- runbookd stdout (tail) ---\n" + "\n".join(out) +
                 "\n--- runbookd stderr (tail) ---\n" + "\n".join(err))
 
-    def find_log(self, pred: Callable[[dict], bool]) -> Optional[dict]:
-        for e in self.snapshot_logs():
+    def find_log(self, pred: Callable[[dict], bool], since: int = 0) -> Optional[dict]:
+        for e in self.snapshot_logs()[since:]:
             if pred(e):
                 return e
         return None
 
-    def wait_log(self, pred: Callable[[dict], bool], timeout: float, what: str) -> dict:
+    def wait_log(self, pred: Callable[[dict], bool], timeout: float, what: str, since: int = 0) -> dict:
+        """Waits for a log line matching `pred` among the lines from index `since` on."""
         def check():
-            e = self.find_log(pred)
+            e = self.find_log(pred, since)
             if e is None and self.proc is not None and self.proc.poll() is not None:
                 raise AssertionError(f"runbookd exited ({self.proc.returncode}) while waiting "
                                      f"for {what}\n{self.tail()}")
