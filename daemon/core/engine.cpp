@@ -452,6 +452,24 @@ void engine::resolve(
 decisions engine::reconcile(const incident_event& ev, wall_time now) {
     decisions out;
     forget_expired(now);
+    if (ev.type == incident_event_type::annotated) {
+        // A note read from PagerDuty's log (its webhook lost?): the latest news, dated when it
+        // was written, unless the engine knows it or newer news (a webhook that did arrive is
+        // stamped when it arrived, which is after the note was written).
+        const auto it = incidents_.find(ev.incident.id);
+        if (it != incidents_.end() && it->second.open() && !ev.message.empty()) {
+            incident& inc = it->second;
+            const wall_time at = event_time(ev.occurred_at, now);
+            const bool known =
+                inc.latest_news == ev.message || (inc.latest_news_at && *inc.latest_news_at >= at);
+            if (!known && at >= inc.started) {
+                inc.latest_news = ev.message;
+                inc.latest_news_is_status_update = false;
+                inc.latest_news_at = at;
+            }
+        }
+        return finish(std::move(out));
+    }
     const auto& status = ev.incident.status;
     if (ev.incident.id.empty() || !status) {
         return finish(std::move(out));

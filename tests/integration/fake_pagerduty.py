@@ -10,6 +10,14 @@ Implements, on ``fake_https`` (HTTPS with ``harness.test_pki()``):
   "limit", "offset", "more", "total": null}``.
 * ``GET /incidents/{id}``: ``{"incident": {...}}``, or 404.
 * ``GET /incidents/{id}/alerts``: ``{"alerts": [...], "limit", "offset", "more"}``.
+* ``GET /incidents/{id}/notes``: ``{"notes": [{"id", "user", "channel", "content", "created_at"}]}``.
+* ``GET /log_entries``: the log the fake's changes leave (``trigger_log_entry`` and a
+  ``notify_log_entry`` from ``add``, ``acknowledge``/``unacknowledge``/``resolve_log_entry``
+  from ``set_status``, ``annotate_log_entry`` from ``annotate``), newest first, ``since``
+  (inclusive) and ``until`` (exclusive; ISO 8601, a bad one is a 400), ``is_overview=true``
+  (drops ``notify_log_entry``), ``include[]=incidents`` (the whole incident instead of a
+  reference), ``limit``/``offset`` as ``/incidents`` (the same 10000 bound). Answers
+  ``{"log_entries", "limit", "offset", "more", "total": null}``.
 * Every request needs ``Authorization: Token token=<token>`` (else 401, code 2006). Every
   answer carries ``ratelimit-limit``/``ratelimit-remaining``/``ratelimit-reset``; with
   ``rate_limit`` set, requests past it in one window get 429 (code 2020).
@@ -55,6 +63,8 @@ class FakePagerDuty(fake_https.FakeHTTPS):
         self.token = token
         self.incidents: dict[str, dict] = {}
         self.alerts: dict[str, list] = {}
+        self.notes: dict[str, list] = {}
+        self.log: list[dict] = []
         self.rate_limit: Optional[int] = None  # requests per window; None: unlimited
         self.rate_window = 60.0
         self._window_start = time.monotonic()
@@ -87,6 +97,8 @@ class FakePagerDuty(fake_https.FakeHTTPS):
         }
         with self._data_lock:
             self.incidents[inc.id] = rest
+            self._record("trigger_log_entry", inc.id, created, agent=None)
+            self._record("notify_log_entry", inc.id, created, agent=None)
             if alert_summary is not None:
                 self.alerts[inc.id] = [{
                     "id": "A" + inc.id, "type": "alert", "summary": alert_summary, "status": "triggered",
@@ -102,6 +114,11 @@ class FakePagerDuty(fake_https.FakeHTTPS):
         at = at or datetime.now(timezone.utc)
         with self._data_lock:
             rest = self.incidents[incident_id]
+            kind = {"acknowledged": "acknowledge_log_entry", "resolved": "resolve_log_entry"}.get(status)
+            if status == "triggered" and rest["status"] == "acknowledged":
+                kind = "unacknowledge_log_entry"
+            if kind is not None:
+                self._record(kind, incident_id, at, agent=acknowledger)
             rest["status"] = status
             rest["last_status_change_at"] = iso(at)
             rest["updated_at"] = iso(at)
@@ -109,6 +126,34 @@ class FakePagerDuty(fake_https.FakeHTTPS):
             rest["acknowledgements"] = ([{"at": iso(at), "acknowledger": {
                 "id": "PACK", "type": "user_reference", "summary": acknowledger}}]
                 if status == "acknowledged" else [])
+
+    def annotate(self, incident_id: str, content: str, *, at: Optional[datetime] = None,
+                 user: str = "Ada Lovelace", text_in_entry: bool = True) -> dict:
+        """A note, as added in PagerDuty's web UI: in the incident's notes and in the log
+        (``channel.summary`` holds the text unless ``text_in_entry`` is false; then only the
+        notes have it). No webhook is sent. Returns the log entry."""
+        at = at or datetime.now(timezone.utc)
+        with self._data_lock:
+            note_id = f"N{len(self.log):06d}"
+            user_ref = {"id": "PUSER1", "type": "user_reference", "summary": user}
+            self.notes.setdefault(incident_id, []).append(
+                {"id": note_id, "user": user_ref, "channel": {"summary": "The PagerDuty website"},
+                 "content": content, "created_at": iso(at)})
+            channel = {"type": "note", "summary": content} if text_in_entry else {"type": "web_ui"}
+            return self._record("annotate_log_entry", incident_id, at, agent=user, channel=channel)
+
+    def _record(self, kind: str, incident_id: str, at: datetime, *, agent: Optional[str],
+                channel: Optional[dict] = None) -> dict:
+        """Appends a log entry (the caller holds the data lock)."""
+        entry = {
+            "id": f"R{len(self.log):06d}", "type": kind, "summary": kind.replace("_log_entry", ""),
+            "created_at": iso(at),
+            "agent": None if agent is None else {"id": "PUSER1", "type": "user_reference", "summary": agent},
+            "channel": channel or {"type": "auto" if agent is None else "web_ui"},
+            "incident": {"id": incident_id, "type": "incident_reference"},
+        }
+        self.log.append(entry)
+        return entry
 
     def add_many(self, n: int, prefix: str = "PB") -> list[str]:
         """`n` triggered incidents (ids prefix + number), created a second apart."""
@@ -158,6 +203,16 @@ class FakePagerDuty(fake_https.FakeHTTPS):
                 self._send_json(h, rec, 404, error("Not Found", 2100), headers)
             else:
                 self._send_json(h, rec, 200, body, headers)
+        elif parts == ["log_entries"]:
+            self._log_entries(h, rec, headers)
+        elif len(parts) == 3 and parts[0] == "incidents" and parts[2] == "notes":
+            with self._data_lock:
+                known = parts[1] in self.incidents
+                notes = [dict(n) for n in self.notes.get(parts[1], [])]
+            if not known:
+                self._send_json(h, rec, 404, error("Not Found", 2100), headers)
+            else:
+                self._send_json(h, rec, 200, {"notes": notes}, headers)
         elif len(parts) == 3 and parts[0] == "incidents" and parts[2] == "alerts":
             with self._data_lock:
                 known = parts[1] in self.incidents
@@ -208,3 +263,40 @@ class FakePagerDuty(fake_https.FakeHTTPS):
         self._send_json(h, rec, 200, {"incidents": rows[offset:offset + limit], "limit": limit,
                                       "offset": offset, "more": offset + limit < len(rows),
                                       "total": None}, headers)
+
+    def _log_entries(self, h, rec, headers):
+        limit, offset = self._paging(rec, h, headers)
+        if limit is None:
+            return
+        try:
+            since = _when(rec.query.get("since"), datetime.now(timezone.utc) - timedelta(days=30))
+            until = _when(rec.query.get("until"), datetime.now(timezone.utc) + timedelta(days=1))
+        except ValueError:
+            self._send_json(h, rec, 400, error("Invalid Input Provided", 2001), headers)
+            return
+        overview = rec.query.get("is_overview") == "true"
+        with_incidents = ("include[]", "incidents") in rec.query_list
+        with self._data_lock:
+            rows = []
+            for e in self.log:
+                at = datetime.fromisoformat(e["created_at"])
+                if not since <= at < until or (overview and e["type"] == "notify_log_entry"):
+                    continue
+                row = dict(e)
+                if with_incidents and e["incident"]["id"] in self.incidents:
+                    row["incident"] = dict(self.incidents[e["incident"]["id"]])
+                rows.append(row)
+        rows.sort(key=lambda r: r["created_at"], reverse=True)  # newest first (stable)
+        self._send_json(h, rec, 200, {"log_entries": rows[offset:offset + limit], "limit": limit,
+                                      "offset": offset, "more": offset + limit < len(rows),
+                                      "total": None}, headers)
+
+
+def _when(text: Optional[str], default: datetime) -> datetime:
+    """An ISO 8601 time of a query ("2026-03-05T15:00:00.000Z"); ValueError when not one."""
+    if text is None:
+        return default
+    t = datetime.fromisoformat(text)
+    if t.tzinfo is None:
+        raise ValueError(text)
+    return t

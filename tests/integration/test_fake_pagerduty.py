@@ -1,5 +1,7 @@
 """fake_pagerduty on its own: pagination with `more`, the offset bound's 400, status and
-service filters, date_range, 401 and 429 with the ratelimit-* headers."""
+service filters, date_range, 401 and 429 with the ratelimit-* headers; the log entries its
+changes leave (since/until, is_overview, include[]=incidents, pagination, errors) and the
+incident's notes."""
 
 from __future__ import annotations
 
@@ -62,6 +64,44 @@ class FakePagerDutyTest(unittest.TestCase):
         self.assertEqual((status, body["error"]["code"]), (429, 2020))
         self.assertEqual(headers["ratelimit-remaining"], "0")
         self.assertGreaterEqual(int(headers["ratelimit-reset"]), 1)
+
+    def test_log_entries_and_notes(self):
+        now = datetime.now(timezone.utc).replace(microsecond=0)
+        inc = pagerduty.Incident(id="PLOG1")
+        self.fake.add(inc, created=now - timedelta(minutes=30))
+        self.fake.set_status("PLOG1", "acknowledged", at=now - timedelta(minutes=20), acknowledger="Bo")
+        self.fake.set_status("PLOG1", "triggered", at=now - timedelta(minutes=15))
+        self.fake.annotate("PLOG1", "Rolled back v41", at=now - timedelta(minutes=10))
+        self.fake.annotate("PLOG1", "Hidden text", at=now - timedelta(minutes=9), text_in_entry=False)
+        self.fake.set_status("PLOG1", "resolved", at=now - timedelta(minutes=5))
+        since = fake_pagerduty.iso(now - timedelta(minutes=20)).replace("Z", ".000Z")
+        until = fake_pagerduty.iso(now - timedelta(minutes=5))
+        status, _, body = self.get(f"/log_entries?since={since}&until={until}&is_overview=true"
+                                   "&include[]=incidents&time_zone=UTC&limit=100&offset=0")
+        self.assertEqual(status, 200)
+        # since inclusive, until exclusive, newest first; trigger/notify are before `since`
+        self.assertEqual([e["type"] for e in body["log_entries"]],
+                         ["annotate_log_entry", "annotate_log_entry", "unacknowledge_log_entry",
+                          "acknowledge_log_entry"])
+        hidden, note, _, ack = body["log_entries"]
+        self.assertEqual(hidden["channel"], {"type": "web_ui"})  # the text only in the notes
+        self.assertEqual(note["channel"], {"type": "note", "summary": "Rolled back v41"})
+        self.assertEqual(ack["agent"]["summary"], "Bo")
+        self.assertEqual(ack["incident"]["incident_number"], inc.number)  # include[]=incidents
+        # is_overview drops notifications; without include[], a reference
+        _, _, body = self.get("/log_entries?limit=100")
+        self.assertIn("notify_log_entry", [e["type"] for e in body["log_entries"]])
+        self.assertEqual(body["log_entries"][0]["incident"], {"id": "PLOG1", "type": "incident_reference"})
+        self.assertEqual(body["log_entries"][0]["type"], "resolve_log_entry")
+        _, _, body = self.get("/log_entries?is_overview=true&limit=2&offset=2")
+        self.assertEqual((len(body["log_entries"]), body["more"]), (2, True))
+        self.assertEqual(self.get("/log_entries?since=yesterday")[0], 400)
+        self.assertEqual(self.get("/log_entries?offset=9990")[0], 400)
+        status, _, body = self.get("/incidents/PLOG1/notes")
+        self.assertEqual([n["content"] for n in body["notes"]], ["Rolled back v41", "Hidden text"])
+        self.assertEqual(self.get("/incidents/PNONE/notes")[0], 404)
+        self.fake.rate_limit = 0
+        self.assertEqual(self.get("/log_entries")[0], 429)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,12 @@
   detail as the indicator; the webhook that comes after all makes no second notice;
 * an incident resolved at PagerDuty whose webhook was lost gets its resolved post from the
   next reconciliation, marked late; the late webhook makes no second one;
+* a note added and an incident resolved at PagerDuty while their webhooks are lost: the
+  next reconciliation reads them from ``GET /log_entries`` (the note's text from
+  ``/incidents/{id}/notes`` when the entry lacks it): the next #status update carries the
+  note as the latest news, dated when it was written, and the resolved post goes out once,
+  without a ``GET /incidents/{id}``; the note is asked for once, not at every reconciliation
+  that reads it again;
 * a refused key (401), rate limiting (429 with ratelimit-reset), a 5xx, a malformed body
   and a slow API turn the source failing with a clear error (log line and
   ``runbookd_source_up{source="pagerduty_api"}`` 0), the daemon keeps running, and the source
@@ -17,6 +23,7 @@ from __future__ import annotations
 
 import unittest
 from datetime import datetime, timedelta, timezone
+from typing import Optional
 
 import fake_pagerduty
 import harness
@@ -27,13 +34,14 @@ TOKEN = "u+PDAPI-" + harness.unique_token(20)
 
 
 class Rig(harness.SourceRig):
-    def __init__(self, interval: str, timeout: str = "2s"):
+    def __init__(self, interval: str, timeout: str = "2s", overrides: Optional[dict] = None):
         self.fake = fake_pagerduty.FakePagerDuty(token=TOKEN).start()
         pki = harness.test_pki()
         self.rig = harness.DaemonWithDiscord({
             "log": {"level": "debug"},
             "pagerduty_api": {"token": "${PD_API_TOKEN}", "url": self.fake.url, "ca_file": pki.ca_cert,
                               "interval": interval, "timeout": timeout},
+            **(overrides or {}),
         }, name="pagerduty_api")
         self.env = {"PD_API_TOKEN": TOKEN}
 
@@ -128,6 +136,47 @@ class PagerDutyApiTest(unittest.TestCase):
             r = rig.rig.pd.send(pagerduty.resolved(inc))
             self.assertEqual(r.status, 202)
             self.assertTrue(stays(lambda: len(rig.rig.embeds_for(inc)) == 2, 2.5), rig.diagnostics())
+        finally:
+            rig.close()
+
+    def test_a_note_and_a_resolution_whose_webhooks_were_lost_come_from_the_log(self):
+        rig = Rig(interval="1s", overrides={"status": {"reminder_interval": "4s"}}).start()
+        try:
+            inc = pagerduty.Incident()
+            created = datetime.now(timezone.utc) - timedelta(minutes=3)
+            inc.created_at = created.strftime("%Y-%m-%dT%H:%M:%SZ")
+            rig.fake.add(inc, created=created)
+            self.assertEqual(rig.rig.pd.send(pagerduty.triggered(inc)).status, 202)
+            rig.rig.wait_embeds(inc, 1)
+            note = "Rolled back checkout to v41"
+            rig.fake.annotate(inc.id, note, text_in_entry=False)  # its webhook is lost
+
+            def with_note():
+                return [e for e in rig.rig.embeds_for(inc) if note in e.get("description", "")]
+            update = harness.wait_for(with_note, 12, "the note in a #status update",
+                                      diagnostics=rig.diagnostics)[0]
+            self.assertIn("still investigating", update["title"])
+            self.assertRegex(update["description"], r"Latest \(\d+s ago\): Rolled back checkout to v41")
+            asked = [r for r in rig.fake.snapshot_requests() if r.path == f"/incidents/{inc.id}/notes"]
+            self.assertEqual(len(asked), 1, rig.diagnostics())
+            logs = [r for r in rig.fake.snapshot_requests() if r.path == "/log_entries"]
+            self.assertGreaterEqual(len(logs), 2)
+            for q in (("is_overview", "true"), ("include[]", "incidents"), ("time_zone", "UTC")):
+                self.assertIn(q, logs[-1].query_list)
+
+            resolved = datetime.now(timezone.utc)
+            rig.fake.set_status(inc.id, "resolved", at=resolved)  # and this webhook is lost too
+            mark = len(rig.rig.embeds_for(inc))
+            embeds = rig.rig.wait_embeds(inc, mark + 1, timeout=6)
+            self.assertIn("resolved", embeds[mark]["title"])
+            self.assertIn("It lasted 3m", embeds[mark]["description"])
+            self.assertEqual([r for r in rig.fake.snapshot_requests() if r.path == f"/incidents/{inc.id}"], [])
+            # Once: the late webhooks and the next reconciliations add nothing.
+            self.assertEqual(rig.rig.pd.send(pagerduty.resolved(inc)).status, 202)
+            self.assertTrue(stays(lambda: len(rig.rig.embeds_for(inc)) == mark + 1, 2.5), rig.diagnostics())
+            asked = [r for r in rig.fake.snapshot_requests() if r.path == f"/incidents/{inc.id}/notes"]
+            self.assertEqual(len(asked), 1, rig.diagnostics())
+            self.assertEqual(rig.metric("runbookd_pagerduty_api_events_total", status="annotated"), 1)
         finally:
             rig.close()
 

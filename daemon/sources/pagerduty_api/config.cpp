@@ -15,6 +15,8 @@ void read(yaml::section& s, config& out) {
          "service_ids",
          "lookups_per_poll",
          "alerts",
+         "log_entries_per_poll",
+         "log_lookback",
          "ca_file"}
     );
     const std::size_t before = s.problem_count();
@@ -27,6 +29,8 @@ void read(yaml::section& s, config& out) {
     s.get("service_ids", out.service_ids);
     s.get("lookups_per_poll", out.lookups_per_poll, 0);
     s.get("alerts", out.alerts);
+    s.get("log_entries_per_poll", out.log_entries_per_poll, 0);
+    s.get("log_lookback", out.log_lookback, 1min);
     s.file("ca_file", out.ca_file, "CA file");
     if (out.token.empty() && s.problem_count() == before &&
         (s.has("url") || s.has("interval") || s.has("service_ids") || s.has("ca_file"))) {

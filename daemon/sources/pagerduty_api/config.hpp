@@ -27,6 +27,12 @@ struct config {
     /// open here but not listed there, then the first alert of new incidents. Bounds the
     /// requests against PagerDuty's 960/min; the rest wait for the next reconciliation.
     std::size_t lookups_per_poll = 50;
+    /// Log entries (`GET /log_entries`) read per reconciliation, at most: notes, acknowledgements
+    /// and resolutions whose webhook was lost. 0: the log is not read.
+    std::size_t log_entries_per_poll = 1000;
+    /// How far back the log is read: at start, and after failures longer than this. Otherwise
+    /// it is read from the last reconciliation that read it.
+    std::chrono::milliseconds log_lookback = std::chrono::hours{1};
     bool alerts = true;   ///< fetch each open incident's first alert (summary, custom details)
     std::string ca_file;  ///< trust this CA bundle instead of the system store (tests)
 

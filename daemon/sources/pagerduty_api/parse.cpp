@@ -219,6 +219,146 @@ result<std::optional<first_alert>> parse_alerts(std::string_view body) {
     return std::optional<first_alert>{std::move(out)};
 }
 
+log_kind log_kind_of(std::string_view type) noexcept {
+    if (type == "annotate_log_entry") {
+        return log_kind::note;
+    }
+    if (type == "acknowledge_log_entry") {
+        return log_kind::acknowledged;
+    }
+    if (type == "unacknowledge_log_entry") {
+        return log_kind::unacknowledged;
+    }
+    if (type == "resolve_log_entry") {
+        return log_kind::resolved;
+    }
+    return log_kind::other;
+}
+
+result<log_page> parse_log_page(std::string_view body, std::size_t max_entries) {
+    const auto j = parse_json(body);
+    if (!j || !j->is_object()) {
+        return bad("the log entry list is not a JSON object");
+    }
+    const json& list = field(*j, "log_entries");
+    if (!list.is_array()) {
+        return bad("the log entry list has no \"log_entries\" array");
+    }
+    log_page page;
+    page.more = field(*j, "more").is_boolean() && field(*j, "more").get<bool>();
+    page.read = list.size();
+    for (const auto& e : list) {
+        log_entry entry;
+        entry.id = text(e, "id");
+        const std::string type = text(e, "type");
+        entry.incident_id = text(field(e, "incident"), "id");
+        const auto created = time_at(e, "created_at");
+        if (entry.id.empty() || type.empty() || !valid_id(entry.incident_id) || !created) {
+            page.unusable += 1;
+            continue;
+        }
+        entry.kind = log_kind_of(type);
+        if (entry.kind == log_kind::other) {
+            page.ignored += 1;
+            continue;
+        }
+        if (page.entries.size() >= max_entries) {
+            page.over += 1;
+            continue;
+        }
+        entry.id = bounded(std::move(entry.id), 64);
+        entry.created_at = *created;
+        entry.agent = bounded(text(field(e, "agent"), "summary"), 100);
+        if (entry.kind == log_kind::note) {
+            // Where the text is varies (api-facts §1.2): channel.content, or channel.summary
+            // of a channel of type "note". Without either, the notes are asked for.
+            const json& channel = field(e, "channel");
+            std::string note = text(channel, "content");
+            if (note.empty() && text(channel, "type") == "note") {
+                note = text(channel, "summary");
+            }
+            if (!note.empty()) {
+                entry.note = bounded(std::move(note), max_note);
+            }
+        }
+        page.entries.push_back(std::move(entry));
+    }
+    return page;
+}
+
+void add_to_digest(log_digest& d, std::vector<log_entry> entries) {
+    const auto keep = [](auto& map, log_entry&& e) {
+        const auto it = map.find(e.incident_id);
+        if (it == map.end()) {
+            map.emplace(e.incident_id, std::move(e));
+        } else if (e.created_at >= it->second.created_at) {  // equal: the later one in the log
+            it->second = std::move(e);
+        }
+    };
+    for (auto& e : entries) {
+        if (e.kind == log_kind::note) {
+            keep(d.note, std::move(e));
+        } else if (e.kind != log_kind::other) {
+            keep(d.state, std::move(e));
+        }
+    }
+}
+
+std::string_view status_after(log_kind k) noexcept {
+    switch (k) {
+        case log_kind::acknowledged: return "acknowledged";
+        case log_kind::unacknowledged: return "triggered";
+        case log_kind::resolved: return "resolved";
+        case log_kind::note:
+        case log_kind::other: break;
+    }
+    return {};
+}
+
+incident_event log_event(const log_entry& e, wall_time as_of) {
+    incident_event ev;
+    ev.origin = event_origin::reconciliation;
+    ev.as_of = as_of;
+    ev.occurred_at = e.created_at;
+    ev.event_id = "log:" + e.id;
+    ev.agent = e.agent;
+    ev.incident.id = e.incident_id;
+    switch (e.kind) {
+        case log_kind::note:
+            ev.type = incident_event_type::annotated;
+            ev.message = e.note.value_or(std::string{});
+            return ev;
+        case log_kind::acknowledged: ev.type = incident_event_type::acknowledged; break;
+        case log_kind::unacknowledged: ev.type = incident_event_type::unacknowledged; break;
+        case log_kind::resolved: ev.type = incident_event_type::resolved; break;
+        case log_kind::other: return ev;
+    }
+    ev.incident.status = std::string{status_after(e.kind)};
+    return ev;
+}
+
+result<std::optional<api_note>> parse_notes(std::string_view body) {
+    const auto j = parse_json(body);
+    if (!j || !j->is_object() || !field(*j, "notes").is_array()) {
+        return bad("the note list has no \"notes\" array");
+    }
+    std::optional<api_note> newest;
+    for (const auto& n : field(*j, "notes")) {
+        const auto created = time_at(n, "created_at");
+        std::string content = text(n, "content");
+        if (!created || content.empty()) {
+            continue;
+        }
+        if (!newest || *created >= newest->created_at) {
+            newest = api_note{
+                bounded(std::move(content), max_note),
+                *created,
+                bounded(text(field(n, "user"), "summary"), 100)};
+        }
+    }
+    return newest;
+}
+
 std::string incidents_url(
     std::string_view base, const std::vector<std::string>& service_ids, std::size_t offset
 ) {
@@ -245,6 +385,23 @@ std::string alerts_url(std::string_view base, std::string_view id) {
     std::string url = incident_url(base, id) + "/alerts";
     append_query(url, "limit", "1");
     append_query(url, "offset", "0");
+    return url;
+}
+
+std::string notes_url(std::string_view base, std::string_view id) {
+    return incident_url(base, id) + "/notes";
+}
+
+std::string log_entries_url(std::string_view base, wall_time since, wall_time until, std::size_t offset) {
+    std::string url{base};
+    url += "/log_entries";
+    append_query(url, "since", format_rfc3339(since));
+    append_query(url, "until", format_rfc3339(until));
+    append_query(url, "is_overview", "true");
+    append_query(url, "include[]", "incidents");
+    append_query(url, "time_zone", "UTC");
+    append_query(url, "limit", std::to_string(page_limit));
+    append_query(url, "offset", std::to_string(offset));
     return url;
 }
 

@@ -8,6 +8,8 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -67,6 +69,67 @@ struct first_alert {
 /// nullopt when the incident has no alert (an incident made by hand).
 result<std::optional<first_alert>> parse_alerts(std::string_view body);
 
+/// What a log entry (`GET /log_entries`, api-facts §1.2) can tell that a lost webhook would
+/// have: a note, an acknowledgement, its undoing, a resolution. Other types are ignored.
+enum class log_kind { note, acknowledged, unacknowledged, resolved, other };
+log_kind log_kind_of(std::string_view type) noexcept;
+
+/// The bytes of a note's text kept (a webhook's note is "trimmed" by PagerDuty too).
+constexpr std::size_t max_note = 2000;
+
+/// One log entry, as far as reconciliation uses it.
+struct log_entry {
+    std::string id;
+    log_kind kind = log_kind::other;
+    std::string incident_id;  ///< incident.id
+    wall_time created_at{};   ///< when it happened at PagerDuty
+    std::string agent;        ///< agent.summary ("" when automation or unknown)
+    /// A note's text: `channel.content`, else `channel.summary` when the channel is a note;
+    /// nullopt when the entry does not carry it (then GET /incidents/{id}/notes).
+    std::optional<std::string> note;
+};
+
+/// One page of `GET /log_entries`. Entries of the four kinds above are kept, up to
+/// `max_entries`; `ignored` counts the other types, `unusable` those without an id, type,
+/// incident id or created_at, `over` those past `max_entries`. `read` is the page's size.
+struct log_page {
+    std::vector<log_entry> entries;
+    bool more = false;
+    std::size_t read = 0;
+    std::size_t ignored = 0;
+    std::size_t unusable = 0;
+    std::size_t over = 0;
+};
+result<log_page> parse_log_page(std::string_view body, std::size_t max_entries);
+
+/// What one reconciliation's log entries come to, per incident: the latest change of
+/// state (acknowledged, unacknowledged, resolved) and the latest note. Older ones are
+/// superseded: the engine keeps one state and one piece of latest news per incident.
+struct log_digest {
+    std::map<std::string, log_entry, std::less<>> state;
+    std::map<std::string, log_entry, std::less<>> note;
+};
+void add_to_digest(log_digest& d, std::vector<log_entry> entries);
+
+/// The incident's PagerDuty status after a state entry: "acknowledged", "triggered"
+/// (unacknowledged), "resolved"; "" for a note or another kind.
+std::string_view status_after(log_kind k) noexcept;
+
+/// The reconciliation event for a log entry read by a request sent at `as_of`: the state
+/// entries as `acknowledged`/`unacknowledged`/`resolved` with incident.status set (the
+/// engine's reconcile path de-duplicates them by state and time), a note as `annotated`
+/// with its text in `message` (the engine takes it as the latest news unless it knows it,
+/// or newer news). occurred_at is the entry's created_at; agent is who did it.
+incident_event log_event(const log_entry& e, wall_time as_of);
+
+/// `GET /incidents/{id}/notes`: the newest note's text and time; nullopt when none.
+struct api_note {
+    std::string content;
+    wall_time created_at{};
+    std::string user;
+};
+result<std::optional<api_note>> parse_notes(std::string_view body);
+
 /// An id as PagerDuty makes them (letters and digits, at most 64): the only ids put in a path.
 bool valid_id(std::string_view id) noexcept;
 
@@ -76,6 +139,9 @@ std::string incidents_url(
 );
 std::string incident_url(std::string_view base, std::string_view id);
 std::string alerts_url(std::string_view base, std::string_view id);
+std::string notes_url(std::string_view base, std::string_view id);
+/// `base/log_entries?since=...&until=...&is_overview=true&include[]=incidents&time_zone=UTC&limit=100&offset=N`
+std::string log_entries_url(std::string_view base, wall_time since, wall_time until, std::size_t offset);
 
 /// The offset of the page after the one at `offset`, or nullopt when the listing ends:
 /// `more` is false, or the next page would pass offset_bound (`truncated` is then set).

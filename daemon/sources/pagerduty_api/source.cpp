@@ -8,6 +8,8 @@
 #include <prometheus/gauge.h>
 #include <prometheus/registry.h>
 
+#include <algorithm>
+#include <deque>
 #include <map>
 #include <unordered_set>
 
@@ -19,7 +21,16 @@ namespace asio = boost::asio;
 /// An incident list page of 100 is a few hundred KB; more is not what we asked for.
 constexpr std::size_t max_body = 8 * 1024 * 1024;
 
-constexpr std::string_view endpoints[] = {"incidents", "incident", "alerts"};
+constexpr std::string_view endpoints[] = {"incidents", "incident", "alerts", "log_entries", "notes"};
+constexpr std::string_view skipped_entries[] = {"incident", "log_entry", "ignored_log_entry"};
+/// The log is read from a little before the last reconciliation that read it: an entry
+/// PagerDuty indexed late is not lost between two windows (what is read twice is
+/// de-duplicated by the engine).
+constexpr auto log_overlap = std::chrono::minutes{1};
+/// Note entries handed to the engine, remembered so that the overlap's second read does not
+/// ask for the notes or hand the note over again. The engine would ignore it anyway (it
+/// compares with its latest news), so forgetting the oldest is harmless.
+constexpr std::size_t notes_remembered = 1024;
 constexpr std::string_view outcomes[] = {"ok", "rate_limited", "error"};
 
 poll_failure failed(errc code, std::string what, std::optional<std::chrono::milliseconds> after = {}) {
@@ -50,28 +61,27 @@ struct state {
           incidents(std::move(view)),
           log(std::move(logger)),
           auth("Token token=" + c.token.reveal()),
-          requests(
-              prometheus::BuildCounter()
-                  .Name("runbookd_pagerduty_api_requests_total")
-                  .Help("Requests to PagerDuty's REST API, by endpoint (incidents, incident, alerts) and "
-                        "outcome (ok, rate_limited, error)")
-                  .Register(registry)
-          ),
+          requests(prometheus::BuildCounter()
+                       .Name("runbookd_pagerduty_api_requests_total")
+                       .Help("Requests to PagerDuty's REST API, by endpoint (incidents, incident, alerts, "
+                             "log_entries, notes) and outcome (ok, rate_limited, error)")
+                       .Register(registry)),
           events(prometheus::BuildCounter()
                      .Name("runbookd_pagerduty_api_events_total")
-                     .Help("Incident events a reconciliation handed to the engine, by PagerDuty status")
+                     .Help("Incident events a reconciliation handed to the engine, by PagerDuty status "
+                           "(annotated: a note read from the log)")
                      .Register(registry)),
-          skipped(
-              prometheus::BuildCounter()
-                  .Name("runbookd_pagerduty_api_skipped_total")
-                  .Help("Listed incidents skipped: no usable id or status, or past the offset bound's 10000")
-                  .Register(registry)
-                  .Add({})
-          ),
+          skipped(prometheus::BuildCounter()
+                      .Name("runbookd_pagerduty_api_skipped_total")
+                      .Help("Entries skipped, by entry: incident (no usable id or status, or past the offset "
+                            "bound's 10000), log_entry (unusable, or past log_entries_per_poll), "
+                            "ignored_log_entry (a type reconciliation does not use)")
+                      .Register(registry)),
           truncated(
               prometheus::BuildCounter()
                   .Name("runbookd_pagerduty_api_truncated_total")
-                  .Help("Reconciliations whose listing stopped at the offset bound (offset + limit <= 10000)")
+                  .Help("Reconciliations whose incident listing stopped at the offset bound (offset + limit "
+                        "<= 10000), or whose log read stopped at log_entries_per_poll")
                   .Register(registry)
                   .Add({})
           ),
@@ -85,8 +95,11 @@ struct state {
                 requests.Add({{"endpoint", std::string{e}}, {"outcome", std::string{o}}});
             }
         }
-        for (const auto s : {"triggered", "acknowledged", "resolved"}) {
+        for (const auto s : {"triggered", "acknowledged", "resolved", "annotated"}) {
             events.Add({{"status", s}});
+        }
+        for (const auto e : skipped_entries) {
+            skipped.Add({{"entry", std::string{e}}});
         }
     }
 
@@ -131,14 +144,90 @@ struct state {
     std::string auth;
     prometheus::Family<prometheus::Counter>& requests;
     prometheus::Family<prometheus::Counter>& events;
-    prometheus::Counter& skipped;
+    prometheus::Family<prometheus::Counter>& skipped;
     prometheus::Counter& truncated;
     prometheus::Gauge& open;
     bool warned_truncated = false;
     /// Listed incidents whose alerts were read and held none (made by hand): not asked
     /// again while they stay listed.
     std::unordered_set<std::string> without_alert;
+    /// The as_of of the last reconciliation that read the log to its end (or its cap).
+    std::optional<wall_time> log_read_until;
+    bool warned_log_cap = false;
+    std::unordered_set<std::string> notes_told;
+    std::deque<std::string> notes_told_order;
+
+    void remember_note(const std::string& entry_id) {
+        if (notes_told.insert(entry_id).second) {
+            notes_told_order.push_back(entry_id);
+            if (notes_told_order.size() > notes_remembered) {
+                notes_told.erase(notes_told_order.front());
+                notes_told_order.pop_front();
+            }
+        }
+    }
+
+    void skip(std::string_view entry, std::size_t n) {
+        if (n > 0) {
+            skipped.Add({{"entry", std::string{entry}}}).Increment(static_cast<double>(n));
+        }
+    }
 };
+
+/// The log entries since the last read (at most log_lookback ago) until `as_of`, digested,
+/// up to log_entries_per_poll. A failure leaves log_read_until alone (the next reconciliation
+/// reads the window again) and is logged; a 429 or used-up limit sets `rate_limited`.
+asio::awaitable<log_digest> read_log(state& s, wall_time as_of, bool& rate_limited) {
+    log_digest digest;
+    const wall_time earliest = as_of - s.cfg.log_lookback;
+    const wall_time since = s.log_read_until ? std::max(*s.log_read_until - log_overlap, earliest) : earliest;
+    std::size_t read = 0;
+    std::size_t offset = 0;
+    bool capped = false;
+    for (;;) {
+        const got g = co_await s.get(log_entries_url(s.cfg.url, since, as_of, offset), "log_entries");
+        if (!g.ok()) {
+            rate_limited = g.status == 429;
+            s.log.warn("log entries not read", {{"error", g.error}});
+            co_return digest;
+        }
+        auto page = parse_log_page(g.body, s.cfg.log_entries_per_poll - read);
+        if (!page) {
+            s.log.warn("log entries unreadable", {{"error", page.error().detail}});
+            co_return digest;
+        }
+        read += page->read;
+        s.skip("log_entry", page->unusable + page->over);
+        s.skip("ignored_log_entry", page->ignored);
+        add_to_digest(digest, std::move(page->entries));
+        bool past_bound = false;
+        const auto next = next_offset(offset, page->more, past_bound);
+        if (page->over > 0 || (next && read >= s.cfg.log_entries_per_poll) || past_bound) {
+            capped = true;
+            break;
+        }
+        if (!next) {
+            break;
+        }
+        if (g.exhausted) {
+            rate_limited = true;  // what was read is used; the window is read again next time
+            co_return digest;
+        }
+        offset = *next;
+    }
+    if (capped) {
+        s.truncated.Increment();
+        if (!s.warned_log_cap) {
+            s.log.warn(
+                "more log entries than log_entries_per_poll; the rest of the window is skipped",
+                {{"cap", static_cast<int>(s.cfg.log_entries_per_poll)}}
+            );
+            s.warned_log_cap = true;
+        }
+    }
+    s.log_read_until = as_of;
+    co_return digest;
+}
 
 /// A failed GET of the listing as a poll failure: 401/403 are final (the key), a 429 waits.
 poll_failure listing_failed(const got& g) {
@@ -168,7 +257,7 @@ asio::awaitable<poll_outcome> reconcile(std::shared_ptr<state> s) {
         if (!page) {
             co_return poll_failure{page.error(), std::nullopt, {}};
         }
-        s->skipped.Increment(static_cast<double>(page->skipped));
+        s->skip("incident", page->skipped);
         for (auto& inc : page->incidents) {
             // Pages shift while we read them (newest first): an incident seen twice is kept once.
             if (seen.insert(inc.id).second) {
@@ -207,6 +296,10 @@ asio::awaitable<poll_outcome> reconcile(std::shared_ptr<state> s) {
     poll_result out;
     std::size_t budget = s->cfg.lookups_per_poll;
     bool stop_lookups = false;
+    log_digest logs;
+    if (s->cfg.log_entries_per_poll > 0) {
+        logs = co_await read_log(*s, as_of, stop_lookups);
+    }
     const auto lookup_allowed = [&] { return budget > 0 && !stop_lookups; };
     const auto after_lookup = [&](const got& g) {
         budget -= 1;
@@ -215,13 +308,42 @@ asio::awaitable<poll_outcome> reconcile(std::shared_ptr<state> s) {
         }
     };
     const auto emit = [&](incident_event ev) {
-        s->events.Add({{"status", *ev.incident.status}}).Increment();
+        s->events.Add({{"status", ev.incident.status.value_or("annotated")}}).Increment();
         out.events.push_back(std::move(ev));
     };
+    std::map<std::string_view, std::string_view> listed_status;
+    for (const auto& inc : listed) {
+        listed_status.emplace(inc.id, inc.status);
+    }
+
+    // The log's latest change of state per incident the engine knows, when it differs from
+    // the engine's view: who acknowledged, and when it resolved (from the world). A listed
+    // incident's state is the listing's (read at the same as_of): the log's is used only
+    // when they agree. For one not listed, only a resolution is taken (its lookup is saved).
+    std::unordered_set<std::string> told;
+    for (const auto& [id, entry] : logs.state) {
+        const auto view = known.find(id);
+        if (view == known.end() || view->second.state == incident_state::resolved) {
+            continue;  // unknown: the listing opens it if it is open
+        }
+        const std::string_view status = status_after(entry.kind);
+        const auto there = listed_status.find(id);
+        if (there == listed_status.end() ? status != "resolved" : there->second != status) {
+            continue;
+        }
+        const auto state_there = status == "acknowledged" ? incident_state::acknowledged
+                                 : status == "triggered"  ? incident_state::triggered
+                                                          : incident_state::resolved;
+        if (view->second.state != state_there) {
+            emit(log_event(entry, as_of));
+            told.insert(id);
+        }
+    }
 
     // Open here, not listed there: ask for each (resolved? or only past the listing).
     for (const auto& [id, view] : known) {
-        if (view.state == incident_state::resolved || seen.contains(id) || !valid_id(id)) {
+        if (view.state == incident_state::resolved || seen.contains(id) || told.contains(id) ||
+            !valid_id(id)) {
             continue;
         }
         if (!lookup_allowed()) {
@@ -267,9 +389,43 @@ asio::awaitable<poll_outcome> reconcile(std::shared_ptr<state> s) {
         }
         const auto state_there =
             inc.status == "acknowledged" ? incident_state::acknowledged : incident_state::triggered;
-        if (view == nullptr || view->state != state_there || alert) {
+        if ((view == nullptr || view->state != state_there || alert) && (!told.contains(inc.id) || alert)) {
             emit(reconciliation_event(inc, as_of, alert));
         }
+    }
+
+    // The log's latest note per incident known open here or listed open there: the engine
+    // takes it as the latest news unless it knows it (its webhook came) or newer news.
+    for (auto& [id, entry] : logs.note) {
+        const auto view = known.find(id);
+        const bool open_here = view != known.end() && view->second.state != incident_state::resolved;
+        if ((!open_here && !seen.contains(id)) || s->notes_told.contains(entry.id)) {
+            continue;
+        }
+        if (!entry.note) {
+            // The entry does not carry the text: the incident's notes do (the newest one).
+            if (!lookup_allowed()) {
+                continue;
+            }
+            const got g = co_await s->get(notes_url(s->cfg.url, id), "notes");
+            after_lookup(g);
+            if (!g.ok()) {
+                s->log.debug("note lookup failed", {{"incident", id}, {"error", g.error}});
+                continue;
+            }
+            auto note = parse_notes(g.body);
+            if (!note) {
+                s->log.warn("note list unreadable", {{"incident", id}, {"error", note.error().detail}});
+                continue;
+            }
+            if (!*note) {
+                continue;  // deleted since
+            }
+            entry.note = std::move((*note)->content);
+            entry.created_at = std::max(entry.created_at, (*note)->created_at);
+        }
+        s->remember_note(entry.id);
+        emit(log_event(entry, as_of));
     }
     // Bounded by what is listed now: an incident no longer open is forgotten.
     std::erase_if(s->without_alert, [&](const std::string& id) { return !seen.contains(id); });

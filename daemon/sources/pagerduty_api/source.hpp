@@ -3,7 +3,8 @@
 // reconciliation of the incidents PagerDuty has open with those the engine knows. Its incident
 // events take the webhooks' path (sinks::on_event) and the engine de-duplicates them against
 // the webhooks by state and time (engine::reconcile): an incident triggered, acknowledged or
-// resolved while the daemon was down or a webhook was lost gets its post, marked late.
+// resolved while the daemon was down or a webhook was lost gets its post, marked late; a
+// note whose webhook was lost, read from PagerDuty's log, becomes the incident's latest news.
 
 #include "net/http_client.hpp"
 #include "sources/pagerduty_api/config.hpp"
@@ -23,13 +24,18 @@ namespace runbookd::sources::pagerduty_api {
 /// One reconciliation, as a poll job:
 /// 1. `GET /incidents` (triggered and acknowledged, date_range=all, newest first), page by
 ///    page up to the offset bound;
-/// 2. `GET /incidents/{id}` of each incident the engine believes open that the listing
-///    lacks (resolved while we were not told?);
-/// 3. `GET /incidents/{id}/alerts` (the first alert) of listed incidents the engine has no
-///    alert for; 2 and 3 share `lookups_per_poll`.
-/// Events go out only for what differs from the engine's view (`incidents`), or brings an
-/// alert. A 429 or `ratelimit-remaining: 0` ends the listing as a failure that waits for
-/// the reset, and ends the lookups quietly (the rest wait for the next run).
+/// 2. `GET /log_entries` from the last reconciliation that read it (less a minute; at most
+///    `log_lookback` ago) until this one's as_of, up to `log_entries_per_poll` entries: the
+///    latest acknowledgement/unacknowledgement/resolution and the latest note per incident;
+/// 3. `GET /incidents/{id}` of each incident the engine believes open that the listing lacks
+///    and the log did not show resolved (resolved while we were not told?);
+/// 4. `GET /incidents/{id}/alerts` (the first alert) of listed incidents the engine has no
+///    alert for, then `GET /incidents/{id}/notes` for notes whose text the log entry lacks;
+///    3 and 4 share `lookups_per_poll`.
+/// Events go out only for what differs from the engine's view (`incidents`), brings an
+/// alert, or is a note not handed over before (the engine compares it with its news).
+/// A 429 or `ratelimit-remaining: 0` ends the listing as a failure that waits for the
+/// reset, and ends the log read and the lookups quietly (the rest wait for the next run).
 poll_job reconcile_job(
     net::http_client& http,
     const config& cfg,

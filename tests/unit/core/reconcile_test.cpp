@@ -231,6 +231,60 @@ TEST(reconcile, alert_details_enrich_the_incident_and_bound_the_view) {
     EXPECT_EQ(e.find("PINC1")->alert_summary, "p99 latency 2.4s on api");
 }
 
+/// A note read from PagerDuty's log (sources/pagerduty_api): written at `at`, read at `as_of`.
+incident_event logged_note(std::string id, std::string text, wall_time at, wall_time as_of) {
+    incident_event ev;
+    ev.origin = event_origin::reconciliation;
+    ev.as_of = as_of;
+    ev.type = incident_event_type::annotated;
+    ev.event_id = "log:R" + id;
+    ev.occurred_at = at;
+    ev.agent = "Ana";
+    ev.message = std::move(text);
+    ev.incident.id = std::move(id);
+    return ev;
+}
+
+TEST(reconcile, a_note_whose_webhook_was_lost_is_the_next_updates_news_once) {
+    engine e{settings()};
+    e.on_event(webhook(incident_event_type::triggered, "PINC1", t0), t0);
+    // Written at +5m, its webhook lost; the reconciliation at +10m reads it from the log.
+    auto d = e.on_event(logged_note("PINC1", "Rolled back api to v41", t0 + 5min, t0 + 10min), t0 + 10min);
+    EXPECT_TRUE(d.posts.empty());  // as a note by webhook: news for the next update, no post
+    ASSERT_EQ(e.find("PINC1")->latest_news, "Rolled back api to v41");
+    EXPECT_EQ(e.find("PINC1")->latest_news_at, t0 + 5min);  // when it was written
+    // The next reconciliation reads it again (the windows overlap): nothing changes.
+    e.on_event(logged_note("PINC1", "Rolled back api to v41", t0 + 5min, t0 + 13min), t0 + 13min);
+    EXPECT_EQ(e.find("PINC1")->latest_news_at, t0 + 5min);
+    d = e.on_tick(t0 + 30min);
+    ASSERT_EQ(kinds(d), std::vector{post_kind::update});
+    EXPECT_NE(d.posts[0].text.body.find("Latest (25m ago): Rolled back api to v41"), std::string::npos)
+        << d.posts[0].text.body;
+}
+
+TEST(reconcile, a_note_the_webhook_delivered_or_older_than_the_news_is_not_taken) {
+    engine e{settings()};
+    e.on_event(webhook(incident_event_type::triggered, "PINC1", t0), t0);
+    auto note = webhook(incident_event_type::annotated, "PINC1", t0 + 5min);
+    note.message = "Rolled back api to v41";
+    e.on_event(note, t0 + 5min + 2s);  // the webhook came, stamped when it arrived
+    e.on_event(logged_note("PINC1", "Rolled back api to v41", t0 + 5min, t0 + 10min), t0 + 10min);
+    EXPECT_EQ(e.find("PINC1")->latest_news_at, t0 + 5min + 2s);
+    // An older note (read late) does not replace newer news.
+    e.on_event(logged_note("PINC1", "Looking into it", t0 + 4min, t0 + 11min), t0 + 11min);
+    EXPECT_EQ(e.find("PINC1")->latest_news, "Rolled back api to v41");
+    // A newer one does, even if the engine's clock is a little behind PagerDuty's.
+    e.on_event(logged_note("PINC1", "Error rate back to normal", t0 + 12min, t0 + 12min), t0 + 11min + 59s);
+    EXPECT_EQ(e.find("PINC1")->latest_news, "Error rate back to normal");
+    EXPECT_EQ(e.find("PINC1")->latest_news_at, t0 + 11min + 59s);  // never in the future
+    // Notes on incidents unknown or resolved here change nothing.
+    EXPECT_TRUE(e.on_event(logged_note("PNONE", "x", t0 + 5min, t0 + 12min), t0 + 12min).posts.empty());
+    EXPECT_EQ(e.find("PNONE"), nullptr);
+    e.on_event(webhook(incident_event_type::resolved, "PINC1", t0 + 13min), t0 + 13min);
+    e.on_event(logged_note("PINC1", "Postmortem Friday", t0 + 14min, t0 + 15min), t0 + 15min);
+    EXPECT_EQ(e.find("PINC1")->latest_news, "Error rate back to normal");
+}
+
 TEST(reconcile, operations_summary_shows_the_page_and_its_indicator_bounded) {
     engine_settings s = settings();
     incident inc;

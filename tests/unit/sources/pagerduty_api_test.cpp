@@ -160,6 +160,158 @@ TEST(PagerDutyApiParse, ReconciliationEventCarriesStateAndTime) {
     EXPECT_EQ(ev.agent, "");
 }
 
+// --- the log (GET /log_entries) ----------------------------------------------------------------
+
+std::string log_json(
+    const std::string& id,
+    const std::string& type,
+    const std::string& incident,
+    const std::string& at,
+    const std::string& extra = ""
+) {
+    return R"({"id":")" + id + R"(","type":")" + type + R"(","summary":"x","created_at":")" + at +
+           R"(","agent":{"id":"PU1","type":"user_reference","summary":"Ana Ops"},)"
+           R"("incident":{"id":")" +
+           incident + R"(","type":"incident_reference"})" + extra + "}";
+}
+
+std::string log_page_json(const std::vector<std::string>& entries, bool more) {
+    std::string out = R"({"log_entries":[)";
+    for (std::size_t i = 0; i < entries.size(); ++i) {
+        out += (i ? "," : "") + entries[i];
+    }
+    return out + R"(],"limit":100,"offset":0,"more":)" + (more ? "true" : "false") + "}";
+}
+
+TEST(PagerDutyApiLog, PageKindsNoteTextAndSkippedEntries) {
+    const auto p = parse_log_page(
+        log_page_json(
+            {log_json(
+                 "R1",
+                 "annotate_log_entry",
+                 "P1",
+                 "2026-03-05T15:40:00Z",
+                 R"(,"channel":{"type":"note","summary":"Rolled back v41"})"
+             ),
+             log_json(
+                 "R2",
+                 "annotate_log_entry",
+                 "P1",
+                 "2026-03-05T15:41:00Z",
+                 R"(,"channel":{"type":"web_trigger","content":"From content"})"
+             ),
+             log_json(
+                 "R3", "annotate_log_entry", "P1", "2026-03-05T15:42:00Z", R"(,"channel":{"type":"api"})"
+             ),
+             log_json("R4", "acknowledge_log_entry", "P1", "2026-03-05T15:43:00Z"),
+             log_json("R5", "unacknowledge_log_entry", "P2", "2026-03-05T15:44:00Z"),
+             log_json("R6", "resolve_log_entry", "P3", "2026-03-05T15:45:00Z"),
+             log_json("R7", "notify_log_entry", "P1", "2026-03-05T15:46:00Z"),
+             log_json("R8", "resolve_log_entry", "../x", "2026-03-05T15:47:00Z"),
+             log_json("R9", "resolve_log_entry", "P4", "yesterday"),
+             "7"},
+            true
+        ),
+        5
+    );
+    ASSERT_TRUE(p) << p.error().detail;
+    EXPECT_TRUE(p->more);
+    EXPECT_EQ(p->read, 10u);
+    EXPECT_EQ(p->ignored, 1u);   // notify
+    EXPECT_EQ(p->unusable, 3u);  // a bad incident id, a bad time, not an object
+    EXPECT_EQ(p->over, 1u);      // R6, past the 5 asked for
+    ASSERT_EQ(p->entries.size(), 5u);
+    EXPECT_EQ(p->entries[0].kind, log_kind::note);
+    EXPECT_EQ(p->entries[0].note, "Rolled back v41");  // channel.summary of a note channel
+    EXPECT_EQ(p->entries[1].note, "From content");     // channel.content
+    EXPECT_FALSE(p->entries[2].note);                  // not in the entry: asked for
+    EXPECT_EQ(p->entries[3].kind, log_kind::acknowledged);
+    EXPECT_EQ(p->entries[3].agent, "Ana Ops");
+    EXPECT_EQ(p->entries[3].created_at, fakes::at("2026-03-05T15:43:00Z"));
+    EXPECT_EQ(p->entries[4].kind, log_kind::unacknowledged);
+    EXPECT_EQ(
+        parse_log_page(R"({"log_entries":5})", 10).error().detail,
+        "pagerduty api: the log entry list has no \"log_entries\" array"
+    );
+    EXPECT_FALSE(parse_log_page("<html>", 10));
+}
+
+TEST(PagerDutyApiLog, DigestKeepsTheLatestStateAndNotePerIncident) {
+    log_digest d;
+    auto page = parse_log_page(
+        log_page_json(
+            {log_json("R2", "unacknowledge_log_entry", "P1", "2026-03-05T15:50:00Z"),
+             log_json("R1", "acknowledge_log_entry", "P1", "2026-03-05T15:40:00Z"),
+             log_json(
+                 "R3", "annotate_log_entry", "P1", "2026-03-05T15:41:00Z", R"(,"channel":{"content":"a"})"
+             ),
+             log_json(
+                 "R4", "annotate_log_entry", "P1", "2026-03-05T15:42:00Z", R"(,"channel":{"content":"b"})"
+             ),
+             log_json("R5", "resolve_log_entry", "P2", "2026-03-05T15:45:00Z")},
+            false
+        ),
+        100
+    );
+    ASSERT_TRUE(page);
+    add_to_digest(d, std::move(page->entries));
+    ASSERT_EQ(d.state.size(), 2u);
+    EXPECT_EQ(d.state.at("P1").id, "R2");  // newest first or not: the latest wins
+    EXPECT_EQ(d.note.at("P1").note, "b");
+    EXPECT_EQ(d.state.at("P2").kind, log_kind::resolved);
+}
+
+TEST(PagerDutyApiLog, EventsCarryWhoWhenAndTheNote) {
+    const auto as_of = fakes::at("2026-03-05T16:00:00Z");
+    log_entry e;
+    e.id = "R1";
+    e.incident_id = "P1";
+    e.created_at = fakes::at("2026-03-05T15:45:00Z");
+    e.agent = "Ana Ops";
+    e.kind = log_kind::resolved;
+    auto ev = log_event(e, as_of);
+    EXPECT_EQ(ev.origin, event_origin::reconciliation);
+    EXPECT_EQ(ev.as_of, as_of);
+    EXPECT_EQ(ev.type, incident_event_type::resolved);
+    EXPECT_EQ(ev.incident.status, "resolved");
+    EXPECT_EQ(ev.occurred_at, e.created_at);  // from the world, not when it was read
+    EXPECT_EQ(ev.event_id, "log:R1");
+    e.kind = log_kind::unacknowledged;
+    ev = log_event(e, as_of);
+    EXPECT_EQ(ev.type, incident_event_type::unacknowledged);
+    EXPECT_EQ(ev.incident.status, "triggered");
+    EXPECT_EQ(ev.agent, "Ana Ops");
+    e.kind = log_kind::note;
+    e.note = "Rolled back v41";
+    ev = log_event(e, as_of);
+    EXPECT_EQ(ev.type, incident_event_type::annotated);
+    EXPECT_EQ(ev.message, "Rolled back v41");
+    EXPECT_FALSE(ev.incident.status);  // not a state: the engine takes it as news
+}
+
+TEST(PagerDutyApiLog, NotesAndUrls) {
+    auto n = parse_notes(
+        R"({"notes":[{"id":"N1","content":"old","created_at":"2026-03-05T15:40:00Z","user":{"summary":"Bo"}},)"
+        R"({"id":"N2","content":"new","created_at":"2026-03-05T15:42:00Z","user":{"summary":"Ana"}},)"
+        R"({"id":"N3","content":"","created_at":"2026-03-05T15:44:00Z"}]})"
+    );
+    ASSERT_TRUE(n && n->has_value());
+    EXPECT_EQ((*n)->content, "new");
+    EXPECT_EQ((*n)->user, "Ana");
+    n = parse_notes(R"({"notes":[]})");
+    ASSERT_TRUE(n);
+    EXPECT_FALSE(n->has_value());
+    EXPECT_FALSE(parse_notes(R"({"note":[]})"));
+    EXPECT_EQ(notes_url("https://h", "P1"), "https://h/incidents/P1/notes");
+    EXPECT_EQ(
+        log_entries_url(
+            "https://h", fakes::at("2026-03-05T15:00:00Z"), fakes::at("2026-03-05T16:00:00Z"), 100
+        ),
+        "https://h/log_entries?since=2026-03-05T15%3A00%3A00.000Z&until=2026-03-05T16%3A00%3A00.000Z&"
+        "is_overview=true&include%5B%5D=incidents&time_zone=UTC&limit=100&offset=100"
+    );
+}
+
 // --- the job -----------------------------------------------------------------------------------
 
 struct harness {
@@ -172,6 +324,7 @@ struct harness {
         config c;
         c.token = secret<std::string>{"u+TOKEN-123"};
         c.url = "https://127.0.0.1:9";
+        c.log_entries_per_poll = 0;  // the log's own tests turn it on
         return c;
     }();
 
@@ -334,6 +487,146 @@ TEST(PagerDutyApiJob, AnIncidentWithoutAlertsIsAskedOnce) {
     EXPECT_TRUE(got->events.empty());    // nothing differs from the engine's view
 }
 
+TEST(PagerDutyApiJob, TheLogTellsNotesAndResolutionsOnceWithinItsWindow) {
+    harness h;
+    h.cfg.alerts = false;
+    h.cfg.log_entries_per_poll = 1000;
+    h.cfg.log_lookback = 1h;
+    // PN1 open and acknowledged there, triggered here; PGONE open here, not listed;
+    // PNOTE open both sides, a note whose text must be asked for; PNEW unknown here.
+    h.engine_view = {
+        {"PN1", incident_state::triggered, false},
+        {"PGONE", incident_state::triggered, false},
+        {"PNOTE", incident_state::triggered, false}};
+    std::string listing = R"({"incidents":[)" + incident_json("PN1", "acknowledged") + "," +
+                          incident_json("PNOTE") + "," + incident_json("PNEW") + R"(],"more":false})";
+    h.http.push_reply(200, listing);
+    h.http.push_reply(
+        200,
+        log_page_json(
+            {log_json("R1", "acknowledge_log_entry", "PN1", "2026-03-05T15:50:00Z"),
+             log_json("R2", "resolve_log_entry", "PGONE", "2026-03-05T15:52:00Z"),
+             log_json(
+                 "R3", "annotate_log_entry", "PNOTE", "2026-03-05T15:53:00Z", R"(,"channel":{"type":"api"})"
+             ),
+             log_json(
+                 "R4",
+                 "annotate_log_entry",
+                 "PNEW",
+                 "2026-03-05T15:54:00Z",
+                 R"(,"channel":{"type":"note","summary":"Paging DBA"})"
+             ),
+             log_json(
+                 "R5",
+                 "annotate_log_entry",
+                 "PELSE",
+                 "2026-03-05T15:55:00Z",
+                 R"(,"channel":{"type":"note","summary":"not ours"})"
+             ),
+             log_json("R6", "notify_log_entry", "PN1", "2026-03-05T15:56:00Z")},
+            false
+        )
+    );
+    h.http.push_reply(
+        200, R"({"notes":[{"id":"N1","content":"Rolled back v41","created_at":"2026-03-05T15:53:00Z"}]})"
+    );
+    auto got = h.run();
+    ASSERT_TRUE(got) << got.error().error.detail;
+    ASSERT_EQ(h.http.calls.size(), 3u);  // listing, log, PNOTE's notes: no lookup of PGONE
+    EXPECT_NE(
+        h.http.calls[1].url.find("/log_entries?since=2026-03-05T15%3A00%3A00.000Z&until=2026-03-05T16%3A00"),
+        std::string::npos
+    ) << h.http.calls[1].url;
+    EXPECT_NE(h.http.calls[2].url.find("/incidents/PNOTE/notes"), std::string::npos);
+    std::vector<std::string> told;
+    for (const auto& ev : got->events) {
+        told.push_back(ev.incident.id + ":" + std::string{to_string(ev.type)});
+    }
+    EXPECT_EQ(
+        told,
+        (std::vector<std::string>{
+            "PGONE:resolved", "PN1:acknowledged", "PNEW:triggered", "PNEW:annotated", "PNOTE:annotated"})
+    );
+    EXPECT_EQ(got->events[0].occurred_at, fakes::at("2026-03-05T15:52:00Z"));  // when it resolved
+    EXPECT_EQ(got->events[1].agent, "Ana Ops");                                // who, from the log
+    EXPECT_EQ(got->events[3].message, "Paging DBA");                           // the text in the entry
+    EXPECT_EQ(got->events[4].message, "Rolled back v41");                      // asked for
+
+    // The next reconciliation reads from this one's as_of (a minute of overlap).
+    h.clock.advance(3min);
+    h.engine_view = {
+        {"PN1", incident_state::acknowledged, false},
+        {"PNOTE", incident_state::triggered, false},
+        {"PNEW", incident_state::triggered, false}};
+    h.http.push_reply(200, listing);
+    h.http.push_reply(200, log_page_json({}, false));
+    got = h.run();
+    ASSERT_TRUE(got);
+    EXPECT_NE(
+        h.http.calls[4].url.find("since=2026-03-05T15%3A59%3A00.000Z&until=2026-03-05T16%3A03"),
+        std::string::npos
+    ) << h.http.calls[4].url;
+    EXPECT_TRUE(got->events.empty());
+    double ignored = 0;
+    for (const auto& f : h.registry.Collect()) {
+        if (f.name == "runbookd_pagerduty_api_skipped_total") {
+            for (const auto& m : f.metric) {
+                if (m.label.at(0).value == "ignored_log_entry") {
+                    ignored = m.counter.value;
+                }
+            }
+        }
+    }
+    EXPECT_EQ(ignored, 1);
+}
+
+TEST(PagerDutyApiJob, TheLogIsCappedAndAFailedReadIsReadAgain) {
+    harness h;
+    h.cfg.alerts = false;
+    h.cfg.log_entries_per_poll = 150;
+    h.http.push_reply(200, page({}, false));
+    std::vector<std::string> entries;
+    for (int i = 0; i < 100; ++i) {
+        entries.push_back(log_json("R" + std::to_string(i), "notify_log_entry", "P1", "2026-03-05T15:50:00Z")
+        );
+    }
+    h.http.push_reply(200, log_page_json(entries, true));
+    h.http.push_reply(200, log_page_json(entries, true));  // 50 over the cap
+    auto got = h.run();
+    ASSERT_TRUE(got);
+    EXPECT_EQ(h.http.calls.size(), 3u);  // stopped at the cap, not at the end of the log
+    double truncated = 0;
+    for (const auto& f : h.registry.Collect()) {
+        if (f.name == "runbookd_pagerduty_api_truncated_total") {
+            truncated = f.metric.at(0).counter.value;
+        }
+    }
+    EXPECT_EQ(truncated, 1);
+
+    // A failed read (500) does not move the window: the next reconciliation reads it again.
+    h.clock.advance(3min);
+    h.http.push_reply(200, page({}, false));
+    h.http.push_reply(500, "oops");
+    got = h.run();
+    ASSERT_TRUE(got);  // the listing reconciled: the poll is not failed by the log
+    h.clock.advance(3min);
+    h.http.push_reply(200, page({}, false));
+    h.http.push_reply(200, log_page_json({}, false));
+    got = h.run();
+    ASSERT_TRUE(got);
+    EXPECT_NE(h.http.calls.back().url.find("since=2026-03-05T15%3A59%3A00.000Z"), std::string::npos)
+        << h.http.calls.back().url;
+    // A 429 on the log ends the lookups too.
+    h.clock.advance(3min);
+    h.engine_view = {{"PGONE", incident_state::triggered, false}};
+    h.http.push_reply(200, page({}, false));
+    h.http.push_reply(429, "", {{"retry-after", "5"}});
+    const std::size_t before = h.http.calls.size();
+    got = h.run();
+    ASSERT_TRUE(got);
+    EXPECT_EQ(h.http.calls.size(), before + 2);  // no lookup of PGONE
+}
+
 // --- the section and make() ---------------------------------------------------------------------
 
 runbookd::config::load_result with(std::string_view section) {
@@ -364,6 +657,12 @@ TEST(PagerDutyApiConfig, KeysDefaultsAndProblems) {
     EXPECT_EQ(c.service_ids, std::vector<std::string>{"PS1"});
     EXPECT_EQ(c.lookups_per_poll, 5u);
     EXPECT_FALSE(c.alerts);
+    EXPECT_EQ(c.log_entries_per_poll, 1000u);
+    EXPECT_EQ(c.log_lookback, 1h);
+    r = with("  token: x\n  log_entries_per_poll: 0\n  log_lookback: 15m\n");
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r.value->pagerduty_api.log_entries_per_poll, 0u);
+    EXPECT_EQ(r.value->pagerduty_api.log_lookback, 15min);
 
     r = with("  token: x\n  interval: 500ms\n  tokn: y\n");
     ASSERT_FALSE(r.ok());
