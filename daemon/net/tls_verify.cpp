@@ -152,6 +152,21 @@ boost::system::error_code arm_host_check(ssl_st* ssl, const std::string& host) n
     return {};
 }
 
+std::optional<std::string> arm_client_handshake(ssl_st* ssl, const std::string& host) {
+    // SSL_set_tlsext_host_name without its C cast.
+    if (!is_ip_literal(host) &&
+        ::SSL_ctrl(
+            ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name, const_cast<char*>(host.c_str())
+        ) != 1) {
+        ::ERR_clear_error();
+        return "cannot send " + host + " as SNI";
+    }
+    if (const auto ec = arm_host_check(ssl, host)) {
+        return "cannot check the certificate for " + host + ": " + ec.message();
+    }
+    return std::nullopt;
+}
+
 tls_diagnosis diagnose_handshake(ssl_st* ssl, const boost::system::error_code& ec, const verify_note& note) {
     long code = note.code;
     int depth = note.depth;

@@ -7,6 +7,7 @@
 
 #include <boost/system/error_code.hpp>
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -62,6 +63,12 @@ void note_verify(bool preverified, x509_store_ctx_st* ctx, verify_note& note) no
 /// name, where asio's host_name_verification only reported "certificate verify failed".
 /// Returns an error (ssl category) when OpenSSL refuses the name.
 boost::system::error_code arm_host_check(ssl_st* ssl, const std::string& host) noexcept;
+
+/// Readies `ssl` for a client handshake with `host`: sends it as SNI (a DNS name only,
+/// never an IP literal, RFC 6066 §3), then arms the host check (arm_host_check). Returns
+/// why it could not, in a sentence safe to log ("cannot send <host> as SNI", "cannot check
+/// the certificate for <host>: <reason>"), or nullopt when the handshake may start.
+std::optional<std::string> arm_client_handshake(ssl_st* ssl, const std::string& host);
 
 /// A TLS outcome and the sentence that explains it (safe to log: no secrets).
 struct tls_diagnosis {

@@ -3,6 +3,7 @@
 #include "core/engine.hpp"
 #include "crypto/digest.hpp"
 #include "intake/deploys/signature.hpp"
+#include "intake/webhook_metrics.hpp"
 #include "loop/clock.hpp"
 
 #include <boost/beast/http/status.hpp>
@@ -36,18 +37,6 @@ millis distance(wall_time a, wall_time b) {
 
 }  // namespace
 
-void recent_keys::insert(std::string key) {
-    if (capacity_ == 0 || set_.contains(key)) {
-        return;
-    }
-    if (order_.size() == capacity_) {
-        set_.erase(order_.front());
-        order_.pop_front();
-    }
-    set_.insert(key);
-    order_.push_back(std::move(key));
-}
-
 webhook_handler::webhook_handler(
     const config& cfg, service_routes routes, signal_sink sink, log::logger log, prometheus::Registry& metrics
 )
@@ -56,12 +45,7 @@ webhook_handler::webhook_handler(
       seen_(cfg.dedupe_capacity * 2),  // two keys per delivery: its id and its event's
       sink_(std::move(sink)),
       log_(std::move(log)),
-      // The same family as the PagerDuty intake's (same name and help): one metric of every
-      // webhook, by source.
-      results_(prometheus::BuildCounter()
-                   .Name("runbookd_webhooks_total")
-                   .Help("Webhooks received, by source and result.")
-                   .Register(metrics)),
+      results_(webhook_results(metrics)),  // every webhook intake's family, by source
       events_(prometheus::BuildCounter()
                   .Name("runbookd_deploy_events_total")
                   .Help("Accepted deploy statuses, by provider and status.")

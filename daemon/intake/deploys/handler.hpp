@@ -7,6 +7,7 @@
 #include "intake/deploys/config.hpp"
 #include "intake/deploys/parse.hpp"
 #include "intake/endpoint.hpp"
+#include "intake/recent_keys.hpp"
 #include "log/log.hpp"
 #include "net/router.hpp"
 
@@ -14,12 +15,10 @@
 #include <prometheus/registry.h>
 
 #include <cstddef>
-#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
 #include <string>
-#include <unordered_set>
 #include <vector>
 
 namespace runbookd {
@@ -27,19 +26,6 @@ struct service_info;
 }
 
 namespace runbookd::intake::deploys {
-
-/// Remembers the last `capacity` keys; the oldest is forgotten first.
-class recent_keys {
-public:
-    explicit recent_keys(std::size_t capacity) : capacity_(capacity) { set_.reserve(capacity); }
-    bool contains(const std::string& key) const { return set_.contains(key); }
-    void insert(std::string key);
-
-private:
-    std::size_t capacity_;
-    std::deque<std::string> order_;
-    std::unordered_set<std::string> set_;
-};
 
 /// The deploy webhook endpoint. Runs on the loop thread and answers at once. All it keeps
 /// is the de-duplication memory: how long a deploy has been running comes from the payload's

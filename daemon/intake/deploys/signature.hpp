@@ -8,19 +8,21 @@
 
 #include "core/secret.hpp"
 #include "core/time.hpp"
+#include "crypto/hmac.hpp"
 
 #include <chrono>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 namespace runbookd::intake::deploys {
 
-enum class signature_check { valid, missing, malformed, mismatch };
+using crypto::signature_check;
 
 /// Verifies `X-Hub-Signature-256` over the raw body against every secret (a rotation).
-/// Every comparison runs in constant time (CRYPTO_memcmp on decoded digests), and all of
-/// them run whichever matches, so timing tells nothing of a secret.
+/// Every comparison runs in constant time, and all of them run whichever matches
+/// (crypto::verify_hmac_sha256), so timing tells nothing of a secret.
 signature_check verify_github(
     std::string_view header, std::string_view body, const std::vector<secret<std::string>>& secrets
 );

@@ -2,6 +2,7 @@
 
 #include "intake/pagerduty/parse.hpp"
 #include "intake/pagerduty/signature.hpp"
+#include "intake/webhook_metrics.hpp"
 
 #include <boost/beast/http/status.hpp>
 
@@ -22,18 +23,6 @@ constexpr std::string_view results[] = {
 };
 }  // namespace
 
-void recent_ids::insert(std::string id) {
-    if (capacity_ == 0 || set_.contains(id)) {
-        return;
-    }
-    if (order_.size() == capacity_) {
-        set_.erase(order_.front());
-        order_.pop_front();
-    }
-    set_.insert(id);
-    order_.push_back(std::move(id));
-}
-
 webhook_handler::webhook_handler(
     std::vector<secret<std::string>> secrets,
     std::size_t dedupe_capacity,
@@ -45,10 +34,7 @@ webhook_handler::webhook_handler(
       seen_(dedupe_capacity * 2),  // two ids per webhook: X-Webhook-Id and event.id
       sink_(std::move(sink)),
       log_(std::move(log)),
-      results_(prometheus::BuildCounter()
-                   .Name("runbookd_webhooks_total")
-                   .Help("Webhooks received, by source and result.")
-                   .Register(metrics)),
+      results_(webhook_results(metrics)),
       events_(prometheus::BuildCounter()
                   .Name("runbookd_pagerduty_events_total")
                   .Help("Accepted PagerDuty incident events, by event type.")

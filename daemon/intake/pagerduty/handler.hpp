@@ -5,6 +5,7 @@
 #include "core/secret.hpp"
 #include "intake/endpoint.hpp"
 #include "intake/pagerduty/config.hpp"
+#include "intake/recent_keys.hpp"
 #include "log/log.hpp"
 #include "net/router.hpp"
 
@@ -12,28 +13,12 @@
 #include <prometheus/registry.h>
 
 #include <cstddef>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
-#include <unordered_set>
 #include <vector>
 
 namespace runbookd::intake::pagerduty {
-
-/// Remembers the last `capacity` ids; the oldest is forgotten first.
-class recent_ids {
-public:
-    explicit recent_ids(std::size_t capacity) : capacity_(capacity) { set_.reserve(capacity); }
-    bool contains(const std::string& id) const { return set_.contains(id); }
-    void insert(std::string id);
-    std::size_t size() const noexcept { return order_.size(); }
-
-private:
-    std::size_t capacity_;
-    std::deque<std::string> order_;
-    std::unordered_set<std::string> set_;
-};
 
 /// The webhook endpoint. Runs on the loop thread; answers within microseconds because
 /// the engine call it makes is synchronous and posting is asynchronous (the outbox).
@@ -60,7 +45,7 @@ private:
     prometheus::Counter& counter(std::string_view result);
 
     std::vector<secret<std::string>> secrets_;
-    recent_ids seen_;
+    recent_keys seen_;
     event_sink sink_;
     log::logger log_;
     prometheus::Family<prometheus::Counter>& results_;

@@ -3,6 +3,7 @@
 // https://developer.pagerduty.com/docs/webhooks/webhook-signatures
 
 #include "core/secret.hpp"
+#include "crypto/hmac.hpp"
 
 #include <string>
 #include <string_view>
@@ -10,11 +11,11 @@
 
 namespace runbookd::intake::pagerduty {
 
-enum class signature_check { valid, missing, malformed, mismatch };
+using crypto::signature_check;
 
 /// Verifies `X-PagerDuty-Signature` (`v1=<hex>[,v1=<hex>...]`) over the raw body against
 /// every secret. Accepts when any v1 signature matches any secret. Each comparison runs in
-/// constant time (CRYPTO_memcmp on the decoded digests), so timing tells nothing of a secret.
+/// constant time (crypto::verify_hmac_sha256), so timing tells nothing of a secret.
 signature_check verify_signature(
     std::string_view header, std::string_view body, const std::vector<secret<std::string>>& secrets
 );

@@ -1,27 +1,21 @@
 #include "sources/certs/check.hpp"
 
 #include "loop/clock.hpp"
+#include "net/dial.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/deferred.hpp>
-#include <boost/asio/detached.hpp>
-#include <boost/asio/experimental/awaitable_operators.hpp>
-#include <boost/asio/experimental/channel.hpp>
 #include <boost/asio/experimental/parallel_group.hpp>
-#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
-#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
-#include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509_vfy.h>
 
 #include <algorithm>
 #include <exception>
-#include <map>
 #include <string_view>
 #include <utility>
 
@@ -30,119 +24,34 @@ namespace runbookd::sources::certs {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace ssl = asio::ssl;
-using asio::ip::tcp;
 using net::tls_outcome;
 
 namespace {
 
 constexpr auto tuple_awaitable = asio::as_tuple(asio::use_awaitable);
 
-/// A lookup's answer, handed from the lookup's own coroutine to the check waiting for it.
-using resolve_channel =
-    asio::experimental::channel<void(boost::system::error_code, tcp::resolver::results_type)>;
-
-/// Time left until `deadline`, at least 1 ms so an expired budget fails the next step.
-std::chrono::steady_clock::duration remaining(loop::steady_clock::time_point deadline) {
-    return std::max<std::chrono::steady_clock::duration>(
-        deadline - loop::steady_clock::now(), std::chrono::milliseconds{1}
-    );
-}
-
-bool is_ip_literal(const std::string& host) {
-    boost::system::error_code ec;
-    asio::ip::make_address(host, ec);
-    return !ec;
-}
-
-std::string timed_out_detail(std::chrono::milliseconds timeout, std::string_view step) {
-    return "timed out after " + format_duration(timeout) + " during " + std::string{step};
-}
-
-/// Resolves on Asio's resolver thread and posts the answer to `into`. getaddrinfo cannot
-/// be cancelled, so the check waits on the channel (which can) rather than on the lookup,
-/// and a lookup that outlives its check finishes here, into a channel no one reads.
-asio::awaitable<void> resolve_into(
-    std::shared_ptr<resolve_channel> into, std::string host, std::string port
-) {
-    tcp::resolver resolver{co_await asio::this_coro::executor};
-    auto [ec, results] = co_await resolver.async_resolve(host, port, tuple_awaitable);
-    into->try_send(ec, std::move(results));
-}
-
-/// Where one check is, for the message when the deadline ends it.
-struct progress {
-    std::string_view step = "resolve";
-};
-
 }  // namespace
 
 struct checker::impl {
     explicit impl(asio::any_io_executor ex) : executor(std::move(ex)) {}
 
-    result<ssl::context*> context_for(const std::string& ca_file) {
-        if (const auto it = contexts.find(ca_file); it != contexts.end()) {
-            return it->second.get();
-        }
-        auto ctx = std::make_unique<ssl::context>(ssl::context::tls_client);
-        ctx->set_options(
-            ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
-            ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1
-        );
-        ctx->set_verify_mode(ssl::verify_peer);
-        boost::system::error_code ec;
-        if (ca_file.empty()) {
-            ctx->set_default_verify_paths(ec);
-        } else {
-            ctx->load_verify_file(ca_file, ec);
-        }
-        if (ec) {
-            return make_failure(
-                errc::config_invalid,
-                "cannot load CA certificates from " +
-                    (ca_file.empty() ? std::string{"the system store"} : "'" + ca_file + "'") + ": " +
-                    ec.message()
-            );
-        }
-        auto* raw = ctx.get();
-        contexts.emplace(ca_file, std::move(ctx));
-        return raw;
-    }
-
     /// Resolves, connects and handshakes; `at` says which step is running.
     asio::awaitable<check_result> attempt(
-        const target& t, ssl::context& ctx, loop::steady_clock::time_point deadline, progress& at
+        const target& t, ssl::context& ctx, loop::steady_clock::time_point deadline, net::check_progress& at
     ) {
         const std::string port = std::to_string(t.port);
         const std::string& where = t.address.empty() ? t.host : t.address;
-        std::vector<tcp::endpoint> endpoints;
-        boost::system::error_code ip_ec;
-        if (const auto ip = asio::ip::make_address(where, ip_ec); !ip_ec) {
-            endpoints.emplace_back(ip, t.port);  // an IP literal: no lookup
-        } else {
-            at.step = "resolve";
-            auto answer = std::make_shared<resolve_channel>(executor, 1);
-            // Detached is safe: the lookup owns its arguments and the channel, throws
-            // nothing it would need to report (errors come back as values), and its
-            // result is not needed after the check ends.
-            asio::co_spawn(executor, resolve_into(answer, where, port), asio::detached);
-            auto [rec, results] = co_await answer->async_receive(tuple_awaitable);
-            if (rec) {
-                co_return check_result{
-                    tls_outcome::unresolved, "resolve " + where + ": " + rec.message(), {}, {}};
-            }
-            for (const auto& entry : results) {
-                endpoints.push_back(entry.endpoint());
-            }
-            if (endpoints.empty()) {
-                co_return check_result{tls_outcome::unresolved, "resolve " + where + ": no address", {}, {}};
-            }
+        at.step = "resolve";
+        auto endpoints = co_await net::resolve_endpoints(executor, where, t.port);
+        if (!endpoints) {
+            co_return check_result{tls_outcome::unresolved, endpoints.error().detail, {}, {}};
         }
 
         at.step = "connect";
         beast::ssl_stream<beast::tcp_stream> stream{executor, ctx};
         auto& socket = beast::get_lowest_layer(stream);
-        socket.expires_after(remaining(deadline));
-        auto [cec, connected] = co_await socket.async_connect(endpoints, tuple_awaitable);
+        socket.expires_after(net::remaining(deadline));
+        auto [cec, connected] = co_await socket.async_connect(*endpoints, tuple_awaitable);
         if (cec == beast::error::timeout) {
             co_return check_result{tls_outcome::timed_out, {}, {}, {}};  // check() words it
         }
@@ -154,24 +63,8 @@ struct checker::impl {
 
         at.step = "tls handshake";
         SSL* native = stream.native_handle();
-        // SNI names the host (never an IP literal, RFC 6066 §3); SSL_set_tlsext_host_name
-        // without its C cast.
-        if (!is_ip_literal(t.host) && ::SSL_ctrl(
-                                          native,
-                                          SSL_CTRL_SET_TLSEXT_HOSTNAME,
-                                          TLSEXT_NAMETYPE_host_name,
-                                          const_cast<char*>(t.host.c_str())
-                                      ) != 1) {
-            ::ERR_clear_error();
-            co_return check_result{
-                tls_outcome::handshake_failed, "cannot send " + t.host + " as SNI", {}, {}};
-        }
-        if (const auto hec = net::arm_host_check(native, t.host)) {
-            co_return check_result{
-                tls_outcome::handshake_failed,
-                "cannot check the certificate for " + t.host + ": " + hec.message(),
-                {},
-                {}};
+        if (auto why = net::arm_client_handshake(native, t.host)) {
+            co_return check_result{tls_outcome::handshake_failed, std::move(*why), {}, {}};
         }
         // Verification runs in full, but the callback notes the first failure (and the
         // certificate it is about) and lets the handshake go on, so the chain of an
@@ -187,7 +80,7 @@ struct checker::impl {
             }
             return true;
         });
-        socket.expires_after(remaining(deadline));
+        socket.expires_after(net::remaining(deadline));
         auto [hec] = co_await stream.async_handshake(ssl::stream_base::client, tuple_awaitable);
 
         check_result out;
@@ -217,29 +110,22 @@ struct checker::impl {
     }
 
     asio::awaitable<check_result> check(const target& t, std::chrono::milliseconds timeout) {
-        using namespace asio::experimental::awaitable_operators;
         const auto started = loop::steady_clock::now();
         const auto deadline = started + timeout;
         check_result out;
-        if (auto ctx = context_for(t.ca_file); !ctx) {
+        if (auto ctx = contexts.get(t.ca_file); !ctx) {
             out.outcome = tls_outcome::handshake_failed;
             out.detail = ctx.error().detail;
         } else {
-            // The deadline on the loop's clock bounds the whole check, the lookup included;
-            // beast's expires_after bounds each socket step on its own (real) clock too.
-            progress at;
-            loop::timer timer{executor};
-            timer.expires_at(deadline);
+            net::check_progress at;
             auto work = attempt(t, **ctx, deadline, at);
-            auto expiry = timer.async_wait(tuple_awaitable);
-            auto raced = co_await (std::move(work) || std::move(expiry));
-            if (raced.index() == 0) {
-                out = std::move(std::get<0>(raced));
+            if (auto done = co_await net::until_deadline(executor, deadline, std::move(work))) {
+                out = std::move(*done);
             } else {
                 out.outcome = tls_outcome::timed_out;
             }
             if (out.outcome == tls_outcome::timed_out) {
-                out.detail = timed_out_detail(timeout, at.step);  // one wording, whichever clock won
+                out.detail = net::timed_out_detail(timeout, at.step);  // one wording, whichever clock won
             }
         }
         out.took = std::chrono::duration_cast<std::chrono::milliseconds>(loop::steady_clock::now() - started);
@@ -295,7 +181,7 @@ struct checker::impl {
     }
 
     asio::any_io_executor executor;
-    std::map<std::string, std::unique_ptr<ssl::context>> contexts;  ///< by CA file; "" is the system store
+    net::tls_client_contexts contexts;
 };
 
 checker::checker(asio::any_io_executor ex) : impl_(std::make_unique<impl>(std::move(ex))) {}
@@ -303,7 +189,7 @@ checker::checker(asio::any_io_executor ex) : impl_(std::make_unique<impl>(std::m
 checker::~checker() = default;
 
 result<void> checker::load_trust(const std::string& ca_file) {
-    auto ctx = impl_->context_for(ca_file);
+    auto ctx = impl_->contexts.get(ca_file);
     if (!ctx) {
         return ctx.error();
     }

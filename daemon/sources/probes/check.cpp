@@ -1,17 +1,13 @@
 #include "sources/probes/check.hpp"
 
 #include "loop/clock.hpp"
+#include "net/dial.hpp"
 #include "net/tls_verify.hpp"
 
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
-#include <boost/asio/experimental/awaitable_operators.hpp>
-#include <boost/asio/experimental/channel.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/ssl/error.hpp>
-#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
@@ -22,12 +18,10 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
-#include <openssl/err.h>
 #include <openssl/ssl.h>
 
 #include <algorithm>
 #include <array>
-#include <map>
 #include <set>
 #include <string_view>
 #include <utility>
@@ -44,32 +38,6 @@ using asio::ip::tcp;
 namespace {
 
 constexpr auto tuple_awaitable = asio::as_tuple(asio::use_awaitable);
-
-/// A lookup's answer, handed from the lookup's own coroutine to the check waiting for it.
-using resolve_channel =
-    asio::experimental::channel<void(boost::system::error_code, tcp::resolver::results_type)>;
-
-/// Time left until `deadline`, at least 1 ms so an expired budget fails the next step.
-std::chrono::steady_clock::duration remaining(loop::steady_clock::time_point deadline) {
-    return std::max<std::chrono::steady_clock::duration>(
-        deadline - loop::steady_clock::now(), std::chrono::milliseconds{1}
-    );
-}
-
-/// Resolves on Asio's resolver thread and posts the answer to `into`: getaddrinfo cannot be
-/// cancelled, so the check waits on the channel (which can), as the certs source does.
-asio::awaitable<void> resolve_into(
-    std::shared_ptr<resolve_channel> into, std::string host, std::string port
-) {
-    tcp::resolver resolver{co_await asio::this_coro::executor};
-    auto [ec, results] = co_await resolver.async_resolve(host, port, tuple_awaitable);
-    into->try_send(ec, std::move(results));
-}
-
-/// Where one check is, for the message when the deadline ends it.
-struct progress {
-    std::string_view step = "resolve";
-};
 
 check_result failed(outcome o, std::string detail) {
     check_result r;
@@ -126,35 +94,6 @@ struct prober::impl {
         beast::tcp_stream* stream_;
     };
 
-    result<ssl::context*> context_for(const std::string& ca_file) {
-        if (const auto it = contexts.find(ca_file); it != contexts.end()) {
-            return it->second.get();
-        }
-        auto ctx = std::make_unique<ssl::context>(ssl::context::tls_client);
-        ctx->set_options(
-            ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
-            ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1
-        );
-        ctx->set_verify_mode(ssl::verify_peer);
-        boost::system::error_code ec;
-        if (ca_file.empty()) {
-            ctx->set_default_verify_paths(ec);
-        } else {
-            ctx->load_verify_file(ca_file, ec);
-        }
-        if (ec) {
-            return make_failure(
-                errc::config_invalid,
-                "cannot load CA certificates from " +
-                    (ca_file.empty() ? std::string{"the system store"} : "'" + ca_file + "'") + ": " +
-                    ec.message()
-            );
-        }
-        auto* raw = ctx.get();
-        contexts.emplace(ca_file, std::move(ctx));
-        return raw;
-    }
-
     /// Sends the request and reads the answer (the header whole, the body up to
     /// max_body_read).
     template <class Stream>
@@ -164,7 +103,7 @@ struct prober::impl {
         const target& t,
         const endpoint& e,
         loop::steady_clock::time_point deadline,
-        progress& at
+        net::check_progress& at
     ) {
         at.step = "request";
         http::request<http::empty_body> req{http::string_to_verb(t.method), e.target, 11};
@@ -172,7 +111,7 @@ struct prober::impl {
         req.set(http::field::user_agent, "runbookd-probe");
         req.set(http::field::accept, "*/*");
         req.set(http::field::connection, "close");
-        lowest.expires_after(remaining(deadline));
+        lowest.expires_after(net::remaining(deadline));
         auto [wec, wn] = co_await http::async_write(stream, req, tuple_awaitable);
         if (wec) {
             co_return transport(wec, "write");
@@ -186,7 +125,7 @@ struct prober::impl {
         if (t.method == "HEAD") {
             parser.skip(true);
         }
-        lowest.expires_after(remaining(deadline));
+        lowest.expires_after(net::remaining(deadline));
         auto [hec, hn] = co_await http::async_read_header(stream, buffer, parser, tuple_awaitable);
         if (hec) {
             co_return transport(hec, "read");
@@ -198,7 +137,7 @@ struct prober::impl {
         while (!parser.is_done() && body.size() < max_body_read) {
             parser.get().body().data = piece.data();
             parser.get().body().size = piece.size();
-            lowest.expires_after(remaining(deadline));
+            lowest.expires_after(net::remaining(deadline));
             auto [rec, rn] = co_await http::async_read_some(stream, buffer, parser, tuple_awaitable);
             body.append(piece.data(), piece.size() - parser.get().body().size);
             if (rec == ssl::error::stream_truncated) {
@@ -229,30 +168,13 @@ struct prober::impl {
         const endpoint& e,
         ssl::context* ctx,
         loop::steady_clock::time_point deadline,
-        progress& at
+        net::check_progress& at
     ) {
         const std::string port = std::to_string(e.port);
-        std::vector<tcp::endpoint> endpoints;
-        boost::system::error_code ip_ec;
-        if (const auto ip = asio::ip::make_address(e.host, ip_ec); !ip_ec) {
-            endpoints.emplace_back(ip, e.port);  // an IP literal: no lookup
-        } else {
-            at.step = "resolve";
-            auto answer = std::make_shared<resolve_channel>(executor, 1);
-            // Detached is safe: the lookup owns its arguments and the channel, throws nothing
-            // it would need to report (errors come back as values), and its result is not
-            // needed after the check ends.
-            asio::co_spawn(executor, resolve_into(answer, e.host, port), asio::detached);
-            auto [rec, results] = co_await answer->async_receive(tuple_awaitable);
-            if (rec) {
-                co_return failed(outcome::dns_failure, "resolve " + e.host + ": " + rec.message());
-            }
-            for (const auto& entry : results) {
-                endpoints.push_back(entry.endpoint());
-            }
-            if (endpoints.empty()) {
-                co_return failed(outcome::dns_failure, "resolve " + e.host + ": no address");
-            }
+        at.step = "resolve";
+        auto endpoints = co_await net::resolve_endpoints(executor, e.host, e.port);
+        if (!endpoints) {
+            co_return failed(outcome::dns_failure, endpoints.error().detail);
         }
 
         at.step = "connect";
@@ -265,8 +187,8 @@ struct prober::impl {
         }
         beast::tcp_stream& lowest = tls ? beast::get_lowest_layer(*tls) : *plain;
         const in_flight registered{*this, lowest};
-        lowest.expires_after(remaining(deadline));
-        auto [cec, connected] = co_await lowest.async_connect(endpoints, tuple_awaitable);
+        lowest.expires_after(net::remaining(deadline));
+        auto [cec, connected] = co_await lowest.async_connect(*endpoints, tuple_awaitable);
         if (cec == beast::error::timeout) {
             co_return failed(outcome::timed_out, {});
         }
@@ -284,30 +206,15 @@ struct prober::impl {
         if (tls) {
             at.step = "tls handshake";
             SSL* native = tls->native_handle();
-            // SNI names the host (never an IP literal, RFC 6066 §3); SSL_set_tlsext_host_name
-            // without its C cast.
-            boost::system::error_code literal_ec;
-            asio::ip::make_address(e.host, literal_ec);
-            if (literal_ec && ::SSL_ctrl(
-                                  native,
-                                  SSL_CTRL_SET_TLSEXT_HOSTNAME,
-                                  TLSEXT_NAMETYPE_host_name,
-                                  const_cast<char*>(e.host.c_str())
-                              ) != 1) {
-                ::ERR_clear_error();
-                co_return failed(outcome::tls_error, "cannot send " + e.host + " as SNI");
-            }
-            if (const auto hec = net::arm_host_check(native, e.host)) {
-                co_return failed(
-                    outcome::tls_error, "cannot check the certificate for " + e.host + ": " + hec.message()
-                );
+            if (auto why = net::arm_client_handshake(native, e.host)) {
+                co_return failed(outcome::tls_error, std::move(*why));
             }
             net::verify_note note;
             tls->set_verify_callback([&note](bool preverified, ssl::verify_context& vc) {
                 net::note_verify(preverified, vc.native_handle(), note);
                 return preverified;  // a certificate that does not verify ends the probe
             });
-            lowest.expires_after(remaining(deadline));
+            lowest.expires_after(net::remaining(deadline));
             auto [hec] = co_await tls->async_handshake(ssl::stream_base::client, tuple_awaitable);
             if (hec) {
                 const auto d = net::diagnose_handshake(native, hec, note);
@@ -334,13 +241,12 @@ struct prober::impl {
     asio::awaitable<check_result> check(
         const target& t, const endpoint& e, std::chrono::milliseconds timeout
     ) {
-        using namespace asio::experimental::awaitable_operators;
         const auto started = loop::steady_clock::now();
         const auto deadline = started + timeout;
         check_result out;
         ssl::context* ctx = nullptr;
         if (e.tls) {
-            if (auto c = context_for(t.ca_file); !c) {
+            if (auto c = contexts.get(t.ca_file); !c) {
                 out = failed(outcome::tls_error, c.error().detail);
                 out.tls = std::string{net::to_string(net::tls_outcome::handshake_failed)};
             } else {
@@ -348,22 +254,15 @@ struct prober::impl {
             }
         }
         if (!e.tls || ctx != nullptr) {
-            // The deadline on the loop's clock bounds the whole check, the lookup included;
-            // beast's expires_after bounds each socket step on its own (real) clock too.
-            progress at;
-            loop::timer timer{executor};
-            timer.expires_at(deadline);
+            net::check_progress at;
             auto work = attempt(t, e, ctx, deadline, at);
-            auto expiry = timer.async_wait(tuple_awaitable);
-            auto raced = co_await (std::move(work) || std::move(expiry));
-            if (raced.index() == 0) {
-                out = std::move(std::get<0>(raced));
+            if (auto done = co_await net::until_deadline(executor, deadline, std::move(work))) {
+                out = std::move(*done);
             } else {
                 out = failed(outcome::timed_out, {});
             }
             if (out.what == outcome::timed_out) {
-                out.detail =
-                    "timed out after " + format_duration(timeout) + " during " + std::string{at.step};
+                out.detail = net::timed_out_detail(timeout, at.step);  // one wording, whichever clock won
             }
         }
         out.took = std::chrono::duration_cast<std::chrono::milliseconds>(loop::steady_clock::now() - started);
@@ -371,7 +270,7 @@ struct prober::impl {
     }
 
     asio::any_io_executor executor;
-    std::map<std::string, std::unique_ptr<ssl::context>> contexts;  ///< by CA file; "" is the system store
+    net::tls_client_contexts contexts;
     std::set<beast::tcp_stream*> active;
 };
 
@@ -380,7 +279,7 @@ prober::prober(asio::any_io_executor ex) : impl_(std::make_unique<impl>(std::mov
 prober::~prober() = default;
 
 result<void> prober::load_trust(const std::string& ca_file) {
-    auto ctx = impl_->context_for(ca_file);
+    auto ctx = impl_->contexts.get(ca_file);
     if (!ctx) {
         return ctx.error();
     }

@@ -2,11 +2,9 @@
 #include "intake/deploys/handler.hpp"
 #include "intake/deploys/parse.hpp"
 #include "intake/deploys/signature.hpp"
+#include "webhook_support.hpp"
 
 #include <gtest/gtest.h>
-
-#include <fstream>
-#include <sstream>
 
 namespace runbookd::intake::deploys {
 namespace {
@@ -14,20 +12,10 @@ namespace {
 namespace http = boost::beast::http;
 using namespace std::chrono_literals;
 
-std::string fixture(const std::string& name) {
-    std::ifstream in{"tests/data/deploys/" + name};
-    EXPECT_TRUE(in) << name;
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
+using test_support::secrets;
 
-std::vector<secret<std::string>> secrets(std::initializer_list<const char*> values) {
-    std::vector<secret<std::string>> out;
-    for (const auto* v : values) {
-        out.emplace_back(v);
-    }
-    return out;
+std::string fixture(const std::string& name) {
+    return test_support::fixture("deploys", name);
 }
 
 wall_time at(const char* text) {
@@ -400,16 +388,6 @@ TEST_F(deploys_handler, the_generic_webhook_is_timestamped_against_replay) {
     EXPECT_EQ(generic(body, "", sign_generic("generic", ts, body)).result(), http::status::bad_request);
     EXPECT_EQ(generic(body, ts, "").result(), http::status::bad_request);
     EXPECT_EQ(signals.size(), 2u);
-}
-
-TEST(deploys_recent_keys, forgets_the_oldest_beyond_capacity) {
-    recent_keys k{2};
-    k.insert("a");
-    k.insert("b");
-    k.insert("c");
-    EXPECT_FALSE(k.contains("a"));
-    EXPECT_TRUE(k.contains("b"));
-    EXPECT_TRUE(k.contains("c"));
 }
 
 }  // namespace

@@ -1,31 +1,19 @@
 #include "intake/pagerduty/handler.hpp"
 #include "intake/pagerduty/parse.hpp"
 #include "intake/pagerduty/signature.hpp"
+#include "webhook_support.hpp"
 
 #include <gtest/gtest.h>
-
-#include <fstream>
-#include <sstream>
 
 namespace runbookd::intake::pagerduty {
 namespace {
 
 namespace http = boost::beast::http;
 
-std::string fixture(const std::string& name) {
-    std::ifstream in{"tests/data/pagerduty/" + name};
-    EXPECT_TRUE(in) << name;
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
+using test_support::secrets;
 
-std::vector<secret<std::string>> secrets(std::initializer_list<const char*> values) {
-    std::vector<secret<std::string>> out;
-    for (const auto* v : values) {
-        out.emplace_back(v);
-    }
-    return out;
+std::string fixture(const std::string& name) {
+    return test_support::fixture("pagerduty", name);
 }
 
 TEST(signature, accepts_a_valid_v1_signature) {
@@ -201,8 +189,8 @@ TEST_F(handler_test, rotated_secrets_apply_to_the_next_request) {
     EXPECT_EQ(post(body, sign("rotated", body)).result(), http::status::accepted);
 }
 
-TEST(recent_ids, forgets_the_oldest_beyond_capacity) {
-    recent_ids ids{2};
+TEST(recent_keys, forgets_the_oldest_beyond_capacity) {
+    recent_keys ids{2};
     ids.insert("a");
     ids.insert("b");
     ids.insert("c");
