@@ -7,16 +7,6 @@
 namespace runbookd {
 namespace {
 
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
-        s.remove_prefix(1);
-    }
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) {
-        s.remove_suffix(1);
-    }
-    return s;
-}
-
 bool valid_label_name(std::string_view n) {
     if (n.empty() || is_digit(n.front())) {
         return false;
@@ -67,13 +57,13 @@ const std::string& label_value(
 }  // namespace
 
 matcher_parse parse_label_matcher(std::string_view text) {
-    const std::string_view t = trim(text);
+    const std::string_view t = trim_blanks(text);
     const auto at = t.find_first_of("=!");
     if (at == std::string_view::npos) {
         return {std::nullopt, "expected name=\"value\", name!=\"value\", name=~\"regex\" or name!~\"regex\""};
     }
     label_matcher m;
-    const std::string_view name = trim(t.substr(0, at));
+    const std::string_view name = trim_blanks(t.substr(0, at));
     if (!valid_label_name(name)) {
         return {std::nullopt, "a label name is letters, digits and '_', not starting with a digit"};
     }
@@ -94,7 +84,7 @@ matcher_parse parse_label_matcher(std::string_view text) {
     } else {
         return {std::nullopt, "expected one of the operators =, !=, =~, !~ after the label name"};
     }
-    rest = trim(rest);
+    rest = trim_blanks(rest);
     if (rest.starts_with('"')) {
         auto v = unquote(rest);
         if (!v) {

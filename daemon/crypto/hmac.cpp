@@ -1,5 +1,7 @@
 #include "crypto/hmac.hpp"
 
+#include "core/chars.hpp"
+
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/params.h>
@@ -71,22 +73,12 @@ std::optional<digest> decode(std::string_view hex) {
     return out;
 }
 
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
-        s.remove_prefix(1);
-    }
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) {
-        s.remove_suffix(1);
-    }
-    return s;
-}
-
 /// The digests of every `<scheme><hex>` item of a comma-separated header.
 std::vector<digest> candidates(std::string_view header, std::string_view scheme) {
     std::vector<digest> out;
     while (!header.empty()) {
         const auto comma = header.find(',');
-        const auto item = trim(header.substr(0, comma));
+        const auto item = trim_blanks(header.substr(0, comma));
         header = comma == std::string_view::npos ? std::string_view{} : header.substr(comma + 1);
         if (item.starts_with(scheme)) {
             if (auto d = decode(item.substr(scheme.size()))) {
@@ -107,7 +99,7 @@ signature_check verify_hmac_sha256(
     std::string_view data,
     std::string_view more
 ) {
-    if (trim(header).empty()) {
+    if (trim_blanks(header).empty()) {
         return signature_check::missing;
     }
     const auto got = candidates(header, scheme);

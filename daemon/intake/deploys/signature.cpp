@@ -1,5 +1,7 @@
 #include "intake/deploys/signature.hpp"
 
+#include "core/chars.hpp"
+
 #include <charconv>
 
 namespace runbookd::intake::deploys {
@@ -7,16 +9,6 @@ namespace {
 
 constexpr std::string_view github_scheme = "sha256=";
 constexpr std::string_view generic_scheme = "v1=";
-
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
-        s.remove_prefix(1);
-    }
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) {
-        s.remove_suffix(1);
-    }
-    return s;
-}
 
 }  // namespace
 
@@ -37,8 +29,8 @@ generic_check verify_generic(
     const std::vector<secret<std::string>>& secrets
 ) {
     generic_check out;
-    const auto ts = trim(timestamp_header);
-    if (trim(signature_header).empty()) {
+    const auto ts = trim_blanks(timestamp_header);
+    if (trim_blanks(signature_header).empty()) {
         out.signature = signature_check::missing;
         return out;
     }
