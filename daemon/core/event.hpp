@@ -45,6 +45,11 @@ struct incident_facts {
     /// source that fetched them: what the page is about, for #operations.
     std::optional<std::string> alert_summary;
     std::optional<std::vector<std::pair<std::string, std::string>>> alert_details;
+    /// The paging system, named in every post's footer ("PagerDuty", "Alertmanager").
+    std::optional<std::string> pager;
+    /// What users see, in the alert's own words (an `impact` annotation); preferred to the
+    /// service's configured impact.
+    std::optional<std::string> impact;
 };
 
 /// Where an event comes from. A webhook tells of one change as it happens; a reconciliation

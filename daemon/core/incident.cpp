@@ -33,6 +33,12 @@ void incident::merge(const incident_facts& facts) {
     if (facts.alert_details) {
         alert_details = *facts.alert_details;
     }
+    if (facts.pager && !facts.pager->empty()) {
+        pager = *facts.pager;
+    }
+    if (facts.impact) {
+        impact = *facts.impact;
+    }
 }
 
 }  // namespace runbookd

@@ -42,6 +42,8 @@ struct incident {
     std::vector<std::string> assignees;
     std::string alert_summary;  ///< the first alert's summary, raw (escaped when rendered)
     std::vector<std::pair<std::string, std::string>> alert_details;  ///< its custom details, bounded
+    std::string pager = "PagerDuty";                                 ///< the paging system, for the footer
+    std::string impact;  ///< the alert's own impact sentence ("" when none), raw
 
     incident_state state = incident_state::triggered;
     std::string acknowledged_by;

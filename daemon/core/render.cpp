@@ -38,6 +38,9 @@ std::string service_name(const incident& inc, const engine_settings& s) {
 }
 
 std::string impact(const incident& inc, const engine_settings& s) {
+    if (!inc.impact.empty()) {
+        return escape_markdown(inc.impact);
+    }
     if (const auto it = s.services.find(inc.service_id);
         it != s.services.end() && !it->second.impact.empty()) {
         return escape_markdown(it->second.impact);
@@ -48,7 +51,7 @@ std::string impact(const incident& inc, const engine_settings& s) {
 /// "PagerDuty #42 · P1 · API latency is high": the engineers' handle on the incident.
 /// Plain text: it goes in the footer, where Discord renders no markdown.
 std::string reference(const incident& inc) {
-    std::string ref = "PagerDuty";
+    std::string ref = plain_text(inc.pager);
     if (inc.number) {
         ref += " #" + std::to_string(*inc.number);
     }

@@ -255,6 +255,27 @@ TEST(engine, notice_uses_the_configured_service_name_and_impact) {
     EXPECT_EQ(d.posts[0].text.url, "https://acme.pagerduty.com/incidents/PA");
 }
 
+TEST(engine, the_pager_and_the_alerts_own_impact_are_shown) {
+    engine e{settings()};
+    auto ev = event(incident_event_type::triggered, "PA");
+    ev.incident.pager = "Alertmanager";
+    ev.incident.impact = "Canvases **may** not save.";
+    auto d = e.on_event(ev, t0);
+    ASSERT_EQ(d.posts.size(), 1u);
+    EXPECT_TRUE(d.posts[0].text.footer.starts_with("Alertmanager #42")) << d.posts[0].text.footer;
+    // The alert's words win over the service's configured impact, escaped like all outside text.
+    EXPECT_TRUE(d.posts[0].text.body.starts_with("Canvases \\*\\*may\\*\\* not save."))
+        << d.posts[0].text.body;
+    EXPECT_EQ(d.posts[0].text.body.find("Saving canvases may fail."), std::string::npos);
+    // A later event that does not name them changes neither.
+    auto ack = event(incident_event_type::acknowledged, "PA");
+    e.on_event(ack, t0 + 1min);
+    d = e.on_tick(t0 + 31min);
+    ASSERT_FALSE(d.posts.empty());
+    EXPECT_TRUE(d.posts[0].text.footer.starts_with("Alertmanager")) << d.posts[0].text.footer;
+    EXPECT_TRUE(d.posts[0].text.body.starts_with("Canvases")) << d.posts[0].text.body;
+}
+
 TEST(engine, non_https_links_are_dropped) {
     engine e{settings()};
     auto ev = event(incident_event_type::triggered, "PA");
