@@ -79,6 +79,15 @@ bool last_states::update(const std::string& group, const std::string& state) {
     return true;
 }
 
+bool last_states::repeats(const std::string& group, const std::string& state) {
+    const auto it = by_group_.find(group);
+    if (it == by_group_.end() || it->second.state != state) {
+        return false;
+    }
+    order_.splice(order_.end(), order_, it->second.at);
+    return true;
+}
+
 credentials::credentials(
     const std::vector<secret<std::string>>& bearer_tokens, std::string_view user, std::string_view password
 ) {
@@ -155,6 +164,12 @@ net::response webhook_handler::refuse(
     return net::make_error(req, static_cast<http::status>(status), why);
 }
 
+net::response webhook_handler::duplicate(const net::request& req, const group_state& state) {
+    duplicate_->Increment();
+    log_.debug("webhook duplicate", {{"incident", state.group_id}, {"state", state.state_key}});
+    return net::make_response(req, http::status::ok, R"({"status":"duplicate"})");
+}
+
 net::response webhook_handler::operator()(const net::request& req) {
     // Authenticate before parsing: nothing unauthenticated reaches the JSON parser.
     // Alertmanager retries only 5xx answers, so every refusal here is a 4xx: a retry would
@@ -173,6 +188,13 @@ net::response webhook_handler::operator()(const net::request& req) {
     if (req.body().empty()) {
         return refuse(req, "malformed", 400, "empty body");
     }
+    // A repeat is known from the group's state alone. The fast pass reads just that, and the
+    // state it finds is compared with the one the full parse recorded: a body it has any doubt
+    // about, and every new state, goes through the full parse below.
+    if (const auto peeked = peek_state(req.body());
+        peeked && seen_.repeats(peeked->group_id, peeked->state_key)) {
+        return duplicate(req, *peeked);
+    }
     auto parsed = parse_notification(req.body());
     if (!parsed) {
         counter("malformed").Increment();
@@ -186,12 +208,10 @@ net::response webhook_handler::operator()(const net::request& req) {
         log_.warn("webhook refused", {{"reason", why}});
         return net::make_error(req, http::status::bad_request, why);
     }
-    // A repeat is known from the group's state alone: the event is built only for a new one.
+    // The event is built only for a new state.
     const auto state = state_of(*parsed);
     if (!seen_.update(state.group_id, state.state_key)) {
-        duplicate_->Increment();
-        log_.debug("webhook duplicate", {{"incident", state.group_id}, {"state", state.state_key}});
-        return net::make_response(req, http::status::ok, R"({"status":"duplicate"})");
+        return duplicate(req, state);
     }
     auto t = translate(*parsed, map_);
     accepted_->Increment();

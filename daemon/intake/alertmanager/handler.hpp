@@ -33,6 +33,9 @@ public:
     explicit last_states(std::size_t capacity) : capacity_(capacity) {}
     /// True when `state` is not `group`'s last state; then it becomes it.
     bool update(const std::string& group, const std::string& state);
+    /// True when `state` is `group`'s last state; the group then counts as just notified, as
+    /// update() would have it. Nothing changes otherwise.
+    bool repeats(const std::string& group, const std::string& state);
     std::size_t size() const noexcept { return by_group_.size(); }
 
 private:
@@ -77,6 +80,7 @@ public:
 
 private:
     prometheus::Counter& counter(std::string_view result);
+    net::response duplicate(const net::request& req, const group_state& state);
     net::response refuse(
         const net::request& req, std::string_view result, unsigned status, std::string_view why
     );

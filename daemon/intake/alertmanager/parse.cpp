@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <array>
+#include <simdjson.h>
 
 namespace runbookd::intake::alertmanager {
 namespace {
@@ -80,7 +81,14 @@ const std::string* title_in(const label_set& annotations) {
     return nullptr;
 }
 
-bool is_status(const std::string& s) {
+/// Keys whose values the mapping never reads, at any depth; parse_notification drops them
+/// while parsing (and so does not check what they hold beyond its being JSON).
+bool skipped_key(std::string_view key) {
+    return key == "generatorURL" || key == "silenceURL" || key == "dashboardURL" || key == "panelURL" ||
+           key == "values" || key == "valueString";
+}
+
+bool is_status(std::string_view s) {
     return s == "firing" || s == "resolved";
 }
 
@@ -104,9 +112,7 @@ result<notification> parse_notification(std::string_view body) {
         if (event != json::parse_event_t::key) {
             return true;
         }
-        const auto& key = parsed.get_ref<const std::string&>();
-        return key != "generatorURL" && key != "silenceURL" && key != "dashboardURL" && key != "panelURL" &&
-               key != "values" && key != "valueString";
+        return !skipped_key(parsed.get_ref<const std::string&>());
     };
     json doc = json::parse(body, skip_unused, /*allow_exceptions=*/false);
     if (doc.is_discarded()) {
@@ -211,21 +217,51 @@ std::string group_id(std::string_view group_key) {
 
 namespace {
 
-/// The alerts a state is about: the firing ones while the group fires, else all.
-std::vector<const alert*> current_alerts(const notification& n) {
-    const bool firing = n.status == "firing";
-    std::vector<const alert*> current;
-    for (const auto& a : n.alerts) {
+/// The alerts a state is about: the firing ones while the group fires, else all. `Alert` is
+/// a parsed alert or the fast pass's peeked_alert: both have a `status`.
+template <class Alert>
+std::vector<const Alert*> current_of(std::string_view group_status, const std::vector<Alert>& alerts) {
+    const bool firing = group_status == "firing";
+    std::vector<const Alert*> current;
+    for (const auto& a : alerts) {
         if (!firing || a.status == "firing") {
             current.push_back(&a);
         }
     }
     if (current.empty()) {
-        for (const auto& a : n.alerts) {
+        for (const auto& a : alerts) {
             current.push_back(&a);
         }
     }
     return current;
+}
+
+std::vector<const alert*> current_alerts(const notification& n) {
+    return current_of(n.status, n.alerts);
+}
+
+/// One alert in a state key: its fingerprint (its labels when it has none) and when it started.
+std::string alert_id(
+    std::string_view fingerprint, const label_set& labels, std::optional<wall_time> starts_at
+) {
+    std::string id{fingerprint};
+    if (id.empty()) {
+        for (const auto& [k, v] : labels) {
+            id += k + "=" + v + "\x1f";
+        }
+    }
+    id += "@" + (starts_at ? std::to_string(starts_at->time_since_epoch().count()) : std::string{});
+    return id;
+}
+
+/// The same alerts in the same episode give the same key, whatever their order.
+std::string state_key(std::string_view status, std::vector<std::string> ids) {
+    std::sort(ids.begin(), ids.end());
+    std::string joined{status};
+    for (const auto& id : ids) {
+        joined += "\n" + id;
+    }
+    return std::string{status} + "-" + crypto::sha256_hex(joined).substr(0, 16);
 }
 
 }  // namespace
@@ -233,26 +269,265 @@ std::vector<const alert*> current_alerts(const notification& n) {
 group_state state_of(const notification& n) {
     group_state out;
     out.group_id = group_id(n.group_key);
-    // The same alerts in the same episode give the same key, whatever their order.
     const auto current = current_alerts(n);
     std::vector<std::string> ids;
     ids.reserve(current.size());
     for (const auto* a : current) {
-        std::string id = a->fingerprint;
-        if (id.empty()) {
-            for (const auto& [k, v] : a->labels) {
-                id += k + "=" + v + "\x1f";
+        ids.push_back(alert_id(a->fingerprint, a->labels, a->starts_at));
+    }
+    out.state_key = state_key(n.status, std::move(ids));
+    return out;
+}
+
+// --- the fast pass -------------------------------------------------------------------------
+
+namespace {
+
+namespace od = simdjson::ondemand;
+
+/// Bodies larger than this are parsed in full: the thread's parser keeps the capacity of the
+/// largest body it has read.
+constexpr std::size_t max_peek_bytes = std::size_t{1} << 20;
+/// Deeper nesting than Alertmanager's (4 levels) is left to the full parse.
+constexpr int max_peek_depth = 32;
+
+/// An alert as the state key needs it. The views point into the parser's string buffer,
+/// valid until the thread's parser reads another body.
+struct peeked_alert {
+    std::string_view status;
+    std::string_view fingerprint;
+    std::optional<wall_time> starts_at;
+};
+
+/// Bits for the keys read, so that a repeated one (nlohmann keeps the last, and checks only
+/// that one) is left to the full parse.
+bool first_time(unsigned& seen, unsigned bit) {
+    if ((seen & bit) != 0) {
+        return false;
+    }
+    seen |= bit;
+    return true;
+}
+
+/// Checks a value that is not read as nlohmann's parser would: that all of it is JSON.
+/// On-Demand checks only what is read, so every string, number and literal is read here.
+bool valid_json(od::value v, int depth) {
+    od::json_type type{};
+    if (depth > max_peek_depth || v.type().get(type) != simdjson::SUCCESS) {
+        return false;
+    }
+    switch (type) {
+        case od::json_type::object: {
+            od::object o;
+            if (v.get_object().get(o) != simdjson::SUCCESS) {
+                return false;
             }
+            for (auto field : o) {
+                std::string_view key;
+                od::value x;
+                if (field.unescaped_key().get(key) != simdjson::SUCCESS ||
+                    field.value().get(x) != simdjson::SUCCESS || !valid_json(x, depth + 1)) {
+                    return false;
+                }
+            }
+            return true;
         }
-        id += "@" + (a->starts_at ? std::to_string(a->starts_at->time_since_epoch().count()) : std::string{});
-        ids.push_back(std::move(id));
+        case od::json_type::array: {
+            od::array a;
+            if (v.get_array().get(a) != simdjson::SUCCESS) {
+                return false;
+            }
+            for (auto element : a) {
+                od::value x;
+                if (element.get(x) != simdjson::SUCCESS || !valid_json(x, depth + 1)) {
+                    return false;
+                }
+            }
+            return true;
+        }
+        case od::json_type::string: {
+            std::string_view s;
+            return v.get_string().get(s) == simdjson::SUCCESS;
+        }
+        case od::json_type::number: {
+            od::number n;
+            return v.get_number().get(n) == simdjson::SUCCESS;
+        }
+        case od::json_type::boolean: {
+            bool b = false;
+            return v.get_bool().get(b) == simdjson::SUCCESS;
+        }
+        case od::json_type::null: {
+            bool null = false;
+            return v.is_null().get(null) == simdjson::SUCCESS && null;
+        }
     }
-    std::sort(ids.begin(), ids.end());
-    std::string joined = n.status;
-    for (const auto& id : ids) {
-        joined += "\n" + id;
+    return false;
+}
+
+/// A label or annotation set as read_set accepts it: null, or an object of strings (values
+/// under skipped keys only need to be JSON).
+bool valid_set(od::value v, int depth) {
+    od::json_type type{};
+    if (v.type().get(type) != simdjson::SUCCESS) {
+        return false;
     }
-    out.state_key = n.status + "-" + crypto::sha256_hex(joined).substr(0, 16);
+    if (type == od::json_type::null) {
+        return valid_json(v, depth);
+    }
+    od::object o;
+    if (type != od::json_type::object || v.get_object().get(o) != simdjson::SUCCESS) {
+        return false;
+    }
+    for (auto field : o) {
+        std::string_view key;
+        od::value x;
+        if (field.unescaped_key().get(key) != simdjson::SUCCESS ||
+            field.value().get(x) != simdjson::SUCCESS) {
+            return false;
+        }
+        std::string_view text;
+        if (skipped_key(key) ? !valid_json(x, depth + 1) : x.get_string().get(text) != simdjson::SUCCESS) {
+            return false;
+        }
+    }
+    return true;
+}
+
+bool read_string(od::value v, std::string_view& out) {
+    return v.get_string().get(out) == simdjson::SUCCESS;
+}
+
+std::optional<peeked_alert> peek_alert(od::value v) {
+    od::object o;
+    if (v.get_object().get(o) != simdjson::SUCCESS) {
+        return std::nullopt;
+    }
+    peeked_alert out;
+    unsigned seen = 0;
+    for (auto field : o) {
+        std::string_view key;
+        od::value x;
+        if (field.unescaped_key().get(key) != simdjson::SUCCESS ||
+            field.value().get(x) != simdjson::SUCCESS) {
+            return std::nullopt;
+        }
+        bool ok = true;
+        if (key == "status") {
+            ok = first_time(seen, 1U) && read_string(x, out.status) && is_status(out.status);
+        } else if (key == "fingerprint") {
+            ok = first_time(seen, 2U) && read_string(x, out.fingerprint) && !out.fingerprint.empty();
+        } else if (key == "startsAt") {
+            ok = first_time(seen, 4U);
+            od::json_type type{};
+            if (ok && x.type().get(type) == simdjson::SUCCESS && type == od::json_type::string) {
+                std::string_view text;
+                ok = read_string(x, text);
+                if (auto t = parse_rfc3339(text); ok && t && *t > wall_time{}) {
+                    out.starts_at = t;
+                }
+            } else {
+                ok = ok && valid_json(x, 2);
+            }
+        } else if (key == "labels" || key == "annotations") {
+            ok = first_time(seen, key == "labels" ? 8U : 16U) && valid_set(x, 2);
+        } else {
+            ok = valid_json(x, 2);
+        }
+        if (!ok) {
+            return std::nullopt;
+        }
+    }
+    if ((seen & 3U) != 3U) {  // no status (refused) or no fingerprint (keyed by labels)
+        return std::nullopt;
+    }
+    return out;
+}
+
+}  // namespace
+
+std::optional<group_state> peek_state(std::string_view body) {
+    if (body.size() > max_peek_bytes) {
+        return std::nullopt;
+    }
+    thread_local od::parser parser;
+    thread_local std::string padded;
+    padded.assign(body);
+    padded.append(simdjson::SIMDJSON_PADDING, ' ');
+    od::document doc;
+    od::object root;
+    std::string_view raw;
+    if (parser.iterate(padded.data(), body.size(), padded.size()).get(doc) != simdjson::SUCCESS ||
+        doc.get_object().get(root) != simdjson::SUCCESS || root.raw_json().get(raw) != simdjson::SUCCESS) {
+        return std::nullopt;
+    }
+    // Nothing but whitespace after the object: On-Demand stops reading at its end.
+    const auto end = static_cast<std::size_t>(raw.data() + raw.size() - padded.data());
+    if (end > body.size() || body.find_first_not_of(" \t\n\r", end) != std::string_view::npos) {
+        return std::nullopt;
+    }
+    doc.rewind();
+    if (doc.get_object().get(root) != simdjson::SUCCESS) {
+        return std::nullopt;
+    }
+    std::string_view version;
+    std::string_view status;
+    std::string_view key;
+    std::vector<peeked_alert> alerts;
+    unsigned seen = 0;
+    for (auto field : root) {
+        std::string_view name;
+        od::value v;
+        if (field.unescaped_key().get(name) != simdjson::SUCCESS ||
+            field.value().get(v) != simdjson::SUCCESS) {
+            return std::nullopt;
+        }
+        bool ok = true;
+        if (name == "version") {
+            ok = first_time(seen, 1U) && read_string(v, version) && version == supported_version;
+        } else if (name == "status") {
+            ok = first_time(seen, 2U) && read_string(v, status) && is_status(status);
+        } else if (name == "groupKey") {
+            ok = first_time(seen, 4U) && read_string(v, key) && !key.empty();
+        } else if (name == "alerts") {
+            od::array list;
+            if (!first_time(seen, 8U) || v.get_array().get(list) != simdjson::SUCCESS) {
+                return std::nullopt;
+            }
+            for (auto element : list) {
+                od::value a;
+                if (element.get(a) != simdjson::SUCCESS) {
+                    return std::nullopt;
+                }
+                auto one = peek_alert(a);
+                if (!one) {
+                    return std::nullopt;
+                }
+                alerts.push_back(*one);
+            }
+        } else if (name == "groupLabels" || name == "commonLabels" || name == "commonAnnotations") {
+            const unsigned bit = name == "groupLabels" ? 16U : name == "commonLabels" ? 32U : 64U;
+            ok = first_time(seen, bit) && valid_set(v, 1);
+        } else {
+            ok = valid_json(v, 1);
+        }
+        if (!ok) {
+            return std::nullopt;
+        }
+    }
+    if ((seen & 15U) != 15U || alerts.empty()) {
+        return std::nullopt;
+    }
+    group_state out;
+    out.group_id = group_id(key);
+    const auto current = current_of(status, alerts);
+    std::vector<std::string> ids;
+    ids.reserve(current.size());
+    static const label_set no_labels;
+    for (const auto* a : current) {
+        ids.push_back(alert_id(a->fingerprint, no_labels, a->starts_at));
+    }
+    out.state_key = state_key(status, std::move(ids));
     return out;
 }
 

@@ -89,6 +89,17 @@ struct group_state {
 };
 group_state state_of(const notification& n);
 
+/// The same group and state read straight from a body, without building a document or a
+/// notification: simdjson On-Demand reads `version`, `status`, `groupKey` and each alert's
+/// `status`, `fingerprint` and `startsAt`, and checks the rest as parse_notification would
+/// (valid JSON throughout, label and annotation sets of strings, a non-empty `alerts`).
+/// When it answers, parse_notification(body) succeeds with version "4" and state_of gives
+/// the same group_state. nullopt on any doubt: a body that parse_notification would refuse
+/// or that is not version "4", a repeated key among those read, an alert without a
+/// fingerprint, a number or escape simdjson reads differently, a body over 1 MiB; the
+/// caller then parses in full. Keeps one parser per thread.
+std::optional<group_state> peek_state(std::string_view body);
+
 /// The group id for a groupKey (stable across restarts and replicas). It contains '-', so
 /// it can never be taken for a PagerDuty incident id (letters and digits): the PagerDuty
 /// REST reconciliation leaves these incidents alone.

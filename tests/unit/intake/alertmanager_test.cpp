@@ -7,6 +7,8 @@
 #include <nlohmann/json.hpp>
 
 #include <fstream>
+#include <functional>
+#include <optional>
 #include <sstream>
 
 namespace runbookd::intake::alertmanager {
@@ -252,6 +254,192 @@ TEST(credentials, bearer_and_basic_as_alertmanager_sends_them) {
     EXPECT_EQ(bearer_only.verify("Basic YW06cGE6c3M="), c::unsupported_scheme);
 }
 
+// --- the fast pass (peek_state) against the full parse ----------------------------------
+
+/// What the full parse says the body's state is; nullopt when it refuses the body or it is
+/// not version 4.
+std::optional<group_state> full_state(const std::string& body) {
+    const auto n = parse_notification(body);
+    if (!n || n->version != supported_version) {
+        return std::nullopt;
+    }
+    return state_of(*n);
+}
+
+/// The fast pass either defers (nullopt) or gives exactly what the full parse gives.
+::testing::AssertionResult agrees(const std::string& body, bool* answered = nullptr) {
+    const auto fast = peek_state(body);
+    if (answered != nullptr) {
+        *answered = fast.has_value();
+    }
+    if (!fast) {
+        return ::testing::AssertionSuccess();
+    }
+    const auto full = full_state(body);
+    if (!full) {
+        const auto n = parse_notification(body);
+        return ::testing::AssertionFailure()
+               << "the fast pass keyed a body the full parse refuses ("
+               << (n ? "version " + n->version : n.error().detail) << "): " << body;
+    }
+    if (fast->group_id != full->group_id || fast->state_key != full->state_key) {
+        return ::testing::AssertionFailure()
+               << "fast " << fast->group_id << "/" << fast->state_key << " but full " << full->group_id << "/"
+               << full->state_key << ": " << body;
+    }
+    return ::testing::AssertionSuccess();
+}
+
+/// The key the fast pass gives, which must be there and be the full parse's.
+std::string peeked_key(const std::string& body) {
+    EXPECT_TRUE(agrees(body));
+    const auto fast = peek_state(body);
+    EXPECT_TRUE(fast) << "the fast pass deferred on " << body;
+    return fast ? fast->group_id + "/" + fast->state_key : std::string{"(deferred)"};
+}
+
+TEST(peek_state, reads_what_the_full_parse_reads) {
+    for (const char* name : {"firing.json", "resolved.json", "alertmanager_0.25_truncated.json"}) {
+        const auto body = fixture(name);
+        const auto fast = peek_state(body);
+        ASSERT_TRUE(fast) << name;
+        const auto full = full_state(body);
+        ASSERT_TRUE(full) << name;
+        EXPECT_EQ(fast->group_id, full->group_id) << name;
+        EXPECT_EQ(fast->state_key, full->state_key) << name;
+    }
+    EXPECT_NE(peeked_key(fixture("firing.json")), peeked_key(fixture("resolved.json")));
+}
+
+TEST(peek_state, the_same_key_whatever_the_order_of_fields_and_alerts) {
+    const auto body = fixture("firing.json");
+    const auto base = peeked_key(body);
+    // Every object's fields in reverse order, the alerts swapped, other whitespace.
+    auto reversed = nlohmann::ordered_json::parse(body);
+    const auto reverse = [](const nlohmann::ordered_json& obj) {
+        nlohmann::ordered_json out = nlohmann::ordered_json::object();
+        std::vector<std::pair<std::string, nlohmann::ordered_json>> items;
+        for (const auto& [k, v] : obj.items()) {
+            items.emplace_back(k, v);
+        }
+        for (auto it = items.rbegin(); it != items.rend(); ++it) {
+            out[it->first] = it->second;
+        }
+        return out;
+    };
+    for (auto& a : reversed["alerts"]) {
+        a = reverse(a);
+    }
+    std::swap(reversed["alerts"][0], reversed["alerts"][1]);
+    reversed = reverse(reversed);
+    EXPECT_EQ(peeked_key(reversed.dump()), base);
+    EXPECT_EQ(peeked_key(reversed.dump(2)), base);
+    EXPECT_EQ(peeked_key(json::parse(body).dump()), base);  // sorted keys, no whitespace
+    EXPECT_EQ(peeked_key("\n " + body + " \r\n\t"), base);
+    // The same strings escaped differently are the same strings.
+    auto escaped = body;
+    escaped.replace(escaped.find("1a30ba71cca2921f"), 16, R"(\u0031a30ba71cca2921f)");
+    escaped.replace(escaped.find("\"groupKey\""), 10, R"("group\u004bey")");
+    EXPECT_EQ(peeked_key(escaped), base);
+}
+
+TEST(peek_state, a_new_key_for_a_new_state_as_the_full_parse_says) {
+    const auto doc = json::parse(fixture("firing.json"));
+    const auto base = peeked_key(doc.dump());
+    const auto changed = [&](const std::function<void(json&)>& change) {
+        auto d = doc;
+        change(d);
+        return peeked_key(d.dump());
+    };
+    EXPECT_NE(changed([](json& d) { d["alerts"][1]["fingerprint"] = "bc97ff14869b13e4"; }), base);
+    EXPECT_NE(changed([](json& d) { d["alerts"][0]["startsAt"] = "2026-12-03T10:00:05.124Z"; }), base);
+    EXPECT_NE(changed([](json& d) { d["alerts"][0]["startsAt"] = "0001-01-01T00:00:00Z"; }), base);
+    EXPECT_NE(changed([](json& d) { d["alerts"][0]["status"] = "resolved"; }), base);
+    EXPECT_NE(changed([](json& d) { d["groupKey"] = "{}:{alertname=\"Other\"}"; }), base);
+    EXPECT_NE(changed([](json& d) { d["alerts"].erase(1); }), base);
+    const auto resolved = changed([](json& d) { d["status"] = "resolved"; });
+    EXPECT_NE(resolved, base);
+    EXPECT_EQ(resolved.substr(0, resolved.find('/')), base.substr(0, base.find('/')));  // the same group
+    // What the key leaves out leaves it alone: the same nanoseconds to the millisecond, labels,
+    // annotations, endsAt, an unparseable startsAt is "not set" either way.
+    EXPECT_EQ(changed([](json& d) { d["alerts"][0]["startsAt"] = "2026-12-03T10:00:05.123999Z"; }), base);
+    EXPECT_EQ(changed([](json& d) { d["alerts"][0]["labels"]["instance"] = "web-9"; }), base);
+    EXPECT_EQ(changed([](json& d) { d["alerts"][0]["endsAt"] = "2026-12-03T11:00:00Z"; }), base);
+    EXPECT_EQ(changed([](json& d) { d["receiver"] = 5; }), base);
+    EXPECT_EQ(changed([](json& d) { d["alerts"][0]["labels"]["values"] = 5; }), base);  // skipped, as parsed
+    const auto no_start = changed([](json& d) { d["alerts"][0]["startsAt"] = "yesterday"; });
+    EXPECT_EQ(changed([](json& d) { d["alerts"][0]["startsAt"] = 17; }), no_start);
+    EXPECT_EQ(changed([](json& d) { d["alerts"][0].erase("startsAt"); }), no_start);
+}
+
+TEST(peek_state, defers_on_what_the_full_parse_refuses_or_reads_differently) {
+    const auto body = fixture("firing.json");
+    const auto doc = json::parse(body);
+    const auto defers = [](const std::string& b) {
+        EXPECT_TRUE(agrees(b));
+        return !peek_state(b).has_value();
+    };
+    EXPECT_TRUE(defers(body + "}"));  // trailing content: On-Demand stops at the root's end
+    EXPECT_TRUE(defers(body + " x"));
+    EXPECT_TRUE(defers("[" + body + "]"));
+    EXPECT_TRUE(defers(body.substr(0, body.size() - 3)));
+    // In parts the mapping never reads, which On-Demand would otherwise skip unchecked.
+    auto url = body;
+    const auto at = url.find("g0.expr=x");
+    EXPECT_TRUE(defers(std::string{url}.replace(at, 1, "\x01")));                 // a raw control character
+    EXPECT_TRUE(defers(std::string{url}.replace(at, 1, "\\ud800")));              // a lone surrogate
+    EXPECT_TRUE(defers(std::string{url}.replace(at, 1, "\\udc00x")));             // a lone low surrogate
+    EXPECT_TRUE(defers(std::string{url}.replace(at, 1, "\\q")));                  // not an escape
+    EXPECT_TRUE(defers(std::string{url}.replace(at, 1, "\xc0\x80")));             // overlong UTF-8
+    EXPECT_TRUE(defers(std::string{body}.replace(body.find("0\n}"), 1, "01")));   // truncatedAlerts: 01
+    EXPECT_TRUE(defers(std::string{body}.replace(body.find("0\n}"), 1, "tru")));  // truncatedAlerts: tru
+    EXPECT_TRUE(defers(std::string{body}.replace(body.find("0\n}"), 1, "[1,]")));
+    const auto changed = [&](const std::function<void(json&)>& change) {
+        auto d = doc;
+        change(d);
+        return d.dump();
+    };
+    EXPECT_TRUE(defers(changed([](json& d) { d["alerts"][1]["labels"]["instance"] = 7; })));
+    EXPECT_TRUE(defers(changed([](json& d) { d["commonAnnotations"] = "x"; })));
+    EXPECT_TRUE(defers(changed([](json& d) { d["alerts"] = json::array(); })));
+    EXPECT_TRUE(defers(changed([](json& d) { d["alerts"][0] = 1; })));
+    EXPECT_TRUE(defers(changed([](json& d) { d["alerts"][0]["status"] = "pending"; })));
+    EXPECT_TRUE(defers(changed([](json& d) { d["groupKey"] = ""; })));
+    EXPECT_TRUE(defers(changed([](json& d) { d["version"] = "3"; })));
+    EXPECT_TRUE(defers(changed([](json& d) { d.erase("version"); })));
+    // Read by the full parse, but not by the fast pass: an alert keyed by its labels, a key
+    // given twice (nlohmann keeps the last), nesting deeper than Alertmanager's.
+    EXPECT_TRUE(defers(changed([](json& d) { d["alerts"][0].erase("fingerprint"); })));
+    EXPECT_TRUE(full_state(changed([](json& d) { d["alerts"][0].erase("fingerprint"); })));
+    auto twice = body;
+    twice.replace(twice.find("\"fingerprint\""), 0, R"("fingerprint": "0000000000000000", )");
+    EXPECT_TRUE(defers(twice));
+    EXPECT_TRUE(full_state(twice));
+    EXPECT_TRUE(defers(changed([](json& d) {
+        d["x"] = json::parse(std::string(40, '[') + std::string(40, ']'));
+    })));
+}
+
+TEST(peek_state, never_keys_a_body_differently_from_the_full_parse) {
+    // Every one-byte deletion and several one-byte replacements of a real body: wherever the
+    // fast pass answers, the full parse must accept the body and give the same key.
+    const auto body = fixture("firing.json");
+    std::size_t answered = 0;
+    for (std::size_t i = 0; i < body.size(); ++i) {
+        std::vector<std::string> variants;
+        variants.push_back(body.substr(0, i) + body.substr(i + 1));
+        for (const char* c : {"\"", "}", ",", "\\", "1", "\x01", "["}) {
+            variants.push_back(body.substr(0, i) + c + body.substr(i + 1));
+        }
+        for (const auto& v : variants) {
+            bool yes = false;
+            ASSERT_TRUE(agrees(v, &yes)) << "at byte " << i;
+            answered += yes ? 1 : 0;
+        }
+    }
+    EXPECT_GT(answered, body.size());  // the whitespace and the strings the key ignores
+}
+
 TEST(last_states, remembers_the_last_state_of_the_most_recent_groups) {
     last_states s{2};
     EXPECT_TRUE(s.update("a", "firing-1"));
@@ -323,6 +511,33 @@ TEST_F(handler_test, a_group_fires_repeats_and_resolves) {
     EXPECT_EQ(events[0].incident.id, events[1].incident.id);
     EXPECT_EQ(count("accepted"), 2);
     EXPECT_EQ(count("duplicate"), 2);
+}
+
+TEST_F(handler_test, a_repeat_is_answered_from_the_fast_pass_but_bad_input_still_gets_its_error) {
+    const auto body = fixture("firing.json");
+    EXPECT_EQ(post(body).result(), http::status::ok);
+    auto reordered = json::parse(body).dump(1);  // the same state written differently
+    auto r = post(reordered);
+    EXPECT_EQ(r.result(), http::status::ok);
+    EXPECT_EQ(r.body(), R"({"status":"duplicate"})");
+    // The same group and state, but malformed where the state does not look.
+    auto bad = json::parse(body);
+    bad["alerts"][1]["labels"]["instance"] = 7;
+    r = post(bad.dump());
+    EXPECT_EQ(r.result(), http::status::bad_request);
+    EXPECT_NE(r.body().find("alerts[1].labels.instance: expected a string"), std::string::npos) << r.body();
+    r = post(body + "}");
+    EXPECT_EQ(r.result(), http::status::bad_request);
+    EXPECT_NE(r.body().find("not valid JSON"), std::string::npos) << r.body();
+    // Deferred to the full parse (no fingerprint), still de-duplicated there.
+    auto by_labels = json::parse(body);
+    by_labels["alerts"][0].erase("fingerprint");
+    EXPECT_EQ(post(by_labels.dump()).body(), R"({"status":"accepted"})");
+    EXPECT_EQ(post(by_labels.dump()).body(), R"({"status":"duplicate"})");
+    EXPECT_EQ(events.size(), 2u);
+    EXPECT_EQ(count("accepted"), 2);
+    EXPECT_EQ(count("duplicate"), 2);
+    EXPECT_EQ(count("malformed"), 2);
 }
 
 TEST_F(handler_test, bad_input_gets_a_clear_4xx_and_reaches_nothing) {
