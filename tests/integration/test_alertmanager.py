@@ -217,6 +217,7 @@ class AlertmanagerIntake(unittest.TestCase):
         self.assertIn("Editor", notice["title"])  # services.<id>.alertmanager matched
         self.assertIn("Saving and loading canvases", notice["description"])  # the service's impact
         self.assertIn("P1", notice["footer"]["text"])  # severity critical -> P1
+        self.assertTrue(notice["footer"]["text"].startswith("Alertmanager"), notice["footer"])
 
         # Alertmanager repeats the group every repeat_interval: runbookd counts the repeat as a
         # duplicate and posts nothing.

@@ -578,6 +578,12 @@ translated translate(const notification& n, const mapping& m) {
     if (!n.external_url.empty()) {
         f.url = n.external_url;
     }
+    f.pager = "Alertmanager";
+    if (const auto* i = find(n.common_annotations, "impact")) {
+        f.impact = clip(*i, 1000);
+    } else if (const auto* fi = find(first.annotations, "impact")) {
+        f.impact = clip(*fi, 1000);
+    }
 
     const std::string* severity = find(n.common_labels, m.severity_label);
     if (severity == nullptr) {

@@ -174,6 +174,18 @@ TEST(translate, a_firing_group_is_a_triggered_incident) {
     EXPECT_EQ(ev.occurred_at, ev.incident.created_at);
     EXPECT_EQ(ev.incident.alert_summary, "5xx ratio on /save is 7.2%");
     EXPECT_FALSE(ev.incident.alert_details->empty());
+    EXPECT_EQ(ev.incident.pager, "Alertmanager");
+    EXPECT_FALSE(ev.incident.impact);  // no `impact` annotation: the service's sentence stays
+}
+
+TEST(translate, an_impact_annotation_is_what_users_see) {
+    auto doc = json::parse(fixture("firing.json"));
+    doc["alerts"][0]["annotations"]["impact"] = "Saving a canvas may fail.";
+    auto t = translate(*parse_notification(doc.dump()), default_mapping());
+    EXPECT_EQ(t.event.incident.impact, "Saving a canvas may fail.");
+    doc["commonAnnotations"]["impact"] = "Canvases may not save.";  // the group's words win
+    t = translate(*parse_notification(doc.dump()), default_mapping());
+    EXPECT_EQ(t.event.incident.impact, "Canvases may not save.");
 }
 
 TEST(translate, a_resolved_group_ends_when_its_last_alert_ended) {
