@@ -2,6 +2,7 @@
 
 #include "crypto/base64.hpp"
 #include "crypto/digest.hpp"
+#include "intake/webhook_metrics.hpp"
 
 #include <boost/beast/http/field.hpp>
 #include <boost/beast/http/status.hpp>
@@ -130,10 +131,7 @@ webhook_handler::webhook_handler(
       seen_(cfg.dedupe_capacity),
       sink_(std::move(sink)),
       log_(std::move(log)),
-      results_(prometheus::BuildCounter()
-                   .Name("runbookd_webhooks_total")
-                   .Help("Webhooks received, by source and result.")
-                   .Register(metrics)) {
+      results_(webhook_results(metrics)) {
     for (const auto r : results) {
         counter(r);
     }
