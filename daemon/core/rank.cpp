@@ -665,7 +665,8 @@ std::optional<std::string> builtin(std::string_view name, const found& f, const 
         return clock_utc(s.at);
     }
     if (name == "ago") {
-        return relative_to_alert(s.at, in.start);
+        // A time the world did not give is not passed off as when it happened.
+        return (s.seen ? "seen " : "") + relative_to_alert(s.at, in.start);
     }
     if (name == "service") {
         return in.service.name;
@@ -863,7 +864,7 @@ ranking rank(const rule_set& rules, const signal_log& log, const source_map& sou
             auto line =
                 t.empty()
                     ? std::
-                          optional{f.s->kind + " " + f.s->subject + " " + relative_to_alert(f.s->at, in.start)}
+                          optional{f.s->kind + " " + f.s->subject + " " + *builtin("ago", f, in)}
                     : render_for(t, f, in, false);
             if (line) {
                 add_unique(s.evidence, std::move(*line), in.max_evidence);

@@ -27,6 +27,9 @@ struct signal {
     std::string kind;                   ///< dotted vocabulary: "k8s.rollout", "db.cpu"
     std::string subject;
     std::string source;  ///< the source that emitted it ("kubernetes", "replay")
+    /// The world gave no time for it: `at` is when the daemon saw it, and evidence says
+    /// "seen 4m before the alert" rather than pretend it happened then.
+    bool seen = false;
 
     /// Sets the kind and sizes the labels to the catalogue's; false (labels cleared) when
     /// the catalogue does not know the kind.

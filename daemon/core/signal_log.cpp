@@ -12,6 +12,13 @@ bool later(wall_time t, const signal& s) {
     return t < s.at;
 }
 
+/// The same fact: a source that re-reads a trailing window, or refreshes when a page
+/// arrives, hands over again what it already handed over.
+bool same_fact(const signal& a, const signal& b) {
+    return a.at == b.at && a.subject == b.subject && a.value == b.value && a.values == b.values &&
+           a.seen == b.seen && a.source == b.source;
+}
+
 }  // namespace
 
 bool signal_log::add(signal s, wall_time now) {
@@ -19,6 +26,13 @@ bool signal_log::add(signal s, wall_time now) {
         return false;
     }
     auto& q = by_kind_[s.kind];
+    // Signals of one instant are few: compare with each of them.
+    const auto same_instant = std::lower_bound(q.begin(), q.end(), s.at, earlier);
+    for (auto it = same_instant; it != q.end() && it->at == s.at; ++it) {
+        if (same_fact(*it, s)) {
+            return false;
+        }
+    }
     if (q.empty() || q.back().at <= s.at) {
         q.push_back(std::move(s));  // the usual case: signals arrive in time order
     } else {

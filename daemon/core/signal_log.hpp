@@ -29,7 +29,8 @@ public:
     explicit signal_log(signal_log_settings settings = {}) : settings_(settings) {}
 
     /// Adds a signal. Returns false (and keeps nothing) when it is already older than the
-    /// retention at `now`. A late signal is placed in time order.
+    /// retention at `now`, or when the log holds the same fact (kind, subject, time, value,
+    /// labels): re-reading a window re-emits nothing. A late signal is placed in time order.
     bool add(signal s, wall_time now);
 
     /// Drops every signal older than the retention at `now`.

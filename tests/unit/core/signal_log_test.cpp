@@ -61,6 +61,34 @@ TEST(signal, catalogue_names_are_unique_and_findable) {
     EXPECT_EQ(find_signal_kind("k8s.rolout"), nullptr);
 }
 
+TEST(signal_log, the_same_fact_again_is_kept_once) {
+    signal_log log;
+    signal a = make("db.cpu", t0 - 2min, "dark-west");
+    a.value = 0.97;
+    EXPECT_TRUE(log.add(a, t0));
+    EXPECT_TRUE(log.add(make("db.cpu", t0 - 1min, "dark-west"), t0));
+    // A trailing window read again hands the older point over a second time.
+    EXPECT_FALSE(log.add(a, t0));
+    EXPECT_EQ(log.size(), 2U);
+    // Another value, subject or label at the same instant is another fact.
+    signal other_value = a;
+    other_value.value = 0.5;
+    EXPECT_TRUE(log.add(other_value, t0));
+    EXPECT_TRUE(log.add(make("db.cpu", t0 - 2min, "dark-east"), t0));
+    signal labelled = make("k8s.restart", t0 - 2min, "pod");
+    ASSERT_TRUE(labelled.set("container", "api"));
+    EXPECT_TRUE(log.add(labelled, t0));
+    ASSERT_TRUE(labelled.set("container", "worker"));
+    EXPECT_TRUE(log.add(labelled, t0));
+    EXPECT_FALSE(log.add(labelled, t0));
+    // What was seen is not the same fact as what the world dated at that instant.
+    signal seen = make("k8s.restart", t0 - 3min, "pod");
+    EXPECT_TRUE(log.add(seen, t0));
+    seen.seen = true;
+    EXPECT_TRUE(log.add(seen, t0));
+    EXPECT_EQ(log.size(), 8U);
+}
+
 TEST(signal_log, between_is_inclusive_and_per_kind) {
     signal_log log;
     log.add(make("k8s.rollout", t0 - 10min, "a"), t0);

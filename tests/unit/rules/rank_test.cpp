@@ -122,6 +122,17 @@ TEST(rank, evidence_and_actions_name_the_real_objects) {
     EXPECT_EQ(r.clear[0].detail, "no db.cpu data from 1h before to 1h after the alert");
 }
 
+TEST(rank, a_signal_the_world_did_not_date_says_when_it_was_seen) {
+    const auto rules = pack(deploy_and_db);
+    signal_log log;
+    signal s = rollout(-4min);
+    s.seen = true;
+    log.add(s, t0);
+    const auto r = rank(*rules, log, all_healthy(), at(1min));
+    ASSERT_NE(r.top(), nullptr);
+    EXPECT_EQ(r.top()->evidence, std::vector<std::string>{"api rolled out api:2 seen 4m before the alert"});
+}
+
 TEST(rank, related_service_ignores_other_workloads_and_globs_match) {
     const auto rules = pack(deploy_and_db);
     signal_log log;
