@@ -16,6 +16,9 @@ struct source_status {
     source_state state = source_state::healthy;
     std::string error;  ///< why it is failing (redacted); empty when healthy
     wall_time since;    ///< when it entered this state
+    /// Failing only because its first look is not over yet ("waiting for the first poll"),
+    /// not for a reason it cannot look: /readyz waits for it. Any later report clears it.
+    bool pending = false;
 };
 
 /// By source name ("kubernetes", "cloudsql", "postgres", ...).

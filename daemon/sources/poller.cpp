@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <random>
+#include <utility>
 
 namespace runbookd::sources {
 namespace {
@@ -47,7 +48,9 @@ struct poller::impl : std::enable_shared_from_this<impl> {
                            .Help("Unix time of each polling job's last successful run (0: never)")
                            .Register(registry)),
           errors(jobs.size()),
-          succeeded(jobs.size(), false) {
+          succeeded(jobs.size(), false),
+          refreshes(jobs.size()),
+          sleeping(jobs.size(), nullptr) {
         for (const auto& j : jobs) {
             polls.Add({{"source", source}, {"job", j.name}, {"outcome", "ok"}});
             polls.Add({{"source", source}, {"job", j.name}, {"outcome", "error"}});
@@ -70,19 +73,21 @@ struct poller::impl : std::enable_shared_from_this<impl> {
     std::vector<bool> succeeded;      ///< per job: it has succeeded at least once
     std::optional<source_status> reported;
     std::vector<loop::timer*> waits;
+    /// Per job: refresh requests waiting for a run that starts after they were made.
+    std::vector<std::vector<std::function<void()>>> refreshes;
+    std::vector<loop::timer*> sleeping;  ///< per job: its wait, while it waits
+    bool started = false;
     bool stopping = false;
 
-    /// Waits `d` unless stopping; false when stopping.
-    asio::awaitable<bool> pause(std::chrono::milliseconds d) {
-        if (stopping) {
-            co_return false;
-        }
+    /// Sleeps until `until`, a refresh request for job `index`, or stop.
+    asio::awaitable<void> sleep_until(std::size_t index, loop::steady_clock::time_point until) {
         loop::timer t{executor};
         waits.push_back(&t);
-        t.expires_after(d);
+        sleeping[index] = &t;
+        t.expires_at(until);
         co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+        sleeping[index] = nullptr;
         waits.erase(std::find(waits.begin(), waits.end(), &t));
-        co_return !stopping;
     }
 
     void report() {
@@ -91,11 +96,13 @@ struct poller::impl : std::enable_shared_from_this<impl> {
             if (!errors[i].empty()) {
                 s.state = source_state::failing;
                 s.error = jobs.size() == 1 ? errors[i] : jobs[i].name + ": " + errors[i];
+                s.pending = false;
                 break;
             }
             if (!succeeded[i]) {
                 s.state = source_state::failing;
                 s.error = "waiting for the first " + jobs[i].name + " poll";
+                s.pending = true;
             }
         }
         if (reported && reported->state == s.state && reported->error == s.error) {
@@ -158,33 +165,76 @@ struct poller::impl : std::enable_shared_from_this<impl> {
         return next;
     }
 
-    /// One job's loop. `self` keeps the poller's state alive until the loop ends (it is a
-    /// parameter, so it is held from the moment the coroutine is made).
-    static asio::awaitable<void> run(std::shared_ptr<impl> self, std::size_t index) {
+    /// One run of job `index`: its outcome settled (signals, health, metrics). `failures`
+    /// and `first` as for settle(); the wait before the next periodic run is returned.
+    static asio::awaitable<std::optional<std::chrono::milliseconds>> run_once(
+        std::shared_ptr<impl> self, std::size_t index, int& failures, bool first
+    ) {
         const poll_job& job = self->jobs[index];
+        try {
+            poll_outcome outcome = co_await job.run();
+            if (self->stopping) {
+                co_return std::nullopt;
+            }
+            co_return self->settle(index, outcome, failures, first);
+        } catch (const std::exception& e) {
+            // A bug (in the job, or in what its signals set off), not the upstream's fault:
+            // kept visible as a failing source, and the loop carries on.
+            self->log.error("poll threw", {{"source", self->source}, {"job", job.name}, {"error", e.what()}});
+            self->errors[index] = std::string{"internal error: "} + e.what();
+            self->report();
+            co_return std::min(job.interval, self->backoff.delay(++failures, self->rng));
+        }
+    }
+
+    /// One job's loop: a periodic run when it is due, and a run as soon as a refresh asks
+    /// for one. A refresh's run settles its outcome like any other but leaves the periodic
+    /// schedule and the backoff as they were. `self` keeps the poller's state alive until
+    /// the loop ends (it is a parameter, so it is held from the moment the coroutine is made).
+    static asio::awaitable<void> run(std::shared_ptr<impl> self, std::size_t index) {
         int failures = 0;
         bool first = true;
+        auto due = loop::steady_clock::now();
         while (!self->stopping) {
-            std::chrono::milliseconds next = job.interval;
-            try {
-                poll_outcome outcome = co_await job.run();
-                if (self->stopping) {
-                    break;
-                }
-                next = self->settle(index, outcome, failures, first);
-            } catch (const std::exception& e) {
-                // A bug (in the job, or in what its signals set off), not the upstream's fault:
-                // kept visible as a failing source, and the loop carries on.
-                self->log.error(
-                    "poll threw", {{"source", self->source}, {"job", job.name}, {"error", e.what()}}
-                );
-                self->errors[index] = std::string{"internal error: "} + e.what();
-                self->report();
-                next = std::min(job.interval, self->backoff.delay(++failures, self->rng));
+            if (loop::steady_clock::now() < due && self->refreshes[index].empty()) {
+                co_await self->sleep_until(index, due);
+                continue;
             }
-            first = false;
-            if (!co_await self->pause(next)) {
-                break;
+            const bool periodic = loop::steady_clock::now() >= due;
+            // Requests made from now on wait for the next run: this one may have read before them.
+            auto answering = std::exchange(self->refreshes[index], {});
+            int scratch = failures;
+            const auto next =
+                co_await run_once(self, index, periodic ? failures : scratch, periodic && first);
+            if (periodic && next) {
+                first = false;
+                due = loop::steady_clock::now() + *next;
+            }
+            for (auto& done : answering) {
+                done();
+            }
+        }
+        for (auto& done : std::exchange(self->refreshes[index], {})) {
+            done();
+        }
+    }
+
+    /// Asks every job for a run now; `done` once all of them have run.
+    void refresh(refresh_done done) {
+        if (!started || stopping || jobs.empty()) {
+            done();
+            return;
+        }
+        auto left = std::make_shared<std::size_t>(jobs.size());
+        auto all = std::make_shared<refresh_done>(std::move(done));
+        for (std::size_t i = 0; i < jobs.size(); ++i) {
+            refreshes[i].push_back([left, all] {
+                if (--*left == 0) {
+                    (*all)();
+                }
+            });
+            if (sleeping[i] != nullptr) {
+                sleeping[i]->cancel();
             }
         }
     }
@@ -238,6 +288,7 @@ poller::~poller() {
 }
 
 void poller::start() {
+    impl_->started = true;
     impl_->report();  // failing until every job has run once: not "clear" before it looked
     for (std::size_t i = 0; i < impl_->jobs.size(); ++i) {
         // Detached: each loop holds the impl alive and ends at its next wake after stop().
@@ -250,6 +301,16 @@ void poller::stop() {
     for (auto* t : impl_->waits) {
         t->cancel();
     }
+    // Nothing more will run for the refreshes still queued: they are over.
+    for (auto& queued : impl_->refreshes) {
+        for (auto& done : std::exchange(queued, {})) {
+            done();
+        }
+    }
+}
+
+void poller::refresh(refresh_done done) {
+    impl_->refresh(std::move(done));
 }
 
 }  // namespace runbookd::sources

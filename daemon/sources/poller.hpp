@@ -53,7 +53,8 @@ struct poll_job {
 /// every `interval` (the first wait jittered by up to 10% so that sources do not poll in
 /// step); after a failure it runs again after a backoff (never later than `interval`). The
 /// source is healthy once every job has succeeded since its last failure, failing while any
-/// job's last run failed (with that job's error), and reported only on a change.
+/// job's last run failed (with that job's error), and reported only on a change; until every
+/// job has run once with none failing, its failing report is `pending`.
 class poller {
 public:
     poller(
@@ -83,6 +84,12 @@ public:
     void start();
     /// Pending waits end at once; a run in flight finishes (or fails when its client is shut down).
     void stop();
+    /// The page-time refresh of a polling source (sources::source::refresh): every job runs
+    /// once more as soon as it can (at once unless it is running; then right after, as that
+    /// run may have read before the request), and `done` is called when all of them have.
+    /// The periodic schedule and the backoff stay as they were; a run's outcome is settled
+    /// like any other (signals, health, metrics). Before start or after stop: `done` at once.
+    void refresh(refresh_done done);
 
 private:
     struct impl;

@@ -8,7 +8,9 @@
 #include "core/incident.hpp"
 #include "core/signal.hpp"
 #include "core/source_health.hpp"
+#include "core/time.hpp"
 #include "log/log.hpp"
+#include "loop/clock.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
 
@@ -43,6 +45,16 @@ struct context {
     std::function<std::vector<incident_view>()> incidents = {};
 };
 
+/// What a page-time refresh is about: an incident's window, from the widest lookback of any
+/// rule before the incident started, to the page.
+struct refresh_window {
+    wall_time from;
+    wall_time to;
+};
+
+/// Said once when a refresh is over (what it found has gone to the sinks, or it gave up).
+using refresh_done = std::function<void()>;
+
 /// A configured source.
 class source {
 public:
@@ -53,6 +65,17 @@ public:
     /// Ends pending waits at once and aborts requests in flight; never blocks. A call
     /// already running on a worker thread finishes there, and its outcome is dropped.
     virtual void stop() = 0;
+    /// When an incident opens: look again now, at what bears on `window`, so that the
+    /// first #operations summary has it, and call `done` once, on the loop executor, when
+    /// it is in. `deadline` is when the daemon stops waiting (the summary goes out without
+    /// it); work past it is wasted, not harmful, and `done` may still come. It may be called
+    /// from inside refresh(). It must not disturb the source's own cadence or backoff; a
+    /// stopped source answers at once. The default has nothing to look at and answers at once.
+    virtual void refresh(
+        const refresh_window& /*window*/, loop::steady_clock::time_point /*deadline*/, refresh_done done
+    ) {
+        done();
+    }
 };
 
 }  // namespace runbookd::sources
