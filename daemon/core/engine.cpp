@@ -280,6 +280,8 @@ decisions engine::apply(input in) {
                 return on_signal(std::move(what), in.at);
             } else if constexpr (std::is_same_v<T, source_report>) {
                 return on_source_status(what.source, std::move(what.status), in.at);
+            } else if constexpr (std::is_same_v<T, evidence_gathered>) {
+                return on_evidence_gathered(what, in.at);
             } else {
                 return on_tick(in.at);
             }
@@ -409,8 +411,32 @@ void engine::open_epoch(
                                             : render::status_notice(inc, settings_, now, late);
     out.posts.push_back(make_status_post(inc, kind, 0, now, std::move(text)));
     note(inc, now, late ? "#status: notice posted (late)" : "#status: notice posted");
-    // The first #operations summary goes out with the notice: within seconds of the page.
-    refresh_operations(inc, now, out);
+    first_summary(inc, now, out);
+}
+
+void engine::first_summary(incident& inc, wall_time now, decisions& out) {
+    const millis wait = settings_.operations.gather_deadline;
+    if (wait <= millis{0} || !settings_.operations.enabled || !settings_.rules) {
+        refresh_operations(inc, now, out);  // with the notice
+        return;
+    }
+    // What the sources saw before the page may be minutes old (a poll interval), and the
+    // first summary is the one engineers read: it waits, a few seconds at most, for each
+    // source to look again. Signals meanwhile find the refresh pending and add nothing.
+    inc.ops.due = now + wait;
+    ops_due_.insert({*inc.ops.due, inc.id});
+    out.gather.push_back(gather_request{inc.id, inc.epoch, inc.started - widest_before_, now, now + wait});
+}
+
+decisions engine::on_evidence_gathered(const evidence_gathered& g, wall_time now) {
+    decisions out;
+    const auto it = incidents_.find(g.incident);
+    // Only a first summary still waiting: later evidence edits it through the usual refresh.
+    if (it != incidents_.end() && it->second.open() && it->second.epoch == g.epoch &&
+        it->second.ops.summaries == 0 && it->second.ops.due) {
+        refresh_operations(it->second, now, out);
+    }
+    return finish(std::move(out));
 }
 
 void engine::reopen(

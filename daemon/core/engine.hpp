@@ -48,6 +48,10 @@ struct operations_settings {
     /// A suspect with at least this share is named in #status updates (its status_text).
     double dominance_share = 0.6;
     std::size_t max_suspects = 3;  ///< suspects shown in full; the rest in one line
+    /// How long an incident's first summary waits for the evidence its sources gather at
+    /// the page (decisions::gather, then evidence_gathered). Zero: it goes out with the
+    /// notice, and nothing is gathered (replay, where every signal is already in the log).
+    std::chrono::milliseconds gather_deadline{0};
 };
 
 /// The part of the configuration the engine reads.
@@ -88,6 +92,10 @@ public:
 
     /// Records what a source says of itself; rankings are refreshed as it may change them.
     decisions on_source_status(std::string_view source, source_status status, wall_time now);
+
+    /// The page-time gathering of an incident is in: its first #operations summary, if it
+    /// is still waiting, goes out now.
+    decisions on_evidence_gathered(const evidence_gathered& g, wall_time now);
 
     /// Ranks an incident's likely causes now (replay, test-rules, benchmarks).
     ranking rank_incident(const incident& inc, wall_time now) const;
@@ -138,6 +146,8 @@ private:
     void mark_all_dirty(wall_time now);
     /// Re-ranks and posts a new summary, an edit, or nothing when nothing changed.
     void refresh_operations(incident& inc, wall_time now, decisions& out);
+    /// The first summary of an epoch: now, or once the page-time gathering is in.
+    void first_summary(incident& inc, wall_time now, decisions& out);
     void run_due(wall_time now, decisions& out);
     std::string dominant_status(const incident& inc, wall_time now) const;
 

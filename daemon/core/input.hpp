@@ -18,6 +18,13 @@ struct tick {
     friend bool operator==(const tick&, const tick&) = default;
 };
 
+/// The page-time gathering of an incident's epoch is over: every source has answered (the
+/// decisions' `gather` asked for it). Its first #operations summary may go out now.
+struct evidence_gathered {
+    std::string incident;
+    int epoch = 0;
+};
+
 /// A source reporting on itself (healthy or failing, and why).
 struct source_report {
     std::string source;
@@ -27,7 +34,7 @@ struct source_report {
 /// One input of the engine, applied at `at` (the engine's `now` for it).
 struct input {
     wall_time at;
-    std::variant<incident_event, signal, source_report, tick> what;
+    std::variant<incident_event, signal, source_report, tick, evidence_gathered> what;
 };
 
 }  // namespace runbookd

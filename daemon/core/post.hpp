@@ -44,10 +44,23 @@ struct post {
     std::string edit_of;
 };
 
-/// The engine's answer to every call: what to post, and when to be woken next.
+/// An incident just opened: the shell asks every source to look again at `from`..`to` now,
+/// and says `evidence_gathered` when all have answered. The first #operations summary
+/// waits for that, or for `deadline` (a wake-up the engine has already asked for).
+struct gather_request {
+    std::string incident_id;
+    int epoch = 0;
+    wall_time from;  ///< the incident's start less the widest lookback of any rule
+    wall_time to;    ///< the page
+    wall_time deadline;
+};
+
+/// The engine's answer to every call: what to post, when to be woken next, and which
+/// incidents' evidence to gather.
 struct decisions {
     std::vector<post> posts;
     std::optional<wall_time> next_wake;
+    std::vector<gather_request> gather = {};
 };
 
 }  // namespace runbookd

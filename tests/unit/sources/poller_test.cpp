@@ -4,7 +4,10 @@
 #include "fakes/io.hpp"
 #include "fakes/manual_time.hpp"
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <gtest/gtest.h>
 #include <prometheus/registry.h>
 
@@ -66,6 +69,14 @@ struct harness {
             registry,
             net::backoff{1s, 60s}
         );
+    }
+
+    /// Lets `seconds` pass one second at a time, running what falls due.
+    void run_for(int seconds) {
+        for (int i = 0; i < seconds; ++i) {
+            clock.advance(std::chrono::seconds{1});
+            fakes::drain(ioc);
+        }
     }
 
     double seconds_since_start(wall_time t) const {
@@ -242,6 +253,146 @@ TEST(Poller, StopEndsThePendingWait) {
     fakes::drain(h.ioc);
     EXPECT_EQ(j.runs.size(), 1u);
     EXPECT_TRUE(h.ioc.stopped() || h.ioc.poll() == 0);
+}
+
+// --- page-time refresh ----------------------------------------------------------------------
+
+/// A job that takes `takes` of (manual) time to run, and records when each run started.
+poll_job slow_job(
+    std::string name,
+    std::chrono::milliseconds interval,
+    std::chrono::milliseconds takes,
+    std::vector<wall_time>& runs
+) {
+    return {std::move(name), interval, [&runs, takes]() -> boost::asio::awaitable<poll_outcome> {
+                runs.push_back(loop::wall_now());
+                loop::timer t{co_await boost::asio::this_coro::executor};
+                t.expires_after(takes);
+                co_await t.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+                co_return poll_result{};
+            }};
+}
+
+TEST(PollerRefresh, RunsEveryJobNowAndAnswersWhenAllHaveRunLeavingTheCadenceAlone) {
+    harness h;
+    scripted_job monitoring;
+    std::vector<wall_time> instance_runs;
+    auto p = h.make({monitoring.job("monitoring", 60s), slow_job("instance", 60s, 2s, instance_runs)});
+    p->start();
+    h.run_for(3);
+    ASSERT_EQ(monitoring.runs.size(), 1u);
+    ASSERT_EQ(instance_runs.size(), 1u);
+
+    h.clock.advance(7s);  // 10 s after start, both jobs waiting
+    fakes::drain(h.ioc);
+    int answered = 0;
+    p->refresh([&] { ++answered; });
+    fakes::drain(h.ioc);
+    EXPECT_EQ(monitoring.runs.size(), 2u);
+    EXPECT_EQ(h.seconds_since_start(monitoring.runs[1]), 10);
+    ASSERT_EQ(instance_runs.size(), 2u);
+    EXPECT_EQ(answered, 0) << "the instance job's run takes 2 s";
+    h.run_for(1);
+    EXPECT_EQ(answered, 0);
+    h.run_for(1);
+    EXPECT_EQ(answered, 1);
+    EXPECT_EQ(h.signals.size(), 2u) << "the refresh's findings are handed over like a poll's";
+
+    // The periodic runs come when they would have without the refresh: 60 to 66 s after the
+    // first run ended, not 60 s after the refresh.
+    h.run_for(48);
+    EXPECT_EQ(monitoring.runs.size(), 2u) << "60 s after start";
+    h.run_for(7);
+    EXPECT_EQ(monitoring.runs.size(), 3u) << "67 s after start";
+    EXPECT_EQ(answered, 1);
+    p->stop();
+    fakes::drain(h.ioc);
+}
+
+TEST(PollerRefresh, ARunInFlightIsFollowedByAnotherThatStartsAfterTheRequest) {
+    harness h;
+    std::vector<wall_time> runs;
+    auto p = h.make({slow_job("activity", 60s, 4s, runs)});
+    p->start();
+    fakes::drain(h.ioc);
+    h.run_for(1);
+    ASSERT_EQ(runs.size(), 1u);
+    int answered = 0;
+    p->refresh([&] { ++answered; });  // the first run is 1 s in, 3 s to go
+    h.run_for(3);
+    ASSERT_EQ(runs.size(), 2u) << "one more run, right after the one in flight";
+    EXPECT_EQ(h.seconds_since_start(runs[1]), 4);
+    EXPECT_EQ(answered, 0) << "the run in flight may have read before the request";
+    h.run_for(4);
+    EXPECT_EQ(answered, 1);
+    EXPECT_EQ(runs.size(), 2u) << "jobs never run concurrently with themselves";
+    p->stop();
+    fakes::drain(h.ioc);
+}
+
+TEST(PollerRefresh, AFailedRefreshTurnsTheSourceFailingButKeepsTheSchedule) {
+    harness h;
+    scripted_job j;
+    j.script.push_back(poll_result{});
+    j.script.push_back(failure_of("connection refused"));
+    auto p = h.make({j.job("feed", 30s)});
+    p->start();
+    fakes::drain(h.ioc);
+    h.clock.advance(5s);
+    fakes::drain(h.ioc);
+    int answered = 0;
+    p->refresh([&] { ++answered; });
+    fakes::drain(h.ioc);
+    EXPECT_EQ(answered, 1) << "a failure is an answer too";
+    EXPECT_EQ(h.statuses.back().state, source_state::failing);
+    EXPECT_EQ(h.statuses.back().error, "connection refused");
+    EXPECT_FALSE(h.statuses.back().pending);
+    // No backoff retry within seconds: the next run is the periodic one, 30 to 33 s after start.
+    h.run_for(24);
+    EXPECT_EQ(j.runs.size(), 2u);
+    h.run_for(4);
+    EXPECT_EQ(j.runs.size(), 3u);
+    EXPECT_EQ(h.statuses.back().state, source_state::healthy);
+    p->stop();
+    fakes::drain(h.ioc);
+}
+
+TEST(PollerRefresh, BeforeStartAndAfterStopItAnswersAtOnceAndStopAnswersWhatIsQueued) {
+    harness h;
+    std::vector<wall_time> runs;
+    auto p = h.make({slow_job("feed", 60s, 10s, runs)});
+    int answered = 0;
+    p->refresh([&] { ++answered; });
+    EXPECT_EQ(answered, 1);
+    p->start();
+    fakes::drain(h.ioc);
+    p->refresh([&] { ++answered; });  // queued behind the first run
+    p->stop();
+    EXPECT_EQ(answered, 2);
+    p->refresh([&] { ++answered; });
+    EXPECT_EQ(answered, 3);
+    h.clock.advance(10s);
+    fakes::drain(h.ioc);
+    EXPECT_EQ(answered, 3);
+    EXPECT_EQ(runs.size(), 1u);
+}
+
+TEST(PollerRefresh, TheFirstReportIsPendingUntilEveryJobHasRunOrOneFailed) {
+    harness h;
+    scripted_job a;
+    std::vector<wall_time> b_runs;
+    a.script.push_back(failure_of("403 PERMISSION_DENIED"));
+    auto p = h.make({slow_job("instance", 60s, 5s, b_runs), a.job("monitoring", 60s)});
+    p->start();
+    ASSERT_EQ(h.statuses.size(), 1u);
+    EXPECT_TRUE(h.statuses[0].pending);
+    EXPECT_EQ(h.statuses[0].error, "waiting for the first monitoring poll");
+    fakes::drain(h.ioc);
+    ASSERT_EQ(h.statuses.size(), 2u);
+    EXPECT_FALSE(h.statuses[1].pending) << "a reason it cannot look is an answer";
+    EXPECT_EQ(h.statuses[1].error, "monitoring: 403 PERMISSION_DENIED");
+    p->stop();
+    fakes::drain(h.ioc);
 }
 
 }  // namespace
