@@ -1,6 +1,7 @@
 #include "app/daemon.hpp"
 
 #include "app/catalog.hpp"
+#include "app/gather.hpp"
 #include "core/engine.hpp"
 #include "intake/pagerduty/handler.hpp"
 #include "loop/clock.hpp"
@@ -57,6 +58,24 @@ notify::outbox_settings outbox_settings_from(const config::notify_config& n) {
     return s;
 }
 
+/// Whether a request's query asks for the long answer (`/readyz?verbose`, `?verbose=1`).
+bool wants_verbose(std::string_view target) {
+    const auto q = target.find('?');
+    if (q == std::string_view::npos) {
+        return false;
+    }
+    std::string_view rest = target.substr(q + 1);
+    while (!rest.empty()) {
+        const auto amp = rest.find('&');
+        const std::string_view item = rest.substr(0, amp);
+        if (item == "verbose" || item.starts_with("verbose=")) {
+            return true;
+        }
+        rest = amp == std::string_view::npos ? std::string_view{} : rest.substr(amp + 1);
+    }
+    return false;
+}
+
 /// The config's secrets, registered before anything could log them (and again on reload,
 /// for a rotated one). The integrations also register what they derive (tokens, a DSN's
 /// password) through their context.
@@ -106,6 +125,7 @@ struct daemon::impl {
               log.with("component", "outbox"),
               exposition.registry()
           ),
+          gather(ioc.get_executor(), built.sources, log.with("component", "gather"), exposition.registry()),
           server(
               ioc.get_executor(),
               routes,
@@ -130,12 +150,10 @@ struct daemon::impl {
         routes.add(http::verb::get, "/healthz", [](const net::request& req) {
             return net::make_response(req, http::status::ok, "ok\n", "text/plain");
         });
-        routes.add(http::verb::get, "/readyz", [this](const net::request& req) {
-            return ready ? net::make_response(req, http::status::ok, "ready\n", "text/plain")
-                         : net::make_response(
-                               req, http::status::service_unavailable, "not ready\n", "text/plain"
-                           );
-        });
+        for (const auto& named : built.sources) {
+            first_sync.emplace(named.name, first_look{});
+        }
+        routes.add(http::verb::get, "/readyz", [this](const net::request& req) { return readyz(req); });
         routes.add(http::verb::get, "/metrics", [this](const net::request& req) {
             daemon_metrics.open_incidents.Set(static_cast<double>(core.open_count()));
             record_signal_log();
@@ -143,6 +161,53 @@ struct daemon::impl {
         });
         record_config(true);
         record_rules();
+    }
+
+    /// /readyz: 200 once serving with the config loaded and every source past its first look
+    /// (synced, or failing for a reason it gave); 503 naming what it waits for. `?verbose`
+    /// lists every check, `[+]` passed and `[-]` not yet, as Kubernetes' own /readyz does.
+    net::response readyz(const net::request& req) const {
+        std::string checks = "[+]config loaded\n";
+        std::string waiting;
+        for (const auto& [name, look] : first_sync) {
+            checks += (look.done ? "[+]" : "[-]") + name + ": " + look.state + "\n";
+            if (!look.done) {
+                waiting += (waiting.empty() ? "" : ", ") + name;
+            }
+        }
+        const std::string verdict = stopping          ? "not ready: shutting down"
+                                    : !serving        ? "not ready: starting"
+                                    : waiting.empty() ? "ready"
+                                                      : "not ready: waiting for " + waiting;
+        const bool ok = verdict == "ready";
+        return net::make_response(
+            req,
+            ok ? http::status::ok : http::status::service_unavailable,
+            (wants_verbose(req.target()) ? checks : std::string{}) + verdict + "\n",
+            "text/plain"
+        );
+    }
+
+    bool is_ready() const {
+        if (!serving || stopping) {
+            return false;
+        }
+        for (const auto& [name, look] : first_sync) {
+            if (!look.done) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /// Keeps runbookd_ready in step with /readyz, and says once when the sources are in.
+    void record_ready() {
+        const bool now_ready = is_ready();
+        daemon_metrics.ready.Set(now_ready ? 1 : 0);
+        if (now_ready && !sources_in) {
+            sources_in = true;
+            log.info("sources answered", {{"sources", static_cast<int>(first_sync.size())}});
+        }
     }
 
     void record_config(bool ok) {
@@ -243,6 +308,13 @@ struct daemon::impl {
         log.info(
             "source status", {{"source", source}, {"state", to_string(status.state)}, {"error", status.error}}
         );
+        if (const auto it = first_sync.find(source); it != first_sync.end()) {
+            it->second.done = it->second.done || !status.pending;
+            it->second.state = status.state == source_state::healthy ? std::string{"healthy"}
+                               : status.pending                      ? "pending: " + status.error
+                                                                     : "failing: " + status.error;
+            record_ready();
+        }
         feed(input{loop::wall_now(), source_report{std::string{source}, std::move(status)}});
     }
 
@@ -260,6 +332,13 @@ struct daemon::impl {
                  {"key", p.key}}
             );
             outbox.enqueue(std::move(p));
+        }
+        for (const auto& r : d.gather) {
+            gather.start(r, [this, id = r.incident_id, epoch = r.epoch] {
+                if (!stopping) {
+                    feed(input{loop::wall_now(), evidence_gathered{id, epoch}});
+                }
+            });
         }
         daemon_metrics.open_incidents.Set(static_cast<double>(core.open_count()));
         // The wake loop recomputes its deadline from the engine.
@@ -399,8 +478,7 @@ struct daemon::impl {
             return;
         }
         stopping = true;
-        ready = false;
-        daemon_metrics.ready.Set(0);
+        record_ready();
         // Detached: the coroutine captures `this`, which lives until ioc.run() returns.
         asio::co_spawn(ioc, shutdown_steps(), asio::detached);
     }
@@ -446,13 +524,21 @@ struct daemon::impl {
     components built;  ///< the catalog's: notifier, intakes, sources
     engine core;
     notify::outbox outbox;
+    gatherer gather;
     net::router routes;
     net::http_server server;
     std::map<std::string, std::vector<std::string>> running_workloads;  ///< resolved, as in the engine
     loop::timer wake;
     loop::timer heartbeat;
     asio::signal_set signals;
-    bool ready = false;
+    /// What each configured source has said since start: /readyz waits for its first look.
+    struct first_look {
+        bool done = false;                    ///< synced, or failing for a reason it gave
+        std::string state = "no report yet";  ///< "healthy", "pending: ...", "failing: ..."
+    };
+    std::map<std::string, first_look, std::less<>> first_sync;
+    bool serving = false;     ///< listening, sources started
+    bool sources_in = false;  ///< every source's first look was over once
     bool stopping = false;
 };
 
@@ -485,8 +571,8 @@ asio::ip::tcp::endpoint daemon::start() {
         source->start();
         i.log.info("source started", {{"source", name}, {"reads", source->describe()}});
     }
-    i.ready = true;
-    i.daemon_metrics.ready.Set(1);
+    i.serving = true;
+    i.record_ready();
     i.log.info(
         "ready",
         {{"notifier", std::string{i.built.notifier->kind()}},

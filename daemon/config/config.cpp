@@ -124,8 +124,9 @@ void read_rules(yaml::section& s, rules_config& out) {
 }
 
 void read_operations(yaml::section& s, operations_config& out) {
-    s.keys({"edit_interval", "dominance_share", "max_suspects"});
+    s.keys({"edit_interval", "gather_deadline", "dominance_share", "max_suspects"});
     s.get("edit_interval", out.edit_interval, 0ms);
+    s.get("gather_deadline", out.gather_deadline, 0ms);
     s.get("dominance_share", out.dominance_share, 0.0, 1.0);
     s.get("max_suspects", out.max_suspects, 1);
 }
@@ -247,6 +248,7 @@ engine_settings config::engine() const {
     s.default_impact = status.default_impact;
     s.services = services;
     s.operations.edit_interval = operations.edit_interval;
+    s.operations.gather_deadline = operations.gather_deadline;
     s.operations.dominance_share = operations.dominance_share;
     s.operations.max_suspects = operations.max_suspects;
     s.signals.retention = signals.retention;

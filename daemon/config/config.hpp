@@ -84,6 +84,8 @@ struct rules_config {
 /// `operations:`: how #operations is kept current.
 struct operations_config {
     milliseconds edit_interval = std::chrono::seconds{30};
+    /// How long the first summary of an incident waits for the sources to look again (0: off).
+    milliseconds gather_deadline = std::chrono::seconds{3};
     double dominance_share = 0.6;
     std::size_t max_suspects = 3;
 };

@@ -131,6 +131,11 @@ public:
         );
     }
 
+    void refresh(
+        const refresh_window& /*window*/, loop::steady_clock::time_point /*deadline*/, refresh_done done
+    ) override {
+        poller_->refresh(std::move(done));
+    }
     std::string describe() const override { return description_; }
 
     void start() override { poller_->start(); }

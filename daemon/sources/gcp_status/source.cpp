@@ -29,6 +29,11 @@ public:
           )),
           url_(cfg.url) {}
 
+    void refresh(
+        const refresh_window& /*window*/, loop::steady_clock::time_point /*deadline*/, refresh_done done
+    ) override {
+        poller_->refresh(std::move(done));
+    }
     std::string describe() const override { return url_; }
 
     void start() override { poller_->start(); }

@@ -448,6 +448,11 @@ public:
             std::make_unique<poller>(cx.loop, "pagerduty_api", std::move(jobs), cx.to, cx.log, cx.metrics);
     }
 
+    void refresh(
+        const refresh_window& /*window*/, loop::steady_clock::time_point /*deadline*/, refresh_done done
+    ) override {
+        poller_->refresh(std::move(done));
+    }
     std::string describe() const override {
         return url_ + " every " + format_duration(interval_) + " (API token)";
     }

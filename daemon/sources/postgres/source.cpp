@@ -134,6 +134,10 @@ void monitor_poller::start() {
     poller_->start();
 }
 
+void monitor_poller::refresh(refresh_done done) {
+    poller_->refresh(std::move(done));
+}
+
 void monitor_poller::stop() {
     poller_->stop();
     state_->stopping = true;
@@ -173,6 +177,11 @@ public:
     void start() override { loop_.start(); }
 
     void stop() override { loop_.stop(); }
+    void refresh(
+        const refresh_window& /*window*/, loop::steady_clock::time_point /*deadline*/, refresh_done done
+    ) override {
+        loop_.refresh(std::move(done));
+    }
 
 private:
     // The monitor blocks: it runs on its own thread, never on the loop.

@@ -51,6 +51,8 @@ public:
     /// The job ends at once; a poll the worker is running finishes there (bounded by the
     /// connection's timeouts) and its outcome is dropped.
     void stop();
+    /// The page-time refresh: one more poll as soon as none is running (sources::poller).
+    void refresh(refresh_done done);
 
 private:
     struct state;

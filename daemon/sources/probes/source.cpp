@@ -187,6 +187,11 @@ public:
         );
     }
 
+    void refresh(
+        const refresh_window& /*window*/, loop::steady_clock::time_point /*deadline*/, refresh_done done
+    ) override {
+        poller_->refresh(std::move(done));
+    }
     std::string describe() const override {
         const auto& c = state_->cfg;
         return std::to_string(c.targets.size()) + (c.targets.size() == 1 ? " target" : " targets") +

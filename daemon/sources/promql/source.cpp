@@ -209,6 +209,11 @@ public:
           )),
           cfg_(cfg) {}
 
+    void refresh(
+        const refresh_window& /*window*/, loop::steady_clock::time_point /*deadline*/, refresh_done done
+    ) override {
+        poller_->refresh(std::move(done));
+    }
     std::string describe() const override {
         const char* auth =
             !cfg_.bearer_token.empty() ? "bearer token" : (!cfg_.username.empty() ? "basic auth" : "no auth");
