@@ -124,10 +124,11 @@ void read_rules(yaml::section& s, rules_config& out) {
 }
 
 void read_operations(yaml::section& s, operations_config& out) {
-    s.keys({"edit_interval", "gather_deadline", "dominance_share", "max_suspects"});
+    s.keys({"edit_interval", "gather_deadline", "dominance_share", "min_share", "max_suspects"});
     s.get("edit_interval", out.edit_interval, 0ms);
     s.get("gather_deadline", out.gather_deadline, 0ms);
     s.get("dominance_share", out.dominance_share, 0.0, 1.0);
+    s.get("min_share", out.min_share, 0.0, 1.0);
     s.get("max_suspects", out.max_suspects, 1);
 }
 
@@ -250,6 +251,7 @@ engine_settings config::engine() const {
     s.operations.edit_interval = operations.edit_interval;
     s.operations.gather_deadline = operations.gather_deadline;
     s.operations.dominance_share = operations.dominance_share;
+    s.operations.min_share = operations.min_share;
     s.operations.max_suspects = operations.max_suspects;
     s.signals.retention = signals.retention;
     s.signals.max_signals = signals.max_signals;

@@ -87,6 +87,7 @@ struct operations_config {
     /// How long the first summary of an incident waits for the sources to look again (0: off).
     milliseconds gather_deadline = std::chrono::seconds{3};
     double dominance_share = 0.6;
+    double min_share = 0.3;  ///< a top suspect below it is not named ("no likely cause yet")
     std::size_t max_suspects = 3;
 };
 

@@ -181,7 +181,7 @@ ranking engine::rank_incident(const incident& inc, wall_time now) const {
 
 std::string engine::dominant_status(const incident& inc, wall_time now) const {
     const auto r = rank_incident(inc, now);
-    const suspect* top = r.top();
+    const suspect* top = r.likely(settings_.operations.min_share);
     return top != nullptr && top->share >= settings_.operations.dominance_share ? top->status_text
                                                                                 : std::string{};
 }
@@ -239,11 +239,14 @@ void engine::refresh_operations(incident& inc, wall_time now, decisions& out) {
         inc.ops.summaries += 1;
         inc.ops.edits = 0;
         p.key = base + std::to_string(inc.ops.summaries);
+        const suspect* named = r.likely(settings_.operations.min_share);
         note(
             inc,
             now,
-            top == nullptr ? std::string{"#operations: no likely cause found yet"}
-                           : "#operations: top suspect " + top->title + " (" + percent_text(top->share) + ")"
+            top == nullptr     ? std::string{"#operations: no likely cause found yet"}
+            : named == nullptr ? "#operations: no likely cause yet (leads: " + top->title + ", " +
+                                     percent_text(top->share) + ")"
+                               : "#operations: top suspect " + top->title + " (" + percent_text(top->share) + ")"
         );
     } else if (shown != inc.ops.shown) {
         inc.ops.edits += 1;

@@ -47,6 +47,8 @@ struct operations_settings {
     std::chrono::milliseconds edit_interval = std::chrono::seconds{30};
     /// A suspect with at least this share is named in #status updates (its status_text).
     double dominance_share = 0.6;
+    /// A top suspect below this share is not named: "no likely cause yet" (docs/rules.md).
+    double min_share = 0.3;
     std::size_t max_suspects = 3;  ///< suspects shown in full; the rest in one line
     /// How long an incident's first summary waits for the evidence its sources gather at
     /// the page (decisions::gather, then evidence_gathered). Zero: it goes out with the

@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <cstdio>
 #include <map>
+#include <tuple>
+#include <unordered_map>
 
 namespace runbookd {
 namespace {
@@ -290,10 +292,156 @@ private:
     std::map<std::string, of_kind, std::less<>> by_kind_;
 };
 
+/// Which signals the pack's `effects:` explain, computed once per signal per ranking: a bit
+/// per effect (at most 63; rules.cpp refuses more). The causes of each effect are indexed by
+/// their joined labels the first time a leaf reads one of its effect kinds.
+class explanations {
+public:
+    using mask = std::uint64_t;
+    static constexpr mask computed = mask{1} << 63;
+
+    explanations(const rule_set& rules, const signal_log& log, wall_time now)
+        : rules_(rules), log_(log), now_(now), causes_(rules.effects.size()) {}
+
+    /// The effects that may explain signals of `kind`; 0: none, and nothing to look up.
+    mask about(std::string_view kind) const {
+        mask m = 0;
+        for (std::size_t i = 0; i < rules_.effects.size(); ++i) {
+            const auto& ex = rules_.effects[i].explains;
+            if (std::find(ex.begin(), ex.end(), kind) != ex.end()) {
+                m |= mask{1} << i;
+            }
+        }
+        return m;
+    }
+
+    /// The bits of the effects in `ids` (unknown ids, which rules.cpp refuses, are none).
+    mask named(const std::vector<std::string>& ids) const {
+        mask m = 0;
+        for (std::size_t i = 0; i < rules_.effects.size(); ++i) {
+            if (std::find(ids.begin(), ids.end(), rules_.effects[i].id) != ids.end()) {
+                m |= mask{1} << i;
+            }
+        }
+        return m;
+    }
+
+    /// "node-change, new-replicaset": the ids of the effects in `m`.
+    std::string names(mask m) const {
+        std::string out;
+        for (std::size_t i = 0; i < rules_.effects.size(); ++i) {
+            if ((m & (mask{1} << i)) != 0) {
+                out += (out.empty() ? "" : ", ") + rules_.effects[i].id;
+            }
+        }
+        return out;
+    }
+
+    /// The effects among `candidates` that explain the signal at `it` of `kind`.
+    mask of(const std::string& kind, signal_log::series::const_iterator it, mask candidates) {
+        auto memo = memo_.find(kind);
+        if (memo == memo_.end()) {
+            memo = memo_.try_emplace(kind, log_.all_of(kind)).first;
+        }
+        auto& known = memo->second.known[static_cast<std::size_t>(it - memo->second.series.begin())];
+        if ((known & computed) == 0) {
+            known = computed | explain(*it, about(kind));
+        }
+        return known & candidates;
+    }
+
+private:
+    struct by_key_hash {
+        using is_transparent = void;
+        std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+    };
+    /// One effect's causes: the times (sorted) of the causes with each joined key.
+    using cause_index = std::unordered_map<std::string, std::vector<wall_time>, by_key_hash, std::equal_to<>>;
+    struct kind_memo {
+        explicit kind_memo(const signal_log::series& s) : series(s), known(s.size(), 0) {}
+        const signal_log::series& series;
+        std::vector<mask> known;
+    };
+
+    /// The join labels' values, '\x1f'-separated; false when one is empty (nothing joins
+    /// on an unknown node or ReplicaSet).
+    static bool key_of(const signal& s, const effect& e, std::string& key) {
+        key.clear();
+        for (const auto& label : e.join) {
+            const std::string* v = s.find(label);
+            if (v == nullptr || v->empty()) {
+                return false;
+            }
+            key += (key.empty() ? "" : "\x1f") + *v;
+        }
+        return true;
+    }
+
+    const cause_index& causes(std::size_t i) {
+        auto& slot = causes_[i];
+        if (!slot) {
+            slot.emplace();
+            const effect& e = rules_.effects[i];
+            std::string key;
+            for (const auto& kind : e.by) {
+                for (const signal& c : log_.between(kind, wall_time::min(), now_)) {
+                    if (key_of(c, e, key)) {
+                        (*slot)[key].push_back(c.at);
+                    }
+                }
+            }
+            if (e.by.size() > 1) {
+                for (auto& [k, times] : *slot) {
+                    std::sort(times.begin(), times.end());
+                }
+            }
+        }
+        return *slot;
+    }
+
+    mask explain(const signal& s, mask candidates) {
+        mask out = 0;
+        std::string key;
+        for (std::size_t i = 0; i < rules_.effects.size(); ++i) {
+            if ((candidates & (mask{1} << i)) == 0) {
+                continue;
+            }
+            const effect& e = rules_.effects[i];
+            if (!key_of(s, e, key)) {
+                continue;
+            }
+            const auto& index = causes(i);
+            const auto found = index.find(std::string_view{key});
+            if (found == index.end()) {
+                continue;
+            }
+            // A cause from `after` before the signal up to `before` after it.
+            const auto& times = found->second;
+            const auto first = std::lower_bound(times.begin(), times.end(), s.at - e.window.after);
+            if (first != times.end() && *first <= s.at + e.window.before) {
+                out |= mask{1} << i;
+            }
+        }
+        return out;
+    }
+
+    const rule_set& rules_;
+    const signal_log& log_;
+    wall_time now_;
+    std::vector<std::optional<cause_index>> causes_;
+    std::map<std::string, kind_memo, std::less<>> memo_;
+};
+
 class evaluator {
 public:
-    evaluator(const signal_log& log, const source_map& sources, const rank_input& in, relation_memo& related)
-        : log_(log), sources_(sources), in_(in), related_(related) {}
+    evaluator(
+        const signal_log& log,
+        const source_map& sources,
+        const rank_input& in,
+        relation_memo& related,
+        explanations& explained
+    )
+        : log_(log), sources_(sources), in_(in), related_(related), explained_(explained) {}
 
     outcome eval(const condition& c) {
         switch (c.what) {
@@ -473,6 +621,13 @@ private:
         std::map<std::string_view, sample_run> runs;
         const auto window = log_.between(t.kind, from, to);
         relation_memo::of_kind* memo = t.related ? &related_.for_kind(log_, t.kind) : nullptr;
+        // Effects: which may explain this kind, and which this leaf asks for.
+        const auto effects =
+            t.explained == signal_test::explained_test::include ? 0 : explained_.about(t.kind);
+        const auto wanted =
+            t.explained == signal_test::explained_test::only ? explained_.named(t.explained_by) : 0;
+        std::size_t explained_away = 0;
+        explanations::mask explained_by = 0;
         for (auto it = window.begin(); it != window.end(); ++it) {
             const signal& s = *it;
             if (memo != nullptr && !memo->holds(it)) {
@@ -482,6 +637,17 @@ private:
                     return passes(lt, s);
                 })) {
                 continue;
+            }
+            if (t.explained == signal_test::explained_test::only) {
+                if (effects == 0 || (explained_.of(t.kind, it, effects) & wanted) == 0) {
+                    continue;  // not the effect this leaf counts
+                }
+            } else if (effects != 0) {
+                if (const auto m = explained_.of(t.kind, it, effects); m != 0) {
+                    explained_away += 1;  // an effect, not a second cause
+                    explained_by |= m;
+                    continue;
+                }
             }
             if (t.quiet_for && (last_of[s.subject] > s.at || in_.now - s.at < *t.quiet_for)) {
                 continue;  // its subject spoke again since, or not long enough ago
@@ -533,8 +699,13 @@ private:
                 support[i].place = i;
             }
             out.support = std::move(support);
-        } else if (!t.clear.empty()) {
-            out.checked.push_back(checked_phrase(t.clear, t, stats));
+        } else if (!t.clear.empty() || explained_away > 0) {
+            std::string phrase = checked_phrase(t.clear, t, stats);
+            if (explained_away > 0) {
+                phrase += " (" + std::to_string(explained_away) + " " + t.kind + " explained by " +
+                          explained_.names(explained_by) + ")";
+            }
+            out.checked.push_back(std::move(phrase));
         }
         return out;
     }
@@ -645,6 +816,7 @@ private:
     const source_map& sources_;
     const rank_input& in_;
     relation_memo& related_;
+    explanations& explained_;
 };
 
 std::optional<std::string> builtin(std::string_view name, const found& f, const rank_input& in) {
@@ -761,11 +933,12 @@ std::vector<warning_line> warning_lines(
     const signal_log& log,
     const source_map& sources,
     const rank_input& in,
-    relation_memo& related
+    relation_memo& related,
+    explanations& explained
 ) {
     std::vector<warning_line> out;
     for (const warning& w : rules.warnings) {
-        evaluator ev{log, sources, in, related};
+        evaluator ev{log, sources, in, related, explained};
         outcome o = ev.eval(w.when);
         if (!o.matched) {
             continue;
@@ -801,12 +974,18 @@ std::string relative_to_alert(wall_time at, wall_time start) {
 ranking rank(const rule_set& rules, const signal_log& log, const source_map& sources, const rank_input& in) {
     ranking out;
     double total = 0;
+    double unknown = 0;  // the not checkable causes' priors, then the unlisted mass
+    double priors = 0;
     relation_memo related{in.service};
+    explanations explained{rules, log, in.now};
     for (const rule& r : rules.rules) {
-        evaluator ev{log, sources, in, related};
+        priors += r.prior;
+        evaluator ev{log, sources, in, related, explained};
         outcome o = ev.eval(r.when);
         if (!o.matched) {
             if (!o.checkable) {
+                // It may hold, as likely as its prior says: nothing was seen either way.
+                unknown += r.prior;
                 out.not_checkable.push_back(checked{r.id, r.title, unchecked_text(o.unchecked)});
             } else if (!r.clear.empty()) {
                 std::string detail;
@@ -855,7 +1034,23 @@ ranking rank(const rule_set& rules, const signal_log& log, const source_map& sou
                                   std::chrono::duration<double>(r.recent->half_life).count();
             s.recency = r.recent->floor + (1 - r.recent->floor) * std::exp2(-halves);
         }
-        s.score = s.prior * s.strength * s.recency;
+        // Evidence multiplies the cause's odds (docs/rules.md, "Shares"): by evidence_base^strength
+        // if it is about this incident, which recency says how likely it is; by 1 if not.
+        s.score = s.prior * (1 + s.recency * (std::pow(evidence_base, s.strength) - 1));
+        s.specificity = o.calendar_lines.size();
+        for (std::size_t i = 0; i < o.support.size(); ++i) {
+            const signal_test* leaf = o.support[i].leaf;
+            s.closest = std::min(s.closest, o.support[i].distance);
+            const bool first_of_leaf = std::none_of(
+                o.support.begin(), o.support.begin() + static_cast<std::ptrdiff_t>(i), [&](const found& f) {
+                    return f.leaf == leaf;
+                }
+            );
+            if (first_of_leaf) {
+                s.specificity += 1 + leaf->where.size() + (leaf->above || leaf->below ? 1 : 0) +
+                                 (leaf->explained == signal_test::explained_test::only ? 1 : 0);
+            }
+        }
         for (const auto& line : o.calendar_lines) {
             add_unique(s.evidence, line, in.max_evidence);
         }
@@ -888,28 +1083,24 @@ ranking rank(const rule_set& rules, const signal_log& log, const source_map& sou
         total += s.score;
         out.suspects.push_back(std::move(s));
     }
-    // A cause that could not be checked may hold as likely as its prior: its prior stays in
-    // the denominator, so a weak suspect does not look certain only because nothing else
-    // could be looked at (a calendar match while every source is down).
-    double unknown = 0;
-    for (const auto& c : out.not_checkable) {
-        const auto it =
-            std::find_if(rules.rules.begin(), rules.rules.end(), [&](const rule& r) { return r.id == c.id; });
-        unknown += it == rules.rules.end() ? 0 : it->prior;
-    }
+    // What could not be looked at keeps its prior (likelihood 1), and so does a cause the pack
+    // does not name: `unlisted` of the prior mass before any evidence.
+    const double unlisted = std::clamp(in.unlisted, 0.0, 0.99);
+    unknown += priors * unlisted / (1 - unlisted);
     for (auto& s : out.suspects) {
-        s.share = total > 0 ? s.score / (total + unknown) : 0;
+        s.share = s.score / (total + unknown);
     }
-    out.warnings = warning_lines(rules, log, sources, in, related);
-    std::stable_sort(out.suspects.begin(), out.suspects.end(), [](const suspect& a, const suspect& b) {
-        if (a.score != b.score) {
-            return a.score > b.score;
-        }
-        if (a.prior != b.prior) {
-            return a.prior > b.prior;
-        }
-        return a.id < b.id;
+    out.unknown = total + unknown > 0 ? unknown / (total + unknown) : 1;
+    out.warnings = warning_lines(rules, log, sources, in, related, explained);
+    // Ties are broken by evidence, never by name: the more specific, then the closer to the
+    // start. What is still equal is a tie, and is shown as one.
+    const auto key = [](const suspect& s) { return std::tuple{-s.score, -static_cast<double>(s.specificity), s.closest}; };
+    std::stable_sort(out.suspects.begin(), out.suspects.end(), [&](const suspect& a, const suspect& b) {
+        return key(a) < key(b);
     });
+    for (std::size_t i = 1; i < out.suspects.size(); ++i) {
+        out.suspects[i].tied = key(out.suspects[i]) == key(out.suspects[i - 1]);
+    }
     return out;
 }
 

@@ -30,7 +30,15 @@ struct rank_input {
     std::size_t max_evidence = 3;       ///< evidence lines per suspect
     std::size_t max_actions = 6;        ///< actions per suspect
     std::size_t max_warning_lines = 3;  ///< lines per warning that holds
+    /// How likely, before any evidence, the cause of a page is none the pack names (or left
+    /// no trace a source can see): part of the "unknown" mass (docs/rules.md, "Shares").
+    double unlisted = 0.5;
 };
+
+/// What evidence of strength `s` multiplies a cause's odds by: base^s, so a full match makes a
+/// cause 100 times likelier, strength 0.5 ten times; recency `r` is how likely the evidence is
+/// about this incident, so the factor is r x base^s + (1 - r).
+inline constexpr double evidence_base = 100;
 
 /// A cause the evidence points to.
 struct suspect {
@@ -39,8 +47,13 @@ struct suspect {
     double prior = 0;
     double strength = 0;                ///< 0..1, from the condition tree
     double recency = 1;                 ///< 0..1, from the closest supporting signal
-    double score = 0;                   ///< prior x strength x recency
-    double share = 0;                   ///< score / sum of every suspect's score
+    double score = 0;                   ///< prior x (1 + recency x (evidence_base^strength - 1))
+    double share = 0;                   ///< score / (every suspect's score + the unknown mass)
+    /// How specific the evidence is: for each condition that found it, 1 + its label and
+    /// value tests (a calendar condition: 1). Breaks ties of score.
+    std::size_t specificity = 0;
+    millis closest = millis::max();  ///< the supporting signal closest to the start; breaks ties
+    bool tied = false;               ///< as likely as the suspect before it, by every measure
     std::vector<std::string> evidence;  ///< raw text (outside text unescaped)
     std::vector<std::string> actions;   ///< raw text, names filled in
     std::string status_text;
@@ -60,12 +73,25 @@ struct warning_line {
 };
 
 struct ranking {
-    std::vector<suspect> suspects;       ///< best first; ties by prior, then id
+    /// Best first: by score, then specificity, then the closest evidence; a true tie keeps
+    /// the rules' order and marks the later suspect `tied`.
+    std::vector<suspect> suspects;
     std::vector<checked> clear;          ///< in rule order
     std::vector<checked> not_checkable;  ///< in rule order
     std::vector<warning_line> warnings;  ///< in warning order; not causes, never in the shares
+    /// The share of what could not be checked or is not in the pack: the priors of the
+    /// not checkable causes and the unlisted mass, over the same total as the suspects'.
+    double unknown = 1;
 
     const suspect* top() const noexcept { return suspects.empty() ? nullptr : &suspects.front(); }
+
+    /// The top suspect if it may be named as the likely cause: at least `min_share`, and not
+    /// tied with the next; else nullptr ("no likely cause yet").
+    const suspect* likely(double min_share) const noexcept {
+        const suspect* t = top();
+        const bool tie = suspects.size() > 1 && suspects[1].tied;
+        return t != nullptr && t->share >= min_share && !tie ? t : nullptr;
+    }
 };
 
 /// One part of a `services.*.kubernetes` pattern: "*" matches anything, "prefix*" a prefix,

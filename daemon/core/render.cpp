@@ -225,27 +225,40 @@ message status_resolved(
 
 message operations_summary(const incident& inc, const ranking& r, const engine_settings& s, wall_time now) {
     const suspect* top = r.top();
+    const bool weak = top != nullptr && top->share < s.operations.min_share;
+    const bool tie = r.suspects.size() > 1 && r.suspects[1].tied;
     auto m = base(
         inc,
         "\U0001F50E " + service_name(inc, s) +
-            (top == nullptr ? ": no likely cause found yet" : ": likely causes"),
-        top == nullptr ? grey : purple
+            (top == nullptr ? ": no likely cause found yet"
+             : weak         ? ": no likely cause yet"
+             : tie          ? ": likely causes, tied"
+                            : ": likely causes"),
+        top == nullptr || weak ? grey : purple
     );
     m.footer += " \u00b7 ranked " + clock_utc(now);
     std::string body = "**Alert:** " +
                        (inc.title.empty() ? std::string{"(untitled)"} : escape_markdown(inc.title, true)) +
                        " \u00b7 started " + clock_utc(inc.started) + page_line(inc) + indicator_lines(inc);
+    if (weak) {
+        // Named leads, not a diagnosis: nothing has the evidence to be called likely.
+        body += "\n\nNo cause has enough evidence yet (each under " + percent_text(s.operations.min_share) +
+                "). Weak leads:";
+    }
     std::size_t shown = 0;
+    std::size_t place = 0;
     std::string others;
     for (const auto& sus : r.suspects) {
         if (shown == s.operations.max_suspects) {
             others += (others.empty() ? "" : ", ") + escape_markdown(sus.title, true) + " (" +
-                      percent_text(sus.share) + ")";
+                      percent_text(sus.share) + (sus.tied ? ", tied" : "") + ")";
             continue;
         }
         shown += 1;
-        body += "\n\n**" + std::to_string(shown) + ". " + escape_markdown(sus.title, true) + " \u2014 " +
-                percent_text(sus.share) + "**";
+        // A true tie shares its place: the evidence cannot tell them apart, and neither do we.
+        place = sus.tied ? place : shown;
+        body += "\n\n**" + std::to_string(place) + ". " + escape_markdown(sus.title, true) + " \u2014 " +
+                percent_text(sus.share) + (sus.tied ? " (tied)" : "") + "**";
         for (const auto& e : sus.evidence) {
             body += "\n\u2022 " + escape_markdown(e, true);
         }
@@ -255,6 +268,12 @@ message operations_summary(const incident& inc, const ranking& r, const engine_s
     }
     if (!others.empty()) {
         body += "\n\n**Also possible:** " + others;
+    }
+    if (top != nullptr) {
+        // Once, for everything that could not be looked at or that the runbook does not list.
+        body += "\n\n**Unknown \u2014 " + percent_text(r.unknown) + "**: " +
+                (r.not_checkable.empty() ? std::string{"a cause the runbook does not list"}
+                                         : "the causes not checkable below, or one the runbook does not list");
     }
     // Warnings are not causes: one line each, after the ranked causes, under no heading
     // that could be read as one more of them.

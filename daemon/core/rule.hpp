@@ -58,6 +58,12 @@ struct signal_test {
     rollout_test rollout = rollout_test::any;
     time_window window;
     bool related = false;  ///< only signals about the paged service's workloads count
+    /// Signals an `effects:` entry explains (rule_set::effects): skipped by default, an effect
+    /// not being a second cause; `include` counts them like any other; `only` counts nothing
+    /// else, and only what one of `explained_by` explains.
+    enum class explained_test { skip, include, only };
+    explained_test explained = explained_test::skip;
+    std::vector<std::string> explained_by;  ///< effect ids, for `only`
     double strength = 1.0;
     text_template evidence;  ///< overrides the rule's for signals this leaf found
     text_template clear;     ///< what "checked, clear" says of this leaf
@@ -116,10 +122,25 @@ struct warning {
     int line = 0;
 };
 
+/// "This signal is explained by that one": a signal of one of `explains` is the effect of a
+/// signal of one of `by` that carries the same non-empty value of every `join` label and
+/// happened from `window.before` before it to `window.after` after it (the crash loops of
+/// the ReplicaSet a rollout created; restarts on a node an upgrade replaced).
+struct effect {
+    std::string id;
+    std::vector<std::string> explains;  ///< effect kinds
+    std::vector<std::string> by;        ///< cause kinds
+    std::vector<std::string> join;      ///< labels every kind of both lists carries
+    time_window window{std::chrono::minutes{5}, std::chrono::hours{2}};
+    std::string file;  ///< where it was defined, for messages
+    int line = 0;
+};
+
 /// A loaded rule pack. Immutable once built; shared by the engine and reloads.
 struct rule_set {
     std::vector<rule> rules;
     std::vector<warning> warnings;  ///< in the order written
+    std::vector<effect> effects;    ///< in the order written; ids unique in the pack
     std::string origin;             ///< "rules/runbook.yaml", or "embedded runbook pack"
     std::string hash;               ///< of the source text(s), for logs and metrics
 };

@@ -10,25 +10,32 @@ using names = std::span<const std::string_view>;
 
 // Label sets, one per kind. Sources fill every label of their kind (empty when unknown),
 // so a rule's templates can name them; rules/ checks templates against these lists.
-constexpr std::array<std::string_view, 6> rollout_labels{
-    "namespace", "deployment", "revision", "image", "previous_image", "image_changed"};
+// Kubernetes: `replicaset` and `node` tie an effect (a pod's restart, its eviction) to the
+// cause it may follow (the rollout of that ReplicaSet, a change of that node).
+constexpr std::array<std::string_view, 7> rollout_labels{
+    "namespace", "deployment", "revision", "image", "previous_image", "image_changed", "replicaset"};
 constexpr std::array<std::string_view, 5> config_change_labels{
     "namespace", "deployment", "object", "object_kind", "changed_by"};
-constexpr std::array<std::string_view, 7> restart_labels{
-    "namespace", "deployment", "pod", "container", "reason", "exit_code", "message"};
-constexpr std::array<std::string_view, 6> waiting_labels{
-    "namespace", "deployment", "pod", "container", "reason", "message"};
+constexpr std::array<std::string_view, 9> restart_labels{
+    "namespace", "deployment", "pod", "container", "reason", "exit_code", "message", "replicaset", "node"};
+constexpr std::array<std::string_view, 8> waiting_labels{
+    "namespace", "deployment", "pod", "container", "reason", "message", "replicaset", "node"};
 constexpr std::array<std::string_view, 4> rollout_stuck_labels{
     "namespace", "deployment", "reason", "unavailable"};
-constexpr std::array<std::string_view, 3> version_labels{"object", "from", "to"};
-constexpr std::array<std::string_view, 5> warning_labels{
-    "namespace", "deployment", "object", "reason", "message"};
+constexpr std::array<std::string_view, 4> version_labels{"object", "from", "to", "node"};
+constexpr std::array<std::string_view, 4> node_labels{"node", "change", "from", "to"};
+constexpr std::array<std::string_view, 7> warning_labels{
+    "namespace", "deployment", "object", "reason", "message", "replicaset", "node"};
 constexpr std::array<std::string_view, 1> instance_labels{"instance"};
 constexpr std::array<std::string_view, 2> db_connections_labels{"instance", "max"};
-constexpr std::array<std::string_view, 7> long_query_labels{
-    "pid", "query", "state", "user", "application", "is_ddl", "progress"};
-constexpr std::array<std::string_view, 4> idle_tx_labels{"pid", "query", "user", "application"};
-constexpr std::array<std::string_view, 4> lock_wait_labels{"pid", "blocked_by", "query", "blocker_query"};
+// db.* sessions: `services` names the services a session belongs to (services.*.postgres;
+// for a lock wait, the waiter's and the chain root's), "" for unknown; `ddl` is blocking,
+// online (CREATE INDEX CONCURRENTLY, ANALYZE...) or "" (sources/postgres/activity.hpp).
+constexpr std::array<std::string_view, 9> long_query_labels{
+    "pid", "query", "state", "user", "application", "is_ddl", "progress", "ddl", "services"};
+constexpr std::array<std::string_view, 5> idle_tx_labels{"pid", "query", "user", "application", "services"};
+constexpr std::array<std::string_view, 5> lock_wait_labels{
+    "pid", "blocked_by", "query", "blocker_query", "services"};
 constexpr std::array<std::string_view, 2> unreachable_labels{"instance", "error"};
 constexpr std::array<std::string_view, 3> maintenance_labels{"instance", "start", "end"};
 constexpr std::array<std::string_view, 2> unavailable_labels{"instance", "state"};
@@ -101,6 +108,12 @@ constexpr std::array catalogue{
         version_labels,
         "",
         "the control plane or a node changed version"},
+    signal_kind{
+        "k8s.node",
+        "kubernetes",
+        node_labels,
+        "",
+        "a node was created, deleted, cordoned, upgraded or became not ready"},
     signal_kind{
         "k8s.warning",
         "kubernetes",

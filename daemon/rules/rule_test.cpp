@@ -20,10 +20,12 @@ using yaml::entry;
 constexpr std::array<std::string_view, 3> file_keys{"rule_files", "services", "tests"};
 constexpr std::array<std::string_view, 7> test_keys{
     "name", "start", "service", "at", "sources", "signals", "expect"};
-constexpr std::array<std::string_view, 9> expect_keys{
+constexpr std::array<std::string_view, 11> expect_keys{
     "top",
     "order",
     "min_share",
+    "max_share",
+    "tied",
     "clear",
     "not_checkable",
     "actions_include",
@@ -36,7 +38,9 @@ constexpr std::string_view default_start = "2026-03-05T16:00:00Z";
 struct expectation {
     std::optional<std::string> top;  ///< "none" for no suspect
     std::vector<std::string> order;
-    std::map<std::string, double> min_share;
+    std::map<std::string, double> min_share;  ///< "unknown": the unknown mass
+    std::map<std::string, double> max_share;  ///< a rule that is no suspect passes
+    std::vector<std::string> tied;            ///< suspects shown as one tie
     std::vector<std::string> clear;
     std::vector<std::string> not_checkable;
     std::vector<std::string> actions_include;
@@ -69,8 +73,10 @@ std::string describe(const ranking& r) {
     std::string out = "    got:\n";
     int i = 0;
     for (const auto& s : r.suspects) {
-        out += "      " + std::to_string(++i) + ". " + s.id + " " + percent_text(s.share) + "  (prior " +
-               fixed(s.prior) + " x strength " + fixed(s.strength) + " x recency " + fixed(s.recency) + ")\n";
+        out += "      " + std::to_string(++i) + ". " + s.id + " " + percent_text(s.share) +
+               (s.tied ? " (tied)" : "") + "  (prior " + fixed(s.prior) + ", strength " + fixed(s.strength) +
+               ", recency " + fixed(s.recency) + ", specificity " +
+               std::to_string(s.specificity) + ")\n";
         for (const auto& e : s.evidence) {
             out += "           evidence: " + e + "\n";
         }
@@ -80,6 +86,8 @@ std::string describe(const ranking& r) {
     }
     if (r.suspects.empty()) {
         out += "      (no suspect)\n";
+    } else {
+        out += "      unknown " + percent_text(r.unknown) + "\n";
     }
     for (const auto& c : r.clear) {
         out += "      clear: " + c.id + " (" + c.detail + ")\n";
@@ -121,7 +129,14 @@ std::vector<std::string> check(const expectation& e, const ranking& r) {
     }
     for (const auto& [id, share] : e.min_share) {
         const suspect* s = find_suspect(r, id);
-        if (s == nullptr) {
+        if (id == "unknown") {
+            if (r.unknown + 1e-9 < share) {
+                misses.push_back(
+                    "min_share unknown: expected at least " + percent_text(share) + ", got " +
+                    percent_text(r.unknown)
+                );
+            }
+        } else if (s == nullptr) {
             misses.push_back(
                 "min_share " + id + ": expected at least " + percent_text(share) + ", but it is not a suspect"
             );
@@ -130,6 +145,35 @@ std::vector<std::string> check(const expectation& e, const ranking& r) {
                 "min_share " + id + ": expected at least " + percent_text(share) + ", got " +
                 percent_text(s->share)
             );
+        }
+    }
+    for (const auto& [id, share] : e.max_share) {
+        const suspect* s = find_suspect(r, id);
+        const double got = id == "unknown" ? r.unknown : s == nullptr ? 0 : s->share;
+        if (got > share + 1e-9) {
+            misses.push_back(
+                "max_share " + id + ": expected at most " + percent_text(share) + ", got " + percent_text(got)
+            );
+        }
+    }
+    if (!e.tied.empty()) {
+        // Every named suspect in one run of the ranking whose members after the first are tied.
+        std::vector<std::size_t> at;
+        for (const auto& id : e.tied) {
+            const suspect* s = find_suspect(r, id);
+            if (s == nullptr) {
+                misses.push_back("tied: " + id + " is not a suspect");
+            } else {
+                at.push_back(static_cast<std::size_t>(s - r.suspects.data()));
+            }
+        }
+        if (at.size() == e.tied.size()) {
+            std::sort(at.begin(), at.end());
+            for (std::size_t i = at.front() + 1; i <= at.back(); ++i) {
+                if (!r.suspects[i].tied) {
+                    misses.push_back("tied: " + r.suspects[i].id + " is not tied with " + r.suspects[i - 1].id);
+                }
+            }
         }
     }
     for (const auto& id : e.clear) {
@@ -281,8 +325,8 @@ private:
         if (keys->empty()) {
             w_.report(
                 x,
-                "expect needs at least one of top, order, min_share, clear, not_checkable, actions_include, "
-                "evidence_include, warnings, warnings_include"
+                "expect needs at least one of top, order, min_share, max_share, tied, clear, not_checkable, "
+                "actions_include, evidence_include, warnings, warnings_include"
             );
         }
         for (const auto& k : *keys) {
@@ -302,10 +346,16 @@ private:
                 e.warnings = w_.strings(k);
             } else if (k.name == "warnings_include") {
                 e.warnings_include = w_.strings(k);
+            } else if (k.name == "tied") {
+                e.tied = w_.strings(k);
+                if (e.tied.size() == 1) {
+                    w_.report(k, "a tie needs at least two suspects");
+                }
             } else if (auto m = w_.map(k.value, k.path, {})) {
+                auto& shares = k.name == "min_share" ? e.min_share : e.max_share;
                 for (const auto& s : *m) {
                     if (auto v = w_.number(s, 0, 1)) {
-                        e.min_share[s.name] = *v;
+                        shares[s.name] = *v;
                     }
                 }
             }
@@ -322,10 +372,15 @@ private:
 /// or the test could pass vacuously.
 std::vector<std::string> unknown_ids(const expectation& e, const rule_set& rules) {
     std::vector<std::string> named = e.order;
+    named.insert(named.end(), e.tied.begin(), e.tied.end());
     named.insert(named.end(), e.clear.begin(), e.clear.end());
     named.insert(named.end(), e.not_checkable.begin(), e.not_checkable.end());
-    for (const auto& [id, share] : e.min_share) {
-        named.push_back(id);
+    for (const auto* shares : {&e.min_share, &e.max_share}) {
+        for (const auto& [id, share] : *shares) {
+            if (id != "unknown") {
+                named.push_back(id);
+            }
+        }
     }
     if (e.top && *e.top != "none") {
         named.push_back(*e.top);

@@ -19,13 +19,13 @@ using namespace std::chrono_literals;
 using yaml::entries;
 using yaml::entry;
 
-constexpr std::array<std::string_view, 2> file_keys{"rules", "warnings"};
+constexpr std::array<std::string_view, 3> file_keys{"rules", "warnings", "effects"};
 constexpr std::array<std::string_view, 9> rule_keys{
     "id", "title", "prior", "when", "recency", "evidence", "actions", "clear", "status_text"};
 constexpr std::array<std::string_view, 3> warning_keys{"id", "when", "text"};
 /// Condition keys about ranking and the summary's cause blocks, which a warning has none of.
 constexpr std::array<std::string_view, 3> ranking_only_keys{"strength", "evidence", "clear"};
-constexpr std::array<std::string_view, 12> signal_keys{
+constexpr std::array<std::string_view, 14> signal_keys{
     "signal",
     "where",
     "value",
@@ -35,9 +35,14 @@ constexpr std::array<std::string_view, 12> signal_keys{
     "rollout",
     "window",
     "related",
+    "explained",
+    "explained_by",
     "strength",
     "evidence",
     "clear"};
+constexpr std::array<std::string_view, 5> effect_keys{"id", "explains", "by", "join", "window"};
+/// One bit each in a ranking's memo (rank.cpp, explanations), one kept for "computed".
+constexpr std::size_t max_effects = 63;
 constexpr std::array<std::string_view, 3> rollout_values{"rolled_out", "elsewhere", "not_elsewhere"};
 constexpr std::array<std::string_view, 3> calendar_leaf_keys{"calendar", "strength", "evidence"};
 constexpr std::array<std::string_view, 5> calendar_keys{"days", "from", "to", "tz", "months"};
@@ -97,6 +102,7 @@ public:
 
     load_result run(std::string_view text) {
         auto set = std::make_shared<rule_set>();
+        effects_ = &set->effects;
         set->origin = w_.file();
         set->hash = crypto::sha256_hex(text);
         if (auto doc = w_.document(text)) {
@@ -104,8 +110,15 @@ public:
                 if (yaml::find(*top, "rules") == nullptr && yaml::find(*top, "warnings") == nullptr) {
                     w_.report(doc->Mark(), "rules", "required: a list of rules (or of warnings)");
                 }
+                // Effects first: leaves name them, wherever they are in the file.
+                if (const entry* list = yaml::find(*top, "effects")) {
+                    read_effects(*list, *set);
+                }
                 // In the file's order, so that a repeated id is reported where it repeats.
                 for (const auto& list : *top) {
+                    if (list.name == "effects") {
+                        continue;
+                    }
                     const bool of_rules = list.name == "rules";
                     auto items = w_.list(list);
                     if (!items) {
@@ -294,6 +307,132 @@ private:
         }
     }
 
+    /// `effects:`: "this signal is explained by that one" (core/rule.hpp, effect).
+    void read_effects(const entry& list, rule_set& set) {
+        auto items = w_.list(list);
+        if (!items) {
+            return;
+        }
+        if (items->empty()) {
+            w_.report(list, "effects needs at least one effect (leave the key out for none)");
+        }
+        if (items->size() > max_effects) {
+            w_.report(list, "at most " + std::to_string(max_effects) + " effects");
+            return;
+        }
+        for (const auto& item : *items) {
+            read_effect(item, set);
+        }
+    }
+
+    void read_effect(const entry& item, rule_set& set) {
+        const auto keys = w_.map(item.value, item.path, effect_keys);
+        if (!keys) {
+            return;
+        }
+        effect ef;
+        ef.file = w_.file();
+        ef.line = item.value.Mark().line + 1;
+        const std::size_t before = w_.problem_count();
+        if (const entry* e = required_key(item, *keys, "id", "a short lower-case name, e.g. node-change")) {
+            if (auto id = w_.string(*e)) {
+                if (!valid_id(*id)) {
+                    w_.report(*e, "'" + *id + "' is not an id (lower-case letters, digits, '-' and '_')");
+                } else if (std::any_of(set.effects.begin(), set.effects.end(), [&](const effect& o) {
+                               return o.id == *id;
+                           })) {
+                    w_.report(*e, "duplicate effect id '" + *id + "'");
+                } else {
+                    ef.id = *id;
+                }
+            }
+        }
+        std::vector<std::pair<const signal_kind*, const entry*>> kinds;
+        const auto kind_list = [&](std::string_view key, std::string_view what, std::vector<std::string>& out) {
+            const entry* e = required_key(item, *keys, key, what);
+            if (e == nullptr) {
+                return;
+            }
+            auto names_of = w_.list(*e);
+            if (!names_of) {
+                return;
+            }
+            if (names_of->empty()) {
+                w_.report(*e, std::string{key} + " needs at least one kind");
+            }
+            for (const auto& k : *names_of) {
+                if (const signal_kind* kind = signal_kind_at(k)) {
+                    out.push_back(std::string{kind->name});
+                    kinds.emplace_back(kind, e);
+                }
+            }
+        };
+        kind_list("explains", "the kinds of the signals explained, e.g. [k8s.restart]", ef.explains);
+        kind_list("by", "the kinds of the signals that explain them, e.g. [k8s.version_change]", ef.by);
+        if (const entry* e = required_key(item, *keys, "join", "the labels both carry, e.g. [node]")) {
+            if (auto labels = w_.list(*e)) {
+                if (labels->empty()) {
+                    w_.report(*e, "join needs at least one label");
+                }
+                for (const auto& l : *labels) {
+                    auto name = w_.string(l);
+                    if (!name) {
+                        continue;
+                    }
+                    // Every kind on both sides must carry it, or nothing of that kind would join.
+                    for (const auto& [kind, at] : kinds) {
+                        if (std::find(kind->labels.begin(), kind->labels.end(), *name) == kind->labels.end()) {
+                            w_.report(
+                                l,
+                                "'" + std::string{kind->name} + "' has no label '" + *name +
+                                    "' to join on (labels: " + words(kind->labels) + ")"
+                            );
+                        }
+                    }
+                    ef.join.push_back(*name);
+                }
+            }
+        }
+        if (const entry* e = yaml::find(*keys, "window")) {
+            read_window(*e, ef.window);
+        }
+        if (w_.problem_count() == before) {
+            set.effects.push_back(std::move(ef));
+        }
+    }
+
+    /// The catalogue entry the string at `e` names, or nullptr after reporting.
+    const signal_kind* signal_kind_at(const entry& e) {
+        auto name = w_.string(e);
+        if (!name) {
+            return nullptr;
+        }
+        const signal_kind* kind = find_signal_kind(*name);
+        if (kind == nullptr) {
+            std::vector<std::string_view> known;
+            for (const auto& sk : signal_catalogue()) {
+                known.push_back(sk.name);
+            }
+            w_.report(e, "unknown signal kind '" + *name + "'" + suggestion(*name, known) + " (docs/signals.md)");
+        }
+        return kind;
+    }
+
+    void read_window(const entry& e, time_window& out) {
+        if (auto m = w_.map(e.value, e.path, window_keys)) {
+            if (const entry* b = yaml::find(*m, "before")) {
+                if (auto d = w_.duration(*b)) {
+                    out.before = *d;
+                }
+            }
+            if (const entry* a = yaml::find(*m, "after")) {
+                if (auto d = w_.duration(*a)) {
+                    out.after = *d;
+                }
+            }
+        }
+    }
+
     /// A rule's or warning's id (`what`): valid, and not yet taken by either in this file.
     /// "" after reporting.
     std::string read_id(const entry& e, const rule_set& set, std::string_view what) {
@@ -459,24 +598,11 @@ private:
         refuse_ranking_keys(*keys);
         signal_test t;
         const signal_kind* kind = nullptr;
-        const entry* k = yaml::find(*keys, "signal");
-        if (auto name = w_.string(*k)) {
-            kind = find_signal_kind(*name);
-            if (kind == nullptr) {
-                std::vector<std::string_view> known;
-                for (const auto& sk : signal_catalogue()) {
-                    known.push_back(sk.name);
-                }
-                w_.report(
-                    *k,
-                    "unknown signal kind '" + *name + "'" + suggestion(*name, known) + " (docs/signals.md)"
-                );
-                return std::nullopt;
-            }
-            t.kind = *name;
-        } else {
+        kind = signal_kind_at(*yaml::find(*keys, "signal"));
+        if (kind == nullptr) {
             return std::nullopt;
         }
+        t.kind = std::string{kind->name};
         const std::set<std::string> labels(kind->labels.begin(), kind->labels.end());
         if (const entry* e = yaml::find(*keys, "where")) {
             if (auto m = w_.map(e->value, e->path, {})) {
@@ -549,19 +675,9 @@ private:
             }
         }
         if (const entry* e = yaml::find(*keys, "window")) {
-            if (auto m = w_.map(e->value, e->path, window_keys)) {
-                if (const entry* b = yaml::find(*m, "before")) {
-                    if (auto d = w_.duration(*b)) {
-                        t.window.before = *d;
-                    }
-                }
-                if (const entry* a = yaml::find(*m, "after")) {
-                    if (auto d = w_.duration(*a)) {
-                        t.window.after = *d;
-                    }
-                }
-            }
+            read_window(*e, t.window);
         }
+        read_explained(*keys, t);
         if (const entry* e = yaml::find(*keys, "related")) {
             if (auto v = w_.string(*e)) {
                 if (std::find(related_values.begin(), related_values.end(), *v) == related_values.end()) {
@@ -597,6 +713,66 @@ private:
             positive.push_back(kind);
         }
         return w_.problem_count() == before ? std::optional{std::move(t)} : std::nullopt;
+    }
+
+    /// `explained: include` or `explained_by: ID` / `[ID, ...]`: effects of this file that
+    /// explain the leaf's kind.
+    void read_explained(const yaml::entries& keys, signal_test& t) {
+        const entry* inc = yaml::find(keys, "explained");
+        const entry* by = yaml::find(keys, "explained_by");
+        if (inc != nullptr && by != nullptr) {
+            w_.report(*by, "explained_by counts only what an effect explains; explained: include counts "
+                           "everything: give one of them");
+            return;
+        }
+        if (inc != nullptr) {
+            if (auto v = w_.string(*inc)) {
+                if (*v != "include") {
+                    w_.report(*inc, "'" + *v + "' is not include (explained signals are skipped unless a "
+                                    "condition says include, or names the effect with explained_by)");
+                } else {
+                    t.explained = signal_test::explained_test::include;
+                }
+            }
+        }
+        if (by == nullptr) {
+            return;
+        }
+        std::vector<entry> ids;
+        if (by->value.IsSequence()) {
+            if (auto items = w_.list(*by)) {
+                ids = *items;
+            }
+            if (ids.empty()) {
+                w_.report(*by, "explained_by needs at least one effect id");
+            }
+        } else {
+            ids.push_back(*by);
+        }
+        for (const auto& e : ids) {
+            auto id = w_.string(e);
+            if (!id) {
+                continue;
+            }
+            const auto it = std::find_if(effects_->begin(), effects_->end(), [&](const effect& o) {
+                return o.id == *id;
+            });
+            if (it == effects_->end()) {
+                std::vector<std::string_view> known;
+                for (const auto& o : *effects_) {
+                    known.push_back(o.id);
+                }
+                w_.report(
+                    e, "no effect '" + *id + "' in this file" + suggestion(*id, known) + " (effects: " +
+                           words(known) + ")"
+                );
+            } else if (std::find(it->explains.begin(), it->explains.end(), t.kind) == it->explains.end()) {
+                w_.report(e, "effect '" + *id + "' does not explain " + t.kind + " signals");
+            } else {
+                t.explained_by.push_back(*id);
+            }
+        }
+        t.explained = signal_test::explained_test::only;
     }
 
     std::optional<label_test> read_label_test(const entry& e) {
@@ -777,7 +953,8 @@ private:
     }
 
     yaml::walker w_;
-    bool in_warning_ = false;  ///< reading a warning's condition
+    bool in_warning_ = false;                       ///< reading a warning's condition
+    const std::vector<effect>* effects_ = nullptr;  ///< the file's effects, read before its rules
 };
 
 }  // namespace
@@ -842,6 +1019,25 @@ load_result load(const std::vector<std::string>& paths) {
                 continue;
             }
             merged->warnings.push_back(wn);
+        }
+        for (const auto& ef : one.value->effects) {
+            // Effects apply to every file's conditions: one id, one relation.
+            const auto same = std::find_if(merged->effects.begin(), merged->effects.end(), [&](const effect& o) {
+                return o.id == ef.id;
+            });
+            if (same != merged->effects.end()) {
+                out.problems.push_back(problem{
+                    path,
+                    ef.line,
+                    1,
+                    "effects",
+                    "effect id '" + ef.id + "' is also defined at " + same->file + ":" + std::to_string(same->line)});
+                continue;
+            }
+            merged->effects.push_back(ef);
+        }
+        if (merged->effects.size() > max_effects) {
+            out.problems.push_back(problem{path, 0, 0, "effects", "at most " + std::to_string(max_effects) + " effects in all files"});
         }
         merged->origin += (merged->origin.empty() ? "" : ", ") + path;
     }

@@ -228,14 +228,45 @@ TEST_F(engine_ops, a_dominant_cause_is_named_in_the_next_status_update) {
     );
 }
 
-TEST_F(engine_ops, a_cause_is_not_dominant_while_other_causes_cannot_be_checked) {
+TEST_F(engine_ops, stale_evidence_is_not_dominant_while_other_causes_cannot_be_checked) {
     healthy({"kubernetes"});  // every other source is not configured
-    e.on_signal(rollout(t0 - 2min), t0 - 2min);
-    e.on_signal(crashloop(t0 - 1min, "api-1"), t0 - 1min);
+    // Nearly 2 hours old: likely, but what could not be checked outweighs it.
+    e.on_signal(rollout(t0 - 110min), t0 - 110min);
     e.on_event(page(incident_event_type::triggered), t0);
     const auto d = e.on_tick(t0 + 30min);
     ASSERT_EQ(d.posts.size(), 1u);
     EXPECT_EQ(d.posts[0].text.body.find("We believe"), std::string::npos);
+}
+
+TEST_F(engine_ops, fresh_strong_evidence_is_not_drowned_by_what_cannot_be_checked) {
+    healthy({"kubernetes"});
+    e.on_signal(rollout(t0 - 2min), t0 - 2min);
+    e.on_event(page(incident_event_type::triggered), t0);
+    const auto d = e.on_tick(t0 + 30min);
+    ASSERT_EQ(d.posts.size(), 1u);
+    EXPECT_NE(d.posts[0].text.body.find("We believe a bad deploy"), std::string::npos);
+}
+
+TEST_F(engine_ops, a_weak_lead_is_listed_but_no_cause_is_named) {
+    healthy({"kubernetes", "cloudsql", "postgres", "gcp_status", "deploys", "certs", "probes", "promql"});
+    signal spike;
+    spike.kind = "traffic.spike";
+    spike.at = t0 - 3min;
+    spike.subject = "api";
+    spike.source = "promql";
+    spike.set("target", "api");
+    spike.set("counts", "requests");
+    spike.value = 4;
+    e.on_signal(spike, spike.at);
+    auto d = e.on_event(page(incident_event_type::triggered), t0);
+    const auto ops = operations(d);
+    ASSERT_EQ(ops.size(), 1u);
+    EXPECT_NE(ops[0]->text.title.find(": no likely cause yet"), std::string::npos) << ops[0]->text.title;
+    EXPECT_NE(ops[0]->text.body.find("No cause has enough evidence yet"), std::string::npos);
+    EXPECT_NE(ops[0]->text.body.find("**Unknown \u2014 "), std::string::npos);
+    const auto later = e.on_tick(t0 + 30min);
+    ASSERT_EQ(later.posts.size(), 1u);
+    EXPECT_EQ(later.posts[0].text.body.find("We believe"), std::string::npos);
 }
 
 TEST_F(engine_ops, no_dominant_cause_no_belief_in_status) {

@@ -104,7 +104,7 @@ TEST(rank, a_recent_deploy_beats_sustained_db_cpu_and_an_old_one_does_not) {
         const auto r = rank(*rules, log, all_healthy(), at(5min));
         ASSERT_EQ(r.suspects.size(), 2u);
         EXPECT_EQ(r.top()->id, expected_top) << format_duration(when);
-        EXPECT_NEAR(r.suspects[0].share + r.suspects[1].share, 1.0, 1e-9);
+        EXPECT_NEAR(r.suspects[0].share + r.suspects[1].share + r.unknown, 1.0, 1e-9);
     }
 }
 
@@ -116,7 +116,9 @@ TEST(rank, evidence_and_actions_name_the_real_objects) {
     ASSERT_NE(r.top(), nullptr);
     EXPECT_EQ(r.top()->evidence, std::vector<std::string>{"api rolled out api:2 4m before the alert"});
     EXPECT_EQ(r.top()->actions, std::vector<std::string>{"kubectl rollout undo -n prod deploy/api"});
-    EXPECT_DOUBLE_EQ(r.top()->share, 1.0);
+    // Alone, fresh and full: all but the unknown mass (the pack's priors, 0.5).
+    EXPECT_NEAR(r.top()->share, r.top()->score / (r.top()->score + 0.5), 1e-9);
+    EXPECT_GT(r.top()->share, 0.95);
     ASSERT_EQ(r.clear.size(), 1u);
     EXPECT_EQ(r.clear[0].id, "db");
     EXPECT_EQ(r.clear[0].detail, "no db.cpu data from 1h before to 1h after the alert");
@@ -283,20 +285,167 @@ rules:
     EXPECT_EQ(r2.suspects.size(), 2u);  // none: no longer holds
 }
 
-TEST(rank, ties_break_by_prior_then_id) {
+TEST(rank, ties_break_by_evidence_and_a_true_tie_is_one) {
     const auto rules = pack(R"(
 rules:
   - {id: zeta, title: Z, prior: 0.2, when: {signal: k8s.rollout}}
   - {id: alpha, title: A, prior: 0.2, when: {signal: k8s.rollout}}
   - {id: mid, title: M, prior: 0.2, when: {signal: k8s.rollout, strength: 0.5}}
+  - {id: specific, title: S, prior: 0.2, when: {signal: k8s.rollout, where: {image_changed: "true"}}}
 )");
     signal_log log;
     log.add(rollout(-1min), t0);
     const auto r = rank(*rules, log, all_healthy(), at(1min));
-    ASSERT_EQ(r.suspects.size(), 3u);
-    EXPECT_EQ(r.suspects[0].id, "alpha");
+    ASSERT_EQ(r.suspects.size(), 4u);
+    // Same score: the one whose evidence is more specific first; then a true tie, in the
+    // pack's order, never by id.
+    EXPECT_EQ(r.suspects[0].id, "specific");
+    EXPECT_FALSE(r.suspects[0].tied);
     EXPECT_EQ(r.suspects[1].id, "zeta");
-    EXPECT_EQ(r.suspects[2].id, "mid");
+    EXPECT_FALSE(r.suspects[1].tied);
+    EXPECT_EQ(r.suspects[2].id, "alpha");
+    EXPECT_TRUE(r.suspects[2].tied);
+    EXPECT_EQ(r.suspects[3].id, "mid");
+    EXPECT_FALSE(r.suspects[3].tied);
+    EXPECT_EQ(r.suspects[0].specificity, 2u);
+    EXPECT_EQ(r.suspects[1].specificity, 1u);
+    EXPECT_EQ(r.likely(0.1), &r.suspects[0]);
+}
+
+TEST(rank, a_tie_at_the_top_names_no_likely_cause) {
+    const auto rules = pack(R"(
+rules:
+  - {id: zeta, title: Z, prior: 0.2, when: {signal: k8s.rollout}}
+  - {id: alpha, title: A, prior: 0.2, when: {signal: k8s.rollout}}
+)");
+    signal_log log;
+    log.add(rollout(-1min), t0);
+    const auto r = rank(*rules, log, all_healthy(), at(1min));
+    ASSERT_EQ(r.suspects.size(), 2u);
+    EXPECT_TRUE(r.suspects[1].tied);
+    EXPECT_EQ(r.likely(0), nullptr);
+}
+
+TEST(rank, closer_evidence_breaks_a_tie_of_score_and_specificity) {
+    const auto rules = pack(R"(
+rules:
+  - {id: far, title: F, prior: 0.2, when: {signal: k8s.rollout, window: {before: 2h}}}
+  - {id: near, title: N, prior: 0.2, when: {signal: k8s.config_change, window: {before: 2h}}}
+)");
+    signal_log log;
+    log.add(rollout(-50min), t0);
+    log.add(sig("k8s.config_change", -5min, {{"deployment", "api"}}), t0);
+    const auto r = rank(*rules, log, all_healthy(), at(1min));
+    ASSERT_EQ(r.suspects.size(), 2u);
+    EXPECT_EQ(r.suspects[0].id, "near");
+    EXPECT_FALSE(r.suspects[1].tied);
+}
+
+TEST(rank, a_share_is_a_posterior_with_one_unknown_mass) {
+    const auto rules = pack(R"(
+rules:
+  - {id: strong, title: S, prior: 0.1, when: {signal: k8s.rollout}}
+  - {id: weak, title: W, prior: 0.3, when: {signal: k8s.restart, strength: 0.5}}
+  - {id: clear, title: C, prior: 0.4, when: {signal: k8s.waiting}}
+  - {id: unchecked, title: U, prior: 0.2, when: {signal: db.cpu}}
+)");
+    signal_log log;
+    log.add(rollout(-1min), t0);
+    log.add(sig("k8s.restart", -1min, {{"deployment", "api"}}), t0);
+    source_map sources;
+    sources.emplace("kubernetes", source_status{});
+    const auto r = rank(*rules, log, sources, at(1min));
+    ASSERT_EQ(r.suspects.size(), 2u);
+    // Scores: prior x 100^evidence. The unknown mass: the priors of what could not be
+    // checked, plus as much as every prior together for a cause the pack does not name.
+    const double strong = 0.1 * 100;
+    const double weak = 0.3 * 10;
+    const double unknown = 0.2 + (0.1 + 0.3 + 0.4 + 0.2);
+    const double total = strong + weak + unknown;
+    EXPECT_EQ(r.suspects[0].id, "strong");
+    EXPECT_NEAR(r.suspects[0].score, strong, 1e-9);
+    EXPECT_NEAR(r.suspects[0].share, strong / total, 1e-9);
+    EXPECT_NEAR(r.suspects[1].share, weak / total, 1e-9);
+    EXPECT_NEAR(r.unknown, unknown / total, 1e-9);
+    EXPECT_NEAR(r.suspects[0].share + r.suspects[1].share + r.unknown, 1.0, 1e-9);
+    // A checked-and-clear cause is not in the total: removing it changes no share but the
+    // unlisted part of the unknown (which follows the pack's priors).
+    ASSERT_EQ(r.clear.size(), 1u);
+    EXPECT_EQ(r.likely(0.5), &r.suspects[0]);
+    EXPECT_EQ(r.likely(0.9), nullptr);  // under the floor: not named
+}
+
+constexpr std::string_view effects_pack = R"(
+effects:
+  - id: node-change
+    explains: [k8s.restart]
+    by: [k8s.version_change]
+    join: [node]
+    window: {before: 5m, after: 1h}
+rules:
+  - id: upgrade
+    title: Upgrade
+    prior: 0.3
+    when:
+      all:
+        - signal: k8s.version_change
+        - signal: k8s.restart
+          explained_by: node-change
+          evidence: "{count} restarts on nodes replaced by the upgrade"
+  - id: restarts
+    title: Won't restart
+    prior: 0.2
+    when:
+      signal: k8s.restart
+      clear: "no restart"
+  - id: every-restart
+    title: Every restart
+    prior: 0.01
+    when:
+      signal: k8s.restart
+      explained: include
+)";
+
+signal restart_on(millis offset, std::string node, std::string pod) {
+    return sig("k8s.restart", offset, {{"deployment", "api"}, {"pod", std::move(pod)}, {"node", std::move(node)}});
+}
+
+TEST(rank, an_effect_is_skipped_unless_a_condition_asks_for_it) {
+    const auto rules = pack(effects_pack);
+    signal_log log;
+    log.add(sig("k8s.version_change", -30min, {{"object", "node/n1"}, {"node", "n1"}}), t0);
+    log.add(restart_on(-20min, "n1", "api-1"), t0);
+    log.add(restart_on(-10min, "n1", "api-2"), t0);
+    // Before the change by more than the window's 5m, and on an empty node: not explained.
+    const auto r = rank(*rules, log, all_healthy(), at(1min));
+    ASSERT_EQ(r.suspects.size(), 2u);
+    EXPECT_EQ(r.suspects[0].id, "upgrade");
+    EXPECT_EQ(
+        r.suspects[0].evidence,
+        (std::vector<std::string>{"2 restarts on nodes replaced by the upgrade", "k8s.version_change x 30m before the alert"})
+    );
+    EXPECT_EQ(r.suspects[1].id, "every-restart");
+    ASSERT_EQ(r.clear.size(), 1u);
+    EXPECT_EQ(r.clear[0].id, "restarts");
+    EXPECT_EQ(r.clear[0].detail, "no restart (2 k8s.restart explained by node-change)");
+}
+
+TEST(rank, an_effect_joins_on_equal_non_empty_labels_within_its_window) {
+    const auto rules = pack(effects_pack);
+    signal_log log;
+    log.add(sig("k8s.version_change", -30min, {{"object", "node/n1"}, {"node", "n1"}}), t0);
+    log.add(restart_on(-40min, "n1", "api-1"), t0);  // 10m before the change: not its effect
+    log.add(restart_on(-10min, "n2", "api-2"), t0);  // another node
+    log.add(restart_on(-5min, "", "api-3"), t0);     // no node known: joins nothing
+    const auto r = rank(*rules, log, all_healthy(), at(1min));
+    ASSERT_EQ(r.suspects.size(), 2u);
+    EXPECT_EQ(r.suspects[0].id, "restarts");
+    EXPECT_EQ(r.suspects[1].id, "every-restart");
+    EXPECT_EQ(r.clear.at(0).id, "upgrade");
+    // Within 5m before the change counts (the drain began before the node's version moved).
+    log.add(restart_on(-33min, "n1", "api-4"), t0);
+    const auto r2 = rank(*rules, log, all_healthy(), at(1min));
+    EXPECT_EQ(r2.top()->id, "upgrade");
 }
 
 TEST(rank, count_at_least_and_value_thresholds) {

@@ -180,7 +180,33 @@ INSTANTIATE_TEST_SUITE_P(
         bad_case{"bad_empty_rules.yaml", 2, 8, "rules", "a rules file needs at least one rule"},
         bad_case{"bad_calendar_never.yaml", 6, 17, "rules[0].when.calendar", "never holds"},
         bad_case{
-            "bad_clear_placeholder.yaml", 7, 14, "rules[0].when.clear", "unknown placeholder '{instance}'"}
+            "bad_clear_placeholder.yaml", 7, 14, "rules[0].when.clear", "unknown placeholder '{instance}'"},
+        bad_case{
+            "bad_effect_join.yaml",
+            5,
+            12,
+            "effects[0].join[0]",
+            "'k8s.config_change' has no label 'replicaset' to join on"},
+        bad_case{
+            "bad_effect_kind.yaml",
+            3,
+            16,
+            "effects[0].explains[0]",
+            "unknown signal kind 'k8s.restrat'; did you mean 'k8s.restart'?"},
+        bad_case{"bad_effect_duplicate.yaml", 6, 9, "effects[1].id", "duplicate effect id 'node-change'"},
+        bad_case{
+            "bad_explained_by.yaml",
+            11,
+            21,
+            "rules[0].when.explained_by",
+            "no effect 'new-replicaste' in this file; did you mean 'new-replicaset'?"},
+        bad_case{
+            "bad_explained_by_kind.yaml",
+            11,
+            22,
+            "rules[0].when.explained_by[0]",
+            "effect 'new-replicaset' does not explain k8s.restart signals"},
+        bad_case{"bad_explained_both.yaml", 12, 21, "rules[0].when.explained_by", "give one of them"}
     ),
     [](const ::testing::TestParamInfo<bad_case>& param_info) {
         return param_info.param.file.substr(0, param_info.param.file.find('.'));
