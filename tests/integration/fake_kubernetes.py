@@ -23,7 +23,7 @@ There is one global resourceVersion counter; objects are changed with ``apply`` 
 ``delay``. Every request is recorded with its arrival time (``time.monotonic()``). The
 server, the request log, ``wait_until`` and the fault plumbing come from ``fake_https``.
 
-The module-level builders (``pod``, ``container_status``, ``deployment``,
+The module-level builders (``pod``, ``container_status``, ``deployment``, ``replicaset``,
 ``configmap``, ``warning_event``, ``node``, ``certificate``) return objects shaped like the
 real API's JSON, including the bulky fields (managedFields, spec details) parsers must skip.
 """
@@ -1263,6 +1263,53 @@ def deployment(ns: str, name: str, image: str, generation: int = 1,
         },
         "spec": spec,
         "status": status,
+    }
+
+
+def replicaset(ns: str, deployment: str, template_hash: str, revision: str, image: str,
+               created: Optional[str] = None, revision_history: Optional[str] = None,
+               replicas: int = 2, container: str = "app") -> dict:
+    """The ReplicaSet ``<deployment>-<template_hash>`` the deployment controller makes for a
+    Deployment's ``revision``: owned by it, created at ``created`` (RFC 3339, default now).
+    ``revision_history`` is the annotation a rollback leaves on a ReplicaSet it brings back."""
+    name = f"{deployment}-{template_hash}"
+    when = created or rfc3339()
+    annotations = {"deployment.kubernetes.io/desired-replicas": str(replicas),
+                   "deployment.kubernetes.io/max-replicas": str(replicas + 1),
+                   "deployment.kubernetes.io/revision": revision}
+    if revision_history:
+        annotations["deployment.kubernetes.io/revision-history"] = revision_history
+    labels = {"app": deployment, "pod-template-hash": template_hash}
+    return {
+        "kind": "ReplicaSet",
+        "apiVersion": "apps/v1",
+        "metadata": {
+            "name": name,
+            "namespace": ns,
+            "uid": _stable_uid(ns, "rs", name),
+            "generation": 1,
+            "creationTimestamp": when,
+            "labels": labels,
+            "annotations": annotations,
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment,
+                                 "uid": _stable_uid(ns, "deployment", deployment), "controller": True,
+                                 "blockOwnerDeletion": True}],
+            "managedFields": _managed([("kube-controller-manager", "Update", when),
+                                       ("kube-controller-manager", "Update", when, "status")], "apps/v1",
+                                      lambda m, sub: {"f:status": {"f:replicas": {}}} if sub
+                                      else {"f:metadata": {"f:annotations": {}}, "f:spec": {"f:replicas": {}}}),
+        },
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": labels},
+            "template": {"metadata": {"creationTimestamp": None, "labels": labels},
+                         "spec": {"containers": [_container_spec(container, image)],
+                                  "restartPolicy": "Always", "terminationGracePeriodSeconds": 30,
+                                  "dnsPolicy": "ClusterFirst", "securityContext": {},
+                                  "schedulerName": "default-scheduler"}},
+        },
+        "status": {"replicas": replicas, "fullyLabeledReplicas": replicas, "readyReplicas": replicas,
+                   "availableReplicas": replicas, "observedGeneration": 1},
     }
 
 

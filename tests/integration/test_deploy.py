@@ -16,7 +16,7 @@ DEPLOY = os.path.join(harness.REPO, "deploy")
 
 # What daemon/sources/kubernetes/source.cpp lists and watches, by API group.
 NAMESPACED_READS = {("", "pods"), ("", "configmaps"), ("", "events"), ("apps", "deployments"),
-                    ("cert-manager.io", "certificates")}
+                    ("apps", "replicasets"), ("cert-manager.io", "certificates")}
 CLUSTER_READS = {("", "nodes")}
 
 

@@ -146,6 +146,7 @@ class KubernetesSignalsTests(unittest.TestCase):
         self.assertEqual({r.method for r in self.c.fake.snapshot_requests()}, {"GET"})
         self.assertEqual(paths, {f"/api/v1/namespaces/{NS}/pods", f"/api/v1/namespaces/{NS}/configmaps",
                                  f"/api/v1/namespaces/{NS}/events", f"/apis/apps/v1/namespaces/{NS}/deployments",
+                                 f"/apis/apps/v1/namespaces/{NS}/replicasets",
                                  f"/apis/cert-manager.io/v1/namespaces/{NS}/certificates",
                                  "/api/v1/nodes", "/version"})
 
@@ -410,6 +411,63 @@ class KubernetesEndToEndTests(unittest.TestCase):
             second = c.wait_summary(again, "the second #operations summary")
             self.assertIn("gcr.io/dark/bwd:4f2a", second.embeds[0]["description"])
             self.assertNotIn("gcr.io/dark/api:2", second.embeds[0]["description"])
+        finally:
+            c.close()
+
+
+class KubernetesHistoryTests(unittest.TestCase):
+    """The daemon started after the changes were made: a rollout three hours ago and an edit,
+    ten minutes ago, of a ConfigMap the paged service's Deployment mounts. Both are read from
+    the objects at their own times, not as if they had just happened."""
+
+    def test_changes_made_before_the_start_keep_their_time_and_the_ranking_follows(self):
+        c = ClusterRig(type(self).__name__)
+        try:
+            now = time.time()
+            rolled_at, edited_at = k8s.rfc3339(now - 3 * 3600), k8s.rfc3339(now - 600)
+            old_hash, new_hash = "77c4d9f5b", "5f6a7b8c9"
+            c.fake.apply("replicasets", k8s.replicaset(NS, DEPLOY, old_hash, "41", "gcr.io/dark/bwd:9c1e",
+                                                       created=k8s.rfc3339(now - 6 * 86400),
+                                                       container="bwdserver-ctr"))
+            c.fake.apply("replicasets", k8s.replicaset(NS, DEPLOY, new_hash, "42", "gcr.io/dark/bwd:4f2a",
+                                                       created=rolled_at, container="bwdserver-ctr"))
+            c.fake.apply("deployments", k8s.deployment(
+                NS, DEPLOY, "gcr.io/dark/bwd:4f2a", generation=2, revision="42",
+                containers=[{"name": "bwdserver-ctr", "image": "gcr.io/dark/bwd:4f2a"}],
+                managers=[("kubectl-client-side-apply", "Update", rolled_at),
+                          ("kube-controller-manager", "Update", k8s.rfc3339(now - 60), "status")],
+                extra_spec={"template": {"spec": {"volumes": [
+                    {"name": "config", "configMap": {"name": "bwd-config", "defaultMode": 420}}]}}}))
+            for suffix in ("k2m4p", "q7r8s"):
+                c.fake.apply("pods", k8s.pod(NS, f"{DEPLOY}-{new_hash}-{suffix}", DEPLOY, new_hash,
+                                             containers=[k8s.container_status("bwdserver-ctr",
+                                                                              image="gcr.io/dark/bwd:4f2a")]))
+            # Created a day before its edit by the seed; edited (data) ten minutes ago.
+            c.fake.apply("configmaps", k8s.configmap(NS, "bwd-config", {"MODE": "b"}, time=edited_at))
+            c.start()
+            c.wait_state("healthy")
+
+            rollout = c.wait_signal("k8s.rollout", where=lambda e: label(e, "revision") == "42")
+            self.assertEqual(parse_time(rollout["at"]), parse_time(rolled_at))  # its ReplicaSet's creation
+            self.assertEqual(label(rollout, "replicaset"), f"{DEPLOY}-{new_hash}")
+            self.assertEqual(label(rollout, "previous_image"), "gcr.io/dark/bwd:9c1e")
+            change = c.wait_signal("k8s.config_change", where=lambda e: label(e, "object") == "cm/bwd-config")
+            self.assertEqual(parse_time(change["at"]), parse_time(edited_at))
+            self.assertEqual(label(change, "deployment"), DEPLOY)  # through the Deployment's volume
+
+            inc = c.rig.trigger(pagerduty.Incident(title="Editor fails to save", service_name=harness.SERVICE_NAME))
+            summary = c.wait_summary(inc)
+            text = summary.embeds[0]["description"]
+            # The edit is evidence for the service, at its age; nothing claims to be seconds old.
+            # (Discord markdown: the post escapes parentheses.)
+            self.assertIn(r"ConfigMap cm/bwd-config changed in darklang \(by kubectl-edit\) 10m before the alert",
+                          text)
+            self.assertNotRegex(text, r"\b\d+s before the alert")
+            # The three-hour-old rollout is not the top suspect: the recent edit is. It is
+            # outside bad-deploy's 2h window, so no suspect rests on it.
+            self.assertIn("**1. Bad or broken Kubernetes configuration was set", text)
+            self.assertNotRegex(text, r"\*\*\d\. Bad or broken code got deployed")
+            self.assertNotIn("rolled out gcr.io/dark/bwd:4f2a", text)
         finally:
             c.close()
 

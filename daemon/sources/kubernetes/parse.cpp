@@ -132,11 +132,17 @@ std::string one_line(std::string_view in) {
     return text;
 }
 
-/// The newest managedFields entry: who last wrote the object, and when.
-std::pair<std::string, std::optional<wall_time>> last_manager(std::optional<element> metadata) {
+/// The newest managedFields entry: who last wrote the object, and when. `own_only`: only
+/// writes to the object itself, not to a subresource (status, scale).
+std::pair<std::string, std::optional<wall_time>> last_manager(
+    std::optional<element> metadata, bool own_only = false
+) {
     std::string who;
     std::optional<wall_time> when;
     each(metadata, "managedFields", [&](element m) {
+        if (own_only && !view(m, "subresource").empty()) {
+            return;
+        }
         const auto t = parse_rfc3339(view(m, "time"));
         if (t && (!when || *t >= *when)) {
             when = t;
@@ -155,13 +161,73 @@ signal make(std::string_view kind, wall_time at, std::string subject) {
     return s;
 }
 
+/// A signal dated by the world when it gave a time (never after `now`: a skewed clock does
+/// not date a change in the future), else at `now`, marked as seen rather than dated.
+signal dated(std::string_view kind, std::optional<wall_time> when, wall_time now, std::string subject) {
+    signal s = make(kind, when ? std::min(*when, now) : now, std::move(subject));
+    s.seen = !when;
+    return s;
+}
+
+/// The ReplicaSet a Deployment's Progressing message names: `Created new replica set
+/// "web-7d9f"`, `ReplicaSet "web-7d9f" is progressing.`, ... (the deployment controller's
+/// wording, kubernetes/kubernetes pkg/controller/deployment/util).
+std::string quoted_replicaset(std::string_view message) {
+    const auto open = message.find('"');
+    const auto close = open == std::string_view::npos ? open : message.find('"', open + 1);
+    if (close == std::string_view::npos || close == open + 1) {
+        return {};
+    }
+    return std::string{message.substr(open + 1, close - open - 1)};
+}
+
+/// The ConfigMaps a pod spec uses: envFrom[].configMapRef, env[].valueFrom.configMapKeyRef of
+/// every container and init container, volumes[].configMap and projected volumes' sources.
+std::vector<std::string> configmaps_of(std::optional<element> pod_spec) {
+    std::vector<std::string> out;
+    const auto add = [&](std::optional<element> ref) {
+        if (const std::string_view name = view(ref, "name"); !name.empty()) {
+            out.emplace_back(name);
+        }
+    };
+    for (const std::string_view list : {"containers", "initContainers"}) {
+        each(pod_spec, list, [&](element c) {
+            each(c, "envFrom", [&](element from) { add(child(from, "configMapRef")); });
+            each(c, "env", [&](element var) { add(child(child(var, "valueFrom"), "configMapKeyRef")); });
+        });
+    }
+    each(pod_spec, "volumes", [&](element v) {
+        add(child(v, "configMap"));
+        each(child(v, "projected"), "sources", [&](element src) { add(child(src, "configMap")); });
+    });
+    std::sort(out.begin(), out.end());
+    out.erase(std::unique(out.begin(), out.end()), out.end());
+    return out;
+}
+
+std::vector<container_image> images_of(std::optional<element> pod_spec) {
+    std::vector<container_image> out;
+    each(pod_spec, "containers", [&](element c) {
+        if (c.is_object()) {
+            out.push_back(container_image{str(c, "name"), str(c, "image")});
+        }
+    });
+    return out;
+}
+
 // --- one reader per state -----------------------------------------------------------------
+
+/// metadata.namespace and metadata.name into `s`; false when it has no name (malformed).
+template <class State>
+bool named(std::optional<element> metadata, State& s) {
+    s.ns = str(metadata, "namespace");
+    s.name = str(metadata, "name");
+    return !s.name.empty();
+}
 
 result<pod_state> read(element doc, pod_state p) {
     const auto metadata = child(doc, "metadata");
-    p.ns = str(metadata, "namespace");
-    p.name = str(metadata, "name");
-    if (p.name.empty()) {
+    if (!named(metadata, p)) {
         return bad("a pod has no metadata.name");
     }
     // Pod -> ReplicaSet "<deployment>-<pod-template-hash>" -> Deployment.
@@ -176,6 +242,13 @@ result<pod_state> read(element doc, pod_state p) {
             p.deployment = std::string{rs.substr(0, rs.size() - hash.size() - 1)};
         } else if (const auto dash = rs.rfind('-'); dash != std::string_view::npos && dash > 0) {
             p.deployment = std::string{rs.substr(0, dash)};
+        }
+        p.replicaset = std::string{rs};
+    });
+    p.node = str(child(doc, "spec"), "nodeName");
+    each(child(doc, "status"), "conditions", [&](element c) {
+        if (view(c, "type") == "ContainersReady" && view(c, "status") == "False") {
+            p.not_ready_since = parse_rfc3339(view(c, "lastTransitionTime"));
         }
     });
     each(child(doc, "status"), "containerStatuses", [&](element c) {
@@ -200,14 +273,12 @@ result<pod_state> read(element doc, pod_state p) {
 
 result<deployment_state> read(element doc, deployment_state d) {
     const auto metadata = child(doc, "metadata");
-    d.ns = str(metadata, "namespace");
-    d.name = str(metadata, "name");
-    if (d.name.empty()) {
+    if (!named(metadata, d)) {
         return bad("a deployment has no metadata.name");
     }
     d.generation = num(metadata, "generation");
     d.revision = str(child(metadata, "annotations"), "deployment.kubernetes.io/revision");
-    d.changed_by = last_manager(metadata).first;
+    std::tie(d.changed_by, d.changed_at) = last_manager(metadata, true);
     const auto spec = child(doc, "spec");
     d.replicas = num(spec, "replicas", 1);
     const auto tmpl = child(spec, "template");
@@ -224,11 +295,8 @@ result<deployment_state> read(element doc, deployment_state d) {
         std::sort(d.pod_labels.begin(), d.pod_labels.end());
     }
     d.template_hash = crypto::sha256_hex(tmpl ? simdjson::minify(*tmpl) : std::string{});
-    each(child(tmpl, "spec"), "containers", [&](element c) {
-        if (c.is_object()) {
-            d.images.push_back(container_image{str(c, "name"), str(c, "image")});
-        }
-    });
+    d.images = images_of(child(tmpl, "spec"));
+    d.configmaps = configmaps_of(child(tmpl, "spec"));
     // The spec without replicas: scaling is not a configuration change.
     std::string spec_text;
     if (simdjson::dom::object fields; spec && spec->get_object().get(fields) == simdjson::SUCCESS) {
@@ -248,6 +316,9 @@ result<deployment_state> read(element doc, deployment_state d) {
     each(status, "conditions", [&](element c) {
         if (view(c, "type") == "Progressing") {
             d.progressing_reason = str(c, "reason");
+            d.progressing_rs = quoted_replicaset(view(c, "message"));
+            d.progressing_updated = parse_rfc3339(view(c, "lastUpdateTime"));
+            d.progressing_since = parse_rfc3339(view(c, "lastTransitionTime"));
         }
     });
     return d;
@@ -255,9 +326,7 @@ result<deployment_state> read(element doc, deployment_state d) {
 
 result<configmap_state> read(element doc, configmap_state c) {
     const auto metadata = child(doc, "metadata");
-    c.ns = str(metadata, "namespace");
-    c.name = str(metadata, "name");
-    if (c.name.empty()) {
+    if (!named(metadata, c)) {
         return bad("a configmap has no metadata.name");
     }
     // resourceVersion changes on any write (labels too): only the data counts (§4.6).
@@ -268,14 +337,36 @@ result<configmap_state> read(element doc, configmap_state c) {
         (binary ? simdjson::minify(*binary) : std::string{"{}"})
     );
     std::tie(c.changed_by, c.changed_at) = last_manager(metadata);
+    c.created = parse_rfc3339(view(metadata, "creationTimestamp"));
     return c;
 }
 
+result<replicaset_state> read(element doc, replicaset_state r) {
+    const auto metadata = child(doc, "metadata");
+    if (!named(metadata, r)) {
+        return bad("a replicaset has no metadata.name");
+    }
+    each(metadata, "ownerReferences", [&](element owner) {
+        if (view(owner, "kind") == "Deployment") {
+            r.deployment = str(owner, "name");
+        }
+    });
+    const auto annotations = child(metadata, "annotations");
+    r.revision = str(annotations, "deployment.kubernetes.io/revision");
+    r.reused = !view(annotations, "deployment.kubernetes.io/revision-history").empty();
+    r.created = parse_rfc3339(view(metadata, "creationTimestamp"));
+    r.images = images_of(child(child(child(doc, "spec"), "template"), "spec"));
+    return r;
+}
+
 result<node_state> read(element doc, node_state n) {
-    n.name = str(child(doc, "metadata"), "name");
+    const auto metadata = child(doc, "metadata");
+    n.name = str(metadata, "name");
     if (n.name.empty()) {
         return bad("a node has no metadata.name");
     }
+    n.created = parse_rfc3339(view(metadata, "creationTimestamp"));
+    n.deleted_at = parse_rfc3339(view(metadata, "deletionTimestamp"));
     const auto spec = child(doc, "spec");
     bool unschedulable = false;
     if (const auto u = spec ? member(*spec, "unschedulable") : std::nullopt) {
@@ -284,15 +375,27 @@ result<node_state> read(element doc, node_state n) {
         }
     }
     n.unschedulable = unschedulable;
-    n.kubelet_version = str(child(child(doc, "status"), "nodeInfo"), "kubeletVersion");
+    // kubectl cordon sets spec.unschedulable; the node lifecycle controller then adds this
+    // taint, and its timeAdded is the one time the API keeps of the cordon.
+    each(spec, "taints", [&](element t) {
+        if (view(t, "key") == "node.kubernetes.io/unschedulable") {
+            n.cordoned_at = parse_rfc3339(view(t, "timeAdded"));
+        }
+    });
+    const auto status = child(doc, "status");
+    n.kubelet_version = str(child(status, "nodeInfo"), "kubeletVersion");
+    each(status, "conditions", [&](element c) {
+        if (view(c, "type") == "Ready") {
+            n.ready = str(c, "status");
+            n.ready_since = parse_rfc3339(view(c, "lastTransitionTime"));
+        }
+    });
     return n;
 }
 
 result<event_state> read(element doc, event_state e) {
     const auto metadata = child(doc, "metadata");
-    e.ns = str(metadata, "namespace");
-    e.name = str(metadata, "name");
-    if (e.name.empty()) {
+    if (!named(metadata, e)) {
         return bad("an event has no metadata.name");
     }
     e.warning = view(doc, "type") == "Warning";
@@ -315,14 +418,13 @@ result<event_state> read(element doc, event_state e) {
     if (!e.last) {
         e.last = parse_rfc3339(view(doc, "eventTime"));
     }
+    e.host = str(child(doc, "source"), "host");
     return e;
 }
 
 result<certificate_state> read(element doc, certificate_state c) {
     const auto metadata = child(doc, "metadata");
-    c.ns = str(metadata, "namespace");
-    c.name = str(metadata, "name");
-    if (c.name.empty()) {
+    if (!named(metadata, c)) {
         return bad("a certificate has no metadata.name");
     }
     c.created = parse_rfc3339(view(metadata, "creationTimestamp"));
@@ -461,6 +563,7 @@ result<object_page<State>> parse_page(std::string_view body) {
     template result<object_page<State>> parse_page<State>(std::string_view);
 RUNBOOKD_KUBERNETES_STATE(pod_state)
 RUNBOOKD_KUBERNETES_STATE(deployment_state)
+RUNBOOKD_KUBERNETES_STATE(replicaset_state)
 RUNBOOKD_KUBERNETES_STATE(configmap_state)
 RUNBOOKD_KUBERNETES_STATE(node_state)
 RUNBOOKD_KUBERNETES_STATE(event_state)
@@ -480,23 +583,39 @@ result<std::string> parse_version(std::string_view text) {
     return str(*doc, "gitVersion");
 }
 
-std::optional<signal> warning_signal(const event_state& e, wall_time now) {
+std::optional<signal> warning_signal(const event_state& e, const pod_state* pod, wall_time now) {
     if (!e.warning) {
         return std::nullopt;
     }
-    signal s = make("k8s.warning", e.last && *e.last <= now ? *e.last : now, e.involved_name);
+    signal s = dated("k8s.warning", e.last, now, e.involved_name);
     s.set("namespace", e.involved_ns.empty() ? e.ns : e.involved_ns);
     s.set(
         "object", (e.involved_kind.empty() ? std::string{"object"} : e.involved_kind) + "/" + e.involved_name
     );
     s.set("reason", e.reason);
     s.set("message", e.message);
+    if (pod != nullptr) {
+        s.set("deployment", pod->deployment);
+        s.set("replicaset", pod->replicaset);
+    }
+    // The kubelet reports from the node it runs on; a controller's event has no host.
+    s.set("node", pod != nullptr && !pod->node.empty() ? pod->node : e.host);
     s.value = static_cast<double>(e.count);
     return s;
 }
 
 std::vector<signal> diff_pod(const pod_state* prev, const pod_state& next, wall_time now) {
     std::vector<signal> out;
+    const auto about = [&](std::string_view kind, std::optional<wall_time> when, const container_state& c) {
+        signal s = dated(kind, when, now, next.name);
+        s.set("namespace", next.ns);
+        s.set("deployment", next.deployment);
+        s.set("replicaset", next.replicaset);
+        s.set("node", next.node);
+        s.set("pod", next.name);
+        s.set("container", c.name);
+        return s;
+    };
     for (const auto& c : next.containers) {
         const container_state* before = nullptr;
         if (prev != nullptr) {
@@ -507,15 +626,7 @@ std::vector<signal> diff_pod(const pod_state* prev, const pod_state& next, wall_
             before = it == prev->containers.end() ? nullptr : &*it;
         }
         if (before != nullptr && c.restarts > before->restarts) {
-            signal s = make(
-                "k8s.restart",
-                c.last_finished_at && *c.last_finished_at <= now ? *c.last_finished_at : now,
-                next.name
-            );
-            s.set("namespace", next.ns);
-            s.set("deployment", next.deployment);
-            s.set("pod", next.name);
-            s.set("container", c.name);
+            signal s = about("k8s.restart", c.last_finished_at, c);
             s.set("reason", c.last_reason);
             s.set("exit_code", c.last_exit_code ? std::to_string(*c.last_exit_code) : std::string{});
             s.set("message", c.last_message);
@@ -525,11 +636,9 @@ std::vector<signal> diff_pod(const pod_state* prev, const pod_state& next, wall_
         const bool trouble = std::find(trouble_reasons.begin(), trouble_reasons.end(), c.waiting_reason) !=
                              trouble_reasons.end();
         if (trouble && (before == nullptr || before->waiting_reason != c.waiting_reason)) {
-            signal s = make("k8s.waiting", now, next.name);
-            s.set("namespace", next.ns);
-            s.set("deployment", next.deployment);
-            s.set("pod", next.name);
-            s.set("container", c.name);
+            // A crash loop waits since its last exit; a container that never ran (an image
+            // pull error) since its pod's containers stopped being ready.
+            signal s = about("k8s.waiting", c.last_finished_at ? c.last_finished_at : next.not_ready_since, c);
             s.set("reason", c.waiting_reason);
             s.set("message", c.waiting_message);
             out.push_back(std::move(s));
@@ -563,39 +672,12 @@ std::vector<signal> diff_deployment(
     const deployment_state* prev, const deployment_state& next, wall_time now
 ) {
     std::vector<signal> out;
-    const auto labelled = [&](std::string_view kind) {
-        signal s = make(kind, now, next.name);
+    const auto labelled = [&](std::string_view kind, std::optional<wall_time> when) {
+        signal s = dated(kind, when, now, next.name);
         s.set("namespace", next.ns);
         s.set("deployment", next.name);
         return s;
     };
-    if (prev != nullptr && prev->template_hash != next.template_hash) {
-        // The first container whose image changed names the rollout; else the first one.
-        std::string image = next.images.empty() ? std::string{} : next.images.front().image;
-        std::string previous;
-        bool image_changed = false;
-        for (const auto& c : next.images) {
-            const auto it =
-                std::find_if(prev->images.begin(), prev->images.end(), [&](const container_image& o) {
-                    return o.name == c.name;
-                });
-            if (it == prev->images.end() || it->image != c.image) {
-                image = c.image;
-                previous = it == prev->images.end() ? std::string{} : it->image;
-                image_changed = true;
-                break;
-            }
-        }
-        if (!image_changed && !prev->images.empty()) {
-            previous = prev->images.front().image;
-        }
-        signal s = labelled("k8s.rollout");
-        s.set("revision", next.revision);
-        s.set("image", image);
-        s.set("previous_image", previous);
-        s.set("image_changed", image_changed ? "true" : "false");
-        out.push_back(std::move(s));
-    }
     if (prev != nullptr && prev->spec_hash != next.spec_hash) {
         const bool images_same = std::equal(
             prev->images.begin(),
@@ -607,7 +689,7 @@ std::vector<signal> diff_deployment(
             }
         );
         if (images_same) {
-            signal s = labelled("k8s.config_change");
+            signal s = labelled("k8s.config_change", next.changed_at);
             s.set("object", "deploy/" + next.name);
             s.set("object_kind", "Deployment");
             s.set("changed_by", next.changed_by);
@@ -616,7 +698,8 @@ std::vector<signal> diff_deployment(
     }
     const bool stuck = next.progressing_reason == "ProgressDeadlineExceeded";
     if (stuck && (prev == nullptr || prev->progressing_reason != next.progressing_reason)) {
-        signal s = labelled("k8s.rollout_stuck");
+        // The condition turned False when the deadline passed: its lastTransitionTime.
+        signal s = labelled("k8s.rollout_stuck", next.progressing_since);
         s.set("reason", "ProgressDeadlineExceeded");
         s.set("unavailable", std::to_string(next.unavailable_replicas));
         out.push_back(std::move(s));
@@ -624,26 +707,133 @@ std::vector<signal> diff_deployment(
     return out;
 }
 
+bool rollout_due(const deployment_state& d) {
+    return d.told_template != d.template_hash && d.observed_generation >= d.generation;
+}
+
+signal rollout_signal(const deployment_state& d, const replicaset_state* rs, wall_time now) {
+    std::optional<wall_time> when;
+    if (rs != nullptr && !rs->reused) {
+        when = rs->created;
+    }
+    const std::string_view reason = d.progressing_reason;
+    if (!when && (reason == "NewReplicaSetCreated" || reason == "FoundNewReplicaSet" ||
+                  reason == "ReplicaSetUpdated")) {
+        when = d.progressing_updated;
+    }
+    if (!when) {
+        when = d.changed_at;
+    }
+    signal s = dated("k8s.rollout", when, now, d.name);
+    s.set("namespace", d.ns);
+    s.set("deployment", d.name);
+    s.set("replicaset", rs != nullptr ? rs->name : d.progressing_rs);
+    // The first container whose image changed names the rollout; else the first one.
+    const auto& before = d.told_images;
+    std::string image = d.images.empty() ? std::string{} : d.images.front().image;
+    std::string previous;
+    bool image_changed = false;
+    for (const auto& c : d.images) {
+        const auto it = std::find_if(before.begin(), before.end(), [&](const container_image& o) {
+            return o.name == c.name;
+        });
+        if (it == before.end() || it->image != c.image) {
+            image = c.image;
+            previous = it == before.end() ? std::string{} : it->image;
+            image_changed = true;
+            break;
+        }
+    }
+    if (!image_changed && !before.empty()) {
+        previous = before.front().image;
+    }
+    s.set("revision", d.revision);
+    s.set("image", image);
+    s.set("previous_image", previous);
+    s.set("image_changed", image_changed ? "true" : "false");
+    return s;
+}
+
+namespace {
+
+signal node_signal(
+    const node_state& n, std::string_view change, std::optional<wall_time> when, wall_time now,
+    std::string from = {}, std::string to = {}
+) {
+    signal s = dated("k8s.node", when, now, "node/" + n.name);
+    s.set("node", n.name);
+    s.set("change", std::string{change});
+    s.set("from", std::move(from));
+    s.set("to", std::move(to));
+    return s;
+}
+
+signal node_version(const node_state& n, std::optional<wall_time> when, wall_time now, std::string from, std::string to) {
+    signal s = dated("k8s.version_change", when, now, "node/" + n.name);
+    s.set("object", "node/" + n.name);
+    s.set("node", n.name);
+    s.set("from", std::move(from));
+    s.set("to", std::move(to));
+    return s;
+}
+
+void tell_cordon(const node_state& n, wall_time now, std::vector<signal>& out) {
+    out.push_back(node_version(n, n.cordoned_at, now, n.kubelet_version, "cordoned"));  // drained for an upgrade or a repair
+    out.push_back(node_signal(n, "cordoned", n.cordoned_at, now));
+}
+
+void tell_not_ready(const node_state& n, std::string from, wall_time now, std::vector<signal>& out) {
+    out.push_back(node_signal(n, "not_ready", n.ready_since, now, std::move(from), n.ready));
+}
+
+bool not_ready(const node_state& n) {
+    return n.ready == "False" || n.ready == "Unknown";
+}
+
+}  // namespace
+
 std::vector<signal> diff_node(const node_state& prev, const node_state& next, wall_time now) {
     std::vector<signal> out;
-    const auto change = [&](std::string from, std::string to) {
-        signal s = make("k8s.version_change", now, "node/" + next.name);
-        s.set("object", "node/" + next.name);
-        s.set("from", std::move(from));
-        s.set("to", std::move(to));
-        out.push_back(std::move(s));
-    };
     if (!prev.kubelet_version.empty() && prev.kubelet_version != next.kubelet_version) {
-        change(prev.kubelet_version, next.kubelet_version);
+        // The object keeps no time of its kubelet's version: when seen.
+        out.push_back(node_version(next, std::nullopt, now, prev.kubelet_version, next.kubelet_version));
+        out.push_back(node_signal(next, "version", std::nullopt, now, prev.kubelet_version, next.kubelet_version));
     }
     if (!prev.unschedulable && next.unschedulable) {
-        change(next.kubelet_version, "cordoned");  // drained for an upgrade or a repair
+        tell_cordon(next, now, out);
+    }
+    if (!not_ready(prev) && not_ready(next)) {
+        tell_not_ready(next, prev.ready, now, out);
     }
     return out;
 }
 
+std::vector<signal> node_added(
+    const node_state& next, std::string_view usual_version, bool listed, wall_time now
+) {
+    std::vector<signal> out;
+    if (next.created) {
+        out.push_back(node_signal(next, "created", next.created, now, {}, next.kubelet_version));
+    }
+    if (!listed && !usual_version.empty() && !next.kubelet_version.empty() &&
+        next.kubelet_version != usual_version) {
+        out.push_back(node_version(next, next.created, now, std::string{usual_version}, next.kubelet_version));
+    }
+    if (next.unschedulable && (!listed || next.cordoned_at)) {
+        tell_cordon(next, now, out);
+    }
+    if (not_ready(next) && (!listed || next.ready_since)) {
+        tell_not_ready(next, {}, now, out);
+    }
+    return out;
+}
+
+signal node_deleted(const node_state& last, wall_time now) {
+    return node_signal(last, "deleted", last.deleted_at, now, last.kubelet_version, {});
+}
+
 signal version_change(std::string_view from, std::string_view to, wall_time now) {
-    signal s = make("k8s.version_change", now, "control-plane");
+    signal s = dated("k8s.version_change", std::nullopt, now, "control-plane");
     s.set("object", "control-plane");
     s.set("from", std::string{from});
     s.set("to", std::string{to});
@@ -662,14 +852,8 @@ std::optional<signal> diff_certificate(
 
 signal certificate_signal(const certificate_state& c, wall_time now) {
     // When something happened to it: its readiness last changed, else it was created.
-    wall_time at = now;
-    if (c.ready_since) {
-        at = std::min(*c.ready_since, now);
-    } else if (c.created) {
-        at = std::min(*c.created, now);
-    }
     std::string id = c.ns + "/" + c.name;
-    signal s = make("cert.expiry", at, id);
+    signal s = dated("cert.expiry", c.ready_since ? c.ready_since : c.created, now, id);
     std::string sans;
     for (const auto& n : c.dns_names) {
         sans += (sans.empty() ? "" : ",") + n;
@@ -711,18 +895,47 @@ signal certificate_signal(const certificate_state& c, wall_time now) {
     return s;
 }
 
-std::vector<signal> diff_configmap(const configmap_state* prev, const configmap_state& next, wall_time now) {
+namespace {
+std::vector<signal> configmap_signals(
+    const configmap_state& next, const std::vector<std::string>& users, wall_time now
+) {
+    // One per Deployment that uses it, so that `related: service` finds it for each; one
+    // with no deployment when none does (it still tells of the namespace).
+    const std::vector<std::string> none{std::string{}};
+    std::vector<signal> out;
+    for (const auto& deployment : users.empty() ? none : users) {
+        signal s = dated("k8s.config_change", next.changed_at, now, next.name);
+        s.set("namespace", next.ns);
+        s.set("deployment", deployment);
+        s.set("object", "cm/" + next.name);
+        s.set("object_kind", "ConfigMap");
+        s.set("changed_by", next.changed_by);
+        out.push_back(std::move(s));
+    }
+    return out;
+}
+}  // namespace
+
+std::vector<signal> diff_configmap(
+    const configmap_state* prev,
+    const configmap_state& next,
+    const std::vector<std::string>& users,
+    wall_time now
+) {
     if (prev == nullptr || prev->data_hash == next.data_hash) {
         return {};
     }
-    signal s = make(
-        "k8s.config_change", next.changed_at && *next.changed_at <= now ? *next.changed_at : now, next.name
-    );
-    s.set("namespace", next.ns);
-    s.set("object", "cm/" + next.name);
-    s.set("object_kind", "ConfigMap");
-    s.set("changed_by", next.changed_by);
-    return {std::move(s)};
+    return configmap_signals(next, users, now);
 }
+
+std::vector<signal> configmap_listed(
+    const configmap_state& c, const std::vector<std::string>& users, wall_time now
+) {
+    if (!c.changed_at || !c.created || *c.changed_at <= *c.created) {
+        return {};  // never edited, or no time to tell it at
+    }
+    return configmap_signals(c, users, now);
+}
+
 
 }  // namespace runbookd::sources::kubernetes

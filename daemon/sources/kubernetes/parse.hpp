@@ -41,7 +41,12 @@ struct pod_state {
     std::string ns;
     std::string name;
     std::string deployment;  ///< owning Deployment (through its ReplicaSet), or ""
+    std::string replicaset;  ///< owning ReplicaSet ("<deployment>-<pod-template-hash>"), or ""
+    std::string node;        ///< spec.nodeName: where it runs ("" until scheduled)
     std::vector<container_state> containers;
+    /// The ContainersReady condition's lastTransitionTime while it is False: since when a
+    /// container is not ready (the date of a waiting container that never ran).
+    std::optional<wall_time> not_ready_since;
 };
 
 struct container_image {
@@ -64,9 +69,36 @@ struct deployment_state {
     long long available_replicas = 0;
     long long unavailable_replicas = 0;
     std::string progressing_reason;  ///< "ProgressDeadlineExceeded", "NewReplicaSetAvailable"...
-    std::string changed_by;          ///< the newest managedFields manager
+    std::string progressing_rs;      ///< the ReplicaSet the Progressing message names, or ""
+    std::optional<wall_time> progressing_updated;  ///< the Progressing condition's lastUpdateTime
+    std::optional<wall_time> progressing_since;    ///< ...and its lastTransitionTime
+    /// The newest managedFields entry written to the object itself (a status or scale
+    /// subresource write is the controller's or an autoscaler's, not a spec change): who
+    /// last changed the spec or metadata, and when.
+    std::string changed_by;
+    std::optional<wall_time> changed_at;
     /// spec.template.metadata.labels: its pods' labels, which service selectors match.
     std::vector<std::pair<std::string, std::string>> pod_labels;
+    /// The ConfigMaps its pod template uses (envFrom, env valueFrom, volumes and projected
+    /// volumes of every container and init container), sorted, once each.
+    std::vector<std::string> configmaps;
+    /// Kept by the source from one state to the next, not read: the template last told as
+    /// a rollout (or found when first seen) and its images.
+    std::string told_template;
+    std::vector<container_image> told_images;
+};
+
+/// An apps/v1 ReplicaSet, as far as dating a rollout goes.
+struct replicaset_state {
+    std::string ns;
+    std::string name;
+    std::string deployment;  ///< the owning Deployment (ownerReferences kind Deployment), or ""
+    std::string revision;    ///< deployment.kubernetes.io/revision
+    std::optional<wall_time> created;  ///< metadata.creationTimestamp
+    /// deployment.kubernetes.io/revision-history is set: an older ReplicaSet a rollback made
+    /// current again, so its creation is not when it was rolled out.
+    bool reused = false;
+    std::vector<container_image> images;
 };
 
 struct configmap_state {
@@ -75,12 +107,18 @@ struct configmap_state {
     std::string data_hash;  ///< SHA-256 of data and binaryData
     std::string changed_by;
     std::optional<wall_time> changed_at;  ///< the newest managedFields time
+    std::optional<wall_time> created;     ///< metadata.creationTimestamp
 };
 
 struct node_state {
     std::string name;
     std::string kubelet_version;  ///< status.nodeInfo.kubeletVersion
     bool unschedulable = false;   ///< spec.unschedulable: cordoned
+    std::optional<wall_time> created;       ///< metadata.creationTimestamp
+    std::optional<wall_time> deleted_at;    ///< metadata.deletionTimestamp
+    std::optional<wall_time> cordoned_at;   ///< the node.kubernetes.io/unschedulable taint's timeAdded
+    std::string ready;                      ///< the Ready condition's status ("True", "False", "Unknown", "")
+    std::optional<wall_time> ready_since;   ///< ...and its lastTransitionTime
 };
 
 /// A core/v1 Event, as far as a Warning goes.
@@ -95,6 +133,7 @@ struct event_state {
     std::string involved_ns;
     long long count = 1;            ///< count or series.count
     std::optional<wall_time> last;  ///< lastTimestamp, series.lastObservedTime or eventTime
+    std::string host;               ///< source.host: the node of a kubelet's event, or ""
 };
 
 /// A cert-manager Certificate (cert-manager.io/v1; https://cert-manager.io/docs/reference/api-docs/),
@@ -138,8 +177,8 @@ struct object_page {
     std::size_t skipped = 0;  ///< items without a name (malformed), left out
 };
 
-/// The states read: pod_state, deployment_state, configmap_state, node_state, event_state,
-/// certificate_state.
+/// The states read: pod_state, deployment_state, replicaset_state, configmap_state,
+/// node_state, event_state, certificate_state.
 template <class State>
 result<State> parse_object(std::string_view json);
 template <class State>
@@ -154,27 +193,73 @@ std::string status_message(std::string_view body);
 result<std::string> parse_version(std::string_view json);
 
 /// A Warning event as a k8s.warning signal, dated when it was last seen (never after
-/// `now`); nullopt for Normal events.
-std::optional<signal> warning_signal(const event_state& e, wall_time now);
+/// `now`); nullopt for Normal events. `pod`: the Pod it is about, when held, for its
+/// deployment, replicaset and node (else the node is the event's source.host).
+std::optional<signal> warning_signal(const event_state& e, const pod_state* pod, wall_time now);
 
 /// Restarts (restartCount went up) and newly waiting containers between two states of a
 /// pod. `prev` absent: the pod is new to us; only its current trouble (waiting) is told.
+/// A restart is dated at its termination's finishedAt; a waiting container at its last
+/// termination, else since its containers are not ready, else when seen.
 std::vector<signal> diff_pod(const pod_state* prev, const pod_state& next, wall_time now);
 
-/// A rollout (the pod template changed), a configuration change (the spec changed
-/// without one), or a rollout that is stuck, between two states of a Deployment.
+/// A configuration change (the spec changed without a new image), or a rollout that is
+/// stuck, between two states of a Deployment. Rollouts are told by rollout_signal().
+/// The change is dated at the newest managedFields write to the object, the stuck rollout
+/// at its Progressing condition's lastTransitionTime; else when seen.
 std::vector<signal> diff_deployment(
     const deployment_state* prev, const deployment_state& next, wall_time now
 );
 
-/// A kubelet version change (an upgrade) or a cordon between two states of a node.
+/// Whether `d` runs a pod template other than the one last told (told_template) and its
+/// controller has acted on it (observedGeneration caught up): a rollout to tell.
+bool rollout_due(const deployment_state& d);
+
+/// The k8s.rollout of `d`'s current template, from `told_images` (the images before).
+/// `rs`: its new ReplicaSet (owned by `d`, of its revision), nullptr when unknown; its name
+/// is the `replicaset` label, else the one the Progressing condition names. Dated at the
+/// ReplicaSet's creation when it is new (not one a rollback brought back), else the
+/// Progressing condition's lastUpdateTime while it tells of the new ReplicaSet
+/// (NewReplicaSetCreated, FoundNewReplicaSet, ReplicaSetUpdated), else the newest write to
+/// the Deployment (changed_at), else when seen (`seen` set). Never after `now`.
+signal rollout_signal(const deployment_state& d, const replicaset_state* rs, wall_time now);
+
+/// A node's changes between two states: a kubelet version change (k8s.version_change and
+/// k8s.node "version", when seen), a cordon (k8s.version_change to "cordoned" and k8s.node
+/// "cordoned", at the unschedulable taint's timeAdded), and Ready turning False or Unknown
+/// (k8s.node "not_ready", at the condition's lastTransitionTime).
 std::vector<signal> diff_node(const node_state& prev, const node_state& next, wall_time now);
 
-/// The control plane's version changed (`/version`).
+/// A node new to us: k8s.node "created" at its creationTimestamp; when `usual_version` is
+/// known and differs from its kubelet's, a k8s.version_change too (a node replaced by an
+/// upgrade). `listed`: found by the first list, so only what the world dates is told
+/// (its creation, a cordon or a NotReady it already has), never a time it was seen.
+std::vector<signal> node_added(
+    const node_state& next, std::string_view usual_version, bool listed, wall_time now
+);
+
+/// A node that went away: k8s.node "deleted", at its deletionTimestamp, else when seen.
+signal node_deleted(const node_state& last, wall_time now);
+
+/// The control plane's version changed (`/version`): the world gives no time (`seen`).
 signal version_change(std::string_view from, std::string_view to, wall_time now);
 
-/// A configuration change when the data changed.
-std::vector<signal> diff_configmap(const configmap_state* prev, const configmap_state& next, wall_time now);
+/// A configuration change when the data changed: one per Deployment of `users` (those
+/// whose pod template uses the ConfigMap, `deployment` set), or one with no deployment
+/// when none does. Dated at the newest managedFields entry, else when seen.
+std::vector<signal> diff_configmap(
+    const configmap_state* prev,
+    const configmap_state& next,
+    const std::vector<std::string>& users,
+    wall_time now
+);
+
+/// A ConfigMap found by the first list that was written after its creation (its newest
+/// managedFields time is later): its last edit, told as diff_configmap tells a change, so
+/// that a daemon started after the edit still sees it at its time. Nothing otherwise.
+std::vector<signal> configmap_listed(
+    const configmap_state& c, const std::vector<std::string>& users, wall_time now
+);
 
 /// A cert.expiry signal (source "kubernetes", subject "NAMESPACE/NAME") when a Certificate is
 /// new to us (`prev` absent) or its notAfter or Ready condition (status or reason) changed;
@@ -185,7 +270,8 @@ std::optional<signal> diff_certificate(
 
 /// The cert.expiry signal of a Certificate seen at `now` (a watch event or a list):
 /// - `at`: the Ready condition's lastTransitionTime, else metadata.creationTimestamp, else
-///   `now`; never after `now`. (notAfter is when it runs out, not when anything happened.)
+///   `now` (`seen` set); never after `now`. (notAfter is when it runs out, not when
+///   anything happened.)
 /// - value: seconds from `now` until status.notAfter, negative once it has passed; absent
 ///   while notAfter is unset or unreadable.
 /// - outcome: "expired" when notAfter is before `now`, else "ok" when Ready is True, else

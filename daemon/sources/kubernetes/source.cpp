@@ -14,9 +14,11 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdlib>
 #include <malloc.h>
 #include <map>
 #include <random>
+#include <set>
 #include <unordered_map>
 
 namespace runbookd::sources::kubernetes {
@@ -31,8 +33,13 @@ constexpr std::size_t max_line_bytes = 16 * 1024 * 1024;
 /// not read (403) is looked for again this often, quietly: cert-manager installed, or the
 /// RBAC fixed, after runbookd started is picked up without a restart.
 constexpr std::chrono::minutes optional_recheck{10};
-/// The one optional resource, as RBAC names it.
+/// The optional resources, as RBAC names them.
 constexpr std::string_view certificates_resource = "certificates.cert-manager.io";
+constexpr std::string_view replicasets_resource = "replicasets.apps";
+/// A rollout's new ReplicaSet is waited for this long when its Deployment's watch event
+/// comes before the ReplicaSet's (two streams, no order between them); then the rollout is
+/// told without it, dated from the Deployment.
+constexpr std::chrono::seconds replicaset_wait{2};
 
 std::string key_of(const std::string& ns, const std::string& name) {
     return ns + "/" + name;
@@ -47,66 +54,108 @@ std::string key_of(const node_state& n) {
 
 // --- what a change of each kind of object means -------------------------------------------
 
-template <class Cache>
-std::vector<signal> changes(const Cache&, const pod_state* prev, const pod_state& next, wall_time now, bool) {
-    return diff_pod(prev, next, now);
-}
+/// What a change of one resource needs to know of the others, answered by the source from
+/// every reflector: the Pod a Warning is about, the Deployments that use a ConfigMap.
+class cluster_view {
+public:
+    virtual const pod_state* pod(const std::string& ns, const std::string& name) const = 0;
+    virtual std::vector<std::string> configmap_users(const std::string& ns, const std::string& name) const = 0;
+
+protected:
+    ~cluster_view() = default;
+};
+
 template <class Cache>
 std::vector<signal> changes(
-    const Cache&, const deployment_state* prev, const deployment_state& next, wall_time now, bool
+    const cluster_view&, const Cache&, const pod_state* prev, pod_state& next, wall_time now, bool
 ) {
+    return diff_pod(prev, next, now);
+}
+/// Rollouts are told by the source once the new ReplicaSet is known (settle_rollouts); here
+/// the Deployment keeps what was last told. One first listed after a rollout (revision past
+/// 1) has its last rollout told, if the world dates it.
+template <class Cache>
+std::vector<signal> changes(
+    const cluster_view&, const Cache&, const deployment_state* prev, deployment_state& next, wall_time now,
+    bool initial
+) {
+    if (prev != nullptr) {
+        next.told_template = prev->told_template;
+        next.told_images = prev->told_images;
+    } else if (!initial || next.revision.empty() || next.revision == "1") {
+        next.told_template = next.template_hash;  // created, not rolled out
+        next.told_images = next.images;
+    }
     return diff_deployment(prev, next, now);
 }
 template <class Cache>
 std::vector<signal> changes(
-    const Cache&, const configmap_state* prev, const configmap_state& next, wall_time now, bool
+    const cluster_view&, const Cache&, const replicaset_state*, replicaset_state&, wall_time, bool
 ) {
-    return diff_configmap(prev, next, now);
+    return {};
 }
 template <class Cache>
 std::vector<signal> changes(
-    const Cache&, const event_state* prev, const event_state& next, wall_time now, bool
+    const cluster_view& view, const Cache&, const configmap_state* prev, configmap_state& next, wall_time now,
+    bool
+) {
+    if (prev == nullptr || prev->data_hash == next.data_hash) {
+        return {};
+    }
+    return diff_configmap(prev, next, view.configmap_users(next.ns, next.name), now);
+}
+template <class Cache>
+std::vector<signal> changes(
+    const cluster_view& view, const Cache&, const event_state* prev, event_state& next, wall_time now, bool
 ) {
     // A Warning is told when new and each time its count goes up (the same event object
     // is updated as it repeats).
     if (prev != nullptr && next.count <= prev->count) {
         return {};
     }
-    auto s = warning_signal(next, now);
+    const pod_state* pod = next.involved_kind == "Pod"
+                               ? view.pod(next.involved_ns.empty() ? next.ns : next.involved_ns, next.involved_name)
+                               : nullptr;
+    auto s = warning_signal(next, pod, now);
     return s ? std::vector<signal>{std::move(*s)} : std::vector<signal>{};
 }
 template <class Cache>
 std::vector<signal> changes(
-    const Cache&, const certificate_state* prev, const certificate_state& next, wall_time now, bool
+    const cluster_view&, const Cache&, const certificate_state* prev, certificate_state& next, wall_time now, bool
 ) {
     auto s = diff_certificate(prev, next, now);
     return s ? std::vector<signal>{std::move(*s)} : std::vector<signal>{};
 }
-/// A node that changed version or was cordoned; or, after the first list, a new node on
-/// a kubelet version none of the others run (nodes replaced by an upgrade).
+/// A node that changed; or a node new to us: its creation, and after the first list, a
+/// kubelet version none of the others run (nodes replaced by an upgrade).
 template <class Cache>
 std::vector<signal> changes(
-    const Cache& cache, const node_state* prev, const node_state& next, wall_time now, bool initial
+    const cluster_view&, const Cache& cache, const node_state* prev, node_state& next, wall_time now, bool initial
 ) {
     if (prev != nullptr) {
         return diff_node(*prev, next, now);
-    }
-    if (initial || next.kubelet_version.empty() || cache.empty()) {
-        return {};
     }
     std::map<std::string, int> versions;
     for (const auto& [name, n] : cache) {
         ++versions[n.kubelet_version];
     }
-    if (versions.contains(next.kubelet_version)) {
-        return {};
+    std::string usual;
+    if (!initial && !versions.empty() && !versions.contains(next.kubelet_version)) {
+        usual = std::max_element(versions.begin(), versions.end(), [](const auto& a, const auto& b) {
+                    return a.second < b.second;
+                })->first;
     }
-    const auto most = std::max_element(versions.begin(), versions.end(), [](const auto& a, const auto& b) {
-        return a.second < b.second;
-    });
-    node_state before = next;
-    before.kubelet_version = most->first;
-    return diff_node(before, next, now);
+    return node_added(next, usual, initial, now);
+}
+
+/// What an object's going away means: a node deleted (replaced, or scaled down).
+template <class State>
+std::vector<signal> gone(const State&, wall_time) {
+    return {};
+}
+template <>
+std::vector<signal> gone(const node_state& last, wall_time now) {
+    return {node_deleted(last, now)};
 }
 
 /// Whether a change may change which Deployments a service's label selector picks.
@@ -139,11 +188,20 @@ struct line_info {
 /// do with a list page or a watch line. The loop itself lives in source::impl.
 class reflector {
 public:
-    reflector(std::string resource_name, std::string api_path, std::string selectors, bool is_optional)
+    reflector(
+        std::string resource_name,
+        std::string api_path,
+        std::string selectors,
+        bool is_optional,
+        std::string namespace_scope,
+        const cluster_view& cluster
+    )
         : resource(std::move(resource_name)),
           path(std::move(api_path)),
           query(std::move(selectors)),
-          optional(is_optional) {}
+          optional(is_optional),
+          scope(std::move(namespace_scope)),
+          view(cluster) {}
     virtual ~reflector() = default;
     reflector(const reflector&) = delete;
     reflector& operator=(const reflector&) = delete;
@@ -163,10 +221,13 @@ public:
     /// A resource the cluster may not have (a CRD: cert-manager's Certificates): a 404 or
     /// 403 leaves it unwatched, rechecked now and then, and the source healthy.
     const bool optional;
+    const std::string scope;  ///< the namespace listed, "" for all (or cluster-scoped)
+    const cluster_view& view;
     bool unavailable = false;  ///< optional, and its last list or watch answered 404 or 403
     unsigned last_status = 0;  ///< HTTP status of the last list request; 0: no answer
     std::string resource_version;
     bool listed_once = false;
+    bool history_told = false;  ///< configmaps: the edits found by the first list were told
     bool synced = false;
     std::string error;             ///< why the last attempt failed; "" when fine
     std::string pending;           ///< a partial watch line
@@ -197,12 +258,18 @@ public:
         std::vector<signal> out;
         const bool initial = !listed_once;
         workloads_moved = workloads_moved || staged_.size() != cache_.size();
-        for (const auto& [key, next] : staged_) {
+        for (auto& [key, next] : staged_) {
             const auto it = cache_.find(key);
             workloads_moved =
                 workloads_moved || moves_workloads<State>(it == cache_.end() ? nullptr : &it->second, &next);
-            auto found = changes(cache_, it == cache_.end() ? nullptr : &it->second, next, now, initial);
+            auto found = changes(view, cache_, it == cache_.end() ? nullptr : &it->second, next, now, initial);
             std::move(found.begin(), found.end(), std::back_inserter(out));
+        }
+        for (const auto& [key, last] : cache_) {
+            if (!staged_.contains(key)) {  // deleted while we could not see
+                auto found = gone(last, now);
+                std::move(found.begin(), found.end(), std::back_inserter(out));
+            }
         }
         cache_ = std::move(staged_);
         staged_ = {};
@@ -232,12 +299,15 @@ public:
             if (it != cache_.end()) {
                 workloads_moved = workloads_moved || moves_workloads<State>(&it->second, nullptr);
                 cache_.erase(it);
+                auto found = gone(*ev->object, now);  // its last state, as DELETED carries it
+                std::move(found.begin(), found.end(), std::back_inserter(out));
             }
             return info;
         }
         workloads_moved = workloads_moved ||
                           moves_workloads<State>(it == cache_.end() ? nullptr : &it->second, &*ev->object);
-        auto found = changes(cache_, it == cache_.end() ? nullptr : &it->second, *ev->object, now, false);
+        auto found =
+            changes(view, cache_, it == cache_.end() ? nullptr : &it->second, *ev->object, now, false);
         std::move(found.begin(), found.end(), std::back_inserter(out));
         cache_.insert_or_assign(std::move(key), std::move(*ev->object));
         return info;
@@ -246,6 +316,7 @@ public:
     std::size_t size() const override { return cache_.size(); }
 
     const cache_type& objects() const { return cache_; }
+    cache_type& objects() { return cache_; }
 
 private:
     cache_type cache_;
@@ -254,7 +325,7 @@ private:
 
 }  // namespace
 
-struct source::impl {
+struct source::impl final : cluster_view {
     impl(
         asio::any_io_executor ex,
         net::http_client& h,
@@ -301,17 +372,20 @@ struct source::impl {
         };
         const std::vector<std::string> scopes = all ? std::vector<std::string>{""} : settings.namespaces;
         for (const auto& ns : scopes) {
-            add<pod_state>("pods", scoped("/api/v1", "pods", ns), "");
-            add<deployment_state>("deployments", scoped("/apis/apps/v1", "deployments", ns), "");
-            add<configmap_state>("configmaps", scoped("/api/v1", "configmaps", ns), "");
-            add<event_state>("events", scoped("/api/v1", "events", ns), "fieldSelector=type%3DWarning");
+            add<pod_state>("pods", scoped("/api/v1", "pods", ns), "", false, ns);
+            add<deployment_state>("deployments", scoped("/apis/apps/v1", "deployments", ns), "", false, ns);
+            // ReplicaSets date rollouts; without the RBAC to read them (an older
+            // deploy/kubernetes/rbac.yaml) rollouts are dated from their Deployments.
+            add<replicaset_state>("replicasets", scoped("/apis/apps/v1", "replicasets", ns), "", true, ns);
+            add<configmap_state>("configmaps", scoped("/api/v1", "configmaps", ns), "", false, ns);
+            add<event_state>("events", scoped("/api/v1", "events", ns), "fieldSelector=type%3DWarning", false, ns);
             // cert-manager's CRD: many clusters do not have it (optional).
             add<certificate_state>(
-                "certificates", scoped("/apis/cert-manager.io/v1", "certificates", ns), "", true
+                "certificates", scoped("/apis/cert-manager.io/v1", "certificates", ns), "", true, ns
             );
         }
         if (settings.nodes) {
-            add<node_state>("nodes", "/api/v1/nodes", "");
+            add<node_state>("nodes", "/api/v1/nodes", "", false, "");
         }
         // Every series exists from the start, at zero (docs/metrics.md).
         for (const auto& r : reflectors) {
@@ -344,10 +418,141 @@ struct source::impl {
     }
 
     template <class State>
-    void add(std::string resource, std::string path, std::string query, bool optional = false) {
+    void add(std::string resource, std::string path, std::string query, bool optional, std::string scope) {
         reflectors.push_back(std::make_unique<typed_reflector<State>>(
-            std::move(resource), std::move(path), std::move(query), optional
+            std::move(resource), std::move(path), std::move(query), optional, std::move(scope), *this
         ));
+    }
+
+    /// The reflectors of one kind of object, for lookups across resources.
+    template <class State>
+    std::vector<typed_reflector<State>*> reflectors_of() const {
+        std::vector<typed_reflector<State>*> out;
+        for (const auto& r : reflectors) {
+            if (auto* typed = dynamic_cast<typed_reflector<State>*>(r.get())) {
+                out.push_back(typed);
+            }
+        }
+        return out;
+    }
+
+    // --- what one resource asks of the others (cluster_view) ---------------------------------
+
+    const pod_state* pod(const std::string& ns, const std::string& name) const override {
+        const std::string key = key_of(ns, name);
+        for (const auto* r : reflectors_of<pod_state>()) {
+            if (const auto it = r->objects().find(key); it != r->objects().end()) {
+                return &it->second;
+            }
+        }
+        return nullptr;
+    }
+
+    std::vector<std::string> configmap_users(const std::string& ns, const std::string& name) const override {
+        std::vector<std::string> out;
+        for (const auto* r : reflectors_of<deployment_state>()) {
+            for (const auto& [key, d] : r->objects()) {
+                if (d.ns == ns && std::binary_search(d.configmaps.begin(), d.configmaps.end(), name)) {
+                    out.push_back(d.name);
+                }
+            }
+        }
+        std::sort(out.begin(), out.end());
+        return out;
+    }
+
+    // --- rollouts: a Deployment joined with its new ReplicaSet --------------------------------
+
+    /// The ReplicaSets reflector that holds namespace `ns`, or nullptr (none configured).
+    typed_reflector<replicaset_state>* replicasets_of(const std::string& ns) const {
+        for (auto* r : reflectors_of<replicaset_state>()) {
+            if (r->scope.empty() || r->scope == ns) {
+                return r;
+            }
+        }
+        return nullptr;
+    }
+
+    /// The ReplicaSet of `d`'s revision: the controller gives the new one the Deployment's
+    /// revision (a rollback moves an old one to it). `below`: the newest one before it.
+    static const replicaset_state* replicaset_of(
+        const typed_reflector<replicaset_state>& r, const deployment_state& d, bool below
+    ) {
+        const replicaset_state* found = nullptr;
+        long long found_rev = 0;
+        const long long current = std::atoll(d.revision.c_str());
+        for (const auto& [key, rs] : r.objects()) {
+            if (rs.ns != d.ns || rs.deployment != d.name || rs.revision.empty()) {
+                continue;
+            }
+            if (!below && rs.revision == d.revision) {
+                return &rs;
+            }
+            const long long rev = std::atoll(rs.revision.c_str());
+            if (below && rev < current && rev > found_rev) {
+                found = &rs;
+                found_rev = rev;
+            }
+        }
+        return found;
+    }
+
+    /// Tells every rollout that is due (rollout_due) and whose new ReplicaSet is known, or
+    /// cannot be: ReplicaSets not readable, or waited for (replicaset_wait) in vain. A
+    /// Deployment's first rollout found by the first list is told only when the world
+    /// dates it: a daemon started after a rollout does not report it as just seen.
+    void settle_rollouts() {
+        const wall_time now = loop::wall_now();
+        for (auto* r : reflectors_of<deployment_state>()) {
+            for (auto& [key, d] : r->objects()) {
+                if (!rollout_due(d)) {
+                    continue;
+                }
+                const auto* sets = replicasets_of(d.ns);
+                const auto* rs = sets != nullptr && !sets->unavailable ? replicaset_of(*sets, d, false) : nullptr;
+                if (rs == nullptr && sets != nullptr && !sets->unavailable && !gave_up.contains(key)) {
+                    hold(key, d.ns);
+                    continue;
+                }
+                const bool history = d.told_template.empty();
+                if (history && sets != nullptr) {
+                    const auto* before = replicaset_of(*sets, d, true);
+                    d.told_images = before != nullptr ? before->images : std::vector<container_image>{};
+                }
+                signal s = rollout_signal(d, rs, now);
+                d.told_template = d.template_hash;
+                d.told_images = d.images;
+                if (!(history && s.seen)) {
+                    on_signal(std::move(s));
+                }
+            }
+        }
+    }
+
+    /// Waits for the new ReplicaSet of Deployment `key` (at least replicaset_wait, and until
+    /// the ReplicaSets of `ns` have been listed or have failed), then tells the rollout
+    /// with what is known.
+    void hold(const std::string& key, const std::string& ns) {
+        if (!holding.insert(key).second) {
+            return;
+        }
+        asio::co_spawn(executor, wait_for_replicaset(key, ns), asio::detached);  // ends on stop (pause)
+    }
+
+    asio::awaitable<void> wait_for_replicaset(std::string key, std::string ns) {
+        for (;;) {
+            if (!co_await pause(replicaset_wait)) {
+                co_return;
+            }
+            const auto* sets = replicasets_of(ns);
+            if (sets == nullptr || sets->listed_once || sets->unavailable || !sets->error.empty()) {
+                break;
+            }
+        }
+        holding.erase(key);
+        gave_up.insert(key);
+        settle_rollouts();
+        gave_up.erase(key);
     }
 
     void start() {
@@ -368,6 +573,7 @@ struct source::impl {
             t->cancel();
         }
         version_poller->stop();
+        answer_refreshes();  // a stopped source answers at once
     }
 
     // --- requests ---------------------------------------------------------------------------
@@ -474,7 +680,43 @@ struct source::impl {
         for (auto& s : found) {
             on_signal(std::move(s));
         }
+        if (joins_rollouts(r)) {
+            settle_rollouts();
+        }
+        if (r.resource == "deployments" || r.resource == "configmaps") {
+            tell_configmap_history(r.scope);
+        }
         co_return result<void>{};
+    }
+
+    /// Once both the ConfigMaps and the Deployments of `scope` have been listed: the edits
+    /// the first list of ConfigMaps found (configmap_listed), each for the Deployments
+    /// that use it, which is why it waits for them.
+    void tell_configmap_history(const std::string& scope) {
+        const wall_time now = loop::wall_now();
+        const auto deployments_listed = [&] {
+            for (const auto* d : reflectors_of<deployment_state>()) {
+                if (d->scope == scope && !d->listed_once) {
+                    return false;
+                }
+            }
+            return true;
+        };
+        for (auto* c : reflectors_of<configmap_state>()) {
+            if (c->scope != scope || !c->listed_once || c->history_told || !deployments_listed()) {
+                continue;
+            }
+            c->history_told = true;
+            for (const auto& [key, cm] : c->objects()) {
+                for (auto& s : configmap_listed(cm, configmap_users(cm.ns, cm.name), now)) {
+                    on_signal(std::move(s));
+                }
+            }
+        }
+    }
+
+    static bool joins_rollouts(const reflector& r) {
+        return r.resource == "deployments" || r.resource == "replicasets";
     }
 
     struct watch_result {
@@ -559,6 +801,9 @@ struct source::impl {
                 for (auto& s : found) {
                     on_signal(std::move(s));
                 }
+                if (joins_rollouts(r) && info->type != event_type::bookmark) {
+                    settle_rollouts();
+                }
                 workloads_may_have_moved(r);
             }
             r.pending.erase(0, start);
@@ -605,32 +850,35 @@ struct source::impl {
         co_return !stopping;
     }
 
-    /// For an optional resource (cert-manager's Certificates) that the server does not serve
-    /// (404: the CRD is not installed) or that we may not read (403: RBAC): stops holding
-    /// it, says so once a source (info for 404, warn with the verb for 403), and keeps the
-    /// source healthy. The caller looks again after optional_recheck. False, and nothing
-    /// done, for any other resource or answer.
+    /// How an optional resource is named in the log: RBAC's name and what it is.
+    static std::pair<std::string_view, std::string_view> optional_names(const reflector& r) {
+        return r.resource == "replicasets" ? std::pair{replicasets_resource, std::string_view{"ReplicaSets"}}
+                                           : std::pair{certificates_resource, std::string_view{"cert-manager Certificates"}};
+    }
+
+    /// For an optional resource (cert-manager's Certificates, ReplicaSets) that the server
+    /// does not serve (404: the CRD is not installed) or that we may not read (403: RBAC):
+    /// stops holding it, says so once a source (info for 404, warn with the verb for 403),
+    /// and keeps the source healthy. The caller looks again after optional_recheck. False,
+    /// and nothing done, for any other resource or answer.
     bool set_unavailable(reflector& r, unsigned status, std::string_view verb, const std::string& error) {
         if (!r.optional || (status != 404 && status != 403)) {
             return false;
         }
-        if (status == 404 && !said_not_found) {
-            said_not_found = true;
+        const auto [rbac_name, what] = optional_names(r);
+        if (status == 404 && said.insert(r.resource + " 404").second) {
             log.info(
-                "cert-manager Certificates not found; not watching them",
-                {{"resource", std::string{certificates_resource}}, {"path", r.path}, {"error", error}}
+                std::string{what} + " not found; not watching them",
+                {{"resource", std::string{rbac_name}}, {"path", r.path}, {"error", error}}
             );
         }
-        if (status == 403 && !said_forbidden) {
-            said_forbidden = true;
+        if (status == 403 && said.insert(r.resource + " 403").second) {
             log.warn(
-                "cert-manager Certificates forbidden; not watching them",
-                {{"verb", verb},
-                 {"resource", std::string{certificates_resource}},
-                 {"path", r.path},
-                 {"error", error}}
+                std::string{what} + " forbidden; not watching them",
+                {{"verb", verb}, {"resource", std::string{rbac_name}}, {"path", r.path}, {"error", error}}
             );
         }
+        const bool was_available = !r.unavailable;
         r.unavailable = true;
         r.listed_once = false;  // when it comes back, its first list is not a relist
         r.forget();
@@ -640,6 +888,9 @@ struct source::impl {
             r.synced = true;  // nothing to sync: counts as synced for health
             r.error.clear();
             report_health();
+        }
+        if (was_available && r.resource == "replicasets") {
+            settle_rollouts();  // the rollouts held for their ReplicaSet: told without it
         }
         return true;
     }
@@ -706,10 +957,12 @@ struct source::impl {
                 }
                 if (r.unavailable) {
                     r.unavailable = false;
-                    said_not_found = said_forbidden = false;  // should it go again, say so again
+                    said.erase(r.resource + " 404");  // should it go again, say so again
+                    said.erase(r.resource + " 403");
+                    const auto [rbac_name, what] = optional_names(r);
                     log.info(
-                        "cert-manager Certificates found; watching them",
-                        {{"resource", std::string{certificates_resource}}, {"path", r.path}}
+                        std::string{what} + " found; watching them",
+                        {{"resource", std::string{rbac_name}}, {"path", r.path}}
                     );
                 }
                 need_list = false;
@@ -831,10 +1084,15 @@ struct source::impl {
         if (status.error.empty() && synced_count < reflectors.size()) {
             status.error = "listing the cluster (" + std::to_string(synced_count) + " of " +
                            std::to_string(reflectors.size()) + " resources synced)";
+            status.pending = true;  // its first look is not over: /readyz waits for it
         }
         status.state = status.error.empty() ? source_state::healthy : source_state::failing;
         up.Set(status.error.empty() ? 1 : 0);
-        if (last_reported && last_reported->state == status.state && last_reported->error == status.error) {
+        if (synced_count == reflectors.size()) {
+            answer_refreshes();
+        }
+        if (last_reported && last_reported->state == status.state && last_reported->error == status.error &&
+            last_reported->pending == status.pending) {
             return;
         }
         if (status.state == source_state::healthy) {
@@ -842,6 +1100,53 @@ struct source::impl {
         }
         last_reported = status;
         on_status(std::move(status));
+    }
+
+    // --- page-time refresh ------------------------------------------------------------------
+
+    /// The watches keep what we hold current: once every resource is listed and watched
+    /// there is nothing to look at again, so a refresh is answered at once; before that,
+    /// when the first lists are in, or at `deadline`, whichever comes first.
+    void refresh(loop::steady_clock::time_point deadline, std::function<void()> done) {
+        if (stopping || all_synced()) {
+            done();
+            return;
+        }
+        auto waiter = std::make_shared<std::function<void()>>(std::move(done));
+        refresh_waiters.push_back(waiter);
+        asio::co_spawn(executor, refresh_deadline(deadline, waiter), asio::detached);  // ends on stop (pause)
+    }
+
+    asio::awaitable<void> refresh_deadline(
+        loop::steady_clock::time_point deadline, std::shared_ptr<std::function<void()>> waiter
+    ) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - loop::steady_clock::now());
+        co_await pause(std::max(left, std::chrono::milliseconds{0}));
+        answer(waiter);
+    }
+
+    /// Calls a waiter's `done` once, and forgets it.
+    void answer(const std::shared_ptr<std::function<void()>>& waiter) {
+        const auto it = std::find(refresh_waiters.begin(), refresh_waiters.end(), waiter);
+        if (it == refresh_waiters.end()) {
+            return;  // already answered
+        }
+        refresh_waiters.erase(it);
+        (*waiter)();
+    }
+
+    void answer_refreshes() {
+        auto waiters = std::move(refresh_waiters);
+        refresh_waiters.clear();
+        for (auto& w : waiters) {
+            (*w)();
+        }
+    }
+
+    bool all_synced() const {
+        return std::all_of(reflectors.begin(), reflectors.end(), [](const auto& r) {
+            return r->synced && r->error.empty();
+        });
     }
 
     std::size_t count_of(const std::string& resource) const {
@@ -870,8 +1175,12 @@ struct source::impl {
     std::string control_plane;
     std::string version_error;
     std::unique_ptr<sources::poller> version_poller;
-    bool said_not_found = false;  ///< "cert-manager Certificates not found" logged
-    bool said_forbidden = false;  ///< "cert-manager Certificates forbidden" logged
+    /// "<resource> 404" / "<resource> 403": an optional resource's absence already logged.
+    std::set<std::string> said;
+    std::set<std::string> holding;  ///< Deployments whose rollout waits for its ReplicaSet
+    std::set<std::string> gave_up;  ///< ...and those that wait no longer
+    /// Page-time refreshes waiting for the first sync (refresh()).
+    std::vector<std::shared_ptr<std::function<void()>>> refresh_waiters;
     std::optional<source_status> last_reported;
     std::function<void()> workloads_hook;
     bool stopping = false;
@@ -940,9 +1249,11 @@ std::size_t source::objects() const {
 }
 
 bool source::synced() const {
-    return std::all_of(impl_->reflectors.begin(), impl_->reflectors.end(), [](const auto& r) {
-        return r->synced && r->error.empty();
-    });
+    return impl_->all_synced();
+}
+
+void source::refresh(loop::steady_clock::time_point deadline, std::function<void()> done) {
+    impl_->refresh(deadline, std::move(done));
 }
 
 }  // namespace runbookd::sources::kubernetes

@@ -1,15 +1,17 @@
 #pragma once
-// The Kubernetes source: lists, then watches Pods, Deployments, ConfigMaps, Warning events,
-// Nodes and cert-manager Certificates, polls /version, and turns what changes into k8s.*
-// signals, and cert.expiry for Certificates (api-facts §4.3).
+// The Kubernetes source: lists, then watches Pods, Deployments, ReplicaSets, ConfigMaps,
+// Warning events, Nodes and cert-manager Certificates, polls /version, and turns what
+// changes into k8s.* signals, and cert.expiry for Certificates (api-facts §4.3).
 // Lists are paginated; watches resume from the last resourceVersion (bookmarks included);
 // an expired version relists; a dropped stream reconnects with backoff and jitter.
-// Certificates are optional: without cert-manager's CRD (404) or the RBAC to read them (403)
-// they are not watched, said once in the log, and the source stays healthy.
+// Certificates and ReplicaSets are optional: without cert-manager's CRD (404) or the RBAC to
+// read them (403) they are not watched, said once in the log, and the source stays healthy
+// (rollouts are then dated from their Deployments).
 
 #include "core/signal.hpp"
 #include "core/source_health.hpp"
 #include "log/log.hpp"
+#include "loop/clock.hpp"
 #include "net/http_client.hpp"
 #include "net/retry.hpp"
 #include "sources/kubernetes/credentials.hpp"
@@ -77,6 +79,11 @@ public:
     std::size_t objects() const;
     /// Whether every resource has been listed and is being watched.
     bool synced() const;
+
+    /// A page-time refresh (sources::source::refresh): `done` is called once, on the loop,
+    /// at once when synced() (the watches keep what is held current), else when every
+    /// resource has been listed, or at `deadline`, or on stop().
+    void refresh(loop::steady_clock::time_point deadline, std::function<void()> done);
 
 private:
     struct impl;

@@ -22,7 +22,7 @@ result<std::optional<signal>> read_warning(std::string_view json, wall_time at) 
     if (!e) {
         return e.error();
     }
-    return warning_signal(*e, at);
+    return warning_signal(*e, nullptr, at);
 }
 
 std::string pod_json(
@@ -31,6 +31,7 @@ std::string pod_json(
     return R"({"kind":"Pod","metadata":{"name":"bwdserver-deployment-7d9f5c6b8-x2x4q","namespace":"darklang",
       "labels":{"app":"bwdserver","pod-template-hash":"7d9f5c6b8"},
       "ownerReferences":[{"apiVersion":"apps/v1","kind":"ReplicaSet","name":"bwdserver-deployment-7d9f5c6b8","uid":"u1"}]},
+      "spec":{"nodeName":"gke-prod-pool-1-aaaa","containers":[{"name":"bwdserver-ctr","image":"gcr.io/dark/bwd:4f2a"}]},
       "status":{"phase":"Running","containerStatuses":[{"name":"bwdserver-ctr","ready":false,"restartCount":)" +
            std::to_string(restarts) + R"(,"state":{"waiting":{"reason":")" + std::string{waiting} +
            R"(","message":"back-off 5m0s restarting failed container"}},
@@ -151,7 +152,13 @@ TEST(kubernetes_pod, a_restart_and_a_new_crash_loop_become_signals) {
     const auto& waiting = signals[1];
     EXPECT_EQ(waiting.kind, "k8s.waiting");
     EXPECT_EQ(label(waiting, "reason"), "CrashLoopBackOff");
-    EXPECT_EQ(waiting.at, now);
+    EXPECT_EQ(waiting.at, *parse_rfc3339("2026-03-05T15:59:30Z"));  // back-off since its last exit
+    EXPECT_FALSE(waiting.seen);
+    // What ties them to their causes: the ReplicaSet (a rollout) and the node (a drain).
+    for (const auto& s : signals) {
+        EXPECT_EQ(label(s, "replicaset"), "bwdserver-deployment-7d9f5c6b8");
+        EXPECT_EQ(label(s, "node"), "gke-prod-pool-1-aaaa");
+    }
 
     // The same state again: nothing new.
     EXPECT_TRUE(diff_pod(&after, after, now).empty());
@@ -163,21 +170,138 @@ TEST(kubernetes_pod, a_restart_and_a_new_crash_loop_become_signals) {
     EXPECT_TRUE(diff_pod(nullptr, *parse_object<pod_state>(pod_json(0, "ContainerCreating")), now).empty());
 }
 
-TEST(kubernetes_deployment, a_new_image_is_a_rollout) {
-    const auto before = *parse_object<deployment_state>(
-        deployment_json("gcr.io/dark/bwd:9c1e", "a", 3, "NewReplicaSetAvailable")
-    );
-    const auto after = *parse_object<deployment_state>(
-        deployment_json("gcr.io/dark/bwd:4f2a", "a", 3, "NewReplicaSetAvailable")
-    );
-    const auto signals = diff_deployment(&before, after, now);
-    ASSERT_EQ(signals.size(), 1u);
-    EXPECT_EQ(signals[0].kind, "k8s.rollout");
-    EXPECT_EQ(label(signals[0], "image"), "gcr.io/dark/bwd:4f2a");
-    EXPECT_EQ(label(signals[0], "previous_image"), "gcr.io/dark/bwd:9c1e");
-    EXPECT_EQ(label(signals[0], "image_changed"), "true");
-    EXPECT_EQ(label(signals[0], "revision"), "42");
-    EXPECT_EQ(label(signals[0], "namespace"), "darklang");
+/// A Deployment as the API server returns it mid-rollout or after: managedFields with a
+/// status subresource entry (the controller's), the Progressing condition with both times.
+std::string rolled_json(
+    std::string_view image, long long generation, long long observed, std::string_view reason,
+    std::string_view rs = "bwdserver-deployment-5f6a7b8c9"
+) {
+    const std::string message = reason == "NewReplicaSetCreated" ? "Created new replica set \"" + std::string{rs} + "\""
+                                : reason == "FoundNewReplicaSet" ? "Found new replica set \"" + std::string{rs} + "\""
+                                : reason == "NewReplicaSetAvailable"
+                                    ? "ReplicaSet \"" + std::string{rs} + "\" has successfully progressed."
+                                    : "ReplicaSet \"" + std::string{rs} + "\" is progressing.";
+    return R"({"kind":"Deployment","metadata":{"name":"bwdserver-deployment","namespace":"darklang","generation":)" +
+           std::to_string(generation) + R"(,
+      "annotations":{"deployment.kubernetes.io/revision":"42"},
+      "managedFields":[{"manager":"kubectl-client-side-apply","operation":"Update","apiVersion":"apps/v1","time":"2026-03-05T12:59:58Z","fieldsType":"FieldsV1","fieldsV1":{"f:spec":{}}},
+                       {"manager":"kube-controller-manager","operation":"Update","apiVersion":"apps/v1","time":"2026-03-05T13:04:00Z","fieldsType":"FieldsV1","fieldsV1":{"f:status":{}},"subresource":"status"}]},
+      "spec":{"replicas":3,"template":{"metadata":{"labels":{"app":"bwdserver"}},"spec":{"containers":[{"name":"bwdserver-ctr","image":")" +
+           std::string{image} + R"("}]}}},
+      "status":{"observedGeneration":)" + std::to_string(observed) + R"(,"replicas":3,"updatedReplicas":3,"availableReplicas":3,
+        "conditions":[{"type":"Available","status":"True","lastUpdateTime":"2026-03-01T10:00:00Z","lastTransitionTime":"2026-03-01T10:00:00Z","reason":"MinimumReplicasAvailable"},
+        {"type":"Progressing","status":")" + std::string{reason == "ProgressDeadlineExceeded" ? "False" : "True"} +
+           R"(","lastUpdateTime":"2026-03-05T13:00:05Z","lastTransitionTime":"2026-03-05T13:10:00Z","reason":")" +
+           std::string{reason} + R"(","message":")" + [&] {
+               std::string m;
+               for (char c : message) {
+                   m += c == '"' ? std::string{"\\\""} : std::string(1, c);
+               }
+               return m;
+           }() + R"("}]}})";
+}
+
+/// A ReplicaSet as the deployment controller makes it; `history`: the revision-history
+/// annotation a rollback leaves on a ReplicaSet it brings back.
+std::string replicaset_json(
+    std::string_view name, std::string_view revision, std::string_view created, std::string_view image,
+    std::string_view history = ""
+) {
+    return R"({"kind":"ReplicaSet","apiVersion":"apps/v1","metadata":{"name":")" + std::string{name} +
+           R"(","namespace":"darklang","creationTimestamp":")" + std::string{created} +
+           R"(","labels":{"app":"bwdserver","pod-template-hash":"5f6a7b8c9"},
+      "annotations":{"deployment.kubernetes.io/desired-replicas":"3","deployment.kubernetes.io/max-replicas":"4","deployment.kubernetes.io/revision":")" +
+           std::string{revision} + R"(")" +
+           (history.empty() ? std::string{} : R"(,"deployment.kubernetes.io/revision-history":")" + std::string{history} + R"(")") +
+           R"(},
+      "ownerReferences":[{"apiVersion":"apps/v1","kind":"Deployment","name":"bwdserver-deployment","uid":"d1","controller":true,"blockOwnerDeletion":true}]},
+      "spec":{"replicas":3,"template":{"spec":{"containers":[{"name":"bwdserver-ctr","image":")" + std::string{image} +
+           R"("}]}}},"status":{"replicas":3,"observedGeneration":1}})";
+}
+
+/// A Deployment whose last told state ran `before`, now in `json`.
+deployment_state rolled(const std::string& json, std::string_view before = "gcr.io/dark/bwd:9c1e") {
+    auto d = *parse_object<deployment_state>(json);
+    d.told_template = "an older template";
+    d.told_images = {container_image{"bwdserver-ctr", std::string{before}}};
+    return d;
+}
+
+TEST(kubernetes_rollout, dated_at_its_new_replicaset_creation) {
+    const auto d = rolled(rolled_json("gcr.io/dark/bwd:4f2a", 7, 7, "NewReplicaSetAvailable"));
+    ASSERT_TRUE(rollout_due(d));
+    const auto rs = *parse_object<replicaset_state>(replicaset_json(
+        "bwdserver-deployment-5f6a7b8c9", "42", "2026-03-05T13:00:00Z", "gcr.io/dark/bwd:4f2a"
+    ));
+    EXPECT_EQ(rs.deployment, "bwdserver-deployment");
+    EXPECT_EQ(rs.revision, "42");
+    EXPECT_FALSE(rs.reused);
+    const signal s = rollout_signal(d, &rs, now);
+    EXPECT_EQ(s.kind, "k8s.rollout");
+    EXPECT_EQ(s.at, *parse_rfc3339("2026-03-05T13:00:00Z"));  // three hours before `now`, not `now`
+    EXPECT_FALSE(s.seen);
+    EXPECT_EQ(label(s, "replicaset"), "bwdserver-deployment-5f6a7b8c9");
+    EXPECT_EQ(label(s, "image"), "gcr.io/dark/bwd:4f2a");
+    EXPECT_EQ(label(s, "previous_image"), "gcr.io/dark/bwd:9c1e");
+    EXPECT_EQ(label(s, "image_changed"), "true");
+    EXPECT_EQ(label(s, "revision"), "42");
+    EXPECT_EQ(label(s, "namespace"), "darklang");
+    EXPECT_EQ(label(s, "deployment"), "bwdserver-deployment");
+}
+
+TEST(kubernetes_rollout, a_rollback_to_an_old_replicaset_is_dated_by_the_progressing_condition) {
+    const auto d = rolled(rolled_json("gcr.io/dark/bwd:9c1e", 8, 8, "FoundNewReplicaSet", "bwdserver-deployment-77c4d"),
+                          "gcr.io/dark/bwd:4f2a");
+    const auto rs = *parse_object<replicaset_state>(replicaset_json(
+        "bwdserver-deployment-77c4d", "42", "2026-02-20T09:00:00Z", "gcr.io/dark/bwd:9c1e", "40"
+    ));
+    EXPECT_TRUE(rs.reused);
+    const signal s = rollout_signal(d, &rs, now);
+    EXPECT_EQ(s.at, *parse_rfc3339("2026-03-05T13:00:05Z"));  // lastUpdateTime, not the old creation
+    EXPECT_EQ(label(s, "replicaset"), "bwdserver-deployment-77c4d");
+    EXPECT_EQ(label(s, "previous_image"), "gcr.io/dark/bwd:4f2a");
+}
+
+TEST(kubernetes_rollout, without_its_replicaset_the_progressing_condition_names_and_dates_it) {
+    for (const std::string_view reason : {"NewReplicaSetCreated", "ReplicaSetUpdated", "FoundNewReplicaSet"}) {
+        const auto d = rolled(rolled_json("gcr.io/dark/bwd:4f2a", 7, 7, reason));
+        const signal s = rollout_signal(d, nullptr, now);
+        EXPECT_EQ(s.at, *parse_rfc3339("2026-03-05T13:00:05Z")) << reason;
+        EXPECT_EQ(label(s, "replicaset"), "bwdserver-deployment-5f6a7b8c9") << reason;
+        EXPECT_FALSE(s.seen);
+    }
+}
+
+TEST(kubernetes_rollout, a_finished_one_without_its_replicaset_is_dated_by_the_last_spec_write) {
+    // NewReplicaSetAvailable's lastUpdateTime is when it finished; the status subresource's
+    // managedFields entry (13:04, the controller) is not a spec change: the user's 12:59:58 is.
+    const auto d = rolled(rolled_json("gcr.io/dark/bwd:4f2a", 7, 7, "NewReplicaSetAvailable"));
+    EXPECT_EQ(d.changed_by, "kubectl-client-side-apply");
+    const signal s = rollout_signal(d, nullptr, now);
+    EXPECT_EQ(s.at, *parse_rfc3339("2026-03-05T12:59:58Z"));
+    EXPECT_FALSE(s.seen);
+}
+
+TEST(kubernetes_rollout, with_no_time_from_the_world_it_is_seen) {
+    auto d = rolled(R"({"metadata":{"name":"web","namespace":"prod","generation":2,"annotations":{"deployment.kubernetes.io/revision":"2"}},
+        "spec":{"template":{"spec":{"containers":[{"name":"bwdserver-ctr","image":"web:2"}]}}},"status":{"observedGeneration":2}})");
+    const signal s = rollout_signal(d, nullptr, now);
+    EXPECT_EQ(s.at, now);
+    EXPECT_TRUE(s.seen);
+    EXPECT_EQ(label(s, "replicaset"), "");
+}
+
+TEST(kubernetes_rollout, due_once_the_controller_has_acted_and_only_once) {
+    auto d = rolled(rolled_json("gcr.io/dark/bwd:4f2a", 8, 7, "NewReplicaSetAvailable"));
+    EXPECT_FALSE(rollout_due(d));  // the spec is newer than the status: no new ReplicaSet yet
+    d.observed_generation = 8;
+    EXPECT_TRUE(rollout_due(d));
+    d.told_template = d.template_hash;
+    EXPECT_FALSE(rollout_due(d));
+    // A ReplicaSet's creation in the future of a skewed clock is not after `now`.
+    auto late = *parse_object<replicaset_state>(replicaset_json("x", "42", "2026-03-05T16:00:09Z", "i"));
+    d.told_template.clear();
+    EXPECT_EQ(rollout_signal(d, &late, now).at, now);
 }
 
 TEST(kubernetes_deployment, a_template_change_without_a_new_image_is_a_config_change) {
@@ -186,12 +310,40 @@ TEST(kubernetes_deployment, a_template_change_without_a_new_image_is_a_config_ch
     const auto after =
         *parse_object<deployment_state>(deployment_json("img:1", "b", 3, "NewReplicaSetAvailable"));
     const auto signals = diff_deployment(&before, after, now);
-    ASSERT_EQ(signals.size(), 2u);
-    EXPECT_EQ(signals[0].kind, "k8s.rollout");
-    EXPECT_EQ(label(signals[0], "image_changed"), "false");
-    EXPECT_EQ(signals[1].kind, "k8s.config_change");
-    EXPECT_EQ(label(signals[1], "object"), "deploy/bwdserver-deployment");
-    EXPECT_EQ(label(signals[1], "changed_by"), "argocd");  // the newest managedFields entry
+    ASSERT_EQ(signals.size(), 1u);
+    EXPECT_EQ(signals[0].kind, "k8s.config_change");
+    EXPECT_EQ(label(signals[0], "object"), "deploy/bwdserver-deployment");
+    EXPECT_EQ(label(signals[0], "changed_by"), "argocd");  // the newest managedFields entry
+    EXPECT_EQ(signals[0].at, *parse_rfc3339("2026-03-05T15:55:00Z"));  // ...and its time
+    EXPECT_FALSE(signals[0].seen);
+}
+
+TEST(kubernetes_deployment, a_stuck_rollout_is_dated_when_its_progressing_condition_turned_false) {
+    const auto going = *parse_object<deployment_state>(rolled_json("img:2", 7, 7, "ReplicaSetUpdated"));
+    const auto stuck = *parse_object<deployment_state>(rolled_json("img:2", 7, 7, "ProgressDeadlineExceeded"));
+    const auto signals = diff_deployment(&going, stuck, now);
+    ASSERT_EQ(signals.size(), 1u);
+    EXPECT_EQ(signals[0].kind, "k8s.rollout_stuck");
+    EXPECT_EQ(signals[0].at, *parse_rfc3339("2026-03-05T13:10:00Z"));
+    EXPECT_FALSE(signals[0].seen);
+}
+
+TEST(kubernetes_deployment, finds_the_configmaps_its_pod_template_uses) {
+    const auto d = parse_object<deployment_state>(R"({"metadata":{"name":"web","namespace":"prod"},"spec":{"template":{"spec":{
+        "initContainers":[{"name":"migrate","image":"m","envFrom":[{"configMapRef":{"name":"db-settings"}}]}],
+        "containers":[{"name":"app","image":"a",
+           "envFrom":[{"configMapRef":{"name":"app-env"}},{"secretRef":{"name":"app-secrets"}}],
+           "env":[{"name":"MODE","valueFrom":{"configMapKeyRef":{"name":"flags","key":"mode"}}},
+                  {"name":"POD","valueFrom":{"fieldRef":{"fieldPath":"metadata.name"}}},
+                  {"name":"PLAIN","value":"x"}]}],
+        "volumes":[{"name":"cfg","configMap":{"name":"app-files","defaultMode":420}},
+                   {"name":"tok","projected":{"sources":[{"serviceAccountToken":{"path":"token"}},
+                      {"configMap":{"name":"kube-root-ca.crt","items":[{"key":"ca.crt","path":"ca.crt"}]}},
+                      {"configMap":{"name":"flags"}}]}},
+                   {"name":"sec","secret":{"secretName":"tls"}}]}}}})");
+    ASSERT_TRUE(d);
+    const std::vector<std::string> want{"app-env", "app-files", "db-settings", "flags", "kube-root-ca.crt"};
+    EXPECT_EQ(d->configmaps, want);
 }
 
 TEST(kubernetes_deployment, scaling_is_not_a_change_and_a_stuck_rollout_is_told_once) {
@@ -234,16 +386,50 @@ TEST(kubernetes_configmap, only_a_data_change_counts) {
             std::string{value} + R"("}})"
         );
     };
-    EXPECT_TRUE(diff_configmap(nullptr, cm("a", "x"), now).empty());
+    EXPECT_TRUE(diff_configmap(nullptr, cm("a", "x"), {}, now).empty());
     const auto original = cm("a", "x");
-    EXPECT_TRUE(diff_configmap(&original, cm("a", "y"), now).empty());  // a label is not data
-    const auto signals = diff_configmap(&original, cm("b", "x"), now);
+    EXPECT_TRUE(diff_configmap(&original, cm("a", "y"), {}, now).empty());  // a label is not data
+    const auto signals = diff_configmap(&original, cm("b", "x"), {}, now);
     ASSERT_EQ(signals.size(), 1u);
+    EXPECT_EQ(label(signals[0], "deployment"), "");  // used by no Deployment we hold
     EXPECT_EQ(signals[0].kind, "k8s.config_change");
     EXPECT_EQ(label(signals[0], "object"), "cm/bwd-config");
     EXPECT_EQ(label(signals[0], "object_kind"), "ConfigMap");
     EXPECT_EQ(label(signals[0], "changed_by"), "kubectl-edit");
     EXPECT_EQ(signals[0].at, *parse_rfc3339("2026-03-05T15:57:00Z"));
+
+    // One per Deployment whose pods use it, so each service's rules find it.
+    const auto used = diff_configmap(&original, cm("b", "x"), {"bwdserver-deployment", "cron"}, now);
+    ASSERT_EQ(used.size(), 2u);
+    EXPECT_EQ(label(used[0], "deployment"), "bwdserver-deployment");
+    EXPECT_EQ(label(used[1], "deployment"), "cron");
+    EXPECT_EQ(used[1].at, *parse_rfc3339("2026-03-05T15:57:00Z"));
+    // No managedFields time: seen, not dated.
+    const auto unknown = *parse_object<configmap_state>(R"({"metadata":{"name":"c","namespace":"d"},"data":{"a":"2"}})");
+    const auto seen = diff_configmap(&original, unknown, {}, now);
+    ASSERT_EQ(seen.size(), 1u);
+    EXPECT_TRUE(seen[0].seen);
+    EXPECT_EQ(seen[0].at, now);
+}
+
+TEST(kubernetes_configmap, found_edited_by_the_first_list_its_last_edit_is_told_at_its_time) {
+    const auto listed = [](std::string_view created, std::string_view edited) {
+        return *parse_object<configmap_state>(
+            R"({"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"bwd-config","namespace":"darklang","creationTimestamp":")" +
+            std::string{created} +
+            R"(","managedFields":[{"manager":"kubectl-create","operation":"Update","apiVersion":"v1","time":")" +
+            std::string{created} +
+            R"(","fieldsType":"FieldsV1","fieldsV1":{"f:data":{}}},{"manager":"kubectl-edit","operation":"Update","apiVersion":"v1","time":")" +
+            std::string{edited} + R"(","fieldsType":"FieldsV1","fieldsV1":{"f:data":{"f:MODE":{}}}}]},"data":{"MODE":"b"}})"
+        );
+    };
+    const auto edited = configmap_listed(listed("2026-03-01T10:00:00Z", "2026-03-05T15:50:00Z"), {"bwdserver-deployment"}, now);
+    ASSERT_EQ(edited.size(), 1u);
+    EXPECT_EQ(edited[0].at, *parse_rfc3339("2026-03-05T15:50:00Z"));
+    EXPECT_EQ(label(edited[0], "deployment"), "bwdserver-deployment");
+    EXPECT_EQ(label(edited[0], "changed_by"), "kubectl-edit");
+    // Never written after its creation: nothing to tell.
+    EXPECT_TRUE(configmap_listed(listed("2026-03-05T15:50:00Z", "2026-03-05T15:50:00Z"), {}, now).empty());
 }
 
 TEST(kubernetes_events, warnings_become_signals_and_normal_events_do_not) {
@@ -275,6 +461,141 @@ TEST(kubernetes_events, warnings_become_signals_and_normal_events_do_not) {
     const auto normal = read_warning(R"({"metadata":{"name":"e3"},"type":"Normal","reason":"Pulled"})", now);
     ASSERT_TRUE(normal);
     EXPECT_FALSE(normal->has_value());
+}
+
+TEST(kubernetes_events, a_pod_warning_names_the_pods_replicaset_and_node) {
+    auto e = *parse_object<event_state>(
+        R"({"metadata":{"name":"p.17a","namespace":"darklang"},"type":"Warning","reason":"Evicted","message":"The node was low on resource: memory.",
+          "involvedObject":{"kind":"Pod","namespace":"darklang","name":"bwdserver-deployment-7d9f5c6b8-x2x4q"},
+          "source":{"component":"kubelet","host":"gke-prod-pool-1-bbbb"},"lastTimestamp":"2026-03-05T15:58:00Z","count":1})"
+    );
+    const auto pod = *parse_object<pod_state>(pod_json(0, "ContainerCreating"));
+    const auto s = warning_signal(e, &pod, now);
+    ASSERT_TRUE(s);
+    EXPECT_EQ(label(*s, "deployment"), "bwdserver-deployment");
+    EXPECT_EQ(label(*s, "replicaset"), "bwdserver-deployment-7d9f5c6b8");
+    EXPECT_EQ(label(*s, "node"), "gke-prod-pool-1-aaaa");  // where the pod runs
+    // The pod gone (an evicted pod deleted): the kubelet's host is the node.
+    const auto alone = warning_signal(e, nullptr, now);
+    EXPECT_EQ(label(*alone, "node"), "gke-prod-pool-1-bbbb");
+    EXPECT_EQ(label(*alone, "replicaset"), "");
+    // No time at all: seen.
+    e.last.reset();
+    EXPECT_TRUE(warning_signal(e, nullptr, now)->seen);
+}
+
+TEST(kubernetes_pod, a_container_that_never_ran_waits_since_its_pod_stopped_being_ready) {
+    const auto p = *parse_object<pod_state>(R"({"metadata":{"name":"web-5f6a-q","namespace":"prod",
+        "ownerReferences":[{"kind":"ReplicaSet","name":"web-5f6a"}]},"spec":{"nodeName":"n2"},
+      "status":{"conditions":[{"type":"Ready","status":"False","lastTransitionTime":"2026-03-05T15:40:00Z"},
+          {"type":"ContainersReady","status":"False","lastTransitionTime":"2026-03-05T15:41:00Z","reason":"ContainersNotReady"}],
+        "containerStatuses":[{"name":"app","restartCount":0,"state":{"waiting":{"reason":"ImagePullBackOff","message":"Back-off pulling image"}},"lastState":{}}]}})");
+    const auto signals = diff_pod(nullptr, p, now);
+    ASSERT_EQ(signals.size(), 1u);
+    EXPECT_EQ(signals[0].at, *parse_rfc3339("2026-03-05T15:41:00Z"));
+    EXPECT_EQ(label(signals[0], "replicaset"), "web-5f6a");
+    EXPECT_EQ(label(signals[0], "node"), "n2");
+}
+
+/// A GKE node as the API server returns it; `extra_spec` and `ready` vary.
+std::string node_json(
+    std::string_view version, std::string_view extra_spec = "", std::string_view ready = "True",
+    std::string_view extra_metadata = ""
+) {
+    return R"({"kind":"Node","apiVersion":"v1","metadata":{"name":"gke-prod-pool-1-aaaa","creationTimestamp":"2026-03-05T14:20:00Z",)" +
+           std::string{extra_metadata} + R"("labels":{"cloud.google.com/gke-nodepool":"default-pool"}},
+      "spec":{"podCIDR":"10.4.1.0/24","providerID":"gce://darklang-prod/us-central1-a/gke-prod-pool-1-aaaa")" +
+           std::string{extra_spec} + R"(},
+      "status":{"conditions":[{"type":"MemoryPressure","status":"False","lastTransitionTime":"2026-03-05T14:21:00Z","reason":"KubeletHasSufficientMemory"},
+          {"type":"Ready","status":")" + std::string{ready} + R"(","lastHeartbeatTime":"2026-03-05T15:59:40Z","lastTransitionTime":"2026-03-05T15:30:00Z","reason":"KubeletReady"}],
+        "nodeInfo":{"kubeletVersion":")" + std::string{version} + R"(","kubeProxyVersion":")" + std::string{version} + R"("}}})";
+}
+
+const std::string cordon_spec =
+    R"(,"unschedulable":true,"taints":[{"key":"node.kubernetes.io/unschedulable","effect":"NoSchedule","timeAdded":"2026-03-05T15:10:00Z"}])";
+
+std::vector<const signal*> of_kind(const std::vector<signal>& v, std::string_view kind) {
+    std::vector<const signal*> out;
+    for (const auto& s : v) {
+        if (s.kind == kind) {
+            out.push_back(&s);
+        }
+    }
+    return out;
+}
+
+TEST(kubernetes_node, a_cordon_is_dated_by_its_taint) {
+    const auto before = *parse_object<node_state>(node_json("v1.29.3-gke.100"));
+    const auto after = *parse_object<node_state>(node_json("v1.29.3-gke.100", cordon_spec));
+    const auto signals = diff_node(before, after, now);
+    ASSERT_EQ(signals.size(), 2u);
+    for (const auto& s : signals) {
+        EXPECT_EQ(s.at, *parse_rfc3339("2026-03-05T15:10:00Z")) << s.kind;
+        EXPECT_FALSE(s.seen);
+        EXPECT_EQ(label(s, "node"), "gke-prod-pool-1-aaaa");
+    }
+    EXPECT_EQ(label(*of_kind(signals, "k8s.version_change")[0], "to"), "cordoned");
+    EXPECT_EQ(label(*of_kind(signals, "k8s.node")[0], "change"), "cordoned");
+    // `kubectl cordon` before the taint is added: seen.
+    auto untainted = after;
+    untainted.cordoned_at.reset();
+    EXPECT_TRUE(diff_node(before, untainted, now)[0].seen);
+}
+
+TEST(kubernetes_node, not_ready_is_dated_by_its_condition_and_a_version_change_is_seen) {
+    const auto ready = *parse_object<node_state>(node_json("v1.29.3-gke.100"));
+    const auto down = *parse_object<node_state>(node_json("v1.29.3-gke.100", "", "Unknown"));
+    const auto signals = diff_node(ready, down, now);
+    ASSERT_EQ(signals.size(), 1u);
+    EXPECT_EQ(signals[0].kind, "k8s.node");
+    EXPECT_EQ(label(signals[0], "change"), "not_ready");
+    EXPECT_EQ(label(signals[0], "from"), "True");
+    EXPECT_EQ(label(signals[0], "to"), "Unknown");
+    EXPECT_EQ(signals[0].at, *parse_rfc3339("2026-03-05T15:30:00Z"));
+
+    const auto upgraded = *parse_object<node_state>(node_json("v1.30.1-gke.200"));
+    const auto changed = diff_node(ready, upgraded, now);
+    ASSERT_EQ(changed.size(), 2u);
+    for (const auto& s : changed) {
+        EXPECT_TRUE(s.seen) << s.kind;  // a node keeps no time of its kubelet's version
+        EXPECT_EQ(s.at, now);
+        EXPECT_EQ(label(s, "from"), "v1.29.3-gke.100");
+        EXPECT_EQ(label(s, "to"), "v1.30.1-gke.200");
+    }
+    EXPECT_EQ(label(*of_kind(changed, "k8s.node")[0], "change"), "version");
+    EXPECT_TRUE(version_change("v1.29.4", "v1.30.1", now).seen);
+}
+
+TEST(kubernetes_node, a_new_node_is_dated_by_its_creation_and_a_deleted_one_by_its_deletion) {
+    const auto fresh = *parse_object<node_state>(node_json("v1.30.1-gke.200"));
+    // Joined while we watch, on a version the others do not run: replaced by an upgrade.
+    const auto joined = node_added(fresh, "v1.29.3-gke.100", false, now);
+    ASSERT_EQ(joined.size(), 2u);
+    for (const auto& s : joined) {
+        EXPECT_EQ(s.at, *parse_rfc3339("2026-03-05T14:20:00Z")) << s.kind;
+    }
+    EXPECT_EQ(label(*of_kind(joined, "k8s.node")[0], "change"), "created");
+    EXPECT_EQ(label(*of_kind(joined, "k8s.version_change")[0], "from"), "v1.29.3-gke.100");
+    // Found by the first list: its creation (dated), and a cordon only when its taint dates it.
+    const auto listed = *parse_object<node_state>(node_json("v1.30.1-gke.200", cordon_spec));
+    const auto first = node_added(listed, "", true, now);
+    ASSERT_EQ(first.size(), 3u);
+    for (const auto& s : first) {
+        EXPECT_FALSE(s.seen) << s.kind;
+    }
+    auto untainted = listed;
+    untainted.cordoned_at.reset();
+    EXPECT_EQ(node_added(untainted, "", true, now).size(), 1u);
+
+    const auto deleting = *parse_object<node_state>(
+        node_json("v1.29.3-gke.100", "", "True", R"("deletionTimestamp":"2026-03-05T15:50:00Z",)")
+    );
+    const signal deleted = node_deleted(deleting, now);
+    EXPECT_EQ(deleted.kind, "k8s.node");
+    EXPECT_EQ(label(deleted, "change"), "deleted");
+    EXPECT_EQ(label(deleted, "node"), "gke-prod-pool-1-aaaa");
+    EXPECT_EQ(deleted.at, *parse_rfc3339("2026-03-05T15:50:00Z"));
+    EXPECT_TRUE(node_deleted(fresh, now).seen);
 }
 
 TEST(kubernetes_version, reads_git_version) {
@@ -436,6 +757,7 @@ TEST(kubernetes_certificate, without_a_status_it_is_not_ready_and_has_no_value) 
     ASSERT_TRUE(bare);
     const auto b = certificate_signal(*bare, now);
     EXPECT_EQ(b.at, now);
+    EXPECT_TRUE(b.seen);
     EXPECT_EQ(label(b, "host"), "");
     EXPECT_EQ(label(b, "sans"), "");
     EXPECT_EQ(label(b, "issuer"), "");

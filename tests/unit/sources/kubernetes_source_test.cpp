@@ -111,6 +111,7 @@ const std::string deployments = "/apis/apps/v1/namespaces/prod/deployments";
 const std::string configmaps = "/api/v1/namespaces/prod/configmaps";
 const std::string events = "/api/v1/namespaces/prod/events";
 const std::string nodes = "/api/v1/nodes";
+const std::string replicasets = "/apis/apps/v1/namespaces/prod/replicasets";
 const std::string certificates = "/apis/cert-manager.io/v1/namespaces/prod/certificates";
 
 std::string pod(long long restarts, std::string_view rv = "5") {
@@ -121,11 +122,25 @@ std::string pod(long long restarts, std::string_view rv = "5") {
            R"(,"lastState":{"terminated":{"exitCode":137,"reason":"OOMKilled","finishedAt":"2026-03-05T15:59:00Z"}}}]}})";
 }
 
-std::string deployment(std::string_view image) {
-    return R"({"metadata":{"name":"web","namespace":"prod","generation":2,"resourceVersion":"9",
-           "annotations":{"deployment.kubernetes.io/revision":"2"}},
+std::string deployment(
+    std::string_view image, std::string_view revision = "1", std::string_view name = "web",
+    std::string_view volumes = ""
+) {
+    return R"({"metadata":{"name":")" + std::string{name} + R"(","namespace":"prod","generation":2,"resourceVersion":"9",
+           "annotations":{"deployment.kubernetes.io/revision":")" +
+           std::string{revision} + R"("}},
            "spec":{"replicas":2,"template":{"spec":{"containers":[{"name":"app","image":")" +
-           std::string{image} + R"("}]}}},"status":{"observedGeneration":2}})";
+           std::string{image} + R"("}])" + (volumes.empty() ? std::string{} : R"(,"volumes":)" + std::string{volumes}) +
+           R"(}}},"status":{"observedGeneration":2}})";
+}
+
+/// A ReplicaSet of Deployment "web" (its revision, creation and image).
+std::string replicaset(std::string_view name, std::string_view revision, std::string_view created, std::string_view image) {
+    return R"({"metadata":{"name":")" + std::string{name} + R"(","namespace":"prod","resourceVersion":"61",
+           "creationTimestamp":")" + std::string{created} + R"(",
+           "annotations":{"deployment.kubernetes.io/revision":")" + std::string{revision} + R"("},
+           "ownerReferences":[{"apiVersion":"apps/v1","kind":"Deployment","name":"web","controller":true}]},
+           "spec":{"template":{"spec":{"containers":[{"name":"app","image":")" + std::string{image} + R"("}]}}}})";
 }
 
 std::string list_of(std::string_view rv, const std::vector<std::string>& items, std::string_view cont = "") {
@@ -213,17 +228,9 @@ struct harness {
     std::vector<std::string> log_lines;
 };
 
-std::string label(const signal& s, std::string_view name) {
-    const std::string* v = s.find(name);
-    return v == nullptr ? "<absent>" : *v;
-}
-
-TEST(kubernetes_source, lists_then_watches_and_turns_each_change_into_a_signal) {
-    harness h;
-    h.http.push("LIST " + pods, 200, list_of("10", {pod(0)}));
-    h.http.push("WATCH " + pods, 200, line("MODIFIED", pod(1, "11")));
-    h.http.push("LIST " + deployments, 200, list_of("20", {deployment("web:1")}));
-    h.http.push("WATCH " + deployments, 200, line("MODIFIED", deployment("web:2")));
+/// ConfigMap "web-config" listed with data a=1, then edited to a=2 (`metadata` is added to
+/// the edited object's metadata).
+void push_configmap_edit(harness& h, std::string_view metadata = "") {
     h.http.push(
         "LIST " + configmaps,
         200,
@@ -234,9 +241,25 @@ TEST(kubernetes_source, lists_then_watches_and_turns_each_change_into_a_signal) 
         200,
         line(
             "MODIFIED",
-            R"({"metadata":{"name":"web-config","namespace":"prod","resourceVersion":"31"},"data":{"a":"2"}})"
+            R"({"metadata":{"name":"web-config","namespace":"prod","resourceVersion":"31")" + std::string{metadata} +
+                R"(},"data":{"a":"2"}})"
         )
     );
+}
+
+std::string label(const signal& s, std::string_view name) {
+    const std::string* v = s.find(name);
+    return v == nullptr ? "<absent>" : *v;
+}
+
+TEST(kubernetes_source, lists_then_watches_and_turns_each_change_into_a_signal) {
+    harness h;
+    h.http.push("LIST " + pods, 200, list_of("10", {pod(0)}));
+    h.http.push("WATCH " + pods, 200, line("MODIFIED", pod(1, "11")));
+    h.http.push("LIST " + deployments, 200, list_of("20", {deployment("web:1")}));
+    h.http.push("WATCH " + deployments, 200, line("MODIFIED", deployment("web:2", "2")));
+    h.http.push("WATCH " + replicasets, 200, line("ADDED", replicaset("web-5f6a", "2", "2026-03-05T15:58:30Z", "web:2")));
+    push_configmap_edit(h);
     h.http.push(
         "WATCH " + events,
         200,
@@ -273,12 +296,21 @@ TEST(kubernetes_source, lists_then_watches_and_turns_each_change_into_a_signal) 
     ASSERT_EQ(h.of_kind("k8s.rollout").size(), 1u);
     EXPECT_EQ(label(*h.of_kind("k8s.rollout")[0], "image"), "web:2");
     EXPECT_EQ(label(*h.of_kind("k8s.rollout")[0], "previous_image"), "web:1");
+    EXPECT_EQ(label(*h.of_kind("k8s.rollout")[0], "replicaset"), "web-5f6a");
+    EXPECT_EQ(h.of_kind("k8s.rollout")[0]->at, *parse_rfc3339("2026-03-05T15:58:30Z"));  // its ReplicaSet's creation
+    // The Warning about the pod: the pod's ReplicaSet (and node, when scheduled).
+    EXPECT_EQ(label(*h.of_kind("k8s.warning")[0], "replicaset"), "web-7d9f");
+    EXPECT_EQ(label(*h.of_kind("k8s.warning")[0], "deployment"), "web");
     ASSERT_EQ(h.of_kind("k8s.config_change").size(), 1u);
     EXPECT_EQ(label(*h.of_kind("k8s.config_change")[0], "object"), "cm/web-config");
     ASSERT_EQ(h.of_kind("k8s.warning").size(), 1u);
     EXPECT_EQ(label(*h.of_kind("k8s.warning")[0], "reason"), "Unhealthy");
     ASSERT_EQ(h.of_kind("k8s.version_change").size(), 1u);
     EXPECT_EQ(label(*h.of_kind("k8s.version_change")[0], "to"), "cordoned");
+    EXPECT_EQ(label(*h.of_kind("k8s.version_change")[0], "node"), "n1");
+    ASSERT_EQ(h.of_kind("k8s.node").size(), 1u);
+    EXPECT_EQ(label(*h.of_kind("k8s.node")[0], "change"), "cordoned");
+    EXPECT_TRUE(h.of_kind("k8s.node")[0]->seen);  // no taint to date it
 
     // Each watch resumed from its list's resourceVersion, with bookmarks, and selectors kept.
     ASSERT_FALSE(h.http.calls_with(pods + "?watch=1&allowWatchBookmarks=true&resourceVersion=10").empty());
@@ -293,9 +325,138 @@ TEST(kubernetes_source, lists_then_watches_and_turns_each_change_into_a_signal) 
     ASSERT_GE(h.statuses.size(), 2u);
     EXPECT_EQ(h.statuses.front().state, source_state::failing);
     EXPECT_NE(h.statuses.front().error.find("listing the cluster"), std::string::npos);
+    EXPECT_TRUE(h.statuses.front().pending);  // not a failure to report: /readyz waits for it
     EXPECT_EQ(h.statuses.back().state, source_state::healthy);
     EXPECT_TRUE(h.src->synced());
-    EXPECT_EQ(h.src->objects(), 5u);  // pod, deployment, configmap, event, node
+    EXPECT_EQ(h.src->objects(), 6u);  // pod, deployment, replicaset, configmap, event, node
+}
+
+TEST(kubernetes_source, started_after_a_rollout_it_tells_it_at_its_replicasets_creation) {
+    harness h({"prod"}, false);
+    // Revision 5 rolled out three hours ago; revision 4 is the one before. "api" is at
+    // revision 3 with nothing to date it by: it is not told as if it had just happened.
+    h.http.push("LIST " + deployments, 200, list_of("20", {deployment("web:5", "5"), deployment("api:3", "3", "api")}));
+    h.http.push(
+        "LIST " + replicasets,
+        200,
+        list_of(
+            "21",
+            {replicaset("web-4444", "4", "2026-03-01T09:00:00Z", "web:4"),
+             replicaset("web-5555", "5", "2026-03-05T13:00:00Z", "web:5")}
+        )
+    );
+    h.src->start();
+    fakes::drain(h.ioc);
+    h.clock.advance(3s);  // past any wait for a ReplicaSet
+    fakes::drain(h.ioc);
+    ASSERT_EQ(h.of_kind("k8s.rollout").size(), 1u);
+    const signal& s = *h.of_kind("k8s.rollout")[0];
+    EXPECT_EQ(s.at, *parse_rfc3339("2026-03-05T13:00:00Z"));
+    EXPECT_FALSE(s.seen);
+    EXPECT_EQ(label(s, "deployment"), "web");
+    EXPECT_EQ(label(s, "replicaset"), "web-5555");
+    EXPECT_EQ(label(s, "previous_image"), "web:4");
+    EXPECT_EQ(label(s, "image_changed"), "true");
+}
+
+TEST(kubernetes_source, a_rollout_waits_briefly_for_its_replicaset_then_is_told_without_it) {
+    harness h({"prod"}, false);
+    h.http.push("LIST " + deployments, 200, list_of("20", {deployment("web:1")}));
+    h.http.push("WATCH " + deployments, 200, line("MODIFIED", deployment("web:2", "2")));
+    h.src->start();
+    fakes::drain(h.ioc);
+    EXPECT_TRUE(h.of_kind("k8s.rollout").empty());  // its ReplicaSet may be on its way
+    h.clock.advance(2s);
+    fakes::drain(h.ioc);
+    ASSERT_EQ(h.of_kind("k8s.rollout").size(), 1u);
+    EXPECT_TRUE(h.of_kind("k8s.rollout")[0]->seen);  // nothing in the objects dates it
+    EXPECT_EQ(label(*h.of_kind("k8s.rollout")[0], "previous_image"), "web:1");
+}
+
+TEST(kubernetes_source, replicasets_forbidden_are_said_once_and_rollouts_are_dated_from_the_deployment) {
+    harness h({"prod"}, false);
+    h.http.push(
+        "LIST " + replicasets,
+        403,
+        R"({"kind":"Status","message":"replicasets.apps is forbidden: User \"system:serviceaccount:ops:runbookd\" cannot list resource \"replicasets\" in API group \"apps\"","reason":"Forbidden","code":403})"
+    );
+    h.http.push("LIST " + deployments, 200, list_of("20", {deployment("web:1")}));
+    h.http.push("WATCH " + deployments, 200, line("MODIFIED", deployment("web:2", "2")));
+    h.src->start();
+    fakes::drain(h.ioc);
+    ASSERT_EQ(h.of_kind("k8s.rollout").size(), 1u);  // no ReplicaSet to wait for
+    EXPECT_EQ(h.logged("ReplicaSets forbidden; not watching them").size(), 1u);
+    EXPECT_EQ(h.statuses.back().state, source_state::healthy);
+    EXPECT_TRUE(h.src->synced());
+}
+
+TEST(kubernetes_source, a_configmap_edit_is_told_for_each_deployment_that_mounts_it) {
+    harness h({"prod"}, false);
+    const std::string mounts = R"([{"name":"cfg","configMap":{"name":"web-config"}}])";
+    h.http.push(
+        "LIST " + deployments,
+        200,
+        list_of("20", {deployment("web:1", "1", "web", mounts), deployment("cron:1", "1", "cron", mounts), deployment("api:1", "1", "api")})
+    );
+    push_configmap_edit(
+        h, R"(,"managedFields":[{"manager":"kubectl-edit","operation":"Update","time":"2026-03-05T15:50:00Z"}])"
+    );
+    // The ConfigMaps' watch may come before the Deployments are listed: list them first.
+    h.src->start();
+    fakes::drain(h.ioc);
+    const auto changes = h.of_kind("k8s.config_change");
+    std::vector<std::string> users;
+    for (const auto* c : changes) {
+        users.push_back(label(*c, "deployment"));
+        EXPECT_EQ(c->at, *parse_rfc3339("2026-03-05T15:50:00Z"));
+    }
+    std::sort(users.begin(), users.end());
+    EXPECT_EQ(users, (std::vector<std::string>{"cron", "web"}));
+}
+
+TEST(kubernetes_source, a_node_deleted_is_a_k8s_node_signal) {
+    harness h({"prod"}, true);
+    const std::string n2 =
+        R"({"metadata":{"name":"n2","creationTimestamp":"2026-03-05T10:00:00Z","resourceVersion":"52"},"spec":{},"status":{"nodeInfo":{"kubeletVersion":"v1.29.3"}}})";
+    h.http.push("LIST " + nodes, 200, list_of("50", {n2}));
+    h.http.push("WATCH " + nodes, 200, line("DELETED", n2));
+    h.src->start();
+    fakes::drain(h.ioc);
+    std::vector<std::string> changes;
+    for (const auto* s : h.of_kind("k8s.node")) {
+        changes.push_back(label(*s, "change") + " " + label(*s, "node"));
+    }
+    EXPECT_EQ(changes, (std::vector<std::string>{"created n2", "deleted n2"}));
+    EXPECT_EQ(h.of_kind("k8s.node")[0]->at, *parse_rfc3339("2026-03-05T10:00:00Z"));
+}
+
+TEST(kubernetes_source, a_refresh_is_answered_at_once_when_synced_else_at_the_first_sync_or_deadline) {
+    harness h({"prod"}, false);
+    const net::transport_failure refused{make_failure(errc::upstream_unavailable, "refused", true), false};
+    h.http.push("LIST " + pods, refused);
+    h.src->start();
+    fakes::drain(h.ioc);
+    ASSERT_FALSE(h.src->synced());
+    int answered = 0;
+    h.src->refresh(loop::steady_clock::now() + 5s, [&] { ++answered; });
+    int late = 0;
+    h.src->refresh(loop::steady_clock::now() + 500ms, [&] { ++late; });
+    fakes::drain(h.ioc);
+    EXPECT_EQ(answered + late, 0);
+    h.clock.advance(500ms);  // the second one's deadline
+    fakes::drain(h.ioc);
+    EXPECT_EQ(late, 1);
+    h.clock.advance(500ms);  // the pods list is retried (within [0.5, 1] s) and succeeds: synced
+    fakes::drain(h.ioc);
+    ASSERT_TRUE(h.src->synced());
+    EXPECT_EQ(answered, 1);
+    EXPECT_EQ(late, 1);
+    h.clock.advance(5s);  // the first one's deadline passes: not answered twice
+    fakes::drain(h.ioc);
+    EXPECT_EQ(answered, 1);
+    int now_synced = 0;
+    h.src->refresh(loop::steady_clock::now() + 5s, [&] { ++now_synced; });
+    EXPECT_EQ(now_synced, 1);  // at once, inside the call
 }
 
 TEST(kubernetes_source, pages_through_a_list_with_its_continue_token) {
