@@ -380,6 +380,8 @@ class KubernetesEndToEndTests(unittest.TestCase):
             c.wait_state("healthy")
             c.daemon.wait_log(lambda e: e.get("msg") == "service workloads changed", 10, "selector resolved")
             new_hash = "5f6a7b8c9"
+            c.fake.apply("replicasets", k8s.replicaset(NS, DEPLOY, new_hash, "42", "gcr.io/dark/bwd:4f2a",
+                                                       container="bwdserver-ctr"))
             c.fake.apply("deployments", k8s.deployment(
                 NS, DEPLOY, "gcr.io/dark/bwd:4f2a", generation=2, observed_generation=2, revision="42",
                 updated=1, available=1, progressing_reason="ReplicaSetUpdated"))
@@ -390,8 +392,12 @@ class KubernetesEndToEndTests(unittest.TestCase):
                                          image="gcr.io/dark/bwd:4f2a",
                                          last_terminated={"reason": "Error", "exitCode": 1,
                                                           "finishedAt": k8s.rfc3339()})]))
-            c.wait_signal("k8s.rollout", subject=DEPLOY)
-            c.wait_signal("k8s.waiting", subject=f"{DEPLOY}-{new_hash}-p9z8k")
+            rollout = c.wait_signal("k8s.rollout", subject=DEPLOY, where=lambda e: label(e, "revision") == "42")
+            waiting = c.wait_signal("k8s.waiting", subject=f"{DEPLOY}-{new_hash}-p9z8k")
+            # The crash loop names the ReplicaSet the rollout created, and the node it runs on.
+            self.assertEqual(label(rollout, "replicaset"), f"{DEPLOY}-{new_hash}")
+            self.assertEqual(label(waiting, "replicaset"), f"{DEPLOY}-{new_hash}")
+            self.assertEqual(label(waiting, "node"), k8s.DEFAULT_NODE)
             inc = c.rig.trigger(pagerduty.Incident(title="Editor returns 502s", service_name=harness.SERVICE_NAME))
             summary = c.wait_summary(inc)
             text = summary.embeds[0]["description"]
