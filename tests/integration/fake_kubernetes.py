@@ -1406,8 +1406,10 @@ def warning_event(ns: str, name: str, reason: str, message: str, involved_kind: 
     return obj
 
 
-def node(name: str, kubelet_version: str, unschedulable: bool = False) -> dict:
-    """A GKE-like Node; ``unschedulable`` adds the cordon taint, as ``kubectl cordon`` does."""
+def node(name: str, kubelet_version: str, unschedulable: bool = False,
+         created: Optional[str] = None) -> dict:
+    """A GKE-like Node; ``unschedulable`` adds the cordon taint, as ``kubectl cordon`` does.
+    ``created`` is its creationTimestamp (RFC 3339; default three days ago)."""
     pool = "default-pool"
     h = hashlib.sha256(name.encode()).digest()
     internal = f"10.128.0.{h[0] % 250 + 2}"
@@ -1436,7 +1438,7 @@ def node(name: str, kubelet_version: str, unschedulable: bool = False) -> dict:
         "metadata": {
             "name": name,
             "uid": str(uuid.uuid4()),
-            "creationTimestamp": _ago(86400 * 3),
+            "creationTimestamp": created or _ago(86400 * 3),
             "labels": {"beta.kubernetes.io/arch": "amd64", "beta.kubernetes.io/os": "linux",
                        "cloud.google.com/gke-nodepool": pool, "cloud.google.com/gke-os-distribution": "cos",
                        "cloud.google.com/machine-family": "e2", "kubernetes.io/arch": "amd64",

@@ -478,6 +478,39 @@ class KubernetesHistoryTests(unittest.TestCase):
             c.close()
 
 
+class KubernetesNodeUpgradeTests(unittest.TestCase):
+    """A node upgrade: one node cordoned, a replacement on a new kubelet version, and the
+    service's pods restarting on the new node. The restarts name the node, so the rules
+    count them as the upgrade's (the node-change effect), not as a server that won't restart."""
+
+    def test_restarts_on_a_replaced_node_are_the_upgrades(self):
+        c = ClusterRig(type(self).__name__).start()
+        try:
+            c.wait_state("healthy")
+            new_node = "gke-prod-pool-2-cccc"
+            c.fake.apply("nodes", k8s.node("gke-prod-pool-1-aaaa", "v1.29.3-gke.100", unschedulable=True))
+            c.fake.apply("nodes", k8s.node(new_node, "v1.30.1-gke.200", created=k8s.rfc3339()))
+            cordon = c.wait_signal("k8s.node", where=lambda e: label(e, "change") == "cordoned")
+            self.assertEqual(label(cordon, "node"), "gke-prod-pool-1-aaaa")
+            c.wait_signal("k8s.version_change", where=lambda e: label(e, "node") == new_node)
+            for suffix in ("n3w1a", "n3w2b"):
+                name = f"{DEPLOY}-{HASH}-{suffix}"
+                c.fake.apply("pods", k8s.pod(NS, name, DEPLOY, HASH, node_name=new_node,
+                                             containers=[k8s.container_status("bwdserver-ctr")]))
+                c.fake.apply("pods", k8s.pod(NS, name, DEPLOY, HASH, node_name=new_node, containers=[
+                    k8s.container_status("bwdserver-ctr", restarts=2, last_terminated={
+                        "reason": "Error", "exitCode": 1, "finishedAt": k8s.rfc3339()})]))
+                restart = c.wait_signal("k8s.restart", subject=name)
+                self.assertEqual(label(restart, "node"), new_node)
+            inc = c.rig.trigger(pagerduty.Incident(title="Editor is slow", service_name=harness.SERVICE_NAME))
+            text = c.wait_summary(inc).embeds[0]["description"]
+            self.assertIn("2 restarts on nodes replaced by the upgrade", text, text)
+            # ...and the upgrade, not a server that won't restart on its own, comes first.
+            self.assertIn("**1. GKE upgraded Kubernetes from beneath our feet", text, text)
+        finally:
+            c.close()
+
+
 class KubeconfigTests(unittest.TestCase):
     """Out of a cluster: a kubeconfig with a client certificate, and one with an exec plugin."""
 
