@@ -37,7 +37,14 @@ constexpr std::array<std::string_view, 5> idle_tx_labels{"pid", "query", "user",
 constexpr std::array<std::string_view, 5> lock_wait_labels{
     "pid", "blocked_by", "query", "blocker_query", "services"};
 constexpr std::array<std::string_view, 2> unreachable_labels{"instance", "error"};
-constexpr std::array<std::string_view, 3> maintenance_labels{"instance", "start", "end"};
+// db.maintenance: `which` is scheduled (scheduledMaintenance), window (the weekly window) or
+// running (the instance in MAINTENANCE); `deadline` is how late a reschedule may move it.
+constexpr std::array<std::string_view, 7> maintenance_labels{
+    "instance", "start", "end", "which", "update_track", "can_reschedule", "deadline"};
+// pagerduty.maintenance: `services` the window's service ids (comma-separated), as for
+// cert.expiry; `service_names` their names.
+constexpr std::array<std::string_view, 6> pd_maintenance_labels{
+    "services", "service_names", "description", "start", "end", "url"};
 constexpr std::array<std::string_view, 2> unavailable_labels{"instance", "state"};
 constexpr std::array<std::string_view, 5> gcp_labels{"product", "severity", "locations", "title", "url"};
 // deploy.ci: `commit` is matched against k8s.rollout image tags (rank.cpp: one deploy, one
@@ -137,7 +144,11 @@ constexpr std::array catalogue{
         "the database refused or dropped the monitor",
         true},
     signal_kind{
-        "db.maintenance", "cloudsql", maintenance_labels, "", "Cloud SQL maintenance scheduled or running"},
+        "db.maintenance",
+        "cloudsql",
+        maintenance_labels,
+        "",
+        "Cloud SQL maintenance scheduled or running, or the instance's maintenance window"},
     signal_kind{
         "db.unavailable", "cloudsql", unavailable_labels, "", "the Cloud SQL instance is not serving"},
     signal_kind{"gcp.incident", "gcp_status", gcp_labels, "", "a Google Cloud status incident"},

@@ -26,9 +26,19 @@ Implements the subset described in /work/shared/api-facts.md section 3:
     ``interval.startTime`` optional; ``view=FULL`` is required; aggregation parameters
     are validated and recorded but NOT applied (the stored points are returned as they
     are). Points newest first, INT64 values as JSON strings, ``{}`` when nothing
-    matches, ``pageSize`` counts points, ``nextPageToken`` continues one snapshot.
+    matches, ``pageSize`` counts points, ``nextPageToken`` continues one snapshot. A
+    point may be *late*, as Cloud SQL's are (visible minutes after its time): set with
+    ``set_points(..., late=[times])``, it is left out of every answer until
+    ``publish_late()``, then served at its own time among the others.
   - ``GET /v1/projects/{p}/instances/{i}`` (also ``/sql/v1beta4/…``): Cloud SQL Admin
-    ``instances.get``; 404 ``NOT_FOUND`` for unknown instances.
+    ``instances.get``; 404 ``NOT_FOUND`` for unknown instances. The maintenance fields as
+    Google's Cloud SQL Admin reference gives them (``sql_instance``):
+    ``settings.maintenanceWindow`` ``{"kind": "sql#maintenanceWindow", "day": 1-7 (1 =
+    Monday, UTC), "hour": 0-23 (UTC), "updateTrack": "canary" | "stable" | "week5"}`` (day
+    and hour are Int32Value wrappers: absent when unset, "any window"), and
+    ``scheduledMaintenance`` ``{"startTime", "canDefer" (deprecated), "canReschedule",
+    "scheduleDeadlineTime" (no reschedule may start past it)}``, RFC 3339 times, present
+    only while a maintenance is upcoming or under way.
   - ``GET /incidents.json``: the status feed, a bare JSON array, no auth.
   Google APIs need ``Authorization: Bearer <token>`` issued by either fake (a shared
   ``TokenBook``), not expired or revoked (else 401 UNAUTHENTICATED), with a scope that
@@ -507,6 +517,7 @@ class _Series:
     value_type: str  # DOUBLE | INT64
     unit: str
     points: list  # [(datetime UTC, value)], oldest first
+    late: set  # times of points not visible yet (publish_late makes them so)
 
 
 _TS_RE = re.compile(r"^/v3/projects/([^/]+)/timeSeries$")
@@ -561,9 +572,10 @@ class FakeGoogle(_FakeBase):
 
     def set_points(self, metric_type: str, database_id: str, points: Iterable[tuple],
                    value_type: Optional[str] = None, unit: Optional[str] = None,
-                   region: str = DEFAULT_REGION) -> None:
+                   region: str = DEFAULT_REGION, late: Iterable = ()) -> None:
         """Replaces the series of ``metric_type`` for ``database_id`` ("project:instance")
-        with ``points``: (datetime | RFC 3339 | Unix time, value) pairs, any order."""
+        with ``points``: (datetime | RFC 3339 | Unix time, value) pairs, any order. The
+        points at the times in ``late`` are not served until ``publish_late()``."""
         pts = sorted(((to_utc(t), v) for t, v in points), key=lambda p: p[0])
         known = METRICS.get(metric_type)
         vt = value_type or (known[0] if known else
@@ -572,9 +584,19 @@ class FakeGoogle(_FakeBase):
         if vt not in ("DOUBLE", "INT64"):
             raise ValueError(f"value_type {vt!r}: DOUBLE or INT64")
         s = _Series(metric_type, database_id, database_id.split(":", 1)[0], region, vt,
-                    unit or (known[1] if known else "1"), pts)
+                    unit or (known[1] if known else "1"), pts, {to_utc(t) for t in late})
         with self._lock:
             self._series[(metric_type, database_id)] = s
+
+    def publish_late(self) -> int:
+        """Makes every late point visible, as Cloud Monitoring does once it has ingested
+        them; returns how many."""
+        with self._lock:
+            n = 0
+            for s in self._series.values():
+                n += len(s.late)
+                s.late = set()
+            return n
 
     def clear_points(self) -> None:
         with self._lock:
@@ -877,7 +899,7 @@ class FakeGoogle(_FakeBase):
                     if s.project_id != project or not _series_matches(s, terms):
                         continue
                     for t, v in reversed(s.points):  # newest first
-                        if start <= t <= end:
+                        if start <= t <= end and t not in s.late:
                             entries.append((s, t, v))
                 answer = (entries, 0)
         if answer is None:
@@ -1026,11 +1048,13 @@ def sql_instance(name: str, project: str = DEFAULT_PROJECT, state: str = "RUNNAB
                  activation_policy: str = "ALWAYS", window_day: Optional[int] = 7,
                  window_hour: Optional[int] = 3, update_track: Optional[str] = "stable",
                  scheduled_start: Union[datetime, str, None] = None,
+                 can_reschedule: bool = True, deadline: Union[datetime, str, None] = None,
                  region: str = DEFAULT_REGION, database_version: str = "POSTGRES_15",
                  deny_periods: Iterable[tuple[str, str]] = ()) -> dict:
     """A Cloud SQL ``DatabaseInstance`` as ``instances.get`` returns it (api-facts §3.3),
     with the bulky fields a parser must skip. ``window_day``/``window_hour`` None: not set
-    ("any window"); ``scheduled_start``: an upcoming maintenance (start time)."""
+    ("any window"); ``scheduled_start``: an upcoming maintenance (start time), which may
+    be rescheduled (``can_reschedule``) until ``deadline`` (default: 9 days after it)."""
     window: dict = {"kind": "sql#maintenanceWindow"}
     if window_hour is not None:
         window["hour"] = window_hour
@@ -1109,9 +1133,9 @@ def sql_instance(name: str, project: str = DEFAULT_PROJECT, state: str = "RUNNAB
     }
     if scheduled_start is not None:
         start = to_utc(scheduled_start)
-        inst["scheduledMaintenance"] = {"startTime": rfc3339(start), "canDefer": True,
-                                        "canReschedule": True,
-                                        "scheduleDeadlineTime": rfc3339(start + timedelta(days=9))}
+        inst["scheduledMaintenance"] = {
+            "startTime": rfc3339(start), "canDefer": can_reschedule, "canReschedule": can_reschedule,
+            "scheduleDeadlineTime": rfc3339(to_utc(deadline) if deadline is not None else start + timedelta(days=9))}
     return inst
 
 

@@ -395,6 +395,17 @@ class FakeGoogleTests(unittest.TestCase):
         self.assertEqual((rec.query["view"], rec.query["aggregation.perSeriesAligner"]), ("FULL", "ALIGN_MEAN"))
         self.assertEqual(rec.auth, "ok")
 
+    def test_a_late_point_is_served_once_published(self):
+        pts = [(T0 + timedelta(minutes=i), i / 10) for i in range(4)]
+        self.google.set_points(fg.CPU_UTILIZATION, DB, pts, late=[T0 + timedelta(minutes=2)])
+        tok = self.sa_token()
+        path = self.series_path(start=T0, end=T0 + timedelta(minutes=3))
+        ends = lambda: [p["interval"]["endTime"] for p in self.monitoring(tok, path).json()["timeSeries"][0]["points"]]
+        self.assertEqual(ends(), ["2024-01-01T00:03:00Z", "2024-01-01T00:01:00Z", "2024-01-01T00:00:00Z"])
+        self.assertEqual(self.google.publish_late(), 1)
+        self.assertEqual(ends(), [f"2024-01-01T00:{m:02d}:00Z" for m in (3, 2, 1, 0)])
+        self.assertEqual(self.google.publish_late(), 0)
+
     def test_int64_values_are_strings(self):
         self.google.set_points(fg.NUM_BACKENDS, DB, [(T0 + timedelta(minutes=1), 42), (T0 + timedelta(minutes=2), 7)])
         r = self.monitoring(self.sa_token(), self.series_path(fg.NUM_BACKENDS))

@@ -2,8 +2,10 @@
 tokens from a service-account key (a JWT the fake token endpoint verifies with the key's
 public half) or from the metadata server; Cloud SQL CPU, memory and connections from Cloud
 Monitoring (newest first, int64 as strings, no data as "no data"); the instance's state and
-scheduled maintenance; status-feed incidents; errors, 429s, slow and dropped answers; and end
-to end, sustained high CPU and running maintenance each rank their cause first."""
+scheduled maintenance; status-feed incidents; errors, 429s, slow and dropped answers; a point
+Cloud Monitoring makes visible late, read when it appears, once, at its own time; scheduled
+maintenance and the maintenance window dated from the world; and end to end, sustained high
+CPU and running maintenance each rank their cause first."""
 
 from __future__ import annotations
 
@@ -190,6 +192,61 @@ class NoDataTests(unittest.TestCase):
             g.close()
 
 
+class LatePointTests(unittest.TestCase):
+    def test_a_late_point_is_read_when_it_appears_once_at_its_own_time(self):
+        g = GoogleRig(type(self).__name__)
+        points = minutes_ago([0.41, 0.97, 0.43])
+        late_at = points[1][0]
+        g.google.set_points(fg.CPU_UTILIZATION, DATABASE_ID, points, late=[late_at])
+        g.start()
+        try:
+            first = g.wait_signals("db.cpu", 2, subject=INSTANCE)
+            self.assertEqual([s["value"] for s in first], [0.41, 0.43])
+            polls = len(g.monitoring_requests())
+            wait_for(lambda: len(g.monitoring_requests()) >= polls + 6, 10, "more monitoring polls")
+            self.assertEqual(len(g.signals("db.cpu")), 2, "not visible yet, not read")
+            self.assertEqual(g.google.publish_late(), 1)
+            late = g.wait_signal("db.cpu", where=lambda s: s["value"] == 0.97)
+            self.assertEqual(fg.parse_rfc3339(late["at"]), late_at, "dated at its own time")
+            polls = len(g.monitoring_requests())
+            wait_for(lambda: len(g.monitoring_requests()) >= polls + 6, 10, "more monitoring polls")
+            self.assertEqual(sorted(s["value"] for s in g.signals("db.cpu")), [0.41, 0.43, 0.97],
+                             "each point handed over once")
+            # Later reads re-read a trailing window rather than start after the newest point.
+            q = g.monitoring_requests()[-1].query
+            span = fg.parse_rfc3339(q["interval.endTime"]) - fg.parse_rfc3339(q["interval.startTime"])
+            self.assertGreaterEqual(span, timedelta(minutes=10))
+        finally:
+            g.close()
+
+
+class MaintenanceTests(unittest.TestCase):
+    def test_scheduled_maintenance_and_the_window_are_dated_from_the_world(self):
+        g = GoogleRig(type(self).__name__)
+        t = now()
+        this_hour = t.replace(minute=0, second=0)
+        scheduled = this_hour + timedelta(hours=2)
+        deadline = scheduled + timedelta(days=3)
+        g.google.set_instance(PROJECT, INSTANCE, fg.sql_instance(
+            INSTANCE, PROJECT, window_day=t.isoweekday(), window_hour=t.hour, update_track="canary",
+            scheduled_start=scheduled, can_reschedule=False, deadline=deadline))
+        g.start()
+        try:
+            s = g.wait_signal("db.maintenance", which="scheduled")
+            self.assertEqual(fg.parse_rfc3339(s["at"]), scheduled, "dated at the scheduled start")
+            self.assertEqual((s["start"], s["end"]),
+                             (scheduled.strftime("%H:%M UTC"), (scheduled + timedelta(hours=1)).strftime("%H:%M UTC")))
+            self.assertEqual((s["can_reschedule"], s["deadline"], s["update_track"]),
+                             ("false", deadline.strftime("%Y-%m-%dT%H:%M:%SZ"), "canary"))
+            windows = g.wait_signals("db.maintenance", 2, which="window")
+            self.assertEqual({fg.parse_rfc3339(w["at"]) for w in windows[:2]},
+                             {this_hour, this_hour + timedelta(days=7)}, "this week's window and next week's")
+            self.assertEqual(g.signals("db.unavailable"), [])
+            self.assertEqual(g.signals("db.maintenance", which="running"), [])
+        finally:
+            g.close()
+
+
 class StatusFeedTests(unittest.TestCase):
     def test_incidents_for_our_products_and_regions_only(self):
         g = GoogleRig(type(self).__name__)
@@ -244,8 +301,10 @@ class EndToEndTests(unittest.TestCase):
                                                                  scheduled_start=start))
         g.start()
         try:
-            g.wait_signals("db.maintenance")
-            g.wait_signals("db.unavailable")
+            running = g.wait_signal("db.maintenance", which="running")
+            self.assertEqual(fg.parse_rfc3339(running["at"]), start, "dated at the scheduled start")
+            down = g.wait_signal("db.unavailable")
+            self.assertEqual(down["state"], "MAINTENANCE")
             g.wait_source("cloudsql", "healthy")
             inc = g.rig.trigger(pagerduty.Incident(title="Editor returns 500s", service_name=harness.SERVICE_NAME))
             text = g.wait_operations(inc, f"Cloud SQL maintenance of {INSTANCE}", "#operations with the maintenance")

@@ -6,8 +6,10 @@
 #include "sources/cloudsql/parse.hpp"
 #include "sources/google/api.hpp"
 
-#include <map>
+#include <algorithm>
+#include <iterator>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 
 namespace runbookd::sources::cloudsql {
@@ -18,28 +20,28 @@ namespace asio = boost::asio;
 /// Pages followed in one poll at most: a runaway nextPageToken must not spin.
 constexpr int max_pages = 20;
 
-/// What the cloudsql jobs keep between runs: the newest point handed over, per metric.
+/// What the cloudsql jobs keep between runs: the end of the last complete monitoring read,
+/// the points handed over within the re-read window, and since when the instance has been
+/// in its state.
 struct cloudsql_state {
     net::http_client& http;
     google::credentials& creds;
     config cfg;
     google::config g;  ///< the project, the API URLs and the timeout (its key stays with `creds`)
     std::vector<metric> metrics;
-    std::map<std::string, wall_time> newest;
+    std::optional<wall_time> last_end = {};
+    handed_over handed = {};
+    instance_memory seen = {};
 
     asio::awaitable<poll_outcome> monitoring() {
-        // The window ends on the last whole minute before now: aligned 60 s buckets then keep
-        // their timestamps from poll to poll (a point is recognised as seen), and the minute
-        // still filling is read once it is complete.
-        const wall_time now =
-            std::chrono::floor<std::chrono::minutes>(loop::wall_now()) - std::chrono::minutes{1};
+        const read_window w = monitoring_window(cfg, loop::wall_now(), last_end);
         std::vector<signal> out;
-        std::map<std::string, wall_time> now_newest;
+        std::vector<std::pair<const metric*, point>> fresh;
         for (const metric& m : metrics) {
             std::vector<point> points;
             std::string token;
             for (int page = 0; page < max_pages; ++page) {
-                std::string url = time_series_url(cfg, g, m, now);
+                std::string url = time_series_url(cfg, g, m, w);
                 if (!token.empty()) {
                     url += "&pageToken=" + net::percent_encode(token);
                 }
@@ -52,16 +54,17 @@ struct cloudsql_state {
                 if (!parsed) {
                     co_return google::poll_failed(parsed.error().detail);
                 }
-                points.insert(points.end(), parsed->points.begin(), parsed->points.end());
+                points.insert(points.end(), std::make_move_iterator(parsed->points.begin()),
+                              std::make_move_iterator(parsed->points.end()));
                 token = std::move(parsed->next_page_token);
                 if (token.empty()) {
                     break;
                 }
             }
             // No series at all is "no data" (the agent lags, the instance is new): no signal.
-            const auto seen = newest.find(m.type);
-            for (auto it = points.rbegin(); it != points.rend(); ++it) {  // oldest first
-                if (seen != newest.end() && it->at <= seen->second) {
+            // Points come newest first; handed over oldest first, each at its own time.
+            for (auto it = points.rbegin(); it != points.rend(); ++it) {
+                if (handed.contains(m.type, *it)) {
                     continue;
                 }
                 signal s;
@@ -72,15 +75,17 @@ struct cloudsql_state {
                 s.source = "cloudsql";
                 s.set("instance", cfg.instance);
                 out.push_back(std::move(s));
-                auto& mark = now_newest.try_emplace(m.type, it->at).first->second;
-                mark = std::max(mark, it->at);
+                fresh.emplace_back(&m, std::move(*it));
             }
         }
-        // Marked as handed over only when every metric was read: a failed poll hands over
-        // nothing, and the next one looks at the same points again.
-        for (const auto& [type, at] : now_newest) {
-            newest[type] = at;
+        // Remembered only when every metric was read: a failed read hands over nothing, and
+        // the next one looks at the same points again (its window starts from the last
+        // complete read's end).
+        for (const auto& [m, p] : fresh) {
+            handed.remember(m->type, p);
         }
+        last_end = w.end;
+        handed.forget_before(w.end - cfg.reread);
         co_return poll_result{std::move(out)};
     }
 
@@ -100,7 +105,7 @@ struct cloudsql_state {
         if (!inst) {
             co_return google::poll_failed(inst.error().detail);
         }
-        co_return poll_result{instance_signals(*inst, cfg.instance, loop::wall_now())};
+        co_return poll_result{instance_signals(*inst, cfg.instance, loop::wall_now(), seen)};
     }
 };
 
@@ -163,13 +168,28 @@ std::vector<metric> default_metrics() {
     };
 }
 
-std::string time_series_url(const config& cfg, const google::config& g, const metric& m, wall_time end) {
+read_window monitoring_window(const config& cfg, wall_time now, std::optional<wall_time> last_end) {
+    // The window ends on the last whole minute before now: aligned 60 s buckets then keep
+    // their timestamps from read to read (a point is recognised as handed over), and the
+    // minute still filling is read once it is complete.
+    const wall_time end = std::chrono::floor<std::chrono::minutes>(now) - std::chrono::minutes{1};
+    if (!last_end) {
+        return {end - cfg.lookback, end};
+    }
+    // Back to `reread` before the last complete read's end, so that nothing between two
+    // reads is skipped after a failure; but after a long one, no further back than a first
+    // read (or the re-read window, when that is longer).
+    const wall_time start = std::max(*last_end - cfg.reread, end - std::max(cfg.lookback, cfg.reread));
+    return {std::min(start, end), end};
+}
+
+std::string time_series_url(const config& cfg, const google::config& g, const metric& m, const read_window& w) {
     const std::string filter = "metric.type=\"" + m.type + "\" AND resource.labels.database_id=\"" +
                                g.project + ":" + cfg.instance + "\"";
     return g.monitoring_url + "/v3/projects/" + net::percent_encode(g.project) +
            "/timeSeries?filter=" + net::percent_encode(filter) +
-           "&interval.startTime=" + net::percent_encode(format_rfc3339(end - cfg.lookback)) +
-           "&interval.endTime=" + net::percent_encode(format_rfc3339(end)) +
+           "&interval.startTime=" + net::percent_encode(format_rfc3339(w.start)) +
+           "&interval.endTime=" + net::percent_encode(format_rfc3339(w.end)) +
            "&aggregation.alignmentPeriod=60s&aggregation.perSeriesAligner=ALIGN_MEAN" +
            "&aggregation.crossSeriesReducer=" + m.reducer +
            "&aggregation.groupByFields=" + net::percent_encode("resource.label.database_id") + "&view=FULL";
@@ -184,8 +204,7 @@ std::vector<poll_job> poll_jobs(
 ) {
     google::config api = g;
     api.key_json = {};  // the jobs need the project and the URLs; the key stays with `creds`
-    auto state = std::make_shared<cloudsql_state>(cloudsql_state{
-        http, creds, cfg, std::move(api), std::move(metrics), {}});
+    auto state = std::make_shared<cloudsql_state>(cloudsql_state{http, creds, cfg, std::move(api), std::move(metrics)});
     return {
         {"monitoring", cfg.monitoring_interval, [state] { return state->monitoring(); }},
         {"instance", cfg.instance_interval, [state] { return state->instance(); }},

@@ -12,6 +12,7 @@
 #include "sources/source.hpp"
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -27,9 +28,11 @@ struct metric {
 /// db.cpu, db.memory and db.connections (num_backends, summed over databases).
 std::vector<metric> default_metrics();
 
-/// Jobs "monitoring" (every `cfg.monitoring_interval`, one query per metric) and "instance"
-/// (every `cfg.instance_interval`) for instance `cfg.instance` of project `g.project`, at
-/// `g`'s API URLs with `g.request_timeout`. Each point is handed over once, when first seen.
+/// Jobs "monitoring" (every `cfg.monitoring_interval`, one query per metric over
+/// monitoring_window) and "instance" (every `cfg.instance_interval`) for instance
+/// `cfg.instance` of project `g.project`, at `g`'s API URLs with `g.request_timeout`. Each
+/// point (metric, series, interval end) is handed over once, dated at its interval's end,
+/// when it first appears: a late point within `cfg.reread` of a read's end is still read.
 /// `http` and `creds` must outlive the jobs, which run on their executor.
 std::vector<poll_job> poll_jobs(
     net::http_client& http,
@@ -39,9 +42,19 @@ std::vector<poll_job> poll_jobs(
     std::vector<metric> metrics = default_metrics()
 );
 
-/// The timeSeries.list URL of `m` for [end - cfg.lookback, end], without a page token. The
-/// monitoring job ends its window on the last whole minute before now.
-std::string time_series_url(const config& cfg, const google::config& g, const metric& m, wall_time end);
+/// The interval one monitoring read asks for.
+struct read_window {
+    wall_time start;
+    wall_time end;
+};
+
+/// The read at `now`: ending on the last whole minute before `now`; starting `cfg.lookback`
+/// before that on the first read (`last_end` empty), else `cfg.reread` before the last
+/// complete read's end, but no further back than the longer of the two before this end.
+read_window monitoring_window(const config& cfg, wall_time now, std::optional<wall_time> last_end);
+
+/// The timeSeries.list URL of `m` for `w`, without a page token.
+std::string time_series_url(const config& cfg, const google::config& g, const metric& m, const read_window& w);
 
 /// The cloudsql source, with its own HTTPS client (trusting `g.ca_file`) and Google
 /// credentials (`g`'s key file, else the metadata server); the key's private key goes to

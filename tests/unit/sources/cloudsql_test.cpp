@@ -4,6 +4,8 @@
 #include "fakes/io.hpp"
 #include "fakes/manual_time.hpp"
 #include "fakes/scripted_http.hpp"
+#include "loop/clock.hpp"
+#include "net/url.hpp"
 #include "sources/cloudsql/parse.hpp"
 #include "sources/cloudsql/source.hpp"
 
@@ -65,32 +67,98 @@ TEST(cloudsql_instance, reads_state_window_and_scheduled_maintenance) {
         "state":"RUNNABLE","databaseVersion":"POSTGRES_15",
         "settings":{"tier":"db-custom-2-7680","activationPolicy":"ALWAYS",
           "maintenanceWindow":{"kind":"sql#maintenanceWindow","day":2,"hour":15,"updateTrack":"stable"}},
-        "scheduledMaintenance":{"startTime":"2026-03-05T15:30:00Z","canReschedule":true}})");
+        "scheduledMaintenance":{"startTime":"2026-03-05T15:30:00Z","canDefer":true,"canReschedule":false,
+          "scheduleDeadlineTime":"2026-03-14T00:00:00Z"}})");
     ASSERT_TRUE(inst);
     EXPECT_EQ(inst->window_day, 2);  // Tuesday
     EXPECT_EQ(inst->window_hour, 15);
     EXPECT_EQ(inst->update_track, "stable");
-    const auto signals = instance_signals(*inst, "p:inst", now);
-    ASSERT_EQ(signals.size(), 1u);  // serving, maintenance started 30 min ago
-    EXPECT_EQ(signals[0].kind, "db.maintenance");
-    EXPECT_EQ(signals[0].at, *parse_rfc3339("2026-03-05T15:30:00Z"));
-    EXPECT_EQ(label(signals[0], "start"), "15:30 UTC");
-    EXPECT_EQ(label(signals[0], "end"), "16:30 UTC");
+    EXPECT_EQ(inst->can_reschedule, false);
+    EXPECT_EQ(inst->schedule_deadline, fakes::at("2026-03-14T00:00:00Z"));
+    instance_memory memory;
+    const auto signals = instance_signals(*inst, "dark-west", now, memory);  // Thursday 16:00
+    ASSERT_EQ(signals.size(), 3u) << "serving: the scheduled maintenance and the window, last and next";
+    const signal& scheduled = signals[0];
+    EXPECT_EQ(scheduled.kind, "db.maintenance");
+    EXPECT_EQ(label(scheduled, "which"), "scheduled");
+    EXPECT_EQ(scheduled.at, fakes::at("2026-03-05T15:30:00Z")) << "dated at the scheduled start";
+    EXPECT_FALSE(scheduled.seen);
+    EXPECT_EQ(label(scheduled, "start"), "15:30 UTC");
+    EXPECT_EQ(label(scheduled, "end"), "16:30 UTC");
+    EXPECT_EQ(label(scheduled, "update_track"), "stable");
+    EXPECT_EQ(label(scheduled, "can_reschedule"), "false");
+    EXPECT_EQ(label(scheduled, "deadline"), "2026-03-14T00:00:00Z");
+    EXPECT_EQ(label(signals[1], "which"), "window");
+    EXPECT_EQ(signals[1].at, fakes::at("2026-03-03T15:00:00Z")) << "Tuesday's window";
+    EXPECT_EQ(label(signals[1], "end"), "16:00 UTC");
+    EXPECT_EQ(signals[2].at, fakes::at("2026-03-10T15:00:00Z")) << "next Tuesday's";
+    EXPECT_EQ(label(signals[2], "can_reschedule"), "");
 
-    // In maintenance; stopped by its owner; maintenance next week is not told yet.
-    auto down = *inst;
-    down.state = "MAINTENANCE";
-    down.scheduled_start = *parse_rfc3339("2026-03-12T15:00:00Z");
-    const auto in_maintenance = instance_signals(down, "p:inst", now);
-    ASSERT_EQ(in_maintenance.size(), 1u);
-    EXPECT_EQ(in_maintenance[0].kind, "db.unavailable");
-    EXPECT_EQ(label(in_maintenance[0], "state"), "MAINTENANCE");
-    auto stopped = *inst;
-    stopped.activation_policy = "NEVER";
-    stopped.scheduled_start.reset();
-    EXPECT_EQ(label(instance_signals(stopped, "p:inst", now).at(0), "state"), "STOPPED");
+    // A maintenance scheduled days ahead is dated then: ranking counts it only from then.
+    auto ahead = *inst;
+    ahead.scheduled_start = fakes::at("2026-03-12T15:00:00Z");
+    EXPECT_EQ(instance_signals(ahead, "dark-west", now, memory).at(0).at, fakes::at("2026-03-12T15:00:00Z"));
+
     EXPECT_FALSE(parse_sql_instance(R"({"name":"inst"})").has_value());
     EXPECT_FALSE(parse_sql_instance("[]").has_value());
+}
+
+TEST(cloudsql_instance, a_state_is_dated_when_first_seen_and_running_maintenance_by_the_world_where_it_can) {
+    sql_instance inst;
+    inst.state = "MAINTENANCE";
+    inst.activation_policy = "ALWAYS";
+    inst.window_day = 2;  // Tuesday 15:00: not now
+    inst.window_hour = 15;
+    instance_memory memory;
+    auto got = instance_signals(inst, "dark-west", now, memory);
+    ASSERT_EQ(got.size(), 4u);
+    EXPECT_EQ(got[0].kind, "db.unavailable");
+    EXPECT_EQ(label(got[0], "state"), "MAINTENANCE");
+    EXPECT_EQ(got[0].at, now);
+    EXPECT_TRUE(got[0].seen) << "the API gives no time for a state";
+    const signal& running = got[3];
+    EXPECT_EQ(label(running, "which"), "running");
+    EXPECT_TRUE(running.seen) << "no scheduled start, outside the window: when first seen";
+    EXPECT_EQ(running.at, now);
+    EXPECT_EQ(label(running, "end"), "");
+
+    // Read again later: the same facts at the same times (signal_log drops the repeats).
+    const auto again = instance_signals(inst, "dark-west", now + 5min, memory);
+    ASSERT_EQ(again.size(), 4u);
+    EXPECT_EQ(again[0].at, now);
+    EXPECT_EQ(again[3].at, now);
+
+    // Inside the window (Thursday 16:00-17:00), running maintenance is dated at its start.
+    inst.window_day = 4;
+    inst.window_hour = 16;
+    got = instance_signals(inst, "dark-west", now + 20min, memory);
+    EXPECT_EQ(got.back().at, fakes::at("2026-03-05T16:00:00Z"));
+    EXPECT_FALSE(got.back().seen);
+    EXPECT_EQ(label(got.back(), "end"), "17:00 UTC");
+    // A scheduled start that has passed dates it first.
+    inst.scheduled_start = fakes::at("2026-03-05T15:58:00Z");
+    got = instance_signals(inst, "dark-west", now + 20min, memory);
+    EXPECT_EQ(got.back().at, fakes::at("2026-03-05T15:58:00Z"));
+
+    // Serving again, then stopped by its owner: a new state, a new first sighting.
+    inst = sql_instance{};
+    inst.state = "RUNNABLE";
+    inst.activation_policy = "ALWAYS";
+    EXPECT_TRUE(instance_signals(inst, "dark-west", now + 30min, memory).empty());
+    inst.activation_policy = "NEVER";
+    got = instance_signals(inst, "dark-west", now + 40min, memory);
+    ASSERT_EQ(got.size(), 1u);
+    EXPECT_EQ(label(got[0], "state"), "STOPPED");
+    EXPECT_EQ(got[0].at, now + 40min);
+}
+
+TEST(cloudsql_instance, the_window_that_began_last) {
+    // 2026-03-05 is a Thursday.
+    EXPECT_EQ(last_window_start(4, 16, now), fakes::at("2026-03-05T16:00:00Z")) << "starting now";
+    EXPECT_EQ(last_window_start(4, 17, now), fakes::at("2026-02-26T17:00:00Z")) << "later today: last week";
+    EXPECT_EQ(last_window_start(5, 0, now), fakes::at("2026-02-27T00:00:00Z"));
+    EXPECT_EQ(last_window_start(7, 3, now), fakes::at("2026-03-01T03:00:00Z"));
+    EXPECT_EQ(last_window_start(1, 0, now), fakes::at("2026-03-02T00:00:00Z"));
 }
 
 struct harness {
@@ -173,7 +241,8 @@ TEST(CloudSqlJobs, TheQueryNamesOneMetricAndTheInstanceWithAWindowEndingNow) {
     c.instance = "dark-west";
     google::config g;
     g.project = "acme";
-    const auto url = time_series_url(c, g, default_metrics()[0], fakes::at("2026-03-05T16:00:00Z"));
+    const auto w = monitoring_window(c, fakes::at("2026-03-05T16:01:30Z"), std::nullopt);
+    const auto url = time_series_url(c, g, default_metrics()[0], w);
     EXPECT_EQ(
         url,
         "https://monitoring.googleapis.com/v3/projects/acme/timeSeries?filter="
@@ -184,6 +253,132 @@ TEST(CloudSqlJobs, TheQueryNamesOneMetricAndTheInstanceWithAWindowEndingNow) {
         "&aggregation.crossSeriesReducer=REDUCE_MAX&aggregation.groupByFields=resource.label.database_id"
         "&view=FULL"
     );
+}
+
+TEST(CloudSqlJobs, TheFirstReadLooksBackTheLookbackLaterOnesReReadTheTrailingWindow) {
+    config c;  // lookback 15m, reread 10m
+    const wall_time t = fakes::at("2026-03-05T16:00:00Z");
+    auto w = monitoring_window(c, t + 1min + 30s, std::nullopt);
+    EXPECT_EQ(w.end, t);
+    EXPECT_EQ(w.start, t - 15min);
+    w = monitoring_window(c, t + 2min + 30s, t);
+    EXPECT_EQ(w.end, t + 1min);
+    EXPECT_EQ(w.start, t - 10min) << "reread before the last read's end";
+    w = monitoring_window(c, t + 5min, t);
+    EXPECT_EQ(w.start, t - 10min) << "after failed reads, from the last complete one";
+    w = monitoring_window(c, t + 3h, t);
+    EXPECT_EQ(w.start, t + 3h - 1min - 15min) << "after a long failure, no further back than lookback";
+    c.reread = 0ms;
+    w = monitoring_window(c, t + 2min + 30s, t);
+    EXPECT_EQ(w.start, t) << "no re-read: from the last end on";
+}
+
+TEST(CloudSqlJobs, ALatePointIsHandedOverOnceWhenItAppearsAtItsOwnTime) {
+    cloudsql_rig r;  // 16:00:00.5: reads end at 15:59
+    r.token();
+    // 15:58 is not visible yet.
+    r.http.push_reply(200, series({{"2026-03-05T15:59:00Z", 0.50}, {"2026-03-05T15:57:00Z", 0.40}}));
+    auto first = r.run(r.jobs[0]);
+    ASSERT_TRUE(first);
+    ASSERT_EQ(first->signals.size(), 2u);
+
+    r.clock.advance(1min);  // reads end at 16:00, and re-read from 15:49
+    r.http.push_reply(
+        200,
+        series(
+            {{"2026-03-05T16:00:00Z", 0.60},
+             {"2026-03-05T15:59:00Z", 0.50},
+             {"2026-03-05T15:58:00Z", 0.97},
+             {"2026-03-05T15:57:00Z", 0.40}}
+        )
+    );
+    auto second = r.run(r.jobs[0]);
+    ASSERT_TRUE(second);
+    EXPECT_NE(r.http.calls.back().url.find("interval.startTime=2026-03-05T15%3A49%3A00.000Z"), std::string::npos)
+        << r.http.calls.back().url;
+    ASSERT_EQ(second->signals.size(), 2u) << "the late point and the new one, nothing twice";
+    EXPECT_EQ(second->signals[0].at, fakes::at("2026-03-05T15:58:00Z")) << "dated at its own time";
+    EXPECT_EQ(second->signals[0].value, 0.97);
+    EXPECT_EQ(second->signals[1].at, fakes::at("2026-03-05T16:00:00Z"));
+
+    // The same answer again: everything in it was handed over.
+    r.clock.advance(1min);
+    r.http.push_reply(
+        200, series({{"2026-03-05T16:00:00Z", 0.60}, {"2026-03-05T15:58:00Z", 0.97}, {"2026-03-05T15:57:00Z", 0.40}})
+    );
+    auto third = r.run(r.jobs[0]);
+    ASSERT_TRUE(third);
+    EXPECT_TRUE(third->signals.empty());
+}
+
+TEST(CloudSqlJobs, AFailedReadHandsNothingOverAndTheNextReadsFromTheLastCompleteOne) {
+    cloudsql_rig r;
+    r.token();
+    r.http.push_reply(200, series({{"2026-03-05T15:59:00Z", 0.50}}));
+    ASSERT_TRUE(r.run(r.jobs[0]));
+    r.clock.advance(30min);
+    r.http.push_reply(503, R"({"error":{"code":503,"message":"later","status":"UNAVAILABLE"}})");
+    ASSERT_FALSE(r.run(r.jobs[0]));
+    r.http.push_reply(200, series({{"2026-03-05T16:29:00Z", 0.70}, {"2026-03-05T15:59:00Z", 0.50}}));
+    auto got = r.run(r.jobs[0]);
+    ASSERT_TRUE(got);
+    EXPECT_NE(r.http.calls.back().url.find("interval.startTime=2026-03-05T16%3A14%3A00.000Z"), std::string::npos)
+        << "30 minutes later: no further back than lookback (15m) " << r.http.calls.back().url;
+    ASSERT_EQ(got->signals.size(), 1u);
+    EXPECT_EQ(got->signals[0].value, 0.70);
+}
+
+TEST(CloudSqlJobs, ReadsAMinuteApartHandEachPointOverOnceToTheWindowsEdge) {
+    cloudsql_rig r;
+    r.token();
+    // Every read is answered with a point each minute of the window it asks for, edges
+    // included, for 50 reads (within the token's hour): the first window's 16 points, then
+    // one new point a read.
+    std::size_t handed = 0;
+    std::optional<wall_time> last;
+    for (int read = 0; read < 50; ++read) {
+        const auto w = monitoring_window(config{}, loop::wall_now(), last);
+        last = w.end;
+        json points = json::array();
+        for (wall_time t = w.end; t >= w.start; t -= 1min) {
+            points.push_back({{"interval", {{"endTime", format_rfc3339(t)}}}, {"value", {{"doubleValue", 0.5}}}});
+        }
+        r.http.push_reply(200, json{{"timeSeries", {{{"points", points}}}}}.dump());
+        auto got = r.run(r.jobs[0]);
+        ASSERT_TRUE(got);
+        EXPECT_NE(r.http.calls.back().url.find(net::percent_encode(format_rfc3339(w.start))), std::string::npos);
+        handed += got->signals.size();
+        r.clock.advance(1min);
+    }
+    EXPECT_EQ(handed, 16u + 49u);
+}
+
+TEST(cloudsql_handed_over, remembers_points_by_metric_series_and_time_and_forgets_by_time) {
+    handed_over h;
+    const wall_time t = fakes::at("2026-03-05T16:00:00Z");
+    const point a{t, 0.5, R"({"metric":null,"resource":{"database_id":"p:a"}})"};
+    point b = a;
+    b.series = R"({"metric":null,"resource":{"database_id":"p:b"}})";
+    EXPECT_FALSE(h.contains("cpu", a));
+    h.remember("cpu", a);
+    EXPECT_TRUE(h.contains("cpu", a));
+    EXPECT_FALSE(h.contains("cpu", b)) << "another series";
+    EXPECT_FALSE(h.contains("memory", a)) << "another metric";
+    point later = a;
+    later.at = t + 1min;
+    h.remember("cpu", later);
+    h.forget_before(t + 1min);
+    EXPECT_FALSE(h.contains("cpu", a));
+    EXPECT_TRUE(h.contains("cpu", later)) << "kept from the bound on";
+    // A read every minute, forgetting what is older than 10 minutes: never more than 11 a series.
+    handed_over bounded;
+    for (int minute = 0; minute < 24 * 60; ++minute) {
+        for (int back = 0; back < 15; ++back) {
+            bounded.remember("cpu", point{t + std::chrono::minutes{minute - back}, 0, "s"});
+        }
+        bounded.forget_before(t + std::chrono::minutes{minute} - 10min);
+        ASSERT_LE(bounded.size(), 11u) << minute;
+    }
 }
 
 TEST(CloudSqlJobs, A401DropsTheTokenAnd429sCarryTheirRetryAfter) {
@@ -215,9 +410,11 @@ TEST(CloudSqlJobs, TheInstanceJobReadsStateAndMaintenance) {
     auto got = r.run(r.jobs[1]);
     ASSERT_TRUE(got);
     EXPECT_EQ(r.http.calls[1].url, "https://sqladmin.googleapis.com/v1/projects/acme/instances/dark-west");
-    ASSERT_EQ(got->signals.size(), 2u);
+    ASSERT_EQ(got->signals.size(), 3u);
     EXPECT_EQ(got->signals[0].kind, "db.unavailable");
     EXPECT_EQ(got->signals[1].kind, "db.maintenance");
+    EXPECT_EQ(*got->signals[2].find("which"), "running");
+    EXPECT_EQ(got->signals[2].at, fakes::at("2026-03-05T15:55:00Z"));
     r.http.push_reply(200, "not json");
     got = r.run(r.jobs[1]);
     ASSERT_FALSE(got);
