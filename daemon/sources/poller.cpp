@@ -80,7 +80,7 @@ struct poller::impl : std::enable_shared_from_this<impl> {
     bool stopping = false;
 
     /// Sleeps until `until`, a refresh request for job `index`, or stop.
-    asio::awaitable<void> sleep_until(std::size_t index, loop::steady_clock::time_point until) {
+    asio::awaitable<void> rest_until(std::size_t index, loop::steady_clock::time_point until) {
         loop::timer t{executor};
         waits.push_back(&t);
         sleeping[index] = &t;
@@ -197,7 +197,7 @@ struct poller::impl : std::enable_shared_from_this<impl> {
         auto due = loop::steady_clock::now();
         while (!self->stopping) {
             if (loop::steady_clock::now() < due && self->refreshes[index].empty()) {
-                co_await self->sleep_until(index, due);
+                co_await self->rest_until(index, due);
                 continue;
             }
             const bool periodic = loop::steady_clock::now() >= due;
