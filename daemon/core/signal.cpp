@@ -153,6 +153,12 @@ constexpr std::array catalogue{
         "db.unavailable", "cloudsql", unavailable_labels, "", "the Cloud SQL instance is not serving"},
     signal_kind{"gcp.incident", "gcp_status", gcp_labels, "", "a Google Cloud status incident"},
     signal_kind{
+        "pagerduty.maintenance",
+        "pagerduty_api",
+        pd_maintenance_labels,
+        "",
+        "a PagerDuty maintenance window, ongoing or upcoming"},
+    signal_kind{
         "deploy.ci",
         "deploys",
         deploy_labels,

@@ -18,6 +18,14 @@ Implements, on ``fake_https`` (HTTPS with ``harness.test_pki()``):
   (drops ``notify_log_entry``), ``include[]=incidents`` (the whole incident instead of a
   reference), ``limit``/``offset`` as ``/incidents`` (the same 10000 bound). Answers
   ``{"log_entries", "limit", "offset", "more", "total": null}``.
+* ``GET /maintenance_windows``: the windows ``add_maintenance_window`` made, ``filter``
+  (``past``, ``future``, ``ongoing``, ``open`` = ongoing or future, ``all``; absent: all;
+  another value is a 400), ``service_ids[]``, ``query`` (in the description), ``limit``/
+  ``offset`` as ``/incidents``; ordered by start_time. Each window is REST-shaped: ``id``,
+  ``type``, ``summary``, ``self``, ``html_url``, ``sequence_number``, ``start_time``,
+  ``end_time``, ``description``, ``created_by``, ``services[]`` and ``teams[]`` as
+  references (``id``, ``type``, ``summary``, ``self``, ``html_url``). Answers
+  ``{"maintenance_windows", "limit", "offset", "more", "total": null}``.
 * Every request needs ``Authorization: Token token=<token>`` (else 401, code 2006). Every
   answer carries ``ratelimit-limit``/``ratelimit-remaining``/``ratelimit-reset``; with
   ``rate_limit`` set, requests past it in one window get 429 (code 2020).
@@ -65,6 +73,7 @@ class FakePagerDuty(fake_https.FakeHTTPS):
         self.alerts: dict[str, list] = {}
         self.notes: dict[str, list] = {}
         self.log: list[dict] = []
+        self.maintenance_windows: list[dict] = []
         self.rate_limit: Optional[int] = None  # requests per window; None: unlimited
         self.rate_window = 60.0
         self._window_start = time.monotonic()
@@ -155,6 +164,27 @@ class FakePagerDuty(fake_https.FakeHTTPS):
         self.log.append(entry)
         return entry
 
+    def add_maintenance_window(self, id: str, start: datetime, end: datetime, description: str = "",
+                               services: tuple = (("PDB0001", "Postgres"),)) -> dict:
+        """A maintenance window on ``services`` ((id, name) pairs) from ``start`` to ``end``,
+        as PagerDuty keeps it (a start in the past is when it began)."""
+        window = {
+            "id": id, "type": "maintenance_window", "summary": description,
+            "self": f"https://api.pagerduty.com/maintenance_windows/{id}",
+            "html_url": f"https://acme.pagerduty.com/maintenance_windows/{id}",
+            "sequence_number": len(self.maintenance_windows) + 1,
+            "start_time": iso(start), "end_time": iso(end), "description": description,
+            "created_by": {"id": "PUSER1", "type": "user_reference", "summary": "Ada Lovelace"},
+            "services": [{"id": sid, "type": "service_reference", "summary": name,
+                          "self": f"https://api.pagerduty.com/services/{sid}",
+                          "html_url": f"https://acme.pagerduty.com/service-directory/{sid}"}
+                         for sid, name in services],
+            "teams": [],
+        }
+        with self._data_lock:
+            self.maintenance_windows.append(window)
+        return window
+
     def add_many(self, n: int, prefix: str = "PB") -> list[str]:
         """`n` triggered incidents (ids prefix + number), created a second apart."""
         base = datetime.now(timezone.utc) - timedelta(seconds=n)
@@ -205,6 +235,8 @@ class FakePagerDuty(fake_https.FakeHTTPS):
                 self._send_json(h, rec, 200, body, headers)
         elif parts == ["log_entries"]:
             self._log_entries(h, rec, headers)
+        elif parts == ["maintenance_windows"]:
+            self._maintenance_windows(h, rec, headers)
         elif len(parts) == 3 and parts[0] == "incidents" and parts[2] == "notes":
             with self._data_lock:
                 known = parts[1] in self.incidents
@@ -261,6 +293,33 @@ class FakePagerDuty(fake_https.FakeHTTPS):
                     and (everything or i["created_at"] >= horizon)]
         rows.sort(key=lambda i: (i[field_name], i["id"]), reverse=direction == "desc")
         self._send_json(h, rec, 200, {"incidents": rows[offset:offset + limit], "limit": limit,
+                                      "offset": offset, "more": offset + limit < len(rows),
+                                      "total": None}, headers)
+
+    def _maintenance_windows(self, h, rec, headers):
+        limit, offset = self._paging(rec, h, headers)
+        if limit is None:
+            return
+        which = rec.query.get("filter", "all")
+        if which not in ("past", "future", "ongoing", "open", "all"):
+            self._send_json(h, rec, 400, error("Invalid Input Provided", 2001), headers)
+            return
+        services = {v for k, v in rec.query_list if k == "service_ids[]"}
+        text = rec.query.get("query", "").lower()
+        now = datetime.now(timezone.utc)
+
+        def state(w: dict) -> str:
+            start = datetime.fromisoformat(w["start_time"])
+            end = datetime.fromisoformat(w["end_time"])
+            return "past" if end <= now else "future" if start > now else "ongoing"
+
+        with self._data_lock:
+            rows = [dict(w) for w in self.maintenance_windows
+                    if (which == "all" or state(w) == which or (which == "open" and state(w) != "past"))
+                    and (not services or any(s["id"] in services for s in w["services"]))
+                    and text in w["description"].lower()]
+        rows.sort(key=lambda w: (w["start_time"], w["id"]))
+        self._send_json(h, rec, 200, {"maintenance_windows": rows[offset:offset + limit], "limit": limit,
                                       "offset": offset, "more": offset + limit < len(rows),
                                       "total": None}, headers)
 

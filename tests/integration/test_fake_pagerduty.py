@@ -1,7 +1,7 @@
 """fake_pagerduty on its own: pagination with `more`, the offset bound's 400, status and
 service filters, date_range, 401 and 429 with the ratelimit-* headers; the log entries its
 changes leave (since/until, is_overview, include[]=incidents, pagination, errors) and the
-incident's notes."""
+incident's notes; the maintenance windows by filter, service and description."""
 
 from __future__ import annotations
 
@@ -54,6 +54,32 @@ class FakePagerDutyTest(unittest.TestCase):
         self.assertIn("10000", body["error"]["message"])
         _, _, body = self.get("/incidents?statuses[]=resolved&limit=5")
         self.assertEqual([i["id"] for i in body["incidents"]], ["PB00003"])
+
+    def test_maintenance_windows(self):
+        now = datetime.now(timezone.utc)
+        self.fake.add_maintenance_window("PWPAST", now - timedelta(hours=3), now - timedelta(hours=2), "old")
+        self.fake.add_maintenance_window("PWNOW", now - timedelta(minutes=5), now + timedelta(hours=1),
+                                         "Postgres 16 upgrade", services=(("PDB0001", "Postgres"), ("PAPI002", "API")))
+        self.fake.add_maintenance_window("PWSOON", now + timedelta(minutes=30), now + timedelta(hours=2), "DNS move",
+                                         services=(("PDNS003", "DNS"),))
+        ids = lambda body: [w["id"] for w in body["maintenance_windows"]]
+        for which, want in (("ongoing", ["PWNOW"]), ("future", ["PWSOON"]), ("past", ["PWPAST"]),
+                            ("open", ["PWNOW", "PWSOON"]), ("all", ["PWPAST", "PWNOW", "PWSOON"])):
+            with self.subTest(which=which):
+                status, _, body = self.get(f"/maintenance_windows?filter={which}")
+                self.assertEqual((status, ids(body)), (200, want))
+        _, _, body = self.get("/maintenance_windows?filter=open&service_ids[]=PAPI002")
+        self.assertEqual(ids(body), ["PWNOW"])
+        w = body["maintenance_windows"][0]
+        self.assertEqual([s["id"] for s in w["services"]], ["PDB0001", "PAPI002"])
+        self.assertEqual(w["services"][0]["type"], "service_reference")
+        self.assertEqual(datetime.fromisoformat(w["start_time"]), (now - timedelta(minutes=5)).replace(microsecond=0))
+        _, _, body = self.get("/maintenance_windows?query=dns")
+        self.assertEqual(ids(body), ["PWSOON"])
+        _, _, body = self.get("/maintenance_windows?limit=1&offset=1")
+        self.assertEqual((ids(body), body["more"]), (["PWNOW"], True))
+        status, _, _ = self.get("/maintenance_windows?filter=soon")
+        self.assertEqual(status, 400)
 
     def test_auth_and_rate_limit(self):
         status, _, body = self.get("/incidents", token="wrong")

@@ -12,6 +12,10 @@
   note as the latest news, dated when it was written, and the resolved post goes out once,
   without a ``GET /incidents/{id}``; the note is asked for once, not at every reconciliation
   that reads it again;
+* maintenance windows (``GET /maintenance_windows?filter=open``): an ongoing window and one
+  starting within the hour become ``pagerduty.maintenance`` signals dated at their start, with
+  the services, description and link; one starting later does not (yet); ``maintenance_windows:
+  false`` reads none;
 * a refused key (401), rate limiting (429 with ratelimit-reset), a 5xx, a malformed body
   and a slow API turn the source failing with a clear error (log line and
   ``runbookd_source_up{source="pagerduty_api"}`` 0), the daemon keeps running, and the source
@@ -34,13 +38,14 @@ TOKEN = "u+PDAPI-" + harness.unique_token(20)
 
 
 class Rig(harness.SourceRig):
-    def __init__(self, interval: str, timeout: str = "2s", overrides: Optional[dict] = None):
+    def __init__(self, interval: str, timeout: str = "2s", overrides: Optional[dict] = None,
+                 api: Optional[dict] = None):
         self.fake = fake_pagerduty.FakePagerDuty(token=TOKEN).start()
         pki = harness.test_pki()
         self.rig = harness.DaemonWithDiscord({
             "log": {"level": "debug"},
             "pagerduty_api": {"token": "${PD_API_TOKEN}", "url": self.fake.url, "ca_file": pki.ca_cert,
-                              "interval": interval, "timeout": timeout},
+                              "interval": interval, "timeout": timeout, **(api or {})},
             **(overrides or {}),
         }, name="pagerduty_api")
         self.env = {"PD_API_TOKEN": TOKEN}
@@ -79,7 +84,9 @@ def hhmm(t: datetime) -> str:
 
 class PagerDutyApiTest(unittest.TestCase):
     def test_restart_posts_a_late_notice_within_one_reconciliation(self):
-        rig = Rig(interval="60s").start()  # one reconciliation at start, the next a minute on
+        # One reconciliation at start, the next a minute on; no page-time refresh (which would
+        # run one more as the incident opens), so that any second listing would be a retry.
+        rig = Rig(interval="60s", overrides={"operations": {"gather_deadline": "0s"}}).start()
         try:
             rig.wait_source("pagerduty_api", "healthy")
             inc = pagerduty.Incident()
@@ -177,6 +184,51 @@ class PagerDutyApiTest(unittest.TestCase):
             asked = [r for r in rig.fake.snapshot_requests() if r.path == f"/incidents/{inc.id}/notes"]
             self.assertEqual(len(asked), 1, rig.diagnostics())
             self.assertEqual(rig.metric("runbookd_pagerduty_api_events_total", status="annotated"), 1)
+        finally:
+            rig.close()
+
+    def test_maintenance_windows_are_signals_dated_at_their_start(self):
+        rig = Rig(interval="1s")
+        now = datetime.now(timezone.utc).replace(microsecond=0)
+        began = now - timedelta(minutes=20)
+        rig.fake.add_maintenance_window("PWNOW", began, now + timedelta(hours=1), "Postgres 16 upgrade",
+                                        services=(("PDB0001", "Postgres"), ("PAPI002", "API")))
+        soon = now + timedelta(minutes=30)
+        rig.fake.add_maintenance_window("PWSOON", soon, soon + timedelta(hours=1), "DNS move",
+                                        services=(("PDNS003", "DNS"),))
+        rig.fake.add_maintenance_window("PWLATER", now + timedelta(hours=5), now + timedelta(hours=6), "later")
+        rig.fake.add_maintenance_window("PWPAST", now - timedelta(hours=3), now - timedelta(hours=2), "done")
+        rig.start()
+        try:
+            ongoing = rig.wait_signal("pagerduty.maintenance", subject="PWNOW")
+            self.assertEqual(ongoing["source"], "pagerduty_api")
+            self.assertEqual(datetime.fromisoformat(ongoing["at"]), began)
+            self.assertEqual(ongoing["services"], "PDB0001,PAPI002")
+            self.assertEqual(ongoing["service_names"], "Postgres, API")
+            self.assertEqual(ongoing["description"], "Postgres 16 upgrade")
+            self.assertEqual((ongoing["start"], ongoing["end"]),
+                             (hhmm(began), hhmm(now + timedelta(hours=1))))
+            self.assertEqual(ongoing["url"], "https://acme.pagerduty.com/maintenance_windows/PWNOW")
+            upcoming = rig.wait_signal("pagerduty.maintenance", subject="PWSOON")
+            self.assertEqual(datetime.fromisoformat(upcoming["at"]), soon)
+            asked = lambda: [r for r in rig.fake.snapshot_requests() if r.path == "/maintenance_windows"]
+            harness.wait_for(lambda: len(asked()) >= 3, 10, "three reads of the windows", diagnostics=rig.diagnostics)
+            self.assertIn(("filter", "open"), asked()[0].query_list)
+            self.assertEqual({s["subject"] for s in rig.signals("pagerduty.maintenance")}, {"PWNOW", "PWSOON"})
+            self.assertGreaterEqual(rig.metric("runbookd_pagerduty_api_requests_total",
+                                               endpoint="maintenance_windows", outcome="ok"), 3)
+        finally:
+            rig.close()
+
+    def test_maintenance_windows_can_be_left_unread(self):
+        rig = Rig(interval="1s", api={"maintenance_windows": False})
+        rig.fake.add_maintenance_window("PWNOW", datetime.now(timezone.utc) - timedelta(minutes=5),
+                                        datetime.now(timezone.utc) + timedelta(hours=1), "upgrade")
+        rig.start()
+        try:
+            harness.wait_for(lambda: rig.listings() >= 3, 10, "three reconciliations", diagnostics=rig.diagnostics)
+            self.assertEqual([r for r in rig.fake.snapshot_requests() if r.path == "/maintenance_windows"], [])
+            self.assertEqual(rig.signals("pagerduty.maintenance"), [])
         finally:
             rig.close()
 

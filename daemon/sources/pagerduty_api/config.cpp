@@ -15,6 +15,7 @@ void read(yaml::section& s, config& out) {
          "service_ids",
          "lookups_per_poll",
          "alerts",
+         "maintenance_windows",
          "log_entries_per_poll",
          "log_lookback",
          "ca_file"}
@@ -29,6 +30,7 @@ void read(yaml::section& s, config& out) {
     s.get("service_ids", out.service_ids);
     s.get("lookups_per_poll", out.lookups_per_poll, 0);
     s.get("alerts", out.alerts);
+    s.get("maintenance_windows", out.maintenance_windows);
     s.get("log_entries_per_poll", out.log_entries_per_poll, 0);
     s.get("log_lookback", out.log_lookback, 1min);
     s.file("ca_file", out.ca_file, "CA file");

@@ -34,6 +34,9 @@ struct config {
     /// it is read from the last reconciliation that read it.
     std::chrono::milliseconds log_lookback = std::chrono::hours{1};
     bool alerts = true;   ///< fetch each open incident's first alert (summary, custom details)
+    /// Read the maintenance windows (`GET /maintenance_windows`) every `interval`: planned
+    /// work, as pagerduty.maintenance signals.
+    bool maintenance_windows = true;
     std::string ca_file;  ///< trust this CA bundle instead of the system store (tests)
 
     bool enabled() const noexcept { return !token.empty(); }

@@ -62,6 +62,28 @@ std::optional<json> parse_json(std::string_view body) {
     return j;
 }
 
+/// One page of a list endpoint (`GET /incidents`, `/log_entries`, `/maintenance_windows`):
+/// the array under `key` and `more`.
+struct listing {
+    json doc;
+    std::string key;
+    bool more = false;
+    const json& items() const { return field(doc, key); }
+};
+
+/// `what` names the list in errors ("the incident list").
+result<listing> read_listing(std::string_view body, std::string_view key, std::string_view what) {
+    auto j = parse_json(body);
+    if (!j || !j->is_object()) {
+        return bad(std::string{what} + " is not a JSON object");
+    }
+    if (!field(*j, key).is_array()) {
+        return bad(std::string{what} + " has no \"" + std::string{key} + "\" array");
+    }
+    const bool more = field(*j, "more").is_boolean() && field(*j, "more").get<bool>();
+    return listing{std::move(*j), std::string{key}, more};
+}
+
 /// nullopt when `j` lacks a usable id or status.
 std::optional<api_incident> incident_from(const json& j) {
     if (!j.is_object()) {
@@ -153,17 +175,13 @@ bool valid_id(std::string_view id) noexcept {
 }
 
 result<incident_page> parse_incident_page(std::string_view body, std::size_t max_incidents) {
-    const auto j = parse_json(body);
-    if (!j || !j->is_object()) {
-        return bad("the incident list is not a JSON object");
-    }
-    const json& list = field(*j, "incidents");
-    if (!list.is_array()) {
-        return bad("the incident list has no \"incidents\" array");
+    const auto list = read_listing(body, "incidents", "the incident list");
+    if (!list) {
+        return list.error();
     }
     incident_page page;
-    page.more = field(*j, "more").is_boolean() && field(*j, "more").get<bool>();
-    for (const auto& item : list) {
+    page.more = list->more;
+    for (const auto& item : list->items()) {
         auto inc = incident_from(item);
         if (!inc || page.incidents.size() >= max_incidents) {
             page.skipped += 1;
@@ -236,18 +254,14 @@ log_kind log_kind_of(std::string_view type) noexcept {
 }
 
 result<log_page> parse_log_page(std::string_view body, std::size_t max_entries) {
-    const auto j = parse_json(body);
-    if (!j || !j->is_object()) {
-        return bad("the log entry list is not a JSON object");
-    }
-    const json& list = field(*j, "log_entries");
-    if (!list.is_array()) {
-        return bad("the log entry list has no \"log_entries\" array");
+    const auto list = read_listing(body, "log_entries", "the log entry list");
+    if (!list) {
+        return list.error();
     }
     log_page page;
-    page.more = field(*j, "more").is_boolean() && field(*j, "more").get<bool>();
-    page.read = list.size();
-    for (const auto& e : list) {
+    page.more = list->more;
+    page.read = list->items().size();
+    for (const auto& e : list->items()) {
         log_entry entry;
         entry.id = text(e, "id");
         const std::string type = text(e, "type");
@@ -452,6 +466,75 @@ incident_event reconciliation_event(
         f.alert_details = alert->details;
     }
     return ev;
+}
+
+result<maintenance_page> parse_maintenance_page(std::string_view body) {
+    const auto list = read_listing(body, "maintenance_windows", "the maintenance window list");
+    if (!list) {
+        return list.error();
+    }
+    maintenance_page page;
+    page.more = list->more;
+    for (const auto& item : list->items()) {
+        maintenance_window w;
+        w.id = text(item, "id");
+        const auto start = time_at(item, "start_time");
+        const auto end = time_at(item, "end_time");
+        if (!valid_id(w.id) || !start || !end) {
+            page.skipped += 1;
+            continue;
+        }
+        w.start = *start;
+        w.end = *end;
+        w.description = bounded(text(item, "description"), max_window_description);
+        w.url = text(item, "html_url");
+        if (const json& services = field(item, "services"); services.is_array()) {
+            for (const auto& svc : services) {
+                std::string id = text(svc, "id");
+                if (!valid_id(id) || w.service_ids.size() >= max_window_services) {
+                    continue;
+                }
+                w.service_ids.push_back(std::move(id));
+                w.service_names.push_back(bounded(text(svc, "summary"), 200));
+            }
+        }
+        page.windows.push_back(std::move(w));
+    }
+    return page;
+}
+
+std::string maintenance_windows_url(std::string_view base, std::size_t offset) {
+    std::string url{base};
+    url += "/maintenance_windows";
+    append_query(url, "filter", "open");
+    append_query(url, "limit", std::to_string(page_limit));
+    append_query(url, "offset", std::to_string(offset));
+    return url;
+}
+
+signal maintenance_signal(const maintenance_window& w) {
+    const auto joined = [](const std::vector<std::string>& items, std::string_view sep) {
+        std::string out;
+        for (const auto& item : items) {
+            if (!out.empty()) {
+                out += sep;
+            }
+            out += item;
+        }
+        return out;
+    };
+    signal s;
+    s.set_kind("pagerduty.maintenance");
+    s.at = w.start;  // when the services went into maintenance: from the world
+    s.subject = w.id;
+    s.source = "pagerduty_api";
+    s.set("services", joined(w.service_ids, ","));
+    s.set("service_names", joined(w.service_names, ", "));
+    s.set("description", w.description);
+    s.set("start", clock_utc(w.start));
+    s.set("end", clock_utc(w.end));
+    s.set("url", w.url);
+    return s;
 }
 
 std::optional<std::chrono::milliseconds> retry_after(

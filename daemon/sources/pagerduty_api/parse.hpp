@@ -4,6 +4,7 @@
 
 #include "core/error.hpp"
 #include "core/event.hpp"
+#include "core/signal.hpp"
 #include "core/time.hpp"
 
 #include <chrono>
@@ -154,6 +155,43 @@ std::optional<std::size_t> next_offset(std::size_t offset, bool more, bool& trun
 incident_event reconciliation_event(
     const api_incident& inc, wall_time as_of, const std::optional<first_alert>& alert = std::nullopt
 );
+
+/// One maintenance window (`GET /maintenance_windows`): while it runs, PagerDuty opens no
+/// incident on its services. Someone planned work on them.
+struct maintenance_window {
+    std::string id;
+    wall_time start{};  ///< start_time
+    wall_time end{};    ///< end_time (moved to the moment it was ended, if ended early)
+    std::string description;
+    std::vector<std::string> service_ids;
+    std::vector<std::string> service_names;  ///< services[].summary
+    std::string url;                         ///< html_url
+};
+
+/// The services of one window kept, at most, and the bytes of its description.
+constexpr std::size_t max_window_services = 50;
+constexpr std::size_t max_window_description = 500;
+
+/// One page of `GET /maintenance_windows`. Windows without a usable id, start_time or
+/// end_time are skipped and counted.
+struct maintenance_page {
+    std::vector<maintenance_window> windows;
+    bool more = false;
+    std::size_t skipped = 0;
+};
+result<maintenance_page> parse_maintenance_page(std::string_view body);
+
+/// `base/maintenance_windows?filter=open&limit=100&offset=N`: the ongoing windows and the
+/// future ones (PagerDuty's filter values: past, future, ongoing, open, all).
+std::string maintenance_windows_url(std::string_view base, std::size_t offset);
+
+/// How far ahead an upcoming window is taken: its signal is dated at its start, and ranking
+/// counts it only from then, so the next reads are in time to see it moved or cancelled.
+constexpr auto maintenance_horizon = std::chrono::hours{1};
+
+/// The pagerduty.maintenance signal of `w`, dated at its start (source `pagerduty_api`,
+/// subject the window's id; `services` comma-separated ids, `start`/`end` "15:30 UTC").
+signal maintenance_signal(const maintenance_window& w);
 
 /// How long a 429 asks us to wait: `Retry-After`, else `ratelimit-reset` (seconds, api-facts
 /// §1.2); nullopt when neither is a number.

@@ -21,8 +21,10 @@ namespace asio = boost::asio;
 /// An incident list page of 100 is a few hundred KB; more is not what we asked for.
 constexpr std::size_t max_body = 8 * 1024 * 1024;
 
-constexpr std::string_view endpoints[] = {"incidents", "incident", "alerts", "log_entries", "notes"};
-constexpr std::string_view skipped_entries[] = {"incident", "log_entry", "ignored_log_entry"};
+constexpr std::string_view endpoints[] = {
+    "incidents", "incident", "alerts", "log_entries", "notes", "maintenance_windows"};
+constexpr std::string_view skipped_entries[] = {
+    "incident", "log_entry", "ignored_log_entry", "maintenance_window"};
 /// The log is read from a little before the last reconciliation that read it: an entry
 /// PagerDuty indexed late is not lost between two windows (what is read twice is
 /// de-duplicated by the engine).
@@ -64,7 +66,7 @@ struct state {
           requests(prometheus::BuildCounter()
                        .Name("runbookd_pagerduty_api_requests_total")
                        .Help("Requests to PagerDuty's REST API, by endpoint (incidents, incident, alerts, "
-                             "log_entries, notes) and outcome (ok, rate_limited, error)")
+                             "log_entries, notes, maintenance_windows) and outcome (ok, rate_limited, error)")
                        .Register(registry)),
           events(prometheus::BuildCounter()
                      .Name("runbookd_pagerduty_api_events_total")
@@ -75,7 +77,8 @@ struct state {
                       .Name("runbookd_pagerduty_api_skipped_total")
                       .Help("Entries skipped, by entry: incident (no usable id or status, or past the offset "
                             "bound's 10000), log_entry (unusable, or past log_entries_per_poll), "
-                            "ignored_log_entry (a type reconciliation does not use)")
+                            "ignored_log_entry (a type reconciliation does not use), maintenance_window "
+                            "(no usable id, start_time or end_time)")
                       .Register(registry)),
           truncated(
               prometheus::BuildCounter()
@@ -229,15 +232,52 @@ asio::awaitable<log_digest> read_log(state& s, wall_time as_of, bool& rate_limit
     co_return digest;
 }
 
-/// A failed GET of the listing as a poll failure: 401/403 are final (the key), a 429 waits.
-poll_failure listing_failed(const got& g) {
+/// A failed GET of a listing as a poll failure: 401/403 are final (the key), a 429 waits.
+poll_failure listing_failed(const got& g, std::string_view what = "listing incidents") {
     if (g.status == 429) {
         return failed(errc::rate_limited, "rate limited (" + g.error + ")", g.retry_after);
     }
     if (g.status == 401 || g.status == 403) {
         return failed(errc::upstream_rejected, "the API key was refused (" + g.error + ")");
     }
-    return failed(errc::upstream_unavailable, "listing incidents: " + g.error);
+    return failed(errc::upstream_unavailable, std::string{what} + ": " + g.error);
+}
+
+/// The ongoing maintenance windows, and those starting within maintenance_horizon, as
+/// pagerduty.maintenance signals dated at their start. Handed over at every read: the
+/// signal log keeps one of each (a window moved or ended early is a new fact).
+asio::awaitable<poll_outcome> maintenance(std::shared_ptr<state> s) {
+    const wall_time now = loop::wall_now();
+    poll_result out;
+    std::size_t offset = 0;
+    for (;;) {
+        const got g = co_await s->get(maintenance_windows_url(s->cfg.url, offset), "maintenance_windows");
+        if (!g.ok()) {
+            co_return listing_failed(g, "listing maintenance windows");
+        }
+        auto page = parse_maintenance_page(g.body);
+        if (!page) {
+            co_return poll_failure{page.error(), std::nullopt, {}};
+        }
+        s->skip("maintenance_window", page->skipped);
+        for (const auto& w : page->windows) {
+            if (w.start <= now + maintenance_horizon && w.end > w.start) {
+                out.signals.push_back(maintenance_signal(w));
+            }
+        }
+        bool past_bound = false;
+        const auto next = next_offset(offset, page->more, past_bound);
+        if (!next) {
+            break;  // thousands of open windows: the first 10000 are plenty
+        }
+        if (g.exhausted) {
+            co_return failed(
+                errc::rate_limited, "rate limit used up (ratelimit-remaining: 0) while listing", g.retry_after
+            );
+        }
+        offset = *next;
+    }
+    co_return out;
 }
 
 asio::awaitable<poll_outcome> reconcile(std::shared_ptr<state> s) {
@@ -442,8 +482,7 @@ public:
           )),
           url_(cfg.url),
           interval_(cfg.interval) {
-        std::vector<poll_job> jobs;
-        jobs.push_back(reconcile_job(*http_, cfg, cx.incidents, cx.metrics, cx.log));
+        auto jobs = poll_jobs(*http_, cfg, cx.incidents, cx.metrics, cx.log);
         poller_ =
             std::make_unique<poller>(cx.loop, "pagerduty_api", std::move(jobs), cx.to, cx.log, cx.metrics);
     }
@@ -473,7 +512,7 @@ private:
 
 }  // namespace
 
-poll_job reconcile_job(
+std::vector<poll_job> poll_jobs(
     net::http_client& http,
     const config& cfg,
     std::function<std::vector<incident_view>()> incidents,
@@ -481,7 +520,21 @@ poll_job reconcile_job(
     log::logger log
 ) {
     auto s = std::make_shared<state>(http, cfg, std::move(incidents), metrics, std::move(log));
-    return poll_job{"reconcile", cfg.interval, [s] { return reconcile(s); }};
+    std::vector<poll_job> jobs{{"reconcile", cfg.interval, [s] { return reconcile(s); }}};
+    if (cfg.maintenance_windows) {
+        jobs.push_back({"maintenance", cfg.interval, [s] { return maintenance(s); }});
+    }
+    return jobs;
+}
+
+poll_job reconcile_job(
+    net::http_client& http,
+    const config& cfg,
+    std::function<std::vector<incident_view>()> incidents,
+    prometheus::Registry& metrics,
+    log::logger log
+) {
+    return std::move(poll_jobs(http, cfg, std::move(incidents), metrics, std::move(log)).front());
 }
 
 std::unique_ptr<sources::source> make(const config& cfg, context& cx) {

@@ -1,6 +1,7 @@
 #pragma once
 // The pagerduty_api source (docs/sources/pagerduty_api.md): at start and every `interval`, a
-// reconciliation of the incidents PagerDuty has open with those the engine knows. Its incident
+// reconciliation of the incidents PagerDuty has open with those the engine knows, and a
+// read of its maintenance windows (pagerduty.maintenance signals). Its incident
 // events take the webhooks' path (sinks::on_event) and the engine de-duplicates them against
 // the webhooks by state and time (engine::reconcile): an incident triggered, acknowledged or
 // resolved while the daemon was down or a webhook was lost gets its post, marked late; a
@@ -37,6 +38,19 @@ namespace runbookd::sources::pagerduty_api {
 /// A 429 or `ratelimit-remaining: 0` ends the listing as a failure that waits for the
 /// reset, and ends the log read and the lookups quietly (the rest wait for the next run).
 poll_job reconcile_job(
+    net::http_client& http,
+    const config& cfg,
+    std::function<std::vector<incident_view>()> incidents,
+    prometheus::Registry& metrics,
+    log::logger log
+);
+
+/// The source's jobs, sharing one client and its counters: "reconcile" (reconcile_job) and,
+/// with `cfg.maintenance_windows`, "maintenance": every `interval`, `GET /maintenance_windows
+/// ?filter=open` page by page, each ongoing window and each starting within
+/// maintenance_horizon a pagerduty.maintenance signal dated at its start. A failure (401,
+/// 429, 5xx) fails the job, as the listing of incidents does.
+std::vector<poll_job> poll_jobs(
     net::http_client& http,
     const config& cfg,
     std::function<std::vector<incident_view>()> incidents,

@@ -312,6 +312,49 @@ TEST(PagerDutyApiLog, NotesAndUrls) {
     );
 }
 
+// --- maintenance windows -------------------------------------------------------------------------
+
+std::string window_json(const std::string& id, const std::string& start, const std::string& end) {
+    return R"({"id":")" + id + R"(","type":"maintenance_window","sequence_number":7,"start_time":")" + start +
+           R"(","end_time":")" + end +
+           R"(","description":"Postgres 16 upgrade","created_by":{"id":"PUSER1","type":"user_reference"},)"
+           R"("html_url":"https://acme.pagerduty.com/maintenance_windows/)" +
+           id + R"(","services":[{"id":"PDB0001","type":"service_reference","summary":"Postgres"},)"
+                R"({"id":"PAPI002","type":"service_reference","summary":"API"}],"teams":[]})";
+}
+
+TEST(PagerDutyApiMaintenance, WindowsBecomeSignalsDatedAtTheirStart) {
+    const auto p = parse_maintenance_page(
+        R"({"maintenance_windows":[)" + window_json("PW1", "2026-03-05T15:30:00-05:00", "2026-03-05T22:30:00Z") +
+        R"(,{"id":"PW2","start_time":"soon","end_time":"2026-03-05T22:30:00Z"},{"id":"../x"},3],)"
+        R"("limit":100,"offset":0,"more":true,"total":null})"
+    );
+    ASSERT_TRUE(p) << p.error().detail;
+    EXPECT_TRUE(p->more);
+    EXPECT_EQ(p->skipped, 3u);
+    ASSERT_EQ(p->windows.size(), 1u);
+    const auto s = maintenance_signal(p->windows[0]);
+    EXPECT_EQ(s.kind, "pagerduty.maintenance");
+    EXPECT_EQ(s.source, "pagerduty_api");
+    EXPECT_EQ(s.subject, "PW1");
+    EXPECT_EQ(s.at, fakes::at("2026-03-05T20:30:00Z")) << "start_time, with its offset";
+    EXPECT_FALSE(s.seen);
+    EXPECT_EQ(*s.find("services"), "PDB0001,PAPI002");
+    EXPECT_EQ(*s.find("service_names"), "Postgres, API");
+    EXPECT_EQ(*s.find("description"), "Postgres 16 upgrade");
+    EXPECT_EQ(*s.find("start"), "20:30 UTC");
+    EXPECT_EQ(*s.find("end"), "22:30 UTC");
+    EXPECT_EQ(*s.find("url"), "https://acme.pagerduty.com/maintenance_windows/PW1");
+    EXPECT_EQ(
+        maintenance_windows_url("https://h", 100), "https://h/maintenance_windows?filter=open&limit=100&offset=100"
+    );
+    EXPECT_EQ(
+        parse_maintenance_page(R"({"windows":[]})").error().detail,
+        "pagerduty api: the maintenance window list has no \"maintenance_windows\" array"
+    );
+    EXPECT_FALSE(parse_maintenance_page("<html>"));
+}
+
 // --- the job -----------------------------------------------------------------------------------
 
 struct harness {
@@ -648,7 +691,7 @@ TEST(PagerDutyApiConfig, KeysDefaultsAndProblems) {
         "  token: ${PD_API_TOKEN}\n  interval: 1m\n  service_ids: [PS1]\n  lookups_per_poll: 5\n  alerts: "
         "false\n"
     );
-    ASSERT_TRUE(r.ok());
+    ASSERT_TRUE(r.ok()) << (r.problems.empty() ? std::string{} : r.problems[0].to_string());
     const auto& c = r.value->pagerduty_api;
     EXPECT_TRUE(c.enabled());
     EXPECT_EQ(c.token.reveal(), "ENV-TOKEN-777");
@@ -695,6 +738,67 @@ TEST(PagerDutyApiMake, OffWithoutATokenAndTheTokenIsRedacted) {
     ASSERT_NE(s, nullptr);
     EXPECT_EQ(s->describe(), "https://api.pagerduty.com every 3m (API token)");
     EXPECT_EQ(secrets, std::vector<std::string>{"TOKEN-XYZ"});
+}
+
+TEST(PagerDutyApiMaintenance, TheJobReadsOngoingAndSoonUpcomingWindowsPageByPage) {
+    harness h;  // 16:00
+    const auto jobs = poll_jobs(h.http, h.cfg, [] { return std::vector<incident_view>{}; }, h.registry, log::discard());
+    ASSERT_EQ(jobs.size(), 2u);
+    EXPECT_EQ(jobs[1].name, "maintenance");
+    EXPECT_EQ(jobs[1].interval, h.cfg.interval);
+    const auto run = [&] {
+        std::optional<poll_outcome> out;
+        asio::co_spawn(h.ioc, [&]() -> asio::awaitable<void> { out = co_await jobs[1].run(); }, asio::detached);
+        fakes::drain(h.ioc);
+        return out.value_or(poll_failure{make_failure(errc::timed_out, "did not finish"), {}, {}});
+    };
+    h.http.push_reply(
+        200,
+        R"({"maintenance_windows":[)" + window_json("PONGOING", "2026-03-05T15:40:00Z", "2026-03-05T17:00:00Z") +
+            R"(],"limit":100,"offset":0,"more":true})"
+    );
+    h.http.push_reply(
+        200,
+        R"({"maintenance_windows":[)" + window_json("PSOON", "2026-03-05T16:45:00Z", "2026-03-05T18:00:00Z") + "," +
+            window_json("PNEXTWEEK", "2026-03-12T16:00:00Z", "2026-03-12T18:00:00Z") +
+            R"(],"limit":100,"offset":100,"more":false})"
+    );
+    auto got = run();
+    ASSERT_TRUE(got) << got.error().error.detail;
+    ASSERT_EQ(h.http.calls.size(), 2u);
+    EXPECT_EQ(h.http.calls[0].url, "https://127.0.0.1:9/maintenance_windows?filter=open&limit=100&offset=0");
+    EXPECT_EQ(h.http.calls[0].headers["Authorization"], "Token token=u+TOKEN-123");
+    EXPECT_NE(h.http.calls[1].url.find("offset=100"), std::string::npos);
+    ASSERT_EQ(got->signals.size(), 2u) << "next week's window is beyond the horizon";
+    EXPECT_EQ(got->signals[0].subject, "PONGOING");
+    EXPECT_EQ(got->signals[0].at, fakes::at("2026-03-05T15:40:00Z"));
+    EXPECT_EQ(got->signals[1].subject, "PSOON");
+    EXPECT_EQ(got->signals[1].at, fakes::at("2026-03-05T16:45:00Z")) << "counted by ranking from then";
+    EXPECT_TRUE(got->events.empty());
+
+    // A refused key, a 429 and an unreadable body fail the job, as the incident listing does.
+    h.http.push_reply(401, R"({"error":{"message":"Invalid API key","code":2006}})");
+    got = run();
+    ASSERT_FALSE(got);
+    EXPECT_EQ(got.error().error.detail, "pagerduty api: the API key was refused (401: Invalid API key)");
+    h.http.push_reply(429, R"({"error":{"message":"Rate Limit Exceeded","code":2020}})", {{"retry-after", "7"}});
+    got = run();
+    ASSERT_FALSE(got);
+    EXPECT_EQ(got.error().retry_after, std::chrono::milliseconds{7s});
+    h.http.push_reply(503, "busy");
+    got = run();
+    ASSERT_FALSE(got);
+    EXPECT_EQ(got.error().error.detail, "pagerduty api: listing maintenance windows: 503");
+    h.http.push_reply(200, R"({"maintenance_windows":{}})");
+    EXPECT_FALSE(run());
+}
+
+TEST(PagerDutyApiMaintenance, OffByConfiguration) {
+    harness h;
+    h.cfg.maintenance_windows = false;
+    const auto jobs = poll_jobs(h.http, h.cfg, [] { return std::vector<incident_view>{}; }, h.registry, log::discard());
+    ASSERT_EQ(jobs.size(), 1u);
+    EXPECT_EQ(jobs[0].name, "reconcile");
 }
 
 }  // namespace
