@@ -402,7 +402,7 @@ struct daemon::impl {
         }
         // The rules are validated before anything is swapped: an invalid rule keeps the old
         // config and the old rules, exactly as an invalid config does.
-        auto next_rules = rules::load(loaded.value->rules.files);
+        auto next_rules = rules::load(loaded.value->rules.files, loaded.value->rules.tuning);
         if (!next_rules.ok()) {
             record_config(false);
             for (const auto& p : next_rules.problems) {

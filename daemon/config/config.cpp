@@ -1,6 +1,7 @@
 #include "config/config.hpp"
 
 #include "crypto/digest.hpp"
+#include "rules/tuning.hpp"
 #include "yaml/section.hpp"
 #include "yaml/services.hpp"
 #include "yaml/walker.hpp"
@@ -119,7 +120,7 @@ bool read_notify(yaml::section& s, notify_config& out) {
 }
 
 void read_rules(yaml::section& s, rules_config& out) {
-    s.keys({"files"});
+    s.keys({"files", "overrides"});  // overrides: rules::read_tuning
     s.get("files", out.files);
 }
 
@@ -140,7 +141,8 @@ void read_signals(yaml::section& s, signals_config& out) {
 
 /// The root's keys: its own sections, every integration's, then `services`.
 std::vector<std::string_view> root_keys() {
-    std::vector<std::string_view> keys{"server", "log", "status", "notify", "rules", "operations", "signals"};
+    std::vector<std::string_view> keys{
+        "server", "log", "status", "notify", "rules", "calendars", "operations", "signals"};
     each_section([&](std::string_view name, auto) { keys.push_back(name); });
     keys.push_back("services");
     return keys;
@@ -228,6 +230,9 @@ load_result run(std::string_view yaml_text, std::string_view file, const env_loo
             const YAML::Mark start = root->IsDefined() ? root->Mark() : YAML::Mark::null_mark();
             auto top = yaml::make_section(w, &env, *root, start, "");
             read_root(top, cfg);
+            // calendars: and rules.overrides: tune the rule pack; they are checked against it
+            // when it loads (rules::load(files, tuning)).
+            rules::read_tuning(w, *root, cfg.rules.tuning);
         } catch (const std::exception& e) {
             // The walk only reads nodes it has type-checked; this is a bug, not bad input.
             w.report(YAML::Mark::null_mark(), "", std::string{"internal error: "} + e.what());

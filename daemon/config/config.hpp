@@ -10,6 +10,7 @@
 #include "intake/pagerduty/config.hpp"
 #include "notify/console/config.hpp"
 #include "notify/discord/config.hpp"
+#include "rules/tuning.hpp"
 #include "sources/certs/config.hpp"
 #include "sources/cloudsql/config.hpp"
 #include "sources/gcp_status/config.hpp"
@@ -77,6 +78,9 @@ struct notify_config {
 /// `rules:`: the rule pack. No files means the embedded runbook pack (rules/runbook.yaml).
 struct rules_config {
     std::vector<std::string> files;  ///< read relative to the working directory, in order
+    /// `rules.overrides:` and the root's `calendars:`, applied each time the pack loads
+    /// (rules::load(files, tuning)).
+    rules::tuning tuning;
 
     friend bool operator==(const rules_config&, const rules_config&) = default;
 };

@@ -67,6 +67,7 @@ struct signal_test {
     double strength = 1.0;
     text_template evidence;  ///< overrides the rule's for signals this leaf found
     text_template clear;     ///< what "checked, clear" says of this leaf
+    std::string name;        ///< optional, unique in its rule: configuration tunes it as <rule>.<name>
 };
 
 /// A leaf that holds when the incident started inside a recurring local-time window.
@@ -74,6 +75,7 @@ struct calendar_test {
     local_window window;
     double strength = 1.0;
     text_template evidence;  ///< placeholders: local_time, window
+    std::string name;        ///< optional, unique in its rule: configuration tunes it as <rule>.<name>
 };
 
 /// A condition tree: a leaf, or all / any / none of the children.

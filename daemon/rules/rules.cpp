@@ -3,7 +3,8 @@
 #include "core/signal.hpp"
 #include "core/suggest.hpp"
 #include "crypto/digest.hpp"
-#include "rules/zones.hpp"
+#include "rules/calendars.hpp"
+#include "rules/names.hpp"
 #include "yaml/walker.hpp"
 
 #include <algorithm>
@@ -19,13 +20,14 @@ using namespace std::chrono_literals;
 using yaml::entries;
 using yaml::entry;
 
-constexpr std::array<std::string_view, 3> file_keys{"rules", "warnings", "effects"};
+constexpr std::array<std::string_view, 4> file_keys{"rules", "warnings", "effects", "calendars"};
 constexpr std::array<std::string_view, 9> rule_keys{
     "id", "title", "prior", "when", "recency", "evidence", "actions", "clear", "status_text"};
 constexpr std::array<std::string_view, 3> warning_keys{"id", "when", "text"};
 /// Condition keys about ranking and the summary's cause blocks, which a warning has none of.
 constexpr std::array<std::string_view, 3> ranking_only_keys{"strength", "evidence", "clear"};
-constexpr std::array<std::string_view, 14> signal_keys{
+constexpr std::array<std::string_view, 15> signal_keys{
+    "name",
     "signal",
     "where",
     "value",
@@ -44,8 +46,7 @@ constexpr std::array<std::string_view, 5> effect_keys{"id", "explains", "by", "j
 /// One bit each in a ranking's memo (rank.cpp, explanations), one kept for "computed".
 constexpr std::size_t max_effects = 63;
 constexpr std::array<std::string_view, 3> rollout_values{"rolled_out", "elsewhere", "not_elsewhere"};
-constexpr std::array<std::string_view, 3> calendar_leaf_keys{"calendar", "strength", "evidence"};
-constexpr std::array<std::string_view, 5> calendar_keys{"days", "from", "to", "tz", "months"};
+constexpr std::array<std::string_view, 4> calendar_leaf_keys{"name", "calendar", "strength", "evidence"};
 constexpr std::array<std::string_view, 5> label_ops{"equals", "not", "matches", "in", "not_in"};
 constexpr std::array<std::string_view, 2> value_keys{"above", "below"};
 constexpr std::array<std::string_view, 1> count_keys{"at_least"};
@@ -53,39 +54,12 @@ constexpr std::array<std::string_view, 2> window_keys{"before", "after"};
 constexpr std::array<std::string_view, 3> recency_keys{"half_life", "floor", "of"};
 constexpr std::array<std::string_view, 2> related_values{"service", "any"};
 constexpr std::array<std::string_view, 5> node_keys{"signal", "calendar", "all", "any", "none"};
-constexpr std::array<std::string_view, 7> day_names{
-    "sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"};
-constexpr std::array<std::string_view, 12> month_names{
-    "january",
-    "february",
-    "march",
-    "april",
-    "may",
-    "june",
-    "july",
-    "august",
-    "september",
-    "october",
-    "november",
-    "december"};
 constexpr std::array<std::string_view, 7> clear_placeholders{
     "count", "max", "min", "latest", "window", "service", "kind"};
 constexpr std::array<std::string_view, 3> calendar_placeholders{"local_time", "window", "service"};
 constexpr std::size_t max_status_text = 200;
 
-bool valid_id(std::string_view id) {
-    return !id.empty() && std::all_of(id.begin(), id.end(), [](char c) {
-        return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
-    });
-}
-
-std::string words(std::span<const std::string_view> ws) {
-    std::string out;
-    for (const auto w : ws) {
-        out += (out.empty() ? "" : ", ") + std::string{w};
-    }
-    return out;
-}
+using rules::words;  // names.hpp's, for lists of names; this one for placeholder sets
 
 /// The placeholders a template may use, for messages: sorted, comma-separated.
 std::string words(const std::set<std::string>& ws) {
@@ -114,9 +88,13 @@ public:
                 if (const entry* list = yaml::find(*top, "effects")) {
                     read_effects(*list, *set);
                 }
+                // Named calendars too: leaves name them, wherever they are in the file.
+                if (const entry* list = yaml::find(*top, "calendars")) {
+                    calendars_.read(w_, *list);
+                }
                 // In the file's order, so that a repeated id is reported where it repeats.
                 for (const auto& list : *top) {
-                    if (list.name == "effects") {
+                    if (list.name == "effects" || list.name == "calendars") {
                         continue;
                     }
                     const bool of_rules = list.name == "rules";
@@ -141,6 +119,7 @@ public:
                 }
             }
         }
+        calendars_.report_unused(w_);
         load_result out;
         out.problems = w_.take();
         if (out.problems.empty()) {
@@ -169,6 +148,7 @@ private:
             return;
         }
         rule r;
+        leaf_names_.clear();
         r.file = w_.file();
         r.line = item.value.Mark().line + 1;
         const std::size_t before = w_.problem_count();
@@ -277,6 +257,7 @@ private:
             return;
         }
         warning wn;
+        leaf_names_.clear();
         wn.file = w_.file();
         wn.line = item.value.Mark().line + 1;
         const std::size_t before = w_.problem_count();
@@ -597,6 +578,7 @@ private:
         const std::size_t before = w_.problem_count();
         refuse_ranking_keys(*keys);
         signal_test t;
+        t.name = read_leaf_name(*keys);
         const signal_kind* kind = nullptr;
         kind = signal_kind_at(*yaml::find(*keys, "signal"));
         if (kind == nullptr) {
@@ -826,60 +808,6 @@ private:
         return t;
     }
 
-    std::optional<std::chrono::minutes> clock_time(const entry& e) {
-        auto text = w_.string(e);
-        if (!text) {
-            return std::nullopt;
-        }
-        const auto& s = *text;
-        const bool shape = s.size() == 5 && s[2] == ':' && std::isdigit(static_cast<unsigned char>(s[0])) &&
-                           std::isdigit(static_cast<unsigned char>(s[1])) &&
-                           std::isdigit(static_cast<unsigned char>(s[3])) &&
-                           std::isdigit(static_cast<unsigned char>(s[4]));
-        const int h = shape ? (s[0] - '0') * 10 + (s[1] - '0') : 99;
-        const int m = shape ? (s[3] - '0') * 10 + (s[4] - '0') : 99;
-        if (!shape || h > 24 || m > 59 || (h == 24 && m != 0)) {
-            w_.report(e, "'" + s + "' is not a local time HH:MM (00:00 to 24:00)");
-            return std::nullopt;
-        }
-        return std::chrono::minutes{h * 60 + m};
-    }
-
-    template <std::size_t N>
-    std::optional<std::vector<std::size_t>> name_list(
-        const entry& e, const std::array<std::string_view, N>& choices
-    ) {
-        const auto items = w_.list(e);
-        if (!items) {
-            return std::nullopt;
-        }
-        std::vector<std::size_t> out;
-        for (const auto& item : *items) {
-            auto v = w_.string(item);
-            if (!v) {
-                continue;
-            }
-            std::string lower = *v;
-            std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) {
-                return std::tolower(c);
-            });
-            // The whole name or any prefix of at least three letters: "tue", "Tues", "Tuesday".
-            const auto it = std::find_if(choices.begin(), choices.end(), [&](std::string_view c) {
-                return lower.size() >= 3 && c.starts_with(lower);
-            });
-            if (it == choices.end()) {
-                std::string shortest;
-                for (const auto c : choices) {
-                    shortest += (shortest.empty() ? "" : ", ") + std::string{c.substr(0, 3)};
-                }
-                w_.report(item, "'" + *v + "' is not one of " + shortest + " (or their full names)");
-                continue;
-            }
-            out.push_back(static_cast<std::size_t>(it - choices.begin()));
-        }
-        return out;
-    }
-
     std::optional<calendar_test> read_calendar_leaf(const entry& node) {
         const auto keys = w_.map(node.value, node.path, calendar_leaf_keys);
         if (!keys) {
@@ -889,58 +817,10 @@ private:
         refuse_ranking_keys(*keys);
         calendar_test t;
         const entry* cal = yaml::find(*keys, "calendar");
-        if (const auto m = w_.map(cal->value, cal->path, calendar_keys)) {
-            if (const entry* d = yaml::find(*m, "days")) {
-                if (auto days = name_list(*d, day_names)) {
-                    for (const auto i : *days) {
-                        t.window.days.set(i);
-                    }
-                }
-            }
-            if (const entry* d = yaml::find(*m, "months")) {
-                if (auto months = name_list(*d, month_names)) {
-                    for (const auto i : *months) {
-                        t.window.months.set(i);
-                    }
-                }
-            }
-            if (const entry* f = yaml::find(*m, "from")) {
-                if (auto v = clock_time(*f)) {
-                    t.window.from = *v;
-                }
-            }
-            if (const entry* f = yaml::find(*m, "to")) {
-                if (auto v = clock_time(*f)) {
-                    t.window.to = *v;
-                }
-            }
-            if (t.window.from == t.window.to || t.window.from == std::chrono::hours{24}) {
-                w_.report(
-                    *cal,
-                    "the window from " + std::to_string(t.window.from.count() / 60) + ":" +
-                        (t.window.from.count() % 60 < 10 ? "0" : "") +
-                        std::to_string(t.window.from.count() % 60) +
-                        " never holds (from must be before 24:00 and differ from to)"
-                );
-            }
-            if (const entry* z = yaml::find(*m, "tz")) {
-                if (auto name = w_.string(*z)) {
-                    t.window.zone = locate_zone(*name);
-                    t.window.zone_name = *name;
-                    if (t.window.zone == nullptr) {
-                        w_.report(
-                            *z, "unknown time zone '" + *name + "' (an IANA name, e.g. America/New_York)"
-                        );
-                    }
-                }
-            } else {
-                w_.report(
-                    cal->value.Mark(),
-                    cal->path + ".tz",
-                    "required: the zone the window is in, e.g. America/New_York"
-                );
-            }
+        if (auto window = calendars_.leaf(w_, *cal)) {
+            t.window = std::move(*window);
         }
+        t.name = read_leaf_name(*keys);
         if (const entry* e = yaml::find(*keys, "strength")) {
             if (auto v = w_.number(*e, 0.0001, 1)) {
                 t.strength = *v;
@@ -952,8 +832,32 @@ private:
         return w_.problem_count() == before ? std::optional{std::move(t)} : std::nullopt;
     }
 
+    /// A leaf's optional `name:`: an id, unique within its rule or warning, by which
+    /// configuration tunes the leaf (rules/tuning.hpp). "" when absent or reported.
+    std::string read_leaf_name(const yaml::entries& keys) {
+        const entry* e = yaml::find(keys, "name");
+        if (e == nullptr) {
+            return {};
+        }
+        auto name = w_.string(*e);
+        if (!name) {
+            return {};
+        }
+        if (!valid_id(*name)) {
+            w_.report(*e, "'" + *name + "' is not a leaf name (lower-case letters, digits, '-' and '_')");
+            return {};
+        }
+        if (!leaf_names_.insert(*name).second) {
+            w_.report(*e, "another leaf of this rule is named '" + *name + "'");
+            return {};
+        }
+        return *name;
+    }
+
     yaml::walker w_;
     bool in_warning_ = false;                       ///< reading a warning's condition
+    named_calendars calendars_;                     ///< the file's `calendars:`
+    std::set<std::string> leaf_names_;              ///< of the rule or warning being read
     const std::vector<effect>* effects_ = nullptr;  ///< the file's effects, read before its rules
 };
 

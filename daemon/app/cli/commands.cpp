@@ -27,7 +27,7 @@ int run(const std::string& config_path) {
         }
         return exit_invalid_config;
     }
-    auto rules = rules::load(loaded.value->rules.files);
+    auto rules = rules::load(loaded.value->rules.files, loaded.value->rules.tuning);
     if (!rules.ok()) {
         for (const auto& p : rules.problems) {
             boot.error("invalid rules", {{"problem", p.to_string()}});
@@ -90,7 +90,7 @@ int check_config(const std::string& path, std::ostream& out, std::ostream& err) 
         print_problems(loaded.problems, path, err);
         return exit_invalid_config;
     }
-    const auto rules = rules::load(loaded.value->rules.files);
+    const auto rules = rules::load(loaded.value->rules.files, loaded.value->rules.tuning);
     if (!rules.ok()) {
         print_problems(rules.problems, "the rules of " + path, err);
         return exit_invalid_config;
