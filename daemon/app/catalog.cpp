@@ -146,7 +146,9 @@ components build(const config::config& c, wiring& w) {
     cx.add_source(out, "gcp_status", [&](auto& s) {
         return sources::gcp_status::make(c.gcp_status, c.google, s);
     });
-    cx.add_source(out, "postgres", [&](auto& s) { return sources::postgres::make(c.postgres, s); });
+    cx.add_source(out, "postgres", [&](auto& s) {
+        return sources::postgres::make(c.postgres, c.services, s);
+    });
     cx.add_source(out, "certs", [&](auto& s) { return sources::certs::make(c.certs, s); });
     cx.add_signal_intake(out, "deploys", [&](auto& i) {
         return intake::deploys::make(c.deploys, c.services, i);

@@ -22,6 +22,7 @@
 
 #include <csignal>
 #include <functional>
+#include <tuple>
 #include <vector>
 
 namespace runbookd::app {
@@ -451,6 +452,20 @@ struct daemon::impl {
             };
             if (next.alertmanager.enabled() && matchers(next) != matchers(cfg)) {
                 log.warn("config change needs a restart", {{"section", "services.*.alertmanager"}});
+                restart = true;
+            }
+        }
+        {
+            // The Postgres source read whose sessions are whose when it was made.
+            const auto sessions = [](const config::config& c) {
+                std::vector<std::tuple<std::string, std::vector<std::string>, std::vector<std::string>>> out;
+                for (const auto& [id, svc] : c.services) {
+                    out.emplace_back(id, svc.postgres_applications, svc.postgres_users);
+                }
+                return out;
+            };
+            if (next.postgres.enabled() && sessions(next) != sessions(cfg)) {
+                log.warn("config change needs a restart", {{"section", "services.*.postgres"}});
                 restart = true;
             }
         }

@@ -38,6 +38,10 @@ struct service_info {
     /// The GitHub repositories that deploy it, `owner/repo` (any environment) or
     /// `owner/repo@environment`: a deploy webhook of one names this service (intake/deploys).
     std::vector<std::string> github{};
+    /// Its database sessions (`services.<id>.postgres`): application_name and user patterns
+    /// ("*" alone or at the end); the Postgres source names the service in db.* signals.
+    std::vector<std::string> postgres_applications{};
+    std::vector<std::string> postgres_users{};
 };
 
 /// How #operations is kept current.

@@ -7,7 +7,39 @@
 #include <algorithm>
 
 namespace runbookd::yaml {
-namespace {}  // namespace
+namespace {
+
+/// `services.<id>.postgres`: which database sessions are the service's.
+void read_postgres(section& pg, service_info& info) {
+    const std::size_t before = pg.problem_count();
+    pg.keys({"applications", "users"});
+    const auto patterns = [&](std::string_view key, std::string_view what, std::vector<std::string>& out) {
+        auto list = pg.strings(key);
+        if (!list) {
+            return;
+        }
+        for (std::size_t i = 0; i < list->size(); ++i) {
+            if (!valid_session_pattern((*list)[i])) {
+                pg.report_item(
+                    key, i, "'" + (*list)[i] + "' is not " + std::string{what} + " ('*' alone or at the end only)"
+                );
+            }
+        }
+        out = std::move(*list);
+    };
+    patterns("applications", "an application_name pattern", info.postgres_applications);
+    patterns("users", "a user name pattern", info.postgres_users);
+    if (info.postgres_applications.empty() && info.postgres_users.empty() && pg.problem_count() == before) {
+        pg.report_here("name the service's sessions by applications (application_name) or users");
+    }
+}
+
+}  // namespace
+
+bool valid_session_pattern(std::string_view p) {
+    const auto star = p.find('*');
+    return !p.empty() && (star == std::string_view::npos || star + 1 == p.size());
+}
 
 bool valid_workload(std::string_view w) {
     const auto slash = w.find('/');
@@ -62,7 +94,7 @@ std::map<std::string, service_info, std::less<>> read_services(const section& se
             svc.report_here("'" + id + "' is not a PagerDuty service id (letters and digits, e.g. PF9KMXH)");
             continue;
         }
-        svc.keys({"name", "impact", "kubernetes", "alertmanager", "github"});
+        svc.keys({"name", "impact", "kubernetes", "alertmanager", "github", "postgres"});
         const std::size_t before = svc.problem_count();
         service_info info;
         if (auto name = svc.string("name", true)) {
@@ -105,6 +137,10 @@ std::map<std::string, service_info, std::less<>> read_services(const section& se
                 }
             }
             info.github = std::move(*repos);
+        }
+        if (svc.has("postgres")) {
+            section pg = svc.sub("postgres");
+            read_postgres(pg, info);
         }
         // Kept even when the service has problems, so a repeated id is still reported.
         out.emplace(id, std::move(info));

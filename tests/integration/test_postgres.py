@@ -54,6 +54,14 @@ class PostgresRig(harness.SourceRig):
     def diagnostics(self) -> str:
         return self.server.log_tail(15) + "\n" + self.rig.diagnostics()
 
+    def close_and_check(self) -> None:
+        """Closes everything, then: no secret in the logs, every line well formed."""
+        try:
+            self.close()
+        finally:
+            self.daemon.assert_no_secret([self.role.password, *self.rig.tokens])
+            self.daemon.assert_logs_well_formed()
+
     def keep(self, session: pg.Session) -> pg.Session:
         self.sessions.append(session)
         return session
@@ -69,12 +77,7 @@ class PostgresSignalsTests(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        p = cls.p
-        try:
-            p.close()
-        finally:
-            p.daemon.assert_no_secret([p.role.password, *p.rig.tokens])
-            p.daemon.assert_logs_well_formed()
+        cls.p.close_and_check()
 
     def test_the_source_is_up_and_counts_connections(self):
         self.assertEqual(self.p.metric("runbookd_source_up", source="postgres"), 1)
@@ -186,6 +189,80 @@ class PostgresPrivilegeTests(unittest.TestCase):
             self.assertEqual(p.signals("db.unreachable"), [], "reachable, just not allowed to look")
         finally:
             p.close()
+
+
+BILLING = "PBILL01"
+STATS = "PSTAT01"
+SERVICES = {
+    "services": {
+        harness.SERVICE_ID: {"postgres": {"applications": ["editor-*"]}},
+        BILLING: {"name": "Billing", "postgres": {"applications": ["billing-*"], "users": ["billing"]}},
+        STATS: {"name": "Stats", "postgres": {"applications": ["stats-*"]}},
+    },
+}
+
+
+class PostgresServicesTests(unittest.TestCase):
+    """Sessions named for their services (services.<id>.postgres), and online maintenance
+    that blocks no one is not a migration."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.p = PostgresRig(cls.__name__, extra=SERVICES).start()
+        # Slow on purpose, one second a row: an index build and a table rewrite that last.
+        cls.p.server.psql(
+            "CREATE FUNCTION slow_key(v int) RETURNS int IMMUTABLE LANGUAGE plpgsql "
+            "AS $$ BEGIN PERFORM pg_sleep(1); RETURN v; END $$;\n"
+            "CREATE FUNCTION slow_default() RETURNS int VOLATILE LANGUAGE plpgsql "
+            "AS $$ BEGIN PERFORM pg_sleep(1); RETURN 0; END $$;\n"
+            "CREATE TABLE invoices (id int);\n"
+            "INSERT INTO invoices SELECT g FROM generate_series(1, 8) AS g;\n"
+            "CREATE TABLE ledger (id int);\n"
+            "INSERT INTO ledger SELECT g FROM generate_series(1, 12) AS g;",
+            user=pg.APP_ROLE)
+        cls.p.wait_source("postgres", "healthy")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.p.close_and_check()
+
+    def session(self, name: str, sql: str, state: str = "active", **wait) -> pg.Session:
+        s = self.p.keep(pg.Session(self.p.server, name=name + "-" + harness.unique_token(6)))
+        s.send(sql)
+        s.wait_state(state, **wait)
+        return s
+
+    def test_an_index_built_concurrently_that_blocks_no_one_is_not_a_migration(self):
+        build = self.session("billing-indexer", "CREATE INDEX CONCURRENTLY invoices_key ON invoices (slow_key(id))")
+        pid = str(build.pid)
+        # Past the long-query threshold (2 s) it is a long query of Billing's, not a migration,
+        # though the migration threshold (1 s) passed long before.
+        sig = self.p.wait_signal("db.long_query", subject=pid)
+        self.assertEqual(sig["ddl"], "online")
+        self.assertEqual(sig["is_ddl"], "false")
+        self.assertEqual(sig["services"], BILLING)
+        self.assertGreaterEqual(sig["value"], 2)
+        before = len(self.p.signals("db.connections"))
+        wait_for(lambda: len(self.p.signals("db.connections")) >= before + 2, 10, "two more polls")
+        self.assertEqual([s for s in self.p.signals("db.long_query", subject=pid) if s["is_ddl"] != "false"], [])
+        build.close()
+
+    def test_a_table_rewrite_others_wait_on_is_a_migration_of_both_services(self):
+        migration = self.session("billing-migrate", "ALTER TABLE ledger ADD COLUMN due int DEFAULT slow_default()")
+        reader = self.session("editor-web", "SELECT count(*) FROM ledger", wait_event_type="Lock")
+        both = ",".join(sorted([BILLING, harness.SERVICE_ID]))
+        wait = self.p.wait_signal("db.lock_wait", subject=str(reader.pid), where=lambda e: e["value"] >= 1)
+        self.assertEqual(wait["blocked_by"], str(migration.pid))
+        self.assertEqual(wait["services"], both)
+        # The rewrite is a migration from its own threshold; once the editor waits on it, it
+        # names the editor's service as well as its own, and never Stats.
+        self.p.wait_signal("db.long_query", subject=str(migration.pid), services=both)
+        for sig in self.p.signals("db.long_query", subject=str(migration.pid)):
+            self.assertEqual(sig["is_ddl"], "true")
+            self.assertEqual(sig["ddl"], "blocking")
+            self.assertNotIn(STATS, sig["services"])
+        reader.close()
+        migration.close()
 
 
 class PostgresEndToEndTests(unittest.TestCase):

@@ -49,6 +49,14 @@ struct snapshot {
     long long reserved_connections = 0;  ///< superuser_reserved_connections
 };
 
+/// The sessions of one PagerDuty service (`services.<id>.postgres`): application_name and
+/// user patterns, "*" alone or at the end.
+struct service_sessions {
+    std::string id;
+    std::vector<std::string> applications;
+    std::vector<std::string> users;
+};
+
 /// What counts, and how much of a query a post may show.
 struct activity_settings {
     std::string instance;  ///< the `instance` label of db.connections and db.unreachable
@@ -62,6 +70,8 @@ struct activity_settings {
     /// Sessions of these applications or users are never evidence ("pg_dump", "cloudsql*").
     std::vector<std::string> exclude_applications;
     std::vector<std::string> exclude_users;
+    /// Which services sessions belong to, by id; none: every `services` label is empty.
+    std::vector<service_sessions> services;
 };
 
 /// Compiles `postgres.redact_patterns` (ECMAScript; validated when the config loads).
@@ -71,23 +81,39 @@ std::vector<std::regex> compile_patterns(const std::vector<std::string>& pattern
 /// The youngest age any condition cares for: the monitor's query skips younger sessions.
 std::chrono::milliseconds youngest_age(const activity_settings& s);
 
-/// True when `query` starts like a schema change (ALTER, CREATE, DROP, REINDEX, TRUNCATE,
-/// CLUSTER, VACUUM FULL, REFRESH MATERIALIZED VIEW), after comments and whitespace.
-bool looks_like_ddl(std::string_view query);
+/// What a statement does to others, read from its first words (after comments and blanks).
+enum class statement_kind {
+    other,     ///< not a schema change (SELECT, UPDATE, ...)
+    blocking,  ///< a schema change whose locks stop reads or writes: ALTER, CREATE TABLE, plain
+               ///< CREATE INDEX, DROP, REINDEX, TRUNCATE, CLUSTER, VACUUM FULL, REFRESH
+               ///< MATERIALIZED VIEW
+    online,    ///< maintenance that lets reads and writes go on: CREATE/DROP INDEX
+               ///< CONCURRENTLY, REINDEX ... CONCURRENTLY, REFRESH MATERIALIZED VIEW
+               ///< CONCURRENTLY, ANALYZE, VACUUM without FULL
+};
+statement_kind classify_statement(std::string_view query);
 
 /// The query as posts may show it: redacted, on one line, at most `query_max` characters.
 std::string shown_query(std::string_view query, const activity_settings& s);
 
-/// Signals of one snapshot taken at `now`, all dated `now`:
-/// - db.long_query: a schema change (or an AccessExclusiveLock holder) running for at
-///   least `migration` (is_ddl "true", with index-build progress when there is one); any
-///   other active query running for at least `long_query`. Value: seconds running.
+/// Signals of one snapshot taken at `now`, all dated `now` (the world gives no time for a
+/// sample of pg_stat_activity; its value is the age the server reported):
+/// - db.long_query: a migration running for at least `migration`: a blocking schema change,
+///   an AccessExclusiveLock holder, or online maintenance (CREATE INDEX CONCURRENTLY,
+///   ANALYZE...) that is the root of a lock chain (is_ddl "true", with index-build progress
+///   when there is one); any other active query, online maintenance that blocks no one
+///   included, running for at least `long_query` (is_ddl "false"). `ddl` says what the
+///   statement is: "blocking", "online" or "". Value: seconds running.
 /// - db.idle_in_transaction: idle in a transaction for at least `idle_in_transaction`.
 ///   Value: seconds idle.
 /// - db.lock_wait: waiting on a lock for at least `lock_wait`, blamed on the root of the
 ///   chain: blockers are followed while they themselves wait, to one that does not (the
 ///   one whose cancel frees the queue). Value: seconds waiting.
 /// - db.connections: client connections, with `max` the slots left to clients.
+/// `services` (the three session kinds): the ids of the services the session belongs to,
+/// comma-separated; for a chain root, also those of the sessions waiting on it; for a lock
+/// wait, the waiter's and the root's. Empty (bears on every service) when the session, or
+/// a waiter it stands for, belongs to none: who suffers is then unknown.
 /// Excluded applications and users are skipped as waiters and long queries; as blockers
 /// they are still named (a backup that holds a lock is what blocks).
 std::vector<signal> activity_signals(const snapshot& snap, const activity_settings& s, wall_time now);

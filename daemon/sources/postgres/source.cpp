@@ -1,5 +1,6 @@
 #include "sources/postgres/source.hpp"
 
+#include "core/engine.hpp"
 #include "loop/clock.hpp"
 #include "sources/postgres/dsn.hpp"
 
@@ -193,7 +194,19 @@ private:
 
 }  // namespace
 
-std::unique_ptr<sources::source> make(const config& cfg, context& cx) {
+std::vector<service_sessions> sessions_of(const std::map<std::string, service_info, std::less<>>& services) {
+    std::vector<service_sessions> out;
+    for (const auto& [id, svc] : services) {
+        if (!svc.postgres_applications.empty() || !svc.postgres_users.empty()) {
+            out.push_back(service_sessions{id, svc.postgres_applications, svc.postgres_users});
+        }
+    }
+    return out;
+}
+
+std::unique_ptr<sources::source> make(
+    const config& cfg, const std::map<std::string, service_info, std::less<>>& services, context& cx
+) {
     if (!cfg.configured()) {
         return nullptr;
     }
@@ -220,6 +233,7 @@ std::unique_ptr<sources::source> make(const config& cfg, context& cx) {
     s.activity.redact_patterns = compile_patterns(cfg.redact_patterns);
     s.activity.exclude_applications = cfg.exclude_applications;
     s.activity.exclude_users = cfg.exclude_users;
+    s.activity.services = sessions_of(services);
     std::string description = describe(*dsn) + " as " + cfg.instance;
     auto m = std::make_unique<monitor>(
         monitor_dsn(std::move(*dsn), cfg.statement_timeout, cfg.connect_timeout),

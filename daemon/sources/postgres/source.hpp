@@ -14,7 +14,13 @@
 #include <prometheus/registry.h>
 
 #include <functional>
+#include <map>
 #include <memory>
+#include <string>
+
+namespace runbookd {
+struct service_info;
+}
 
 namespace runbookd::sources::postgres {
 
@@ -64,7 +70,13 @@ private:
 /// source is destroyed (bounded by the connect and statement timeouts, and by TCP keepalives
 /// and tcp_user_timeout when the database stops answering). The DSN and its password (when
 /// 8 characters or more) go to `cx.redact`. nullptr while no dsn is configured. Throws
-/// std::runtime_error when the dsn cannot be read ("postgres.dsn: ...").
-std::unique_ptr<sources::source> make(const config& cfg, context& cx);
+/// std::runtime_error when the dsn cannot be read ("postgres.dsn: ..."). `services` tells
+/// whose sessions are whose (`services.<id>.postgres`), read once: a change needs a restart.
+std::unique_ptr<sources::source> make(
+    const config& cfg, const std::map<std::string, service_info, std::less<>>& services, context& cx
+);
+
+/// The `services.<id>.postgres` entries, in id order (services without one are left out).
+std::vector<service_sessions> sessions_of(const std::map<std::string, service_info, std::less<>>& services);
 
 }  // namespace runbookd::sources::postgres

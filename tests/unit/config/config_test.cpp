@@ -985,5 +985,52 @@ TEST(config_problem, a_missing_file_has_no_position) {
     );
 }
 
+// --- services.<id>.postgres -------------------------------------------------------------------
+
+std::string with_service_postgres(std::string_view postgres) {
+    return "pagerduty:\n  webhook_secrets: [\"s\"]\nnotify:\n  kind: console\n"
+           "services:\n  PAPI001:\n    name: API\n    postgres:\n" +
+           std::string{postgres};
+}
+
+TEST(config_services, postgres_sessions_are_read_by_application_and_user) {
+    const auto r = parse(
+        with_service_postgres("      applications: [\"api-*\", worker]\n      users: [api]\n"),
+        "inline.yaml",
+        env_of({})
+    );
+    ASSERT_TRUE(r.ok()) << dump(r.problems);
+    const auto& svc = r.value->services.at("PAPI001");
+    EXPECT_EQ(svc.postgres_applications, (std::vector<std::string>{"api-*", "worker"}));
+    EXPECT_EQ(svc.postgres_users, std::vector<std::string>{"api"});
+}
+
+TEST(config_services, postgres_patterns_are_checked) {
+    const struct {
+        std::string yaml;
+        std::string path;
+        std::string message;
+    } cases[] = {
+        {"      applications: [\"a*b\"]\n",
+         "services.PAPI001.postgres.applications[0]",
+         "'a*b' is not an application_name pattern ('*' alone or at the end only)"},
+        {"      users: [\"*x\"]\n",
+         "services.PAPI001.postgres.users[0]",
+         "'*x' is not a user name pattern ('*' alone or at the end only)"},
+        {"      {}\n",
+         "services.PAPI001.postgres",
+         "name the service's sessions by applications (application_name) or users"},
+        {"      application: [api]\n", "services.PAPI001.postgres.application", ""},
+    };
+    for (const auto& c : cases) {
+        const auto r = parse(with_service_postgres(c.yaml), "inline.yaml", env_of({}));
+        ASSERT_FALSE(r.problems.empty()) << c.yaml;
+        EXPECT_EQ(r.problems[0].path, c.path) << c.yaml << dump(r.problems);
+        if (!c.message.empty()) {
+            EXPECT_EQ(r.problems[0].message, c.message) << c.yaml;
+        }
+    }
+}
+
 }  // namespace
 }  // namespace runbookd::config

@@ -51,7 +51,7 @@ TEST(PostgresActivity, LongQueriesCountFromTheirThresholdAndMigrationsSooner) {
         active(10, 59, "SELECT * FROM events"),                                  // under a minute
         active(11, 61, "SELECT * FROM events WHERE id = 7"),                     // over
         active(12, 12, "  /* mig 42 */\n ALTER TABLE events ADD COLUMN x int"),  // DDL from 10 s
-        active(13, 9, "CREATE INDEX CONCURRENTLY i ON events (value)"),          // DDL, too young
+        active(13, 30, "CREATE INDEX CONCURRENTLY i ON events (value)"),         // online: a query
     };
     const auto all = activity_signals(snap, settings(), now);
     const auto got = of_kind(all, "db.long_query");
@@ -244,29 +244,194 @@ TEST(PostgresActivity, EveryKindOfStringLiteralIsRedacted) {
     EXPECT_EQ(shown_query(spaced, tiny), "a") << "never half a character";
 }
 
-TEST(PostgresActivity, SchemaChangesAreRecognised) {
+TEST(PostgresActivity, StatementsAreClassifiedByWhatTheyDoToOthers) {
     for (const char* q :
          {"ALTER TABLE t ADD c int",
           "create index i on t (c)",
+          "CREATE UNIQUE INDEX i ON t (c)",
           "DROP TABLE t",
+          "DROP INDEX i",
           "REINDEX INDEX i",
+          "REINDEX (VERBOSE) TABLE t",
+          "REINDEX (CONCURRENTLY false) TABLE t",
           "TRUNCATE t",
           "CLUSTER t",
           "VACUUM FULL t",
+          "vacuum (full) t",
+          "VACUUM (VERBOSE, FULL true) t",
           "-- m\nREFRESH MATERIALIZED VIEW v",
-          "/* a */ /* b */ alter table t"}) {
-        EXPECT_TRUE(looks_like_ddl(q)) << q;
+          "/* a */ /* b */ alter table t",
+          "CREATE TABLE concurrently (a int)"}) {
+        EXPECT_EQ(classify_statement(q), statement_kind::blocking) << q;
+    }
+    for (const char* q :
+         {"CREATE INDEX CONCURRENTLY i ON t (c)",
+          "create unique index concurrently if not exists i on t (c)",
+          "/* deploy 7 */ CREATE INDEX\n  CONCURRENTLY ON t (c)",
+          "DROP INDEX CONCURRENTLY i",
+          "REINDEX INDEX CONCURRENTLY i",
+          "REINDEX (CONCURRENTLY) TABLE t",
+          "REINDEX (VERBOSE, CONCURRENTLY true) TABLE t",
+          "REFRESH MATERIALIZED VIEW CONCURRENTLY v",
+          "ANALYZE t",
+          "analyse",
+          "VACUUM t",
+          "VACUUM ANALYZE t",
+          "VACUUM (VERBOSE, ANALYZE) t",
+          "VACUUM (FULL false) t",
+          "VACUUM (FULL off, VERBOSE) t"}) {
+        EXPECT_EQ(classify_statement(q), statement_kind::online) << q;
     }
     for (const char* q :
          {"SELECT 'ALTER TABLE'",
-          "VACUUM t",
           "UPDATE alterations SET a = 1",
           "altered",
           "INSERT INTO t VALUES (1)",
+          "\"alter\" table",
+          "REFRESH",
           "",
           "/* unterminated"}) {
-        EXPECT_FALSE(looks_like_ddl(q)) << q;
+        EXPECT_EQ(classify_statement(q), statement_kind::other) << q;
     }
+}
+
+TEST(PostgresActivity, OnlineMaintenanceIsALongQueryUnlessSomeoneWaitsOnIt) {
+    const activity_settings st = settings();
+    // Past the migration threshold, under the long-query one, blocking no one: nothing.
+    snapshot quiet;
+    quiet.sessions = {active(60, 30, "CREATE INDEX CONCURRENTLY i ON events (value)", "deploy")};
+    EXPECT_TRUE(of_kind(activity_signals(quiet, st, now), "db.long_query").empty());
+
+    // Past the long-query threshold: a long query, not a migration.
+    snapshot slow;
+    slow.sessions = {active(61, 90, "VACUUM (VERBOSE) events", "deploy")};
+    const auto slow_signals = activity_signals(slow, st, now);
+    const auto long_ones = of_kind(slow_signals, "db.long_query");
+    ASSERT_EQ(long_ones.size(), 1u);
+    EXPECT_EQ(*long_ones[0]->find("is_ddl"), "false");
+    EXPECT_EQ(*long_ones[0]->find("ddl"), "online");
+
+    // A chain root (an ALTER TABLE queued behind the index build): a migration from 10 s.
+    snapshot blocking = quiet;
+    session alter = active(62, 8, "ALTER TABLE events ADD COLUMN z int", "deploy");
+    alter.wait_event_type = "Lock";
+    alter.blocked_by = {60};
+    alter.waited = 8;
+    blocking.sessions.push_back(alter);
+    const auto all = activity_signals(blocking, st, now);
+    const auto got = of_kind(all, "db.long_query");
+    ASSERT_EQ(got.size(), 1u);
+    EXPECT_EQ(got[0]->subject, "60");
+    EXPECT_EQ(*got[0]->find("is_ddl"), "true");
+    EXPECT_EQ(*got[0]->find("ddl"), "online");
+    ASSERT_EQ(of_kind(all, "db.lock_wait").size(), 1u);
+    EXPECT_EQ(*of_kind(all, "db.lock_wait")[0]->find("blocked_by"), "60");
+
+    // A blocking one is a migration from 10 s, blocking anyone or not.
+    snapshot alone;
+    alone.sessions = {active(63, 12, "ALTER TABLE events ADD COLUMN z int", "deploy")};
+    const auto alone_signals = activity_signals(alone, st, now);
+    ASSERT_EQ(of_kind(alone_signals, "db.long_query").size(), 1u);
+    EXPECT_EQ(*of_kind(alone_signals, "db.long_query")[0]->find("ddl"), "blocking");
+    EXPECT_EQ(*of_kind(alone_signals, "db.long_query")[0]->find("is_ddl"), "true");
+}
+
+activity_settings with_services() {
+    activity_settings s = settings();
+    s.services = {
+        {"PBILL", {"billing-*"}, {"billing"}},
+        {"PEDIT", {"editor-*", "canvas"}, {}},
+        {"PSHARE", {}, {"dark"}},
+    };
+    return s;
+}
+
+std::string services_of(const std::vector<signal>& all, std::string_view kind, std::string_view subject) {
+    for (const auto& s : all) {
+        if (s.kind == kind && s.subject == subject) {
+            return *s.find("services");
+        }
+    }
+    return "(no signal)";
+}
+
+TEST(PostgresActivity, ASessionNamesItsServiceByApplicationElseByUser) {
+    snapshot snap;
+    session by_app = active(70, 90, "SELECT 1", "editor-web");
+    session by_user = active(71, 90, "SELECT 1", "psql");
+    by_user.user = "billing";
+    session app_first = active(72, 90, "SELECT 1", "canvas");
+    app_first.user = "billing";
+    session shared_user = active(73, 90, "SELECT 1", "psql");  // user dark: PSHARE
+    session nobody = active(74, 90, "SELECT 1", "psql");
+    nobody.user = "admin";
+    session idle = active(75, 90, "SELECT 1", "billing-worker");
+    idle.state = "idle in transaction";
+    snap.sessions = {by_app, by_user, app_first, shared_user, nobody, idle};
+    const auto all = activity_signals(snap, with_services(), now);
+    EXPECT_EQ(services_of(all, "db.long_query", "70"), "PEDIT");
+    EXPECT_EQ(services_of(all, "db.long_query", "71"), "PBILL");
+    EXPECT_EQ(services_of(all, "db.long_query", "72"), "PEDIT") << "the application is the finer mark";
+    EXPECT_EQ(services_of(all, "db.long_query", "73"), "PSHARE");
+    EXPECT_EQ(services_of(all, "db.long_query", "74"), "") << "unmapped: bears on every service";
+    EXPECT_EQ(services_of(all, "db.idle_in_transaction", "75"), "PBILL");
+    // Without services: configured, every label is empty.
+    const auto plain = activity_signals(snap, settings(), now);
+    EXPECT_EQ(services_of(plain, "db.long_query", "70"), "");
+}
+
+TEST(PostgresActivity, ALockChainNamesTheWaitersAndTheRootsServices) {
+    snapshot snap;
+    session migration = active(80, 30, "ALTER TABLE invoices ADD COLUMN due date", "billing-migrate");
+    migration.exclusive = true;
+    session editor = active(81, 12, "SELECT * FROM invoices", "editor-web");
+    editor.wait_event_type = "Lock";
+    editor.blocked_by = {80};
+    editor.waited = 12;
+    session queued = active(82, 11, "UPDATE invoices SET paid = true", "billing-worker");
+    queued.wait_event_type = "Lock";
+    queued.blocked_by = {81, 80};  // behind the waiting reader and the migration
+    queued.waited = 11;
+    // A second chain, on another table: the editor's own lock holder, idle in a transaction.
+    session holder = active(83, 400, "SELECT * FROM canvases FOR UPDATE", "editor-api");
+    holder.state = "idle in transaction";
+    holder.state_age = 400;
+    session waiter = active(84, 20, "DELETE FROM canvases WHERE id = 1", "editor-web");
+    waiter.wait_event_type = "Lock";
+    waiter.blocked_by = {83};
+    waiter.waited = 20;
+    snap.sessions = {migration, editor, queued, holder, waiter};
+    const auto all = activity_signals(snap, with_services(), now);
+    EXPECT_EQ(services_of(all, "db.lock_wait", "81"), "PBILL,PEDIT");
+    EXPECT_EQ(services_of(all, "db.lock_wait", "82"), "PBILL");
+    EXPECT_EQ(services_of(all, "db.long_query", "80"), "PBILL,PEDIT") << "it blocks the editor";
+    EXPECT_EQ(services_of(all, "db.idle_in_transaction", "83"), "PEDIT") << "billing waits on no editor lock";
+    EXPECT_EQ(services_of(all, "db.lock_wait", "84"), "PEDIT");
+
+    // A waiter of no known service: who suffers is unknown, so the root bears on everyone.
+    session stranger = active(85, 9, "SELECT count(*) FROM invoices", "psql");
+    stranger.user = "admin";
+    stranger.wait_event_type = "Lock";
+    stranger.blocked_by = {80};
+    stranger.waited = 9;
+    snap.sessions.push_back(stranger);
+    const auto more = activity_signals(snap, with_services(), now);
+    EXPECT_EQ(services_of(more, "db.lock_wait", "85"), "");
+    EXPECT_EQ(services_of(more, "db.long_query", "80"), "");
+    EXPECT_EQ(services_of(more, "db.lock_wait", "81"), "PBILL,PEDIT") << "its own chain is still known";
+
+    // A root of no known service: the waiter's alone.
+    snapshot manual;
+    session psql = active(90, 60, "LOCK TABLE canvases", "psql");
+    psql.user = "admin";
+    psql.state = "idle in transaction";
+    psql.state_age = 60;
+    session blocked = waiter;
+    blocked.blocked_by = {90};
+    manual.sessions = {psql, blocked};
+    const auto manual_signals = activity_signals(manual, with_services(), now);
+    EXPECT_EQ(services_of(manual_signals, "db.lock_wait", "84"), "PEDIT");
+    EXPECT_EQ(services_of(manual_signals, "db.idle_in_transaction", "90"), "");
 }
 
 TEST(PostgresActivity, PidArraysParseTolerantly) {

@@ -2,6 +2,7 @@
 // signals, an unreachable database is evidence and a failing source, and it recovers.
 #include "fakes/io.hpp"
 #include "fakes/manual_time.hpp"
+#include "core/engine.hpp"
 #include "sources/postgres/source.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -208,16 +209,31 @@ config with_dsn(std::string dsn) {
     return c;
 }
 
+const std::map<std::string, service_info, std::less<>> no_services;
+
+TEST(PostgresMake, ServicesNamingTheirSessionsAreReadInIdOrder) {
+    std::map<std::string, service_info, std::less<>> services;
+    services["PWEB"] = service_info{"Web", "", {}, {}, {}, {"web-*"}, {}};
+    services["PAPI"] = service_info{"API", "", {}, {}, {}, {}, {"api"}};
+    services["PDOC"] = service_info{"Docs", "", {}, {}, {}, {}, {}};  // no sessions of its own
+    const auto got = sessions_of(services);
+    ASSERT_EQ(got.size(), 2u);
+    EXPECT_EQ(got[0].id, "PAPI");
+    EXPECT_EQ(got[0].users, std::vector<std::string>{"api"});
+    EXPECT_EQ(got[1].id, "PWEB");
+    EXPECT_EQ(got[1].applications, std::vector<std::string>{"web-*"});
+}
+
 TEST(PostgresMake, OffWithoutADsn) {
     made m;
-    EXPECT_EQ(make(config{}, m.cx), nullptr);
+    EXPECT_EQ(make(config{}, no_services, m.cx), nullptr);
     EXPECT_TRUE(m.secrets.empty());
 }
 
 TEST(PostgresMake, AnUnreadableDsnIsAStartUpErrorThatDoesNotRepeatIt) {
     made m;
     try {
-        make(with_dsn("host=x password=hunter2 nonsense"), m.cx);
+        make(with_dsn("host=x password=hunter2 nonsense"), no_services, m.cx);
         ADD_FAILURE() << "no error";
     } catch (const std::runtime_error& e) {
         EXPECT_STREQ(
@@ -230,21 +246,21 @@ TEST(PostgresMake, AnUnreadableDsnIsAStartUpErrorThatDoesNotRepeatIt) {
 TEST(PostgresMake, TheDsnAndALongPasswordAreRedactedAndDescribeNamesNeither) {
     made m;
     const std::string dsn = "postgresql://monitor:s3cret-long@db.internal:6432/dark";
-    const auto src = make(with_dsn(dsn), m.cx);
+    const auto src = make(with_dsn(dsn), no_services, m.cx);
     ASSERT_NE(src, nullptr);
     EXPECT_EQ(m.secrets, (std::vector<std::string>{"s3cret-long", dsn}));
     EXPECT_EQ(src->describe(), "dark on db.internal:6432 as dark-west");
     // A password under 8 characters is likely a common word: only the whole DSN is redacted.
     made short_password;
     const std::string weak = "postgresql://monitor:pg@db.internal:6432/dark";
-    ASSERT_NE(make(with_dsn(weak), short_password.cx), nullptr);
+    ASSERT_NE(make(with_dsn(weak), no_services, short_password.cx), nullptr);
     EXPECT_EQ(short_password.secrets, std::vector<std::string>{weak});
 }
 
 TEST(PostgresMake, ARefusedConnectionFailsTheSourceOnItsOwnThreadAndStopEndsIt) {
     made m;
     // Nothing listens on port 1: libpq's connect is refused at once, on the source's worker.
-    const auto src = make(with_dsn("host=127.0.0.1 port=1 dbname=dark user=monitor sslmode=disable"), m.cx);
+    const auto src = make(with_dsn("host=127.0.0.1 port=1 dbname=dark user=monitor sslmode=disable"), no_services, m.cx);
     ASSERT_NE(src, nullptr);
     src->start();
     // Failing from the start ("waiting for the first activity poll"), then for the database's reason.
