@@ -21,7 +21,9 @@ void read_postgres(section& pg, service_info& info) {
         for (std::size_t i = 0; i < list->size(); ++i) {
             if (!valid_session_pattern((*list)[i])) {
                 pg.report_item(
-                    key, i, "'" + (*list)[i] + "' is not " + std::string{what} + " ('*' alone or at the end only)"
+                    key,
+                    i,
+                    "'" + (*list)[i] + "' is not " + std::string{what} + " ('*' alone or at the end only)"
                 );
             }
         }

@@ -280,7 +280,8 @@ long long chain_root(const snapshot& snap, const session& x) {
         return b != nullptr && b->wait_event_type == "Lock" && !b->blocked_by.empty();
     };
     const auto pick = [&](const std::vector<long long>& blockers) {
-        const auto root = std::find_if(blockers.begin(), blockers.end(), [&](long long p) { return !waits(p); });
+        const auto root =
+            std::find_if(blockers.begin(), blockers.end(), [&](long long p) { return !waits(p); });
         return root != blockers.end() ? *root : blockers.front();
     };
     long long blamed = pick(x.blocked_by);
@@ -340,7 +341,9 @@ std::string joined(std::vector<std::string> ids) {
 
 /// `services` of a long query or idle transaction: its own, and, when it is a chain root,
 /// those of the sessions waiting on it; "" when any of them is unmapped.
-std::string session_services(const session& x, const std::vector<chain_wait>& waits, const activity_settings& s) {
+std::string session_services(
+    const session& x, const std::vector<chain_wait>& waits, const activity_settings& s
+) {
     std::vector<std::string> ids;
     if (!add_services(ids, own_services(x, s))) {
         return {};
@@ -369,7 +372,12 @@ std::string wait_services(const chain_wait& w, const session* root, const activi
 /// A db.long_query or db.idle_in_transaction of `x`: its pid the subject, with its query,
 /// user, application and services.
 signal session_signal(
-    std::string_view kind, const session& x, double value, std::string services, const activity_settings& s, wall_time now
+    std::string_view kind,
+    const session& x,
+    double value,
+    std::string services,
+    const activity_settings& s,
+    wall_time now
 ) {
     const std::string pid = std::to_string(x.pid);
     signal sig = make(kind, pid, now);
@@ -396,11 +404,14 @@ signal long_query_signal(
     sig.set("is_ddl", migration ? "true" : "false");
     sig.set(
         "ddl",
-        kind == statement_kind::blocking ? "blocking" : kind == statement_kind::online ? "online" : ""
+        kind == statement_kind::blocking ? "blocking"
+        : kind == statement_kind::online ? "online"
+                                         : ""
     );
-    const auto build = std::find_if(snap.index_builds.begin(), snap.index_builds.end(), [&](const index_build& b) {
-        return b.pid == x.pid;
-    });
+    const auto build =
+        std::find_if(snap.index_builds.begin(), snap.index_builds.end(), [&](const index_build& b) {
+            return b.pid == x.pid;
+        });
     if (build != snap.index_builds.end()) {
         std::string progress = build->command + ", " + build->phase;
         if (build->blocks_total > 0) {
@@ -430,13 +441,14 @@ std::vector<signal> activity_signals(const snapshot& snap, const activity_settin
             const bool migration = kind == statement_kind::blocking || x.exclusive ||
                                    (kind == statement_kind::online && is_root(x.pid));
             if (*x.query_age >= seconds(migration ? s.migration : s.long_query)) {
-                out.push_back(long_query_signal(x, snap, s, kind, migration, session_services(x, waits, s), now));
+                out.push_back(
+                    long_query_signal(x, snap, s, kind, migration, session_services(x, waits, s), now)
+                );
             }
-        } else if (x.state.starts_with("idle in transaction") && x.state_age &&
-                   *x.state_age >= seconds(s.idle_in_transaction)) {
-            out.push_back(
-                session_signal("db.idle_in_transaction", x, *x.state_age, session_services(x, waits, s), s, now)
-            );
+        } else if (x.state.starts_with("idle in transaction") && x.state_age && *x.state_age >= seconds(s.idle_in_transaction)) {
+            out.push_back(session_signal(
+                "db.idle_in_transaction", x, *x.state_age, session_services(x, waits, s), s, now
+            ));
         }
     }
     for (const chain_wait& w : waits) {

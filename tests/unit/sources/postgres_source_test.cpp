@@ -1,8 +1,8 @@
 // The Postgres source's loop with a scripted monitor, under manual time: snapshots become
 // signals, an unreachable database is evidence and a failing source, and it recovers.
+#include "core/engine.hpp"
 #include "fakes/io.hpp"
 #include "fakes/manual_time.hpp"
-#include "core/engine.hpp"
 #include "sources/postgres/source.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -260,7 +260,8 @@ TEST(PostgresMake, TheDsnAndALongPasswordAreRedactedAndDescribeNamesNeither) {
 TEST(PostgresMake, ARefusedConnectionFailsTheSourceOnItsOwnThreadAndStopEndsIt) {
     made m;
     // Nothing listens on port 1: libpq's connect is refused at once, on the source's worker.
-    const auto src = make(with_dsn("host=127.0.0.1 port=1 dbname=dark user=monitor sslmode=disable"), no_services, m.cx);
+    const auto src =
+        make(with_dsn("host=127.0.0.1 port=1 dbname=dark user=monitor sslmode=disable"), no_services, m.cx);
     ASSERT_NE(src, nullptr);
     src->start();
     // Failing from the start ("waiting for the first activity poll"), then for the database's reason.
