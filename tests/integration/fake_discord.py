@@ -140,7 +140,7 @@ class Message:
 
 
 class FakeDiscord(fake_https.FakeHTTPS):
-    """Start with ``start()``; ``base_url`` is what the daemon's discord.base_url should be."""
+    """Start with ``start()``; ``url()`` is a webhook URL the daemon can post to."""
 
     name = "fake Discord"
     thread_name = "fake-discord"
@@ -162,7 +162,12 @@ class FakeDiscord(fake_https.FakeHTTPS):
 
     @property
     def base_url(self) -> str:
+        """The API root, for the deprecated ``discord.base_url``."""
         return f"https://127.0.0.1:{self.port}/api/v10"
+
+    def url(self, webhook_id: str, token: str) -> str:
+        """A webhook URL naming this server's host and port, as a proxy's would."""
+        return f"https://127.0.0.1:{self.port}/api/webhooks/{webhook_id}/{token}"
 
     # ---------------------------------------------------------------- configuration
 

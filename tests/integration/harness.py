@@ -406,13 +406,14 @@ class DaemonWithDiscord:
         self.discord = fake_discord.FakeDiscord(pki.server_cert, pki.server_key).start()
         self.status_id, self.status_token = snowflake_id(), unique_token()
         self.ops_id, self.ops_token = snowflake_id(), unique_token()
-        status_url = f"https://discord.com/api/webhooks/{self.status_id}/{self.status_token}"
+        # The webhook URLs name the fake's host and port, as a proxy's would.
+        status_url = self.discord.url(self.status_id, self.status_token)
         if known_status_webhook:
             self.discord.add_webhook(self.status_id, self.status_token)
-        ops_url = self.discord.add_webhook(self.ops_id, self.ops_token)
+        self.discord.add_webhook(self.ops_id, self.ops_token)
+        ops_url = self.discord.url(self.ops_id, self.ops_token)
         cfg = base_config([self.secret, self.second_secret])
         cfg["discord"] = {
-            "base_url": self.discord.base_url,
             "ca_file": pki.ca_cert,
             "username": "runbookd-test",
             "request_timeout": "3s",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import signal
 import socket
+import subprocess
 import time
 import unittest
 
@@ -300,6 +301,64 @@ class TlsVerificationTests(unittest.TestCase):
         self.assertEqual(rig.daemon.terminate(timeout=10), 0, rig.daemon.tail())
         rig.daemon.assert_no_secret(rig.tokens)
         rig.daemon.assert_logs_well_formed()
+
+
+class WebhookUrlTests(unittest.TestCase):
+    """A webhook URL may name any HTTPS host and port (a proxy, this fake): requests go there,
+    verified, with the unversioned /api made /api/v10; the deprecated base_url still works."""
+
+    def test_posts_go_to_the_host_and_port_the_url_names(self):
+        rig = DaemonWithDiscord({"log": {"level": "debug"}}, name="direct_url", operations_webhook=False)
+        self.addCleanup(rig.close)
+        self.assertNotIn("base_url", rig.config["discord"])
+        self.assertTrue(rig.config["discord"]["status_webhook_url"].startswith(
+            f"https://127.0.0.1:{rig.discord.port}/api/webhooks/"))
+        rig.start()
+        inc = rig.trigger()
+        rig.wait_embeds(inc)
+        posts = rig.discord.execute_requests(rig.status_id)
+        self.assertEqual(posts[0].path, f"/api/v10/webhooks/{rig.status_id}/{rig.status_token}")
+        self.assertEqual(posts[0].status, 200)
+        self.assertFalse([e for e in rig.daemon.snapshot_logs() if "deprecated" in str(e.get("msg"))])
+        self.assertEqual(rig.daemon.terminate(timeout=10), 0, rig.daemon.tail())
+        rig.daemon.assert_no_secret([*rig.tokens, rig.config["discord"]["status_webhook_url"]])
+        rig.daemon.assert_logs_well_formed()
+
+    def test_a_deprecated_base_url_still_delivers_and_warns(self):
+        rig = DaemonWithDiscord(name="base_url", operations_webhook=False)
+        self.addCleanup(rig.close)
+        # As configurations written before: Discord's own URL, the fake named apart.
+        rig.config["discord"]["base_url"] = rig.discord.base_url
+        rig.config["discord"]["status_webhook_url"] = (
+            f"https://discord.com/api/webhooks/{rig.status_id}/{rig.status_token}")
+        with open(rig.daemon.config_path, "w") as f:
+            f.write(harness.to_yaml(rig.config) + "\n")
+        rig.start()
+        rig.daemon.wait_log(lambda e: e.get("level") == "warn" and "base_url is deprecated" in e.get("msg", ""),
+                            10, "the deprecation warning")
+        inc = rig.trigger()
+        rig.wait_embeds(inc)
+        self.assertEqual(rig.daemon.terminate(timeout=10), 0, rig.daemon.tail())
+        rig.daemon.assert_no_secret(rig.tokens)
+
+    def test_http_and_a_conflicting_base_url_are_refused_without_the_url(self):
+        token = "cfgSECRET" + harness.unique_token(16)
+        cases = {
+            "http": ({"status_webhook_url": f"http://127.0.0.1:9/api/webhooks/1/{token}"},
+                     "the scheme must be https"),
+            "conflict": ({"status_webhook_url": f"https://127.0.0.1:9/api/webhooks/1/{token}",
+                          "base_url": "https://127.0.0.1:8/api/v10"},
+                         "the webhook URLs name their own host"),
+        }
+        for name, (discord, reason) in cases.items():
+            with self.subTest(name):
+                rig = DaemonWithDiscord({"discord": discord}, name=f"refused_{name}")
+                self.addCleanup(rig.close)
+                r = subprocess.run([harness.require_binary(), "check-config", rig.daemon.config_path],
+                                   capture_output=True, text=True, timeout=20)
+                self.assertNotEqual(r.returncode, 0)
+                self.assertIn(reason, r.stdout + r.stderr)
+                self.assertNotIn(token, r.stdout + r.stderr)
 
 
 class ReminderTests(DeliveryCase):

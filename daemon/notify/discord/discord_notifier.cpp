@@ -15,6 +15,14 @@ discord_notifier::discord_notifier(std::unique_ptr<net::http_client> http, confi
     : owned_(std::move(http)), http_(*owned_), settings_(std::move(settings)), log_(std::move(log)) {}
 
 std::unique_ptr<notifier> make(const config& cfg, boost::asio::any_io_executor ex, const log::logger& log) {
+    if (!cfg.base_url.empty()) {
+        log.with("component", "discord")
+            .warn(
+                "discord.base_url is deprecated: requests go to it, not to the webhook URLs' host; put "
+                "the host and port in the webhook URLs and remove base_url"
+            );
+    }
+    // Verification is always on, whatever host the URLs name: ca_file or the system store.
     net::tls_options tls;
     tls.ca_file = cfg.ca_file;
     return std::make_unique<discord_notifier>(
@@ -52,7 +60,7 @@ asio::awaitable<delivery> discord_notifier::call(
     net::http_call request;
     request.method = std::move(method);
     // The token is in the path: the URL is a secret and is never logged or returned.
-    request.url = settings_.base_url + "/webhooks/" + hook.id + "/" + hook.token.reveal() + suffix;
+    request.url = webhook_root(settings_, hook) + "/webhooks/" + hook.id + "/" + hook.token.reveal() + suffix;
     request.headers = {
         {"Content-Type", "application/json"},
         {"User-Agent", "DiscordBot (https://github.com/runbookd/runbookd, " + std::string{version()} + ")"},

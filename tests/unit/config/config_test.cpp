@@ -101,7 +101,8 @@ TEST(config_good, example_yaml_loads_with_its_variables_set) {
     EXPECT_EQ(c.status.reminder_interval, 30min);
     EXPECT_EQ(c.notify.kind, notifier_kind::discord);
     EXPECT_EQ(c.notify.coalesce_window, 2s);
-    EXPECT_EQ(c.discord.base_url, "https://discord.com/api/v10");
+    EXPECT_EQ(c.discord.base_url, "") << "deprecated: each webhook URL names its host";
+    EXPECT_EQ(c.discord.status.root, "https://discord.com/api/v10");
     EXPECT_EQ(c.discord.ca_file, "");
     EXPECT_EQ(c.discord.status.id, "1234567890");
     EXPECT_EQ(c.discord.status.token.reveal(), "status-token");
@@ -354,7 +355,9 @@ TEST_P(config_bad, reports_one_problem_at_the_offending_node) {
     EXPECT_EQ(p.message, c.message);
 }
 
-const std::string webhook_hint = " (expected https://discord.com/api/webhooks/<id>/<token>)";
+const std::string webhook_hint =
+    " (expected https://discord.com/api/webhooks/<id>/<token>, or "
+    "https://HOST[:PORT][/PATH]/webhooks/<id>/<token>)";
 
 INSTANTIATE_TEST_SUITE_P(
     rules,
@@ -527,9 +530,7 @@ INSTANTIATE_TEST_SUITE_P(
             5,
             23,
             "discord.status_webhook_url",
-            "not a Discord webhook URL: the host must be discord.com, discordapp.com, "
-            "canary.discord.com or ptb.discord.com" +
-                webhook_hint},
+            "not a Discord webhook URL: the scheme must be https" + webhook_hint},
         bad_case{
             "bad_webhook_id.yaml",
             5,
@@ -542,8 +543,7 @@ INSTANTIATE_TEST_SUITE_P(
             32,
             "discord.operations_webhook_url_file",
             "'tests/data/config/secrets/discord_bad_url.txt' does not hold a Discord webhook "
-            "URL: the host must be discord.com, discordapp.com, canary.discord.com or "
-            "ptb.discord.com" +
+            "URL: the path must end in /webhooks/<id>/<token>" +
                 webhook_hint},
         bad_case{
             "bad_webhook_both.yaml",
@@ -726,25 +726,42 @@ struct webhook_case {
     std::string url;
     std::string id;  // empty: rejected
     std::string token;
+    std::string root = "https://discord.com/api/v10";
 };
 
 TEST(config_tables, discord_webhook_urls) {
     const std::vector<webhook_case> cases{
         {"https://discord.com/api/webhooks/123/abc-DEF_9", "123", "abc-DEF_9"},
-        {"https://discordapp.com/api/webhooks/123/tok", "123", "tok"},
-        {"https://canary.discord.com/api/webhooks/123/tok", "123", "tok"},
-        {"https://ptb.discord.com/api/webhooks/123/tok", "123", "tok"},
+        {"https://discordapp.com/api/webhooks/123/tok", "123", "tok", "https://discordapp.com/api/v10"},
+        {"https://canary.discord.com/api/webhooks/123/tok",
+         "123",
+         "tok",
+         "https://canary.discord.com/api/v10"},
+        {"https://ptb.discord.com/api/webhooks/123/tok", "123", "tok", "https://ptb.discord.com/api/v10"},
         {"https://discord.com/api/v10/webhooks/456/tok", "456", "tok"},
-        {"https://Discord.com/api/v9/webhooks/456/tok", "456", "tok"},
+        {"https://Discord.com/api/v9/webhooks/456/tok", "456", "tok", "https://Discord.com/api/v9"},
+        // Any HTTPS host and port: a proxy, a test server. Its path is kept as written.
+        {"https://discord.com:443/api/webhooks/1/tok", "1", "tok", "https://discord.com:443/api/v10"},
+        {"https://127.0.0.1:8443/api/webhooks/7/tok", "7", "tok", "https://127.0.0.1:8443/api/v10"},
+        {"https://[::1]:8443/api/v10/webhooks/7/tok", "7", "tok", "https://[::1]:8443/api/v10"},
+        {"https://proxy.internal:9443/discord/webhooks/7/tok",
+         "7",
+         "tok",
+         "https://proxy.internal:9443/discord"},
+        {"https://hooks.example.com/webhooks/7/tok", "7", "tok", "https://hooks.example.com"},
         {"http://discord.com/api/webhooks/1/tokensecretA", "", ""},
-        {"https://discord.com.evil.example/api/webhooks/1/tokensecretB", "", ""},
+        {"http://127.0.0.1:8443/api/webhooks/1/tokensecretB", "", ""},
         {"https://discord.com/api/webhooks/1/tokensecretC?wait=true", "", ""},
         {"https://discord.com/api/webhooks/1/tokensecretD/extra", "", ""},
         {"https://discord.com/api/webhooks/1/", "", ""},
         {"https://discord.com/api/webhooks/tokensecretE", "", ""},
         {"https://discord.com/api/vX/webhooks/1/tokensecretF", "", ""},
         {"https://discord.com/webhooks/1/tokensecretG", "", ""},
-        {"https://discord.com:443/api/webhooks/1/tokensecretH", "", ""},
+        {"https://proxy.internal:0/webhooks/1/tokensecretH", "", ""},
+        {"https://proxy.internal:99999/webhooks/1/tokensecretH", "", ""},
+        {"https://user:pw@proxy.internal/webhooks/1/tokensecretH", "", ""},
+        {"https://pro_xy.internal/webhooks/1/tokensecretH", "", ""},
+        {"https:///webhooks/1/tokensecretH", "", ""},
         {"discord.com/api/webhooks/1/tokensecretI", "", ""},
     };
     for (const auto& c : cases) {
@@ -753,6 +770,7 @@ TEST(config_tables, discord_webhook_urls) {
             ASSERT_TRUE(r.ok()) << c.url << dump(r.problems);
             EXPECT_EQ(r.value->discord.status.id, c.id) << c.url;
             EXPECT_EQ(r.value->discord.status.token.reveal(), c.token) << c.url;
+            EXPECT_EQ(r.value->discord.status.root, c.root) << c.url;
             continue;
         }
         ASSERT_EQ(r.problems.size(), 1u) << c.url << dump(r.problems);
@@ -762,6 +780,35 @@ TEST(config_tables, discord_webhook_urls) {
         EXPECT_EQ(p.message.find("tokensecret"), std::string::npos) << p.message;
         EXPECT_EQ(p.message.find(c.url), std::string::npos) << p.message;
     }
+}
+
+TEST(config_tables, a_deprecated_base_url_still_works_but_not_with_a_url_naming_its_own_host) {
+    const std::string on_discord =
+        with_discord("status_webhook_url", "https://discord.com/api/webhooks/1/tok");
+    const auto kept =
+        parse(on_discord + "  base_url: \"https://127.0.0.1:8443/api/v10\"\n", "inline.yaml", env_of({}));
+    ASSERT_TRUE(kept.ok()) << dump(kept.problems);
+    EXPECT_EQ(
+        notify::discord::webhook_root(kept.value->discord, kept.value->discord.status),
+        "https://127.0.0.1:8443/api/v10"
+    );
+    const auto own_host = parse(
+        with_discord("status_webhook_url", "https://127.0.0.1:9443/api/webhooks/1/tok") +
+            "  base_url: \"https://127.0.0.1:8443/api/v10\"\n",
+        "inline.yaml",
+        env_of({})
+    );
+    ASSERT_EQ(own_host.problems.size(), 1u) << dump(own_host.problems);
+    EXPECT_EQ(own_host.problems[0].path, "discord.base_url");
+    EXPECT_TRUE(
+        own_host.problems[0].message.starts_with("deprecated, and the webhook URLs name their own host")
+    ) << own_host.problems[0].message;
+    const auto plain = parse(on_discord, "inline.yaml", env_of({}));
+    ASSERT_TRUE(plain.ok()) << dump(plain.problems);
+    EXPECT_EQ(
+        notify::discord::webhook_root(plain.value->discord, plain.value->discord.status),
+        "https://discord.com/api/v10"
+    );
 }
 
 TEST(config_tables, an_empty_webhook_url_means_not_configured) {

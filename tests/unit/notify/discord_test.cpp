@@ -101,8 +101,8 @@ struct notifier_test : ::testing::Test {
 
     config settings() {
         config c;
-        c.base_url = "https://127.0.0.1:9/api/v10";
-        c.status = {"123456", secret<std::string>{token}};
+        // Requests go to the host, port and path the webhook URL names.
+        c.status = {"https://127.0.0.1:9/api/v10", "123456", secret<std::string>{token}};
         return c;
     }
 
@@ -131,6 +131,16 @@ TEST_F(notifier_test, posts_to_execute_webhook_with_wait) {
     EXPECT_EQ(http.calls[0].headers.at("Content-Type"), "application/json");
     EXPECT_TRUE(http.calls[0].headers.at("User-Agent").starts_with("DiscordBot ("));
     EXPECT_FALSE(n.has_channel(channel::operations));
+}
+
+TEST_F(notifier_test, a_deprecated_base_url_still_takes_the_requests) {
+    config c = settings();
+    c.base_url = "https://127.0.0.1:7/proxy/api/v10";
+    discord_notifier n{http, c, log};
+    http.push_reply(200, R"({"id":"42"})");
+    EXPECT_EQ(send_one(n).outcome, net::verdict::ok);
+    ASSERT_EQ(http.calls.size(), 1u);
+    EXPECT_EQ(http.calls[0].url, "https://127.0.0.1:7/proxy/api/v10/webhooks/123456/" + token + "?wait=true");
 }
 
 TEST_F(notifier_test, reads_429_body_and_headers) {
