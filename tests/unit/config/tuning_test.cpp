@@ -6,9 +6,12 @@
 
 #include "config/config.hpp"
 #include "core/calendar.hpp"
+#include "core/rank.hpp"
+#include "core/signal_log.hpp"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <ostream>
 #include <string>
 
@@ -123,6 +126,63 @@ TEST(tuning, a_changed_override_changes_the_packs_hash_so_a_reload_swaps_it) {
     EXPECT_NE(ta.value->hash, tb.value->hash);
     EXPECT_DOUBLE_EQ(rule_of(*tb.value, "deploy").prior, 0.5);
     EXPECT_EQ(ta.value->origin, tuned_pack + ", tuned by a.yaml");
+}
+
+TEST(tuning, the_tuned_runbook_pack_ranks_as_its_overrides_say) {
+    // Tuesday 21 July 2026, 11:00 in New York: the 3rd Tuesday, inside the pack's weekly
+    // window but not the first week of the quarter; the DB's CPU at 87% for 10 minutes.
+    const wall_time start = *parse_rfc3339("2026-07-21T15:00:00Z");
+    signal_log log;
+    for (int m = -10; m <= 0; ++m) {
+        signal s;
+        s.kind = "db.cpu";
+        s.subject = "dark-west";
+        s.source = "cloudsql";
+        s.at = start + std::chrono::minutes{m};
+        s.set("instance", "dark-west");
+        s.value = 0.87;
+        log.add(s, start);
+    }
+    source_map healthy;
+    for (const auto& k : signal_catalogue()) {
+        healthy.try_emplace(std::string{k.source}, source_status{});
+    }
+    rank_input in;
+    in.start = start;
+    in.now = start + 1min;
+    in.service = service_scope{"PAPI", "API", {}};
+    const auto ids = [](const ranking& r) {
+        std::vector<std::string> out;
+        for (const auto& s : r.suspects) {
+            out.push_back(s.id);
+        }
+        return out;
+    };
+
+    const auto written = rules::load({});
+    ASSERT_TRUE(written.ok());
+    const auto before = rank(*written.value, log, healthy, in);
+    EXPECT_EQ(ids(before), std::vector<std::string>{"db-maintenance"});  // the calendar alone
+
+    const auto cfg = config::parse(
+        "notify: {kind: console}\npagerduty: {webhook_secrets: [s3cret]}\n"
+        "rules:\n  overrides:\n    db-trouble.cpu: {value: {above: 0.85}}\n"
+        "calendars:\n  maintenance: {weeks: [1], months: [jan, apr, jul, oct]}\n",
+        "tuned.yaml"
+    );
+    ASSERT_TRUE(cfg.ok()) << cfg.problems.front().to_string();
+    const auto tuned = rules::load({}, cfg.value->rules.tuning);
+    ASSERT_TRUE(tuned.ok()) << tuned.problems.front().to_string();
+    const auto after = rank(*tuned.value, log, healthy, in);
+    EXPECT_EQ(ids(after), std::vector<std::string>{"db-trouble"});
+    const auto maintenance = std::find_if(after.clear.begin(), after.clear.end(), [](const checked& c) {
+        return c.id == "db-maintenance";
+    });
+    ASSERT_NE(maintenance, after.clear.end());
+    EXPECT_NE(
+        maintenance->detail.find("outside 1st Tue/Wed 10:00-13:00 America/New_York in Jan/Apr/Jul/Oct"),
+        std::string::npos
+    ) << maintenance->detail;
 }
 
 // --- one fixture per validation rule ---------------------------------------------------------
