@@ -28,12 +28,19 @@ int main(int argc, char** argv) {
     test_cmd->add_option("files", test_files, "Rule test files")->required();
 
     std::string scenario_path;
+    std::string score_dir;
     std::string format = "text";
     auto* replay_cmd = app.add_subcommand(
-        "replay", "Run a scenario through the engine under virtual time; print every post"
+        "replay",
+        "Run a scenario through the engine under virtual time; print every post. With --score DIR, "
+        "score the diagnoses of every scenario in DIR; exit 1 when any expected top cause is not first"
     );
-    replay_cmd->add_option("scenario", scenario_path, "Scenario file (YAML)")->required();
-    replay_cmd->add_option("--format", format, "text or json")->check(CLI::IsMember({"text", "json"}));
+    auto* scenario_opt = replay_cmd->add_option("scenario", scenario_path, "Scenario file (YAML)");
+    auto* score_opt = replay_cmd->add_option("--score", score_dir, "Directory of scenarios to score");
+    auto* format_opt =
+        replay_cmd->add_option("--format", format, "text or json")->check(CLI::IsMember({"text", "json"}));
+    score_opt->excludes(scenario_opt)->excludes(format_opt);
+    replay_cmd->require_option(1, 2);
 
     auto* version_cmd = app.add_subcommand("version", "Print the version");
 
@@ -55,6 +62,13 @@ int main(int argc, char** argv) {
         return test_rules(test_files, std::cout, std::cerr);
     }
     if (replay_cmd->parsed()) {
+        if (score_opt->count() > 0) {
+            return replay_score(score_dir, std::cout, std::cerr);
+        }
+        if (scenario_opt->count() == 0) {
+            std::cerr << "replay: a scenario file, or --score DIR, is required\n";
+            return exit_usage;
+        }
         return replay(scenario_path, format, std::cout, std::cerr);
     }
     if (version_cmd->parsed()) {

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <array>
 #include <fstream>
+#include <ostream>
+#include <span>
 #include <sstream>
 
 namespace runbookd::rules {
@@ -12,8 +14,8 @@ namespace {
 
 using yaml::entry;
 
-constexpr std::array<std::string_view, 9> file_keys{
-    "name", "start", "until", "settings", "services", "rule_files", "sources", "timeline", "expect"};
+constexpr std::array<std::string_view, 10> file_keys{
+    "name", "start", "until", "settings", "services", "rule_files", "sources", "timeline", "expect", "reason"};
 constexpr std::array<std::string_view, 5> settings_keys{
     "reminder_interval", "edit_interval", "dominance_share", "max_suspects", "operations"};
 constexpr std::array<std::string_view, 6> step_keys{"at", "page", "incident", "agent", "message", "signal"};
@@ -21,8 +23,9 @@ constexpr std::array<std::string_view, 2> source_step_keys{"at", "source"};
 constexpr std::array<std::string_view, 3> source_keys{"name", "state", "error"};
 constexpr std::array<std::string_view, 6> incident_keys{
     "id", "title", "service", "number", "url", "priority"};
-constexpr std::array<std::string_view, 6> expect_keys{
+constexpr std::array<std::string_view, 7> expect_keys{
     "top",
+    "top3",
     "status_posts",
     "operations_posts",
     "status_contains",
@@ -65,6 +68,9 @@ private:
         s_.start = *parse_rfc3339("2026-03-05T16:00:00Z");
         if (const entry* n = yaml::find(*top, "name")) {
             s_.name = w_.string(*n).value_or("");
+        }
+        if (const entry* r = yaml::find(*top, "reason")) {
+            read_reason(*r);
         }
         if (const entry* st = yaml::find(*top, "start")) {
             s_.start = w_.instant(*st).value_or(s_.start);
@@ -138,6 +144,52 @@ private:
         }
     }
 
+    void read_reason(const entry& r) {
+        auto v = w_.string(r);
+        if (!v) {
+            return;
+        }
+        if (v->find_first_of("\r\n") != std::string::npos) {
+            w_.report(r, "the reasoning is one line");
+            return;
+        }
+        s_.reason = std::move(*v);
+    }
+
+    /// Remembers where a rule id is named, to check it against the rules once they load.
+    void name_rule(const entry& e, const std::string& id) {
+        const auto m = e.value.Mark();
+        s_.named.push_back(named_rule{
+            id, problem{w_.file(), m.is_null() ? 1 : m.line + 1, m.is_null() ? 1 : m.column + 1, e.path, {}}});
+    }
+
+    /// `top3: [bad-deploy, server-wont-restart]`: at most three distinct rule ids, in any order.
+    std::vector<std::string> read_top3(const entry& k) {
+        std::vector<std::string> ids;
+        const auto items = w_.list(k);
+        if (!items) {
+            return ids;
+        }
+        if (items->size() > 3) {
+            w_.report(k, "at most three causes, not " + std::to_string(items->size()));
+        }
+        for (const auto& i : *items) {
+            auto v = w_.string(i);
+            if (!v) {
+                continue;
+            }
+            if (*v == "none") {
+                w_.report(i, "'none' is not a cause: leave it out (top3: [] when no cause is acceptable)");
+            } else if (std::find(ids.begin(), ids.end(), *v) != ids.end()) {
+                w_.report(i, "'" + *v + "' is already listed");
+            } else {
+                name_rule(i, *v);
+                ids.push_back(std::move(*v));
+            }
+        }
+        return ids;
+    }
+
     void read_expect(const entry& x) {
         const auto keys = w_.map(x.value, x.path, expect_keys);
         if (!keys) {
@@ -147,6 +199,11 @@ private:
         for (const auto& k : *keys) {
             if (k.name == "top") {
                 e.top = w_.string(k);
+                if (e.top && *e.top != "none") {
+                    name_rule(k, *e.top);
+                }
+            } else if (k.name == "top3") {
+                e.top3 = read_top3(k);
             } else if (k.name == "status_posts") {
                 e.status_posts = w_.count(k, 0);
             } else if (k.name == "operations_posts") {
@@ -157,6 +214,14 @@ private:
                 e.operations_contains = w_.strings(k);
             } else {
                 e.first_operations_within = w_.duration(k);
+            }
+        }
+        if (const entry* t3 = yaml::find(*keys, "top3")) {
+            if (!e.top) {
+                w_.report(*t3, "top3 needs top: the cause expected first");
+            } else if (*e.top != "none" &&
+                       e.top3 && std::find(e.top3->begin(), e.top3->end(), *e.top) == e.top3->end()) {
+                w_.report(*t3, "the acceptable top three leave out top '" + *e.top + "'");
             }
         }
         s_.expect = std::move(e);
@@ -364,6 +429,52 @@ std::vector<std::string> check(
     return misses;
 }
 
+/// The top suspect of the last #operations summary of the incident of the last page step,
+/// and the ranking it was made from (ranked again at that instant: the log and the rules
+/// give the same ranking for the same instant).
+diagnosis last_diagnosis(const engine& core, const scenario& s) {
+    diagnosis d;
+    for (auto it = s.steps.rbegin(); it != s.steps.rend(); ++it) {
+        const auto* ev = std::get_if<incident_event>(&it->what);
+        if (ev == nullptr) {
+            continue;
+        }
+        const incident* inc = core.find(ev->incident.id);
+        if (inc == nullptr || !inc->ops.last_sent) {
+            return d;
+        }
+        if (!inc->ops.top.empty()) {
+            d.top = inc->ops.top;
+            d.named = true;
+        }
+        for (const auto& x : core.rank_incident(*inc, *inc->ops.last_sent).suspects) {
+            d.suspects.push_back(ranked{x.id, x.share, x.evidence.size()});
+        }
+        return d;
+    }
+    return d;
+}
+
+std::string shares_text(const std::vector<ranked>& suspects) {
+    if (suspects.empty()) {
+        return "(no suspect)";
+    }
+    std::string out;
+    for (std::size_t i = 0; i < suspects.size(); ++i) {
+        out += (i == 0 ? "" : ", ") + std::to_string(i + 1) + ". " + suspects[i].id + " " +
+               percent_text(suspects[i].share);
+    }
+    return out;
+}
+
+std::string named_text(const diagnosis& d) {
+    if (d.top == "none" || d.suspects.empty()) {
+        return "none";
+    }
+    const std::string top = d.top + " " + percent_text(d.suspects.front().share);
+    return d.named ? top : "none (weak lead " + top + ")";
+}
+
 }  // namespace
 
 scenario_load load_scenario(const std::string& path) {
@@ -375,7 +486,28 @@ scenario_load load_scenario(const std::string& path) {
     }
     std::stringstream text;
     text << file.rdbuf();
-    return scenario_loader{path}.run(text.str());
+    return parse_scenario(path, text.str());
+}
+
+scenario_load parse_scenario(const std::string& path, std::string_view text) {
+    return scenario_loader{path}.run(text);
+}
+
+std::vector<problem> unknown_rule_ids(const scenario& s, const rule_set& rules) {
+    std::vector<problem> out;
+    for (const auto& n : s.named) {
+        const auto is = [&](const auto& list) {
+            return std::any_of(list.begin(), list.end(), [&](const auto& r) { return r.id == n.id; });
+        };
+        if (is(rules.rules)) {
+            continue;
+        }
+        problem p = n.where;
+        p.message = is(rules.warnings) ? "'" + n.id + "' is a warning, and a warning is never a cause"
+                                       : "no rule '" + n.id + "' in the rules (" + rules.origin + ")";
+        out.push_back(std::move(p));
+    }
+    return out;
 }
 
 replay_result replay(const scenario& s, std::shared_ptr<const rule_set> rules) {
@@ -408,26 +540,132 @@ replay_result replay(const scenario& s, std::shared_ptr<const rule_set> rules) {
         record(core.apply(std::move(in)), std::max(step.at, s.start));
     }
     run_until(s.until);
+    out.found = last_diagnosis(core, s);
     if (s.expect) {
         out.misses = check(*s.expect, out.posts, s);
-        if (s.expect->top) {
-            // The top suspect of the last #operations summary of the scenario's incident.
-            std::string got = "none";
-            for (auto it = s.steps.rbegin(); it != s.steps.rend(); ++it) {
-                if (const auto* ev = std::get_if<incident_event>(&it->what)) {
-                    if (const incident* inc = core.find(ev->incident.id);
-                        inc != nullptr && !inc->ops.top.empty()) {
-                        got = inc->ops.top;
-                    }
-                    break;
-                }
-            }
-            if (got != *s.expect->top) {
-                out.misses.push_back("top: expected " + *s.expect->top + ", got " + got);
-            }
+        if (s.expect->top && !meets(out.found, *s.expect->top)) {
+            out.misses.push_back("top: expected " + *s.expect->top + ", got " + named_text(out.found));
         }
     }
     return out;
+}
+
+bool meets(const diagnosis& d, const std::string& expected) {
+    return expected == "none" ? !d.named : d.top == expected;
+}
+
+scenario_score judge(const scenario& s, const replay_result& r) {
+    scenario_score out;
+    out.file = s.file;
+    out.name = s.name;
+    out.reason = s.reason;
+    if (s.expect) {
+        out.expected = s.expect->top.value_or("none");
+        out.acceptable = s.expect->top3;
+    }
+    out.found = r.found;
+    const auto& ranking = out.found.suspects;
+    const std::size_t shown = std::min<std::size_t>(3, ranking.size());
+    const auto first3 = std::span{ranking}.first(shown);
+    out.top1 = meets(out.found, out.expected);
+    const bool all_acceptable =
+        !out.acceptable || std::all_of(first3.begin(), first3.end(), [&](const ranked& x) {
+            return std::find(out.acceptable->begin(), out.acceptable->end(), x.id) != out.acceptable->end();
+        });
+    const bool expected_in_3 =
+        out.expected == "none" ? out.top1
+                               : std::any_of(first3.begin(), first3.end(), [&](const ranked& x) {
+                                     return x.id == out.expected;
+                                 });
+    out.top3 = expected_in_3 && all_acceptable;
+    if (out.found.named && !ranking.empty()) {
+        const ranked& named = ranking.front();
+        const double dominance = s.settings.operations.dominance_share;
+        if (!out.top1 && named.share >= dominance) {
+            out.overconfident = "names " + named.id + " at " + percent_text(named.share) + " (dominance " +
+                                percent_text(dominance) + "), expected " + out.expected;
+        } else if (out.top1 && named.evidence == 0) {
+            out.overconfident = "names " + named.id + " at " + percent_text(named.share) + " with no evidence";
+        }
+    }
+    return out;
+}
+
+corpus_score tally(std::vector<scenario_score> scenarios) {
+    corpus_score c;
+    for (const auto& x : scenarios) {
+        c.top1 += x.top1 ? 1 : 0;
+        c.top3 += x.top3 ? 1 : 0;
+        c.overconfident += x.overconfident.empty() ? 0 : 1;
+        if (x.found.top == "none" || x.found.suspects.empty()) {
+            continue;
+        }
+        const double share = x.found.suspects.front().share;
+        if (!x.top1) {
+            c.wrong_shares.push_back(share);
+        } else if (x.expected != "none") {
+            c.right_shares.push_back(share);
+        }
+    }
+    std::sort(c.right_shares.begin(), c.right_shares.end());
+    std::sort(c.wrong_shares.begin(), c.wrong_shares.end());
+    c.scenarios = std::move(scenarios);
+    return c;
+}
+
+double median(const std::vector<double>& ascending) {
+    const std::size_t n = ascending.size();
+    if (n == 0) {
+        return 0;
+    }
+    return n % 2 == 1 ? ascending[n / 2] : (ascending[n / 2 - 1] + ascending[n / 2]) / 2;
+}
+
+void write_score(const corpus_score& c, std::ostream& out) {
+    for (const auto& x : c.scenarios) {
+        const char* mark = x.top1 ? (x.top3 ? "ok    " : "top3  ") : "MISS  ";
+        out << mark << x.file << ": ";
+        if (x.top1) {
+            out << named_text(x.found);
+        } else {
+            out << "expected " << x.expected << ", got " << named_text(x.found);
+        }
+        out << '\n';
+        if (!x.top1 || !x.top3) {
+            out << "    ranking: " << shares_text(x.found.suspects) << '\n';
+            if (x.acceptable) {
+                std::string list;
+                for (const auto& id : *x.acceptable) {
+                    list += (list.empty() ? "" : ", ") + id;
+                }
+                out << "    acceptable top three: " << (list.empty() ? "(no suspect)" : list) << '\n';
+            }
+            if (!x.reason.empty()) {
+                out << "    reason: " << x.reason << '\n';
+            }
+        }
+    }
+    const auto ratio = [&](std::size_t k) {
+        return std::to_string(k) + "/" + std::to_string(c.scenarios.size()) +
+               (c.scenarios.empty() ? "" : " (" + percent_text(double(k) / double(c.scenarios.size())) + ")");
+    };
+    const auto shares = [](const std::vector<double>& v) {
+        if (v.empty()) {
+            return std::string{"none"};
+        }
+        return std::to_string(v.size()) + ", median share " + percent_text(median(v)) + ", max " +
+               percent_text(v.back());
+    };
+    out << "\ntop-1: " << ratio(c.top1) << '\n';
+    out << "top-3: " << ratio(c.top3) << '\n';
+    out << "correct top suspects: " << shares(c.right_shares) << '\n';
+    out << "wrong top suspects: " << shares(c.wrong_shares) << '\n';
+    out << "overconfident: " << c.overconfident << '\n';
+    for (const auto& x : c.scenarios) {
+        if (!x.overconfident.empty()) {
+            out << "    " << x.file << ": " << x.overconfident << '\n';
+        }
+    }
 }
 
 }  // namespace runbookd::rules

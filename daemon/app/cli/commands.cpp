@@ -12,8 +12,11 @@
 #include <boost/asio/post.hpp>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
+#include <map>
 
 namespace runbookd::app::cli {
 
@@ -119,6 +122,10 @@ int replay(
         print_problems(rules.problems, "the rules of " + scenario_path, err);
         return exit_invalid_config;
     }
+    if (const auto unknown = rules::unknown_rule_ids(sc, *rules.value); !unknown.empty()) {
+        print_problems(unknown, scenario_path, err);
+        return exit_invalid_config;
+    }
     const auto result = rules::replay(sc, rules.value);
     if (format == "json") {
         for (const auto& r : result.posts) {
@@ -161,6 +168,83 @@ int replay(
         err << "replay: " << scenario_path << ": every expectation met\n";
     }
     return exit_ok;
+}
+
+namespace {
+
+std::vector<std::string> scenario_files(const std::string& dir, std::ostream& err) {
+    std::vector<std::string> files;
+    std::error_code ec;
+    for (std::filesystem::directory_iterator it{dir, ec}, end; !ec && it != end; it.increment(ec)) {
+        const auto& p = it->path();
+        if (p.extension() == ".yaml" && it->is_regular_file(ec)) {
+            files.push_back(p.string());
+        }
+    }
+    if (ec) {
+        err << dir << ": cannot read the directory: " << ec.message() << '\n';
+        return {};
+    }
+    if (files.empty()) {
+        err << dir << ": no scenario files (*.yaml)\n";
+    }
+    std::sort(files.begin(), files.end());
+    return files;
+}
+
+}  // namespace
+
+int replay_score(const std::string& dir, std::ostream& out, std::ostream& err) {
+    const auto files = scenario_files(dir, err);
+    if (files.empty()) {
+        return exit_invalid_config;
+    }
+    // Most scenarios use the embedded pack: each set of rule files is loaded once.
+    std::map<std::vector<std::string>, rules::load_result> loaded_rules;
+    std::vector<rules::scenario_score> scored;
+    std::vector<std::string> unscored;
+    std::size_t invalid = 0;
+    for (const auto& file : files) {
+        const auto loaded = rules::load_scenario(file);
+        if (!loaded.value) {
+            print_problems(loaded.problems, file, err);
+            ++invalid;
+            continue;
+        }
+        const auto& sc = *loaded.value;
+        auto it = loaded_rules.find(sc.rule_files);
+        if (it == loaded_rules.end()) {
+            it = loaded_rules.emplace(sc.rule_files, rules::load(sc.rule_files)).first;
+        }
+        const auto& rules = it->second;
+        if (!rules.ok()) {
+            print_problems(rules.problems, "the rules of " + file, err);
+            ++invalid;
+            continue;
+        }
+        if (const auto unknown = rules::unknown_rule_ids(sc, *rules.value); !unknown.empty()) {
+            print_problems(unknown, file, err);
+            ++invalid;
+            continue;
+        }
+        if (!sc.expect || !sc.expect->top) {
+            unscored.push_back(file);
+            continue;
+        }
+        scored.push_back(rules::judge(sc, rules::replay(sc, rules.value)));
+    }
+    const auto score = rules::tally(std::move(scored));
+    out << "score: " << dir << " (" << score.scenarios.size() << " scenarios scored)\n\n";
+    for (const auto& f : unscored) {
+        out << "skip  " << f << ": no expect.top, not scored\n";
+    }
+    rules::write_score(score, out);
+    if (invalid > 0) {
+        err << "replay --score: " << invalid << (invalid == 1 ? " scenario" : " scenarios")
+            << " could not be replayed\n";
+    }
+    const bool all_first = score.top1 == score.scenarios.size();
+    return invalid == 0 && !score.scenarios.empty() && all_first ? exit_ok : exit_invalid_config;
 }
 
 int version(std::ostream& out) {

@@ -27,6 +27,12 @@ int test_rules(const std::vector<std::string>& files, std::ostream& out, std::os
 /// with its virtual time; 1 when the scenario is invalid or its expectations are not met.
 int replay(const std::string& scenario_path, const std::string& format, std::ostream& out, std::ostream& err);
 
+/// `runbookd replay --score DIR`: replays every scenario in DIR (`*.yaml`, not recursive)
+/// and scores each diagnosis against its `expect.top` and `expect.top3`; 0 when every
+/// scored scenario names its expected top cause first, 1 otherwise or when any scenario is
+/// invalid or none is scored.
+int replay_score(const std::string& dir, std::ostream& out, std::ostream& err);
+
 /// `runbookd version`.
 int version(std::ostream& out);
 
