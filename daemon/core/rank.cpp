@@ -292,13 +292,13 @@ private:
     std::map<std::string, of_kind, std::less<>> by_kind_;
 };
 
-/// Which signals the pack's `effects:` explain, computed once per signal per ranking: a bit
-/// per effect (at most 63; rules.cpp refuses more). The causes of each effect are indexed by
-/// their joined labels the first time a leaf reads one of its effect kinds.
+/// Which signals the pack's `effects:` explain, each effect looked up at most once per signal
+/// per ranking, and only when a condition asks: a bit per effect (rules.cpp refuses more than
+/// 63). The causes of each effect are indexed by their joined labels the first time they are
+/// needed.
 class explanations {
 public:
     using mask = std::uint64_t;
-    static constexpr mask computed = mask{1} << 63;
 
     explanations(const rule_set& rules, const signal_log& log, wall_time now)
         : rules_(rules), log_(log), now_(now), causes_(rules.effects.size()) {}
@@ -337,17 +337,64 @@ public:
         return out;
     }
 
-    /// The effects among `candidates` that explain the signal at `it` of `kind`.
-    mask of(const std::string& kind, signal_log::series::const_iterator it, mask candidates) {
+private:
+    struct kind_memo {
+        kind_memo(const signal_log::series& s, mask m, const signal_kind* k, const std::vector<effect>& effects)
+            : series(s), done(s.size(), 0), hit(s.size(), 0), about(m), kind(k) {
+            // Where each effect's join label sits in this kind (one label, the usual case).
+            for (const auto& e : effects) {
+                join_at.push_back(k != nullptr && e.join.size() == 1 ? label_index(*k, e.join.front()) : npos);
+            }
+        }
+        static constexpr std::size_t npos = static_cast<std::size_t>(-1);
+        const signal_log::series& series;
+        std::vector<mask> done;  ///< per signal, the effects looked up
+        std::vector<mask> hit;   ///< per signal, those of them that explain it
+        mask about;              ///< the effects that explain this kind
+        const signal_kind* kind;
+        std::vector<std::size_t> join_at;
+    };
+
+public:
+    /// One kind's memo, looked up once per condition rather than once per signal.
+    class of_kind {
+    public:
+        of_kind(explanations& owner, kind_memo& memo) : owner_(owner), memo_(memo) {}
+
+        /// The effects among `candidates` that explain the signal at `it`; each effect is
+        /// looked up once per signal, and only when asked about.
+        mask of(signal_log::series::const_iterator it, mask candidates) {
+            const auto i = static_cast<std::size_t>(it - memo_.series.begin());
+            if (const mask need = candidates & memo_.about & ~memo_.done[i]; need != 0) {
+                memo_.hit[i] |= owner_.explain(*it, memo_, need);
+                memo_.done[i] |= need;
+            }
+            return memo_.hit[i] & candidates;
+        }
+
+        /// The first effect (in the pack's order) among `candidates` that explains the
+        /// signal at `it`, or 0: enough to skip it, with no look-up of the others.
+        mask first_of(signal_log::series::const_iterator it, mask candidates) {
+            for (std::size_t e = 0; e < 64 && (candidates >> e) != 0; ++e) {
+                if (const mask bit = candidates & (mask{1} << e); bit != 0 && of(it, bit) != 0) {
+                    return bit;
+                }
+            }
+            return 0;
+        }
+
+    private:
+        explanations& owner_;
+        kind_memo& memo_;
+    };
+
+    of_kind for_kind(const std::string& kind) {
         auto memo = memo_.find(kind);
         if (memo == memo_.end()) {
-            memo = memo_.try_emplace(kind, log_.all_of(kind)).first;
+            memo = memo_.try_emplace(kind, log_.all_of(kind), about(kind), find_signal_kind(kind), rules_.effects)
+                       .first;
         }
-        auto& known = memo->second.known[static_cast<std::size_t>(it - memo->second.series.begin())];
-        if ((known & computed) == 0) {
-            known = computed | explain(*it, about(kind));
-        }
-        return known & candidates;
+        return of_kind{*this, memo->second};
     }
 
 private:
@@ -357,11 +404,6 @@ private:
     };
     /// One effect's causes: the times (sorted) of the causes with each joined key.
     using cause_index = std::unordered_map<std::string, std::vector<wall_time>, by_key_hash, std::equal_to<>>;
-    struct kind_memo {
-        explicit kind_memo(const signal_log::series& s) : series(s), known(s.size(), 0) {}
-        const signal_log::series& series;
-        std::vector<mask> known;
-    };
 
     /// The join labels' values, '\x1f'-separated; false when one is empty (nothing joins
     /// on an unknown node or ReplicaSet).
@@ -384,8 +426,15 @@ private:
             const effect& e = rules_.effects[i];
             std::string key;
             for (const auto& kind : e.by) {
+                const signal_kind* k = find_signal_kind(kind);
+                const std::size_t at =
+                    k != nullptr && e.join.size() == 1 ? label_index(*k, e.join.front()) : kind_memo::npos;
                 for (const signal& c : log_.between(kind, wall_time::min(), now_)) {
-                    if (key_of(c, e, key)) {
+                    if (at != kind_memo::npos && c.info == k) {
+                        if (const std::string* v = c.label_at(at); v != nullptr && !v->empty()) {
+                            (*slot)[*v].push_back(c.at);
+                        }
+                    } else if (key_of(c, e, key)) {
                         (*slot)[key].push_back(c.at);
                     }
                 }
@@ -399,7 +448,7 @@ private:
         return *slot;
     }
 
-    mask explain(const signal& s, mask candidates) {
+    mask explain(const signal& s, const kind_memo& memo, mask candidates) {
         mask out = 0;
         std::string key;
         for (std::size_t i = 0; i < rules_.effects.size(); ++i) {
@@ -407,11 +456,23 @@ private:
                 continue;
             }
             const effect& e = rules_.effects[i];
-            if (!key_of(s, e, key)) {
+            std::string_view joined;
+            if (e.join.size() == 1) {
+                // One label, the usual case: looked up as it is, with no key to build.
+                const std::string* v = s.info == memo.kind && memo.join_at[i] != kind_memo::npos
+                                           ? s.label_at(memo.join_at[i])
+                                           : s.find(e.join.front());
+                if (v == nullptr || v->empty()) {
+                    continue;
+                }
+                joined = *v;
+            } else if (key_of(s, e, key)) {
+                joined = key;
+            } else {
                 continue;
             }
             const auto& index = causes(i);
-            const auto found = index.find(std::string_view{key});
+            const auto found = index.find(joined);
             if (found == index.end()) {
                 continue;
             }
@@ -628,22 +689,28 @@ private:
             t.explained == signal_test::explained_test::only ? explained_.named(t.explained_by) : 0;
         std::size_t explained_away = 0;
         explanations::mask explained_by = 0;
+        std::optional<explanations::of_kind> explained;
+        if (effects != 0) {
+            explained.emplace(explained_.for_kind(t.kind));
+        }
         for (auto it = window.begin(); it != window.end(); ++it) {
             const signal& s = *it;
-            if (memo != nullptr && !memo->holds(it)) {
-                continue;
-            }
+            // The label tests first: they are cheap, and what fails them need not be related
+            // or explained.
             if (!std::all_of(t.where.begin(), t.where.end(), [&](const label_test& lt) {
                     return passes(lt, s);
                 })) {
                 continue;
             }
+            if (memo != nullptr && !memo->holds(it)) {
+                continue;
+            }
             if (t.explained == signal_test::explained_test::only) {
-                if (effects == 0 || (explained_.of(t.kind, it, effects) & wanted) == 0) {
+                if (effects == 0 || (explained->of(it, effects) & wanted) == 0) {
                     continue;  // not the effect this leaf counts
                 }
             } else if (effects != 0) {
-                if (const auto m = explained_.of(t.kind, it, effects); m != 0) {
+                if (const auto m = explained->first_of(it, effects); m != 0) {
                     explained_away += 1;  // an effect, not a second cause
                     explained_by |= m;
                     continue;
