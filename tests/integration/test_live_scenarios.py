@@ -18,6 +18,7 @@ import os
 import re
 import time
 import unittest
+import uuid
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -67,7 +68,19 @@ def deploy_body(step: Step, base: float) -> dict:
 
 
 def deploys_section() -> dict:
-    return {"deploys": {"generic_secrets": [DEPLOY_SECRET]}}
+    return {"deploys": {"generic_secrets": [DEPLOY_SECRET], "github_secrets": [DEPLOY_SECRET],
+                        "workflows": ["Deploy@production"]}}
+
+
+def send_github(live, event: str, payload: dict) -> None:
+    """One GitHub delivery with GitHub's headers, signed with the webhook's secret."""
+    raw = json.dumps(payload).encode()
+    r = live.daemon.http("POST", "/webhooks/deploys", raw, {
+        "Content-Type": "application/json", "User-Agent": "GitHub-Hookshot/7a1c6f3",
+        "X-GitHub-Event": event, "X-GitHub-Delivery": str(uuid.uuid4()),
+        "X-Hub-Signature-256": "sha256=" + hmac.new(DEPLOY_SECRET.encode(), raw, hashlib.sha256).hexdigest()})
+    if r.status != 202:
+        raise AssertionError(f"GitHub delivery answered {r.status} {r.body!r}")
 
 
 # --------------------------------------------------------------------------- Kubernetes
@@ -237,6 +250,18 @@ class GoogleScenario(LiveScenario):
     def build(self) -> dict:
         raise NotImplementedError
 
+    def cluster(self) -> dict:
+        """A Kubernetes world beside Google's, for the scenarios that have both."""
+        self.k = KubernetesWorld(self.tmp)
+        self.addCleanup(self.k.close)
+        self.env = self.k.env()
+        stable_nodes(self.k)
+        return {"kubernetes": self.k.config()}
+
+    def cpu_points(self) -> None:
+        self.google.set_points(fg.CPU_UTILIZATION, f"{self.PROJECT}:{self.INSTANCE}",
+                               [(self.when(s.at - 60), float(s.value)) for s in self.sc.history("db.cpu")])
+
     def cloudsql(self, **extra) -> dict:
         return {"cloudsql": dict({"instance": self.INSTANCE}, **extra)}
 
@@ -333,6 +358,34 @@ class GoogleOutage(GoogleScenario, unittest.TestCase):
         self.assertIn(f"Follow {self.inc['url']}", text)
 
 
+class QuietRollout(GoogleScenario, unittest.TestCase):
+    """A rollout of a new image five minutes ago, its pods up and nothing else wrong (the
+    database calm): did something just deploy? Probably that."""
+    scenario = "bad_deploy_quiet_rollout"
+
+    def build(self):
+        sections = self.cluster()
+        ro = self.sc.first("k8s.rollout")
+        self.ro = ro
+        ns, dep = ro["namespace"], ro["deployment"]
+        new_hash = ro["replicaset"][len(dep) + 1:]
+        self.k.workload(ns, dep, "bwdserver-ctr",
+                        [(str(int(ro["revision"]) - 1), old_hash(dep), ro["previous_image"], -6 * DAY),
+                         (ro["revision"], new_hash, ro["image"], ro.at)])
+        for i, suffix in enumerate(("m3n4p", "r5s6t")):
+            self.k.pod(ns, dep, f"{dep}-{new_hash}-{suffix}", "bwdserver-ctr", ro["image"], NODES[i], ro.at + 20)
+        self.cpu_points()
+        return harness.deep_merge(self.cloudsql(), sections)
+
+    def more_diagnostics(self) -> str:
+        return self.k.diagnostics() + "\n" + super().more_diagnostics()
+
+    def check(self, text):
+        ro = self.ro
+        self.assertAge(text, re.escape(f"{ro['deployment']} rolled out {ro['image']} (was {ro['previous_image']})"), ro)
+        self.assertNoSecondsOld(text)
+
+
 class NoEvidence(GoogleScenario, unittest.TestCase):
     """Every source looks and finds nothing: a quiet cluster, a calm database, no Google
     incident. The honest summary names no cause. The scenario's page (a Thursday) is outside
@@ -341,21 +394,17 @@ class NoEvidence(GoogleScenario, unittest.TestCase):
     scenario = "no_evidence_all_quiet"
 
     def build(self):
-        self.k = KubernetesWorld(self.tmp)
-        self.addCleanup(self.k.close)
-        stable_nodes(self.k)
+        sections = self.cluster()
         for workload in self.sc.services[self.sc.service_id].get("kubernetes", []):
             ns, dep = workload.split("/", 1)
             h = old_hash(dep)
             self.k.workload(ns, dep, "app", [("31", h, f"gcr.io/dark/{dep}:1", -20 * DAY)])
             for i, suffix in enumerate(("k2m4p", "q7r8s")):
                 self.k.pod(ns, dep, f"{dep}-{h}-{suffix}", "app", f"gcr.io/dark/{dep}:1", NODES[i], -20 * DAY)
-        self.env = self.k.env()
-        self.google.set_points(fg.CPU_UTILIZATION, f"{self.PROJECT}:{self.INSTANCE}",
-                               [(self.when(s.at - 60), float(s.value)) for s in self.sc.history("db.cpu")])
+        self.cpu_points()
         this_month = datetime.now(ZoneInfo("America/New_York")).strftime("%b").lower()
         return harness.deep_merge(self.cloudsql(), {
-            "kubernetes": self.k.config(),
+            **sections,
             "gcp_status": {"enabled": True, "url": self.google.url + "/incidents.json", "interval": "1h"},
             "calendars": {"maintenance": {"months": [m for m in MONTHS if m != this_month]}}})
 
@@ -537,6 +586,47 @@ class CiDeployFailed(LiveScenario, unittest.TestCase):
         s = self.step
         self.assertAge(text, re.escape(f"CI deploy of {s['service']} {s['version']} by {s['actor']} ended in "
                                        f"{s['status']}"), s)
+
+
+
+class CiDeployWentQuiet(LiveScenario, unittest.TestCase):
+    """GitHub said the editor's deploy workflow was queued 45 minutes ago and in progress 40
+    minutes ago, then nothing: its statuses arrive as GitHub sent them, dated by the payload."""
+    scenario = "ci_deploy_stalled"
+
+    def world(self):
+        self.base = time.time()
+        self.steps = self.sc.history("deploy.ci")
+        return deploys_section(), None
+
+    def after_start(self):
+        for s in self.steps:
+            send_github(self.live, "workflow_run", self.workflow_run(s))
+
+    def workflow_run(self, s: Step) -> dict:
+        repo, run_id = s.subject.split(" run ")
+        started = iso(self.base + self.steps[0].at)
+        return {"action": "in_progress" if s["status"] == "in_progress" else "requested",
+                "workflow_run": {"id": int(run_id), "name": "Deploy", "head_branch": s["version"].split("@")[0],
+                                 "head_sha": s["commit"], "path": ".github/workflows/deploy.yml",
+                                 "display_title": "Deploy", "run_number": 7, "event": "push",
+                                 "status": s["status"], "conclusion": None, "workflow_id": 11,
+                                 "html_url": s["url"], "created_at": started, "updated_at": iso(self.base + s.at),
+                                 "run_started_at": started, "run_attempt": 1, "actor": {"login": s["actor"]},
+                                 "triggering_actor": {"login": s["actor"]}},
+                "workflow": {"id": 11, "name": "Deploy", "path": ".github/workflows/deploy.yml"},
+                "repository": {"id": 42, "name": repo.split("/")[1], "full_name": repo},
+                "sender": {"login": s["actor"]}}
+
+    def check(self, text):
+        s = self.steps[-1]
+        self.assertAge(text.replace("\u200b", ""), re.escape(
+            f"CI deploy of {s['service']} {s['version']} by {s['actor']} went quiet at {s['status']}"), s)
+        self.assertIn(f"Open {s['url']}", text)
+
+
+def iso(t: float) -> str:
+    return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 if __name__ == "__main__":
