@@ -99,8 +99,10 @@ std::vector<signal> incident_signals(
         signal s;
         s.set_kind("gcp.incident");
         // A sample of an open incident, dated when it was seen open: a long outage stays
-        // inside rule windows and the log's retention for as long as it lasts.
+        // inside rule windows and the log's retention for as long as it lasts. The time is
+        // the daemon's, and the signal says so (`seen`).
         s.at = now;
+        s.seen = true;
         s.subject = inc.id;
         s.source = "gcp_status";
         s.set("product", joined(touched));

@@ -70,6 +70,7 @@ TEST(gcp_status_feed, open_incidents_of_our_products_and_regions_become_signals)
     EXPECT_EQ(ours[0].kind, "gcp.incident");
     EXPECT_EQ(ours[0].source, "gcp_status");
     EXPECT_EQ(ours[0].at, now) << "sampled when seen open: a long outage never ages out";
+    EXPECT_TRUE(ours[0].seen) << "the poll's time, not the world's: evidence says 'seen'";
     EXPECT_EQ(label(ours[0], "product"), "Cloud SQL");
     EXPECT_EQ(label(ours[0], "severity"), "high");
     EXPECT_EQ(label(ours[0], "locations"), "us-central1");
