@@ -16,8 +16,8 @@ using yaml::entry;
 
 constexpr std::array<std::string_view, 10> file_keys{
     "name", "start", "until", "settings", "services", "rule_files", "sources", "timeline", "expect", "reason"};
-constexpr std::array<std::string_view, 5> settings_keys{
-    "reminder_interval", "edit_interval", "dominance_share", "max_suspects", "operations"};
+constexpr std::array<std::string_view, 6> settings_keys{
+    "reminder_interval", "edit_interval", "dominance_share", "min_share", "max_suspects", "operations"};
 constexpr std::array<std::string_view, 6> step_keys{"at", "page", "incident", "agent", "message", "signal"};
 constexpr std::array<std::string_view, 2> source_step_keys{"at", "source"};
 constexpr std::array<std::string_view, 3> source_keys{"name", "state", "error"};
@@ -133,6 +133,8 @@ private:
                     w_.duration(k).value_or(s_.settings.operations.edit_interval);
             } else if (k.name == "dominance_share") {
                 s_.settings.operations.dominance_share = w_.number(k, 0.01, 1).value_or(0.6);
+            } else if (k.name == "min_share") {
+                s_.settings.operations.min_share = w_.number(k, 0, 1).value_or(0.3);
             } else if (k.name == "max_suspects") {
                 s_.settings.operations.max_suspects = w_.count(k, 1).value_or(3);
             } else if (auto v = w_.string(k)) {
@@ -443,11 +445,14 @@ diagnosis last_diagnosis(const engine& core, const scenario& s) {
         if (inc == nullptr || !inc->ops.last_sent) {
             return d;
         }
+        const ranking r = core.rank_incident(*inc, *inc->ops.last_sent);
         if (!inc->ops.top.empty()) {
             d.top = inc->ops.top;
-            d.named = true;
+            // A weak lead or a true tie is listed, but not named as the likely cause.
+            const suspect* likely = r.likely(s.settings.operations.min_share);
+            d.named = likely != nullptr && likely->id == d.top;
         }
-        for (const auto& x : core.rank_incident(*inc, *inc->ops.last_sent).suspects) {
+        for (const auto& x : r.suspects) {
             d.suspects.push_back(ranked{x.id, x.share, x.evidence.size()});
         }
         return d;

@@ -94,41 +94,69 @@ expect:
     );
 }
 
-TEST(scenario_score, a_replayed_scenario_is_judged_on_its_last_summary) {
-    const auto r = parse_scenario("s.yaml", bad_deploy);
-    ASSERT_TRUE(r.value) << problems_text(r.problems);
+/// A scenario's text, parsed and replayed with the embedded pack.
+struct replayed {
+    scenario s;
+    replay_result r;
+};
+
+replayed replay_text(const std::string& text) {
+    const auto loaded = parse_scenario("s.yaml", text);
+    EXPECT_TRUE(loaded.value) << problems_text(loaded.problems);
     const auto rules = load({});
-    ASSERT_TRUE(rules.ok());
-    const auto result = replay(*r.value, rules.value);
+    EXPECT_TRUE(rules.ok());
+    replayed out{loaded.value.value_or(scenario{}), {}};
+    out.r = replay(out.s, rules.value);
+    return out;
+}
+
+TEST(scenario_score, a_replayed_scenario_is_judged_on_its_last_summary) {
+    const auto [sc, result] = replay_text(bad_deploy);
     ASSERT_FALSE(result.found.suspects.empty());
     EXPECT_EQ(result.found.top, "bad-deploy");
     EXPECT_EQ(result.found.suspects.front().id, "bad-deploy");
     EXPECT_GT(result.found.suspects.front().evidence, 0u);
     EXPECT_TRUE(result.found.named);
     EXPECT_TRUE(result.misses.empty());
-    const auto s = judge(*r.value, result);
+    const auto s = judge(sc, result);
     EXPECT_TRUE(s.top1);
     EXPECT_TRUE(s.top3);
     EXPECT_EQ(s.overconfident, "");
-    EXPECT_EQ(s.reason, r.value->reason);
+    EXPECT_EQ(s.reason, sc.reason);
 }
 
 TEST(scenario_score, a_page_with_no_evidence_names_no_cause) {
-    const auto r = parse_scenario("s.yaml", R"(timeline:
+    const auto [sc, result] = replay_text(R"(timeline:
   - {at: 0s, page: triggered, incident: {id: Q1, title: "BwdServer 5xx"}}
 until: 5m
 expect: {top: none, top3: []}
 )");
-    ASSERT_TRUE(r.value) << problems_text(r.problems);
-    const auto rules = load({});
-    ASSERT_TRUE(rules.ok());
-    const auto result = replay(*r.value, rules.value);
     EXPECT_EQ(result.found.top, "none");
     EXPECT_FALSE(result.found.named);
     EXPECT_TRUE(result.misses.empty());
-    const auto s = judge(*r.value, result);
+    const auto s = judge(sc, result);
     EXPECT_TRUE(s.top1);
     EXPECT_TRUE(s.top3);
+}
+
+TEST(scenario_score, a_weak_lead_is_listed_but_not_named) {
+    // Tuesday 11:00 in New York, inside the usual maintenance window, and nothing else.
+    const auto [sc, result] = replay_text(R"(start: 2026-03-10T15:00:00Z
+timeline:
+  - {at: 0s, page: triggered, incident: {id: Q1, title: "ApiServer p99 latency"}}
+until: 5m
+expect: {top: none, top3: [db-maintenance]}
+)");
+    EXPECT_EQ(result.found.top, "db-maintenance");
+    EXPECT_FALSE(result.found.named);
+    EXPECT_TRUE(result.misses.empty());
+    EXPECT_TRUE(judge(sc, result).top3);
+    // With a floor low enough, the same lead is named.
+    auto low = sc;
+    low.settings.operations.min_share = 0.01;
+    const auto named = replay(low, load({}).value);
+    EXPECT_TRUE(named.found.named);
+    EXPECT_FALSE(judge(low, named).top1);
 }
 
 // Judging, on rankings written out.
