@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <deque>
 #include <map>
 #include <tuple>
 #include <unordered_map>
@@ -300,8 +301,30 @@ class explanations {
 public:
     using mask = std::uint64_t;
 
-    explanations(const rule_set& rules, const signal_log& log, wall_time now)
-        : rules_(rules), log_(log), now_(now), causes_(rules.effects.size()) {}
+    explanations(const rule_set& rules, const signal_log& log, wall_time start, wall_time now)
+        : rules_(rules), log_(log), now_(now), causes_(rules.effects.size()), since_(rules.effects.size(), now) {
+        // The earliest cause each effect may need: before the earliest signal a condition on
+        // one of its kinds reads, by the effect's window.
+        const auto widest = [&](const auto& self, const condition& c, const effect& e, millis& before) -> void {
+            if (c.what == condition::op::signal &&
+                std::find(e.explains.begin(), e.explains.end(), c.signal.kind) != e.explains.end()) {
+                before = std::max(before, c.signal.window.before);
+            }
+            for (const auto& child : c.children) {
+                self(self, child, e, before);
+            }
+        };
+        for (std::size_t i = 0; i < rules.effects.size(); ++i) {
+            millis before{0};
+            for (const auto& r : rules.rules) {
+                widest(widest, r.when, rules.effects[i], before);
+            }
+            for (const auto& w : rules.warnings) {
+                widest(widest, w.when, rules.effects[i], before);
+            }
+            since_[i] = start - before - rules.effects[i].window.after;
+        }
+    }
 
     /// The effects that may explain signals of `kind`; 0: none, and nothing to look up.
     mask about(std::string_view kind) const {
@@ -403,7 +426,9 @@ private:
         std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
     };
     /// One effect's causes: the times (sorted) of the causes with each joined key.
-    using cause_index = std::unordered_map<std::string, std::vector<wall_time>, by_key_hash, std::equal_to<>>;
+    /// Keys are views of the causes' own labels (the log does not change during a ranking), or
+    /// of joined keys kept in keys_: indexing copies no label.
+    using cause_index = std::unordered_map<std::string_view, std::vector<wall_time>, by_key_hash>;
 
     /// The join labels' values, '\x1f'-separated; false when one is empty (nothing joins
     /// on an unknown node or ReplicaSet).
@@ -429,13 +454,13 @@ private:
                 const signal_kind* k = find_signal_kind(kind);
                 const std::size_t at =
                     k != nullptr && e.join.size() == 1 ? label_index(*k, e.join.front()) : kind_memo::npos;
-                for (const signal& c : log_.between(kind, wall_time::min(), now_)) {
+                for (const signal& c : log_.between(kind, since_[i], now_)) {
                     if (at != kind_memo::npos && c.info == k) {
                         if (const std::string* v = c.label_at(at); v != nullptr && !v->empty()) {
                             (*slot)[*v].push_back(c.at);
                         }
                     } else if (key_of(c, e, key)) {
-                        (*slot)[key].push_back(c.at);
+                        (*slot)[keys_.emplace_back(key)].push_back(c.at);
                     }
                 }
             }
@@ -490,6 +515,8 @@ private:
     const signal_log& log_;
     wall_time now_;
     std::vector<std::optional<cause_index>> causes_;
+    std::deque<std::string> keys_;  ///< joined keys of several labels, which the index views
+    std::vector<wall_time> since_;  ///< per effect, the earliest cause worth indexing
     std::map<std::string, kind_memo, std::less<>> memo_;
 };
 
@@ -695,14 +722,14 @@ private:
         }
         for (auto it = window.begin(); it != window.end(); ++it) {
             const signal& s = *it;
-            // The label tests first: they are cheap, and what fails them need not be related
-            // or explained.
+            // The relation first: decided once per signal and remembered, it is cheaper than
+            // the label tests the next condition on the kind would run again.
+            if (memo != nullptr && !memo->holds(it)) {
+                continue;
+            }
             if (!std::all_of(t.where.begin(), t.where.end(), [&](const label_test& lt) {
                     return passes(lt, s);
                 })) {
-                continue;
-            }
-            if (memo != nullptr && !memo->holds(it)) {
                 continue;
             }
             if (t.explained == signal_test::explained_test::only) {
@@ -1044,7 +1071,7 @@ ranking rank(const rule_set& rules, const signal_log& log, const source_map& sou
     double unknown = 0;  // the not checkable causes' priors, then the unlisted mass
     double priors = 0;
     relation_memo related{in.service};
-    explanations explained{rules, log, in.now};
+    explanations explained{rules, log, in.start, in.now};
     for (const rule& r : rules.rules) {
         priors += r.prior;
         evaluator ev{log, sources, in, related, explained};
