@@ -224,6 +224,45 @@ class OldRolloutIsNotBlamed(CrashLoopScenario, unittest.TestCase):
             self.assertAge(text, rolled + re.escape(f" (was {ro['previous_image']})"), ro)
 
 
+class GkeNodeDrain(KubernetesScenario, unittest.TestCase):
+    """GKE's node pool upgrade cordoned and drained gke-dark-west-pool-4-9f1c a quarter of
+    an hour ago and recreated its VM on the new version six minutes ago (the node registered
+    again under its name: its Node object is six minutes old, as `kubectl get nodes` shows
+    after an upgrade); the editor's pods on it were stopped by the eviction and fail their
+    readiness probes while warming. The restarts are the upgrade's effects: they must not
+    make "won't restart" a cause of its own."""
+    scenario = "gke_upgrade_node_drain"
+
+    def build(self, k):
+        upgraded = next(c for c in self.sc.history("k8s.version_change") if c["to"] != "cordoned")
+        restarts = self.sc.history("k8s.restart")
+        warn = self.sc.first("k8s.warning")
+        node, new, old = upgraded["node"], "v" + upgraded["to"], "v" + upgraded["from"]
+        k.fake.set_version(new)  # GKE upgrades the control plane before the node pools
+        k.nodes([node], new, created=upgraded.at)
+        pool = node.rsplit("-", 1)[0]
+        k.nodes([f"{pool}-2b7d", f"{pool}-c81a"], old, created=-200 * DAY)  # not upgraded yet
+        first = restarts[0]
+        ns, dep, container = first["namespace"], first["deployment"], first["container"]
+        template_hash, _ = split_pod(first["pod"], dep)
+        image = "gcr.io/dark/apiserver:b81e2d0"
+        k.workload(ns, dep, container, [("118", template_hash, image, -20 * DAY)])
+        for r in restarts:
+            k.pod(ns, dep, r["pod"], container, image, r["node"], -3 * DAY, restarts=int(r.value or 1),
+                  last={"reason": r["reason"], "exitCode": int(r["exit_code"]), "message": r.get("message")},
+                  last_finished=r.at)
+        k.warning(ns, warn["object"].split("/", 1)[1], warn["reason"], warn["message"], int(warn.value or 1),
+                  warn.at, node=warn["node"])
+
+    def check(self, text):
+        suspects = re.findall(r"^\*\*\d+\. (.+?) \u2014", text, re.M)
+        self.assertNotIn("A server (Kubernetes deployment) won't restart", suspects,
+                         "restarts on the drained node counted as a cause of their own")
+        self.assertRegex(text, r"\d+ restarts? on nodes replaced by the upgrade",
+                         "the restarts are told as the upgrade's effects")
+        self.assertNoSecondsOld(text)
+
+
 # --------------------------------------------------------------------------- Google Cloud
 
 

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <map>
 #include <simdjson.h>
 
 namespace runbookd::sources::kubernetes {
@@ -365,6 +366,7 @@ result<node_state> read(element doc, node_state n) {
     if (n.name.empty()) {
         return bad("a node has no metadata.name");
     }
+    n.pool = str(child(metadata, "labels"), "cloud.google.com/gke-nodepool");
     n.created = parse_rfc3339(view(metadata, "creationTimestamp"));
     n.deleted_at = parse_rfc3339(view(metadata, "deletionTimestamp"));
     const auto spec = child(doc, "spec");
@@ -625,12 +627,16 @@ std::vector<signal> diff_pod(const pod_state* prev, const pod_state& next, wall_
                 });
             before = it == prev->containers.end() ? nullptr : &*it;
         }
-        if (before != nullptr && c.restarts > before->restarts) {
+        // First seen: the restarts it already had, told once at the last one's time (never
+        // at the time we looked, which a second look would tell again as another fact).
+        const bool restarted = before != nullptr ? c.restarts > before->restarts
+                                                 : prev == nullptr && c.restarts > 0 && c.last_finished_at;
+        if (restarted) {
             signal s = about("k8s.restart", c.last_finished_at, c);
             s.set("reason", c.last_reason);
             s.set("exit_code", c.last_exit_code ? std::to_string(*c.last_exit_code) : std::string{});
             s.set("message", c.last_message);
-            s.value = static_cast<double>(c.restarts - before->restarts);
+            s.value = static_cast<double>(c.restarts - (before != nullptr ? before->restarts : 0));
             out.push_back(std::move(s));
         }
         const bool trouble = std::find(trouble_reasons.begin(), trouble_reasons.end(), c.waiting_reason) !=
@@ -808,6 +814,35 @@ std::vector<signal> diff_node(const node_state& prev, const node_state& next, wa
     return out;
 }
 
+std::string pool_version(const node_state& n, const std::vector<const node_state*>& nodes) {
+    std::map<std::string, int> versions;  // the other nodes of its pool, by kubelet version
+    for (const auto* o : nodes) {
+        if (o->name != n.name && o->pool == n.pool && !o->kubelet_version.empty()) {
+            ++versions[o->kubelet_version];
+        }
+    }
+    const int own = versions.contains(n.kubelet_version) ? versions[n.kubelet_version] : 0;
+    std::string usual;
+    int most = 0;
+    for (const auto& [version, count] : versions) {
+        if (version != n.kubelet_version && count > most) {
+            usual = version;
+            most = count;
+        }
+    }
+    if (usual.empty() || most < own || !n.created) {
+        return {};
+    }
+    // It replaced one of them only if it is newer than each: an old node of a pool half
+    // upgraded did not change to the old version.
+    for (const auto* o : nodes) {
+        if (o->pool == n.pool && o->kubelet_version == usual && o->created && *o->created >= *n.created) {
+            return {};
+        }
+    }
+    return usual;
+}
+
 std::vector<signal> node_added(
     const node_state& next, std::string_view usual_version, bool listed, wall_time now
 ) {
@@ -815,7 +850,7 @@ std::vector<signal> node_added(
     if (next.created) {
         out.push_back(node_signal(next, "created", next.created, now, {}, next.kubelet_version));
     }
-    if (!listed && !usual_version.empty() && !next.kubelet_version.empty() &&
+    if ((!listed || next.created) && !usual_version.empty() && !next.kubelet_version.empty() &&
         next.kubelet_version != usual_version) {
         out.push_back(node_version(next, next.created, now, std::string{usual_version}, next.kubelet_version));
     }

@@ -112,6 +112,7 @@ struct configmap_state {
 
 struct node_state {
     std::string name;
+    std::string pool;             ///< the cloud.google.com/gke-nodepool label, or ""
     std::string kubelet_version;  ///< status.nodeInfo.kubeletVersion
     bool unschedulable = false;   ///< spec.unschedulable: cordoned
     std::optional<wall_time> created;       ///< metadata.creationTimestamp
@@ -198,9 +199,12 @@ result<std::string> parse_version(std::string_view json);
 std::optional<signal> warning_signal(const event_state& e, const pod_state* pod, wall_time now);
 
 /// Restarts (restartCount went up) and newly waiting containers between two states of a
-/// pod. `prev` absent: the pod is new to us; only its current trouble (waiting) is told.
-/// A restart is dated at its termination's finishedAt; a waiting container at its last
-/// termination, else since its containers are not ready, else when seen.
+/// pod. `prev` absent: the pod is new to us; its current trouble (waiting) is told, and a
+/// container that restarted before is told as one k8s.restart at its last termination's
+/// finishedAt (value: its restartCount), only when the world dates it: a daemon started
+/// after the restarts still sees the last one at its time, and seeing the same pod again
+/// tells the same fact. A restart is dated at its termination's finishedAt; a waiting
+/// container at its last termination, else since its containers are not ready, else when seen.
 std::vector<signal> diff_pod(const pod_state* prev, const pod_state& next, wall_time now);
 
 /// A configuration change (the spec changed without a new image), or a rollout that is
@@ -230,10 +234,19 @@ signal rollout_signal(const deployment_state& d, const replicaset_state* rs, wal
 /// (k8s.node "not_ready", at the condition's lastTransitionTime).
 std::vector<signal> diff_node(const node_state& prev, const node_state& next, wall_time now);
 
+/// The kubelet version most of `n`'s pool runs (nodes with its pool label, else those
+/// without one), not counting `n` itself, when `n` runs another and is newer than every node
+/// on it: `n` replaced one of them in an upgrade (GKE recreates a node's VM on the new
+/// version, under the same name). "" otherwise: its own version is more common there, no
+/// other node, or `n` has no creationTimestamp.
+std::string pool_version(const node_state& n, const std::vector<const node_state*>& nodes);
+
 /// A node new to us: k8s.node "created" at its creationTimestamp; when `usual_version` is
-/// known and differs from its kubelet's, a k8s.version_change too (a node replaced by an
-/// upgrade). `listed`: found by the first list, so only what the world dates is told
-/// (its creation, a cordon or a NotReady it already has), never a time it was seen.
+/// known and differs from its kubelet's, a k8s.version_change from it (a node replaced by an
+/// upgrade), dated at its creation: when it began to run the new version. `listed`: found
+/// by a list, so only what the world dates is told (its creation, such a version change, a
+/// cordon or a NotReady it already has), never a time it was seen. (The signal log drops
+/// what is older than its retention: a node created long ago on an odd version says nothing.)
 std::vector<signal> node_added(
     const node_state& next, std::string_view usual_version, bool listed, wall_time now
 );

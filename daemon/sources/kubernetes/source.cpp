@@ -104,6 +104,14 @@ std::vector<signal> changes(
     }
     return diff_configmap(prev, next, view.configmap_users(next.ns, next.name), now);
 }
+/// A Warning with the Pod it is about, when held.
+std::vector<signal> warning_of(const cluster_view& view, const event_state& e, wall_time now) {
+    const pod_state* pod = e.involved_kind == "Pod"
+                               ? view.pod(e.involved_ns.empty() ? e.ns : e.involved_ns, e.involved_name)
+                               : nullptr;
+    auto s = warning_signal(e, pod, now);
+    return s ? std::vector<signal>{std::move(*s)} : std::vector<signal>{};
+}
 template <class Cache>
 std::vector<signal> changes(
     const cluster_view& view, const Cache&, const event_state* prev, event_state& next, wall_time now, bool
@@ -113,11 +121,7 @@ std::vector<signal> changes(
     if (prev != nullptr && next.count <= prev->count) {
         return {};
     }
-    const pod_state* pod = next.involved_kind == "Pod"
-                               ? view.pod(next.involved_ns.empty() ? next.ns : next.involved_ns, next.involved_name)
-                               : nullptr;
-    auto s = warning_signal(next, pod, now);
-    return s ? std::vector<signal>{std::move(*s)} : std::vector<signal>{};
+    return warning_of(view, next, now);
 }
 template <class Cache>
 std::vector<signal> changes(
@@ -126,8 +130,9 @@ std::vector<signal> changes(
     auto s = diff_certificate(prev, next, now);
     return s ? std::vector<signal>{std::move(*s)} : std::vector<signal>{};
 }
-/// A node that changed; or a node new to us: its creation, and after the first list, a
-/// kubelet version none of the others run (nodes replaced by an upgrade).
+/// A node that changed; or a node new to us: its creation, and a kubelet version other than
+/// its pool's when it replaced a node of it (pool_version). `cache`: the nodes as they are
+/// now (the list just read, or those held while watching).
 template <class Cache>
 std::vector<signal> changes(
     const cluster_view&, const Cache& cache, const node_state* prev, node_state& next, wall_time now, bool initial
@@ -135,17 +140,12 @@ std::vector<signal> changes(
     if (prev != nullptr) {
         return diff_node(*prev, next, now);
     }
-    std::map<std::string, int> versions;
+    std::vector<const node_state*> nodes;
+    nodes.reserve(cache.size());
     for (const auto& [name, n] : cache) {
-        ++versions[n.kubelet_version];
+        nodes.push_back(&n);
     }
-    std::string usual;
-    if (!initial && !versions.empty() && !versions.contains(next.kubelet_version)) {
-        usual = std::max_element(versions.begin(), versions.end(), [](const auto& a, const auto& b) {
-                    return a.second < b.second;
-                })->first;
-    }
-    return node_added(next, usual, initial, now);
+    return node_added(next, pool_version(next, nodes), initial, now);
 }
 
 /// What an object's going away means: a node deleted (replaced, or scaled down).
@@ -227,7 +227,9 @@ public:
     unsigned last_status = 0;  ///< HTTP status of the last list request; 0: no answer
     std::string resource_version;
     bool listed_once = false;
-    bool history_told = false;  ///< configmaps: the edits found by the first list were told
+    /// configmaps: the edits found by the first list were told; events: the Warnings it
+    /// found were (once the Pods they are about were listed).
+    bool history_told = false;
     bool synced = false;
     std::string error;             ///< why the last attempt failed; "" when fine
     std::string pending;           ///< a partial watch line
@@ -262,7 +264,9 @@ public:
             const auto it = cache_.find(key);
             workloads_moved =
                 workloads_moved || moves_workloads<State>(it == cache_.end() ? nullptr : &it->second, &next);
-            auto found = changes(view, cache_, it == cache_.end() ? nullptr : &it->second, next, now, initial);
+            // The others as listed (not as held: the first list holds none yet).
+            auto found =
+                changes(view, staged_, it == cache_.end() ? nullptr : &it->second, next, now, initial);
             std::move(found.begin(), found.end(), std::back_inserter(out));
         }
         for (const auto& [key, last] : cache_) {
@@ -677,8 +681,19 @@ struct source::impl final : cluster_view {
              {"objects", static_cast<int>(r.size())},
              {"signals", static_cast<int>(found.size())}}
         );
+        if (r.resource == "events" && !relist && !r.history_told) {
+            // Listed before the Pods: their Warnings wait for them, to name their Deployment,
+            // ReplicaSet and node (tell_held_warnings).
+            r.history_told = pods_known(r.scope);
+            if (!r.history_told) {
+                found.clear();
+            }
+        }
         for (auto& s : found) {
             on_signal(std::move(s));
+        }
+        if (r.resource == "pods") {
+            tell_held_warnings(r.scope);
         }
         if (joins_rollouts(r)) {
             settle_rollouts();
@@ -709,6 +724,31 @@ struct source::impl final : cluster_view {
             c->history_told = true;
             for (const auto& [key, cm] : c->objects()) {
                 for (auto& s : configmap_listed(cm, configmap_users(cm.ns, cm.name), now)) {
+                    on_signal(std::move(s));
+                }
+            }
+        }
+    }
+
+    /// Whether the Pods of `scope` have been listed, or cannot be: a Warning about a pod
+    /// read before them would not know its pod.
+    bool pods_known(const std::string& scope) const {
+        return std::all_of(reflectors.begin(), reflectors.end(), [&](const auto& p) {
+            return p->resource != "pods" || p->scope != scope || p->listed_once || !p->error.empty();
+        });
+    }
+
+    /// The Warnings the first list of events of `scope` found before its Pods were listed,
+    /// told now that they are (or failed to be), each with its pod when held.
+    void tell_held_warnings(const std::string& scope) {
+        const wall_time now = loop::wall_now();
+        for (auto* r : reflectors_of<event_state>()) {
+            if (r->scope != scope || !r->listed_once || r->history_told) {
+                continue;
+            }
+            r->history_told = true;
+            for (const auto& [key, e] : r->objects()) {
+                for (auto& s : warning_of(*this, e, now)) {
                     on_signal(std::move(s));
                 }
             }
@@ -901,6 +941,9 @@ struct source::impl final : cluster_view {
             log.warn("kubernetes source failing", {{"resource", r.resource}, {"error", error}});
             r.error = error;
             report_health();
+        }
+        if (r.resource == "pods") {
+            tell_held_warnings(r.scope);  // without their pods rather than not at all
         }
     }
 

@@ -162,12 +162,38 @@ TEST(kubernetes_pod, a_restart_and_a_new_crash_loop_become_signals) {
 
     // The same state again: nothing new.
     EXPECT_TRUE(diff_pod(&after, after, now).empty());
-    // A pod first seen crash-looping tells its current trouble, not its old restarts.
-    const auto first = diff_pod(nullptr, after, now);
-    ASSERT_EQ(first.size(), 1u);
-    EXPECT_EQ(first[0].kind, "k8s.waiting");
     // Starting up is not trouble.
     EXPECT_TRUE(diff_pod(nullptr, *parse_object<pod_state>(pod_json(0, "ContainerCreating")), now).empty());
+}
+
+TEST(kubernetes_pod, first_seen_after_restarts_it_tells_the_last_one_at_its_time) {
+    // A daemon started after the crash loop began: its current trouble, and its restarts
+    // told once, at the last termination (what the world dates), not at the time it looked.
+    const auto seen = *parse_object<pod_state>(pod_json(7, "CrashLoopBackOff"));
+    const auto first = diff_pod(nullptr, seen, now + std::chrono::minutes{3});
+    ASSERT_EQ(first.size(), 2u);
+    const signal& restart = first[0];
+    EXPECT_EQ(restart.kind, "k8s.restart");
+    EXPECT_EQ(restart.at, *parse_rfc3339("2026-03-05T15:59:30Z"));
+    EXPECT_FALSE(restart.seen);
+    EXPECT_EQ(restart.value, 7.0);  // every restart it had
+    EXPECT_EQ(label(restart, "reason"), "OOMKilled");
+    EXPECT_EQ(label(restart, "exit_code"), "137");
+    EXPECT_EQ(label(restart, "node"), "gke-prod-pool-1-aaaa");
+    EXPECT_EQ(label(restart, "replicaset"), "bwdserver-deployment-7d9f5c6b8");
+    EXPECT_EQ(first[1].kind, "k8s.waiting");
+    // Seen again later (a relist that does not know it): the same fact, at the same time.
+    const auto again = diff_pod(nullptr, seen, now + std::chrono::minutes{30});
+    ASSERT_EQ(again.size(), 2u);
+    EXPECT_EQ(again[0].at, restart.at);
+    EXPECT_EQ(again[0].values, restart.values);
+    // Restarts the world does not date (no lastState.terminated) are not told as new.
+    auto undated = seen;
+    undated.containers[0].last_finished_at.reset();
+    const auto quiet = diff_pod(nullptr, undated, now);
+    EXPECT_TRUE(std::none_of(quiet.begin(), quiet.end(), [](const signal& s) {
+        return s.kind == "k8s.restart";
+    }));
 }
 
 /// A Deployment as the API server returns it mid-rollout or after: managedFields with a
@@ -587,6 +613,20 @@ TEST(kubernetes_node, a_new_node_is_dated_by_its_creation_and_a_deleted_one_by_i
     untainted.cordoned_at.reset();
     EXPECT_EQ(node_added(untainted, "", true, now).size(), 1u);
 
+    // Found by the first list on a version the rest of its pool does not run yet: the
+    // version change, at its creation.
+    const auto listed_new = node_added(fresh, "v1.29.3-gke.100", true, now);
+    ASSERT_EQ(of_kind(listed_new, "k8s.version_change").size(), 1u);
+    const signal& changed = *of_kind(listed_new, "k8s.version_change")[0];
+    EXPECT_EQ(changed.at, *parse_rfc3339("2026-03-05T14:20:00Z"));
+    EXPECT_FALSE(changed.seen);
+    EXPECT_EQ(label(changed, "node"), "gke-prod-pool-1-aaaa");
+    EXPECT_EQ(label(changed, "from"), "v1.29.3-gke.100");
+    EXPECT_EQ(label(changed, "to"), "v1.30.1-gke.200");
+    auto undated = fresh;
+    undated.created.reset();
+    EXPECT_TRUE(node_added(undated, "v1.29.3-gke.100", true, now).empty());  // nothing dates it
+
     const auto deleting = *parse_object<node_state>(
         node_json("v1.29.3-gke.100", "", "True", R"("deletionTimestamp":"2026-03-05T15:50:00Z",)")
     );
@@ -596,6 +636,50 @@ TEST(kubernetes_node, a_new_node_is_dated_by_its_creation_and_a_deleted_one_by_i
     EXPECT_EQ(label(deleted, "node"), "gke-prod-pool-1-aaaa");
     EXPECT_EQ(deleted.at, *parse_rfc3339("2026-03-05T15:50:00Z"));
     EXPECT_TRUE(node_deleted(fresh, now).seen);
+}
+
+/// A node of `pool` on `version`, created at `created`.
+node_state pool_node(std::string name, std::string pool, std::string version, std::string_view created) {
+    node_state n;
+    n.name = std::move(name);
+    n.pool = std::move(pool);
+    n.kubelet_version = std::move(version);
+    n.created = parse_rfc3339(created);
+    return n;
+}
+
+TEST(kubernetes_node, reads_its_node_pool) {
+    EXPECT_EQ(parse_object<node_state>(node_json("v1.29.3-gke.100"))->pool, "default-pool");
+}
+
+TEST(kubernetes_node, a_node_newer_than_its_pool_on_another_version_replaced_one_of_them) {
+    const auto upgraded = pool_node("pool-4-9f1c", "pool-4", "v1.30.2", "2026-03-05T15:54:00Z");
+    const auto old_a = pool_node("pool-4-2b7d", "pool-4", "v1.29.4", "2025-08-17T10:00:00Z");
+    const auto old_b = pool_node("pool-4-c81a", "pool-4", "v1.29.4", "2025-08-17T10:00:00Z");
+    // Another pool, on its own version: not compared.
+    const auto other = pool_node("pool-9-aaaa", "pool-9", "v1.28.9", "2025-01-01T00:00:00Z");
+    const std::vector<const node_state*> nodes{&upgraded, &old_a, &old_b, &other};
+    EXPECT_EQ(pool_version(upgraded, nodes), "v1.29.4");
+    EXPECT_EQ(pool_version(old_a, nodes), "");  // the pool's own version
+    EXPECT_EQ(pool_version(other, nodes), "");  // alone in its pool
+    // Half the pool upgraded: a second replaced node still is; an old node did not change
+    // to the old version (it is older than the new ones).
+    const auto second = pool_node("pool-4-77aa", "pool-4", "v1.30.2", "2026-03-05T15:57:00Z");
+    const std::vector<const node_state*> half{&upgraded, &second, &old_a, &old_b};
+    EXPECT_EQ(pool_version(second, half), "v1.29.4");
+    const std::vector<const node_state*> most{&upgraded, &second, &old_a};
+    EXPECT_EQ(pool_version(old_a, most), "");
+    // Every node agrees: nothing to tell.
+    const auto same = pool_node("pool-4-9f1c", "pool-4", "v1.29.4", "2026-03-05T15:54:00Z");
+    EXPECT_EQ(pool_version(same, {&same, &old_a, &old_b}), "");
+    // No pool labels: all nodes are one pool.
+    const auto bare_new = pool_node("n1", "", "v1.30.2", "2026-03-05T15:54:00Z");
+    const auto bare_old = pool_node("n2", "", "v1.29.4", "2025-08-17T10:00:00Z");
+    EXPECT_EQ(pool_version(bare_new, {&bare_new, &bare_old}), "v1.29.4");
+    // Undated: no version change to date.
+    auto undated = upgraded;
+    undated.created.reset();
+    EXPECT_EQ(pool_version(undated, nodes), "");
 }
 
 TEST(kubernetes_version, reads_git_version) {

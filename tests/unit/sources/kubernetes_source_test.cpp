@@ -4,6 +4,8 @@
 #include "sources/kubernetes/source.hpp"
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -26,6 +28,8 @@ using answer = std::variant<net::http_reply, net::transport_failure>;
 class routed_http final : public net::http_client {
 public:
     void push(const std::string& route, answer a) { routes_[route].push_back(std::move(a)); }
+    /// Answers to a LIST of `route` come `d` later (in virtual time).
+    void delay(const std::string& route, std::chrono::milliseconds d) { delays_[route] = d; }
     void push(const std::string& route, unsigned status, std::string body) {
         push(route, net::http_reply{status, {}, std::move(body)});
     }
@@ -36,6 +40,11 @@ public:
         const std::string path = path_of(call.url);
         const std::string route = (path == "/version" ? "GET " : "LIST ") + path;
         calls.push_back(call);
+        if (const auto d = delays_.find(route); d != delays_.end()) {
+            loop::timer t{co_await boost::asio::this_coro::executor};
+            t.expires_after(d->second);
+            co_await t.async_wait(boost::asio::use_awaitable);
+        }
         co_return next(
             route,
             path == "/version"
@@ -104,6 +113,7 @@ private:
     }
 
     std::map<std::string, std::deque<answer>> routes_;
+    std::map<std::string, std::chrono::milliseconds> delays_;
 };
 
 const std::string pods = "/api/v1/namespaces/prod/pods";
@@ -428,6 +438,121 @@ TEST(kubernetes_source, a_node_deleted_is_a_k8s_node_signal) {
     }
     EXPECT_EQ(changes, (std::vector<std::string>{"created n2", "deleted n2"}));
     EXPECT_EQ(h.of_kind("k8s.node")[0]->at, *parse_rfc3339("2026-03-05T10:00:00Z"));
+}
+
+/// A watch that ends with its resourceVersion expired (in-stream ERROR 410): a relist follows.
+const std::string expired =
+    R"json({"type":"ERROR","object":{"kind":"Status","message":"too old resource version","reason":"Expired","code":410}})json"
+    "\n";
+
+/// A list of events with one Warning about pod web-7d9f-x; `more`: more of its fields.
+std::string readiness_warning(std::string_view more = "") {
+    return list_of(
+        "40",
+        {R"({"metadata":{"name":"e1","namespace":"prod"},"type":"Warning","reason":"Unhealthy",
+            "message":"Readiness probe failed","involvedObject":{"kind":"Pod","name":"web-7d9f-x","namespace":"prod"},)" +
+         std::string{more} + R"("count":5,"lastTimestamp":"2026-03-05T15:51:00Z"})"}
+    );
+}
+
+/// A node of pool-4 on `version`, created at `created`.
+std::string pool_node(std::string_view name, std::string_view version, std::string_view created) {
+    return R"({"metadata":{"name":")" + std::string{name} + R"(","creationTimestamp":")" +
+           std::string{created} +
+           R"(","labels":{"cloud.google.com/gke-nodepool":"pool-4"}},"spec":{},"status":{"nodeInfo":{"kubeletVersion":")" +
+           std::string{version} + R"("}}})";
+}
+
+TEST(
+    kubernetes_source, started_after_an_upgrade_replaced_a_node_it_tells_the_version_change_at_its_creation
+) {
+    harness h({"prod"}, true);
+    const auto listed = list_of(
+        "50",
+        {pool_node("pool-4-9f1c", "v1.30.2-gke.1023000", "2026-03-05T15:54:00Z"),
+         pool_node("pool-4-2b7d", "v1.29.4-gke.1043000", "2025-08-17T10:00:00Z"),
+         pool_node("pool-4-c81a", "v1.29.4-gke.1043000", "2025-08-17T10:00:00Z")}
+    );
+    h.http.push("LIST " + nodes, 200, listed);
+    // ...and the same nodes listed again after an expiry: nothing new.
+    h.http.push("WATCH " + nodes, 200, expired);
+    h.http.push("LIST " + nodes, 200, listed);
+    h.src->start();
+    fakes::drain(h.ioc);
+    ASSERT_EQ(h.http.calls_with(nodes + "?limit=").size(), 2u);
+    ASSERT_EQ(h.of_kind("k8s.version_change").size(), 1u);
+    const signal& s = *h.of_kind("k8s.version_change")[0];
+    EXPECT_EQ(label(s, "node"), "pool-4-9f1c");
+    EXPECT_EQ(label(s, "object"), "node/pool-4-9f1c");
+    EXPECT_EQ(label(s, "from"), "v1.29.4-gke.1043000");
+    EXPECT_EQ(label(s, "to"), "v1.30.2-gke.1023000");
+    EXPECT_EQ(s.at, *parse_rfc3339("2026-03-05T15:54:00Z"));
+    EXPECT_FALSE(s.seen);
+    EXPECT_EQ(h.of_kind("k8s.node").size(), 3u);  // each one's creation
+}
+
+/// Pod web-7d9f-x on node `node`, its container restarted `restarts` times, the last one
+/// ending at 15:48 (SIGTERM).
+std::string restarted_pod(long long restarts, std::string_view node) {
+    return R"({"metadata":{"name":"web-7d9f-x","namespace":"prod","resourceVersion":"5",
+           "labels":{"pod-template-hash":"7d9f"},"ownerReferences":[{"kind":"ReplicaSet","name":"web-7d9f"}]},
+           "spec":{"nodeName":")" +
+           std::string{node} + R"("},
+           "status":{"containerStatuses":[{"name":"app","restartCount":)" +
+           std::to_string(restarts) +
+           R"(,"state":{"running":{"startedAt":"2026-03-05T15:48:05Z"}},
+           "lastState":{"terminated":{"exitCode":143,"reason":"Error","finishedAt":"2026-03-05T15:48:00Z"}}}]}})";
+}
+
+TEST(kubernetes_source, started_after_a_pod_restarted_it_tells_the_last_restart_once_at_its_time) {
+    harness h({"prod"}, false);
+    h.http.push("LIST " + pods, 200, list_of("10", {restarted_pod(2, "pool-4-9f1c")}));
+    h.http.push("WATCH " + pods, 200, expired);
+    h.http.push("LIST " + pods, 200, list_of("100", {restarted_pod(2, "pool-4-9f1c")}));
+    h.src->start();
+    fakes::drain(h.ioc);
+    ASSERT_EQ(h.http.calls_with(pods + "?limit=").size(), 2u);
+    ASSERT_EQ(h.of_kind("k8s.restart").size(), 1u);  // the relist does not tell it again
+    const signal& s = *h.of_kind("k8s.restart")[0];
+    EXPECT_EQ(s.at, *parse_rfc3339("2026-03-05T15:48:00Z"));
+    EXPECT_FALSE(s.seen);
+    EXPECT_EQ(s.value, 2.0);
+    EXPECT_EQ(label(s, "exit_code"), "143");
+    EXPECT_EQ(label(s, "node"), "pool-4-9f1c");
+    EXPECT_EQ(label(s, "replicaset"), "web-7d9f");
+    EXPECT_EQ(label(s, "deployment"), "web");
+}
+
+TEST(kubernetes_source, warnings_listed_before_their_pods_wait_for_them_to_name_their_workload) {
+    harness h({"prod"}, false);
+    h.http.delay("LIST " + pods, 1s);
+    h.http.push("LIST " + pods, 200, list_of("10", {restarted_pod(0, "pool-4-9f1c")}));
+    h.http.push("LIST " + events, 200, readiness_warning());
+    h.src->start();
+    fakes::drain(h.ioc);
+    EXPECT_TRUE(h.of_kind("k8s.warning").empty());  // its pod is not known yet
+    h.clock.advance(1s);
+    fakes::drain(h.ioc);
+    ASSERT_EQ(h.of_kind("k8s.warning").size(), 1u);
+    const signal& s = *h.of_kind("k8s.warning")[0];
+    EXPECT_EQ(label(s, "deployment"), "web");
+    EXPECT_EQ(label(s, "replicaset"), "web-7d9f");
+    EXPECT_EQ(label(s, "node"), "pool-4-9f1c");
+    EXPECT_EQ(s.at, *parse_rfc3339("2026-03-05T15:51:00Z"));
+}
+
+TEST(kubernetes_source, warnings_listed_while_pods_cannot_be_are_told_without_them) {
+    harness h({"prod"}, false);
+    h.http.delay("LIST " + pods, 1s);
+    h.http.push("LIST " + pods, 403, R"({"kind":"Status","message":"pods is forbidden","code":403})");
+    h.http.push("LIST " + events, 200, readiness_warning(R"("source":{"host":"pool-4-9f1c"},)"));
+    h.src->start();
+    fakes::drain(h.ioc);
+    h.clock.advance(1s);
+    fakes::drain(h.ioc);
+    ASSERT_EQ(h.of_kind("k8s.warning").size(), 1u);
+    EXPECT_EQ(label(*h.of_kind("k8s.warning")[0], "deployment"), "");
+    EXPECT_EQ(label(*h.of_kind("k8s.warning")[0], "node"), "pool-4-9f1c");
 }
 
 TEST(kubernetes_source, a_refresh_is_answered_at_once_when_synced_else_at_the_first_sync_or_deadline) {
