@@ -243,10 +243,11 @@ void engine::refresh_operations(incident& inc, wall_time now, decisions& out) {
         note(
             inc,
             now,
-            top == nullptr     ? std::string{"#operations: no likely cause found yet"}
-            : named == nullptr ? "#operations: no likely cause yet (leads: " + top->title + ", " +
-                                     percent_text(top->share) + ")"
-                               : "#operations: top suspect " + top->title + " (" + percent_text(top->share) + ")"
+            top == nullptr ? std::string{"#operations: no likely cause found yet"}
+            : named == nullptr
+                ? "#operations: no likely cause yet (leads: " + top->title + ", " + percent_text(top->share) +
+                      ")"
+                : "#operations: top suspect " + top->title + " (" + percent_text(top->share) + ")"
         );
     } else if (shown != inc.ops.shown) {
         inc.ops.edits += 1;

@@ -302,10 +302,15 @@ public:
     using mask = std::uint64_t;
 
     explanations(const rule_set& rules, const signal_log& log, wall_time start, wall_time now)
-        : rules_(rules), log_(log), now_(now), causes_(rules.effects.size()), since_(rules.effects.size(), now) {
+        : rules_(rules),
+          log_(log),
+          now_(now),
+          causes_(rules.effects.size()),
+          since_(rules.effects.size(), now) {
         // The earliest cause each effect may need: before the earliest signal a condition on
         // one of its kinds reads, by the effect's window.
-        const auto widest = [&](const auto& self, const condition& c, const effect& e, millis& before) -> void {
+        const auto widest = [&](const auto& self, const condition& c, const effect& e, millis& before
+                            ) -> void {
             if (c.what == condition::op::signal &&
                 std::find(e.explains.begin(), e.explains.end(), c.signal.kind) != e.explains.end()) {
                 before = std::max(before, c.signal.window.before);
@@ -362,11 +367,15 @@ public:
 
 private:
     struct kind_memo {
-        kind_memo(const signal_log::series& s, mask m, const signal_kind* k, const std::vector<effect>& effects)
+        kind_memo(
+            const signal_log::series& s, mask m, const signal_kind* k, const std::vector<effect>& effects
+        )
             : series(s), done(s.size(), 0), hit(s.size(), 0), about(m), kind(k) {
             // Where each effect's join label sits in this kind (one label, the usual case).
             for (const auto& e : effects) {
-                join_at.push_back(k != nullptr && e.join.size() == 1 ? label_index(*k, e.join.front()) : npos);
+                join_at.push_back(
+                    k != nullptr && e.join.size() == 1 ? label_index(*k, e.join.front()) : npos
+                );
             }
         }
         static constexpr std::size_t npos = static_cast<std::size_t>(-1);
@@ -414,8 +423,10 @@ public:
     of_kind for_kind(const std::string& kind) {
         auto memo = memo_.find(kind);
         if (memo == memo_.end()) {
-            memo = memo_.try_emplace(kind, log_.all_of(kind), about(kind), find_signal_kind(kind), rules_.effects)
-                       .first;
+            memo =
+                memo_
+                    .try_emplace(kind, log_.all_of(kind), about(kind), find_signal_kind(kind), rules_.effects)
+                    .first;
         }
         return of_kind{*this, memo->second};
     }
@@ -1136,9 +1147,9 @@ ranking rank(const rule_set& rules, const signal_log& log, const source_map& sou
             const signal_test* leaf = o.support[i].leaf;
             s.closest = std::min(s.closest, o.support[i].distance);
             const bool first_of_leaf = std::none_of(
-                o.support.begin(), o.support.begin() + static_cast<std::ptrdiff_t>(i), [&](const found& f) {
-                    return f.leaf == leaf;
-                }
+                o.support.begin(),
+                o.support.begin() + static_cast<std::ptrdiff_t>(i),
+                [&](const found& f) { return f.leaf == leaf; }
             );
             if (first_of_leaf) {
                 s.specificity += 1 + leaf->where.size() + (leaf->above || leaf->below ? 1 : 0) +
@@ -1150,11 +1161,9 @@ ranking rank(const rule_set& rules, const signal_log& log, const source_map& sou
         }
         for (const auto& f : o.support) {
             const text_template& t = f.leaf->evidence.empty() ? r.evidence : f.leaf->evidence;
-            auto line =
-                t.empty()
-                    ? std::
-                          optional{f.s->kind + " " + f.s->subject + " " + *builtin("ago", f, in)}
-                    : render_for(t, f, in, false);
+            auto line = t.empty()
+                            ? std::optional{f.s->kind + " " + f.s->subject + " " + *builtin("ago", f, in)}
+                            : render_for(t, f, in, false);
             if (line) {
                 add_unique(s.evidence, std::move(*line), in.max_evidence);
             }
@@ -1188,7 +1197,9 @@ ranking rank(const rule_set& rules, const signal_log& log, const source_map& sou
     out.warnings = warning_lines(rules, log, sources, in, related, explained);
     // Ties are broken by evidence, never by name: the more specific, then the closer to the
     // start. What is still equal is a tie, and is shown as one.
-    const auto key = [](const suspect& s) { return std::tuple{-s.score, -static_cast<double>(s.specificity), s.closest}; };
+    const auto key = [](const suspect& s) {
+        return std::tuple{-s.score, -static_cast<double>(s.specificity), s.closest};
+    };
     std::stable_sort(out.suspects.begin(), out.suspects.end(), [&](const suspect& a, const suspect& b) {
         return key(a) < key(b);
     });

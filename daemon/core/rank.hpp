@@ -45,15 +45,15 @@ struct suspect {
     std::string id;
     std::string title;
     double prior = 0;
-    double strength = 0;                ///< 0..1, from the condition tree
-    double recency = 1;                 ///< 0..1, from the closest supporting signal
-    double score = 0;                   ///< prior x (1 + recency x (evidence_base^strength - 1))
-    double share = 0;                   ///< score / (every suspect's score + the unknown mass)
+    double strength = 0;  ///< 0..1, from the condition tree
+    double recency = 1;   ///< 0..1, from the closest supporting signal
+    double score = 0;     ///< prior x (1 + recency x (evidence_base^strength - 1))
+    double share = 0;     ///< score / (every suspect's score + the unknown mass)
     /// How specific the evidence is: for each condition that found it, 1 + its label and
     /// value tests (a calendar condition: 1). Breaks ties of score.
     std::size_t specificity = 0;
-    millis closest = millis::max();  ///< the supporting signal closest to the start; breaks ties
-    bool tied = false;               ///< as likely as the suspect before it, by every measure
+    millis closest = millis::max();     ///< the supporting signal closest to the start; breaks ties
+    bool tied = false;                  ///< as likely as the suspect before it, by every measure
     std::vector<std::string> evidence;  ///< raw text (outside text unescaped)
     std::vector<std::string> actions;   ///< raw text, names filled in
     std::string status_text;

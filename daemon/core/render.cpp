@@ -271,9 +271,10 @@ message operations_summary(const incident& inc, const ranking& r, const engine_s
     }
     if (top != nullptr) {
         // Once, for everything that could not be looked at or that the runbook does not list.
-        body += "\n\n**Unknown \u2014 " + percent_text(r.unknown) + "**: " +
-                (r.not_checkable.empty() ? std::string{"a cause the runbook does not list"}
-                                         : "the causes not checkable below, or one the runbook does not list");
+        body +=
+            "\n\n**Unknown \u2014 " + percent_text(r.unknown) + "**: " +
+            (r.not_checkable.empty() ? std::string{"a cause the runbook does not list"}
+                                     : "the causes not checkable below, or one the runbook does not list");
     }
     // Warnings are not causes: one line each, after the ranked causes, under no heading
     // that could be read as one more of them.

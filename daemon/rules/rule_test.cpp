@@ -75,8 +75,7 @@ std::string describe(const ranking& r) {
     for (const auto& s : r.suspects) {
         out += "      " + std::to_string(++i) + ". " + s.id + " " + percent_text(s.share) +
                (s.tied ? " (tied)" : "") + "  (prior " + fixed(s.prior) + ", strength " + fixed(s.strength) +
-               ", recency " + fixed(s.recency) + ", specificity " +
-               std::to_string(s.specificity) + ")\n";
+               ", recency " + fixed(s.recency) + ", specificity " + std::to_string(s.specificity) + ")\n";
         for (const auto& e : s.evidence) {
             out += "           evidence: " + e + "\n";
         }
@@ -171,7 +170,9 @@ std::vector<std::string> check(const expectation& e, const ranking& r) {
             std::sort(at.begin(), at.end());
             for (std::size_t i = at.front() + 1; i <= at.back(); ++i) {
                 if (!r.suspects[i].tied) {
-                    misses.push_back("tied: " + r.suspects[i].id + " is not tied with " + r.suspects[i - 1].id);
+                    misses.push_back(
+                        "tied: " + r.suspects[i].id + " is not tied with " + r.suspects[i - 1].id
+                    );
                 }
             }
         }

@@ -329,7 +329,8 @@ private:
             }
         }
         std::vector<std::pair<const signal_kind*, const entry*>> kinds;
-        const auto kind_list = [&](std::string_view key, std::string_view what, std::vector<std::string>& out) {
+        const auto kind_list = [&](std::string_view key, std::string_view what, std::vector<std::string>& out
+                               ) {
             const entry* e = required_key(item, *keys, key, what);
             if (e == nullptr) {
                 return;
@@ -362,7 +363,8 @@ private:
                     }
                     // Every kind on both sides must carry it, or nothing of that kind would join.
                     for (const auto& [kind, at] : kinds) {
-                        if (std::find(kind->labels.begin(), kind->labels.end(), *name) == kind->labels.end()) {
+                        if (std::find(kind->labels.begin(), kind->labels.end(), *name) ==
+                            kind->labels.end()) {
                             w_.report(
                                 l,
                                 "'" + std::string{kind->name} + "' has no label '" + *name +
@@ -394,7 +396,9 @@ private:
             for (const auto& sk : signal_catalogue()) {
                 known.push_back(sk.name);
             }
-            w_.report(e, "unknown signal kind '" + *name + "'" + suggestion(*name, known) + " (docs/signals.md)");
+            w_.report(
+                e, "unknown signal kind '" + *name + "'" + suggestion(*name, known) + " (docs/signals.md)"
+            );
         }
         return kind;
     }
@@ -703,15 +707,22 @@ private:
         const entry* inc = yaml::find(keys, "explained");
         const entry* by = yaml::find(keys, "explained_by");
         if (inc != nullptr && by != nullptr) {
-            w_.report(*by, "explained_by counts only what an effect explains; explained: include counts "
-                           "everything: give one of them");
+            w_.report(
+                *by,
+                "explained_by counts only what an effect explains; explained: include counts "
+                "everything: give one of them"
+            );
             return;
         }
         if (inc != nullptr) {
             if (auto v = w_.string(*inc)) {
                 if (*v != "include") {
-                    w_.report(*inc, "'" + *v + "' is not include (explained signals are skipped unless a "
-                                    "condition says include, or names the effect with explained_by)");
+                    w_.report(
+                        *inc,
+                        "'" + *v +
+                            "' is not include (explained signals are skipped unless a "
+                            "condition says include, or names the effect with explained_by)"
+                    );
                 } else {
                     t.explained = signal_test::explained_test::include;
                 }
@@ -745,8 +756,9 @@ private:
                     known.push_back(o.id);
                 }
                 w_.report(
-                    e, "no effect '" + *id + "' in this file" + suggestion(*id, known) + " (effects: " +
-                           words(known) + ")"
+                    e,
+                    "no effect '" + *id + "' in this file" + suggestion(*id, known) +
+                        " (effects: " + words(known) + ")"
                 );
             } else if (std::find(it->explains.begin(), it->explains.end(), t.kind) == it->explains.end()) {
                 w_.report(e, "effect '" + *id + "' does not explain " + t.kind + " signals");
@@ -926,22 +938,24 @@ load_result load(const std::vector<std::string>& paths) {
         }
         for (const auto& ef : one.value->effects) {
             // Effects apply to every file's conditions: one id, one relation.
-            const auto same = std::find_if(merged->effects.begin(), merged->effects.end(), [&](const effect& o) {
-                return o.id == ef.id;
-            });
+            const auto same = std::find_if(
+                merged->effects.begin(), merged->effects.end(), [&](const effect& o) { return o.id == ef.id; }
+            );
             if (same != merged->effects.end()) {
                 out.problems.push_back(problem{
                     path,
                     ef.line,
                     1,
                     "effects",
-                    "effect id '" + ef.id + "' is also defined at " + same->file + ":" + std::to_string(same->line)});
+                    "effect id '" + ef.id + "' is also defined at " + same->file + ":" +
+                        std::to_string(same->line)});
                 continue;
             }
             merged->effects.push_back(ef);
         }
         if (merged->effects.size() > max_effects) {
-            out.problems.push_back(problem{path, 0, 0, "effects", "at most " + std::to_string(max_effects) + " effects in all files"});
+            out.problems.push_back(problem{
+                path, 0, 0, "effects", "at most " + std::to_string(max_effects) + " effects in all files"});
         }
         merged->origin += (merged->origin.empty() ? "" : ", ") + path;
     }

@@ -15,7 +15,16 @@ namespace {
 using yaml::entry;
 
 constexpr std::array<std::string_view, 10> file_keys{
-    "name", "start", "until", "settings", "services", "rule_files", "sources", "timeline", "expect", "reason"};
+    "name",
+    "start",
+    "until",
+    "settings",
+    "services",
+    "rule_files",
+    "sources",
+    "timeline",
+    "expect",
+    "reason"};
 constexpr std::array<std::string_view, 6> settings_keys{
     "reminder_interval", "edit_interval", "dominance_share", "min_share", "max_suspects", "operations"};
 constexpr std::array<std::string_view, 6> step_keys{"at", "page", "incident", "agent", "message", "signal"};
@@ -162,7 +171,8 @@ private:
     void name_rule(const entry& e, const std::string& id) {
         const auto m = e.value.Mark();
         s_.named.push_back(named_rule{
-            id, problem{w_.file(), m.is_null() ? 1 : m.line + 1, m.is_null() ? 1 : m.column + 1, e.path, {}}});
+            id, problem{w_.file(), m.is_null() ? 1 : m.line + 1, m.is_null() ? 1 : m.column + 1, e.path, {}}}
+        );
     }
 
     /// `top3: [bad-deploy, server-wont-restart]`: at most three distinct rule ids, in any order.
@@ -578,10 +588,9 @@ scenario_score judge(const scenario& s, const replay_result& r) {
             return std::find(out.acceptable->begin(), out.acceptable->end(), x.id) != out.acceptable->end();
         });
     const bool expected_in_3 =
-        out.expected == "none" ? out.top1
-                               : std::any_of(first3.begin(), first3.end(), [&](const ranked& x) {
-                                     return x.id == out.expected;
-                                 });
+        out.expected == "none" ? out.top1 : std::any_of(first3.begin(), first3.end(), [&](const ranked& x) {
+            return x.id == out.expected;
+        });
     out.top3 = expected_in_3 && all_acceptable;
     if (out.found.named && !ranking.empty()) {
         const ranked& named = ranking.front();
@@ -590,7 +599,8 @@ scenario_score judge(const scenario& s, const replay_result& r) {
             out.overconfident = "names " + named.id + " at " + percent_text(named.share) + " (dominance " +
                                 percent_text(dominance) + "), expected " + out.expected;
         } else if (out.top1 && named.evidence == 0) {
-            out.overconfident = "names " + named.id + " at " + percent_text(named.share) + " with no evidence";
+            out.overconfident =
+                "names " + named.id + " at " + percent_text(named.share) + " with no evidence";
         }
     }
     return out;

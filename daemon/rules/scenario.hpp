@@ -50,7 +50,7 @@ struct scenario {
     source_map sources;                   ///< at T0
     std::vector<scenario_step> steps;     ///< in time order
     std::optional<scenario_expectation> expect;
-    std::string reason;            ///< one line: why the expected top cause is the right one
+    std::string reason;             ///< one line: why the expected top cause is the right one
     std::vector<named_rule> named;  ///< every rule id `expect` names
 };
 
@@ -84,8 +84,8 @@ struct ranked {
 
 /// What the last #operations summary of the scenario's incident concluded.
 struct diagnosis {
-    std::string top = "none";  ///< its first suspect; "none" when it had none
-    bool named = false;        ///< it names `top` as the likely cause
+    std::string top = "none";      ///< its first suspect; "none" when it had none
+    bool named = false;            ///< it names `top` as the likely cause
     std::vector<ranked> suspects;  ///< the ranking it was made from, best first
 };
 
@@ -108,7 +108,7 @@ struct scenario_score {
     std::string file;
     std::string name;
     std::string reason;
-    std::string expected;                 ///< a rule id, or "none"
+    std::string expected;                                ///< a rule id, or "none"
     std::optional<std::vector<std::string>> acceptable;  ///< expect.top3, when given
     diagnosis found;
     bool top1 = false;  ///< the expected top cause is first (meets)

@@ -50,7 +50,8 @@ result<series_page> parse_time_series(std::string_view body) {
         }
         // Which series: its labels (objects dump with sorted keys, so the text is canonical).
         const json key = {
-            {"metric", field(field(s, "metric"), "labels")}, {"resource", field(field(s, "resource"), "labels")}};
+            {"metric", field(field(s, "metric"), "labels")},
+            {"resource", field(field(s, "resource"), "labels")}};
         const std::string series_key = key.dump(-1, ' ', false, json::error_handler_t::replace);
         for (const auto& p : points) {
             const auto at = parse_rfc3339(text(field(p, "interval"), "endTime"));
@@ -152,7 +153,9 @@ std::vector<signal> instance_signals(
     };
 
     const bool stopped = inst.state == "RUNNABLE" && inst.activation_policy == "NEVER";
-    const std::string down = stopped ? std::string{"STOPPED"} : inst.state == "RUNNABLE" ? std::string{} : inst.state;
+    const std::string down = stopped                    ? std::string{"STOPPED"}
+                             : inst.state == "RUNNABLE" ? std::string{}
+                                                        : inst.state;
     if (down != memory.state) {
         memory = instance_memory{down, now};
     }

@@ -54,13 +54,13 @@ private:
 /// A Cloud SQL Admin `instances.get` answer, as far as ranking needs it (api-facts §3.3).
 struct sql_instance {
     std::string name;
-    std::string state;                         ///< RUNNABLE, MAINTENANCE, FAILED, SUSPENDED...
-    std::string activation_policy;             ///< ALWAYS, NEVER (RUNNABLE + NEVER is stopped)
-    std::optional<int> window_day;             ///< settings.maintenanceWindow.day: 1 = Monday, UTC
-    std::optional<int> window_hour;            ///< 0-23 UTC
-    std::string update_track;                  ///< canary, stable, week5
-    std::optional<wall_time> scheduled_start;  ///< scheduledMaintenance.startTime, when upcoming
-    std::optional<bool> can_reschedule;        ///< scheduledMaintenance.canReschedule
+    std::string state;                           ///< RUNNABLE, MAINTENANCE, FAILED, SUSPENDED...
+    std::string activation_policy;               ///< ALWAYS, NEVER (RUNNABLE + NEVER is stopped)
+    std::optional<int> window_day;               ///< settings.maintenanceWindow.day: 1 = Monday, UTC
+    std::optional<int> window_hour;              ///< 0-23 UTC
+    std::string update_track;                    ///< canary, stable, week5
+    std::optional<wall_time> scheduled_start;    ///< scheduledMaintenance.startTime, when upcoming
+    std::optional<bool> can_reschedule;          ///< scheduledMaintenance.canReschedule
     std::optional<wall_time> schedule_deadline;  ///< scheduledMaintenance.scheduleDeadlineTime
 };
 

@@ -54,8 +54,11 @@ struct cloudsql_state {
                 if (!parsed) {
                     co_return google::poll_failed(parsed.error().detail);
                 }
-                points.insert(points.end(), std::make_move_iterator(parsed->points.begin()),
-                              std::make_move_iterator(parsed->points.end()));
+                points.insert(
+                    points.end(),
+                    std::make_move_iterator(parsed->points.begin()),
+                    std::make_move_iterator(parsed->points.end())
+                );
                 token = std::move(parsed->next_page_token);
                 if (token.empty()) {
                     break;
@@ -183,7 +186,9 @@ read_window monitoring_window(const config& cfg, wall_time now, std::optional<wa
     return {std::min(start, end), end};
 }
 
-std::string time_series_url(const config& cfg, const google::config& g, const metric& m, const read_window& w) {
+std::string time_series_url(
+    const config& cfg, const google::config& g, const metric& m, const read_window& w
+) {
     const std::string filter = "metric.type=\"" + m.type + "\" AND resource.labels.database_id=\"" +
                                g.project + ":" + cfg.instance + "\"";
     return g.monitoring_url + "/v3/projects/" + net::percent_encode(g.project) +
@@ -204,7 +209,8 @@ std::vector<poll_job> poll_jobs(
 ) {
     google::config api = g;
     api.key_json = {};  // the jobs need the project and the URLs; the key stays with `creds`
-    auto state = std::make_shared<cloudsql_state>(cloudsql_state{http, creds, cfg, std::move(api), std::move(metrics)});
+    auto state = std::make_shared<cloudsql_state>(cloudsql_state{
+        http, creds, cfg, std::move(api), std::move(metrics)});
     return {
         {"monitoring", cfg.monitoring_interval, [state] { return state->monitoring(); }},
         {"instance", cfg.instance_interval, [state] { return state->instance(); }},

@@ -54,7 +54,9 @@ struct read_window {
 read_window monitoring_window(const config& cfg, wall_time now, std::optional<wall_time> last_end);
 
 /// The timeSeries.list URL of `m` for `w`, without a page token.
-std::string time_series_url(const config& cfg, const google::config& g, const metric& m, const read_window& w);
+std::string time_series_url(
+    const config& cfg, const google::config& g, const metric& m, const read_window& w
+);
 
 /// The cloudsql source, with its own HTTPS client (trusting `g.ca_file`) and Google
 /// credentials (`g`'s key file, else the metadata server); the key's private key goes to

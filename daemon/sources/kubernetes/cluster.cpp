@@ -52,9 +52,8 @@ public:
         http_.shutdown();  // ends the watch streams
     }
 
-    void refresh(
-        const refresh_window& /*window*/, loop::steady_clock::time_point deadline, refresh_done done
-    ) override {
+    void refresh(const refresh_window& /*window*/, loop::steady_clock::time_point deadline, refresh_done done)
+        override {
         // The watches hold every window already: only a source still listing has to be waited for.
         watch_->refresh(deadline, std::move(done));
     }

@@ -644,7 +644,8 @@ std::vector<signal> diff_pod(const pod_state* prev, const pod_state& next, wall_
         if (trouble && (before == nullptr || before->waiting_reason != c.waiting_reason)) {
             // A crash loop waits since its last exit; a container that never ran (an image
             // pull error) since its pod's containers stopped being ready.
-            signal s = about("k8s.waiting", c.last_finished_at ? c.last_finished_at : next.not_ready_since, c);
+            signal s =
+                about("k8s.waiting", c.last_finished_at ? c.last_finished_at : next.not_ready_since, c);
             s.set("reason", c.waiting_reason);
             s.set("message", c.waiting_message);
             out.push_back(std::move(s));
@@ -763,8 +764,12 @@ signal rollout_signal(const deployment_state& d, const replicaset_state* rs, wal
 namespace {
 
 signal node_signal(
-    const node_state& n, std::string_view change, std::optional<wall_time> when, wall_time now,
-    std::string from = {}, std::string to = {}
+    const node_state& n,
+    std::string_view change,
+    std::optional<wall_time> when,
+    wall_time now,
+    std::string from = {},
+    std::string to = {}
 ) {
     signal s = dated("k8s.node", when, now, "node/" + n.name);
     s.set("node", n.name);
@@ -774,7 +779,9 @@ signal node_signal(
     return s;
 }
 
-signal node_version(const node_state& n, std::optional<wall_time> when, wall_time now, std::string from, std::string to) {
+signal node_version(
+    const node_state& n, std::optional<wall_time> when, wall_time now, std::string from, std::string to
+) {
     signal s = dated("k8s.version_change", when, now, "node/" + n.name);
     s.set("object", "node/" + n.name);
     s.set("node", n.name);
@@ -784,7 +791,8 @@ signal node_version(const node_state& n, std::optional<wall_time> when, wall_tim
 }
 
 void tell_cordon(const node_state& n, wall_time now, std::vector<signal>& out) {
-    out.push_back(node_version(n, n.cordoned_at, now, n.kubelet_version, "cordoned"));  // drained for an upgrade or a repair
+    out.push_back(node_version(n, n.cordoned_at, now, n.kubelet_version, "cordoned")
+    );  // drained for an upgrade or a repair
     out.push_back(node_signal(n, "cordoned", n.cordoned_at, now));
 }
 
@@ -803,7 +811,9 @@ std::vector<signal> diff_node(const node_state& prev, const node_state& next, wa
     if (!prev.kubelet_version.empty() && prev.kubelet_version != next.kubelet_version) {
         // The object keeps no time of its kubelet's version: when seen.
         out.push_back(node_version(next, std::nullopt, now, prev.kubelet_version, next.kubelet_version));
-        out.push_back(node_signal(next, "version", std::nullopt, now, prev.kubelet_version, next.kubelet_version));
+        out.push_back(
+            node_signal(next, "version", std::nullopt, now, prev.kubelet_version, next.kubelet_version)
+        );
     }
     if (!prev.unschedulable && next.unschedulable) {
         tell_cordon(next, now, out);
@@ -852,7 +862,8 @@ std::vector<signal> node_added(
     }
     if ((!listed || next.created) && !usual_version.empty() && !next.kubelet_version.empty() &&
         next.kubelet_version != usual_version) {
-        out.push_back(node_version(next, next.created, now, std::string{usual_version}, next.kubelet_version));
+        out.push_back(node_version(next, next.created, now, std::string{usual_version}, next.kubelet_version)
+        );
     }
     if (next.unschedulable && (!listed || next.cordoned_at)) {
         tell_cordon(next, now, out);
@@ -971,6 +982,5 @@ std::vector<signal> configmap_listed(
     }
     return configmap_signals(c, users, now);
 }
-
 
 }  // namespace runbookd::sources::kubernetes

@@ -92,8 +92,8 @@ struct deployment_state {
 struct replicaset_state {
     std::string ns;
     std::string name;
-    std::string deployment;  ///< the owning Deployment (ownerReferences kind Deployment), or ""
-    std::string revision;    ///< deployment.kubernetes.io/revision
+    std::string deployment;            ///< the owning Deployment (ownerReferences kind Deployment), or ""
+    std::string revision;              ///< deployment.kubernetes.io/revision
     std::optional<wall_time> created;  ///< metadata.creationTimestamp
     /// deployment.kubernetes.io/revision-history is set: an older ReplicaSet a rollback made
     /// current again, so its creation is not when it was rolled out.
@@ -112,14 +112,14 @@ struct configmap_state {
 
 struct node_state {
     std::string name;
-    std::string pool;             ///< the cloud.google.com/gke-nodepool label, or ""
-    std::string kubelet_version;  ///< status.nodeInfo.kubeletVersion
-    bool unschedulable = false;   ///< spec.unschedulable: cordoned
-    std::optional<wall_time> created;       ///< metadata.creationTimestamp
-    std::optional<wall_time> deleted_at;    ///< metadata.deletionTimestamp
-    std::optional<wall_time> cordoned_at;   ///< the node.kubernetes.io/unschedulable taint's timeAdded
-    std::string ready;                      ///< the Ready condition's status ("True", "False", "Unknown", "")
-    std::optional<wall_time> ready_since;   ///< ...and its lastTransitionTime
+    std::string pool;                      ///< the cloud.google.com/gke-nodepool label, or ""
+    std::string kubelet_version;           ///< status.nodeInfo.kubeletVersion
+    bool unschedulable = false;            ///< spec.unschedulable: cordoned
+    std::optional<wall_time> created;      ///< metadata.creationTimestamp
+    std::optional<wall_time> deleted_at;   ///< metadata.deletionTimestamp
+    std::optional<wall_time> cordoned_at;  ///< the node.kubernetes.io/unschedulable taint's timeAdded
+    std::string ready;                     ///< the Ready condition's status ("True", "False", "Unknown", "")
+    std::optional<wall_time> ready_since;  ///< ...and its lastTransitionTime
 };
 
 /// A core/v1 Event, as far as a Warning goes.

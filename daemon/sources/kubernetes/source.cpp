@@ -59,7 +59,8 @@ std::string key_of(const node_state& n) {
 class cluster_view {
 public:
     virtual const pod_state* pod(const std::string& ns, const std::string& name) const = 0;
-    virtual std::vector<std::string> configmap_users(const std::string& ns, const std::string& name) const = 0;
+    virtual std::vector<std::string> configmap_users(const std::string& ns, const std::string& name)
+        const = 0;
 
 protected:
     ~cluster_view() = default;
@@ -76,7 +77,11 @@ std::vector<signal> changes(
 /// 1) has its last rollout told, if the world dates it.
 template <class Cache>
 std::vector<signal> changes(
-    const cluster_view&, const Cache&, const deployment_state* prev, deployment_state& next, wall_time now,
+    const cluster_view&,
+    const Cache&,
+    const deployment_state* prev,
+    deployment_state& next,
+    wall_time now,
     bool initial
 ) {
     if (prev != nullptr) {
@@ -96,7 +101,11 @@ std::vector<signal> changes(
 }
 template <class Cache>
 std::vector<signal> changes(
-    const cluster_view& view, const Cache&, const configmap_state* prev, configmap_state& next, wall_time now,
+    const cluster_view& view,
+    const Cache&,
+    const configmap_state* prev,
+    configmap_state& next,
+    wall_time now,
     bool
 ) {
     if (prev == nullptr || prev->data_hash == next.data_hash) {
@@ -125,7 +134,12 @@ std::vector<signal> changes(
 }
 template <class Cache>
 std::vector<signal> changes(
-    const cluster_view&, const Cache&, const certificate_state* prev, certificate_state& next, wall_time now, bool
+    const cluster_view&,
+    const Cache&,
+    const certificate_state* prev,
+    certificate_state& next,
+    wall_time now,
+    bool
 ) {
     auto s = diff_certificate(prev, next, now);
     return s ? std::vector<signal>{std::move(*s)} : std::vector<signal>{};
@@ -135,7 +149,12 @@ std::vector<signal> changes(
 /// now (the list just read, or those held while watching).
 template <class Cache>
 std::vector<signal> changes(
-    const cluster_view&, const Cache& cache, const node_state* prev, node_state& next, wall_time now, bool initial
+    const cluster_view&,
+    const Cache& cache,
+    const node_state* prev,
+    node_state& next,
+    wall_time now,
+    bool initial
 ) {
     if (prev != nullptr) {
         return diff_node(*prev, next, now);
@@ -382,7 +401,9 @@ struct source::impl final : cluster_view {
             // deploy/kubernetes/rbac.yaml) rollouts are dated from their Deployments.
             add<replicaset_state>("replicasets", scoped("/apis/apps/v1", "replicasets", ns), "", true, ns);
             add<configmap_state>("configmaps", scoped("/api/v1", "configmaps", ns), "", false, ns);
-            add<event_state>("events", scoped("/api/v1", "events", ns), "fieldSelector=type%3DWarning", false, ns);
+            add<event_state>(
+                "events", scoped("/api/v1", "events", ns), "fieldSelector=type%3DWarning", false, ns
+            );
             // cert-manager's CRD: many clusters do not have it (optional).
             add<certificate_state>(
                 "certificates", scoped("/apis/cert-manager.io/v1", "certificates", ns), "", true, ns
@@ -513,7 +534,8 @@ struct source::impl final : cluster_view {
                     continue;
                 }
                 const auto* sets = replicasets_of(d.ns);
-                const auto* rs = sets != nullptr && !sets->unavailable ? replicaset_of(*sets, d, false) : nullptr;
+                const auto* rs =
+                    sets != nullptr && !sets->unavailable ? replicaset_of(*sets, d, false) : nullptr;
                 if (rs == nullptr && sets != nullptr && !sets->unavailable && !gave_up.contains(key)) {
                     hold(key, d.ns);
                     continue;
@@ -540,7 +562,9 @@ struct source::impl final : cluster_view {
         if (!holding.insert(key).second) {
             return;
         }
-        asio::co_spawn(executor, wait_for_replicaset(key, ns), asio::detached);  // ends on stop (pause)
+        // Detached is safe, as for the watch loops (start()): it ends once stop() cancels its
+        // pause, and the owner keeps the source alive until the io_context has no more work.
+        asio::co_spawn(executor, wait_for_replicaset(key, ns), asio::detached);
     }
 
     asio::awaitable<void> wait_for_replicaset(std::string key, std::string ns) {
@@ -892,8 +916,9 @@ struct source::impl final : cluster_view {
 
     /// How an optional resource is named in the log: RBAC's name and what it is.
     static std::pair<std::string_view, std::string_view> optional_names(const reflector& r) {
-        return r.resource == "replicasets" ? std::pair{replicasets_resource, std::string_view{"ReplicaSets"}}
-                                           : std::pair{certificates_resource, std::string_view{"cert-manager Certificates"}};
+        return r.resource == "replicasets"
+                   ? std::pair{replicasets_resource, std::string_view{"ReplicaSets"}}
+                   : std::pair{certificates_resource, std::string_view{"cert-manager Certificates"}};
     }
 
     /// For an optional resource (cert-manager's Certificates, ReplicaSets) that the server
@@ -1157,13 +1182,16 @@ struct source::impl final : cluster_view {
         }
         auto waiter = std::make_shared<std::function<void()>>(std::move(done));
         refresh_waiters.push_back(waiter);
-        asio::co_spawn(executor, refresh_deadline(deadline, waiter), asio::detached);  // ends on stop (pause)
+        // Detached is safe, as for the watch loops (start()): it ends once stop() cancels its
+        // pause; it shares the waiter, which stop() answers.
+        asio::co_spawn(executor, refresh_deadline(deadline, waiter), asio::detached);
     }
 
     asio::awaitable<void> refresh_deadline(
         loop::steady_clock::time_point deadline, std::shared_ptr<std::function<void()>> waiter
     ) {
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - loop::steady_clock::now());
+        const auto left =
+            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - loop::steady_clock::now());
         co_await pause(std::max(left, std::chrono::milliseconds{0}));
         answer(waiter);
     }

@@ -33,7 +33,7 @@ struct config {
     /// How far back the log is read: at start, and after failures longer than this. Otherwise
     /// it is read from the last reconciliation that read it.
     std::chrono::milliseconds log_lookback = std::chrono::hours{1};
-    bool alerts = true;   ///< fetch each open incident's first alert (summary, custom details)
+    bool alerts = true;  ///< fetch each open incident's first alert (summary, custom details)
     /// Read the maintenance windows (`GET /maintenance_windows`) every `interval`: planned
     /// work, as pagerduty.maintenance signals.
     bool maintenance_windows = true;

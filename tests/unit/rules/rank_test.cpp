@@ -407,7 +407,9 @@ rules:
 )";
 
 signal restart_on(millis offset, std::string node, std::string pod) {
-    return sig("k8s.restart", offset, {{"deployment", "api"}, {"pod", std::move(pod)}, {"node", std::move(node)}});
+    return sig(
+        "k8s.restart", offset, {{"deployment", "api"}, {"pod", std::move(pod)}, {"node", std::move(node)}}
+    );
 }
 
 TEST(rank, an_effect_is_skipped_unless_a_condition_asks_for_it) {
@@ -422,7 +424,8 @@ TEST(rank, an_effect_is_skipped_unless_a_condition_asks_for_it) {
     EXPECT_EQ(r.suspects[0].id, "upgrade");
     EXPECT_EQ(
         r.suspects[0].evidence,
-        (std::vector<std::string>{"2 restarts on nodes replaced by the upgrade", "k8s.version_change x 30m before the alert"})
+        (std::vector<std::string>{
+            "2 restarts on nodes replaced by the upgrade", "k8s.version_change x 30m before the alert"})
     );
     EXPECT_EQ(r.suspects[1].id, "every-restart");
     ASSERT_EQ(r.clear.size(), 1u);

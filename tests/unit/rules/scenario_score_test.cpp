@@ -74,7 +74,9 @@ expect:
 TEST(scenario_score, top3_needs_top) {
     const auto r = parse_scenario("s.yaml", "timeline: []\nexpect: {top3: [db-trouble]}\n");
     ASSERT_FALSE(r.value);
-    EXPECT_EQ(problems_text(r.problems), "s.yaml:2:16: expect.top3: top3 needs top: the cause expected first\n");
+    EXPECT_EQ(
+        problems_text(r.problems), "s.yaml:2:16: expect.top3: top3 needs top: the cause expected first\n"
+    );
 }
 
 TEST(scenario_score, ids_the_rules_do_not_define_are_reported) {
@@ -207,7 +209,10 @@ TEST(scenario_score, second_place_is_a_top3_hit_but_a_miss) {
 TEST(scenario_score, fourth_place_is_a_top3_miss) {
     const auto s = judge(
         with("gcp-outage"),
-        found("bad-deploy", {{"bad-deploy", 0.4, 1}, {"db-trouble", 0.3, 1}, {"dos-attack", 0.2, 1}, {"gcp-outage", 0.1, 1}})
+        found(
+            "bad-deploy",
+            {{"bad-deploy", 0.4, 1}, {"db-trouble", 0.3, 1}, {"dos-attack", 0.2, 1}, {"gcp-outage", 0.1, 1}}
+        )
     );
     EXPECT_FALSE(s.top1);
     EXPECT_FALSE(s.top3);
@@ -216,7 +221,9 @@ TEST(scenario_score, fourth_place_is_a_top3_miss) {
 TEST(scenario_score, a_suspect_outside_the_acceptable_three_is_a_top3_miss) {
     const auto s = judge(
         with("bad-deploy", std::vector<std::string>{"bad-deploy", "server-wont-restart"}),
-        found("bad-deploy", {{"bad-deploy", 0.6, 2}, {"gke-upgrade", 0.3, 1}, {"server-wont-restart", 0.1, 1}})
+        found(
+            "bad-deploy", {{"bad-deploy", 0.6, 2}, {"gke-upgrade", 0.3, 1}, {"server-wont-restart", 0.1, 1}}
+        )
     );
     EXPECT_TRUE(s.top1);
     EXPECT_FALSE(s.top3);
@@ -224,9 +231,14 @@ TEST(scenario_score, a_suspect_outside_the_acceptable_three_is_a_top3_miss) {
     EXPECT_TRUE(
         judge(
             with("bad-deploy", std::vector<std::string>{"bad-deploy", "server-wont-restart", "db-trouble"}),
-            found("bad-deploy", {{"bad-deploy", 0.5, 2}, {"server-wont-restart", 0.2, 1}, {"db-trouble", 0.2, 1}, {"gke-upgrade", 0.1, 1}})
-        )
-            .top3
+            found(
+                "bad-deploy",
+                {{"bad-deploy", 0.5, 2},
+                 {"server-wont-restart", 0.2, 1},
+                 {"db-trouble", 0.2, 1},
+                 {"gke-upgrade", 0.1, 1}}
+            )
+        ).top3
     );
 }
 
@@ -251,13 +263,15 @@ TEST(scenario_score, no_likely_cause_is_judged_as_none) {
 
 TEST(scenario_score, a_wrong_top_at_the_dominance_share_is_overconfident) {
     EXPECT_EQ(
-        judge(with("gke-upgrade"), found("bad-deploy", {{"bad-deploy", 0.6, 1}, {"gke-upgrade", 0.4, 1}}))
-            .overconfident,
+        judge(
+            with("gke-upgrade"), found("bad-deploy", {{"bad-deploy", 0.6, 1}, {"gke-upgrade", 0.4, 1}})
+        ).overconfident,
         "names bad-deploy at 60% (dominance 60%), expected gke-upgrade"
     );
     EXPECT_EQ(
-        judge(with("gke-upgrade"), found("bad-deploy", {{"bad-deploy", 0.59, 1}, {"gke-upgrade", 0.41, 1}}))
-            .overconfident,
+        judge(
+            with("gke-upgrade"), found("bad-deploy", {{"bad-deploy", 0.59, 1}, {"gke-upgrade", 0.41, 1}})
+        ).overconfident,
         ""
     );
 }
@@ -291,7 +305,9 @@ TEST(scenario_score, the_tally_counts_and_orders_the_shares) {
 
 TEST(scenario_score, the_report_shows_each_miss_with_its_ranking_and_reason) {
     std::vector<scenario_score> xs;
-    xs.push_back(judge(with("bad-deploy"), found("bad-deploy", {{"bad-deploy", 0.8, 2}, {"db-trouble", 0.2, 1}})));
+    xs.push_back(
+        judge(with("bad-deploy"), found("bad-deploy", {{"bad-deploy", 0.8, 2}, {"db-trouble", 0.2, 1}}))
+    );
     auto miss = with("db-maintenance", std::vector<std::string>{"db-maintenance", "db-trouble"});
     miss.file = "y.yaml";
     miss.reason = "Cloud SQL says the instance is in maintenance";

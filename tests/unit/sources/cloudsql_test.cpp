@@ -294,8 +294,9 @@ TEST(CloudSqlJobs, ALatePointIsHandedOverOnceWhenItAppearsAtItsOwnTime) {
     );
     auto second = r.run(r.jobs[0]);
     ASSERT_TRUE(second);
-    EXPECT_NE(r.http.calls.back().url.find("interval.startTime=2026-03-05T15%3A49%3A00.000Z"), std::string::npos)
-        << r.http.calls.back().url;
+    EXPECT_NE(
+        r.http.calls.back().url.find("interval.startTime=2026-03-05T15%3A49%3A00.000Z"), std::string::npos
+    ) << r.http.calls.back().url;
     ASSERT_EQ(second->signals.size(), 2u) << "the late point and the new one, nothing twice";
     EXPECT_EQ(second->signals[0].at, fakes::at("2026-03-05T15:58:00Z")) << "dated at its own time";
     EXPECT_EQ(second->signals[0].value, 0.97);
@@ -304,7 +305,10 @@ TEST(CloudSqlJobs, ALatePointIsHandedOverOnceWhenItAppearsAtItsOwnTime) {
     // The same answer again: everything in it was handed over.
     r.clock.advance(1min);
     r.http.push_reply(
-        200, series({{"2026-03-05T16:00:00Z", 0.60}, {"2026-03-05T15:58:00Z", 0.97}, {"2026-03-05T15:57:00Z", 0.40}})
+        200,
+        series(
+            {{"2026-03-05T16:00:00Z", 0.60}, {"2026-03-05T15:58:00Z", 0.97}, {"2026-03-05T15:57:00Z", 0.40}}
+        )
     );
     auto third = r.run(r.jobs[0]);
     ASSERT_TRUE(third);
@@ -322,8 +326,10 @@ TEST(CloudSqlJobs, AFailedReadHandsNothingOverAndTheNextReadsFromTheLastComplete
     r.http.push_reply(200, series({{"2026-03-05T16:29:00Z", 0.70}, {"2026-03-05T15:59:00Z", 0.50}}));
     auto got = r.run(r.jobs[0]);
     ASSERT_TRUE(got);
-    EXPECT_NE(r.http.calls.back().url.find("interval.startTime=2026-03-05T16%3A14%3A00.000Z"), std::string::npos)
-        << "30 minutes later: no further back than lookback (15m) " << r.http.calls.back().url;
+    EXPECT_NE(
+        r.http.calls.back().url.find("interval.startTime=2026-03-05T16%3A14%3A00.000Z"), std::string::npos
+    ) << "30 minutes later: no further back than lookback (15m) "
+      << r.http.calls.back().url;
     ASSERT_EQ(got->signals.size(), 1u);
     EXPECT_EQ(got->signals[0].value, 0.70);
 }
@@ -341,12 +347,16 @@ TEST(CloudSqlJobs, ReadsAMinuteApartHandEachPointOverOnceToTheWindowsEdge) {
         last = w.end;
         json points = json::array();
         for (wall_time t = w.end; t >= w.start; t -= 1min) {
-            points.push_back({{"interval", {{"endTime", format_rfc3339(t)}}}, {"value", {{"doubleValue", 0.5}}}});
+            points.push_back(
+                {{"interval", {{"endTime", format_rfc3339(t)}}}, {"value", {{"doubleValue", 0.5}}}}
+            );
         }
         r.http.push_reply(200, json{{"timeSeries", {{{"points", points}}}}}.dump());
         auto got = r.run(r.jobs[0]);
         ASSERT_TRUE(got);
-        EXPECT_NE(r.http.calls.back().url.find(net::percent_encode(format_rfc3339(w.start))), std::string::npos);
+        EXPECT_NE(
+            r.http.calls.back().url.find(net::percent_encode(format_rfc3339(w.start))), std::string::npos
+        );
         handed += got->signals.size();
         r.clock.advance(1min);
     }

@@ -199,14 +199,18 @@ TEST(kubernetes_pod, first_seen_after_restarts_it_tells_the_last_one_at_its_time
 /// A Deployment as the API server returns it mid-rollout or after: managedFields with a
 /// status subresource entry (the controller's), the Progressing condition with both times.
 std::string rolled_json(
-    std::string_view image, long long generation, long long observed, std::string_view reason,
+    std::string_view image,
+    long long generation,
+    long long observed,
+    std::string_view reason,
     std::string_view rs = "bwdserver-deployment-5f6a7b8c9"
 ) {
-    const std::string message = reason == "NewReplicaSetCreated" ? "Created new replica set \"" + std::string{rs} + "\""
-                                : reason == "FoundNewReplicaSet" ? "Found new replica set \"" + std::string{rs} + "\""
-                                : reason == "NewReplicaSetAvailable"
-                                    ? "ReplicaSet \"" + std::string{rs} + "\" has successfully progressed."
-                                    : "ReplicaSet \"" + std::string{rs} + "\" is progressing.";
+    const std::string message =
+        reason == "NewReplicaSetCreated" ? "Created new replica set \"" + std::string{rs} + "\""
+        : reason == "FoundNewReplicaSet" ? "Found new replica set \"" + std::string{rs} + "\""
+        : reason == "NewReplicaSetAvailable"
+            ? "ReplicaSet \"" + std::string{rs} + "\" has successfully progressed."
+            : "ReplicaSet \"" + std::string{rs} + "\" is progressing.";
     return R"({"kind":"Deployment","metadata":{"name":"bwdserver-deployment","namespace":"darklang","generation":)" +
            std::to_string(generation) + R"(,
       "annotations":{"deployment.kubernetes.io/revision":"42"},
@@ -214,23 +218,30 @@ std::string rolled_json(
                        {"manager":"kube-controller-manager","operation":"Update","apiVersion":"apps/v1","time":"2026-03-05T13:04:00Z","fieldsType":"FieldsV1","fieldsV1":{"f:status":{}},"subresource":"status"}]},
       "spec":{"replicas":3,"template":{"metadata":{"labels":{"app":"bwdserver"}},"spec":{"containers":[{"name":"bwdserver-ctr","image":")" +
            std::string{image} + R"("}]}}},
-      "status":{"observedGeneration":)" + std::to_string(observed) + R"(,"replicas":3,"updatedReplicas":3,"availableReplicas":3,
+      "status":{"observedGeneration":)" +
+           std::to_string(observed) + R"(,"replicas":3,"updatedReplicas":3,"availableReplicas":3,
         "conditions":[{"type":"Available","status":"True","lastUpdateTime":"2026-03-01T10:00:00Z","lastTransitionTime":"2026-03-01T10:00:00Z","reason":"MinimumReplicasAvailable"},
-        {"type":"Progressing","status":")" + std::string{reason == "ProgressDeadlineExceeded" ? "False" : "True"} +
+        {"type":"Progressing","status":")" +
+           std::string{reason == "ProgressDeadlineExceeded" ? "False" : "True"} +
            R"(","lastUpdateTime":"2026-03-05T13:00:05Z","lastTransitionTime":"2026-03-05T13:10:00Z","reason":")" +
-           std::string{reason} + R"(","message":")" + [&] {
+           std::string{reason} + R"(","message":")" +
+           [&] {
                std::string m;
                for (char c : message) {
                    m += c == '"' ? std::string{"\\\""} : std::string(1, c);
                }
                return m;
-           }() + R"("}]}})";
+           }() +
+           R"("}]}})";
 }
 
 /// A ReplicaSet as the deployment controller makes it; `history`: the revision-history
 /// annotation a rollback leaves on a ReplicaSet it brings back.
 std::string replicaset_json(
-    std::string_view name, std::string_view revision, std::string_view created, std::string_view image,
+    std::string_view name,
+    std::string_view revision,
+    std::string_view created,
+    std::string_view image,
     std::string_view history = ""
 ) {
     return R"({"kind":"ReplicaSet","apiVersion":"apps/v1","metadata":{"name":")" + std::string{name} +
@@ -238,11 +249,13 @@ std::string replicaset_json(
            R"(","labels":{"app":"bwdserver","pod-template-hash":"5f6a7b8c9"},
       "annotations":{"deployment.kubernetes.io/desired-replicas":"3","deployment.kubernetes.io/max-replicas":"4","deployment.kubernetes.io/revision":")" +
            std::string{revision} + R"(")" +
-           (history.empty() ? std::string{} : R"(,"deployment.kubernetes.io/revision-history":")" + std::string{history} + R"(")") +
+           (history.empty()
+                ? std::string{}
+                : R"(,"deployment.kubernetes.io/revision-history":")" + std::string{history} + R"(")") +
            R"(},
       "ownerReferences":[{"apiVersion":"apps/v1","kind":"Deployment","name":"bwdserver-deployment","uid":"d1","controller":true,"blockOwnerDeletion":true}]},
-      "spec":{"replicas":3,"template":{"spec":{"containers":[{"name":"bwdserver-ctr","image":")" + std::string{image} +
-           R"("}]}}},"status":{"replicas":3,"observedGeneration":1}})";
+      "spec":{"replicas":3,"template":{"spec":{"containers":[{"name":"bwdserver-ctr","image":")" +
+           std::string{image} + R"("}]}}},"status":{"replicas":3,"observedGeneration":1}})";
 }
 
 /// A Deployment whose last told state ran `before`, now in `json`.
@@ -276,8 +289,10 @@ TEST(kubernetes_rollout, dated_at_its_new_replicaset_creation) {
 }
 
 TEST(kubernetes_rollout, a_rollback_to_an_old_replicaset_is_dated_by_the_progressing_condition) {
-    const auto d = rolled(rolled_json("gcr.io/dark/bwd:9c1e", 8, 8, "FoundNewReplicaSet", "bwdserver-deployment-77c4d"),
-                          "gcr.io/dark/bwd:4f2a");
+    const auto d = rolled(
+        rolled_json("gcr.io/dark/bwd:9c1e", 8, 8, "FoundNewReplicaSet", "bwdserver-deployment-77c4d"),
+        "gcr.io/dark/bwd:4f2a"
+    );
     const auto rs = *parse_object<replicaset_state>(replicaset_json(
         "bwdserver-deployment-77c4d", "42", "2026-02-20T09:00:00Z", "gcr.io/dark/bwd:9c1e", "40"
     ));
@@ -289,7 +304,8 @@ TEST(kubernetes_rollout, a_rollback_to_an_old_replicaset_is_dated_by_the_progres
 }
 
 TEST(kubernetes_rollout, without_its_replicaset_the_progressing_condition_names_and_dates_it) {
-    for (const std::string_view reason : {"NewReplicaSetCreated", "ReplicaSetUpdated", "FoundNewReplicaSet"}) {
+    for (const std::string_view reason :
+         {"NewReplicaSetCreated", "ReplicaSetUpdated", "FoundNewReplicaSet"}) {
         const auto d = rolled(rolled_json("gcr.io/dark/bwd:4f2a", 7, 7, reason));
         const signal s = rollout_signal(d, nullptr, now);
         EXPECT_EQ(s.at, *parse_rfc3339("2026-03-05T13:00:05Z")) << reason;
@@ -309,8 +325,10 @@ TEST(kubernetes_rollout, a_finished_one_without_its_replicaset_is_dated_by_the_l
 }
 
 TEST(kubernetes_rollout, with_no_time_from_the_world_it_is_seen) {
-    auto d = rolled(R"({"metadata":{"name":"web","namespace":"prod","generation":2,"annotations":{"deployment.kubernetes.io/revision":"2"}},
-        "spec":{"template":{"spec":{"containers":[{"name":"bwdserver-ctr","image":"web:2"}]}}},"status":{"observedGeneration":2}})");
+    auto d = rolled(
+        R"({"metadata":{"name":"web","namespace":"prod","generation":2,"annotations":{"deployment.kubernetes.io/revision":"2"}},
+        "spec":{"template":{"spec":{"containers":[{"name":"bwdserver-ctr","image":"web:2"}]}}},"status":{"observedGeneration":2}})"
+    );
     const signal s = rollout_signal(d, nullptr, now);
     EXPECT_EQ(s.at, now);
     EXPECT_TRUE(s.seen);
@@ -339,14 +357,15 @@ TEST(kubernetes_deployment, a_template_change_without_a_new_image_is_a_config_ch
     ASSERT_EQ(signals.size(), 1u);
     EXPECT_EQ(signals[0].kind, "k8s.config_change");
     EXPECT_EQ(label(signals[0], "object"), "deploy/bwdserver-deployment");
-    EXPECT_EQ(label(signals[0], "changed_by"), "argocd");  // the newest managedFields entry
+    EXPECT_EQ(label(signals[0], "changed_by"), "argocd");              // the newest managedFields entry
     EXPECT_EQ(signals[0].at, *parse_rfc3339("2026-03-05T15:55:00Z"));  // ...and its time
     EXPECT_FALSE(signals[0].seen);
 }
 
 TEST(kubernetes_deployment, a_stuck_rollout_is_dated_when_its_progressing_condition_turned_false) {
     const auto going = *parse_object<deployment_state>(rolled_json("img:2", 7, 7, "ReplicaSetUpdated"));
-    const auto stuck = *parse_object<deployment_state>(rolled_json("img:2", 7, 7, "ProgressDeadlineExceeded"));
+    const auto stuck =
+        *parse_object<deployment_state>(rolled_json("img:2", 7, 7, "ProgressDeadlineExceeded"));
     const auto signals = diff_deployment(&going, stuck, now);
     ASSERT_EQ(signals.size(), 1u);
     EXPECT_EQ(signals[0].kind, "k8s.rollout_stuck");
@@ -355,7 +374,8 @@ TEST(kubernetes_deployment, a_stuck_rollout_is_dated_when_its_progressing_condit
 }
 
 TEST(kubernetes_deployment, finds_the_configmaps_its_pod_template_uses) {
-    const auto d = parse_object<deployment_state>(R"({"metadata":{"name":"web","namespace":"prod"},"spec":{"template":{"spec":{
+    const auto d = parse_object<deployment_state>(
+        R"({"metadata":{"name":"web","namespace":"prod"},"spec":{"template":{"spec":{
         "initContainers":[{"name":"migrate","image":"m","envFrom":[{"configMapRef":{"name":"db-settings"}}]}],
         "containers":[{"name":"app","image":"a",
            "envFrom":[{"configMapRef":{"name":"app-env"}},{"secretRef":{"name":"app-secrets"}}],
@@ -366,7 +386,8 @@ TEST(kubernetes_deployment, finds_the_configmaps_its_pod_template_uses) {
                    {"name":"tok","projected":{"sources":[{"serviceAccountToken":{"path":"token"}},
                       {"configMap":{"name":"kube-root-ca.crt","items":[{"key":"ca.crt","path":"ca.crt"}]}},
                       {"configMap":{"name":"flags"}}]}},
-                   {"name":"sec","secret":{"secretName":"tls"}}]}}}})");
+                   {"name":"sec","secret":{"secretName":"tls"}}]}}}})"
+    );
     ASSERT_TRUE(d);
     const std::vector<std::string> want{"app-env", "app-files", "db-settings", "flags", "kube-root-ca.crt"};
     EXPECT_EQ(d->configmaps, want);
@@ -431,7 +452,8 @@ TEST(kubernetes_configmap, only_a_data_change_counts) {
     EXPECT_EQ(label(used[1], "deployment"), "cron");
     EXPECT_EQ(used[1].at, *parse_rfc3339("2026-03-05T15:57:00Z"));
     // No managedFields time: seen, not dated.
-    const auto unknown = *parse_object<configmap_state>(R"({"metadata":{"name":"c","namespace":"d"},"data":{"a":"2"}})");
+    const auto unknown =
+        *parse_object<configmap_state>(R"({"metadata":{"name":"c","namespace":"d"},"data":{"a":"2"}})");
     const auto seen = diff_configmap(&original, unknown, {}, now);
     ASSERT_EQ(seen.size(), 1u);
     EXPECT_TRUE(seen[0].seen);
@@ -446,10 +468,13 @@ TEST(kubernetes_configmap, found_edited_by_the_first_list_its_last_edit_is_told_
             R"(","managedFields":[{"manager":"kubectl-create","operation":"Update","apiVersion":"v1","time":")" +
             std::string{created} +
             R"(","fieldsType":"FieldsV1","fieldsV1":{"f:data":{}}},{"manager":"kubectl-edit","operation":"Update","apiVersion":"v1","time":")" +
-            std::string{edited} + R"(","fieldsType":"FieldsV1","fieldsV1":{"f:data":{"f:MODE":{}}}}]},"data":{"MODE":"b"}})"
+            std::string{edited} +
+            R"(","fieldsType":"FieldsV1","fieldsV1":{"f:data":{"f:MODE":{}}}}]},"data":{"MODE":"b"}})"
         );
     };
-    const auto edited = configmap_listed(listed("2026-03-01T10:00:00Z", "2026-03-05T15:50:00Z"), {"bwdserver-deployment"}, now);
+    const auto edited = configmap_listed(
+        listed("2026-03-01T10:00:00Z", "2026-03-05T15:50:00Z"), {"bwdserver-deployment"}, now
+    );
     ASSERT_EQ(edited.size(), 1u);
     EXPECT_EQ(edited[0].at, *parse_rfc3339("2026-03-05T15:50:00Z"));
     EXPECT_EQ(label(edited[0], "deployment"), "bwdserver-deployment");
@@ -515,7 +540,8 @@ TEST(kubernetes_pod, a_container_that_never_ran_waits_since_its_pod_stopped_bein
         "ownerReferences":[{"kind":"ReplicaSet","name":"web-5f6a"}]},"spec":{"nodeName":"n2"},
       "status":{"conditions":[{"type":"Ready","status":"False","lastTransitionTime":"2026-03-05T15:40:00Z"},
           {"type":"ContainersReady","status":"False","lastTransitionTime":"2026-03-05T15:41:00Z","reason":"ContainersNotReady"}],
-        "containerStatuses":[{"name":"app","restartCount":0,"state":{"waiting":{"reason":"ImagePullBackOff","message":"Back-off pulling image"}},"lastState":{}}]}})");
+        "containerStatuses":[{"name":"app","restartCount":0,"state":{"waiting":{"reason":"ImagePullBackOff","message":"Back-off pulling image"}},"lastState":{}}]}})"
+    );
     const auto signals = diff_pod(nullptr, p, now);
     ASSERT_EQ(signals.size(), 1u);
     EXPECT_EQ(signals[0].at, *parse_rfc3339("2026-03-05T15:41:00Z"));
@@ -525,7 +551,9 @@ TEST(kubernetes_pod, a_container_that_never_ran_waits_since_its_pod_stopped_bein
 
 /// A GKE node as the API server returns it; `extra_spec` and `ready` vary.
 std::string node_json(
-    std::string_view version, std::string_view extra_spec = "", std::string_view ready = "True",
+    std::string_view version,
+    std::string_view extra_spec = "",
+    std::string_view ready = "True",
     std::string_view extra_metadata = ""
 ) {
     return R"({"kind":"Node","apiVersion":"v1","metadata":{"name":"gke-prod-pool-1-aaaa","creationTimestamp":"2026-03-05T14:20:00Z",)" +
@@ -533,8 +561,11 @@ std::string node_json(
       "spec":{"podCIDR":"10.4.1.0/24","providerID":"gce://darklang-prod/us-central1-a/gke-prod-pool-1-aaaa")" +
            std::string{extra_spec} + R"(},
       "status":{"conditions":[{"type":"MemoryPressure","status":"False","lastTransitionTime":"2026-03-05T14:21:00Z","reason":"KubeletHasSufficientMemory"},
-          {"type":"Ready","status":")" + std::string{ready} + R"(","lastHeartbeatTime":"2026-03-05T15:59:40Z","lastTransitionTime":"2026-03-05T15:30:00Z","reason":"KubeletReady"}],
-        "nodeInfo":{"kubeletVersion":")" + std::string{version} + R"(","kubeProxyVersion":")" + std::string{version} + R"("}}})";
+          {"type":"Ready","status":")" +
+           std::string{ready} +
+           R"(","lastHeartbeatTime":"2026-03-05T15:59:40Z","lastTransitionTime":"2026-03-05T15:30:00Z","reason":"KubeletReady"}],
+        "nodeInfo":{"kubeletVersion":")" +
+           std::string{version} + R"(","kubeProxyVersion":")" + std::string{version} + R"("}}})";
 }
 
 const std::string cordon_spec =

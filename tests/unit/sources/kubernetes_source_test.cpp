@@ -133,24 +133,33 @@ std::string pod(long long restarts, std::string_view rv = "5") {
 }
 
 std::string deployment(
-    std::string_view image, std::string_view revision = "1", std::string_view name = "web",
+    std::string_view image,
+    std::string_view revision = "1",
+    std::string_view name = "web",
     std::string_view volumes = ""
 ) {
-    return R"({"metadata":{"name":")" + std::string{name} + R"(","namespace":"prod","generation":2,"resourceVersion":"9",
+    return R"({"metadata":{"name":")" + std::string{name} +
+           R"(","namespace":"prod","generation":2,"resourceVersion":"9",
            "annotations":{"deployment.kubernetes.io/revision":")" +
            std::string{revision} + R"("}},
            "spec":{"replicas":2,"template":{"spec":{"containers":[{"name":"app","image":")" +
-           std::string{image} + R"("}])" + (volumes.empty() ? std::string{} : R"(,"volumes":)" + std::string{volumes}) +
+           std::string{image} + R"("}])" +
+           (volumes.empty() ? std::string{} : R"(,"volumes":)" + std::string{volumes}) +
            R"(}}},"status":{"observedGeneration":2}})";
 }
 
 /// A ReplicaSet of Deployment "web" (its revision, creation and image).
-std::string replicaset(std::string_view name, std::string_view revision, std::string_view created, std::string_view image) {
+std::string replicaset(
+    std::string_view name, std::string_view revision, std::string_view created, std::string_view image
+) {
     return R"({"metadata":{"name":")" + std::string{name} + R"(","namespace":"prod","resourceVersion":"61",
-           "creationTimestamp":")" + std::string{created} + R"(",
-           "annotations":{"deployment.kubernetes.io/revision":")" + std::string{revision} + R"("},
+           "creationTimestamp":")" +
+           std::string{created} + R"(",
+           "annotations":{"deployment.kubernetes.io/revision":")" +
+           std::string{revision} + R"("},
            "ownerReferences":[{"apiVersion":"apps/v1","kind":"Deployment","name":"web","controller":true}]},
-           "spec":{"template":{"spec":{"containers":[{"name":"app","image":")" + std::string{image} + R"("}]}}}})";
+           "spec":{"template":{"spec":{"containers":[{"name":"app","image":")" +
+           std::string{image} + R"("}]}}}})";
 }
 
 std::string list_of(std::string_view rv, const std::vector<std::string>& items, std::string_view cont = "") {
@@ -251,8 +260,8 @@ void push_configmap_edit(harness& h, std::string_view metadata = "") {
         200,
         line(
             "MODIFIED",
-            R"({"metadata":{"name":"web-config","namespace":"prod","resourceVersion":"31")" + std::string{metadata} +
-                R"(},"data":{"a":"2"}})"
+            R"({"metadata":{"name":"web-config","namespace":"prod","resourceVersion":"31")" +
+                std::string{metadata} + R"(},"data":{"a":"2"}})"
         )
     );
 }
@@ -268,7 +277,11 @@ TEST(kubernetes_source, lists_then_watches_and_turns_each_change_into_a_signal) 
     h.http.push("WATCH " + pods, 200, line("MODIFIED", pod(1, "11")));
     h.http.push("LIST " + deployments, 200, list_of("20", {deployment("web:1")}));
     h.http.push("WATCH " + deployments, 200, line("MODIFIED", deployment("web:2", "2")));
-    h.http.push("WATCH " + replicasets, 200, line("ADDED", replicaset("web-5f6a", "2", "2026-03-05T15:58:30Z", "web:2")));
+    h.http.push(
+        "WATCH " + replicasets,
+        200,
+        line("ADDED", replicaset("web-5f6a", "2", "2026-03-05T15:58:30Z", "web:2"))
+    );
     push_configmap_edit(h);
     h.http.push(
         "WATCH " + events,
@@ -307,7 +320,9 @@ TEST(kubernetes_source, lists_then_watches_and_turns_each_change_into_a_signal) 
     EXPECT_EQ(label(*h.of_kind("k8s.rollout")[0], "image"), "web:2");
     EXPECT_EQ(label(*h.of_kind("k8s.rollout")[0], "previous_image"), "web:1");
     EXPECT_EQ(label(*h.of_kind("k8s.rollout")[0], "replicaset"), "web-5f6a");
-    EXPECT_EQ(h.of_kind("k8s.rollout")[0]->at, *parse_rfc3339("2026-03-05T15:58:30Z"));  // its ReplicaSet's creation
+    EXPECT_EQ(
+        h.of_kind("k8s.rollout")[0]->at, *parse_rfc3339("2026-03-05T15:58:30Z")
+    );  // its ReplicaSet's creation
     // The Warning about the pod: the pod's ReplicaSet (and node, when scheduled).
     EXPECT_EQ(label(*h.of_kind("k8s.warning")[0], "replicaset"), "web-7d9f");
     EXPECT_EQ(label(*h.of_kind("k8s.warning")[0], "deployment"), "web");
@@ -345,7 +360,9 @@ TEST(kubernetes_source, started_after_a_rollout_it_tells_it_at_its_replicasets_c
     harness h({"prod"}, false);
     // Revision 5 rolled out three hours ago; revision 4 is the one before. "api" is at
     // revision 3 with nothing to date it by: it is not told as if it had just happened.
-    h.http.push("LIST " + deployments, 200, list_of("20", {deployment("web:5", "5"), deployment("api:3", "3", "api")}));
+    h.http.push(
+        "LIST " + deployments, 200, list_of("20", {deployment("web:5", "5"), deployment("api:3", "3", "api")})
+    );
     h.http.push(
         "LIST " + replicasets,
         200,
@@ -406,10 +423,16 @@ TEST(kubernetes_source, a_configmap_edit_is_told_for_each_deployment_that_mounts
     h.http.push(
         "LIST " + deployments,
         200,
-        list_of("20", {deployment("web:1", "1", "web", mounts), deployment("cron:1", "1", "cron", mounts), deployment("api:1", "1", "api")})
+        list_of(
+            "20",
+            {deployment("web:1", "1", "web", mounts),
+             deployment("cron:1", "1", "cron", mounts),
+             deployment("api:1", "1", "api")}
+        )
     );
     push_configmap_edit(
-        h, R"(,"managedFields":[{"manager":"kubectl-edit","operation":"Update","time":"2026-03-05T15:50:00Z"}])"
+        h,
+        R"(,"managedFields":[{"manager":"kubectl-edit","operation":"Update","time":"2026-03-05T15:50:00Z"}])"
     );
     // The ConfigMaps' watch may come before the Deployments are listed: list them first.
     h.src->start();

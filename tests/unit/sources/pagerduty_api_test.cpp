@@ -319,13 +319,15 @@ std::string window_json(const std::string& id, const std::string& start, const s
            R"(","end_time":")" + end +
            R"(","description":"Postgres 16 upgrade","created_by":{"id":"PUSER1","type":"user_reference"},)"
            R"("html_url":"https://acme.pagerduty.com/maintenance_windows/)" +
-           id + R"(","services":[{"id":"PDB0001","type":"service_reference","summary":"Postgres"},)"
-                R"({"id":"PAPI002","type":"service_reference","summary":"API"}],"teams":[]})";
+           id +
+           R"(","services":[{"id":"PDB0001","type":"service_reference","summary":"Postgres"},)"
+           R"({"id":"PAPI002","type":"service_reference","summary":"API"}],"teams":[]})";
 }
 
 TEST(PagerDutyApiMaintenance, WindowsBecomeSignalsDatedAtTheirStart) {
     const auto p = parse_maintenance_page(
-        R"({"maintenance_windows":[)" + window_json("PW1", "2026-03-05T15:30:00-05:00", "2026-03-05T22:30:00Z") +
+        R"({"maintenance_windows":[)" +
+        window_json("PW1", "2026-03-05T15:30:00-05:00", "2026-03-05T22:30:00Z") +
         R"(,{"id":"PW2","start_time":"soon","end_time":"2026-03-05T22:30:00Z"},{"id":"../x"},3],)"
         R"("limit":100,"offset":0,"more":true,"total":null})"
     );
@@ -346,7 +348,8 @@ TEST(PagerDutyApiMaintenance, WindowsBecomeSignalsDatedAtTheirStart) {
     EXPECT_EQ(*s.find("end"), "22:30 UTC");
     EXPECT_EQ(*s.find("url"), "https://acme.pagerduty.com/maintenance_windows/PW1");
     EXPECT_EQ(
-        maintenance_windows_url("https://h", 100), "https://h/maintenance_windows?filter=open&limit=100&offset=100"
+        maintenance_windows_url("https://h", 100),
+        "https://h/maintenance_windows?filter=open&limit=100&offset=100"
     );
     EXPECT_EQ(
         parse_maintenance_page(R"({"windows":[]})").error().detail,
@@ -742,25 +745,30 @@ TEST(PagerDutyApiMake, OffWithoutATokenAndTheTokenIsRedacted) {
 
 TEST(PagerDutyApiMaintenance, TheJobReadsOngoingAndSoonUpcomingWindowsPageByPage) {
     harness h;  // 16:00
-    const auto jobs = poll_jobs(h.http, h.cfg, [] { return std::vector<incident_view>{}; }, h.registry, log::discard());
+    const auto jobs = poll_jobs(
+        h.http, h.cfg, [] { return std::vector<incident_view>{}; }, h.registry, log::discard()
+    );
     ASSERT_EQ(jobs.size(), 2u);
     EXPECT_EQ(jobs[1].name, "maintenance");
     EXPECT_EQ(jobs[1].interval, h.cfg.interval);
     const auto run = [&] {
         std::optional<poll_outcome> out;
-        asio::co_spawn(h.ioc, [&]() -> asio::awaitable<void> { out = co_await jobs[1].run(); }, asio::detached);
+        asio::co_spawn(
+            h.ioc, [&]() -> asio::awaitable<void> { out = co_await jobs[1].run(); }, asio::detached
+        );
         fakes::drain(h.ioc);
         return out.value_or(poll_failure{make_failure(errc::timed_out, "did not finish"), {}, {}});
     };
     h.http.push_reply(
         200,
-        R"({"maintenance_windows":[)" + window_json("PONGOING", "2026-03-05T15:40:00Z", "2026-03-05T17:00:00Z") +
+        R"({"maintenance_windows":[)" +
+            window_json("PONGOING", "2026-03-05T15:40:00Z", "2026-03-05T17:00:00Z") +
             R"(],"limit":100,"offset":0,"more":true})"
     );
     h.http.push_reply(
         200,
-        R"({"maintenance_windows":[)" + window_json("PSOON", "2026-03-05T16:45:00Z", "2026-03-05T18:00:00Z") + "," +
-            window_json("PNEXTWEEK", "2026-03-12T16:00:00Z", "2026-03-12T18:00:00Z") +
+        R"({"maintenance_windows":[)" + window_json("PSOON", "2026-03-05T16:45:00Z", "2026-03-05T18:00:00Z") +
+            "," + window_json("PNEXTWEEK", "2026-03-12T16:00:00Z", "2026-03-12T18:00:00Z") +
             R"(],"limit":100,"offset":100,"more":false})"
     );
     auto got = run();
@@ -781,7 +789,9 @@ TEST(PagerDutyApiMaintenance, TheJobReadsOngoingAndSoonUpcomingWindowsPageByPage
     got = run();
     ASSERT_FALSE(got);
     EXPECT_EQ(got.error().error.detail, "pagerduty api: the API key was refused (401: Invalid API key)");
-    h.http.push_reply(429, R"({"error":{"message":"Rate Limit Exceeded","code":2020}})", {{"retry-after", "7"}});
+    h.http.push_reply(
+        429, R"({"error":{"message":"Rate Limit Exceeded","code":2020}})", {{"retry-after", "7"}}
+    );
     got = run();
     ASSERT_FALSE(got);
     EXPECT_EQ(got.error().retry_after, std::chrono::milliseconds{7s});
@@ -796,7 +806,9 @@ TEST(PagerDutyApiMaintenance, TheJobReadsOngoingAndSoonUpcomingWindowsPageByPage
 TEST(PagerDutyApiMaintenance, OffByConfiguration) {
     harness h;
     h.cfg.maintenance_windows = false;
-    const auto jobs = poll_jobs(h.http, h.cfg, [] { return std::vector<incident_view>{}; }, h.registry, log::discard());
+    const auto jobs = poll_jobs(
+        h.http, h.cfg, [] { return std::vector<incident_view>{}; }, h.registry, log::discard()
+    );
     ASSERT_EQ(jobs.size(), 1u);
     EXPECT_EQ(jobs[0].name, "reconcile");
 }
