@@ -39,8 +39,9 @@ TEST(rules, the_embedded_pack_loads_and_covers_the_runbook) {
           "cert-not-yet-valid"}) {
         EXPECT_NE(std::find(ids.begin(), ids.end(), id), ids.end()) << id;
     }
-    ASSERT_EQ(r.value->warnings.size(), 1u);
+    ASSERT_EQ(r.value->warnings.size(), 2u);
     EXPECT_EQ(r.value->warnings[0].id, "cert-expires-soon");
+    EXPECT_EQ(r.value->warnings[1].id, "pagerduty-maintenance");
 }
 
 TEST(rules, the_file_in_the_repository_is_the_embedded_pack) {
