@@ -236,10 +236,16 @@ class RuleToolTests(unittest.TestCase):
         self.assertEqual(posts[0]["offset_seconds"], 0)
         self.assertEqual(posts[2]["at"], "2026-03-05T16:10:00.000Z")
 
+        self.write("scenario.yaml", SCENARIO.replace("top: deploy", "top: none"))
+        r = run("replay", path)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("top: expected none, got deploy", r.stderr)
+
+        # An expected cause that is no rule of the pack is a mistake in the file, at its place.
         self.write("scenario.yaml", SCENARIO.replace("top: deploy", "top: something-else"))
         r = run("replay", path)
         self.assertEqual(r.returncode, 1)
-        self.assertIn("top: expected something-else, got deploy", r.stderr)
+        self.assertRegex(r.stderr, r"scenario\.yaml:\d+:\d+: expect\.top: no rule 'something-else' in the rules")
 
         self.write("scenario.yaml", SCENARIO.replace("page: resolved", "page: resolvd"))
         r = run("replay", path)
