@@ -572,6 +572,12 @@ class MigrationLockChain(LiveScenario, unittest.TestCase):
         self.sessions.append(self.migration)
         self.migration.send("ALTER TABLE events_v2 ALTER COLUMN value TYPE jsonb USING slow_jsonb(value)")
         self.migration.wait_state("active", 10)
+        # History first: the migration has run past the monitor's migration_threshold (1s)
+        # before the daemon starts, as a migration running for minutes would have.
+        pid = self.migration.pid
+        wait_for(lambda: self.server.psql(
+            f"SELECT now() - query_start > interval '2 seconds' FROM pg_stat_activity WHERE pid = {pid}") == ["t"],
+            15, "the migration running for 2s")
         self.base = time.time()
         svc = self.sc.service_id
         return harness.deep_merge(deploys_section(), {
