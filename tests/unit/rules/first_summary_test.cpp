@@ -2,6 +2,7 @@
 // evidence_gathered or the deadline, whichever comes first, and late evidence edits it.
 // Virtual time throughout.
 #include "core/engine.hpp"
+#include "engine_fixtures.hpp"
 #include "rules/rules.hpp"
 
 #include <gtest/gtest.h>
@@ -11,17 +12,11 @@ namespace {
 
 using namespace std::chrono_literals;
 
-const wall_time t0 = *parse_rfc3339("2026-03-05T16:00:00Z");
+using namespace engine_fixtures;
 
 engine_settings settings(millis gather_deadline) {
-    engine_settings s;
-    s.reminder_interval = 30min;
-    s.services.emplace("PAPI", service_info{"API", "Requests may fail.", {"prod/api"}});
-    s.operations.edit_interval = 30s;
+    engine_settings s = api_settings();
     s.operations.gather_deadline = gather_deadline;
-    auto r = rules::load({});
-    EXPECT_TRUE(r.ok());
-    s.rules = r.value;
     return s;
 }
 
@@ -34,45 +29,6 @@ incident_event page(incident_event_type type) {
     ev.incident.service_id = "PAPI";
     ev.incident.status = type == incident_event_type::resolved ? "resolved" : "triggered";
     return ev;
-}
-
-signal rollout(wall_time at) {
-    signal s;
-    s.kind = "k8s.rollout";
-    s.at = at;
-    s.subject = "api";
-    s.source = "kubernetes";
-    s.set("namespace", "prod");
-    s.set("deployment", "api");
-    s.set("image", "api:2");
-    s.set("previous_image", "api:1");
-    s.set("image_changed", "true");
-    s.set("revision", "7");
-    return s;
-}
-
-signal crashloop(wall_time at, std::string pod) {
-    signal s;
-    s.kind = "k8s.waiting";
-    s.at = at;
-    s.subject = pod;
-    s.source = "kubernetes";
-    s.set("namespace", "prod");
-    s.set("deployment", "api");
-    s.set("pod", std::move(pod));
-    s.set("container", "api");
-    s.set("reason", "CrashLoopBackOff");
-    return s;
-}
-
-std::vector<const post*> operations(const decisions& d) {
-    std::vector<const post*> out;
-    for (const auto& p : d.posts) {
-        if (p.to == channel::operations) {
-            out.push_back(&p);
-        }
-    }
-    return out;
 }
 
 struct first_summary : ::testing::Test {
