@@ -28,6 +28,7 @@ struct outbox::lane {
     std::size_t solo = 0;  ///< after a batch failed for good, its posts are retried one by one
     bool idle = false;
     bool in_flight = false;
+    std::size_t on_wire = 0;  ///< leading posts of `queue` in the request in flight
 
     prometheus::Gauge* depth = nullptr;
     prometheus::Counter* delivered = nullptr;
@@ -38,6 +39,7 @@ struct outbox::lane {
     prometheus::Counter* global_waits = nullptr;
     prometheus::Counter* wait_seconds = nullptr;
     prometheus::Counter* superseded = nullptr;
+    prometheus::Counter* repeats = nullptr;
 
     /// Counts a wait imposed by a rate limit.
     void record_wait(bool global, millis wait) const {
@@ -108,6 +110,11 @@ outbox::outbox(
               )
               .Register(metrics)
       ),
+      repeats_(prometheus::BuildCounter()
+                   .Name("runbookd_posts_repeated_total")
+                   .Help("Posts sent again although they may have arrived (an answer lost, or on the "
+                         "wire at a crash): each at most one duplicate, by channel.")
+                   .Register(metrics)),
       bugs_(prometheus::BuildCounter()
                 .Name("runbookd_bugs_total")
                 .Help("Internal invariant violations (RUNBOOKD_BUG); should stay 0.")
@@ -136,6 +143,7 @@ outbox::outbox(
         l->global_waits = &rate_limit_waits_.Add({{"channel", name}, {"scope", "global"}});
         l->wait_seconds = &rate_limit_seconds_.Add({{"channel", name}});
         l->superseded = &superseded_.Add({{"channel", name}});
+        l->repeats = &repeats_.Add({{"channel", name}});
         lanes_[static_cast<std::size_t>(c)] = std::move(l);
     }
 }
@@ -168,6 +176,7 @@ void outbox::spawn_worker(lane& l) {
         }
         bugs_.Increment();
         l.in_flight = false;
+        l.on_wire = 0;
         l.idle = false;
         l.not_before = steady_clock::now() + std::chrono::seconds{1};
         spawn_worker(l);
@@ -214,6 +223,75 @@ void outbox::remember(const std::string& key, const std::string& id, bool replac
     }
 }
 
+void outbox::journal(journal_hooks hooks) {
+    journal_ = std::move(hooks);
+}
+
+void outbox::record(change c) const {
+    if (journal_.record) {
+        journal_.record(c);
+    }
+}
+
+bool outbox::remove(lane& l, const std::string& key) {
+    const auto it =
+        std::find_if(l.queue.begin(), l.queue.end(), [&](const queued& q) { return q.p.key == key; });
+    if (it == l.queue.end()) {
+        return false;
+    }
+    l.queue.erase(it);
+    return true;
+}
+
+void outbox::restore(const change& c) {
+    auto& l = *lanes_[static_cast<std::size_t>(c.to)];
+    const auto find = [&l](const std::string& key) {
+        return std::find_if(l.queue.begin(), l.queue.end(), [&](const queued& q) { return q.p.key == key; });
+    };
+    switch (c.what) {
+        case change::kind::enqueued:
+            if (c.p) {
+                l.queue.push_back(queued{*c.p, steady_clock::now()});
+            }
+            break;
+        case change::kind::replaced:
+            if (const auto it = c.keys.empty() ? l.queue.end() : find(c.keys.front());
+                it != l.queue.end() && c.p) {
+                it->p = *c.p;
+            }
+            break;
+        case change::kind::sending:
+            for (const auto& key : c.keys) {
+                if (const auto it = find(key); it != l.queue.end()) {
+                    it->maybe_sent = true;
+                }
+            }
+            break;
+        case change::kind::delivered:
+            for (const auto& key : c.keys) {
+                remove(l, key);
+                remember(key, c.message_id);
+            }
+            break;
+        case change::kind::failed:
+            for (const auto& key : c.keys) {
+                remove(l, key);
+            }
+            break;
+        case change::kind::remember:
+            if (!c.keys.empty()) {
+                remember(c.keys.front(), c.message_id, true);
+            }
+            break;
+        case change::kind::forget:
+            if (!c.keys.empty()) {
+                message_ids_.erase(c.keys.front());
+            }
+            break;
+    }
+    l.depth->Set(static_cast<double>(l.queue.size()));
+}
+
 void outbox::enqueue(post p) {
     auto& l = *lanes_[static_cast<std::size_t>(p.to)];
     if (!notifier_.has_channel(p.to)) {
@@ -237,6 +315,7 @@ void outbox::enqueue(post p) {
     if (!p.edit_of.empty() && supersede(l, p)) {
         return;
     }
+    record(change{.what = change::kind::enqueued, .to = p.to, .keys = {}, .p = p});
     l.queue.push_back(queued{std::move(p), steady_clock::now()});
     l.depth->Set(static_cast<double>(l.queue.size()));
     if (l.idle) {
@@ -245,8 +324,8 @@ void outbox::enqueue(post p) {
 }
 
 bool outbox::supersede(lane& l, post& p) {
-    // The front post may be on the wire: it is never changed.
-    const std::size_t first = l.in_flight ? 1 : 0;
+    // The posts on the wire are never changed.
+    const std::size_t first = l.on_wire;
     for (std::size_t i = l.queue.size(); i-- > first;) {
         post& queued_post = l.queue[i].p;
         const bool same_edit = queued_post.edit_of == p.edit_of;
@@ -259,11 +338,13 @@ bool outbox::supersede(lane& l, post& p) {
             {{"channel", std::string{to_string(l.to)}}, {"key", queued_post.key}, {"by", p.key}}
         );
         l.superseded->Increment();
+        const std::string replaced = queued_post.key;
         if (original) {
             queued_post.text = std::move(p.text);  // the original goes out with the newest text
         } else {
             queued_post = std::move(p);
         }
+        record(change{.what = change::kind::replaced, .to = l.to, .keys = {replaced}, .p = queued_post});
         return true;
     }
     return false;
@@ -273,6 +354,8 @@ asio::awaitable<void> outbox::deliver_edit(lane& l) {
     const post p = l.queue.front().p;  // a copy: the queue may change while we wait
     const auto id = message_id(p.edit_of);
     l.in_flight = true;
+    l.on_wire = 1;
+    co_await before_send(l, 1);
     delivery d;
     if (id) {
         d = co_await notifier_.edit(l.to, *id, p);
@@ -282,12 +365,16 @@ asio::awaitable<void> outbox::deliver_edit(lane& l) {
         d = co_await notifier_.send(l.to, std::span<const post>{&p, 1});
     }
     l.in_flight = false;
+    l.on_wire = 0;
     if (d.outcome == net::verdict::ok && !id) {
         remember(p.edit_of, d.message_id, true);
+        record(change{
+            .what = change::kind::remember, .to = l.to, .keys = {p.edit_of}, .message_id = d.message_id});
     }
     if (d.outcome == net::verdict::final && d.message_gone) {
         // Someone deleted the message: post this edit as a new one, after the usual spacing.
         message_ids_.erase(p.edit_of);
+        record(change{.what = change::kind::forget, .to = l.to, .keys = {p.edit_of}});
         l.attempts[d.outcome]->Increment();
         l.not_before = steady_clock::now() + settings_.min_spacing;
         log_.warn(
@@ -297,6 +384,25 @@ asio::awaitable<void> outbox::deliver_edit(lane& l) {
         co_return;
     }
     settle(l, 1, d);
+}
+
+asio::awaitable<void> outbox::before_send(lane& l, std::size_t n) {
+    change c{.what = change::kind::sending, .to = l.to};
+    for (std::size_t i = 0; i < n && i < l.queue.size(); ++i) {
+        auto& q = l.queue[i];
+        c.keys.push_back(q.p.key);
+        if (q.maybe_sent) {
+            l.repeats->Increment();
+            log_.warn(
+                "post sent again; it may have arrived",
+                {{"channel", std::string{to_string(l.to)}}, {"key", q.p.key}}
+            );
+        }
+    }
+    record(std::move(c));
+    if (journal_.before_send) {
+        co_await journal_.before_send();
+    }
 }
 
 asio::awaitable<void> outbox::run(lane& l) {
@@ -321,8 +427,10 @@ asio::awaitable<void> outbox::run(lane& l) {
             continue;
         }
 
-        // Coalesce the run of coalescible posts at the head; anything else goes alone.
+        // Coalesce the run of coalescible posts at the head; anything else goes alone, and
+        // so does a post that may have arrived already (a batch is never resent whole).
         std::vector<post> batch;
+        const bool alone = l.solo > 0 || l.queue.front().maybe_sent;
         for (const auto& q : l.queue) {
             if (batch.size() == settings_.max_batch) {
                 break;  // never copy a long backlog just to send its head
@@ -335,12 +443,15 @@ asio::awaitable<void> outbox::run(lane& l) {
                 break;
             }
         }
-        const auto n = l.solo > 0 ? 1 : notifier_.fit(batch);
+        const auto n = alone ? 1 : notifier_.fit(batch);
         batch.resize(std::min(n, batch.size()));
 
         l.in_flight = true;
+        l.on_wire = batch.size();
+        co_await before_send(l, batch.size());
         const delivery d = co_await notifier_.send(l.to, batch);
         l.in_flight = false;
+        l.on_wire = 0;
         settle(l, batch.size(), d);
     }
 }
@@ -372,6 +483,11 @@ void outbox::settle(lane& l, std::size_t n, const delivery& d) {
             break;
         case net::verdict::ok: {
             l.solo -= l.solo > 0 ? 1 : 0;
+            change c{.what = change::kind::delivered, .to = l.to, .message_id = d.message_id};
+            for (std::size_t i = 0; i < n && i < l.queue.size(); ++i) {
+                c.keys.push_back(l.queue[i].p.key);
+            }
+            record(std::move(c));
             for (std::size_t i = 0; i < n; ++i) {
                 const auto& q = l.queue.front();
                 remember(q.p.key, d.message_id);
@@ -409,6 +525,13 @@ void outbox::settle(lane& l, std::size_t n, const delivery& d) {
             l.attempt += 1;
             const auto wait = settings_.retry.delay(l.attempt, rng_);
             l.not_before = now + wait;
+            if (d.maybe_delivered) {
+                // The answer was lost: each post of the batch goes alone from now on, so a
+                // post that did arrive is repeated once, not with every newcomer.
+                for (std::size_t i = 0; i < n && i < l.queue.size(); ++i) {
+                    l.queue[i].maybe_sent = true;
+                }
+            }
             // A post that may have arrived is still retried: a rare duplicate beats a
             // lost notice. Counted so the rate of such retries is visible.
             log_.warn(
@@ -427,6 +550,11 @@ void outbox::settle(lane& l, std::size_t n, const delivery& d) {
 
 void outbox::fail_front(lane& l, std::size_t n, const std::string& reason) {
     const std::string channel_name{to_string(l.to)};
+    change c{.what = change::kind::failed, .to = l.to, .reason = reason};
+    for (std::size_t i = 0; i < n && i < l.queue.size(); ++i) {
+        c.keys.push_back(l.queue[i].p.key);
+    }
+    record(std::move(c));
     for (std::size_t i = 0; i < n && !l.queue.empty(); ++i) {
         l.failed->Increment();
         log_.error(

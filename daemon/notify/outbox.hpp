@@ -7,6 +7,7 @@
 #include "log/log.hpp"
 #include "loop/clock.hpp"
 #include "net/retry.hpp"
+#include "notify/change.hpp"
 #include "notify/notifier.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
@@ -18,6 +19,7 @@
 
 #include <array>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -38,6 +40,14 @@ struct outbox_settings {
     std::size_t remembered_ids = 10000;
 };
 
+/// How the outbox's state reaches the state store: every change as a value, and a wait
+/// before a request leaves until what was recorded is durable, so a crash can repeat at
+/// most the send that was on the wire.
+struct journal_hooks {
+    std::function<void(const change&)> record;
+    std::function<boost::asio::awaitable<void>()> before_send;
+};
+
 /// Runs on the loop executor only; not thread-safe.
 class outbox {
 public:
@@ -51,6 +61,14 @@ public:
     ~outbox();
     outbox(const outbox&) = delete;
     outbox& operator=(const outbox&) = delete;
+
+    /// Reports every change of the queues and message ids to `hooks` from now on.
+    void journal(journal_hooks hooks);
+
+    /// Applies a change recorded before a restart (before start(); nothing is recorded).
+    /// Posts that were on the wire when the daemon stopped are sent again, one by one,
+    /// and counted: each is at most one duplicate.
+    void restore(const change& c);
 
     /// Starts one delivery worker per channel.
     void start();
@@ -77,15 +95,23 @@ private:
     struct queued {
         post p;
         loop::steady_clock::time_point enqueued;
+        /// It may have arrived already (its answer was lost, or the daemon stopped while it
+        /// was on the wire): it goes alone, and a repeat is counted.
+        bool maybe_sent = false;
     };
     struct lane;
 
     boost::asio::awaitable<void> run(lane& l);
+    /// Records the first `n` queued posts as on the wire and waits until that is durable.
+    boost::asio::awaitable<void> before_send(lane& l, std::size_t n);
     void spawn_worker(lane& l);
     void settle(lane& l, std::size_t n, const delivery& d);
     void fail_front(lane& l, std::size_t n, const std::string& reason);
     void disable(lane& l, const std::string& reason);
     void remember(const std::string& key, const std::string& id, bool replace = false);
+    void record(change c) const;
+    /// Removes the queued post `key`, wherever it is; false when it is not queued.
+    static bool remove(lane& l, const std::string& key);
     /// Sends an edit in place, or as a new message when the edited one is unknown.
     boost::asio::awaitable<void> deliver_edit(lane& l);
     /// Folds `p` (an edit) into a queued post of the same message; true when it did.
@@ -100,6 +126,7 @@ private:
     std::mt19937_64 rng_;
     bool stopping_ = false;
     std::map<std::string, std::string> message_ids_;
+    journal_hooks journal_;
     std::deque<std::string> id_order_;
 
     prometheus::Family<prometheus::Counter>& posts_;
@@ -110,6 +137,7 @@ private:
     prometheus::Family<prometheus::Histogram>& latency_;
     prometheus::Family<prometheus::Gauge>& disabled_;
     prometheus::Family<prometheus::Counter>& superseded_;
+    prometheus::Family<prometheus::Counter>& repeats_;
     prometheus::Counter& bugs_;
 };
 

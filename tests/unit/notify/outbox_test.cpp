@@ -443,3 +443,176 @@ TEST_F(outbox_edit_test, a_deleted_message_gets_the_edit_as_a_new_message) {
 
 }  // namespace
 }  // namespace runbookd::notify
+
+namespace runbookd::notify {
+namespace {
+
+double counter(prometheus::Registry& registry, const std::string& name, const std::string& channel_name) {
+    for (const auto& family : registry.Collect()) {
+        if (family.name != name) {
+            continue;
+        }
+        for (const auto& m : family.metric) {
+            for (const auto& l : m.label) {
+                if (l.name == "channel" && l.value == channel_name) {
+                    return m.counter.value;
+                }
+            }
+        }
+    }
+    return -1;
+}
+
+struct outbox_journal_test : outbox_test {
+    std::vector<change> changes;
+    std::vector<std::string> events;  ///< "record:<kind>" and "send" in the order they happened
+
+    void journaled(outbox_settings s = {}) {
+        make(s);
+        box->journal(journal_hooks{
+            .record =
+                [this](const change& c) {
+                    changes.push_back(c);
+                    events.push_back("record:" + std::string{to_string(c.what)});
+                },
+            .before_send = [this]() -> boost::asio::awaitable<void> {
+                events.push_back("durable");
+                co_return;
+            },
+        });
+    }
+    std::vector<std::string> kinds() const {
+        std::vector<std::string> out;
+        for (const auto& c : changes) {
+            out.emplace_back(to_string(c.what));
+        }
+        return out;
+    }
+};
+
+TEST_F(outbox_journal_test, every_change_is_recorded_and_durable_before_the_request_leaves) {
+    journaled();
+    box->enqueue(status_post("a"));
+    drain(ioc);
+    box->enqueue(status_post("b"));
+    time.advance(2s);
+    drain(ioc);
+    EXPECT_EQ(
+        kinds(),
+        (std::vector<std::string>{"enqueued", "sending", "delivered", "enqueued", "sending", "delivered"})
+    );
+    EXPECT_EQ(events.at(2), "durable");  // enqueued, sending, then the wait, then the request
+    EXPECT_EQ(changes.at(2).keys, std::vector<std::string>{"a"});
+    EXPECT_EQ(changes.at(2).message_id, "m1");
+    ASSERT_TRUE(changes.at(0).p);
+    EXPECT_EQ(changes.at(0).p->key, "a");
+}
+
+TEST_F(outbox_journal_test, a_batch_whose_answer_was_lost_is_resent_one_post_at_a_time) {
+    journaled();
+    delivery lost = failing(net::verdict::retryable);
+    lost.maybe_delivered = true;
+    notifier.push(delivery{});  // "a" goes out at once
+    notifier.push(lost);        // then "b", "c" together: the answer is lost
+    box->enqueue(status_post("a"));
+    drain(ioc);
+    box->enqueue(status_post("b"));
+    box->enqueue(status_post("c"));
+    time.advance(2s);
+    drain(ioc);
+    ASSERT_EQ(notifier.calls.size(), 2u);
+    EXPECT_EQ(notifier.calls[1].keys, (std::vector<std::string>{"b", "c"}));
+    box->enqueue(status_post("d"));  // a newcomer never joins a repeat
+    for (int i = 0; i < 20 && box->depth(channel::status) > 0; ++i) {
+        time.advance(5s);
+        drain(ioc);
+    }
+    ASSERT_EQ(notifier.calls.size(), 5u);
+    EXPECT_EQ(notifier.calls[2].keys, std::vector<std::string>{"b"});
+    EXPECT_EQ(notifier.calls[3].keys, std::vector<std::string>{"c"});
+    EXPECT_EQ(notifier.calls[4].keys, std::vector<std::string>{"d"});
+    EXPECT_EQ(counter(registry, "runbookd_posts_repeated_total", "status"), 2);
+}
+
+TEST_F(outbox_journal_test, restore_rebuilds_queues_and_ids_and_repeats_only_what_was_on_the_wire) {
+    journaled();
+    notifier.enable_operations(true);
+    // A first life: "a" delivered, "b" and "c" on the wire when it stopped, "d" queued.
+    post a = status_post("a");
+    post b = status_post("b");
+    post c = status_post("c");
+    post d = status_post("d");
+    post s = summary("i/0/summary/1");
+    post edit = summary("i/0/summary/1/edit/1", "i/0/summary/1", "newer");
+    const std::vector<change> before{
+        {.what = change::kind::enqueued, .to = channel::status, .p = a},
+        {.what = change::kind::enqueued, .to = channel::operations, .p = s},
+        {.what = change::kind::sending, .to = channel::status, .keys = {"a"}},
+        {.what = change::kind::delivered, .to = channel::status, .keys = {"a"}, .message_id = "111"},
+        {.what = change::kind::sending, .to = channel::operations, .keys = {"i/0/summary/1"}},
+        {.what = change::kind::delivered,
+         .to = channel::operations,
+         .keys = {"i/0/summary/1"},
+         .message_id = "222"},
+        {.what = change::kind::enqueued, .to = channel::status, .p = b},
+        {.what = change::kind::enqueued, .to = channel::status, .p = c},
+        {.what = change::kind::sending, .to = channel::status, .keys = {"b", "c"}},
+        {.what = change::kind::enqueued, .to = channel::status, .p = d},
+        {.what = change::kind::enqueued, .to = channel::operations, .p = edit},
+    };
+    box->stop();
+    drain(ioc);
+    box = std::make_unique<outbox>(ioc.get_executor(), notifier, outbox_settings{}, log::discard(), registry);
+    for (const auto& ch : before) {
+        box->restore(ch);
+    }
+    EXPECT_TRUE(changes.empty());  // restoring records nothing
+    EXPECT_EQ(box->message_id("a"), "111");
+    EXPECT_EQ(box->depth(channel::status), 3u);
+    box->start();
+    for (int i = 0; i < 10 && (box->depth(channel::status) > 0 || box->depth(channel::operations) > 0); ++i) {
+        drain(ioc);
+        time.advance(2s);
+    }
+    std::vector<std::vector<std::string>> status_sends;
+    for (const auto& call : notifier.calls) {
+        if (call.to == channel::status) {
+            status_sends.push_back(call.keys);
+        } else {
+            EXPECT_EQ(call.edited, "222");  // the summary is edited in place, not posted again
+        }
+    }
+    EXPECT_EQ(status_sends, (std::vector<std::vector<std::string>>{{"b"}, {"c"}, {"d"}}));
+    EXPECT_EQ(counter(registry, "runbookd_posts_repeated_total", "status"), 2);
+}
+
+TEST_F(outbox_journal_test, restore_applies_replacements_failures_and_forgotten_ids) {
+    make();
+    notifier.enable_operations(true);
+    box->stop();
+    drain(ioc);
+    box = std::make_unique<outbox>(ioc.get_executor(), notifier, outbox_settings{}, log::discard(), registry);
+    post s = summary("k/1");
+    post newer = summary("k/1", "", "newer");
+    box->restore({.what = change::kind::enqueued, .to = channel::operations, .p = s});
+    box->restore({.what = change::kind::replaced, .to = channel::operations, .keys = {"k/1"}, .p = newer});
+    box->restore({.what = change::kind::enqueued, .to = channel::operations, .p = summary("k/2")});
+    box->restore({.what = change::kind::failed, .to = channel::operations, .keys = {"k/2"}, .reason = "x"});
+    box->restore(
+        {.what = change::kind::remember, .to = channel::operations, .keys = {"old"}, .message_id = "9"}
+    );
+    box->restore(
+        {.what = change::kind::remember, .to = channel::operations, .keys = {"gone"}, .message_id = "8"}
+    );
+    box->restore({.what = change::kind::forget, .to = channel::operations, .keys = {"gone"}});
+    EXPECT_EQ(box->depth(channel::operations), 1u);
+    EXPECT_EQ(box->message_id("old"), "9");
+    EXPECT_FALSE(box->message_id("gone"));
+    box->start();
+    drain(ioc);
+    ASSERT_EQ(notifier.calls.size(), 1u);
+    EXPECT_EQ(notifier.calls[0].keys, std::vector<std::string>{"k/1"});
+}
+
+}  // namespace
+}  // namespace runbookd::notify
