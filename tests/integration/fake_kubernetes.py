@@ -16,6 +16,15 @@ Implements the subset of the API described in /work/shared/api-facts.md section 
   ``allowWatchBookmarks=true``; ``timeoutSeconds`` ends the stream cleanly. Like the
   real server, several events may share a chunk and a long event spans several chunks.
 * Errors are ``Status`` objects (401 Unauthorized, 404 NotFound, 410 Expired, ...).
+* Leases (``coordination.k8s.io/v1``, leader election): ``GET``/``PUT``
+  ``/apis/coordination.k8s.io/v1/namespaces/{ns}/leases/{name}`` and ``POST`` to
+  ``…/namespaces/{ns}/leases``. A create of an existing Lease is 409 AlreadyExists; a PUT
+  whose ``metadata.resourceVersion`` is not the stored one is 409 Conflict (one without
+  a resourceVersion is unconditional, as the real server allows for Leases); a PUT of an
+  absent Lease is 404; malformed MicroTimes or a non-positive ``leaseDurationSeconds``
+  are 422 Invalid. Every write takes the next resourceVersion. ``partition(token)``
+  refuses every request carrying that bearer token (dropped unanswered, or answered
+  503) to cut one replica off the API server; ``heal`` undoes it.
 
 There is one global resourceVersion counter; objects are changed with ``apply`` and
 ``delete``. Faults: ``compact`` (old resourceVersions expire), ``expire_continue_tokens``,
@@ -88,7 +97,12 @@ RESOURCES: dict[str, Resource] = {r.name: r for r in (
     Resource("replicasets", "ReplicaSet", "apps/v1", "/apis/apps/v1", True),
     # cert-manager's CRD (https://cert-manager.io/docs/reference/api-docs/#cert-manager.io/v1.Certificate)
     Resource("certificates", "Certificate", "cert-manager.io/v1", "/apis/cert-manager.io/v1", True),
+    # Leader election (https://kubernetes.io/docs/reference/kubernetes-api/cluster-resources/lease-v1/)
+    Resource("leases", "Lease", "coordination.k8s.io/v1", "/apis/coordination.k8s.io/v1", True),
 )}
+
+#: MicroTime as the server parses it (RFC 3339; runbookd and client-go send 6 digits).
+_MICRO_TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$")
 
 #: The resources that exist only while their CustomResourceDefinition is installed.
 CRD_RESOURCES = frozenset({"certificates"})
@@ -328,6 +342,7 @@ class FakeKubernetes(fake_https.FakeHTTPS):
         self.chunk_size = 2048  # largest chunk of a watch stream (Go's buffer before chunking)
         self.max_watch_seconds: Optional[float] = None  # the server's own watch timeout
         self._certificate_crd = True
+        self._partitioned: dict[str, str] = {}  # bearer token -> "drop" | "503"
 
     # ---------------------------------------------------------------- store
 
@@ -515,6 +530,42 @@ class FakeKubernetes(fake_https.FakeHTTPS):
         with self._lock:
             self._forbidden.add((resource, namespace))
 
+    def partition(self, token: str, mode: str = "drop") -> None:
+        """Refuses every request with bearer ``token`` from now on: ``drop`` closes the
+        connection unanswered (a network partition), ``503`` answers ServiceUnavailable."""
+        if mode not in ("drop", "503"):
+            raise ValueError(f"partition mode {mode!r}: 'drop' or '503'")
+        with self._lock:
+            self._partitioned[token] = mode
+
+    def heal(self, token: Optional[str] = None) -> None:
+        """Ends the partition of ``token`` (or of every token)."""
+        with self._lock:
+            if token is None:
+                self._partitioned.clear()
+            else:
+                self._partitioned.pop(token, None)
+
+    def lease(self, ns: str, name: str) -> Optional[dict]:
+        """The stored Lease, or None."""
+        return self.get("leases", ns, name)
+
+    def lease_writes(self, ns: Optional[str] = None, name: Optional[str] = None) -> list[Request]:
+        """Answered POST/PUT requests for Leases (optionally of one), in arrival order."""
+        with self._lock:
+            recs = list(self.requests)
+        out = []
+        for r in recs:
+            if r.method not in ("POST", "PUT") or not r.path.startswith("/apis/coordination.k8s.io/v1/"):
+                continue
+            m = _PATH_RE.match(r.path)
+            if m is None or (ns is not None and m.group("ns") != ns):
+                continue
+            if name is not None and m.group("name") not in (name, None):
+                continue
+            out.append(r)
+        return out
+
     # ---------------------------------------------------------------- queries
 
     def open_watches(self, resource: Optional[str] = None) -> list[Watch]:
@@ -609,6 +660,14 @@ class FakeKubernetes(fake_https.FakeHTTPS):
 
     def _dispatch(self, h: _Handler, rec: Request) -> None:
         path, query = rec.path, rec.query
+        mode = self._partition_of(rec)
+        if mode == "drop":
+            self._drop(h, rec, "partition")
+            return
+        if mode == "503":
+            rec.fault = "partition"
+            self._status(h, rec, 503, _MESSAGES[503])
+            return
         if not self._authenticated(rec):
             self._status(h, rec, 401, "Unauthorized")
             return
@@ -633,6 +692,9 @@ class FakeKubernetes(fake_https.FakeHTTPS):
                          details={})
             return
         ns, name = m.group("ns"), m.group("name")
+        if res.name == "leases" and h.command in ("POST", "PUT"):
+            self._write_lease(h, rec, res, ns, name)
+            return
         if h.command not in ("GET", "HEAD"):
             self._status(h, rec, 405, "the server does not allow this method on the requested resource")
             return
@@ -655,6 +717,74 @@ class FakeKubernetes(fake_https.FakeHTTPS):
         token = token.strip()
         with self._lock:
             return scheme.lower() == "bearer" and bool(token) and token in self.tokens
+
+    def _partition_of(self, rec: Request) -> Optional[str]:
+        scheme, _, token = (rec.authorization or "").strip().partition(" ")
+        with self._lock:
+            return self._partitioned.get(token.strip()) if scheme.lower() == "bearer" else None
+
+    def _write_lease(self, h: _Handler, rec: Request, res: Resource, ns: Optional[str],
+                     name: Optional[str]) -> None:
+        """POST (create, to the collection) or PUT (update, to the object) of a Lease."""
+        create = h.command == "POST"
+        if ns is None or create == (name is not None):
+            self._status(h, rec, 405, "the server does not allow this method on the requested resource")
+            return
+        if self._forbidden_for(res.name, ns):
+            self._forbid_answer(h, rec, res, ns, "create" if create else "update")
+            return
+        try:
+            obj = json.loads(rec.body or b"")
+        except ValueError as e:
+            self._status(h, rec, 400, f"the body of the request was in an unknown format: {e}")
+            return
+        if not isinstance(obj, dict) or obj.get("kind") not in (None, "Lease") \
+                or obj.get("apiVersion") not in (None, res.api_version):
+            self._status(h, rec, 400, "the object provided is not a coordination.k8s.io/v1 Lease")
+            return
+        md = obj.get("metadata") or {}
+        obj_name = md.get("name") or name
+        if md.get("namespace", ns) != ns:
+            self._status(h, rec, 400, "the namespace of the provided object does not match the namespace "
+                                      "sent on the request")
+            return
+        if not create and obj_name != name:
+            self._status(h, rec, 400, "the name of the object does not match the name on the URL")
+            return
+        if not obj_name:
+            self._status(h, rec, 422, "Lease.coordination.k8s.io is invalid: metadata.name: Required value",
+                         "Invalid")
+            return
+        problem = _lease_spec_problem(obj.get("spec") or {})
+        if problem:
+            self._status(h, rec, 422, f'Lease.coordination.k8s.io "{obj_name}" is invalid: {problem}',
+                         "Invalid", details={"name": obj_name, "group": res.group, "kind": "Lease"})
+            return
+        details = {"name": obj_name, "group": res.group, "kind": res.name}
+        with self._lock:
+            stored = self._objects.get((res.name, ns, obj_name))
+            if create and stored is not None:
+                conflict = f'leases.{res.group} "{obj_name}" already exists'
+                reason = "AlreadyExists"
+            elif not create and stored is None:
+                conflict, reason = None, "NotFound"
+            elif not create and md.get("resourceVersion") not in (None, "") \
+                    and md["resourceVersion"] != stored["metadata"]["resourceVersion"]:
+                conflict = (f'Operation cannot be fulfilled on leases.{res.group} "{obj_name}": the object '
+                            "has been modified; please apply your changes to the latest version and try again")
+                reason = "Conflict"
+            else:
+                conflict, reason = None, None
+                new = {"metadata": {k: v for k, v in md.items() if k != "resourceVersion"},
+                       "spec": obj.get("spec") or {}}
+                new["metadata"]["name"], new["metadata"]["namespace"] = obj_name, ns
+                written = self.apply(res.name, new)
+        if reason == "NotFound":
+            self._status(h, rec, 404, f'leases.{res.group} "{obj_name}" not found', details=details)
+        elif reason is not None:
+            self._status(h, rec, 409, conflict, reason, details=details)
+        else:
+            self._reply(h, rec, 201 if create else 200, written)
 
     def _forbidden_for(self, resource: str, ns: Optional[str]) -> bool:
         with self._lock:
@@ -919,6 +1049,36 @@ def issue_client_cert(ca_cert: str, ca_key: str, directory: str, cn: str = "runb
 DEFAULT_IMAGE = "us-docker.pkg.dev/darklang-prod/apps/app:1.0.0"
 DEFAULT_NODE = "gke-prod-default-pool-4f2a9c1e-x8k2"
 _RS_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # what the controllers use for generated names
+
+
+def _lease_spec_problem(spec: Any) -> str:
+    """Why the server's validation refuses a LeaseSpec, or ""."""
+    if not isinstance(spec, dict):
+        return "spec: Invalid value: must be an object"
+    for key in ("acquireTime", "renewTime"):
+        value = spec.get(key)
+        if value is not None and (not isinstance(value, str) or not _MICRO_TIME_RE.match(value)):
+            return f"spec.{key}: Invalid value: {value!r}: not a MicroTime"
+    duration = spec.get("leaseDurationSeconds")
+    if duration is not None and (not isinstance(duration, int) or duration <= 0):
+        return "spec.leaseDurationSeconds: Invalid value: must be greater than 0"
+    transitions = spec.get("leaseTransitions")
+    if transitions is not None and (not isinstance(transitions, int) or transitions < 0):
+        return "spec.leaseTransitions: Invalid value: must be greater than or equal to 0"
+    holder = spec.get("holderIdentity")
+    if holder is not None and not isinstance(holder, str):
+        return "spec.holderIdentity: Invalid value: must be a string"
+    return ""
+
+
+def lease(ns: str, name: str, holder: str, transitions: int = 0, duration: int = 15,
+          renew: Optional[str] = None, acquire: Optional[str] = None) -> dict:
+    """A Lease held by ``holder`` (for ``apply``), shaped like the real API's."""
+    renew = renew or micro_time()
+    return {"metadata": {"name": name, "namespace": ns},
+            "spec": {"holderIdentity": holder, "leaseDurationSeconds": duration,
+                     "acquireTime": acquire or renew, "renewTime": renew,
+                     "leaseTransitions": transitions}}
 
 
 def rfc3339(t: Optional[float] = None) -> str:

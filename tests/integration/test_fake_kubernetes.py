@@ -96,6 +96,17 @@ class FakeKubernetesTests(unittest.TestCase):
         finally:
             conn.close()
 
+    def send(self, method: str, path: str, body: Optional[dict] = None, token: str = "tok"):
+        """(status, parsed JSON body) of one request on a fresh connection."""
+        conn = self.connection()
+        try:
+            headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+            conn.request(method, path, body=json.dumps(body) if body is not None else None, headers=headers)
+            r = conn.getresponse()
+            return r.status, json.loads(r.read())
+        finally:
+            conn.close()
+
     def watch(self, path: str, token: str = "tok") -> Watcher:
         w = Watcher(self, path, token)
         self.watchers.append(w)
@@ -455,6 +466,88 @@ class FakeKubernetesTests(unittest.TestCase):
         t0 = time.monotonic()
         self.assertEqual(self.get("/version")[0], 200)
         self.assertGreaterEqual(time.monotonic() - t0, 0.3)
+
+
+    # ---------------------------------------------------------------- leases
+
+    LEASES = "/apis/coordination.k8s.io/v1/namespaces/ops/leases"
+
+    def test_lease_create_get_and_conflicts(self):
+        status, body = self.send("GET", self.LEASES + "/runbookd")
+        self.assertEqual((status, body["reason"]), (404, "NotFound"))
+        self.assertEqual(body["message"], 'leases.coordination.k8s.io "runbookd" not found')
+        spec = fk.lease("ops", "runbookd", "runbookd-0")["spec"]
+        new = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+               "metadata": {"name": "runbookd", "namespace": "ops"}, "spec": spec}
+        status, created = self.send("POST", self.LEASES, new)
+        self.assertEqual(status, 201)
+        self.assertEqual((created["kind"], created["apiVersion"]), ("Lease", "coordination.k8s.io/v1"))
+        self.assertEqual(created["spec"], spec)
+        self.assertRegex(spec["renewTime"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
+        rv = created["metadata"]["resourceVersion"]
+        self.assertTrue(created["metadata"]["uid"])
+        # A second create loses the race.
+        status, body = self.send("POST", self.LEASES, new)
+        self.assertEqual((status, body["reason"]), (409, "AlreadyExists"))
+        # GET answers the stored object.
+        status, got = self.send("GET", self.LEASES + "/runbookd")
+        self.assertEqual((status, got["metadata"]["resourceVersion"]), (200, rv))
+        # A renewal with the current resourceVersion: 200 and a new resourceVersion.
+        renewed = dict(got, spec=dict(got["spec"], renewTime=fk.micro_time()))
+        status, after = self.send("PUT", self.LEASES + "/runbookd", renewed)
+        self.assertEqual(status, 200)
+        self.assertGreater(int(after["metadata"]["resourceVersion"]), int(rv))
+        self.assertEqual(after["metadata"]["uid"], created["metadata"]["uid"])
+        # The same write again carries a stale resourceVersion: 409 Conflict, nothing changed.
+        takeover = dict(got, spec=dict(got["spec"], holderIdentity="runbookd-1", leaseTransitions=1))
+        status, body = self.send("PUT", self.LEASES + "/runbookd", takeover)
+        self.assertEqual((status, body["reason"]), (409, "Conflict"))
+        self.assertIn("the object has been modified", body["message"])
+        self.assertEqual(self.k8s.lease("ops", "runbookd")["spec"]["holderIdentity"], "runbookd-0")
+        # With the fresh one it goes through.
+        takeover["metadata"] = after["metadata"]
+        status, body = self.send("PUT", self.LEASES + "/runbookd", takeover)
+        self.assertEqual((status, body["spec"]["leaseTransitions"]), (200, 1))
+        self.assertEqual(len(self.k8s.lease_writes("ops", "runbookd")), 5)
+
+    def test_lease_put_of_an_absent_lease_and_invalid_specs(self):
+        lease = fk.lease("ops", "runbookd", "a")
+        lease["metadata"]["resourceVersion"] = "1"
+        status, body = self.send("PUT", self.LEASES + "/runbookd", lease)
+        self.assertEqual((status, body["reason"]), (404, "NotFound"))
+        bad = fk.lease("ops", "runbookd", "a", renew="2026-12-03 18:00:00", acquire=fk.micro_time())
+        status, body = self.send("POST", self.LEASES, bad)
+        self.assertEqual((status, body["reason"]), (422, "Invalid"))
+        self.assertIn("spec.renewTime", body["message"])
+        status, body = self.send("POST", self.LEASES, fk.lease("ops", "runbookd", "a", duration=0))
+        self.assertEqual((status, body["reason"]), (422, "Invalid"))
+        status, _ = self.send("POST", self.LEASES, fk.lease("other", "runbookd", "a"))
+        self.assertEqual(status, 400)  # the namespace in the body is not the path's
+        status, _ = self.send("PUT", self.LEASES, fk.lease("ops", "runbookd", "a"))
+        self.assertEqual(status, 405)  # PUT to the collection
+        self.assertIsNone(self.k8s.lease("ops", "runbookd"))
+
+    def test_lease_forbidden_and_unauthorized(self):
+        self.k8s.forbid("leases", "ops")
+        status, body = self.send("POST", self.LEASES, fk.lease("ops", "runbookd", "a"))
+        self.assertEqual(status, 403)
+        self.assertIn('cannot create resource "leases" in API group "coordination.k8s.io"', body["message"])
+        status, _ = self.send("GET", self.LEASES + "/runbookd", token="nope")
+        self.assertEqual(status, 401)
+
+    def test_partition_refuses_one_token_only(self):
+        self.k8s.tokens.add("tok-b")
+        self.k8s.apply("leases", fk.lease("ops", "runbookd", "a"))
+        self.k8s.partition("tok", "503")
+        status, body = self.send("GET", self.LEASES + "/runbookd")
+        self.assertEqual((status, body["reason"]), (503, "ServiceUnavailable"))
+        self.assertEqual(self.send("GET", self.LEASES + "/runbookd", token="tok-b")[0], 200)
+        self.k8s.partition("tok")  # dropped unanswered
+        with self.assertRaises((http.client.RemoteDisconnected, ConnectionError, ssl.SSLError, OSError)):
+            self.send("GET", self.LEASES + "/runbookd")
+        self.assertEqual(self.send("GET", self.LEASES + "/runbookd", token="tok-b")[0], 200)
+        self.k8s.heal("tok")
+        self.assertEqual(self.send("GET", self.LEASES + "/runbookd")[0], 200)
 
 
 if __name__ == "__main__":
