@@ -28,6 +28,7 @@ post make_status_post(const incident& inc, post_kind kind, int n, wall_time now,
         .text = std::move(text),
         .coalescible = true,
         .edit_of = {},
+        .merged = {},
     };
 }
 
@@ -97,8 +98,13 @@ std::string_view to_string(post_kind k) noexcept {
         case post_kind::reopened: return "reopened";
         case post_kind::summary: return "summary";
         case post_kind::timeline: return "timeline";
+        case post_kind::storm: return "storm";
     }
     return "unknown";
+}
+
+std::string_view to_string(merge_reason r) noexcept {
+    return r == merge_reason::storm ? "storm" : "untracked";
 }
 
 namespace {
@@ -194,8 +200,9 @@ void engine::cancel_refresh(incident& inc) {
 }
 
 void engine::mark_dirty(incident& inc, wall_time now) {
-    if (!settings_.operations.enabled || !settings_.rules || !inc.open() || inc.ops.due) {
-        return;
+    if (!settings_.operations.enabled || !settings_.rules || !inc.open() || inc.ops.due ||
+        !inc.storm.empty()) {
+        return;  // a storm's incidents have no summary of their own
     }
     auto due = now;
     if (inc.ops.last_sent) {
@@ -233,6 +240,7 @@ void engine::refresh_operations(incident& inc, wall_time now, decisions& out) {
         .text = std::move(text),
         .coalescible = false,
         .edit_of = {},
+        .merged = {},
     };
     if (inc.ops.summaries == 0 || top_id != inc.ops.top) {
         // A new top suspect gets a new message, so the channel tells the story.
@@ -345,6 +353,15 @@ std::optional<wall_time> engine::next_wake() const {
     if (!ops_due_.empty() && (!next || ops_due_.begin()->first < *next)) {
         next = ops_due_.begin()->first;
     }
+    const auto earliest = [&](std::optional<wall_time> t) {
+        if (t && (!next || *t < *next)) {
+            next = t;
+        }
+    };
+    earliest(storm_end());
+    for (const auto& [key, s] : storms_) {
+        earliest(s.due);
+    }
     return next;
 }
 
@@ -401,7 +418,6 @@ void engine::open_epoch(
 ) {
     inc.opened_at = now;
     inc.changed_at = now;
-    reschedule(inc, now + settings_.reminder_interval);
     inc.updates_posted = 0;
     inc.relays_posted = 0;
     inc.resolved_at.reset();
@@ -411,6 +427,12 @@ void engine::open_epoch(
     inc.ops = {};
     inc.timeline.clear();
     note(inc, inc.started, kind == post_kind::reopened ? "reopened" : "triggered");
+    if (!inc.storm.empty()) {
+        // Counted in the storm post by the caller: no schedule, notice or summary of its own.
+        note(inc, now, "#status: counted in the storm post");
+        return;
+    }
+    reschedule(inc, now + settings_.reminder_interval);
     auto text = kind == post_kind::reopened ? render::status_reopened(inc, settings_, now, late)
                                             : render::status_notice(inc, settings_, now, late);
     out.posts.push_back(make_status_post(inc, kind, 0, now, std::move(text)));
@@ -452,12 +474,20 @@ void engine::reopen(
     inc.acknowledged_by.clear();
     inc.epoch += 1;
     inc.started = started;
+    inc.storm.clear();  // its old storm counted it as resolved
+    if (storming(inc.id, false, now)) {
+        count_in_storm(&inc, inc.service_id, inc.service_name, inc.title, post_kind::reopened, now);
+    }
     open_epoch(inc, now, out, post_kind::reopened, late);
 }
 
 void engine::resolve(
     incident& inc, wall_time at, wall_time now, decisions& out, std::optional<wall_time> late
 ) {
+    if (!inc.storm.empty()) {
+        resolve_in_storm(inc, at, now);
+        return;
+    }
     close(inc, at);
     inc.changed_at = now;
     out.posts.push_back(
@@ -475,6 +505,7 @@ void engine::resolve(
             .text = render::operations_timeline(inc, final_ranking, settings_, now),
             .coalescible = false,
             .edit_of = {},
+            .merged = {},
         });
     }
 }
@@ -522,17 +553,18 @@ decisions engine::reconcile(const incident_event& ev, wall_time now) {
         if (const auto t = tombstones_.find(ev.incident.id); t != tombstones_.end() && as_of < t->second) {
             return finish(std::move(out));  // a webhook said resolved after this was read
         }
+        if (untracked_ids_.contains(ev.incident.id)) {
+            return finish(std::move(out));  // counted in a storm already
+        }
         // Triggered while we were down, or its webhook was lost: the notice, marked late.
-        incident inc;
-        inc.id = ev.incident.id;
-        inc.merge(ev.incident);
-        inc.started = ev.incident.created_at && *ev.incident.created_at <= now
-                          ? *ev.incident.created_at
-                          : event_time(ev.occurred_at, now);
-        it = incidents_.emplace(inc.id, std::move(inc)).first;
-        open_ += 1;
-        incident& fresh = it->second;
-        open_epoch(fresh, now, out, post_kind::notice, late_if(fresh.started));
+        const wall_time started = ev.incident.created_at && *ev.incident.created_at <= now
+                                      ? *ev.incident.created_at
+                                      : event_time(ev.occurred_at, now);
+        incident* admitted = admit(ev.incident, started, post_kind::notice, now, out, late_if(started));
+        if (admitted == nullptr) {
+            return finish(std::move(out));
+        }
+        incident& fresh = *admitted;
         if (*status == "acknowledged") {
             fresh.state = incident_state::acknowledged;
             fresh.acknowledged_by = ev.agent;
@@ -587,9 +619,12 @@ decisions engine::reconcile(const incident_event& ev, wall_time now) {
 }
 
 decisions engine::on_event(const incident_event& ev, wall_time now) {
-    if (ev.origin == event_origin::reconciliation) {
-        return reconcile(ev, now);
-    }
+    decisions out = ev.origin == event_origin::reconciliation ? reconcile(ev, now) : on_webhook(ev, now);
+    run_storms(now, out);
+    return finish(std::move(out));
+}
+
+decisions engine::on_webhook(const incident_event& ev, wall_time now) {
     decisions out;
     forget_expired(now);
     if (ev.incident.id.empty()) {
@@ -599,6 +634,15 @@ decisions engine::on_event(const incident_event& ev, wall_time now) {
         ev.type == incident_event_type::reopened || ev.type == incident_event_type::triggered;
 
     auto it = incidents_.find(ev.incident.id);
+    if (it == incidents_.end() && untracked_ids_.contains(ev.incident.id)) {
+        // Counted in a storm past the open limit: its later events are not counted again.
+        if (ev.type == incident_event_type::resolved) {
+            untracked_ids_.erase(ev.incident.id);
+            tombstones_.insert_or_assign(ev.incident.id, now);
+            tombstone_expiry_.insert({now + settings_.resolved_retention, ev.incident.id});
+        }
+        return finish(std::move(out));
+    }
     if (it == incidents_.end()) {
         if (!opens_unknown_incident(ev)) {
             if (ev.type == incident_event_type::resolved) {
@@ -610,20 +654,14 @@ decisions engine::on_event(const incident_event& ev, wall_time now) {
         }
         // First word of an open incident we never saw trigger (we started late, or the
         // trigger was lost upstream): users still deserve the notice.
-        incident inc;
-        inc.id = ev.incident.id;
-        inc.merge(ev.incident);
-        inc.started = ev.incident.created_at && *ev.incident.created_at <= now
-                          ? *ev.incident.created_at
-                          : event_time(ev.occurred_at, now);
-        it = incidents_.emplace(inc.id, std::move(inc)).first;
-        open_ += 1;
-        open_epoch(
-            it->second,
-            now,
-            out,
-            ev.type == incident_event_type::reopened ? post_kind::reopened : post_kind::notice
-        );
+        const wall_time started = ev.incident.created_at && *ev.incident.created_at <= now
+                                      ? *ev.incident.created_at
+                                      : event_time(ev.occurred_at, now);
+        const auto kind = ev.type == incident_event_type::reopened ? post_kind::reopened : post_kind::notice;
+        if (admit(ev.incident, started, kind, now, out) == nullptr) {
+            return finish(std::move(out));  // past the open limit: counted in the storm
+        }
+        it = incidents_.find(ev.incident.id);
     } else if (!it->second.open()) {
         if (!reopening) {
             // A late acknowledgement or note for a resolved incident changes nothing users see.
@@ -672,8 +710,11 @@ decisions engine::on_event(const incident_event& ev, wall_time now) {
                 inc, post_kind::relay, inc.relays_posted, now, render::status_relay(inc, settings_, now)
             ));
             note(inc, now, "#status: PagerDuty status update relayed");
-            // The relay is this period's update: the next one is a full interval away.
-            reschedule(inc, now + settings_.reminder_interval);
+            // The relay is this period's update: the next one is a full interval away. A
+            // storm's incident has no schedule (a person wrote this, so it is posted).
+            if (inc.storm.empty()) {
+                reschedule(inc, now + settings_.reminder_interval);
+            }
             break;
         }
         case incident_event_type::resolved:
@@ -687,6 +728,8 @@ decisions engine::on_tick(wall_time now) {
     decisions out;
     forget_expired(now);
     log_.expire(now);
+    end_storm_if_over(now);
+    run_storms(now, out);
     run_due(now, out);
     while (!due_.empty() && due_.begin()->first <= now) {
         incident& inc = incidents_.find(due_.begin()->second)->second;
@@ -708,6 +751,279 @@ decisions engine::on_tick(wall_time now) {
         reschedule(inc, next);
     }
     return finish(std::move(out));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Storms: more new incidents in a window than limits.storm_threshold, or one past
+// limits.max_open_incidents. One post per channel for all of them, edited as it grows.
+
+namespace {
+
+/// Services listed by name in a storm; the others are counted together.
+constexpr std::size_t max_storm_services = 50;
+
+void add_merge(std::vector<merged_posts>& v, post_kind kind, merge_reason reason) {
+    for (auto& m : v) {
+        if (m.kind == kind && m.reason == reason) {
+            m.count += 1;
+            return;
+        }
+    }
+    v.push_back(merged_posts{kind, reason, 1});
+}
+
+std::string storm_service_name(const engine_settings& s, std::string_view id, std::string_view pager_name) {
+    if (const auto it = s.services.find(id); it != s.services.end()) {
+        return it->second.name;
+    }
+    if (!pager_name.empty()) {
+        return std::string{pager_name};
+    }
+    return id.empty() ? std::string{"Unknown service"} : std::string{id};
+}
+
+void add_storm_line(storm_state& s, std::string_view id, std::string name, std::string_view title) {
+    if (const auto it = s.services.find(id); it != s.services.end()) {
+        it->second.count += 1;
+        return;
+    }
+    if (s.services.size() >= max_storm_services) {
+        s.other_incidents += 1;
+        return;
+    }
+    s.services.emplace(std::string{id}, storm_line{std::move(name), std::string{title}, 1});
+    s.service_order.emplace_back(id);
+}
+
+}  // namespace
+
+const storm_state* engine::current_storm() const {
+    const auto it = storms_.find(current_storm_);
+    return current_storm_.empty() || it == storms_.end() ? nullptr : &it->second;
+}
+
+std::optional<wall_time> engine::storm_end() const {
+    if (current_storm_.empty()) {
+        return std::nullopt;
+    }
+    const auto& lim = settings_.limits;
+    // Over once fewer than the threshold opened in the last window (the oldest of the last
+    // `threshold` opens leaves it) and none came past the limit in it.
+    std::optional<wall_time> end;
+    if (lim.storm_threshold > 0 && recent_opens_.size() >= lim.storm_threshold) {
+        end = recent_opens_[recent_opens_.size() - lim.storm_threshold].first + lim.storm_window;
+    }
+    if (last_untracked_) {
+        const auto t = *last_untracked_ + lim.storm_window;
+        end = end ? std::max(*end, t) : t;
+    }
+    if (!end) {
+        const auto* s = current_storm();
+        end = (s != nullptr ? s->last_opened : wall_time{}) + lim.storm_window;
+    }
+    return end;
+}
+
+void engine::end_storm_if_over(wall_time now) {
+    const auto end = storm_end();
+    if (!end || *end > now) {
+        return;
+    }
+    const auto it = storms_.find(current_storm_);
+    current_storm_.clear();
+    if (it != storms_.end()) {
+        it->second.ended = *end;
+        storm_dirty(it->second, now);
+    }
+}
+
+bool engine::storming(std::string_view id, bool over_limit, wall_time now) {
+    end_storm_if_over(now);
+    const auto& lim = settings_.limits;
+    while (!recent_opens_.empty() && recent_opens_.front().first <= now - lim.storm_window) {
+        recent_opens_.pop_front();
+    }
+    const bool too_many = lim.storm_threshold > 0 && recent_opens_.size() >= lim.storm_threshold;
+    if (current_storm_.empty() && (too_many || over_limit)) {
+        storm_state s;
+        s.key = "storm/" + std::to_string(now.time_since_epoch().count());
+        s.started = recent_opens_.empty() ? now : recent_opens_.front().first;
+        s.last_opened = now;
+        s.by_limit = !too_many;
+        // The incidents of the window so far were posted one by one; they join the storm, so
+        // that its figures count them and their resolutions post nothing more.
+        for (const auto& [at, earlier] : recent_opens_) {
+            const auto it = incidents_.find(earlier);
+            if (it == incidents_.end() || !it->second.storm.empty()) {
+                continue;  // counted past the limit, or in a storm before
+            }
+            incident& inc = it->second;
+            s.opened += 1;
+            s.posted_alone += 1;
+            add_storm_line(
+                s, inc.service_id, storm_service_name(settings_, inc.service_id, inc.service_name), inc.title
+            );
+            inc.storm = s.key;
+            if (!inc.open()) {
+                s.resolved += 1;
+                continue;
+            }
+            s.open += 1;
+            due_.erase({inc.next_update, inc.id});
+            if (inc.ops.summaries == 0 && inc.ops.due && settings_.operations.enabled && settings_.rules) {
+                add_merge(s.merged_ops, post_kind::summary, merge_reason::storm);
+            }
+            cancel_refresh(inc);
+            note(inc, now, "#status: counted in the storm post from now on");
+        }
+        storm_dirty(s, now);
+        current_storm_ = s.key;
+        storms_.emplace(s.key, std::move(s));
+    }
+    if (lim.storm_threshold > 0) {
+        recent_opens_.emplace_back(now, std::string{id});
+        while (recent_opens_.size() > lim.storm_threshold) {
+            recent_opens_.pop_front();
+        }
+    }
+    return !current_storm_.empty();
+}
+
+void engine::count_in_storm(
+    incident* inc,
+    std::string_view service_id,
+    std::string_view service_name,
+    std::string_view title,
+    post_kind kind,
+    wall_time now
+) {
+    auto& s = storms_.at(current_storm_);
+    s.opened += 1;
+    s.last_opened = now;
+    add_storm_line(s, service_id, storm_service_name(settings_, service_id, service_name), title);
+    if (inc == nullptr) {
+        s.untracked += 1;
+        add_merge(s.merged_status, kind, merge_reason::untracked);
+    } else {
+        inc->storm = s.key;
+        s.open += 1;
+        add_merge(s.merged_status, kind, merge_reason::storm);
+        if (settings_.operations.enabled && settings_.rules) {
+            add_merge(s.merged_ops, post_kind::summary, merge_reason::storm);
+        }
+    }
+    storm_dirty(s, now);
+}
+
+void engine::storm_dirty(storm_state& s, wall_time now) {
+    if (s.due) {
+        return;
+    }
+    s.due = s.last_sent ? std::max(now, *s.last_sent + settings_.limits.storm_edit_interval) : now;
+}
+
+void engine::resolve_in_storm(incident& inc, wall_time at, wall_time now) {
+    close(inc, at);
+    inc.changed_at = now;
+    note(inc, now, "#status: resolution counted in the storm post");
+    const auto it = storms_.find(inc.storm);
+    if (it == storms_.end()) {
+        return;
+    }
+    storm_state& s = it->second;
+    s.open -= s.open > 0 ? 1 : 0;
+    s.resolved += 1;
+    add_merge(s.merged_status, post_kind::resolved, merge_reason::storm);
+    if (settings_.operations.enabled && settings_.rules) {
+        add_merge(s.merged_ops, post_kind::timeline, merge_reason::storm);
+    }
+    storm_dirty(s, now);
+}
+
+incident* engine::admit(
+    const incident_facts& facts,
+    wall_time started,
+    post_kind kind,
+    wall_time now,
+    decisions& out,
+    std::optional<wall_time> late
+) {
+    const bool over_limit = open_ >= settings_.limits.max_open_incidents;
+    const bool in_storm = storming(facts.id, over_limit, now);
+    if (over_limit) {
+        last_untracked_ = now;
+        count_in_storm(
+            nullptr,
+            facts.service_id.value_or(""),
+            facts.service_name.value_or(""),
+            facts.title.value_or(""),
+            kind,
+            now
+        );
+        if (untracked_ids_.insert(facts.id).second) {
+            untracked_order_.push_back(facts.id);
+            while (untracked_order_.size() > std::max<std::size_t>(settings_.limits.max_open_incidents, 1)) {
+                untracked_ids_.erase(untracked_order_.front());
+                untracked_order_.pop_front();
+            }
+        }
+        return nullptr;
+    }
+    incident fresh;
+    fresh.id = facts.id;
+    fresh.merge(facts);
+    fresh.started = started;
+    auto& inc = incidents_.emplace(fresh.id, std::move(fresh)).first->second;
+    open_ += 1;
+    if (in_storm) {
+        count_in_storm(&inc, inc.service_id, inc.service_name, inc.title, kind, now);
+    }
+    open_epoch(inc, now, out, kind, late);
+    return &inc;
+}
+
+void engine::run_storms(wall_time now, decisions& out) {
+    const bool ops = settings_.operations.enabled && settings_.rules;
+    for (auto it = storms_.begin(); it != storms_.end();) {
+        storm_state& s = it->second;
+        if (s.due && *s.due <= now) {
+            const auto make =
+                [&](channel to, const std::string& base, int& edits, std::vector<merged_posts>& merged) {
+                    post p{
+                        .to = to,
+                        .kind = post_kind::storm,
+                        .incident_id = s.key,
+                        .key = base,
+                        .at = now,
+                        .text = to == channel::status ? render::status_storm(s, settings_, now)
+                                                      : render::operations_storm(s, settings_, now),
+                        .coalescible = false,
+                        .edit_of = {},
+                        .merged = std::exchange(merged, {}),
+                    };
+                    if (s.posted) {
+                        edits += 1;
+                        p.edit_of = base;
+                        p.key = base + "/edit/" + std::to_string(edits);
+                    }
+                    out.posts.push_back(std::move(p));
+                };
+            make(channel::status, s.key + "/status", s.status_edits, s.merged_status);
+            if (ops) {
+                make(channel::operations, s.key + "/operations", s.ops_edits, s.merged_ops);
+            }
+            s.merged_ops.clear();
+            s.posted = true;
+            s.last_sent = now;
+            s.due.reset();
+        }
+        // Said all there is to say: ended, nothing open, nothing due.
+        if (s.ended && s.open == 0 && !s.due) {
+            it = storms_.erase(it);
+        } else {
+            ++it;
+        }
+    }
 }
 
 }  // namespace runbookd

@@ -14,6 +14,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
@@ -60,6 +61,55 @@ struct operations_settings {
     std::chrono::milliseconds gather_deadline{0};
 };
 
+/// Bounds under an alert storm (`limits:`; docs/configuration.md).
+struct limits_settings {
+    /// Open incidents tracked one by one; past it, a new incident is only counted in the
+    /// storm post (merge_reason::untracked).
+    std::size_t max_open_incidents = 5000;
+    /// More new incidents than this within `storm_window` is a storm: #status and
+    /// #operations get one storm post each, edited as it grows, instead of a post per
+    /// incident. 0: never (the limit on open incidents still starts one).
+    std::size_t storm_threshold = 10;
+    std::chrono::milliseconds storm_window = std::chrono::minutes{5};
+    /// At most one edit of a storm post per interval; what happens meanwhile is in the next.
+    std::chrono::milliseconds storm_edit_interval = std::chrono::seconds{10};
+};
+
+/// One storm's line for a service: how many of its incidents, and the first one's title.
+struct storm_line {
+    std::string service;  ///< display name, raw
+    std::string title;    ///< the first incident's title, raw
+    std::size_t count = 0;
+    friend bool operator==(const storm_line&, const storm_line&) = default;
+};
+
+/// A burst of new incidents reported together (engine.cpp, docs/operations.md). Plain data.
+struct storm_state {
+    std::string key;  ///< "storm/<start, ms since the epoch>": the base of its post keys
+    wall_time started;
+    wall_time last_opened;
+    std::optional<wall_time> ended;  ///< set when fewer than the threshold opened in a window
+    bool by_limit = false;           ///< started by an incident past max_open_incidents
+    std::size_t opened = 0;          ///< incidents counted (tracked, untracked, and adopted)
+    std::size_t posted_alone = 0;    ///< of them, announced one by one before the storm began
+    std::size_t untracked = 0;       ///< of them, past max_open_incidents
+    std::size_t resolved = 0;        ///< tracked ones resolved since
+    std::size_t open = 0;            ///< tracked ones still open
+    /// By service id, first come first listed; at most max_storm_services, the rest in
+    /// `other_incidents`.
+    std::map<std::string, storm_line, std::less<>> services;
+    std::vector<std::string> service_order;
+    std::size_t other_incidents = 0;
+    int status_edits = 0;  ///< edits of the #status storm post sent
+    int ops_edits = 0;     ///< edits of the #operations storm post sent
+    bool posted = false;   ///< its first posts went out
+    std::optional<wall_time> last_sent;
+    std::optional<wall_time> due;             ///< an edit is pending and may go out at this time
+    std::vector<merged_posts> merged_status;  ///< folded since the last #status storm post
+    std::vector<merged_posts> merged_ops;     ///< folded since the last #operations storm post
+    friend bool operator==(const storm_state&, const storm_state&) = default;
+};
+
 /// The part of the configuration the engine reads.
 struct engine_settings {
     std::chrono::milliseconds reminder_interval = std::chrono::minutes{30};
@@ -73,6 +123,7 @@ struct engine_settings {
     std::map<std::string, service_info, std::less<>> services;  ///< by PagerDuty service id
     operations_settings operations;
     signal_log_settings signals;
+    limits_settings limits;
     /// The rule pack; null means no ranking and no #operations posts.
     std::shared_ptr<const rule_set> rules;
 };
@@ -122,11 +173,17 @@ public:
     std::size_t known_count() const noexcept { return incidents_.size(); }
     const signal_log& signals() const noexcept { return log_; }
     const source_map& sources() const noexcept { return sources_; }
+    /// Storms with incidents still open or posts still due, by key; the current one is
+    /// current_storm().
+    const std::map<std::string, storm_state, std::less<>>& storms() const noexcept { return storms_; }
+    const storm_state* current_storm() const;
 
 private:
     using slot = std::pair<wall_time, std::string>;
 
     decisions finish(decisions d) const;
+    /// A webhook's event (on_event without the storm posts).
+    decisions on_webhook(const incident_event& ev, wall_time now);
     /// A reconciliation's event: PagerDuty's state of the incident as of `ev.as_of`.
     decisions reconcile(const incident_event& ev, wall_time now);
     /// `late`: when the change happened, for a post made long after it.
@@ -155,6 +212,36 @@ private:
     /// The first summary of an epoch: now, or once the page-time gathering is in.
     void first_summary(incident& inc, wall_time now, decisions& out);
     void run_due(wall_time now, decisions& out);
+    /// Whether a new incident (or a reopen) `id` opening at `now` belongs to a storm, which
+    /// it starts when it is one too many for the window or comes past the open limit.
+    bool storming(std::string_view id, bool over_limit, wall_time now);
+    /// Ends the current storm once fewer than the threshold opened in the last window.
+    void end_storm_if_over(wall_time now);
+    /// When the current storm will be over if nothing else opens.
+    std::optional<wall_time> storm_end() const;
+    /// Counts a new incident in the current storm (`inc` null: untracked, `facts` only).
+    void count_in_storm(
+        incident* inc,
+        std::string_view service_id,
+        std::string_view service_name,
+        std::string_view title,
+        post_kind kind,
+        wall_time now
+    );
+    /// The storm posts due at `now`: the first ones, then edits, at most one per interval.
+    void run_storms(wall_time now, decisions& out);
+    void storm_dirty(storm_state& s, wall_time now);
+    /// A storm incident resolved: counted in its storm, nothing posted of its own.
+    void resolve_in_storm(incident& inc, wall_time at, wall_time now);
+    /// An open-incident event with no incident: a webhook's or a reconciliation's new incident.
+    incident* admit(
+        const incident_facts& facts,
+        wall_time started,
+        post_kind kind,
+        wall_time now,
+        decisions& out,
+        std::optional<wall_time> late = {}
+    );
     std::string dominant_status(const incident& inc, wall_time now) const;
 
     engine_settings settings_;
@@ -171,6 +258,17 @@ private:
     signal_log log_;
     source_map sources_;
     millis widest_before_{0};  ///< the longest `before` window of any rule or warning
+    // Storm bookkeeping (plain data, to be persisted with the incidents):
+    /// The latest opens (time, incident id), at most limits.storm_threshold of them.
+    std::deque<std::pair<wall_time, std::string>> recent_opens_;
+    /// Every storm still shown (open incidents, or an edit due), by key.
+    std::map<std::string, storm_state, std::less<>> storms_;
+    std::string current_storm_;                ///< key of the storm under way, "" when none
+    std::optional<wall_time> last_untracked_;  ///< when the last incident came past the limit
+    /// Incidents counted as untracked, so their later events are not counted again;
+    /// bounded by max_open_incidents (oldest forgotten first).
+    std::set<std::string, std::less<>> untracked_ids_;
+    std::deque<std::string> untracked_order_;
 };
 
 }  // namespace runbookd

@@ -64,6 +64,9 @@ struct incident {
     std::optional<wall_time> latest_news_at;
 
     operations_state ops;
+    /// The storm this epoch was counted in ("" when posted on its own): no post of its own
+    /// on #status or #operations; its resolution is counted in the storm post.
+    std::string storm;
     std::vector<timeline_entry> timeline;  ///< bounded; see engine.cpp
 
     bool open() const noexcept { return state != incident_state::resolved; }

@@ -2,6 +2,9 @@
 
 #include "core/markdown.hpp"
 
+#include <algorithm>
+#include <vector>
+
 namespace runbookd::render {
 namespace {
 
@@ -312,6 +315,129 @@ message operations_timeline(const incident& inc, const ranking& r, const engine_
                 percent_text(top->share) + ")";
     }
     m.body = std::move(body);
+    return m;
+}
+
+namespace {
+
+/// Services listed in a storm post, by number of incidents; the rest in one line.
+constexpr std::size_t max_storm_lines = 8;
+
+std::string plural(std::size_t n, std::string_view one, std::string_view many) {
+    return std::to_string(n) + " " + std::string{n == 1 ? one : many};
+}
+
+/// "• Editor: 12 incidents (API latency is high)" per service, most incidents first.
+std::string storm_lines(const storm_state& storm) {
+    std::vector<const storm_line*> lines;
+    lines.reserve(storm.service_order.size());
+    for (const auto& id : storm.service_order) {
+        if (const auto it = storm.services.find(id); it != storm.services.end()) {
+            lines.push_back(&it->second);
+        }
+    }
+    std::stable_sort(lines.begin(), lines.end(), [](const storm_line* a, const storm_line* b) {
+        return a->count > b->count;
+    });
+    std::string out;
+    std::size_t rest = storm.other_incidents;
+    std::size_t rest_services = 0;
+    for (std::size_t i = 0; i < lines.size(); ++i) {
+        if (i >= max_storm_lines) {
+            rest += lines[i]->count;
+            rest_services += 1;
+            continue;
+        }
+        out += "\n\u2022 " + escape_markdown(clipped(lines[i]->service, 60), true) + ": " +
+               plural(lines[i]->count, "incident", "incidents");
+        if (!lines[i]->title.empty()) {
+            out += " (" + escape_markdown(clipped(lines[i]->title, 100), true) +
+                   (lines[i]->count > 1 ? ", \u2026" : "") + ")";
+        }
+    }
+    if (rest > 0) {
+        out += "\n\u2022 \u2026and " + plural(rest, "more incident", "more incidents") +
+               (rest_services > 0 || storm.other_incidents > 0 ? " on other services" : "");
+    }
+    return out;
+}
+
+/// What started it, in one sentence.
+std::string storm_cause(const storm_state& storm, const engine_settings& s) {
+    const auto& lim = s.limits;
+    if (storm.by_limit) {
+        return "More than " + std::to_string(lim.max_open_incidents) + " incidents are open at once";
+    }
+    return "More than " + std::to_string(lim.storm_threshold) + " incidents opened within " +
+           human_duration(lim.storm_window);
+}
+
+std::string storm_figures(const storm_state& storm, const engine_settings& s) {
+    std::string out =
+        "\n\n" + std::to_string(storm.resolved) + " resolved, " + std::to_string(storm.open) + " still open.";
+    if (storm.posted_alone > 0) {
+        out +=
+            " " + std::to_string(storm.posted_alone) + " of them had a post of their own before the burst.";
+    }
+    if (storm.untracked > 0) {
+        out += " " + std::to_string(storm.untracked) + " came past the limit of " +
+               std::to_string(s.limits.max_open_incidents) +
+               " open incidents and are only counted here (their resolution is not followed).";
+    }
+    return out;
+}
+
+std::string storm_span(const storm_state& storm) {
+    return storm.ended ? clock_utc(storm.started) + " to " + clock_utc(storm.last_opened)
+                       : "since " + clock_utc(storm.started);
+}
+
+}  // namespace
+
+message status_storm(const storm_state& storm, const engine_settings& s, wall_time now) {
+    const bool all_resolved = storm.ended && storm.open == 0 && storm.untracked == 0;
+    const std::string count = plural(storm.opened, "incident", "incidents") + " opened " + storm_span(storm);
+    message m{
+        .title = all_resolved  ? "\u2705 " + count + ": all resolved"
+                 : storm.ended ? "\U0001F7E0 " + count
+                               : "\U0001F534 " + count,
+        .body = {},
+        .url = {},
+        .color = all_resolved  ? green
+                 : storm.ended ? orange
+                               : red,
+        .footer = "updated " + clock_utc(now),
+    };
+    std::string body = storm_cause(storm, s) +
+                       ", so they are reported together in this post, updated as it changes, instead "
+                       "of one post each.\n\n**Affected:**" +
+                       storm_lines(storm) + storm_figures(storm, s);
+    if (storm.ended) {
+        body += "\n\nThe burst ended at " + clock_utc(*storm.ended) +
+                ": new incidents are posted one by one again.";
+    } else {
+        body += "\n\nWe are investigating. New incidents are added to this post.";
+    }
+    m.body = std::move(body);
+    return m;
+}
+
+message operations_storm(const storm_state& storm, const engine_settings& s, wall_time now) {
+    const std::string count = plural(storm.opened, "incident", "incidents") + " opened " + storm_span(storm);
+    message m{
+        .title = "\U0001F329 Storm: " + count + (storm.ended ? " (over)" : ""),
+        .body = {},
+        .url = {},
+        .color = storm.ended ? grey : purple,
+        .footer = "updated " + clock_utc(now),
+    };
+    m.body = storm_cause(storm, s) +
+             ": #status has one post for all of them, and their summaries and timelines are "
+             "paused here (no ranking per incident until the burst is over).\n\n**Affected:**" +
+             storm_lines(storm) + storm_figures(storm, s);
+    if (storm.ended) {
+        m.body += "\n\nOver at " + clock_utc(*storm.ended) + ": new incidents get their own summaries again.";
+    }
     return m;
 }
 

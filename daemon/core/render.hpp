@@ -53,4 +53,13 @@ message operations_summary(const incident& inc, const ranking& r, const engine_s
 /// resolution, and the final ranking's top suspect.
 message operations_timeline(const incident& inc, const ranking& r, const engine_settings& s, wall_time now);
 
+/// The #status post of a storm: how many incidents opened since when, the services they
+/// are on (a bounded list, the first incident's title each), how many resolved, and whether
+/// the burst is over. Edited in place as it changes.
+message status_storm(const storm_state& storm, const engine_settings& s, wall_time now);
+
+/// The #operations post of a storm: the same figures, and that per-incident summaries and
+/// timelines are paused for its incidents.
+message operations_storm(const storm_state& storm, const engine_settings& s, wall_time now);
+
 }  // namespace runbookd::render
