@@ -34,6 +34,16 @@ void router::add(http::verb method, std::string path, handler h) {
     routes_[std::move(path)][method] = std::move(h);
 }
 
+router router::only(std::initializer_list<std::string_view> paths) const {
+    router out;
+    for (const auto path : paths) {
+        if (const auto it = routes_.find(path); it != routes_.end()) {
+            out.routes_.emplace(it->first, it->second);
+        }
+    }
+    return out;
+}
+
 response router::handle(const request& req) const {
     std::string_view target = req.target();
     if (const auto q = target.find('?'); q != std::string_view::npos) {

@@ -7,6 +7,7 @@
 #include <boost/beast/http/verb.hpp>
 
 #include <functional>
+#include <initializer_list>
 #include <map>
 #include <string>
 #include <string_view>
@@ -33,6 +34,9 @@ class router {
 public:
     void add(boost::beast::http::verb method, std::string path, handler h);
     response handle(const request& req) const;
+    /// A router with only `paths` of this one (every method of each), for a listener that
+    /// serves a part (the admin listener's /healthz, /readyz and /metrics).
+    router only(std::initializer_list<std::string_view> paths) const;
 
 private:
     std::map<std::string, std::map<boost::beast::http::verb, handler>, std::less<>> routes_;
