@@ -40,6 +40,8 @@ struct outbox::lane {
     prometheus::Counter* wait_seconds = nullptr;
     prometheus::Counter* superseded = nullptr;
     prometheus::Counter* repeats = nullptr;
+    prometheus::Counter* replaced = nullptr;  ///< reminders replaced by a newer one
+    std::map<post_kind, prometheus::Counter*> dropped;
 
     /// Counts a wait imposed by a rate limit.
     void record_wait(bool global, millis wait) const {
@@ -115,6 +117,23 @@ outbox::outbox(
                    .Help("Posts sent again although they may have arrived (an answer lost, or on the "
                          "wire at a crash): each at most one duplicate, by channel.")
                    .Register(metrics)),
+      merged_(prometheus::BuildCounter()
+                  .Name("runbookd_posts_merged_total")
+                  .Help("Posts not sent on their own: folded into a storm post (reason storm), an "
+                        "incident past limits.max_open_incidents (untracked), or a reminder replaced "
+                        "by the same incident's newer one (replaced); by channel, kind and reason.")
+                  .Register(metrics)),
+      dropped_(prometheus::BuildCounter()
+                   .Name("runbookd_posts_dropped_total")
+                   .Help("Queued posts dropped because their channel's queue was full "
+                         "(notify.max_queued_posts), by channel and kind.")
+                   .Register(metrics)),
+      untracked_(prometheus::BuildCounter()
+                     .Name("runbookd_incidents_untracked_total")
+                     .Help("New incidents past limits.max_open_incidents: counted in the storm post, "
+                           "not followed one by one.")
+                     .Register(metrics)
+                     .Add({})),
       bugs_(prometheus::BuildCounter()
                 .Name("runbookd_bugs_total")
                 .Help("Internal invariant violations (RUNBOOKD_BUG); should stay 0.")
@@ -144,6 +163,18 @@ outbox::outbox(
         l->wait_seconds = &rate_limit_seconds_.Add({{"channel", name}});
         l->superseded = &superseded_.Add({{"channel", name}});
         l->repeats = &repeats_.Add({{"channel", name}});
+        l->replaced = &merged_.Add({{"channel", name}, {"kind", "update"}, {"reason", "replaced"}});
+        for (const auto k :
+             {post_kind::notice,
+              post_kind::update,
+              post_kind::relay,
+              post_kind::resolved,
+              post_kind::reopened,
+              post_kind::summary,
+              post_kind::timeline,
+              post_kind::storm}) {
+            l->dropped[k] = &dropped_.Add({{"channel", name}, {"kind", std::string{to_string(k)}}});
+        }
         lanes_[static_cast<std::size_t>(c)] = std::move(l);
     }
 }
@@ -251,7 +282,9 @@ void outbox::restore(const change& c) {
     switch (c.what) {
         case change::kind::enqueued:
             if (c.p) {
-                l.queue.push_back(queued{*c.p, steady_clock::now()});
+                // At the place enqueue gave it: the same rule over the same queue.
+                const auto at = static_cast<std::ptrdiff_t>(place(l, *c.p));
+                l.queue.insert(l.queue.begin() + at, queued{*c.p, steady_clock::now()});
             }
             break;
         case change::kind::replaced:
@@ -294,6 +327,7 @@ void outbox::restore(const change& c) {
 
 void outbox::enqueue(post p) {
     auto& l = *lanes_[static_cast<std::size_t>(p.to)];
+    count_merged(l, p);
     if (!notifier_.has_channel(p.to)) {
         log_.warn(
             "post dropped: channel not configured",
@@ -315,8 +349,13 @@ void outbox::enqueue(post p) {
     if (!p.edit_of.empty() && supersede(l, p)) {
         return;
     }
+    if (p.kind == post_kind::update && replace_reminder(l, p)) {
+        return;
+    }
     record(change{.what = change::kind::enqueued, .to = p.to, .keys = {}, .p = p});
-    l.queue.push_back(queued{std::move(p), steady_clock::now()});
+    const auto at = static_cast<std::ptrdiff_t>(place(l, p));
+    l.queue.insert(l.queue.begin() + at, queued{std::move(p), steady_clock::now()});
+    bound(l);
     l.depth->Set(static_cast<double>(l.queue.size()));
     if (l.idle) {
         l.idle_timer.cancel();
@@ -348,6 +387,104 @@ bool outbox::supersede(lane& l, post& p) {
         return true;
     }
     return false;
+}
+
+bool outbox::replace_reminder(lane& l, post& p) {
+    for (std::size_t i = l.on_wire; i < l.queue.size(); ++i) {
+        post& older = l.queue[i].p;
+        if (older.kind != post_kind::update || older.incident_id != p.incident_id || !older.edit_of.empty()) {
+            continue;
+        }
+        // Its turn in the queue, the newest text: an outage leaves one reminder per incident.
+        const std::string replaced = older.key;
+        l.replaced->Increment();
+        log_.info(
+            "post merged",
+            {{"channel", std::string{to_string(l.to)}},
+             {"key", replaced},
+             {"into", p.key},
+             {"reason", "replaced"}}
+        );
+        older = std::move(p);
+        record(change{.what = change::kind::replaced, .to = l.to, .keys = {replaced}, .p = older});
+        return true;
+    }
+    return false;
+}
+
+std::size_t outbox::place(const lane& l, const post& p) {
+    const bool first =
+        p.kind == post_kind::notice || p.kind == post_kind::reopened || p.kind == post_kind::storm;
+    if (first) {
+        for (std::size_t i = l.on_wire; i < l.queue.size(); ++i) {
+            if (l.queue[i].p.kind == post_kind::update) {
+                return i;  // a new incident's notice is worth more than a reminder of an old one
+            }
+        }
+    }
+    return l.queue.size();
+}
+
+void outbox::bound(lane& l) {
+    while (l.queue.size() > std::max<std::size_t>(settings_.max_queued, 1) && l.queue.size() > l.on_wire) {
+        const auto oldest = [&](post_kind k) {
+            for (std::size_t i = l.on_wire; i < l.queue.size(); ++i) {
+                if (l.queue[i].p.kind == k) {
+                    return i;
+                }
+            }
+            return l.queue.size();
+        };
+        std::size_t victim = oldest(post_kind::update);
+        if (victim == l.queue.size()) {
+            victim = oldest(post_kind::relay);
+        }
+        if (victim == l.queue.size()) {
+            victim = l.on_wire;  // nothing but notices, resolutions and summaries: the oldest
+        }
+        const post& p = l.queue[victim].p;
+        const std::string reason = "dropped: the channel's queue is full (notify.max_queued_posts " +
+                                   std::to_string(settings_.max_queued) + ")";
+        record(change{.what = change::kind::failed, .to = l.to, .keys = {p.key}, .reason = reason});
+        l.dropped[p.kind]->Increment();
+        // A reminder dropped is a warning (a newer one follows); anything else is an error.
+        const bool reminder = p.kind == post_kind::update || p.kind == post_kind::relay;
+        const std::initializer_list<log::field> fields{
+            {"channel", std::string{to_string(l.to)}},
+            {"key", p.key},
+            {"kind", std::string{to_string(p.kind)}},
+            {"error", reason}};
+        if (reminder) {
+            log_.warn("post dropped", fields);
+        } else {
+            log_.error("post dropped", fields);
+        }
+        l.queue.erase(l.queue.begin() + static_cast<std::ptrdiff_t>(victim));
+    }
+}
+
+void outbox::count_merged(const lane& l, const post& p) {
+    if (p.merged.empty()) {
+        return;
+    }
+    const std::string channel_name{to_string(l.to)};
+    std::string what;
+    for (const auto& m : p.merged) {
+        merged_
+            .Add(
+                {{"channel", channel_name},
+                 {"kind", std::string{to_string(m.kind)}},
+                 {"reason", std::string{to_string(m.reason)}}}
+            )
+            .Increment(static_cast<double>(m.count));
+        if (m.reason == merge_reason::untracked) {
+            untracked_.Increment(static_cast<double>(m.count));
+        }
+        what += (what.empty() ? "" : " ") + std::string{to_string(m.kind)} + ":" +
+                std::string{to_string(m.reason)} + "=" + std::to_string(m.count);
+    }
+    // One line per storm post or edit, so at most one per limits.storm_edit_interval.
+    log_.info("posts merged", {{"channel", channel_name}, {"into", p.key}, {"merged", what}});
 }
 
 asio::awaitable<void> outbox::deliver_edit(lane& l) {

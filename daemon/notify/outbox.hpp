@@ -38,6 +38,10 @@ struct outbox_settings {
     std::size_t max_batch = 10;
     /// Message ids remembered for later edits.
     std::size_t remembered_ids = 10000;
+    /// Posts queued per channel (notify.max_queued_posts). Past it the oldest queued
+    /// reminder is dropped first, then the oldest relay, then the oldest post; each drop is
+    /// counted (runbookd_posts_dropped_total) and logged.
+    std::size_t max_queued = 1000;
 };
 
 /// How the outbox's state reaches the state store: every change as a value, and a wait
@@ -73,9 +77,12 @@ public:
     /// Starts one delivery worker per channel.
     void start();
 
-    /// Queues a post. Never blocks; the post stays queued until delivered or final. An edit
-    /// (post::edit_of) supersedes a queued edit of the same message, or is folded into the
-    /// queued post it edits, so an outage leaves at most one pending edit per message.
+    /// Queues a post. Never blocks; the post stays queued until delivered, final or dropped
+    /// past settings.max_queued. An edit (post::edit_of) supersedes a queued edit of the same
+    /// message, or is folded into the queued post it edits, so an outage leaves at most one
+    /// pending edit per message. A reminder (post_kind::update) replaces the same incident's
+    /// queued reminder. A notice, reopened or storm post goes before the queued reminders.
+    /// The posts a post stands for (post::merged) are counted and logged.
     void enqueue(post p);
 
     /// Waits until every queue is empty or `budget` has passed; true when empty.
@@ -116,6 +123,15 @@ private:
     boost::asio::awaitable<void> deliver_edit(lane& l);
     /// Folds `p` (an edit) into a queued post of the same message; true when it did.
     bool supersede(lane& l, post& p);
+    /// Puts `p` (a reminder) in the place of its incident's queued reminder; true when it did.
+    bool replace_reminder(lane& l, post& p);
+    /// Where a new post joins the queue: before the first queued reminder not on the wire
+    /// for a notice, reopened or storm post; at the back for any other.
+    static std::size_t place(const lane& l, const post& p);
+    /// Drops queued posts past settings.max_queued: reminders first, then relays, then the oldest.
+    void bound(lane& l);
+    /// Counts and logs the posts `p` stands for (post::merged).
+    void count_merged(const lane& l, const post& p);
 
     boost::asio::any_io_executor executor_;
     notifier& notifier_;
@@ -138,6 +154,9 @@ private:
     prometheus::Family<prometheus::Gauge>& disabled_;
     prometheus::Family<prometheus::Counter>& superseded_;
     prometheus::Family<prometheus::Counter>& repeats_;
+    prometheus::Family<prometheus::Counter>& merged_;
+    prometheus::Family<prometheus::Counter>& dropped_;
+    prometheus::Counter& untracked_;
     prometheus::Counter& bugs_;
 };
 

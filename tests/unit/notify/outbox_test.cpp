@@ -10,6 +10,8 @@
 #include <gtest/gtest.h>
 #include <prometheus/registry.h>
 
+#include <map>
+
 namespace runbookd::notify {
 namespace {
 
@@ -612,6 +614,188 @@ TEST_F(outbox_journal_test, restore_applies_replacements_failures_and_forgotten_
     drain(ioc);
     ASSERT_EQ(notifier.calls.size(), 1u);
     EXPECT_EQ(notifier.calls[0].keys, std::vector<std::string>{"k/1"});
+}
+
+}  // namespace
+}  // namespace runbookd::notify
+
+// Bounded under storms: reminders replaced, notices first, a bound on each queue, merged
+// posts counted.
+namespace runbookd::notify {
+namespace {
+
+post reminder(const std::string& incident, int n) {
+    post p = status_post(incident + "/0/update/" + std::to_string(n));
+    p.kind = post_kind::update;
+    p.incident_id = incident;
+    p.text.title = "update " + std::to_string(n);
+    return p;
+}
+
+post notice(const std::string& incident) {
+    post p = status_post(incident + "/0/notice");
+    p.incident_id = incident;
+    return p;
+}
+
+/// A counter's value by its labels, or -1 when there is none.
+double labelled(
+    prometheus::Registry& registry, const std::string& name, const std::map<std::string, std::string>& labels
+) {
+    for (const auto& family : registry.Collect()) {
+        if (family.name != name) {
+            continue;
+        }
+        for (const auto& m : family.metric) {
+            std::map<std::string, std::string> have;
+            for (const auto& l : m.label) {
+                have[l.name] = l.value;
+            }
+            if (have == labels) {
+                return m.counter.value;
+            }
+        }
+    }
+    return -1;
+}
+
+struct outbox_storm_test : outbox_journal_test {
+    /// Delivers "first" so that what is enqueued next waits for the spacing, together.
+    void busy() {
+        box->enqueue(status_post("first"));
+        drain(ioc);
+        ASSERT_EQ(notifier.calls.size(), 1u);
+    }
+    std::vector<std::string> next_send() {
+        time.advance(2s);
+        drain(ioc);
+        return notifier.calls.back().keys;
+    }
+};
+
+TEST_F(outbox_storm_test, a_newer_reminder_replaces_the_queued_one_of_its_incident) {
+    journaled();
+    busy();
+    box->enqueue(reminder("I1", 1));
+    box->enqueue(reminder("I2", 1));
+    box->enqueue(reminder("I1", 2));
+    EXPECT_EQ(box->depth(channel::status), 2u);
+    ASSERT_FALSE(changes.empty());
+    const change& c = changes.back();
+    EXPECT_EQ(c.what, change::kind::replaced);
+    EXPECT_EQ(c.keys, std::vector<std::string>{"I1/0/update/1"});
+    ASSERT_TRUE(c.p);
+    EXPECT_EQ(c.p->key, "I1/0/update/2");
+    EXPECT_EQ(
+        labelled(
+            registry,
+            "runbookd_posts_merged_total",
+            {{"channel", "status"}, {"kind", "update"}, {"reason", "replaced"}}
+        ),
+        1
+    );
+    // Its place in the queue, the newest text.
+    EXPECT_EQ(next_send(), (std::vector<std::string>{"I1/0/update/2", "I2/0/update/1"}));
+}
+
+TEST_F(outbox_storm_test, a_notice_goes_before_queued_reminders) {
+    journaled();
+    busy();
+    box->enqueue(reminder("I1", 1));
+    box->enqueue(reminder("I2", 1));
+    box->enqueue(notice("N1"));
+    post resolved = status_post("I3/0/resolved");
+    resolved.kind = post_kind::resolved;
+    box->enqueue(resolved);  // anything else keeps its turn
+    EXPECT_EQ(
+        next_send(),
+        (std::vector<std::string>{"N1/0/notice", "I1/0/update/1", "I2/0/update/1", "I3/0/resolved"})
+    );
+}
+
+TEST_F(outbox_storm_test, a_notice_goes_before_a_reminder_waiting_for_its_retry) {
+    journaled();
+    notifier.push(failing(net::verdict::retryable));  // "r1" goes out at once, and fails
+    box->enqueue(reminder("I1", 1));
+    drain(ioc);
+    ASSERT_EQ(notifier.calls.size(), 1u);
+    box->enqueue(notice("N1"));
+    // The reminder failed and waits for its retry, no longer on the wire: the notice goes first.
+    std::vector<std::string> order;
+    for (int i = 0; i < 10 && box->depth(channel::status) > 0; ++i) {
+        time.advance(2s);
+        drain(ioc);
+    }
+    for (std::size_t i = 1; i < notifier.calls.size(); ++i) {
+        order.insert(order.end(), notifier.calls[i].keys.begin(), notifier.calls[i].keys.end());
+    }
+    EXPECT_EQ(order, (std::vector<std::string>{"N1/0/notice", "I1/0/update/1"}));
+}
+
+TEST_F(outbox_storm_test, past_the_bound_reminders_go_first_then_relays_then_the_oldest) {
+    outbox_settings s;
+    s.max_queued = 3;
+    journaled(s);
+    busy();
+    box->enqueue(reminder("I1", 1));
+    box->enqueue(reminder("I2", 1));
+    post relay = status_post("I3/0/relay/1");
+    relay.kind = post_kind::relay;
+    relay.incident_id = "I3";
+    box->enqueue(relay);
+    box->enqueue(notice("N1"));  // 4 queued: I1's reminder is dropped
+    EXPECT_EQ(box->depth(channel::status), 3u);
+    ASSERT_EQ(changes.back().what, change::kind::failed);
+    EXPECT_EQ(changes.back().keys, std::vector<std::string>{"I1/0/update/1"});
+    EXPECT_NE(changes.back().reason.find("notify.max_queued_posts"), std::string::npos);
+    box->enqueue(notice("N2"));  // then I2's
+    box->enqueue(notice("N3"));  // then the relay
+    box->enqueue(notice("N4"));  // nothing but notices: the oldest, counted
+    EXPECT_EQ(box->depth(channel::status), 3u);
+    const auto dropped = [&](const std::string& kind) {
+        return labelled(registry, "runbookd_posts_dropped_total", {{"channel", "status"}, {"kind", kind}});
+    };
+    EXPECT_EQ(dropped("update"), 2);
+    EXPECT_EQ(dropped("relay"), 1);
+    EXPECT_EQ(dropped("notice"), 1);
+    EXPECT_EQ(dropped("resolved"), 0);  // every kind is exported from the start
+    EXPECT_EQ(next_send(), (std::vector<std::string>{"N2/0/notice", "N3/0/notice", "N4/0/notice"}));
+}
+
+TEST_F(outbox_storm_test, the_posts_a_storm_post_stands_for_are_counted) {
+    make();
+    post storm = status_post("storm/1/status");
+    storm.kind = post_kind::storm;
+    storm.coalescible = false;
+    storm.merged = {
+        {post_kind::notice, merge_reason::storm, 26},
+        {post_kind::resolved, merge_reason::storm, 2},
+        {post_kind::notice, merge_reason::untracked, 3}};
+    box->enqueue(storm);
+    const auto merged = [&](const std::string& kind, const std::string& reason) {
+        return labelled(
+            registry,
+            "runbookd_posts_merged_total",
+            {{"channel", "status"}, {"kind", kind}, {"reason", reason}}
+        );
+    };
+    EXPECT_EQ(merged("notice", "storm"), 26);
+    EXPECT_EQ(merged("resolved", "storm"), 2);
+    EXPECT_EQ(merged("notice", "untracked"), 3);
+    EXPECT_EQ(labelled(registry, "runbookd_incidents_untracked_total", {}), 3);
+}
+
+TEST_F(outbox_storm_test, restore_puts_a_notice_before_the_reminders_as_enqueue_did) {
+    make();
+    box->stop();
+    drain(ioc);
+    box = std::make_unique<outbox>(ioc.get_executor(), notifier, outbox_settings{}, log::discard(), registry);
+    box->restore({.what = change::kind::enqueued, .to = channel::status, .p = reminder("I1", 1)});
+    box->restore({.what = change::kind::enqueued, .to = channel::status, .p = notice("N1")});
+    box->start();
+    drain(ioc);
+    ASSERT_EQ(notifier.calls.size(), 1u);
+    EXPECT_EQ(notifier.calls[0].keys, (std::vector<std::string>{"N1/0/notice", "I1/0/update/1"}));
 }
 
 }  // namespace
