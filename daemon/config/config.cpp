@@ -105,7 +105,7 @@ void read_status(yaml::section& s, status_config& out) {
 
 // Returns false when notify.kind was set but invalid, so dependent checks can stay quiet.
 bool read_notify(yaml::section& s, notify_config& out) {
-    s.keys({"kind", "drain_timeout", "coalesce_window"});
+    s.keys({"kind", "drain_timeout", "coalesce_window", "max_queued_posts"});
     bool kind_known = true;
     if (s.has("kind")) {
         const auto i = s.choice("kind", notifier_kinds);
@@ -137,12 +137,13 @@ void read_signals(yaml::section& s, signals_config& out) {
     s.keys({"retention", "max_signals"});
     s.get("retention", out.retention, 1min);
     s.get("max_signals", out.max_signals, 1);
+    s.get("max_queued_posts", out.max_queued_posts, 10);
 }
 
 /// The root's keys: its own sections, every integration's, then `services`.
 std::vector<std::string_view> root_keys() {
     std::vector<std::string_view> keys{
-        "server", "log", "status", "notify", "rules", "calendars", "operations", "signals"};
+        "server", "log", "status", "notify", "rules", "calendars", "operations", "signals", "limits"};
     each_section([&](std::string_view name, auto) { keys.push_back(name); });
     keys.push_back("services");
     return keys;
@@ -160,6 +161,14 @@ void read_root(yaml::section& top, config& cfg) {
     root("status", read_status, cfg.status);
     const bool kind_known = root("notify", read_notify, cfg.notify);
     root("rules", read_rules, cfg.rules);
+void read_limits(yaml::section& s, limits_config& out) {
+    s.keys({"max_open_incidents", "storm_threshold", "storm_window", "storm_edit_interval"});
+    s.get("max_open_incidents", out.max_open_incidents, 1);
+    s.get("storm_threshold", out.storm_threshold, 0);
+    s.get("storm_window", out.storm_window, 1s);
+    s.get("storm_edit_interval", out.storm_edit_interval, 0ms);
+}
+
     root("operations", read_operations, cfg.operations);
     root("signals", read_signals, cfg.signals);
     cfg.services = yaml::read_services(top.sub("services"));
@@ -183,6 +192,7 @@ void read_root(yaml::section& top, config& cfg) {
     });
 
     // Checks across sections.
+    root("limits", read_limits, cfg.limits);
     // A webhook that is present but invalid has been reported where it is.
     if (kind_known && cfg.notify.kind == notifier_kind::discord && !cfg.discord.status.configured() &&
         !discord->has("status_webhook_url") && !discord->has("status_webhook_url_file")) {
@@ -281,4 +291,8 @@ load_result load(const std::string& path, const env_lookup& env) {
     return out;
 }
 
+    s.limits.max_open_incidents = limits.max_open_incidents;
+    s.limits.storm_threshold = limits.storm_threshold;
+    s.limits.storm_window = limits.storm_window;
+    s.limits.storm_edit_interval = limits.storm_edit_interval;
 }  // namespace runbookd::config

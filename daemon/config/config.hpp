@@ -85,6 +85,8 @@ struct rules_config {
     friend bool operator==(const rules_config&, const rules_config&) = default;
 };
 
+    /// Posts queued per channel; past it the oldest reminder goes first (docs/configuration.md).
+    std::size_t max_queued_posts = 1000;
 /// `operations:`: how #operations is kept current.
 struct operations_config {
     milliseconds edit_interval = std::chrono::seconds{30};
@@ -115,6 +117,16 @@ struct config {
     std::map<std::string, service_info, std::less<>> services;
 
     // Each integration's own section (its folder's config.hpp), listed in each_section().
+/// `limits:`: bounds under an alert storm (docs/configuration.md#limits).
+struct limits_config {
+    std::size_t max_open_incidents = 5000;
+    std::size_t storm_threshold = 10;  ///< 0: only max_open_incidents starts a storm
+    milliseconds storm_window = std::chrono::minutes{5};
+    milliseconds storm_edit_interval = std::chrono::seconds{10};
+
+    friend bool operator==(const limits_config&, const limits_config&) = default;
+};
+
     intake::pagerduty::config pagerduty;
     sources::pagerduty_api::config pagerduty_api;
     intake::deploys::config deploys;
@@ -126,6 +138,7 @@ struct config {
     sources::cloudsql::config cloudsql;
     sources::gcp_status::config gcp_status;
     sources::postgres::config postgres;
+    limits_config limits;
     sources::certs::config certs;
     sources::probes::config probes;
     sources::promql::config promql;
