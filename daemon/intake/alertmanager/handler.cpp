@@ -2,6 +2,7 @@
 
 #include "crypto/base64.hpp"
 #include "crypto/digest.hpp"
+#include "intake/content_type.hpp"
 #include "intake/webhook_metrics.hpp"
 
 #include <boost/beast/http/field.hpp>
@@ -25,6 +26,7 @@ constexpr std::string_view results[] = {
     "bad_auth",
     "malformed",
     "unsupported_version",
+    "unsupported_media_type",
 };
 
 /// Strips a case-insensitive auth scheme ("Bearer ") from a header value.
@@ -172,6 +174,9 @@ net::response webhook_handler::operator()(const net::request& req) {
     // Authenticate before parsing: nothing unauthenticated reaches the JSON parser.
     // Alertmanager retries only 5xx answers, so every refusal here is a 4xx: a retry would
     // be refused again.
+    if (!has_json_body(req)) {
+        return refuse(req, "unsupported_media_type", 415, "Content-Type must be application/json");
+    }
     switch (auth_.verify(req[http::field::authorization])) {
         case credentials::check::valid: break;
         case credentials::check::missing: {

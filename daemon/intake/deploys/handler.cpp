@@ -2,6 +2,7 @@
 
 #include "core/engine.hpp"
 #include "crypto/digest.hpp"
+#include "intake/content_type.hpp"
 #include "intake/deploys/signature.hpp"
 #include "intake/webhook_metrics.hpp"
 #include "loop/clock.hpp"
@@ -16,7 +17,7 @@ namespace http = boost::beast::http;
 
 namespace {
 
-constexpr std::array<std::string_view, 9> results{
+constexpr std::array<std::string_view, 10> results{
     "accepted",
     "duplicate",
     "ping",
@@ -26,6 +27,7 @@ constexpr std::array<std::string_view, 9> results{
     "not_configured",
     "stale",
     "malformed",
+    "unsupported_media_type",
 };
 
 constexpr std::array<std::string_view, 7> event_statuses{
@@ -77,6 +79,11 @@ net::response webhook_handler::handle(const net::request& req) {
 }
 
 net::response webhook_handler::handle_at(const net::request& req, wall_time now) {
+    // GitHub sends application/json only when the hook's content type says so; a
+    // form-encoded delivery (its default) would never parse.
+    if (!has_json_body(req)) {
+        return refuse(req, "unsupported_media_type", 415, "Content-Type must be application/json");
+    }
     if (req.body().empty()) {
         return refuse(req, "malformed", 400, "empty body");
     }

@@ -5,7 +5,7 @@
 namespace runbookd::intake::pagerduty {
 
 void read(yaml::section& s, config& out) {
-    s.keys({"webhook_secrets", "webhook_secrets_file", "dedupe_capacity"});
+    s.keys({"webhook_secrets", "webhook_secrets_file", "dedupe_capacity", "max_age"});
     const std::size_t before = s.problem_count();
     out.webhook_secrets.clear();
     s.secrets("webhook_secrets", out.webhook_secrets);
@@ -17,6 +17,7 @@ void read(yaml::section& s, config& out) {
         );
     }
     s.get("dedupe_capacity", out.dedupe_capacity, 1);
+    s.get("max_age", out.max_age, std::chrono::minutes{1});
 }
 
 }  // namespace runbookd::intake::pagerduty

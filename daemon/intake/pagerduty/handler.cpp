@@ -1,8 +1,10 @@
 #include "intake/pagerduty/handler.hpp"
 
+#include "intake/content_type.hpp"
 #include "intake/pagerduty/parse.hpp"
 #include "intake/pagerduty/signature.hpp"
 #include "intake/webhook_metrics.hpp"
+#include "loop/clock.hpp"
 
 #include <boost/beast/http/status.hpp>
 
@@ -20,17 +22,21 @@ constexpr std::string_view results[] = {
     "missing_signature",
     "bad_signature",
     "malformed",
+    "stale",
+    "unsupported_media_type",
 };
 }  // namespace
 
 webhook_handler::webhook_handler(
     std::vector<secret<std::string>> secrets,
     std::size_t dedupe_capacity,
+    std::chrono::milliseconds max_age,
     event_sink sink,
     log::logger log,
     prometheus::Registry& metrics
 )
     : secrets_(std::move(secrets)),
+      max_age_(max_age),
       seen_(dedupe_capacity * 2),  // two ids per webhook: X-Webhook-Id and event.id
       sink_(std::move(sink)),
       log_(std::move(log)),
@@ -55,12 +61,23 @@ prometheus::Counter& webhook_handler::counter(std::string_view result) {
     return results_.Add({{"source", "pagerduty"}, {"result", std::string{result}}});
 }
 
-net::response webhook_handler::operator()(const net::request& req) {
+net::response webhook_handler::handle(const net::request& req) {
+    return handle_at(req, loop::wall_now());
+}
+
+net::response webhook_handler::handle_at(const net::request& req, wall_time now) {
     const std::string_view body = req.body();
     const auto webhook_id = std::string{req["X-Webhook-Id"]};
 
     // Authenticate before parsing: nothing unauthenticated reaches the JSON parser.
     // Status codes follow PagerDuty's reference receiver; any 4xx but 429 is not redelivered.
+    if (!has_json_body(req)) {
+        counter("unsupported_media_type").Increment();
+        log_.warn("webhook refused", {{"reason", "content type is not application/json"}});
+        return net::make_error(
+            req, http::status::unsupported_media_type, "Content-Type must be application/json"
+        );
+    }
     if (body.empty()) {
         counter("malformed").Increment();
         return net::make_error(req, http::status::bad_request, "empty body");
@@ -103,6 +120,22 @@ net::response webhook_handler::operator()(const net::request& req) {
         log_.info("webhook duplicate", {{"event_id", parsed->event_id}, {"webhook_id", webhook_id}});
         return net::make_response(req, http::status::accepted, R"({"status":"duplicate"})");
     }
+    // Signed once, a webhook could be replayed forever: news older than max_age is refused.
+    // The answer is a 2xx all the same: PagerDuty redelivers a 5xx or a 429 for up to 48 h,
+    // and after three 4xx answers in a row it disables the subscription for a day (api-facts
+    // §1.1), so a stale redelivery must not cost the next real page.
+    if (parsed->occurred_at && *parsed->occurred_at < now - max_age_) {
+        counter("stale").Increment();
+        log_.warn(
+            "webhook refused",
+            {{"reason", "stale"},
+             {"event_id", parsed->event_id},
+             {"event_type", parsed->event_type},
+             {"occurred_at", format_rfc3339(*parsed->occurred_at)},
+             {"max_age", format_duration(max_age_)}}
+        );
+        return net::make_response(req, http::status::accepted, R"({"status":"stale"})");
+    }
     seen_.insert(std::move(event_key));
     if (!webhook_id.empty()) {
         seen_.insert(webhook_key);
@@ -136,7 +169,7 @@ std::unique_ptr<webhook_handler> make(const config& cfg, context& cx) {
         cx.redact(s.reveal());
     }
     return std::make_unique<webhook_handler>(
-        cfg.webhook_secrets, cfg.dedupe_capacity, cx.to.on_event, cx.log, cx.metrics
+        cfg.webhook_secrets, cfg.dedupe_capacity, cfg.max_age, cx.to.on_event, cx.log, cx.metrics
     );
 }
 

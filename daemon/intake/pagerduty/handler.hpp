@@ -12,6 +12,7 @@
 #include <prometheus/counter.h>
 #include <prometheus/registry.h>
 
+#include <chrono>
 #include <cstddef>
 #include <functional>
 #include <memory>
@@ -26,17 +27,22 @@ class webhook_handler final : public endpoint {
 public:
     using event_sink = std::function<void(incident_event&&)>;
 
+    /// `max_age`: how old an event (by its occurred_at) may be and still be acted on.
     webhook_handler(
         std::vector<secret<std::string>> secrets,
         std::size_t dedupe_capacity,
+        std::chrono::milliseconds max_age,
         event_sink sink,
         log::logger log,
         prometheus::Registry& metrics
     );
 
     std::string_view path() const noexcept override { return "/webhooks/pagerduty"; }
-    net::response handle(const net::request& req) override { return (*this)(req); }
-    net::response operator()(const net::request& req);
+    /// Judges an event's age against the daemon's wall clock (loop/clock.hpp).
+    net::response handle(const net::request& req) override;
+    net::response operator()(const net::request& req) { return handle(req); }
+    /// The same at `now`: the whole of the endpoint's logic, for tests in virtual time.
+    net::response handle_at(const net::request& req, wall_time now);
 
     /// Reload: new secrets apply to the next request.
     void set_secrets(std::vector<secret<std::string>> secrets) { secrets_ = std::move(secrets); }
@@ -45,6 +51,7 @@ private:
     prometheus::Counter& counter(std::string_view result);
 
     std::vector<secret<std::string>> secrets_;
+    std::chrono::milliseconds max_age_;
     recent_keys seen_;
     event_sink sink_;
     log::logger log_;

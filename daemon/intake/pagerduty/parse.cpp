@@ -125,6 +125,9 @@ result<parsed_webhook> parse_webhook(std::string_view body) {
     }
     out.event_id = std::move(*id);
     out.event_type = std::move(*type);
+    if (const auto at = string_at(ev, "occurred_at")) {
+        out.occurred_at = parse_rfc3339(*at);
+    }
 
     if (out.event_type == "pagey.ping") {
         out.kind = payload_kind::ping;
@@ -148,9 +151,7 @@ result<parsed_webhook> parse_webhook(std::string_view body) {
     incident_event result;
     result.type = known->second;
     result.event_id = out.event_id;
-    if (const auto at = string_at(ev, "occurred_at")) {
-        result.occurred_at = parse_rfc3339(*at);
-    }
+    result.occurred_at = out.occurred_at;
     if (const auto agent = ev.find("agent"); agent != ev.end() && agent->is_object()) {
         result.agent = string_at(*agent, "summary").value_or("");
     }

@@ -23,7 +23,8 @@ struct parsed_webhook {
     payload_kind kind = payload_kind::unknown;
     std::string event_id;
     std::string event_type;
-    std::optional<incident_event> event;  ///< set when kind == incident
+    std::optional<wall_time> occurred_at;  ///< event.occurred_at, when present and valid
+    std::optional<incident_event> event;   ///< set when kind == incident
 };
 
 /// Parses one webhook body. Fields it does not know are ignored; a missing or mistyped

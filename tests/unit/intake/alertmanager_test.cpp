@@ -481,9 +481,16 @@ struct handler_test : ::testing::Test {
         log::discard(),
         registry};
 
-    net::response post(const std::string& body, const std::string& auth = "Bearer t0ken") {
+    net::response post(
+        const std::string& body,
+        const std::string& auth = "Bearer t0ken",
+        std::string_view content_type = "application/json"
+    ) {
         net::request req{http::verb::post, "/webhooks/alertmanager", 11};
         req.body() = body;
+        if (!content_type.empty()) {
+            req.set(http::field::content_type, content_type);
+        }
         if (!auth.empty()) {
             req.set(http::field::authorization, auth);
         }
@@ -511,6 +518,24 @@ struct handler_test : ::testing::Test {
         return -1;
     }
 };
+
+TEST_F(handler_test, a_body_not_sent_as_json_is_415_and_counted) {
+    EXPECT_EQ(count("unsupported_media_type"), 0);
+    EXPECT_EQ(
+        post(fixture("firing.json"), "Bearer t0ken", "").result(), http::status::unsupported_media_type
+    );
+    EXPECT_EQ(
+        post(fixture("firing.json"), "Bearer t0ken", "text/plain; charset=utf-8").result(),
+        http::status::unsupported_media_type
+    );
+    EXPECT_TRUE(events.empty());
+    EXPECT_EQ(count("unsupported_media_type"), 2);
+    EXPECT_EQ(
+        post(fixture("firing.json"), "Bearer t0ken", "application/json; charset=utf-8").result(),
+        http::status::ok
+    );
+    EXPECT_EQ(events.size(), 1u);
+}
 
 TEST_F(handler_test, a_group_fires_repeats_and_resolves) {
     EXPECT_EQ(post(fixture("firing.json")).result(), http::status::ok);

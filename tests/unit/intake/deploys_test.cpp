@@ -232,6 +232,7 @@ struct deploys_handler : ::testing::Test {
     prometheus::Registry registry;
     std::vector<signal> signals;
     wall_time now = at("2026-03-05T15:52:00Z");
+    std::string content_type = "application/json";
     std::unique_ptr<webhook_handler> handler = make_handler();
 
     std::unique_ptr<webhook_handler> make_handler() {
@@ -254,6 +255,9 @@ struct deploys_handler : ::testing::Test {
     ) {
         net::request req{http::verb::post, "/webhooks/deploys", 11};
         req.body() = body;
+        if (!content_type.empty()) {
+            req.set(http::field::content_type, content_type);
+        }
         req.set("X-GitHub-Event", event);
         req.set("User-Agent", "GitHub-Hookshot/044aadd");
         if (!sig.empty()) {
@@ -269,6 +273,7 @@ struct deploys_handler : ::testing::Test {
     net::response generic(const std::string& body, const std::string& ts, const std::string& sig) {
         net::request req{http::verb::post, "/webhooks/deploys", 11};
         req.body() = body;
+        req.set(http::field::content_type, content_type);
         req.set("X-Runbookd-Timestamp", ts);
         req.set("X-Runbookd-Signature", sig);
         req.prepare_payload();
@@ -332,6 +337,29 @@ TEST_F(deploys_handler, refuses_with_clear_codes_and_reaches_nothing) {
     EXPECT_EQ(metric("missing_signature"), 2);
     EXPECT_EQ(metric("bad_signature"), 1);
     EXPECT_EQ(metric("malformed"), 2);
+}
+
+TEST_F(deploys_handler, a_delivery_not_sent_as_json_is_415_and_reaches_nothing) {
+    const auto body = fixture("deployment_status_failure.json");
+    EXPECT_EQ(metric("unsupported_media_type"), 0);
+    // GitHub's default content type for a hook is form-encoded: never parsed.
+    content_type = "application/x-www-form-urlencoded";
+    EXPECT_EQ(
+        github("deployment_status", body, sign_github("new", body), "d-1").result(),
+        http::status::unsupported_media_type
+    );
+    content_type = "";
+    EXPECT_EQ(
+        github("deployment_status", body, sign_github("new", body), "d-2").result(),
+        http::status::unsupported_media_type
+    );
+    EXPECT_TRUE(signals.empty());
+    EXPECT_EQ(metric("unsupported_media_type"), 2);
+    content_type = "application/json; charset=utf-8";
+    EXPECT_EQ(
+        github("deployment_status", body, sign_github("new", body), "d-3").result(), http::status::accepted
+    );
+    EXPECT_EQ(signals.size(), 1u);
 }
 
 TEST_F(deploys_handler, a_stale_status_is_refused_at_max_age_and_not_a_millisecond_before) {

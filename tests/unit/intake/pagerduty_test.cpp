@@ -1,3 +1,4 @@
+#include "intake/content_type.hpp"
 #include "intake/pagerduty/handler.hpp"
 #include "intake/pagerduty/parse.hpp"
 #include "intake/pagerduty/signature.hpp"
@@ -128,13 +129,24 @@ struct handler_test : ::testing::Test {
     webhook_handler handler{
         secrets({"topsecret"}),
         100,
+        std::chrono::hours{1},
         [this](incident_event&& ev) { events.push_back(std::move(ev)); },
         log::discard(),
         registry};
+    /// The recorded payloads happened on 2020-10-02 between 18:45 and 19:07 UTC.
+    wall_time now = *parse_rfc3339("2020-10-02T19:10:00Z");
 
-    net::response post(const std::string& body, const std::string& sig, const std::string& webhook_id = "") {
+    net::response post(
+        const std::string& body,
+        const std::string& sig,
+        const std::string& webhook_id = "",
+        std::string_view content_type = "application/json"
+    ) {
         net::request req{http::verb::post, "/webhooks/pagerduty", 11};
         req.body() = body;
+        if (!content_type.empty()) {
+            req.set(http::field::content_type, content_type);
+        }
         if (!sig.empty()) {
             req.set("X-PagerDuty-Signature", sig);
         }
@@ -142,9 +154,94 @@ struct handler_test : ::testing::Test {
             req.set("X-Webhook-Id", webhook_id);
         }
         req.prepare_payload();
-        return handler(req);
+        return handler.handle_at(req, now);
+    }
+
+    double results(std::string_view result) {
+        for (const auto& family : registry.Collect()) {
+            if (family.name != "runbookd_webhooks_total") {
+                continue;
+            }
+            for (const auto& m : family.metric) {
+                for (const auto& l : m.label) {
+                    if (l.name == "result" && l.value == result) {
+                        return m.counter.value;
+                    }
+                }
+            }
+        }
+        return -1;
     }
 };
+
+TEST_F(handler_test, an_event_older_than_max_age_is_refused_as_stale_with_a_2xx) {
+    const auto body = fixture("incident_triggered.json");  // occurred at 18:45:22.169
+    const auto sig = sign("topsecret", body);
+    EXPECT_EQ(results("stale"), 0);                    // there from the start
+    now = *parse_rfc3339("2020-10-02T19:45:22.170Z");  // one hour and a millisecond later
+    const auto res = post(body, sig, "w1");
+    // A 2xx: PagerDuty would redeliver anything else but a 4xx, and three 4xx in a row
+    // disable the subscription.
+    EXPECT_EQ(res.result(), http::status::accepted);
+    EXPECT_NE(res.body().find("stale"), std::string::npos) << res.body();
+    EXPECT_TRUE(events.empty());
+    EXPECT_EQ(results("stale"), 1);
+    // A day later, the same (a replay of a captured delivery).
+    now = *parse_rfc3339("2020-10-03T19:00:00Z");
+    EXPECT_EQ(post(body, sig, "w2").result(), http::status::accepted);
+    EXPECT_TRUE(events.empty());
+    EXPECT_EQ(results("stale"), 2);
+    // At exactly max_age it is still news.
+    now = *parse_rfc3339("2020-10-02T19:45:22.169Z");
+    EXPECT_EQ(post(body, sig, "w3").result(), http::status::accepted);
+    EXPECT_EQ(events.size(), 1u);
+    EXPECT_EQ(results("accepted"), 1);
+}
+
+TEST_F(handler_test, an_event_without_occurred_at_is_judged_by_nothing_else) {
+    const std::string body =
+        R"({"event":{"id":"e1","event_type":"incident.triggered","resource_type":"incident",)"
+        R"("data":{"id":"P1","type":"incident","status":"triggered","title":"t"}}})";
+    EXPECT_EQ(post(body, sign("topsecret", body)).result(), http::status::accepted);
+    EXPECT_EQ(events.size(), 1u);
+}
+
+TEST_F(handler_test, a_body_that_is_not_json_by_its_content_type_is_415) {
+    const auto body = fixture("incident_triggered.json");
+    const auto sig = sign("topsecret", body);
+    EXPECT_EQ(post(body, sig, "w1", "").result(), http::status::unsupported_media_type);
+    EXPECT_EQ(
+        post(body, sig, "w2", "application/x-www-form-urlencoded").result(),
+        http::status::unsupported_media_type
+    );
+    EXPECT_EQ(post(body, sig, "w3", "text/plain").result(), http::status::unsupported_media_type);
+    EXPECT_EQ(post(body, sig, "w4", "application/jsonx").result(), http::status::unsupported_media_type);
+    EXPECT_TRUE(events.empty());
+    EXPECT_EQ(results("unsupported_media_type"), 4);
+    EXPECT_EQ(post(body, sig, "w5", "Application/JSON ; charset=utf-8").result(), http::status::accepted);
+    EXPECT_EQ(events.size(), 1u);
+}
+
+TEST(content_type, json_with_or_without_parameters_only) {
+    for (const auto* yes :
+         {"application/json",
+          "APPLICATION/JSON",
+          " application/json ",
+          "application/json;charset=utf-8",
+          "application/json; charset=UTF-8"}) {
+        EXPECT_TRUE(is_json_media_type(yes)) << yes;
+    }
+    for (const auto* no :
+         {"",
+          "application/jso",
+          "application/json-seq",
+          "application/x-www-form-urlencoded",
+          "text/json",
+          "application/problem+json",
+          "multipart/form-data"}) {
+        EXPECT_FALSE(is_json_media_type(no)) << no;
+    }
+}
 
 TEST_F(handler_test, accepts_a_signed_page_with_202) {
     const auto body = fixture("incident_triggered.json");
