@@ -20,6 +20,7 @@
 #include "sources/postgres/config.hpp"
 #include "sources/probes/config.hpp"
 #include "sources/promql/config.hpp"
+#include "store/config.hpp"
 #include "yaml/section.hpp"
 
 #include <chrono>
@@ -142,6 +143,7 @@ struct limits_config {
     sources::certs::config certs;
     sources::probes::config probes;
     sources::promql::config promql;
+    store::config store;
 
     /// The engine's view of this configuration. The rule pack and whether #operations has
     /// a destination are the caller's to set (app/).
@@ -167,6 +169,7 @@ void each_section(F&& f) {
     f("certs", &config::certs);
     f("probes", &config::probes);
     f("promql", &config::promql);
+    f("store", &config::store);
 }
 
 /// One problem in a configuration file (core/problem.hpp).

@@ -1,0 +1,514 @@
+// The journal in a directory (store::kind::file), and the store that keeps nothing
+// (store::kind::memory). File work runs on one thread of the store's own: the loop appends
+// framed records to a buffer, the thread writes and fdatasyncs them in batches (group
+// commit), and posts each durable position back to the loop, which resumes its waiters.
+
+#include "log/log.hpp"
+#include "loop/clock.hpp"
+#include "store/config.hpp"
+#include "store/journal.hpp"
+#include "store/store.hpp"
+
+#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include <cerrno>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <fcntl.h>
+#include <map>
+#include <mutex>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <thread>
+#include <unistd.h>
+
+namespace runbookd::store {
+
+namespace asio = boost::asio;
+
+namespace {
+
+std::string os_error(const std::string& what, const std::string& path) {
+    return what + " " + path + ": " + std::strerror(errno);
+}
+
+/// Writes all of `bytes`; false (errno set) on failure.
+bool write_all(int fd, std::string_view bytes) {
+    while (!bytes.empty()) {
+        const auto n = ::write(fd, bytes.data(), bytes.size());
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return false;
+        }
+        bytes.remove_prefix(static_cast<std::size_t>(n));
+    }
+    return true;
+}
+
+bool fsync_dir(const std::string& dir) {
+    const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        return false;
+    }
+    const bool ok = ::fsync(fd) == 0;
+    ::close(fd);
+    return ok;
+}
+
+/// Keeps nothing: today's behaviour before a store, for tests and one-off runs.
+class memory_store final : public store {
+public:
+    std::string describe() const override { return "memory (nothing survives a restart)"; }
+    result<std::vector<record>> recover() override { return std::vector<record>{}; }
+    void append(const record&) override {}
+    asio::awaitable<result<void>> sync() override { co_return result<void>{}; }
+    std::uint64_t growth() const noexcept override { return 0; }
+    void compact(compaction) override {}
+    void close() override {}
+};
+
+class file_store final : public store {
+public:
+    file_store(const config& cfg, asio::any_io_executor loop, log::logger log, prometheus::Registry& metrics)
+        : dir_(cfg.dir),
+          path_(cfg.dir + "/journal"),
+          loop_(std::move(loop)),
+          log_(std::move(log)),
+          shared_(std::make_shared<shared>()),
+          syncs_(prometheus::BuildCounter()
+                     .Name("runbookd_store_syncs_total")
+                     .Help("Group commits of the state journal (write + fdatasync), by result.")
+                     .Register(metrics)),
+          sync_seconds_(prometheus::BuildHistogram()
+                            .Name("runbookd_store_sync_seconds")
+                            .Help("Time of one group commit of the state journal (write + fdatasync).")
+                            .Register(metrics)
+                            .Add(
+                                {},
+                                prometheus::Histogram::BucketBoundaries{
+                                    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1}
+                            )),
+          journal_bytes_(prometheus::BuildGauge()
+                             .Name("runbookd_store_journal_bytes")
+                             .Help("Size of the state journal on disk.")
+                             .Register(metrics)
+                             .Add({})),
+          compactions_(prometheus::BuildCounter()
+                           .Name("runbookd_store_compactions_total")
+                           .Help("Rewrites of the state journal to what still matters.")
+                           .Register(metrics)
+                           .Add({})),
+          cut_bytes_(prometheus::BuildCounter()
+                         .Name("runbookd_store_torn_bytes_total")
+                         .Help("Bytes of a torn journal tail (a write a crash cut short) cut at start.")
+                         .Register(metrics)
+                         .Add({})) {}
+
+    ~file_store() override { close(); }
+
+    std::string describe() const override { return "file journal in " + dir_; }
+
+    /// Makes the directory and takes its lock.
+    result<void> open() {
+        if (::mkdir(dir_.c_str(), 0700) != 0 && errno != EEXIST) {
+            return make_failure(errc::config_invalid, os_error("cannot make the state directory", dir_));
+        }
+        const std::string lock_path = dir_ + "/lock";
+        lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (lock_fd_ < 0) {
+            return make_failure(errc::config_invalid, os_error("cannot open", lock_path));
+        }
+        if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+            return make_failure(
+                errc::config_invalid,
+                "the state directory " + dir_ + " is in use by another runbookd (" + lock_path + " is locked)"
+            );
+        }
+        return {};
+    }
+
+    result<std::vector<record>> recover() override {
+        std::string text;
+        {
+            const int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+            if (fd < 0 && errno != ENOENT) {
+                return make_failure(errc::config_invalid, os_error("cannot read", path_));
+            }
+            if (fd >= 0) {
+                char buf[1 << 16];
+                for (;;) {
+                    const auto n = ::read(fd, buf, sizeof buf);
+                    if (n < 0 && errno == EINTR) {
+                        continue;
+                    }
+                    if (n < 0) {
+                        const auto e = os_error("cannot read", path_);
+                        ::close(fd);
+                        return make_failure(errc::config_invalid, e);
+                    }
+                    if (n == 0) {
+                        break;
+                    }
+                    text.append(buf, static_cast<std::size_t>(n));
+                }
+                ::close(fd);
+            }
+        }
+        const journal::scan scanned = journal::read(text);
+        if (!scanned.error.empty()) {
+            return make_failure(
+                errc::config_invalid,
+                path_ + ": " + scanned.error +
+                    "; refusing to start on state it cannot trust (move the file aside to start empty)"
+            );
+        }
+        std::vector<record> out;
+        out.reserve(scanned.records.size());
+        for (std::size_t i = 0; i < scanned.records.size(); ++i) {
+            auto d = decode(scanned.records[i]);
+            if (!d.value) {
+                return make_failure(
+                    errc::config_invalid,
+                    path_ + ": record " + std::to_string(i + 1) + " cannot be read (" + d.error +
+                        "); refusing to start on state it cannot trust (move the file aside to start empty)"
+                );
+            }
+            out.push_back(std::move(*d.value));
+        }
+        if (scanned.torn > 0) {
+            log_.warn(
+                "state journal had a torn tail; cut",
+                {{"path", path_}, {"bytes", static_cast<long long>(scanned.torn)}}
+            );
+            cut_bytes_.Increment(static_cast<double>(scanned.torn));
+        }
+        // Start on a clean file: what was read, rewritten whole (the tail cut), atomically.
+        std::string fresh = journal::header();
+        for (const auto payload : scanned.records) {
+            journal::frame(fresh, payload);
+        }
+        if (auto r = replace_file(fresh); !r) {
+            return r.error();
+        }
+        file_size_ = fresh.size();
+        journal_bytes_.Set(static_cast<double>(file_size_));
+        shared_->fd = fd_;
+        fd_ = -1;  // the store's thread owns it from now on
+        thread_ = std::thread([s = shared_, loop = loop_, path = path_, dir = dir_, this] {
+            writer(s, loop, path, dir);
+        });
+        return out;
+    }
+
+    void append(const record& r) override {
+        std::string bytes;
+        journal::frame(bytes, encode(r));
+        appended_ += bytes.size();
+        growth_ += bytes.size();
+        std::lock_guard lock{shared_->m};
+        if (shared_->pending.empty() || shared_->pending.back().compact) {
+            shared_->pending.push_back(item{});
+        }
+        shared_->pending.back().bytes += bytes;
+        shared_->pending.back().end = appended_;
+        shared_->cv.notify_one();
+    }
+
+    asio::awaitable<result<void>> sync() override {
+        const std::uint64_t target = appended_;
+        if (durable_ >= target) {
+            co_return result<void>{};
+        }
+        // Resumed by settle() with whether the round that covers `target` failed.
+        const bool failed = co_await asio::async_initiate<decltype(asio::use_awaitable), void(bool)>(
+            [this, target](auto handler) { waiters_.emplace(target, std::move(handler)); },
+            asio::use_awaitable
+        );
+        if (failed) {
+            co_return make_failure(errc::upstream_unavailable, "state journal: " + last_error_, true);
+        }
+        co_return result<void>{};
+    }
+
+    std::uint64_t growth() const noexcept override { return growth_; }
+
+    void compact(compaction c) override {
+        growth_ = 0;
+        std::lock_guard lock{shared_->m};
+        item it;
+        it.compact = std::make_shared<compaction>(std::move(c));
+        it.end = appended_;
+        shared_->pending.push_back(std::move(it));
+        shared_->cv.notify_one();
+    }
+
+    void close() override {
+        if (thread_.joinable()) {
+            {
+                std::lock_guard lock{shared_->m};
+                shared_->stopping = true;
+                shared_->cv.notify_one();
+            }
+            thread_.join();
+            ::close(shared_->fd);
+            shared_->fd = -1;
+        }
+        if (fd_ >= 0) {
+            ::close(fd_);
+            fd_ = -1;
+        }
+        if (lock_fd_ >= 0) {
+            ::close(lock_fd_);
+            lock_fd_ = -1;
+        }
+    }
+
+private:
+    struct item {
+        std::string bytes;
+        std::shared_ptr<compaction> compact;
+        std::uint64_t end = 0;  ///< logical position once this item is in
+    };
+    struct shared {
+        std::mutex m;
+        std::condition_variable cv;
+        std::deque<item> pending;
+        bool stopping = false;
+        int fd = -1;  ///< the writer's; replaced by a compaction
+    };
+    /// What one round of the writer reports to the loop.
+    struct report {
+        std::uint64_t durable = 0;
+        std::string error;
+        double seconds = 0;
+        std::size_t file_size = 0;
+        bool compacted = false;
+        std::size_t kept = 0;
+    };
+
+    /// Writes `text` as the whole journal: a new file, fsynced, renamed over the old one.
+    result<void> replace_file(const std::string& text) {
+        const std::string tmp = path_ + ".new";
+        const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (fd < 0) {
+            return make_failure(errc::config_invalid, os_error("cannot write", tmp));
+        }
+        if (!write_all(fd, text) || ::fdatasync(fd) != 0 || ::rename(tmp.c_str(), path_.c_str()) != 0 ||
+            !fsync_dir(dir_)) {
+            const auto e = os_error("cannot write", path_);
+            ::close(fd);
+            return make_failure(errc::config_invalid, e);
+        }
+        if (::lseek(fd, 0, SEEK_END) < 0) {
+            const auto e = os_error("cannot seek", path_);
+            ::close(fd);
+            return make_failure(errc::config_invalid, e);
+        }
+        if (fd_ >= 0) {
+            ::close(fd_);
+        }
+        // Reopened for appending: the descriptor written is the renamed file's.
+        ::close(fd);
+        fd_ = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+        if (fd_ < 0) {
+            return make_failure(errc::config_invalid, os_error("cannot open", path_));
+        }
+        return {};
+    }
+
+    /// The journal rewritten to what `c` keeps; the new descriptor, or -1 (errno set).
+    static int rewrite(
+        const std::string& path,
+        const std::string& dir,
+        const compaction& c,
+        std::size_t& size,
+        std::size_t& kept
+    ) {
+        std::string text;
+        {
+            const int in = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+            if (in < 0) {
+                return -1;
+            }
+            char buf[1 << 16];
+            for (;;) {
+                const auto n = ::read(in, buf, sizeof buf);
+                if (n < 0 && errno == EINTR) {
+                    continue;
+                }
+                if (n <= 0) {
+                    break;
+                }
+                text.append(buf, static_cast<std::size_t>(n));
+            }
+            ::close(in);
+        }
+        const journal::scan scanned = journal::read(text);
+        std::string out = journal::header();
+        kept = 0;
+        for (const auto payload : scanned.records) {
+            auto d = decode(payload);
+            if (!d.value) {
+                continue;
+            }
+            const auto* in = std::get_if<input>(&*d.value);
+            if (in != nullptr && c.keep(*in)) {
+                journal::frame(out, payload);
+                ++kept;
+            }
+        }
+        for (const auto& ch : c.outbox) {
+            journal::frame(out, encode(record{ch}));
+            ++kept;
+        }
+        const std::string tmp = path + ".new";
+        const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (fd < 0) {
+            return -1;
+        }
+        if (!write_all(fd, out) || ::fdatasync(fd) != 0 || ::rename(tmp.c_str(), path.c_str()) != 0 ||
+            !fsync_dir(dir)) {
+            const int e = errno;
+            ::close(fd);
+            errno = e;
+            return -1;
+        }
+        ::close(fd);
+        size = out.size();
+        return ::open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+    }
+
+    /// The store's thread: writes what is pending, fdatasyncs, reports; until stopped.
+    void writer(
+        std::shared_ptr<shared> s, asio::any_io_executor loop, const std::string& path, const std::string& dir
+    ) {
+        std::size_t size = file_size_;
+        for (;;) {
+            std::deque<item> batch;
+            {
+                std::unique_lock lock{s->m};
+                s->cv.wait(lock, [&] { return s->stopping || !s->pending.empty(); });
+                if (s->pending.empty() && s->stopping) {
+                    return;
+                }
+                batch.swap(s->pending);
+            }
+            const auto started = loop::steady_clock::now();
+            report rep;
+            bool wrote = false;
+            for (auto& it : batch) {
+                if (!rep.error.empty()) {
+                    break;
+                }
+                if (it.compact) {
+                    std::size_t kept = 0;
+                    const int fd = rewrite(path, dir, *it.compact, size, kept);
+                    if (fd < 0) {
+                        rep.error = os_error("cannot compact", path);
+                        break;
+                    }
+                    ::close(s->fd);
+                    s->fd = fd;
+                    rep.compacted = true;
+                    rep.kept = kept;
+                    wrote = false;
+                } else {
+                    if (!write_all(s->fd, it.bytes)) {
+                        rep.error = os_error("cannot write", path);
+                        break;
+                    }
+                    size += it.bytes.size();
+                    wrote = true;
+                }
+                rep.durable = it.end;
+            }
+            if (rep.error.empty() && wrote && ::fdatasync(s->fd) != 0) {
+                rep.error = os_error("cannot fdatasync", path);
+            }
+            rep.seconds = std::chrono::duration<double>(loop::steady_clock::now() - started).count();
+            rep.file_size = size;
+            // The report runs on the loop, and only while the store is alive there.
+            asio::post(loop, [this, alive = std::weak_ptr<int>{alive_}, rep = std::move(rep)]() mutable {
+                if (alive.lock()) {
+                    settle(std::move(rep));
+                }
+            });
+        }
+    }
+
+    void settle(report rep) {
+        syncs_.Add({{"result", rep.error.empty() ? "ok" : "error"}}).Increment();
+        sync_seconds_.Observe(rep.seconds);
+        journal_bytes_.Set(static_cast<double>(rep.file_size));
+        if (rep.compacted) {
+            compactions_.Increment();
+            log_.info(
+                "state journal compacted",
+                {{"records", static_cast<long long>(rep.kept)},
+                 {"bytes", static_cast<long long>(rep.file_size)}}
+            );
+        }
+        const bool failed = !rep.error.empty();
+        if (failed) {
+            last_error_ = rep.error;
+            log_.error("state journal write failed", {{"error", rep.error}});
+        } else {
+            durable_ = std::max(durable_, rep.durable);
+        }
+        // Resume every waiter this round covers (or every one, with the error).
+        while (!waiters_.empty() && (failed || waiters_.begin()->first <= durable_)) {
+            auto h = std::move(waiters_.begin()->second);
+            waiters_.erase(waiters_.begin());
+            std::move(h)(failed);
+        }
+    }
+
+    std::string dir_;
+    std::string path_;
+    asio::any_io_executor loop_;
+    log::logger log_;
+    std::shared_ptr<shared> shared_;
+    std::shared_ptr<int> alive_ = std::make_shared<int>(0);
+    std::thread thread_;
+    int fd_ = -1;
+    int lock_fd_ = -1;
+    std::size_t file_size_ = 0;
+    std::uint64_t appended_ = 0;
+    std::uint64_t durable_ = 0;
+    std::uint64_t growth_ = 0;
+    std::string last_error_;
+    std::multimap<std::uint64_t, asio::any_completion_handler<void(bool)>> waiters_;
+
+    prometheus::Family<prometheus::Counter>& syncs_;
+    prometheus::Histogram& sync_seconds_;
+    prometheus::Gauge& journal_bytes_;
+    prometheus::Counter& compactions_;
+    prometheus::Counter& cut_bytes_;
+};
+
+}  // namespace
+
+result<std::unique_ptr<store>> make(
+    const config& cfg, asio::any_io_executor loop, log::logger log, prometheus::Registry& metrics
+) {
+    if (cfg.kind == kind::memory) {
+        return std::unique_ptr<store>{std::make_unique<memory_store>()};
+    }
+    auto s = std::make_unique<file_store>(cfg, std::move(loop), std::move(log), metrics);
+    if (auto r = s->open(); !r) {
+        return r.error();
+    }
+    return std::unique_ptr<store>{std::move(s)};
+}
+
+}  // namespace runbookd::store
