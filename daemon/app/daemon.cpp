@@ -50,6 +50,17 @@ net::server_limits limits_from(const config::server_config& s) {
     l.body_timeout = s.body_timeout;
     l.idle_timeout = s.idle_timeout;
     l.max_connections = s.max_connections;
+    l.max_connections_per_client = s.max_connections_per_client;
+    return l;
+}
+
+/// The admin listener's limits (server.admin_listen): the main listener's timeouts, and a
+/// connection budget and body limit of its own, so no webhook traffic can use them up.
+net::server_limits admin_limits_from(const config::server_config& s) {
+    auto l = limits_from(s);
+    l.max_body_bytes = 4096;  // probes and scrapes send none
+    l.max_connections = 64;
+    l.max_connections_per_client = 16;
     return l;
 }
 
@@ -160,6 +171,9 @@ struct daemon::impl {
             record_signal_log();
             return net::make_response(req, http::status::ok, exposition.render(), metrics::content_type);
         });
+        // The main listener keeps serving the three as well, for probes set up before the
+        // admin listener existed.
+        admin_routes = routes.only({"/healthz", "/readyz", "/metrics"});
         record_config(true);
         record_rules();
     }
@@ -507,7 +521,12 @@ struct daemon::impl {
                 log.error("shutdown step failed", {{"step", name}, {"error", e.what()}});
             }
         };
-        step("stop accepting", [&] { server.stop(); });
+        step("stop accepting", [&] {
+            server.stop();
+            if (admin_server) {
+                admin_server->stop();
+            }
+        });
         step("stop sources", [&] {
             for (auto it = built.sources.rbegin(); it != built.sources.rend(); ++it) {
                 it->source->stop();
@@ -542,6 +561,8 @@ struct daemon::impl {
     gatherer gather;
     net::router routes;
     net::http_server server;
+    net::router admin_routes;                        ///< /healthz, /readyz and /metrics only
+    std::unique_ptr<net::http_server> admin_server;  ///< on server.admin_listen, when set
     std::map<std::string, std::vector<std::string>> running_workloads;  ///< resolved, as in the engine
     loop::timer wake;
     loop::timer heartbeat;
@@ -569,13 +590,28 @@ daemon::~daemon() = default;
 
 asio::ip::tcp::endpoint daemon::start() {
     auto& i = *impl_;
+    const auto listening = [&i](std::string_view listener, const asio::ip::tcp::endpoint& at) {
+        i.log.info(
+            "listening",
+            {{"component", "server"},
+             {"listener", listener},
+             {"address", at.address().to_string()},
+             {"port", static_cast<int>(at.port())}}
+        );
+    };
     const auto ep = i.server.listen(i.cfg.server.address, i.cfg.server.port);
-    i.log.info(
-        "listening",
-        {{"component", "server"},
-         {"address", ep.address().to_string()},
-         {"port", static_cast<int>(ep.port())}}
-    );
+    listening("main", ep);
+    if (const auto& admin = i.cfg.server.admin) {
+        i.admin_server = std::make_unique<net::http_server>(
+            i.ioc.get_executor(),
+            i.admin_routes,
+            admin_limits_from(i.cfg.server),
+            i.log.with("component", "server"),
+            i.exposition.registry(),
+            "admin"
+        );
+        listening("admin", i.admin_server->listen(admin->address, admin->port));
+    }
     i.outbox.start();
     // Detached is safe for these three: each ends when `stopping` is set and its timer
     // is cancelled, and each handles its own errors as values.

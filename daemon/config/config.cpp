@@ -73,7 +73,16 @@ listen_parts parse_listen(std::string_view text) {
 // The root sections: the daemon's own. Each integration reads its own section (each_section).
 
 void read_server(yaml::section& s, server_config& out) {
-    s.keys({"listen", "max_body_bytes", "header_timeout", "body_timeout", "idle_timeout", "max_connections"});
+    s.keys(
+        {"listen",
+         "admin_listen",
+         "max_body_bytes",
+         "header_timeout",
+         "body_timeout",
+         "idle_timeout",
+         "max_connections",
+         "max_connections_per_client"}
+    );
     listen_parts listen;
     if (s.checked("listen", [&](const std::string& text) {
             listen = parse_listen(text);
@@ -82,11 +91,23 @@ void read_server(yaml::section& s, server_config& out) {
         out.address = std::move(listen.address);
         out.port = listen.port;
     }
+    listen_parts admin;
+    if (s.checked("admin_listen", [&](const std::string& text) {
+            admin = parse_listen(text);
+            if (admin.reason.empty() && admin.port != 0 && admin.port == out.port &&
+                (admin.address == out.address || admin.address == "0.0.0.0" || out.address == "0.0.0.0")) {
+                return std::string{"must be another port than server.listen's"};
+            }
+            return admin.reason;
+        })) {
+        out.admin = listen_address{std::move(admin.address), admin.port};
+    }
     s.get("max_body_bytes", out.max_body_bytes, 1);
     s.get("header_timeout", out.header_timeout, 1ms);
     s.get("body_timeout", out.body_timeout, 1ms);
     s.get("idle_timeout", out.idle_timeout, 1ms);
     s.get("max_connections", out.max_connections, 1);
+    s.get("max_connections_per_client", out.max_connections_per_client, 1);
 }
 
 void read_log(yaml::section& s, log_config& out) {

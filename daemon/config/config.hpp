@@ -37,6 +37,14 @@ namespace runbookd::config {
 
 using std::chrono::milliseconds;
 
+/// A numeric address and a port (0: any free port), as `host:port` reads.
+struct listen_address {
+    std::string address;
+    std::uint16_t port = 0;
+
+    friend bool operator==(const listen_address&, const listen_address&) = default;
+};
+
 /// `server:`: the webhook listener. `listen: "host:port"` fills address and port.
 struct server_config {
     std::string address = "0.0.0.0";
@@ -46,6 +54,10 @@ struct server_config {
     milliseconds body_timeout = std::chrono::seconds{30};
     milliseconds idle_timeout = std::chrono::seconds{60};
     std::size_t max_connections = 512;
+    std::size_t max_connections_per_client = 64;
+    /// `admin_listen`: a second listener serving only /healthz, /readyz and /metrics, with
+    /// connection limits of its own; unset, there is none.
+    std::optional<listen_address> admin;
 
     friend bool operator==(const server_config&, const server_config&) = default;
 };

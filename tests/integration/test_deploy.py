@@ -95,6 +95,20 @@ class DeployTests(unittest.TestCase):
         bound = {b["metadata"]["namespace"] for b in self.of_kind("RoleBinding")}
         self.assertEqual(namespaces, bound, "each watched namespace needs its RoleBinding")
 
+    def test_probes_and_scrapes_use_the_admin_listener(self):
+        config = yaml.safe_load(self.of_kind("ConfigMap")[0]["data"]["config.yaml"])
+        admin_port = int(config["server"]["admin_listen"].rsplit(":", 1)[1])
+        pod = self.of_kind("Deployment")[0]["spec"]["template"]
+        container = pod["spec"]["containers"][0]
+        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+        self.assertEqual(ports["admin"], admin_port)
+        for probe in ("readinessProbe", "livenessProbe"):
+            self.assertEqual(container[probe]["httpGet"]["port"], "admin", probe)
+        self.assertEqual(pod["metadata"]["annotations"]["prometheus.io/port"], str(admin_port))
+        # Only the webhook port is behind the Service.
+        service_ports = {p["targetPort"] for p in self.of_kind("Service")[0]["spec"]["ports"]}
+        self.assertEqual(service_ports, {"http"})
+
 
 if __name__ == "__main__":
     unittest.main()

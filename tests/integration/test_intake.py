@@ -375,6 +375,165 @@ class IntakeTests(DiscordTestCase):
         self.assertServing()
 
 
+class StaleAndContentTypeTests(DiscordTestCase):
+    """A signed event older than pagerduty.max_age is answered 2xx (PagerDuty must neither
+    redeliver it nor count it towards disabling the subscription) and acts on nothing; a
+    body not sent as JSON is a 415."""
+
+    overrides = {"pagerduty": {"max_age": "30m"}}
+
+    def metric(self, **labels) -> float:
+        import test_prometheus
+        r = self.rig.daemon.http("GET", "/metrics")
+        return test_prometheus.value(test_prometheus.parse_exposition(r.body.decode()),
+                                     "runbookd_webhooks_total", **labels) or 0
+
+    def test_a_stale_trigger_is_2xx_counted_and_posts_nothing(self):
+        stale = pagerduty.Incident(title="Stale page " + uuid.uuid4().hex[:8])
+        two_hours_ago = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(time.time() - 7200))
+        r = self.rig.pd.send(pagerduty.triggered(stale, occurred_at=two_hours_ago))
+        self.assertEqual(r.status, 202, r.body)
+        self.assertEqual(json.loads(r.body), {"status": "stale"})
+        wait_for(lambda: self.metric(source="pagerduty", result="stale") == 1, 5, "the stale count")
+        self.rig.daemon.wait_log(lambda e: e.get("msg") == "webhook refused" and e.get("reason") == "stale",
+                                 5, "the stale refusal's log line")
+        # A fresh page after it is posted; the stale one never is.
+        fresh = self.rig.trigger()
+        self.rig.wait_embeds(fresh)
+        self.assertEqual(self.rig.embeds_for(stale), [])
+
+    def test_a_body_not_sent_as_json_is_415(self):
+        inc = pagerduty.Incident(title="Form page " + uuid.uuid4().hex[:8])
+        body = pagerduty.encode(pagerduty.triggered(inc))
+        for content_type in ("application/x-www-form-urlencoded", "text/plain"):
+            h = pagerduty.headers(body, [self.rig.secret], extra={"Content-Type": content_type})
+            r = self.rig.daemon.http("POST", pagerduty.PATH, body, h)
+            self.assertEqual(r.status, 415, f"{content_type}: {r.status} {r.body!r}")
+        wait_for(lambda: self.metric(source="pagerduty", result="unsupported_media_type") == 2, 5,
+                 "the unsupported_media_type count")
+        h = pagerduty.headers(body, [self.rig.secret], extra={"Content-Type": "application/json; charset=utf-8"})
+        self.assertEqual(self.rig.daemon.http("POST", pagerduty.PATH, body, h).status, 202)
+        self.rig.wait_embeds(inc)
+
+
+FLOOD = 600  # silent connections, more than the default max_connections (512)
+
+
+def open_silent(port: int, count: int, sources: list[str]) -> list[socket.socket]:
+    """``count`` connections that send nothing, from the given loopback addresses in turn."""
+    out = []
+    try:
+        for i in range(count):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            out.append(s)
+            s.bind((sources[i % len(sources)], 0))
+            s.settimeout(5)
+            s.connect(("127.0.0.1", port))
+    except BaseException:
+        for s in out:
+            s.close()
+        raise
+    return out
+
+
+def served(port: int, source: str = "127.0.0.1", path: str = "/healthz", timeout: float = 2.0) -> bool:
+    """Whether a fresh connection from ``source`` gets a 200 for ``path``."""
+    try:
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            s.bind((source, 0))
+            s.settimeout(timeout)
+            s.connect(("127.0.0.1", port))
+            s.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
+            got = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                got += chunk
+        finally:
+            s.close()
+    except OSError:
+        return False
+    return status_of(got) == 200
+
+
+class FloodTests(DiscordTestCase):
+    """Connections that send nothing are closed at header_timeout (1 s here), whatever
+    idle_timeout says; one address holds at most max_connections_per_client; the admin
+    listener answers /healthz, /readyz and /metrics whatever the webhook port suffers."""
+
+    overrides = {"server": {"admin_listen": "127.0.0.1:0", "max_connections": 512,
+                            "max_connections_per_client": 64, "idle_timeout": "60s"}}
+
+    @property
+    def admin_port(self) -> int:
+        e = self.rig.daemon.find_log(lambda e: e.get("msg") == "listening" and e.get("listener") == "admin")
+        self.assertIsNotNone(e, "no 'listening' line for the admin listener")
+        return int(e["port"])
+
+    def metric(self, name: str, **labels) -> float:
+        import test_prometheus
+        got, _ = raw_exchange(self.admin_port, b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                               b"Connection: close\r\n\r\n", timeout=5)
+        text = got.split(b"\r\n\r\n", 1)[1].decode()
+        return test_prometheus.value(test_prometheus.parse_exposition(text), name, **labels) or 0
+
+    def test_the_admin_listener_serves_the_probes_only(self):
+        port = self.admin_port
+        self.assertNotEqual(port, self.rig.daemon.port)
+        for path in ("/healthz", "/readyz", "/metrics"):
+            self.assertTrue(served(port, path=path), path)
+        got, _ = raw_exchange(port, b"POST /webhooks/pagerduty HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                    b"Content-Type: application/json\r\nContent-Length: 2\r\n"
+                                    b"Connection: close\r\n\r\n{}")
+        self.assertEqual(status_of(got), 404, got[:80])
+        # The main listener keeps them too (probes set up before the admin listener).
+        self.assertTrue(served(self.rig.daemon.port, path="/readyz"))
+
+    def test_a_flood_from_one_address_locks_out_neither_others_nor_the_probes(self):
+        port = self.rig.daemon.port
+        refused_before = self.metric("runbookd_http_connections_refused_total", listener="main",
+                                     reason="max_connections_per_client")
+        flood = open_silent(port, FLOOD, ["127.0.0.1"])
+        try:
+            # Another address is served at once, and so are the probes.
+            self.assertTrue(served(port, source="127.0.0.2"), "another client was locked out")
+            self.assertTrue(served(self.admin_port), "the admin listener was locked out")
+            wait_for(lambda: self.metric("runbookd_http_connections_refused_total", listener="main",
+                                         reason="max_connections_per_client") - refused_before >= FLOOD - 64,
+                     5, "the refused connections counted")
+            # The flooding address itself is served again once its silent connections meet
+            # header_timeout (1 s), far short of idle_timeout (60 s).
+            wait_for(lambda: served(port, timeout=1.0), 5, "the main listener serving 127.0.0.1 again")
+        finally:
+            for s in flood:
+                s.close()
+        lines = [e for e in self.rig.daemon.snapshot_logs() if e.get("msg") == "connections refused"]
+        self.assertGreaterEqual(len(lines), 1)
+        self.assertLessEqual(len(lines), 3, "refusals are logged at most once every 10 s")
+
+    def test_a_flood_past_max_connections_recovers_within_header_timeout(self):
+        port = self.rig.daemon.port
+        # 10 addresses at 60 connections each: none reaches its own limit, all of them the
+        # listener's 512.
+        flood = open_silent(port, FLOOD, [f"127.0.0.{i}" for i in range(10, 20)])
+        try:
+            self.assertTrue(served(self.admin_port), "the admin listener was locked out")
+            self.assertTrue(served(self.admin_port, path="/readyz"), "/readyz on the admin listener")
+            wait_for(lambda: self.metric("runbookd_http_connections_refused_total", listener="main",
+                                         reason="max_connections") >= FLOOD - 512,
+                     5, "the refused connections counted")
+            wait_for(lambda: served(port, source="127.0.0.30", timeout=1.0), 5,
+                     "the main listener serving again after header_timeout")
+        finally:
+            for s in flood:
+                s.close()
+        # What made room: silent connections cut at header_timeout (those still open when
+        # the flood ended were closed by this side instead).
+        self.assertGreater(self.metric("runbookd_http_timeouts_total", listener="main", phase="header"), 0)
+
+
 class MaxConnectionsTests(DiscordTestCase):
     overrides = {"server": {"max_connections": 4}}
 

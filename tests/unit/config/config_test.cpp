@@ -159,6 +159,23 @@ TEST(config_good, minimal_file_keeps_every_default) {
     EXPECT_FALSE(c.postgres.configured());
 }
 
+TEST(config_good, an_admin_listener_and_the_intake_limits) {
+    const auto r = load_fixture("good_admin_listen.yaml");
+    ASSERT_TRUE(r.ok()) << dump(r.problems);
+    const config& c = *r.value;
+    ASSERT_TRUE(c.server.admin.has_value());
+    EXPECT_EQ(c.server.admin->address, "0.0.0.0");
+    EXPECT_EQ(c.server.admin->port, 9090);
+    EXPECT_EQ(c.server.max_connections, 256u);
+    EXPECT_EQ(c.server.max_connections_per_client, 16u);
+    EXPECT_EQ(c.pagerduty.max_age, 30min);
+    // Unset, there is no admin listener, 64 connections a client and an hour of age.
+    const config defaults;
+    EXPECT_FALSE(defaults.server.admin.has_value());
+    EXPECT_EQ(defaults.server.max_connections_per_client, 64u);
+    EXPECT_EQ(defaults.pagerduty.max_age, 1h);
+}
+
 TEST(config_good, full_file_sets_every_key) {
     const auto r = load_fixture("good_full.yaml");
     ASSERT_TRUE(r.ok()) << dump(r.problems);
@@ -622,6 +639,12 @@ INSTANTIATE_TEST_SUITE_P(
             3,
             "services.editor service",
             "'editor service' is not a PagerDuty service id (letters and digits, e.g. PF9KMXH)"},
+        bad_case{
+            "bad_admin_listen.yaml",
+            4,
+            17,
+            "server.admin_listen",
+            "'127.0.0.1:8080': must be another port than server.listen's"},
         bad_case{"bad_multi_document.yaml", 7, 1, "", "only one YAML document is allowed"}
     ),
     [](const ::testing::TestParamInfo<bad_case>& param) {
