@@ -2,6 +2,7 @@
 // The daemon's typed configuration, loaded from one YAML file.
 // The reference for every key is docs/configuration.md; keep the two in sync.
 
+#include "cluster/config.hpp"
 #include "core/engine.hpp"
 #include "core/error.hpp"
 #include "core/problem.hpp"
@@ -147,6 +148,7 @@ struct limits_config {
     notify::discord::config discord;
     notify::console::config console;
     sources::kubernetes::config kubernetes;
+    cluster::config leader_election;
     sources::google::config google;
     sources::cloudsql::config cloudsql;
     sources::gcp_status::config gcp_status;
@@ -174,6 +176,7 @@ void each_section(F&& f) {
     f("discord", &config::discord);
     f("console", &config::console);
     f("kubernetes", &config::kubernetes);
+    f("leader_election", &config::leader_election);
     f("google", &config::google);
     f("cloudsql", &config::cloudsql);
     f("gcp_status", &config::gcp_status);
