@@ -126,7 +126,7 @@ components build(const config::config& c, wiring& w) {
     components out;
     contexts cx{w};
     out.notifier = c.notify.kind == config::notifier_kind::discord
-                       ? notify::discord::make(c.discord, w.loop, w.log)
+                       ? notify::discord::make(c.discord, w.loop, w.log, w.metrics)
                        : notify::console::make(c.console);
 
     {

@@ -43,6 +43,36 @@ std::optional<std::chrono::milliseconds> seconds_to_millis(double seconds) {
     return std::chrono::milliseconds{static_cast<long long>(std::ceil(seconds * 1000.0))};
 }
 
+retry_after_cap::retry_after_cap(prometheus::Registry& metrics, log::logger log, std::string client)
+    : log_(std::move(log)),
+      client_(std::move(client)),
+      capped_(
+          prometheus::BuildCounter()
+              .Name("runbookd_retry_after_capped_total")
+              .Help(
+                  "Upstream waits (Retry-After, a 429's retry_after) cut to the longest honoured, by client."
+              )
+              .Register(metrics)
+              .Add({{"client", client_}})
+      ) {}
+
+std::optional<std::chrono::milliseconds> retry_after_cap::operator()(
+    std::optional<std::chrono::milliseconds> asked, std::string_view what
+) {
+    if (!asked || *asked <= max_retry_after) {
+        return asked;
+    }
+    capped_.Increment();
+    log_.warn(
+        "upstream wait capped",
+        {{"client", client_},
+         {"field", what},
+         {"asked_s", static_cast<double>(asked->count()) / 1000.0},
+         {"waiting_s", static_cast<double>(max_retry_after.count()) / 1000.0}}
+    );
+    return max_retry_after;
+}
+
 std::chrono::milliseconds backoff::delay(int attempt, std::mt19937_64& rng) const {
     const int exponent = std::clamp(attempt - 1, 0, 20);
     const auto base = std::min<long long>(cap.count(), initial.count() << exponent);

@@ -47,6 +47,7 @@ struct poller::impl : std::enable_shared_from_this<impl> {
                            .Name("runbookd_source_last_success_timestamp_seconds")
                            .Help("Unix time of each polling job's last successful run (0: never)")
                            .Register(registry)),
+          cap(registry, log, source),
           errors(jobs.size()),
           succeeded(jobs.size(), false),
           refreshes(jobs.size()),
@@ -69,6 +70,7 @@ struct poller::impl : std::enable_shared_from_this<impl> {
     std::mt19937_64 rng;
     prometheus::Family<prometheus::Counter>& polls;
     prometheus::Family<prometheus::Gauge>& last_success;
+    net::retry_after_cap cap;         ///< a Retry-After past net::max_retry_after: cut, counted, logged
     std::vector<std::string> errors;  ///< per job: its last run's error, "" when it succeeded
     std::vector<bool> succeeded;      ///< per job: it has succeeded at least once
     std::optional<source_status> reported;
@@ -156,7 +158,7 @@ struct poller::impl : std::enable_shared_from_this<impl> {
             }
             errors[index] = why;
             next = std::min(job.interval, backoff.delay(++failures, rng));
-            if (const auto& after = outcome.error().retry_after) {
+            if (const auto after = cap(outcome.error().retry_after, "retry-after")) {
                 // Honoured, within reason: a proxy's Retry-After of a day must not silence a source.
                 next = std::max(next, std::min(*after, job.interval * 4));
             }

@@ -275,6 +275,34 @@ class TokenSecrecyTests(DeliveryCase):
         self.rig.daemon.assert_no_secret(self.rig.tokens)
 
 
+class RetryAfterCapTests(unittest.TestCase):
+    """A global 429 asking for a day (retry_after 86400) is honoured for 10 minutes at most
+    (net::max_retry_after): counted, logged, and both channels wait that long, not a day.
+    A daemon of its own: it is left waiting, then killed."""
+
+    def test_a_day_long_global_429_is_cut_to_ten_minutes(self):
+        rig = DaemonWithDiscord({}, name="retry_after_cap")
+        self.addCleanup(rig.close)
+        rig.start()
+        rig.discord.script(fd.rate_limit(86400, global_=True))
+        rig.trigger()
+        capped = rig.daemon.wait_log(lambda e: e.get("msg") == "upstream wait capped", 10,
+                                     "the capped wait's log line")
+        self.assertEqual(capped.get("client"), "discord")
+        self.assertEqual(capped.get("asked_s"), 86400)
+        self.assertEqual(capped.get("waiting_s"), 600)
+        limited = rig.daemon.wait_log(lambda e: e.get("msg") == "post rate limited", 10,
+                                      "the outbox's rate-limit line")
+        self.assertTrue(limited.get("global"))
+        self.assertLessEqual(limited.get("retry_after_ms"), 600_000,
+                             "a global 429 of a day silences the channels for more than 10 minutes")
+        r = rig.daemon.http("GET", "/metrics")
+        import test_prometheus
+        samples = test_prometheus.parse_exposition(r.body.decode())
+        self.assertEqual(test_prometheus.value(samples, "runbookd_retry_after_capped_total", client="discord"), 1)
+        rig.daemon.assert_no_secret(rig.tokens)
+
+
 class TlsVerificationTests(unittest.TestCase):
     """The daemon trusts a different CA than the one that signed the fake's certificate:
     it must refuse the connection (verification is always on) and still not print the token."""

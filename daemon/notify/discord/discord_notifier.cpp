@@ -8,13 +8,23 @@ namespace runbookd::notify::discord {
 
 namespace asio = boost::asio;
 
-discord_notifier::discord_notifier(net::http_client& http, config settings, log::logger log)
-    : http_(http), settings_(std::move(settings)), log_(std::move(log)) {}
+discord_notifier::discord_notifier(
+    net::http_client& http, config settings, log::logger log, prometheus::Registry& metrics
+)
+    : http_(http), settings_(std::move(settings)), log_(std::move(log)), cap_(metrics, log_, "discord") {}
 
-discord_notifier::discord_notifier(std::unique_ptr<net::http_client> http, config settings, log::logger log)
-    : owned_(std::move(http)), http_(*owned_), settings_(std::move(settings)), log_(std::move(log)) {}
+discord_notifier::discord_notifier(
+    std::unique_ptr<net::http_client> http, config settings, log::logger log, prometheus::Registry& metrics
+)
+    : owned_(std::move(http)),
+      http_(*owned_),
+      settings_(std::move(settings)),
+      log_(std::move(log)),
+      cap_(metrics, log_, "discord") {}
 
-std::unique_ptr<notifier> make(const config& cfg, boost::asio::any_io_executor ex, const log::logger& log) {
+std::unique_ptr<notifier> make(
+    const config& cfg, boost::asio::any_io_executor ex, const log::logger& log, prometheus::Registry& metrics
+) {
     if (!cfg.base_url.empty()) {
         log.with("component", "discord")
             .warn(
@@ -28,7 +38,8 @@ std::unique_ptr<notifier> make(const config& cfg, boost::asio::any_io_executor e
     return std::make_unique<discord_notifier>(
         std::make_unique<net::https_client>(std::move(ex), tls, log.with("component", "http_client")),
         cfg,
-        log.with("component", "discord")
+        log.with("component", "discord"),
+        metrics
     );
 }
 
@@ -84,16 +95,20 @@ asio::awaitable<delivery> discord_notifier::call(
             // Out of budget on this route: wait for the reset before the next request
             // rather than earn a 429 (api-facts §2.8: parse the headers, never hard-code).
             if (reply->header("x-ratelimit-remaining") == "0") {
-                d.pause = net::parse_seconds(reply->header("x-ratelimit-reset-after"));
+                d.pause = cap_(
+                    net::parse_seconds(reply->header("x-ratelimit-reset-after")), "x-ratelimit-reset-after"
+                );
             }
             break;
         case net::verdict::rate_limited: {
-            auto header = net::parse_seconds(reply->header("retry-after"));
+            // The body's retry_after first (it has the decimals), else the header; either is
+            // honoured up to net::max_retry_after only, so one bad answer cannot silence a
+            // channel for a day.
             if (facts.retry_after) {
-                d.retry_after = net::seconds_to_millis(*facts.retry_after);
+                d.retry_after = cap_(net::seconds_to_millis(*facts.retry_after), "retry_after");
             }
             if (!d.retry_after) {
-                d.retry_after = header;
+                d.retry_after = cap_(net::parse_seconds(reply->header("retry-after")), "retry-after");
             }
             d.global = facts.global || !reply->header("x-ratelimit-global").empty() ||
                        reply->header("x-ratelimit-scope") == "global";

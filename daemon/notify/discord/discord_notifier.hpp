@@ -4,6 +4,7 @@
 
 #include "log/log.hpp"
 #include "net/http_client.hpp"
+#include "net/retry.hpp"
 #include "notify/discord/config.hpp"
 #include "notify/notifier.hpp"
 
@@ -14,12 +15,18 @@
 namespace runbookd::notify::discord {
 
 /// Sends one message per call with `?wait=true`, so the message id comes back for later
-/// edits. Reads rate-limit headers and 429 bodies into the delivery; never retries.
+/// edits. Reads rate-limit headers and 429 bodies into the delivery, every wait cut to
+/// net::max_retry_after (counted in `metrics` as client="discord"); never retries.
 class discord_notifier final : public notifier {
 public:
-    discord_notifier(net::http_client& http, config settings, log::logger log);
+    discord_notifier(net::http_client& http, config settings, log::logger log, prometheus::Registry& metrics);
     /// The same over a client it owns.
-    discord_notifier(std::unique_ptr<net::http_client> http, config settings, log::logger log);
+    discord_notifier(
+        std::unique_ptr<net::http_client> http,
+        config settings,
+        log::logger log,
+        prometheus::Registry& metrics
+    );
 
     std::string_view kind() const noexcept override { return "discord"; }
     bool has_channel(channel to) const noexcept override;
@@ -39,9 +46,12 @@ private:
     net::http_client& http_;
     config settings_;
     log::logger log_;
+    net::retry_after_cap cap_;
 };
 
 /// The Discord notifier for `cfg`, over its own HTTPS client (trusting `cfg.ca_file`).
-std::unique_ptr<notifier> make(const config& cfg, boost::asio::any_io_executor ex, const log::logger& log);
+std::unique_ptr<notifier> make(
+    const config& cfg, boost::asio::any_io_executor ex, const log::logger& log, prometheus::Registry& metrics
+);
 
 }  // namespace runbookd::notify::discord

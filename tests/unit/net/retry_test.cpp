@@ -3,6 +3,11 @@
 #include "net/router.hpp"
 
 #include <gtest/gtest.h>
+#include <prometheus/registry.h>
+
+#include <memory>
+#include <string>
+#include <vector>
 
 namespace runbookd::net {
 namespace {
@@ -42,6 +47,34 @@ TEST(retry, backoff_doubles_within_jitter_and_caps) {
             EXPECT_LE(d, ceiling);
         }
     }
+}
+
+TEST(retry, an_upstream_wait_longer_than_the_cap_is_cut_counted_and_logged) {
+    prometheus::Registry registry;
+    std::vector<std::string> lines;
+    log::logger log{
+        std::make_shared<log::sink>([&](std::string_view l) { lines.emplace_back(l); }), log::level::info};
+    retry_after_cap cap{registry, log, "promql"};
+    const auto capped = [&] {
+        for (const auto& family : registry.Collect()) {
+            if (family.name == "runbookd_retry_after_capped_total") {
+                return family.metric.at(0).counter.value;
+            }
+        }
+        return -1.0;
+    };
+    EXPECT_EQ(capped(), 0);
+    EXPECT_EQ(cap(std::nullopt, "retry-after"), std::nullopt);
+    EXPECT_EQ(cap(std::chrono::seconds{30}, "retry-after"), std::chrono::seconds{30});
+    EXPECT_EQ(cap(max_retry_after, "retry-after"), max_retry_after);
+    EXPECT_TRUE(lines.empty());
+    EXPECT_EQ(cap(parse_seconds("86400"), "retry-after"), max_retry_after);
+    EXPECT_EQ(cap(max_retry_after + std::chrono::milliseconds{1}, "retry-after"), max_retry_after);
+    EXPECT_EQ(capped(), 2);
+    ASSERT_EQ(lines.size(), 2u);
+    EXPECT_NE(lines[0].find(R"("msg":"upstream wait capped")"), std::string::npos) << lines[0];
+    EXPECT_NE(lines[0].find(R"("client":"promql")"), std::string::npos) << lines[0];
+    EXPECT_NE(lines[0].find(R"("asked_s":86400)"), std::string::npos) << lines[0];
 }
 
 request make_request(http::verb v, std::string target) {

@@ -9,6 +9,7 @@
 #include <boost/asio/io_context.hpp>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <prometheus/registry.h>
 
 namespace runbookd::notify::discord {
 namespace {
@@ -94,6 +95,7 @@ TEST(discord_payload, reads_message_ids_rate_limits_and_errors) {
 struct notifier_test : ::testing::Test {
     boost::asio::io_context ioc;
     fakes::scripted_http http;
+    prometheus::Registry registry;
     std::vector<std::string> log_lines;
     log::logger log{
         std::make_shared<log::sink>([this](std::string_view l) { log_lines.emplace_back(l); }),
@@ -120,7 +122,7 @@ struct notifier_test : ::testing::Test {
 };
 
 TEST_F(notifier_test, posts_to_execute_webhook_with_wait) {
-    discord_notifier n{http, settings(), log};
+    discord_notifier n{http, settings(), log, registry};
     http.push_reply(200, R"({"id":"42"})");
     const auto d = send_one(n);
     EXPECT_EQ(d.outcome, net::verdict::ok);
@@ -136,7 +138,7 @@ TEST_F(notifier_test, posts_to_execute_webhook_with_wait) {
 TEST_F(notifier_test, a_deprecated_base_url_still_takes_the_requests) {
     config c = settings();
     c.base_url = "https://127.0.0.1:7/proxy/api/v10";
-    discord_notifier n{http, c, log};
+    discord_notifier n{http, c, log, registry};
     http.push_reply(200, R"({"id":"42"})");
     EXPECT_EQ(send_one(n).outcome, net::verdict::ok);
     ASSERT_EQ(http.calls.size(), 1u);
@@ -144,7 +146,7 @@ TEST_F(notifier_test, a_deprecated_base_url_still_takes_the_requests) {
 }
 
 TEST_F(notifier_test, reads_429_body_and_headers) {
-    discord_notifier n{http, settings(), log};
+    discord_notifier n{http, settings(), log, registry};
     http.push_reply(
         429,
         R"({"message":"You are being rate limited.","retry_after":2.5,"global":false})",
@@ -161,8 +163,54 @@ TEST_F(notifier_test, reads_429_body_and_headers) {
     EXPECT_TRUE(d.global);
 }
 
+double capped_count(prometheus::Registry& registry) {
+    for (const auto& family : registry.Collect()) {
+        if (family.name == "runbookd_retry_after_capped_total") {
+            for (const auto& m : family.metric) {
+                if (m.label.size() == 1 && m.label[0].value == "discord") {
+                    return m.counter.value;
+                }
+            }
+        }
+    }
+    return -1;
+}
+
+TEST_F(notifier_test, a_day_long_wait_is_cut_to_the_cap_counted_and_logged) {
+    discord_notifier n{http, settings(), log, registry};
+    EXPECT_EQ(capped_count(registry), 0);  // there from the start, at zero
+    // A global 429 asking for a day, in the body and in the header.
+    http.push_reply(
+        429,
+        R"({"message":"You are being rate limited.","retry_after":86400,"global":true})",
+        {{"retry-after", "86400"}, {"x-ratelimit-global", "true"}}
+    );
+    auto d = send_one(n);
+    EXPECT_EQ(d.outcome, net::verdict::rate_limited);
+    EXPECT_EQ(d.retry_after, net::max_retry_after);
+    EXPECT_TRUE(d.global);
+    EXPECT_EQ(capped_count(registry), 1);
+    ASSERT_FALSE(log_lines.empty());
+    EXPECT_NE(log_lines.back().find("upstream wait capped"), std::string::npos) << log_lines.back();
+    EXPECT_NE(log_lines.back().find(R"("asked_s":86400)"), std::string::npos) << log_lines.back();
+
+    // The header alone, and a bucket reset, are cut the same way.
+    http.push_reply(429, "", {{"retry-after", "3601"}});
+    EXPECT_EQ(send_one(n).retry_after, net::max_retry_after);
+    http.push_reply(
+        200, R"({"id":"1"})", {{"x-ratelimit-remaining", "0"}, {"x-ratelimit-reset-after", "7200"}}
+    );
+    EXPECT_EQ(send_one(n).pause, net::max_retry_after);
+    EXPECT_EQ(capped_count(registry), 3);
+
+    // At the cap exactly, nothing is cut.
+    http.push_reply(429, R"({"retry_after":600})");
+    EXPECT_EQ(send_one(n).retry_after, net::max_retry_after);
+    EXPECT_EQ(capped_count(registry), 3);
+}
+
 TEST_F(notifier_test, an_exhausted_bucket_pauses) {
-    discord_notifier n{http, settings(), log};
+    discord_notifier n{http, settings(), log, registry};
     http.push_reply(
         200, R"({"id":"1"})", {{"x-ratelimit-remaining", "0"}, {"x-ratelimit-reset-after", "1.25"}}
     );
@@ -171,7 +219,7 @@ TEST_F(notifier_test, an_exhausted_bucket_pauses) {
 
 // Conformance: every status is classified, and no outcome leaks the token.
 TEST_F(notifier_test, classifies_every_status_and_never_leaks_the_token) {
-    discord_notifier n{http, settings(), log};
+    discord_notifier n{http, settings(), log, registry};
     for (unsigned status = 200; status < 600; ++status) {
         http.push_reply(status, R"({"message":"Unknown Webhook","code":10015})");
         const auto d = send_one(n);
@@ -214,7 +262,7 @@ struct edit_test : notifier_test {
 };
 
 TEST_F(edit_test, edits_the_message_in_place_with_mentions_suppressed) {
-    discord_notifier n{http, settings(), log};
+    discord_notifier n{http, settings(), log, registry};
     http.push_reply(200, R"({"id":"777"})");
     const auto d = edit_one(n, "777");
     EXPECT_EQ(d.outcome, net::verdict::ok);
@@ -228,7 +276,7 @@ TEST_F(edit_test, edits_the_message_in_place_with_mentions_suppressed) {
 }
 
 TEST_F(edit_test, an_unknown_message_is_gone_and_the_webhook_still_works) {
-    discord_notifier n{http, settings(), log};
+    discord_notifier n{http, settings(), log, registry};
     http.push_reply(404, R"({"message":"Unknown Message","code":10008})");
     const auto gone = edit_one(n, "777");
     EXPECT_EQ(gone.outcome, net::verdict::final);
