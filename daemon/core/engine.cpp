@@ -837,6 +837,52 @@ void engine::end_storm_if_over(wall_time now) {
     }
 }
 
+bool engine::storm_under_way(wall_time now) {
+    end_storm_if_over(now);
+    if (!current_storm_.empty()) {
+        return true;
+    }
+    const auto& lim = settings_.limits;
+    const auto in_window = std::count_if(recent_opens_.begin(), recent_opens_.end(), [&](const auto& o) {
+        return o.first > now - lim.storm_window;
+    });
+    return lim.storm_threshold > 0 && static_cast<std::size_t>(in_window) >= lim.storm_threshold;
+}
+
+bool engine::untrack_oldest_storm_incident(wall_time now) {
+    while (!storm_members_.empty()) {
+        const std::string id = std::move(storm_members_.front());
+        storm_members_.pop_front();
+        const auto it = incidents_.find(id);
+        if (it == incidents_.end() || !it->second.open() || it->second.storm.empty()) {
+            continue;  // resolved, reopened on its own, or forgotten since
+        }
+        incident& inc = it->second;
+        if (const auto st = storms_.find(inc.storm); st != storms_.end()) {
+            st->second.open -= st->second.open > 0 ? 1 : 0;
+            st->second.untracked += 1;
+            storm_dirty(st->second, now);
+        }
+        remember_untracked(id);
+        due_.erase({inc.next_update, inc.id});
+        cancel_refresh(inc);
+        open_ -= 1;
+        incidents_.erase(it);
+        return true;
+    }
+    return false;
+}
+
+void engine::remember_untracked(const std::string& id) {
+    if (untracked_ids_.insert(id).second) {
+        untracked_order_.push_back(id);
+        while (untracked_order_.size() > std::max<std::size_t>(settings_.limits.max_open_incidents, 1)) {
+            untracked_ids_.erase(untracked_order_.front());
+            untracked_order_.pop_front();
+        }
+    }
+}
+
 bool engine::storming(std::string_view id, bool over_limit, wall_time now) {
     end_storm_if_over(now);
     const auto& lim = settings_.limits;
@@ -869,6 +915,7 @@ bool engine::storming(std::string_view id, bool over_limit, wall_time now) {
                 continue;
             }
             s.open += 1;
+            note_storm_member(inc.id);
             due_.erase({inc.next_update, inc.id});
             if (inc.ops.summaries == 0 && inc.ops.due && settings_.operations.enabled && settings_.rules) {
                 add_merge(s.merged_ops, post_kind::summary, merge_reason::storm);
@@ -906,6 +953,7 @@ void engine::count_in_storm(
         add_merge(s.merged_status, kind, merge_reason::untracked);
     } else {
         inc->storm = s.key;
+        note_storm_member(inc->id);
         s.open += 1;
         add_merge(s.merged_status, kind, merge_reason::storm);
         if (settings_.operations.enabled && settings_.rules) {
@@ -913,6 +961,17 @@ void engine::count_in_storm(
         }
     }
     storm_dirty(s, now);
+}
+
+void engine::note_storm_member(const std::string& id) {
+    storm_members_.push_back(id);
+    if (storm_members_.size() > 2 * std::max<std::size_t>(settings_.limits.max_open_incidents, 1)) {
+        // Most are resolved by now: keep the ones still open in a storm, in order.
+        std::erase_if(storm_members_, [&](const std::string& m) {
+            const auto it = incidents_.find(m);
+            return it == incidents_.end() || !it->second.open() || it->second.storm.empty();
+        });
+    }
 }
 
 void engine::storm_dirty(storm_state& s, wall_time now) {
@@ -948,7 +1007,12 @@ incident* engine::admit(
     decisions& out,
     std::optional<wall_time> late
 ) {
-    const bool over_limit = open_ >= settings_.limits.max_open_incidents;
+    bool over_limit = open_ >= settings_.limits.max_open_incidents;
+    if (over_limit && !storm_under_way(now) && untrack_oldest_storm_incident(now)) {
+        // Outside a storm a new incident is worth more than following a storm's incident,
+        // which is only a figure in its storm post: it takes that one's place.
+        over_limit = false;
+    }
     const bool in_storm = storming(facts.id, over_limit, now);
     if (over_limit) {
         last_untracked_ = now;
@@ -960,13 +1024,7 @@ incident* engine::admit(
             kind,
             now
         );
-        if (untracked_ids_.insert(facts.id).second) {
-            untracked_order_.push_back(facts.id);
-            while (untracked_order_.size() > std::max<std::size_t>(settings_.limits.max_open_incidents, 1)) {
-                untracked_ids_.erase(untracked_order_.front());
-                untracked_order_.pop_front();
-            }
-        }
+        remember_untracked(facts.id);
         return nullptr;
     }
     incident fresh;

@@ -215,6 +215,13 @@ private:
     /// Whether a new incident (or a reopen) `id` opening at `now` belongs to a storm, which
     /// it starts when it is one too many for the window or comes past the open limit.
     bool storming(std::string_view id, bool over_limit, wall_time now);
+    /// Whether a storm is under way at `now`, or the rate would start one.
+    bool storm_under_way(wall_time now);
+    /// Past the open limit outside a storm: the oldest open storm incident stops being
+    /// followed (counted as untracked in its storm) to make room; false when there is none.
+    bool untrack_oldest_storm_incident(wall_time now);
+    void remember_untracked(const std::string& id);
+    void note_storm_member(const std::string& id);
     /// Ends the current storm once fewer than the threshold opened in the last window.
     void end_storm_if_over(wall_time now);
     /// When the current storm will be over if nothing else opens.
@@ -269,6 +276,9 @@ private:
     /// bounded by max_open_incidents (oldest forgotten first).
     std::set<std::string, std::less<>> untracked_ids_;
     std::deque<std::string> untracked_order_;
+    /// Incidents counted in a storm, oldest first (some resolved or reopened since): the
+    /// ones to stop following first when a new incident needs room past the open limit.
+    std::deque<std::string> storm_members_;
 };
 
 }  // namespace runbookd

@@ -286,6 +286,53 @@ TEST(storm, past_the_open_limit_incidents_are_counted_not_tracked) {
     EXPECT_EQ(n.posts[0].kind, post_kind::notice);
 }
 
+TEST(storm, after_a_storm_a_new_incident_past_the_limit_takes_the_place_of_a_storm_incident) {
+    auto s = settings();
+    s.limits.max_open_incidents = 5;
+    s.limits.storm_threshold = 3;
+    s.limits.storm_window = 1min;
+    engine e{s};
+    for (int i = 0; i < 6; ++i) {
+        trigger(e, "P" + std::to_string(i), t0 + i * 1s);
+    }
+    ASSERT_NE(e.current_storm(), nullptr);
+    EXPECT_EQ(e.open_count(), 5u);
+    EXPECT_EQ(e.current_storm()->untracked, 1u);  // P5, past the limit
+    run_until(e, t0 + 10min);
+    ASSERT_EQ(e.current_storm(), nullptr);
+    // Still 5 open, all in the storm: the oldest stops being followed, the new one is posted.
+    const auto d = trigger(e, "NEW", t0 + 10min);
+    ASSERT_EQ(d.posts.size(), 2u);
+    EXPECT_EQ(d.posts[0].kind, post_kind::notice);
+    EXPECT_EQ(d.posts[1].kind, post_kind::storm);  // one more only counted
+    EXPECT_TRUE(contains(d.posts[1].text.body, "0 resolved, 4 still open")) << d.posts[1].text.body;
+    EXPECT_EQ(e.open_count(), 5u);
+    EXPECT_EQ(e.find("P0"), nullptr);
+    ASSERT_EQ(e.storms().size(), 1u);
+    const auto& storm = e.storms().begin()->second;
+    EXPECT_EQ(storm.untracked, 2u);
+    EXPECT_EQ(storm.open, 4u);
+    // P0's resolution is not counted again, and posts nothing.
+    EXPECT_TRUE(e.on_event(event(incident_event_type::resolved, "P0"), t0 + 11min).posts.empty());
+    EXPECT_TRUE(run_until(e, t0 + 12min).empty());
+    // Once the storm incidents are all gone, past the limit a new incident is counted in a storm.
+    for (int i = 0; i < 4; ++i) {
+        EXPECT_EQ(
+            trigger(e, "MORE" + std::to_string(i), t0 + 20min + i * 10min).posts[0].kind, post_kind::notice
+        );
+    }
+    EXPECT_EQ(e.open_count(), 5u);
+    EXPECT_EQ(e.find("P1"), nullptr);
+    EXPECT_EQ(e.find("P2"), nullptr);
+    EXPECT_EQ(e.find("P3"), nullptr);
+    EXPECT_EQ(e.find("P4"), nullptr);  // the last storm incident
+    EXPECT_TRUE(e.storms().empty());   // ended, and none of its incidents followed any more
+    const auto over = trigger(e, "OVER", t0 + 70min);
+    ASSERT_EQ(over.posts.size(), 1u);
+    EXPECT_EQ(over.posts[0].kind, post_kind::storm);
+    EXPECT_EQ(e.find("OVER"), nullptr);
+}
+
 TEST(storm, operations_gets_one_storm_post_and_no_summary_per_incident) {
     engine e{with_operations()};
     std::vector<post> posts;
