@@ -69,7 +69,147 @@ struct scalar {
     bool substituted = false;  ///< true when any ${VAR} was expanded
 };
 
+/// Whether a name (of a query parameter, a DSN keyword) says its value is a credential.
+bool sensitive_name(std::string_view name) {
+    const std::string n = lower(name);
+    for (const std::string_view word :
+         {"password",
+          "passwd",
+          "pass",
+          "pwd",
+          "token",
+          "secret",
+          "key",
+          "sig",
+          "signature",
+          "auth",
+          "credential"}) {
+        if (n.find(word) != std::string::npos) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/// A path segment that reads as an opaque token: long, and letters and digits mixed.
+bool token_like(std::string_view segment) {
+    constexpr std::size_t min_token = 20;
+    if (segment.size() < min_token) {
+        return false;
+    }
+    bool letter = false;
+    bool digit = false;
+    for (const char c : segment) {
+        if (is_alpha(c)) {
+            letter = true;
+        } else if (is_digit(c)) {
+            digit = true;
+        } else if (c != '-' && c != '_' && c != '.' && c != '~' && c != '%') {
+            return false;
+        }
+    }
+    return letter && digit;
+}
+
+constexpr std::string_view redacted = "<redacted>";
+
+/// `name=value&...` with every value redacted (names kept: they say what was meant).
+std::string redact_query(std::string_view query) {
+    std::string out;
+    while (true) {
+        const auto amp = query.find('&');
+        const std::string_view item = query.substr(0, amp);
+        if (!out.empty()) {
+            out += '&';
+        }
+        if (const auto eq = item.find('='); eq != std::string_view::npos) {
+            out += std::string{item.substr(0, eq + 1)} + std::string{redacted};
+        } else if (!item.empty()) {
+            out += redacted;
+        }
+        if (amp == std::string_view::npos) {
+            return out;
+        }
+        query.remove_prefix(amp + 1);
+    }
+}
+
+std::string redact_path(std::string_view path) {
+    if (const auto hook = lower(path).find("/webhooks/"); hook != std::string::npos) {
+        return std::string{path.substr(0, hook + 10)} + std::string{redacted};
+    }
+    std::string out;
+    std::size_t i = 0;
+    while (i < path.size()) {
+        const auto slash = path.find('/', i);
+        const std::string_view segment = path.substr(i, slash == std::string_view::npos ? slash : slash - i);
+        out += token_like(segment) ? redacted : segment;
+        if (slash == std::string_view::npos) {
+            break;
+        }
+        out += '/';
+        i = slash + 1;
+    }
+    return out;
+}
+
+/// Outside a URL: `user:password@host` and `password=...` (a libpq keyword DSN).
+std::string redact_words(std::string_view text) {
+    std::string out;
+    std::size_t i = 0;
+    while (i < text.size()) {
+        const auto space = text.find_first_of(" \t", i);
+        const std::string_view word = text.substr(i, space == std::string_view::npos ? space : space - i);
+        std::string shown_word{word};
+        if (const auto at = word.rfind('@');
+            at != std::string_view::npos && word.substr(0, at).find(':') != std::string_view::npos) {
+            shown_word = std::string{redacted} + std::string{word.substr(at)};
+        } else if (const auto eq = word.find('=');
+                   eq != std::string_view::npos && sensitive_name(word.substr(0, eq))) {
+            shown_word = std::string{word.substr(0, eq + 1)} + std::string{redacted};
+        }
+        out += shown_word;
+        if (space == std::string_view::npos) {
+            break;
+        }
+        out += text[space];
+        i = space + 1;
+    }
+    return out;
+}
+
 }  // namespace
+
+std::string redact_credentials(std::string_view text) {
+    const auto scheme_end = text.find("://");
+    if (scheme_end == std::string_view::npos) {
+        return redact_words(text);
+    }
+    std::string out{text.substr(0, scheme_end + 3)};
+    std::string_view rest = text.substr(scheme_end + 3);
+    const auto authority_end = rest.find_first_of("/?#");
+    std::string_view authority = rest.substr(0, authority_end);
+    if (const auto at = authority.rfind('@'); at != std::string_view::npos) {
+        out += std::string{redacted} + "@";
+        authority.remove_prefix(at + 1);
+    }
+    out += authority;
+    if (authority_end == std::string_view::npos) {
+        return out;
+    }
+    rest.remove_prefix(authority_end);
+    const auto fragment = rest.find('#');
+    std::string_view before_fragment = rest.substr(0, fragment);
+    const auto query = before_fragment.find('?');
+    out += redact_path(before_fragment.substr(0, query));
+    if (query != std::string_view::npos) {
+        out += "?" + redact_query(before_fragment.substr(query + 1));
+    }
+    if (fragment != std::string_view::npos) {
+        out += "#" + std::string{redacted};
+    }
+    return out;
+}
 
 bool is_ipv4(const std::string& s) {
     in_addr a{};
@@ -211,12 +351,20 @@ struct section::impl {
     }
 
     // How a value may be shown in a message. A value that came from the environment may be
-    // a secret put in the wrong place, so only the text as written in the file is quoted.
+    // a secret put in the wrong place, so only the text as written in the file is quoted;
+    // credentials written in it (a URL's user:password@, a query token, a webhook token)
+    // are redacted first, so no cut can leave half of one.
     static std::string shown(const scalar& s) {
         constexpr std::size_t max_shown = 60;
-        std::string t = s.substituted ? s.raw : s.text;
+        std::string t = redact_credentials(s.substituted ? s.raw : s.text);
         if (t.size() > max_shown) {
-            t = t.substr(0, max_shown) + "...";
+            // Cut before a `<redacted>` the cut would break, so it still reads as one.
+            std::size_t cut = max_shown;
+            if (const auto r = t.rfind('<', cut);
+                r != std::string::npos && t.compare(r, 10, "<redacted>") == 0 && r + 10 > cut) {
+                cut = r;
+            }
+            t = t.substr(0, cut) + "...";
         }
         // One problem, one line: control characters (a block scalar's newlines) become '?'.
         std::replace_if(

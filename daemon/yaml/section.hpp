@@ -53,6 +53,15 @@ struct base_url {
 /// no credentials, query or fragment.
 base_url parse_base_url(std::string_view text, const url_rules& rules = {});
 
+/// `text` as a problem may show it, with what could be a credential replaced by
+/// `<redacted>`: a URL's user:password@, every query value (names kept) and its fragment,
+/// the path after `/webhooks/` (Discord's token), path segments that look like tokens (20
+/// or more letters and digits mixed); outside URLs, a `user:password@` and the values of
+/// `password=`, `token=`, `secret=`, `key=` and their kin. Anything else is kept, so the
+/// reader still sees which value is meant:
+/// `https://discord.com/api/webhooks/<redacted>`, `https://<redacted>@example.com/x?token=<redacted>`.
+std::string redact_credentials(std::string_view text);
+
 /// Numeric addresses and ports, as readers check them (server.listen, certs targets).
 bool is_ipv4(const std::string& s);
 bool is_ipv6(const std::string& s);
@@ -127,7 +136,8 @@ public:
     /// `key_file`. Appends to `field`.
     void secrets(std::string_view key, std::vector<runbookd::secret<std::string>>& field);
     /// A string that `check` accepts (it returns "" or why not). A rejection is reported as
-    /// "'value': why", quoting the value as written, never one from the environment.
+    /// "'value': why", quoting the value as written, never one from the environment, and
+    /// never its credentials (redact_credentials).
     std::optional<std::string> checked(
         std::string_view key, const std::function<std::string(const std::string&)>& check
     );

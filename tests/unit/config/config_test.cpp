@@ -1,5 +1,7 @@
 #include "config/config.hpp"
 
+#include "yaml/section.hpp"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -60,6 +62,13 @@ const std::vector<std::string> fixture_secrets{
     "FIXTURE-KEY-NOT-A-REAL-KEY-9931",
     "MIIEvQIBADANBgkqhkiG9w0B",  // a line of secrets/google_key.json's private key
     "FILE-DSN-PASSWORD-3141",
+    "URL-PASSWORD-6021",
+    "QUERY-TOKEN-8462",
+    "PROBE-PASSWORD-5150",
+    "PATH-TOKEN-9317abcdef",
+    "ABCDEF1234567890abcdef1234",
+    "ONE-TOKEN-1",
+    "TWO-TOKEN-2",
 };
 
 std::string dump(const std::vector<problem>& problems) {
@@ -715,7 +724,8 @@ TEST(config_secrets, no_bad_fixture_leaks_a_secret) {
           "bad_empty_secret.yaml",
           "bad_secrets_not_list.yaml",
           "bad_many.yaml",
-          "bad_syntax.yaml"}) {
+          "bad_syntax.yaml",
+          "bad_url_credentials.yaml"}) {
         const auto r = load_fixture(file);
         ASSERT_FALSE(r.ok()) << file;
         for (const auto& p : r.problems) {
@@ -724,6 +734,60 @@ TEST(config_secrets, no_bad_fixture_leaks_a_secret) {
                     << file << ": secret '" << s << "' leaked in: " << p.to_string();
             }
         }
+    }
+}
+
+TEST(config_secrets, a_url_is_quoted_without_its_credentials) {
+    const auto r = load_fixture("bad_url_credentials.yaml");
+    ASSERT_FALSE(r.ok());
+    std::map<std::string, std::string> by_path;
+    for (const auto& p : r.problems) {
+        by_path[p.path] = p.message;
+    }
+    // The value is still shown, so the reader knows which one is meant; its secrets are not.
+    EXPECT_EQ(
+        by_path["discord.base_url"],
+        "'https://<redacted>@discord.com/api': credentials in the URL are not allowed"
+    ) << dump(r.problems);
+    EXPECT_EQ(
+        by_path["promql.url"],
+        "'https://prom.example.com/api?token=<redacted>&org=<redacted>': a query or fragment is not "
+        "allowed; expected http(s)://host[:port][/path]"
+    ) << dump(r.problems);
+    EXPECT_EQ(
+        by_path["probes.targets[0].url"],
+        "'https://<redacted>@api.example.com/health': credentials in the URL are not allowed (the URL "
+        "is shown in #operations)"
+    ) << dump(r.problems);
+    EXPECT_TRUE(by_path["server.listen"].starts_with("'https://discord.com/api/webhooks/<redacted>': "))
+        << dump(r.problems);
+    EXPECT_TRUE(by_path["server.admin_listen"].starts_with("'https://example.com/hook/<redacted>/x': "))
+        << dump(r.problems);
+    // A long value is cut at 60 characters, never inside a <redacted>.
+    EXPECT_TRUE(by_path["pagerduty_api.url"].starts_with(
+        "'https://api.pagerduty.example.com/v2?first=<redacted>&s=...': "
+    )) << dump(r.problems);
+}
+
+TEST(config_secrets, redact_credentials_keeps_what_names_the_value) {
+    const std::pair<std::string_view, std::string_view> cases[] = {
+        {"https://discord.com/api/webhooks/123/tok-en_1", "https://discord.com/api/webhooks/<redacted>"},
+        {"https://user:pw@example.com:8443/a/b?x=1#frag",
+         "https://<redacted>@example.com:8443/a/b?x=<redacted>#<redacted>"},
+        {"https://example.com/services/T000/B000/XXXXXXXXXXXXXXXX1234",
+         "https://example.com/services/T000/B000/<redacted>"},
+        {"https://example.com?token", "https://example.com?<redacted>"},
+        {"https://prometheus.example.com/api/v1", "https://prometheus.example.com/api/v1"},
+        {"postgres://app:pw@db:5432/x", "postgres://<redacted>@db:5432/x"},
+        {"host=db user=app password=pw sslmode=require",
+         "host=db user=app password=<redacted> sslmode=require"},
+        {"app:pw@db:5432", "<redacted>@db:5432"},
+        {"0.0.0.0:8080", "0.0.0.0:8080"},
+        {"[::1]:8080", "[::1]:8080"},
+        {"30 minutes", "30 minutes"},
+    };
+    for (const auto& [in, out] : cases) {
+        EXPECT_EQ(yaml::redact_credentials(in), out) << in;
     }
 }
 
