@@ -42,13 +42,16 @@ void read(yaml::section& s, config& out) {
          "release_on_shutdown"}
     );
     s.get("enabled", out.enabled);
-    if (auto ns = s.checked("namespace", [](const std::string& v) { return dns_name_problem(v, false); })) {
+    // "" keeps the default (the service account's namespace), as written in example.yaml.
+    if (auto ns = s.checked("namespace", [](const std::string& v) {
+            return v.empty() ? std::string{} : dns_name_problem(v, false);
+        })) {
         out.ns = std::move(*ns);
     }
     if (auto name = s.checked("name", [](const std::string& v) { return dns_name_problem(v, true); })) {
         out.name = std::move(*name);
     }
-    s.get("identity", out.identity, true);
+    s.get("identity", out.identity);  // "" = POD_NAME, else the host name
     s.get("lease_duration", out.lease_duration, 1s);
     s.get("renew_deadline", out.renew_deadline, 1ms);
     s.get("retry_period", out.retry_period, 1ms);

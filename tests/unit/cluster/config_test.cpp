@@ -57,6 +57,13 @@ TEST(leader_election_config, reads_every_key) {
     EXPECT_FALSE(c.release_on_shutdown);
 }
 
+TEST(leader_election_config, empty_namespace_and_identity_keep_their_defaults) {
+    const auto r = parse("  enabled: true\n  namespace: \"\"\n  identity: \"\"\n");
+    ASSERT_TRUE(r.ok()) << messages(r);
+    EXPECT_EQ(r.value->leader_election.ns, "");
+    EXPECT_EQ(r.value->leader_election.identity, "");
+}
+
 TEST(leader_election_config, the_renew_deadline_must_be_shorter_than_the_lease) {
     const auto r = parse("  lease_duration: 10s\n  renew_deadline: 10s\n");
     ASSERT_FALSE(r.ok());
