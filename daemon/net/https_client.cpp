@@ -152,10 +152,12 @@ struct https_client::impl {
         }
     }
 
+    /// A TLS error after the handshake (TLS 1.3: the server refusing our client certificate
+    /// on our first read) says what it is as a handshake's does (describe_tls_error).
     static transport_failure fail(
         const target& t, std::string_view step, const boost::system::error_code& ec, bool sent
     ) {
-        return fail(t, step, ec, sent, ec.message());
+        return fail(t, step, ec, sent, describe_tls_error(ec));
     }
 
     /// The same failure with a more precise `reason` than the code's message.

@@ -25,7 +25,55 @@ std::string ssl_reason(const boost::system::error_code& ec) {
     return reason != nullptr ? std::string{reason} : ec.message();
 }
 
+/// What an alert the server sent says, for the alerts about certificates and about what the
+/// two ends could not agree on (RFC 8446 §6.2); nullptr for any other reason. A server
+/// sends these when it refuses our client certificate (mutual TLS: a kubeconfig's), or the
+/// handshake itself.
+const char* alert_sentence(int reason) noexcept {
+    switch (reason) {
+        case SSL_R_SSLV3_ALERT_CERTIFICATE_EXPIRED:
+            return "the server refused our client certificate: it has expired (TLS alert "
+                   "certificate_expired)";
+        case SSL_R_SSLV3_ALERT_CERTIFICATE_REVOKED:
+            return "the server refused our client certificate: it is revoked (TLS alert certificate_revoked)";
+        case SSL_R_SSLV3_ALERT_BAD_CERTIFICATE:
+            return "the server refused our client certificate (TLS alert bad_certificate)";
+        case SSL_R_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE:
+            return "the server refused our client certificate: unsupported (TLS alert "
+                   "unsupported_certificate)";
+        case SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN:
+            return "the server refused our client certificate (TLS alert certificate_unknown)";
+        case SSL_R_TLSV1_ALERT_UNKNOWN_CA:
+            return "the server does not trust our client certificate's issuer (TLS alert unknown_ca)";
+        case SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED:
+        case SSL_R_SSLV3_ALERT_NO_CERTIFICATE:
+            return "the server requires a client certificate and none was sent (TLS alert "
+                   "certificate_required)";
+        case SSL_R_TLSV1_ALERT_ACCESS_DENIED:
+            return "the server denied access to our client certificate (TLS alert access_denied)";
+        case SSL_R_TLSV1_ALERT_PROTOCOL_VERSION:
+            return "the server speaks no TLS version we do (1.2 or 1.3) (TLS alert protocol_version)";
+        case SSL_R_SSLV3_ALERT_HANDSHAKE_FAILURE:
+            return "the server refused the handshake: no cipher or group in common, or a client certificate "
+                   "it wants (TLS alert handshake_failure)";
+        case SSL_R_TLSV1_UNRECOGNIZED_NAME:
+            return "the server does not serve the name we sent as SNI (TLS alert unrecognized_name)";
+        default: return nullptr;
+    }
+}
+
 }  // namespace
+
+std::string describe_tls_error(const boost::system::error_code& ec) {
+    if (ec.category() != boost::asio::error::get_ssl_category()) {
+        return ec.message();
+    }
+    const auto reason = ERR_GET_REASON(static_cast<unsigned long>(ec.value()));
+    if (const char* sentence = alert_sentence(reason)) {
+        return sentence;
+    }
+    return ssl_reason(ec);
+}
 
 std::string_view to_string(tls_outcome o) noexcept {
     switch (o) {
@@ -184,7 +232,7 @@ tls_diagnosis diagnose_handshake(ssl_st* ssl, const boost::system::error_code& e
         return {tls_outcome::timed_out, ec.message()};
     }
     if (ec.category() == boost::asio::error::get_ssl_category()) {
-        return {tls_outcome::handshake_failed, ssl_reason(ec)};
+        return {tls_outcome::handshake_failed, describe_tls_error(ec)};
     }
     // The peer hung up mid-handshake: asio says "stream truncated" or "End of file".
     if (ec == boost::asio::ssl::error::stream_truncated || ec == boost::asio::error::eof) {

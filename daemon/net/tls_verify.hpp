@@ -70,6 +70,15 @@ boost::system::error_code arm_host_check(ssl_st* ssl, const std::string& host) n
 /// the certificate for <host>: <reason>"), or nullopt when the handshake may start.
 std::optional<std::string> arm_client_handshake(ssl_st* ssl, const std::string& host);
 
+/// The sentence for a TLS error of the ssl category (asio's `get_ssl_category()`): an
+/// alert the server sent names what it refused, and whose certificate ("the server refused
+/// our client certificate: it has expired (TLS alert certificate_expired)", "the server
+/// does not trust our client certificate's issuer (TLS alert unknown_ca)"), which
+/// OpenSSL's own words ("sslv3 alert certificate expired") leave to guess; any other
+/// reason is OpenSSL's, without asio's "(SSL routines)". For an error of another category,
+/// its message.
+std::string describe_tls_error(const boost::system::error_code& ec);
+
 /// A TLS outcome and the sentence that explains it (safe to log: no secrets).
 struct tls_diagnosis {
     tls_outcome outcome = tls_outcome::handshake_failed;
@@ -78,8 +87,9 @@ struct tls_diagnosis {
 
 /// After a handshake on `ssl` completed with `ec`, says why it failed, most precise
 /// first: the certificate verification failure (from `note`, else
-/// SSL_get_verify_result), else OpenSSL's reason for the TLS error ("wrong version
-/// number" when the peer answered in plain HTTP), else the transport error
+/// SSL_get_verify_result), else the TLS error (describe_tls_error: "wrong version number"
+/// when the peer answered in plain HTTP, an alert of the server's named), else the
+/// transport error
 /// ("Connection reset by peer", "unexpected eof (the peer closed the connection)"; beast's
 /// timeout is `timed_out`). With no error and a verified chain it is {ok, "verified"}.
 /// `ssl` may be null (nothing was negotiated).

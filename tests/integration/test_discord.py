@@ -331,6 +331,66 @@ class TlsVerificationTests(unittest.TestCase):
         rig.daemon.assert_logs_well_formed()
 
 
+class TlsCauseTests(unittest.TestCase):
+    """A TLS failure says why: an expired certificate, one for another name, an untrusted
+    issuer, each in the outbox's log line (no token in it)."""
+
+    @classmethod
+    def setUpClass(cls):
+        # A root and an intermediate of their own (tls_rig's whole table would cost seconds).
+        import tls_rig
+        from datetime import timedelta
+        cls.dir = harness.make_tempdir("runbookd-it-tlscause-")
+        cls.pki = tls_rig.TlsPki(cls.dir)
+        now, year = cls.pki.now, timedelta(days=365)
+        cls.root = cls.pki.issue("runbookd tls-cause root", None, now - year, now + year, ca=True)
+        cls.intermediate = cls.pki.issue("runbookd tls-cause intermediate", cls.root, now - year, now + year,
+                                         ca=True)
+        cls.ca_file = cls.pki.bundle("ca.pem", [cls.root])
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.dir, ignore_errors=True)
+
+    def failure_logged(self, name: str, leaf_sans: list[str], expired: bool, ca_file: str,
+                       host: str = "localhost") -> str:
+        import fake_discord
+        from datetime import timedelta
+        now = self.pki.now
+        not_after = now - timedelta(hours=2) if expired else now + timedelta(days=30)
+        leaf = self.pki.issue(host, self.intermediate, now - timedelta(days=30), not_after, sans=leaf_sans)
+        chain = self.pki.bundle(f"discord-{name}.pem", [leaf, self.intermediate])
+        fake = fake_discord.FakeDiscord(chain, leaf.key).start()
+        self.addCleanup(fake.stop)
+        hook_id, token = harness.snowflake_id(), harness.unique_token()
+        fake.add_webhook(hook_id, token)
+        url = fake.url(hook_id, token).replace("127.0.0.1", host)
+        rig = DaemonWithDiscord({"discord": {"ca_file": ca_file, "status_webhook_url": url}},
+                                name=f"tls_{name}", operations_webhook=False)
+        self.addCleanup(rig.close)
+        rig.start()
+        rig.trigger()
+        line = rig.daemon.wait_log(lambda e: e.get("msg") == "post attempt failed", 15,
+                                   "the failed attempt's log line")
+        self.assertEqual(fake.snapshot_requests(), [], "a request went over a connection not trusted")
+        rig.daemon.assert_no_secret([token])
+        return line.get("error", "")
+
+    def test_an_expired_certificate_is_named(self):
+        error = self.failure_logged("expired", ["localhost"], True, self.ca_file)
+        self.assertIn("tls handshake: certificate has expired", error)
+
+    def test_a_certificate_for_another_name_is_named(self):
+        error = self.failure_logged("wrong_host", ["other.test"], False, self.ca_file)
+        self.assertIn("tls handshake: certificate is for another host (hostname mismatch)", error)
+
+    def test_an_untrusted_issuer_is_named(self):
+        other = harness.Pki(harness.make_tempdir("runbookd-it-otherca-"))
+        self.addCleanup(shutil.rmtree, other.dir, True)
+        error = self.failure_logged("untrusted", ["localhost"], False, other.ca_cert)
+        self.assertIn("tls handshake: untrusted issuer (", error)
+
+
 class WebhookUrlTests(unittest.TestCase):
     """A webhook URL may name any HTTPS host and port (a proxy, this fake): requests go there,
     verified, with the unversioned /api made /api/v10; the deprecated base_url still works."""
