@@ -107,13 +107,20 @@ private:
     std::shared_ptr<impl> impl_;
 };
 
-/// The elector as the daemon runs it, with its own HTTPS client and credentials.
+/// The elector as the daemon runs it, with its own HTTPS client and credentials. Runs on
+/// the loop executor it was made with; keep it alive until stop()'s `done` has been called
+/// (or the io_context has stopped).
 class elector {
 public:
     virtual ~elector() = default;
+    /// As lease_elector::start().
     virtual void start() = 0;
+    /// As lease_elector::stop(); then shuts its HTTPS client and credentials down, and
+    /// calls `done`.
     virtual void stop(std::function<void()> done = {}) = 0;
+    /// As lease_elector::is_leader().
     virtual bool is_leader() const noexcept = 0;
+    /// As lease_elector::fencing_token().
     virtual std::uint64_t fencing_token() const noexcept = 0;
     /// "lease ops/runbookd as runbookd-0 (in-cluster)", for the start-up log.
     virtual std::string describe() const = 0;
