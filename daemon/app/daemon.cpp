@@ -11,6 +11,8 @@
 #include "notify/outbox.hpp"
 #include "rules/rules.hpp"
 #include "sources/kubernetes/cluster.hpp"
+#include "store/config.hpp"
+#include "store/store.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -22,6 +24,8 @@
 
 #include <csignal>
 #include <functional>
+#include <set>
+#include <stdexcept>
 #include <tuple>
 #include <vector>
 
@@ -102,6 +106,17 @@ void register_secrets(log::sink& sink, const config::config& cfg) {
     }
 }
 
+/// The configured state store; the daemon does not start without it (throws).
+std::unique_ptr<store::store> open_store(
+    const store::config& c, asio::io_context& ioc, log::logger log, prometheus::Registry& metrics
+) {
+    auto s = store::make(c, ioc.get_executor(), std::move(log), metrics);
+    if (!s) {
+        throw std::runtime_error(s.error().detail);
+    }
+    return std::move(*s);
+}
+
 }  // namespace
 
 struct daemon::impl {
@@ -138,6 +153,7 @@ struct daemon::impl {
               exposition.registry()
           ),
           gather(ioc.get_executor(), built.sources, log.with("component", "gather"), exposition.registry()),
+          state(open_store(cfg.store, ioc, log.with("component", "store"), exposition.registry())),
           server(
               ioc.get_executor(),
               routes,
@@ -335,8 +351,9 @@ struct daemon::impl {
 
     /// The one shell -> core boundary: every intake event, signal, source report and tick
     /// goes through here, one engine call each, and its posts go to the outbox in order.
-    /// (Where the state store will journal.)
+    /// Each input is journaled first: what the engine decides follows from what is kept.
     void feed(input in) {
+        state->append(in);
         decisions d = core.apply(std::move(in));
         for (auto& p : d.posts) {
             log.info(
@@ -358,6 +375,107 @@ struct daemon::impl {
         daemon_metrics.open_incidents.Set(static_cast<double>(core.open_count()));
         // The wake loop recomputes its deadline from the engine.
         wake.cancel();
+        if (state->growth() >= cfg.store.compact_bytes) {
+            compact_state();
+        }
+    }
+
+    /// Rebuilds the engine and the outbox from the state store, before anything is served:
+    /// every kept input through the engine again (its posts were journaled as the outbox's
+    /// changes, so they are dropped here), then the outbox's changes. Then the journal is
+    /// compacted, and from now on every input and change is journaled.
+    void recover_state() {
+        const auto started = loop::steady_clock::now();
+        auto kept = state->recover();
+        if (!kept) {
+            throw std::runtime_error(kept.error().detail);
+        }
+        std::size_t inputs = 0;
+        std::size_t changes = 0;
+        for (auto& r : *kept) {
+            if (auto* in = std::get_if<input>(&r)) {
+                if (const auto* ev = std::get_if<incident_event>(&in->what)) {
+                    for (const auto& intake : built.intakes) {
+                        intake->recovered(*ev);
+                    }
+                }
+                (void)core.apply(std::move(*in));
+                ++inputs;
+            } else {
+                outbox.restore(std::get<notify::change>(r));
+                ++changes;
+            }
+        }
+        kept->clear();
+        compact_state();
+        outbox.journal(notify::journal_hooks{
+            .record = [this](const notify::change& c) { state->append(c); },
+            .before_send = [this]() -> asio::awaitable<void> { (void)co_await state->sync(); },
+        });
+        server.before_reply([this](const net::request& req, net::response& res) {
+            return durable_reply(req, res);
+        });
+        const double seconds = std::chrono::duration<double>(loop::steady_clock::now() - started).count();
+        daemon_metrics.store_recovery_seconds.Set(seconds);
+        log.info(
+            "state recovered",
+            {{"store", state->describe()},
+             {"inputs", static_cast<long long>(inputs)},
+             {"outbox_changes", static_cast<long long>(changes)},
+             {"open_incidents", static_cast<long long>(core.open_count())},
+             {"queued_posts",
+              static_cast<long long>(outbox.depth(channel::status) + outbox.depth(channel::operations))},
+             {"seconds", seconds}}
+        );
+    }
+
+    /// Rewrites the journal to what still matters: every input about an incident the engine
+    /// still knows, resolves of unknown incidents while they are remembered, signals within
+    /// their retention, time passing since the oldest incident began, each source's last
+    /// report, and the outbox as it is.
+    void compact_state() {
+        const auto now = loop::wall_now();
+        const millis resolved_retention = engine_settings{}.resolved_retention;
+        wall_time since = now - std::max(cfg.signals.retention, resolved_retention);
+        std::set<std::string, std::less<>> known;
+        for (const auto& v : core.incidents_view()) {
+            if (const auto* inc = core.find(v.id)) {
+                since = std::min({since, inc->started, inc->opened_at});
+            }
+            known.insert(v.id);
+        }
+        store::compaction c;
+        for (const auto& [name, status] : core.sources()) {
+            c.base.push_back(input{std::min(status.since, since), source_report{name, status}});
+        }
+        const wall_time signals_since = now - cfg.signals.retention;
+        const wall_time resolved_since = now - resolved_retention;
+        c.keep = [known = std::move(known), since, signals_since, resolved_since](const input& in) {
+            if (const auto* ev = std::get_if<incident_event>(&in.what)) {
+                return known.contains(ev->incident.id) ||
+                       (ev->type == incident_event_type::resolved && in.at >= resolved_since);
+            }
+            if (std::holds_alternative<signal>(in.what)) {
+                return in.at >= signals_since;
+            }
+            if (const auto* g = std::get_if<evidence_gathered>(&in.what)) {
+                return known.contains(g->incident);
+            }
+            return in.at >= since;  // ticks and source reports
+        };
+        c.outbox = outbox.state();
+        state->compact(std::move(c));
+    }
+
+    /// A webhook is answered once what it fed the engine is durable; 503 (the sender
+    /// retries) when the store cannot make it so.
+    asio::awaitable<void> durable_reply(const net::request& req, net::response& res) {
+        if (req.method() != http::verb::post || res.result_int() >= 300) {
+            co_return;
+        }
+        if (const auto r = co_await state->sync(); !r) {
+            res = net::make_error(req, http::status::service_unavailable, "state store unavailable; retry");
+        }
     }
 
     /// One timer drives the engine: it sleeps until the engine's next_wake.
@@ -535,6 +653,7 @@ struct daemon::impl {
         step("stop engine timer", [&] { wake.cancel(); });
         const bool drained = co_await outbox.drain(cfg.notify.drain_timeout);
         step("stop outbox", [&] { outbox.stop(); });
+        step("close state store", [&] { state->close(); });
         // A send still in flight past the drain deadline is aborted, so exit is bounded
         // by drain_timeout rather than by the notifier's request timeout.
         step("abort in-flight requests", [&] { built.notifier->abort(); });
@@ -559,6 +678,7 @@ struct daemon::impl {
     engine core;
     notify::outbox outbox;
     gatherer gather;
+    std::unique_ptr<store::store> state;  ///< what survives a restart (store:)
     net::router routes;
     net::http_server server;
     net::router admin_routes;                        ///< /healthz, /readyz and /metrics only
@@ -590,6 +710,7 @@ daemon::~daemon() = default;
 
 asio::ip::tcp::endpoint daemon::start() {
     auto& i = *impl_;
+    i.recover_state();
     const auto listening = [&i](std::string_view listener, const asio::ip::tcp::endpoint& at) {
         i.log.info(
             "listening",

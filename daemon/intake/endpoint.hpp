@@ -40,6 +40,9 @@ public:
     virtual ~endpoint() = default;
     virtual std::string_view path() const noexcept = 0;  ///< "/webhooks/pagerduty"
     virtual net::response handle(const net::request& req) = 0;
+    /// An event this daemon accepted before a restart, replayed from the state store: an
+    /// intake that de-duplicates remembers it, so a redelivery is still a duplicate.
+    virtual void recovered(const incident_event& ev) { (void)ev; }
 };
 
 }  // namespace runbookd::intake

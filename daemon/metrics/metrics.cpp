@@ -31,6 +31,13 @@ daemon_metrics::daemon_metrics(prometheus::Registry& r)
                            .Help("How late the last event-loop heartbeat timer fired.")
                            .Register(r)
                            .Add({})),
+      store_recovery_seconds(
+          prometheus::BuildGauge()
+              .Name("runbookd_store_recovery_seconds")
+              .Help("How long the start-up recovery from the state store took (read and replay).")
+              .Register(r)
+              .Add({})
+      ),
       config_reload_successful(prometheus::BuildGauge()
                                    .Name("runbookd_config_last_reload_successful")
                                    .Help("1 if the last configuration load or reload succeeded.")

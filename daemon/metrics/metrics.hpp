@@ -33,6 +33,7 @@ struct daemon_metrics {
 
     prometheus::Gauge& open_incidents;
     prometheus::Gauge& loop_lag_seconds;
+    prometheus::Gauge& store_recovery_seconds;
     prometheus::Gauge& config_reload_successful;
     prometheus::Gauge& config_reload_timestamp;
     prometheus::Family<prometheus::Gauge>& config_hash;

@@ -71,6 +71,7 @@ struct http_server::state : std::enable_shared_from_this<state> {
     asio::any_io_executor executor;
     tcp::acceptor acceptor;
     const router& routes;
+    http_server::reply_hook before_reply;
     server_limits limits;
     log::logger log;
     std::string name;
@@ -235,6 +236,9 @@ struct http_server::state : std::enable_shared_from_this<state> {
             }
             request req = parser.release();
             response res = routes.handle(req);
+            if (before_reply) {
+                co_await before_reply(req, res);
+            }
             const bool keep = res.keep_alive() && !stopping;
             res.keep_alive(keep);
             co_await write(stream, std::move(res));
@@ -328,6 +332,10 @@ void http_server::stop() {
             stream->socket().cancel(ignored);
         }
     }
+}
+
+void http_server::before_reply(reply_hook hook) {
+    state_->before_reply = std::move(hook);
 }
 
 std::size_t http_server::connections() const noexcept {

@@ -8,6 +8,7 @@
 #include "net/router.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
@@ -15,6 +16,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -80,6 +82,11 @@ public:
     void stop();
 
     std::size_t connections() const noexcept;
+
+    /// Runs before each response is written; it may wait (until the request's effect is
+    /// durable) and change the response (to a 503 when it cannot be made so).
+    using reply_hook = std::function<boost::asio::awaitable<void>(const request&, response&)>;
+    void before_reply(reply_hook hook);
 
 private:
     struct state;

@@ -325,6 +325,30 @@ void outbox::restore(const change& c) {
     l.depth->Set(static_cast<double>(l.queue.size()));
 }
 
+std::vector<change> outbox::state() const {
+    std::vector<change> out;
+    for (const auto& key : id_order_) {
+        if (const auto it = message_ids_.find(key); it != message_ids_.end()) {
+            out.push_back(change{
+                .what = change::kind::remember,
+                .to = channel::status,
+                .keys = {key},
+                .message_id = it->second});
+        }
+    }
+    for (const auto& l : lanes_) {
+        for (std::size_t i = 0; i < l->queue.size(); ++i) {
+            const auto& q = l->queue[i];
+            out.push_back(change{.what = change::kind::enqueued, .to = l->to, .p = q.p});
+            // On the wire now: after a restart it may have arrived.
+            if (q.maybe_sent || i < l->on_wire) {
+                out.push_back(change{.what = change::kind::sending, .to = l->to, .keys = {q.p.key}});
+            }
+        }
+    }
+    return out;
+}
+
 void outbox::enqueue(post p) {
     auto& l = *lanes_[static_cast<std::size_t>(p.to)];
     count_merged(l, p);

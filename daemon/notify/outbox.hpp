@@ -74,6 +74,11 @@ public:
     /// and counted: each is at most one duplicate.
     void restore(const change& c);
 
+    /// The outbox's state as changes that restore() rebuilds it from: each queued post
+    /// (with `sending` for one that may have arrived) and each remembered message id. What
+    /// a compaction of the state store keeps of the outbox.
+    std::vector<change> state() const;
+
     /// Starts one delivery worker per channel.
     void start();
 

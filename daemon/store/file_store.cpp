@@ -356,6 +356,10 @@ private:
         const journal::scan scanned = journal::read(text);
         std::string out = journal::header();
         kept = 0;
+        for (const auto& in : c.base) {
+            journal::frame(out, encode(record{in}));
+            ++kept;
+        }
         for (const auto payload : scanned.records) {
             auto d = decode(payload);
             if (!d.value) {

@@ -28,10 +28,12 @@ namespace runbookd::store {
 
 struct config;
 
-/// What a compaction keeps: of the inputs kept so far, those `keep` accepts (it runs on the
-/// store's own thread: it must only read what it captured), then `outbox`, the outbox's
+/// What a compaction keeps: `base` first (what the dropped inputs amounted to, such as each
+/// source's last report), then of the inputs kept so far those `keep` accepts (it runs on
+/// the store's own thread: it must only read what it captured), then `outbox`, the outbox's
 /// current state as changes (the old changes are dropped).
 struct compaction {
+    std::vector<input> base;
     std::function<bool(const input&)> keep;
     std::vector<notify::change> outbox;
 };

@@ -215,6 +215,13 @@ class Daemon:
     def __init__(self, config: dict, workdir: str, name: str = "runbookd"):
         self.workdir = workdir
         self.config_path = os.path.join(workdir, f"{name}.yaml")
+        # Each daemon keeps its state in its own directory (never the default
+        # /var/lib/runbookd): a restart of this Daemon recovers it; another test never sees it.
+        # (Set in the caller's dict too, so a test that rewrites the file keeps them.)
+        config.setdefault("store", {"dir": os.path.join(workdir, f"{name}-state")})
+        self.state_dir = config["store"].get("dir")
+        # Tests page one daemon many times in a row: only the storm tests want a storm.
+        config.setdefault("limits", {"storm_threshold": 0})
         with open(self.config_path, "w") as f:
             f.write(to_yaml(config) + "\n")
         self.proc: Optional[subprocess.Popen] = None

@@ -57,6 +57,12 @@ webhook_handler::webhook_handler(
     }
 }
 
+void webhook_handler::recovered(const incident_event& ev) {
+    if (ev.origin == event_origin::webhook && !ev.event_id.empty()) {
+        seen_.insert("e:" + ev.event_id);
+    }
+}
+
 prometheus::Counter& webhook_handler::counter(std::string_view result) {
     return results_.Add({{"source", "pagerduty"}, {"result", std::string{result}}});
 }

@@ -40,6 +40,8 @@ public:
     std::string_view path() const noexcept override { return "/webhooks/pagerduty"; }
     /// Judges an event's age against the daemon's wall clock (loop/clock.hpp).
     net::response handle(const net::request& req) override;
+    /// Remembers the event's id: PagerDuty's redelivery after a restart is a duplicate.
+    void recovered(const incident_event& ev) override;
     net::response operator()(const net::request& req) { return handle(req); }
     /// The same at `now`: the whole of the endpoint's logic, for tests in virtual time.
     net::response handle_at(const net::request& req, wall_time now);

@@ -177,6 +177,7 @@ TEST_F(file_store_test, compaction_keeps_what_matters_and_what_came_after) {
             .what = notify::change::kind::delivered, .to = channel::status, .keys = {"OLD/0/notice"}});
         s->append(trigger("KEEP", t0 + 1s));
         compaction c;
+        c.base.push_back(trigger("BASE", t0 - 1s));
         c.keep = [](const input& in) {
             const auto* ev = std::get_if<incident_event>(&in.what);
             return ev != nullptr && ev->incident.id == "KEEP";
@@ -199,7 +200,7 @@ TEST_F(file_store_test, compaction_keeps_what_matters_and_what_came_after) {
     for (const auto& r : *back) {
         ids.push_back(id_of(r));
     }
-    EXPECT_EQ(ids, (std::vector<std::string>{"KEEP", "change:KEEP/0/summary/1", "AFTER"}));
+    EXPECT_EQ(ids, (std::vector<std::string>{"BASE", "KEEP", "change:KEEP/0/summary/1", "AFTER"}));
 }
 
 TEST_F(file_store_test, the_memory_store_keeps_nothing) {
