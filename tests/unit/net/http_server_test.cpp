@@ -1,5 +1,6 @@
 #include "net/http_server.hpp"
 
+#include "fakes/io.hpp"
 #include "net/router.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -10,7 +11,6 @@
 #include <prometheus/registry.h>
 
 #include <array>
-#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -58,22 +58,6 @@ struct client {
     std::string got;
     bool closed = false;
 };
-
-/// Runs real I/O until `pred` holds or `budget` passes (the fakes library's run_until,
-/// without the notifier fakes this test has no use for).
-::testing::AssertionResult run_until(
-    asio::io_context& ioc, const std::function<bool()>& pred, std::chrono::milliseconds budget
-) {
-    const auto deadline = std::chrono::steady_clock::now() + budget;
-    while (!pred()) {
-        if (std::chrono::steady_clock::now() >= deadline) {
-            return ::testing::AssertionFailure() << "condition not met within " << budget.count() << " ms";
-        }
-        ioc.restart();
-        ioc.run_for(std::chrono::milliseconds{10});
-    }
-    return ::testing::AssertionSuccess();
-}
 
 constexpr std::string_view get_healthz = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
 
@@ -134,13 +118,13 @@ TEST_F(http_server_test, a_connection_that_sends_nothing_is_closed_at_the_header
     limits.idle_timeout = 1h;  // what a silent connection was held for before
     start(limits);
     client silent{ioc, at};
-    EXPECT_TRUE(run_until(
+    EXPECT_TRUE(fakes::run_until(
         ioc, [&] { return silent.closed; }, 10s
     ));
     EXPECT_TRUE(silent.got.empty());  // no answer: it asked nothing
     EXPECT_EQ(metric("runbookd_http_timeouts_total", "phase", "header"), 1);
     EXPECT_EQ(metric("runbookd_http_timeouts_total", "phase", "idle"), 0);
-    EXPECT_TRUE(run_until(
+    EXPECT_TRUE(fakes::run_until(
         ioc, [&] { return server->connections() == 0; }, 5s
     ));
 }
@@ -152,7 +136,7 @@ TEST_F(http_server_test, a_connection_that_sends_part_of_a_header_is_closed_at_t
     start(limits);
     client slow{ioc, at};
     slow.send("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ");
-    EXPECT_TRUE(run_until(
+    EXPECT_TRUE(fakes::run_until(
         ioc, [&] { return slow.closed; }, 10s
     ));
     EXPECT_EQ(slow.responses(), 0u);
@@ -166,15 +150,15 @@ TEST_F(http_server_test, a_kept_alive_connection_waits_the_idle_timeout_between_
     start(limits);
     client c{ioc, at};
     c.send(get_healthz);
-    ASSERT_TRUE(run_until(
+    ASSERT_TRUE(fakes::run_until(
         ioc, [&] { return c.responses() == 1; }, 10s
     ));
     // Several header timeouts pass with the connection idle between requests: it stays.
-    EXPECT_FALSE(run_until(
+    EXPECT_FALSE(fakes::run_until(
         ioc, [&] { return c.closed; }, 600ms
     ));
     c.send(get_healthz);
-    EXPECT_TRUE(run_until(
+    EXPECT_TRUE(fakes::run_until(
         ioc, [&] { return c.responses() == 2; }, 10s
     ));
     EXPECT_FALSE(c.closed);
@@ -190,14 +174,14 @@ TEST_F(http_server_test, connections_beyond_the_per_client_limit_are_closed_coun
     for (int i = 0; i < 2; ++i) {
         kept.push_back(std::make_unique<client>(ioc, at));
     }
-    ASSERT_TRUE(run_until(
+    ASSERT_TRUE(fakes::run_until(
         ioc, [&] { return server->connections() == 2; }, 10s
     ));
     std::vector<std::unique_ptr<client>> refused;
     for (int i = 0; i < 5; ++i) {
         refused.push_back(std::make_unique<client>(ioc, at));
     }
-    EXPECT_TRUE(run_until(
+    EXPECT_TRUE(fakes::run_until(
         ioc,
         [&] { return std::all_of(refused.begin(), refused.end(), [](const auto& c) { return c->closed; }); },
         10s
@@ -209,17 +193,17 @@ TEST_F(http_server_test, connections_beyond_the_per_client_limit_are_closed_coun
     EXPECT_EQ(log_count("connections refused"), 1u);
     // The connections that were kept are served.
     kept[0]->send(get_healthz);
-    EXPECT_TRUE(run_until(
+    EXPECT_TRUE(fakes::run_until(
         ioc, [&] { return kept[0]->responses() == 1; }, 10s
     ));
     // Once one of them ends, the client may connect again.
     kept[1]->socket.close();
-    ASSERT_TRUE(run_until(
+    ASSERT_TRUE(fakes::run_until(
         ioc, [&] { return server->connections() == 1; }, 10s
     ));
     client again{ioc, at};
     again.send(get_healthz);
-    EXPECT_TRUE(run_until(
+    EXPECT_TRUE(fakes::run_until(
         ioc, [&] { return again.responses() == 1; }, 10s
     ));
 }
@@ -229,18 +213,18 @@ TEST_F(http_server_test, connections_beyond_the_total_limit_are_closed_and_count
     limits.max_connections = 1;
     start(limits);
     client first{ioc, at};
-    ASSERT_TRUE(run_until(
+    ASSERT_TRUE(fakes::run_until(
         ioc, [&] { return server->connections() == 1; }, 10s
     ));
     client second{ioc, at};
-    EXPECT_TRUE(run_until(
+    EXPECT_TRUE(fakes::run_until(
         ioc, [&] { return second.closed; }, 10s
     ));
     EXPECT_EQ(metric("runbookd_http_connections_refused_total", "reason", "max_connections"), 1);
     EXPECT_EQ(log_count("connections refused"), 1u);
     EXPECT_NE(log_lines.back().find(R"("reason":"max_connections")"), std::string::npos) << log_lines.back();
     first.send(get_healthz);
-    EXPECT_TRUE(run_until(
+    EXPECT_TRUE(fakes::run_until(
         ioc, [&] { return first.responses() == 1; }, 10s
     ));
 }
