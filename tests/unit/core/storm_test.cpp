@@ -333,6 +333,23 @@ TEST(storm, after_a_storm_a_new_incident_past_the_limit_takes_the_place_of_a_sto
     EXPECT_EQ(e.find("OVER"), nullptr);
 }
 
+TEST(storm, the_first_incident_after_a_storm_past_the_limit_gets_its_notice) {
+    auto s = settings();
+    s.limits.max_open_incidents = 50;
+    s.limits.storm_window = 10s;
+    engine e{s};
+    for (int i = 0; i < 400; ++i) {
+        trigger(e, "P" + std::to_string(i), t0 + i * 5ms);
+    }
+    EXPECT_EQ(e.open_count(), 50u);
+    run_until(e, t0 + 1min);
+    ASSERT_EQ(e.current_storm(), nullptr);
+    const auto d = trigger(e, "NEW", t0 + 1min);
+    ASSERT_FALSE(d.posts.empty());
+    EXPECT_EQ(d.posts[0].kind, post_kind::notice);
+    EXPECT_EQ(d.posts[0].key, "NEW/0/notice");
+}
+
 TEST(storm, operations_gets_one_storm_post_and_no_summary_per_incident) {
     engine e{with_operations()};
     std::vector<post> posts;
