@@ -1,5 +1,6 @@
 """deploy/: `kubectl kustomize deploy/` renders, RBAC grants only what the Kubernetes
-source reads (get/list/watch), and the ConfigMap's configuration passes check-config."""
+source reads (get/list/watch), the ConfigMap's configuration passes check-config, and the
+state directory is on a volume only one pod holds."""
 
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ class DeployTests(unittest.TestCase):
     def test_renders_every_object(self):
         kinds = sorted(d["kind"] for d in self.docs)
         self.assertEqual(kinds, sorted([
-            "Namespace", "ServiceAccount", "ConfigMap", "Deployment", "Service",
+            "Namespace", "ServiceAccount", "ConfigMap", "Deployment", "Service", "PersistentVolumeClaim",
             "ClusterRole", "ClusterRole", "RoleBinding", "ClusterRoleBinding"]))
         deployment = self.of_kind("Deployment")[0]
         self.assertEqual(deployment["spec"]["template"]["spec"]["serviceAccountName"], "runbookd")
@@ -108,6 +109,27 @@ class DeployTests(unittest.TestCase):
         # Only the webhook port is behind the Service.
         service_ports = {p["targetPort"] for p in self.of_kind("Service")[0]["spec"]["ports"]}
         self.assertEqual(service_ports, {"http"})
+
+    def test_the_state_directory_is_on_a_claim_one_pod_at_a_time_can_write(self):
+        config = yaml.safe_load(self.of_kind("ConfigMap")[0]["data"]["config.yaml"])
+        state_dir = config["store"]["dir"]
+        deployment = self.of_kind("Deployment")[0]["spec"]
+        # Two pods must never share the journal (its lock would stop the second anyway).
+        self.assertEqual(deployment["replicas"], 1)
+        self.assertEqual(deployment["strategy"]["type"], "Recreate")
+        pod = deployment["template"]["spec"]
+        container = pod["containers"][0]
+        mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+        self.assertIn(state_dir, mounts, "store.dir must be on the volume")
+        self.assertFalse(mounts[state_dir].get("readOnly", False))
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        claim_name = volumes[mounts[state_dir]["name"]]["persistentVolumeClaim"]["claimName"]
+        claim = self.of_kind("PersistentVolumeClaim")[0]
+        self.assertEqual(claim["metadata"]["name"], claim_name)
+        self.assertEqual(claim["spec"]["accessModes"], ["ReadWriteOnce"])
+        # The non-root user writes it; the root filesystem stays read-only.
+        self.assertEqual(pod["securityContext"]["fsGroup"], pod["securityContext"]["runAsUser"])
+        self.assertTrue(container["securityContext"]["readOnlyRootFilesystem"])
 
 
 if __name__ == "__main__":
