@@ -18,6 +18,7 @@
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <condition_variable>
 #include <cstring>
@@ -25,6 +26,7 @@
 #include <fcntl.h>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <thread>
@@ -64,6 +66,69 @@ bool fsync_dir(const std::string& dir) {
     ::close(fd);
     return ok;
 }
+
+/// Reads a journal's frames one at a time, from after its header, through a 1 MiB window.
+/// For the store's own file, written whole by it: it stops at the first frame that is not.
+class frame_reader {
+public:
+    explicit frame_reader(int fd) : fd_(fd) {
+        if (fill(journal::header_size)) {
+            pos_ = journal::header_size;
+        }
+    }
+
+    std::optional<std::string_view> next() {
+        if (!fill(journal::frame_overhead)) {
+            return std::nullopt;
+        }
+        const std::size_t len = u32(pos_);
+        if (len == 0 || len > journal::max_record || !fill(journal::frame_overhead + len)) {
+            return std::nullopt;
+        }
+        const std::string_view payload{buf_.data() + pos_ + journal::frame_overhead, len};
+        if (journal::crc32c(payload) != u32(pos_ + 4)) {
+            return std::nullopt;
+        }
+        pos_ += journal::frame_overhead + len;
+        return payload;
+    }
+
+private:
+    std::uint32_t u32(std::size_t at) const {
+        std::uint32_t v = 0;
+        for (std::size_t i = 0; i < 4; ++i) {
+            v |= static_cast<std::uint32_t>(static_cast<unsigned char>(buf_[at + i])) << (8 * i);
+        }
+        return v;
+    }
+    /// At least `need` bytes after pos_ in the window, or false at the end of the file.
+    bool fill(std::size_t need) {
+        if (buf_.size() - pos_ >= need) {
+            return true;
+        }
+        buf_.erase(0, pos_);
+        pos_ = 0;
+        while (buf_.size() < need) {
+            const std::size_t want = std::max(need - buf_.size(), std::size_t{1} << 20);
+            const std::size_t had = buf_.size();
+            buf_.resize(had + want);
+            const auto n = ::read(fd_, buf_.data() + had, want);
+            if (n < 0 && errno == EINTR) {
+                buf_.resize(had);
+                continue;
+            }
+            buf_.resize(had + static_cast<std::size_t>(std::max<ssize_t>(n, 0)));
+            if (n <= 0) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    int fd_;
+    std::string buf_;
+    std::size_t pos_ = 0;
+};
 
 /// Keeps nothing: today's behaviour before a store, for tests and one-off runs.
 class memory_store final : public store {
@@ -334,61 +399,62 @@ private:
         std::size_t& size,
         std::size_t& kept
     ) {
-        std::string text;
-        {
-            const int in = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-            if (in < 0) {
-                return -1;
-            }
-            char buf[1 << 16];
-            for (;;) {
-                const auto n = ::read(in, buf, sizeof buf);
-                if (n < 0 && errno == EINTR) {
-                    continue;
-                }
-                if (n <= 0) {
-                    break;
-                }
-                text.append(buf, static_cast<std::size_t>(n));
-            }
-            ::close(in);
-        }
-        const journal::scan scanned = journal::read(text);
-        std::string out = journal::header();
-        kept = 0;
-        for (const auto& in : c.base) {
-            journal::frame(out, encode(record{in}));
-            ++kept;
-        }
-        for (const auto payload : scanned.records) {
-            auto d = decode(payload);
-            if (!d.value) {
-                continue;
-            }
-            const auto* in = std::get_if<input>(&*d.value);
-            if (in != nullptr && c.keep(*in)) {
-                journal::frame(out, payload);
-                ++kept;
-            }
-        }
-        for (const auto& ch : c.outbox) {
-            journal::frame(out, encode(record{ch}));
-            ++kept;
+        // Streamed, a frame at a time, so memory stays flat however large the journal.
+        const int in = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+        if (in < 0) {
+            return -1;
         }
         const std::string tmp = path + ".new";
         const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
         if (fd < 0) {
+            const int e = errno;
+            ::close(in);
+            errno = e;
             return -1;
         }
-        if (!write_all(fd, out) || ::fdatasync(fd) != 0 || ::rename(tmp.c_str(), path.c_str()) != 0 ||
-            !fsync_dir(dir)) {
+        std::string out = journal::header();
+        size = 0;
+        kept = 0;
+        bool ok = true;
+        const auto flush = [&](std::size_t above) {
+            if (ok && out.size() > above) {
+                ok = write_all(fd, out);
+                size += out.size();
+                out.clear();
+            }
+        };
+        for (const auto& base : c.base) {
+            journal::frame(out, encode(record{base}));
+            ++kept;
+        }
+        frame_reader frames{in};
+        while (const auto payload = frames.next()) {
+            // The outbox's old changes are replaced by its state below: only inputs are read.
+            if (payload->starts_with("{\"change\"")) {
+                continue;
+            }
+            auto d = decode(*payload);
+            const auto* i = d.value ? std::get_if<input>(&*d.value) : nullptr;
+            if (i != nullptr && c.keep(*i)) {
+                journal::frame(out, *payload);
+                ++kept;
+                flush(std::size_t{1} << 20);
+            }
+        }
+        ::close(in);
+        for (const auto& ch : c.outbox) {
+            journal::frame(out, encode(record{ch}));
+            ++kept;
+            flush(std::size_t{1} << 20);
+        }
+        flush(0);
+        if (!ok || ::fdatasync(fd) != 0 || ::rename(tmp.c_str(), path.c_str()) != 0 || !fsync_dir(dir)) {
             const int e = errno;
             ::close(fd);
             errno = e;
             return -1;
         }
         ::close(fd);
-        size = out.size();
         return ::open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
     }
 

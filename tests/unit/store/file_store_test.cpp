@@ -203,6 +203,30 @@ TEST_F(file_store_test, compaction_keeps_what_matters_and_what_came_after) {
     EXPECT_EQ(ids, (std::vector<std::string>{"BASE", "KEEP", "change:KEEP/0/summary/1", "AFTER"}));
 }
 
+TEST_F(file_store_test, compaction_streams_a_journal_larger_than_its_window) {
+    constexpr int n = 6000;  // about 3 MiB: the rewrite reads it through a 1 MiB window
+    {
+        auto s = open();
+        ASSERT_TRUE(s->recover().has_value());
+        for (int i = 0; i < n; ++i) {
+            input in = trigger("I" + std::to_string(i), t0);
+            std::get<incident_event>(in.what).message = std::string(400, 'x');
+            s->append(in);
+        }
+        compaction c;
+        c.keep = [](const input& in) { return std::get<incident_event>(in.what).incident.id != "I7"; };
+        s->compact(std::move(c));
+        sync(*s);
+        s->close();
+    }
+    EXPECT_GT(journal_text().size(), std::size_t{2} << 20);
+    auto s = open();
+    auto back = s->recover();
+    ASSERT_TRUE(back.has_value());
+    ASSERT_EQ(back->size(), static_cast<std::size_t>(n - 1));
+    EXPECT_EQ(id_of(back->back()), "I" + std::to_string(n - 1));
+}
+
 TEST_F(file_store_test, the_memory_store_keeps_nothing) {
     config c = cfg();
     c.kind = kind::memory;
