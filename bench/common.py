@@ -71,6 +71,11 @@ def machine() -> str:
 def start_runbookd(config_text: str, workdir: str, cpu="0", extra_env=None):
     """Starts runbookd pinned to `cpu` (None: unpinned, as for start-up timing)."""
     path = os.path.join(workdir, "runbookd.yaml")
+    if not any(line.startswith("store:") for line in config_text.splitlines()):
+        # A fresh journal per start (on disk, as in production): never /var/lib/runbookd,
+        # and never a previous run's incidents.
+        state = tempfile.mkdtemp(prefix="state-", dir=workdir)
+        config_text += f"\nstore:\n  dir: {state}\n"
     with open(path, "w") as f:
         f.write(config_text)
     env = dict(os.environ, RUNBOOKD_BENCH_SECRET=SECRET, **(extra_env or {}))

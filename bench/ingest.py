@@ -63,15 +63,17 @@ services:
 
 
 def event(i: int) -> bytes:
+    # Now: the intake refuses pages older than pagerduty.max_age (1 h) as stale.
+    now = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
     doc = {"event": {
         "id": f"01BENCH{i:012d}", "event_type": "incident.triggered", "resource_type": "incident",
-        "occurred_at": "2026-11-24T10:00:00.000Z",
+        "occurred_at": now,
         "agent": {"id": "PLH1HKV", "type": "user_reference", "summary": "Automation"},
         "client": {"name": "Datadog"},
         "data": {
             "id": f"QB{i:010d}", "type": "incident", "self": f"https://api.pagerduty.com/incidents/QB{i:010d}",
             "html_url": f"https://acme.pagerduty.com/incidents/QB{i:010d}", "number": i, "status": "triggered",
-            "incident_key": f"bench-{i}", "created_at": "2026-11-24T10:00:00Z",
+            "incident_key": f"bench-{i}", "created_at": now,
             "title": "Editor API: 5xx rate above 5% for 5 minutes", "urgency": "high",
             "service": {"id": "PF9KMXH", "type": "service_reference", "summary": "editor-api"},
             "assignees": [{"id": "PTUXL6G", "type": "user_reference", "summary": "On-call Engineer"}],

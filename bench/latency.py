@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Page -> first Discord post latency, and start-up time to /readyz.
 
-Latency: a signed incident.triggered is sent to runbookd over loopback; the clock stops when
+Latency: a signed incident.triggered is sent to runbookd over loopback (its state journal on
+disk, so the page is fdatasync'd before the 202; then again with store.kind memory); the clock stops when
 the fake Discord (HTTPS, loopback, tests/integration/fake_discord.py) has read runbookd's
 execute-webhook request. Incidents are spaced beyond notify.coalesce_window, so each notice
 goes out at once. Reference, same run: the same client posting a message straight to the fake
@@ -38,8 +39,13 @@ console:
 """
 
 
-def page_to_post(incidents: int) -> tuple[list, list]:
-    env = harness.DaemonWithDiscord(overrides={"notify": {"coalesce_window": "100ms"}}).start()
+def page_to_post(incidents: int, store: str = "file") -> tuple[list, list]:
+    """`store`: "file", the journal on disk (each page fdatasync'd before its 202), or
+    "memory" (nothing kept), measured side by side."""
+    overrides = {"notify": {"coalesce_window": "100ms"}}
+    if store == "memory":
+        overrides["store"] = {"kind": "memory"}
+    env = harness.DaemonWithDiscord(overrides=overrides).start()
     try:
         latencies, reference = [], []
         # Reference: a kept-alive TLS connection straight to the fake Discord.
@@ -115,12 +121,13 @@ def main():
     common.build()
     os.environ.setdefault("RUNBOOKD_BIN", common.BINARY)
 
-    medians, maxima, refs = [], [], []
+    medians, maxima, refs, memory = [], [], [], []
     for _ in range(args.runs):
         lat, ref = page_to_post(args.incidents)
         medians.append(statistics.median(lat))
         maxima.append(max(lat))
         refs.append(statistics.median(ref))
+        memory.append(statistics.median(page_to_post(args.incidents, "memory")[0]))
     ours, nginx = startup(max(args.runs, 10))
     floor = spawn_floor(max(args.runs, 10))
 
@@ -132,6 +139,9 @@ def main():
     print(f"| page -> first Discord post, median (median of runs) | {ms(statistics.median(medians))} | "
           f"{ms(statistics.median(refs))} (client -> fake Discord directly) | "
           f"{statistics.median(medians) / statistics.median(refs):.1f} |")
+    print(f"| page -> first Discord post, store.kind memory (nothing kept), median | "
+          f"{ms(statistics.median(memory))} | {ms(statistics.median(medians))} (the journal, above) | "
+          f"{statistics.median(memory) / statistics.median(medians):.2f} |")
     print(f"| page -> first Discord post, max (median of runs; worst run) | {ms(statistics.median(maxima))}; "
           f"{ms(max(maxima))} | | |")
     print(f"| start-up to /readyz, median of {len(ours)} | {ms(statistics.median(ours))} | "
