@@ -380,9 +380,9 @@ std::string storm_figures(const storm_state& storm, const engine_settings& s) {
             " " + std::to_string(storm.posted_alone) + " of them had a post of their own before the burst.";
     }
     if (storm.untracked > 0) {
-        out += " " + std::to_string(storm.untracked) + " came past the limit of " +
+        out += " " + std::to_string(storm.untracked) + " are only counted here, past the limit of " +
                std::to_string(s.limits.max_open_incidents) +
-               " open incidents and are only counted here (their resolution is not followed).";
+               " open incidents followed one by one (their resolution is not followed).";
     }
     return out;
 }

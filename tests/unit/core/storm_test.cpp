@@ -272,7 +272,8 @@ TEST(storm, past_the_open_limit_incidents_are_counted_not_tracked) {
     EXPECT_EQ(merged(posts[0], post_kind::notice, merge_reason::untracked), 1u);  // OVER2 only
     EXPECT_EQ(e.current_storm()->opened, 2u);
     EXPECT_EQ(e.current_storm()->untracked, 2u);
-    EXPECT_TRUE(contains(posts[0].text.body, "2 came past the limit of 3")) << posts[0].text.body;
+    EXPECT_TRUE(contains(posts[0].text.body, "2 are only counted here, past the limit of 3"))
+        << posts[0].text.body;
     // The incidents posted alone before the limit keep their own lifecycle.
     const auto r = e.on_event(event(incident_event_type::resolved, "P1"), t0 + 4min);
     ASSERT_EQ(r.posts.size(), 1u);
