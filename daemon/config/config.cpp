@@ -137,6 +137,7 @@ bool read_notify(yaml::section& s, notify_config& out) {
     }
     s.get("drain_timeout", out.drain_timeout, 1ms);
     s.get("coalesce_window", out.coalesce_window, 0ms);
+    s.get("max_queued_posts", out.max_queued_posts, 10);
     return kind_known;
 }
 
@@ -158,7 +159,14 @@ void read_signals(yaml::section& s, signals_config& out) {
     s.keys({"retention", "max_signals"});
     s.get("retention", out.retention, 1min);
     s.get("max_signals", out.max_signals, 1);
-    s.get("max_queued_posts", out.max_queued_posts, 10);
+}
+
+void read_limits(yaml::section& s, limits_config& out) {
+    s.keys({"max_open_incidents", "storm_threshold", "storm_window", "storm_edit_interval"});
+    s.get("max_open_incidents", out.max_open_incidents, 1);
+    s.get("storm_threshold", out.storm_threshold, 0);
+    s.get("storm_window", out.storm_window, 1s);
+    s.get("storm_edit_interval", out.storm_edit_interval, 0ms);
 }
 
 /// The root's keys: its own sections, every integration's, then `services`.
@@ -182,16 +190,9 @@ void read_root(yaml::section& top, config& cfg) {
     root("status", read_status, cfg.status);
     const bool kind_known = root("notify", read_notify, cfg.notify);
     root("rules", read_rules, cfg.rules);
-void read_limits(yaml::section& s, limits_config& out) {
-    s.keys({"max_open_incidents", "storm_threshold", "storm_window", "storm_edit_interval"});
-    s.get("max_open_incidents", out.max_open_incidents, 1);
-    s.get("storm_threshold", out.storm_threshold, 0);
-    s.get("storm_window", out.storm_window, 1s);
-    s.get("storm_edit_interval", out.storm_edit_interval, 0ms);
-}
-
     root("operations", read_operations, cfg.operations);
     root("signals", read_signals, cfg.signals);
+    root("limits", read_limits, cfg.limits);
     cfg.services = yaml::read_services(top.sub("services"));
 
     std::optional<yaml::section> discord;
@@ -213,7 +214,6 @@ void read_limits(yaml::section& s, limits_config& out) {
     });
 
     // Checks across sections.
-    root("limits", read_limits, cfg.limits);
     // A webhook that is present but invalid has been reported where it is.
     if (kind_known && cfg.notify.kind == notifier_kind::discord && !cfg.discord.status.configured() &&
         !discord->has("status_webhook_url") && !discord->has("status_webhook_url_file")) {
@@ -291,6 +291,10 @@ engine_settings config::engine() const {
     s.operations.max_suspects = operations.max_suspects;
     s.signals.retention = signals.retention;
     s.signals.max_signals = signals.max_signals;
+    s.limits.max_open_incidents = limits.max_open_incidents;
+    s.limits.storm_threshold = limits.storm_threshold;
+    s.limits.storm_window = limits.storm_window;
+    s.limits.storm_edit_interval = limits.storm_edit_interval;
     return s;
 }
 
@@ -312,8 +316,4 @@ load_result load(const std::string& path, const env_lookup& env) {
     return out;
 }
 
-    s.limits.max_open_incidents = limits.max_open_incidents;
-    s.limits.storm_threshold = limits.storm_threshold;
-    s.limits.storm_window = limits.storm_window;
-    s.limits.storm_edit_interval = limits.storm_edit_interval;
 }  // namespace runbookd::config

@@ -85,6 +85,8 @@ struct notify_config {
     notifier_kind kind = notifier_kind::discord;
     milliseconds drain_timeout = std::chrono::seconds{10};
     milliseconds coalesce_window = std::chrono::seconds{2};
+    /// Posts queued per channel; past it the oldest reminder goes first (docs/configuration.md).
+    std::size_t max_queued_posts = 1000;
 
     friend bool operator==(const notify_config&, const notify_config&) = default;
 };
@@ -99,8 +101,6 @@ struct rules_config {
     friend bool operator==(const rules_config&, const rules_config&) = default;
 };
 
-    /// Posts queued per channel; past it the oldest reminder goes first (docs/configuration.md).
-    std::size_t max_queued_posts = 1000;
 /// `operations:`: how #operations is kept current.
 struct operations_config {
     milliseconds edit_interval = std::chrono::seconds{30};
@@ -117,6 +117,16 @@ struct signals_config {
     std::size_t max_signals = 200000;
 };
 
+/// `limits:`: bounds under an alert storm (docs/configuration.md#limits).
+struct limits_config {
+    std::size_t max_open_incidents = 5000;
+    std::size_t storm_threshold = 10;  ///< 0: only max_open_incidents starts a storm
+    milliseconds storm_window = std::chrono::minutes{5};
+    milliseconds storm_edit_interval = std::chrono::seconds{10};
+
+    friend bool operator==(const limits_config&, const limits_config&) = default;
+};
+
 /// Everything `runbookd run` needs. Built only by load(); always valid once built.
 struct config {
     std::string source_path;  ///< the file it came from, for logs and reload
@@ -128,19 +138,10 @@ struct config {
     rules_config rules;
     operations_config operations;
     signals_config signals;
+    limits_config limits;
     std::map<std::string, service_info, std::less<>> services;
 
     // Each integration's own section (its folder's config.hpp), listed in each_section().
-/// `limits:`: bounds under an alert storm (docs/configuration.md#limits).
-struct limits_config {
-    std::size_t max_open_incidents = 5000;
-    std::size_t storm_threshold = 10;  ///< 0: only max_open_incidents starts a storm
-    milliseconds storm_window = std::chrono::minutes{5};
-    milliseconds storm_edit_interval = std::chrono::seconds{10};
-
-    friend bool operator==(const limits_config&, const limits_config&) = default;
-};
-
     intake::pagerduty::config pagerduty;
     sources::pagerduty_api::config pagerduty_api;
     intake::deploys::config deploys;
@@ -153,7 +154,6 @@ struct limits_config {
     sources::cloudsql::config cloudsql;
     sources::gcp_status::config gcp_status;
     sources::postgres::config postgres;
-    limits_config limits;
     sources::certs::config certs;
     sources::probes::config probes;
     sources::promql::config promql;
