@@ -71,6 +71,7 @@ net::server_limits admin_limits_from(const config::server_config& s) {
 notify::outbox_settings outbox_settings_from(const config::notify_config& n) {
     notify::outbox_settings s;
     s.min_spacing = n.coalesce_window;
+    s.max_queued = n.max_queued_posts;
     return s;
 }
 
@@ -710,6 +711,12 @@ daemon::~daemon() = default;
 
 asio::ip::tcp::endpoint daemon::start() {
     auto& i = *impl_;
+    if (i.cfg.leader_election.enabled) {
+        // The elector (cluster/) is ready; two replicas also need the shared store.
+        i.log.warn(
+            "leader_election is not run by this version", {{"hint", "run one replica (docs/operations.md)"}}
+        );
+    }
     i.recover_state();
     const auto listening = [&i](std::string_view listener, const asio::ip::tcp::endpoint& at) {
         i.log.info(

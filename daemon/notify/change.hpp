@@ -13,7 +13,7 @@ namespace runbookd::notify {
 
 struct change {
     enum class kind {
-        enqueued,   ///< `p` joined the back of its channel's queue
+        enqueued,   ///< `p` joined its channel's queue, at its place (outbox::place)
         replaced,   ///< the queued post `keys[0]` now reads `p` (an edit folded into it)
         sending,    ///< `keys` are on the wire (journaled before the request leaves)
         delivered,  ///< `keys` arrived as the message `message_id`; they leave the queue

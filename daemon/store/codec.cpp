@@ -310,30 +310,55 @@ std::string encode(const record& r) {
     return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
+namespace {
+
+record record_from(const json& j) {
+    if (!j.is_object()) {
+        throw std::invalid_argument{"not a JSON object"};
+    }
+    if (const auto it = j.find("change"); it != j.end()) {
+        notify::change c;
+        c.what = named(change_kinds, it->get<std::string>(), "outbox change");
+        c.to = channel_named(j.at("to").get<std::string>());
+        if (const auto k = j.find("keys"); k != j.end()) {
+            c.keys = k->get<std::vector<std::string>>();
+        }
+        if (const auto p = j.find("post"); p != j.end()) {
+            c.p = post_from(*p);
+        }
+        c.message_id = text(j, "message_id");
+        c.reason = text(j, "reason");
+        return record{std::move(c)};
+    }
+    return record{input_from(j)};
+}
+
+}  // namespace
+
 decoded decode(std::string_view text_in) {
     try {
-        const json j = json::parse(text_in);
-        if (!j.is_object()) {
-            return {std::nullopt, "not a JSON object"};
-        }
-        if (const auto it = j.find("change"); it != j.end()) {
-            notify::change c;
-            c.what = named(change_kinds, it->get<std::string>(), "outbox change");
-            c.to = channel_named(j.at("to").get<std::string>());
-            if (const auto k = j.find("keys"); k != j.end()) {
-                c.keys = k->get<std::vector<std::string>>();
-            }
-            if (const auto p = j.find("post"); p != j.end()) {
-                c.p = post_from(*p);
-            }
-            c.message_id = text(j, "message_id");
-            c.reason = text(j, "reason");
-            return {record{std::move(c)}, {}};
-        }
-        return {record{input_from(j)}, {}};
+        return {record_from(json::parse(text_in)), {}};
     } catch (const std::exception& e) {
         return {std::nullopt, e.what()};
     }
+}
+
+decoded_group decode_group(std::string_view text_in) {
+    decoded_group out;
+    try {
+        const json j = json::parse(text_in);
+        if (!j.is_array()) {
+            out.values.push_back(record_from(j));
+            return out;
+        }
+        for (const auto& item : j) {
+            out.values.push_back(record_from(item));
+        }
+    } catch (const std::exception& e) {
+        out.values.clear();
+        out.error = e.what();
+    }
+    return out;
 }
 
 }  // namespace runbookd::store

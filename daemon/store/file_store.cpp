@@ -154,6 +154,8 @@ public:
                      .Name("runbookd_store_syncs_total")
                      .Help("Group commits of the state journal (write + fdatasync), by result.")
                      .Register(metrics)),
+          syncs_ok_(syncs_.Add({{"result", "ok"}})),
+          syncs_error_(syncs_.Add({{"result", "error"}})),
           sync_seconds_(prometheus::BuildHistogram()
                             .Name("runbookd_store_sync_seconds")
                             .Help("Time of one group commit of the state journal (write + fdatasync).")
@@ -240,15 +242,17 @@ public:
         std::vector<record> out;
         out.reserve(scanned.records.size());
         for (std::size_t i = 0; i < scanned.records.size(); ++i) {
-            auto d = decode(scanned.records[i]);
-            if (!d.value) {
+            auto d = decode_group(scanned.records[i]);
+            if (!d.error.empty()) {
                 return make_failure(
                     errc::config_invalid,
                     path_ + ": record " + std::to_string(i + 1) + " cannot be read (" + d.error +
                         "); refusing to start on state it cannot trust (move the file aside to start empty)"
                 );
             }
-            out.push_back(std::move(*d.value));
+            for (auto& r : d.values) {
+                out.push_back(std::move(r));
+            }
         }
         if (scanned.torn > 0) {
             log_.warn(
@@ -276,8 +280,43 @@ public:
     }
 
     void append(const record& r) override {
+        // Held until the loop's current handler is over: an input and the outbox changes it
+        // causes (one feed()) become one frame, kept together or not at all.
+        turn_bytes_ += turn_.emplace_back(encode(r)).size();
+        if (turn_bytes_ > journal::max_record / 4) {
+            publish();
+        } else if (!publish_posted_) {
+            publish_posted_ = true;
+            asio::post(loop_, [this, alive = std::weak_ptr<int>{alive_}] {
+                if (alive.lock()) {
+                    publish();
+                }
+            });
+        }
+    }
+
+    /// Hands what this turn appended to the store's thread, as one frame.
+    void publish() {
+        publish_posted_ = false;
+        if (turn_.empty()) {
+            return;
+        }
+        std::string payload;
+        if (turn_.size() == 1) {
+            payload = std::move(turn_.front());
+        } else {
+            payload.reserve(turn_bytes_ + turn_.size() + 1);
+            payload += '[';
+            for (const auto& one : turn_) {
+                payload += one;
+                payload += ',';
+            }
+            payload.back() = ']';
+        }
+        turn_.clear();
+        turn_bytes_ = 0;
         std::string bytes;
-        journal::frame(bytes, encode(r));
+        journal::frame(bytes, payload);
         appended_ += bytes.size();
         growth_ += bytes.size();
         std::lock_guard lock{shared_->m};
@@ -290,6 +329,7 @@ public:
     }
 
     asio::awaitable<result<void>> sync() override {
+        publish();
         const std::uint64_t target = appended_;
         if (durable_ >= target) {
             co_return result<void>{};
@@ -308,6 +348,7 @@ public:
     std::uint64_t growth() const noexcept override { return growth_; }
 
     void compact(compaction c) override {
+        publish();
         growth_ = 0;
         std::lock_guard lock{shared_->m};
         item it;
@@ -319,6 +360,7 @@ public:
 
     void close() override {
         if (thread_.joinable()) {
+            publish();
             {
                 std::lock_guard lock{shared_->m};
                 shared_->stopping = true;
@@ -433,12 +475,23 @@ private:
             if (payload->starts_with("{\"change\"")) {
                 continue;
             }
-            auto d = decode(*payload);
-            const auto* i = d.value ? std::get_if<input>(&*d.value) : nullptr;
-            if (i != nullptr && c.keep(*i)) {
-                journal::frame(out, *payload);
-                ++kept;
-                flush(std::size_t{1} << 20);
+            if (!payload->starts_with("[")) {
+                auto d = decode(*payload);
+                const auto* i = d.value ? std::get_if<input>(&*d.value) : nullptr;
+                if (i != nullptr && c.keep(*i)) {
+                    journal::frame(out, *payload);
+                    ++kept;
+                    flush(std::size_t{1} << 20);
+                }
+                continue;
+            }
+            for (const auto& r : decode_group(*payload).values) {
+                const auto* i = std::get_if<input>(&r);
+                if (i != nullptr && c.keep(*i)) {
+                    journal::frame(out, encode(r));
+                    ++kept;
+                    flush(std::size_t{1} << 20);
+                }
             }
         }
         ::close(in);
@@ -476,10 +529,12 @@ private:
             const auto started = loop::steady_clock::now();
             report rep;
             bool wrote = false;
-            for (auto& it : batch) {
-                if (!rep.error.empty()) {
-                    break;
-                }
+            // What this round wrote since its last durable point: cut back on a failure, so
+            // a half-written frame never sits before good ones, and written again next round.
+            std::size_t mark = size;
+            std::size_t unsynced = 0;
+            for (std::size_t k = 0; k < batch.size() && rep.error.empty(); ++k) {
+                auto& it = batch[k];
                 if (it.compact) {
                     std::size_t kept = 0;
                     const int fd = rewrite(path, dir, *it.compact, size, kept);
@@ -491,19 +546,38 @@ private:
                     s->fd = fd;
                     rep.compacted = true;
                     rep.kept = kept;
+                    rep.durable = it.end;  // the rewrite is fsynced: durable up to here
                     wrote = false;
-                } else {
-                    if (!write_all(s->fd, it.bytes)) {
-                        rep.error = os_error("cannot write", path);
-                        break;
-                    }
-                    size += it.bytes.size();
-                    wrote = true;
+                    mark = size;
+                    unsynced = k + 1;
+                    continue;
                 }
-                rep.durable = it.end;
+                if (!write_all(s->fd, it.bytes)) {
+                    rep.error = os_error("cannot write", path);
+                    break;
+                }
+                size += it.bytes.size();
+                wrote = true;
             }
             if (rep.error.empty() && wrote && ::fdatasync(s->fd) != 0) {
                 rep.error = os_error("cannot fdatasync", path);
+            }
+            if (rep.error.empty()) {
+                rep.durable = batch.back().end;
+            } else {
+                // Nothing after the last durable point counts: cut it, queue it again, and
+                // try once more after a pause (the waiters are told it failed).
+                if (::ftruncate(s->fd, static_cast<off_t>(mark)) == 0) {
+                    size = mark;
+                }
+                std::unique_lock lock{s->m};
+                for (std::size_t k = batch.size(); k-- > unsynced;) {
+                    s->pending.push_front(std::move(batch[k]));
+                }
+                s->cv.wait_for(lock, std::chrono::milliseconds{200}, [&] { return s->stopping; });
+                if (s->stopping) {
+                    return;  // closing on a volume that refuses writes: nothing more to do
+                }
             }
             rep.seconds = std::chrono::duration<double>(loop::steady_clock::now() - started).count();
             rep.file_size = size;
@@ -517,7 +591,7 @@ private:
     }
 
     void settle(report rep) {
-        syncs_.Add({{"result", rep.error.empty() ? "ok" : "error"}}).Increment();
+        (rep.error.empty() ? syncs_ok_ : syncs_error_).Increment();
         sync_seconds_.Observe(rep.seconds);
         journal_bytes_.Set(static_cast<double>(rep.file_size));
         if (rep.compacted) {
@@ -532,9 +606,8 @@ private:
         if (failed) {
             last_error_ = rep.error;
             log_.error("state journal write failed", {{"error", rep.error}});
-        } else {
-            durable_ = std::max(durable_, rep.durable);
         }
+        durable_ = std::max(durable_, rep.durable);
         // Resume every waiter this round covers (or every one, with the error).
         while (!waiters_.empty() && (failed || waiters_.begin()->first <= durable_)) {
             auto h = std::move(waiters_.begin()->second);
@@ -556,10 +629,15 @@ private:
     std::uint64_t appended_ = 0;
     std::uint64_t durable_ = 0;
     std::uint64_t growth_ = 0;
+    std::vector<std::string> turn_;  ///< records appended in the loop's current handler
+    std::size_t turn_bytes_ = 0;
+    bool publish_posted_ = false;
     std::string last_error_;
     std::multimap<std::uint64_t, asio::any_completion_handler<void(bool)>> waiters_;
 
     prometheus::Family<prometheus::Counter>& syncs_;
+    prometheus::Counter& syncs_ok_;
+    prometheus::Counter& syncs_error_;
     prometheus::Histogram& sync_seconds_;
     prometheus::Gauge& journal_bytes_;
     prometheus::Counter& compactions_;

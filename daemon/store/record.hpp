@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 #include <variant>
+#include <vector>
 
 namespace runbookd::store {
 
@@ -23,5 +24,13 @@ struct decoded {
     std::string error;
 };
 decoded decode(std::string_view text);
+
+/// A journal payload: one record (an object), or a group (an array of records) written as
+/// one frame, so an input and the outbox changes it caused are kept together or not at all.
+struct decoded_group {
+    std::vector<record> values;
+    std::string error;
+};
+decoded_group decode_group(std::string_view text);
 
 }  // namespace runbookd::store

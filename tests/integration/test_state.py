@@ -7,6 +7,7 @@ webhook sender. A post is told by its embed's title: "we are investigating" (not
 """
 
 import random
+import threading
 import time
 import unittest
 
@@ -116,6 +117,34 @@ class StateTests(unittest.TestCase):
         time.sleep(0.5)
         for inc in incs:
             self.assertEqual(rig.kinds(inc), ["notice"], rig.diagnostics())
+
+    def test_a_page_killed_while_it_is_processed_is_posted_after_its_redelivery(self):
+        """The kill lands before, during or after the journal write of the page and its
+        notice: either both are kept (the redelivery is a duplicate, the notice goes out) or
+        neither (the redelivery is new). Never the page without its notice."""
+        rng = random.Random(int(time.time()))
+        rig = self.rig("during")
+        for _ in range(15):
+            inc = pagerduty.Incident()
+            trigger = pagerduty.triggered(inc)
+            sender = pagerduty.Sender("127.0.0.1", rig.daemon.port, [rig.secret], timeout=5)
+            thread = threading.Thread(target=lambda: self._send_quietly(sender, trigger))
+            thread.start()
+            time.sleep(rng.uniform(0.0, 0.008))
+            rig.crash_and_restart()
+            thread.join(timeout=10)
+            sender.close()
+            answer = harness.wait_for(lambda: (lambda r: r if r.status < 300 else None)(rig.pd.send(trigger)),
+                                      10, "a 2xx to the redelivery")
+            self.assertEqual(answer.status, 202)
+            rig.wait_kinds(inc, {"notice": 1}, timeout=10)
+
+    @staticmethod
+    def _send_quietly(sender, payload) -> None:
+        try:
+            sender.send(payload)
+        except Exception:  # the daemon was killed under it: PagerDuty redelivers
+            pass
 
     def test_reminders_continue_on_their_schedule_and_a_missed_one_is_sent_once(self):
         rig = self.rig("reminders", reminder="3s")
