@@ -7,6 +7,7 @@ std::string_view to_string(change::kind k) noexcept {
         case change::kind::enqueued: return "enqueued";
         case change::kind::replaced: return "replaced";
         case change::kind::sending: return "sending";
+        case change::kind::refused: return "refused";
         case change::kind::delivered: return "delivered";
         case change::kind::failed: return "failed";
         case change::kind::remember: return "remember";

@@ -16,6 +16,7 @@ struct change {
         enqueued,   ///< `p` joined its channel's queue, at its place (outbox::place)
         replaced,   ///< the queued post `keys[0]` now reads `p` (an edit folded into it)
         sending,    ///< `keys` are on the wire (journaled before the request leaves)
+        refused,    ///< `keys` were refused on that attempt (they did not arrive; still queued)
         delivered,  ///< `keys` arrived as the message `message_id`; they leave the queue
         failed,     ///< `keys` left the queue undelivered (refused, dropped, merged): `reason`
         remember,   ///< the message of `keys[0]` is now `message_id` (an edit posted anew)

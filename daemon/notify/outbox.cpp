@@ -300,6 +300,13 @@ void outbox::restore(const change& c) {
                 }
             }
             break;
+        case change::kind::refused:
+            for (const auto& key : c.keys) {
+                if (const auto it = find(key); it != l.queue.end()) {
+                    it->maybe_sent = false;
+                }
+            }
+            break;
         case change::kind::delivered:
             for (const auto& key : c.keys) {
                 remove(l, key);
@@ -621,6 +628,21 @@ void outbox::settle(lane& l, std::size_t n, const delivery& d) {
     const auto now = steady_clock::now();
     const std::string channel_name{to_string(l.to)};
     l.attempts[d.outcome]->Increment();
+    if (d.outcome == net::verdict::rate_limited ||
+        (d.outcome == net::verdict::retryable && !d.maybe_delivered) ||
+        (d.outcome == net::verdict::final && n > 1 && !d.channel_broken)) {
+        // The attempt did not arrive: after a restart these posts are not repeats. (A post
+        // that may have arrived on an earlier attempt stays so.)
+        change c{.what = change::kind::refused, .to = l.to};
+        for (std::size_t i = 0; i < n && i < l.queue.size(); ++i) {
+            if (!l.queue[i].maybe_sent) {
+                c.keys.push_back(l.queue[i].p.key);
+            }
+        }
+        if (!c.keys.empty()) {
+            record(std::move(c));
+        }
+    }
     switch (d.outcome) {
         case net::verdict::final:
             if (d.channel_broken) {

@@ -38,6 +38,7 @@ constexpr std::array change_kinds{
     notify::change::kind::enqueued,
     notify::change::kind::replaced,
     notify::change::kind::sending,
+    notify::change::kind::refused,
     notify::change::kind::delivered,
     notify::change::kind::failed,
     notify::change::kind::remember,

@@ -588,6 +588,27 @@ TEST_F(outbox_journal_test, restore_rebuilds_queues_and_ids_and_repeats_only_wha
     EXPECT_EQ(counter(registry, "runbookd_posts_repeated_total", "status"), 2);
 }
 
+TEST_F(outbox_journal_test, an_attempt_refused_before_a_restart_is_not_a_repeat_after_it) {
+    journaled();
+    notifier.push(failing(net::verdict::retryable));  // a 503: it did not arrive
+    box->enqueue(status_post("a"));
+    drain(ioc);
+    EXPECT_EQ(kinds(), (std::vector<std::string>{"enqueued", "sending", "refused"}));
+    box->stop();
+    drain(ioc);
+    box = std::make_unique<outbox>(ioc.get_executor(), notifier, outbox_settings{}, log::discard(), registry);
+    for (const auto& c : changes) {
+        box->restore(c);
+    }
+    box->start();
+    for (int i = 0; i < 5 && box->depth(channel::status) > 0; ++i) {
+        drain(ioc);
+        time.advance(2s);
+    }
+    EXPECT_EQ(box->depth(channel::status), 0u);
+    EXPECT_EQ(counter(registry, "runbookd_posts_repeated_total", "status"), 0);
+}
+
 TEST_F(outbox_journal_test, restore_applies_replacements_failures_and_forgotten_ids) {
     make();
     notifier.enable_operations(true);
