@@ -94,13 +94,7 @@ public:
     }
 
 private:
-    std::uint32_t u32(std::size_t at) const {
-        std::uint32_t v = 0;
-        for (std::size_t i = 0; i < 4; ++i) {
-            v |= static_cast<std::uint32_t>(static_cast<unsigned char>(buf_[at + i])) << (8 * i);
-        }
-        return v;
-    }
+    std::uint32_t u32(std::size_t at) const { return journal::u32_at(buf_, at); }
     /// At least `need` bytes after pos_ in the window, or false at the end of the file.
     bool fill(std::size_t need) {
         if (buf_.size() - pos_ >= need) {

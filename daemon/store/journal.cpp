@@ -15,19 +15,19 @@ void put_u32(std::string& out, std::uint32_t v) {
     }
 }
 
-std::uint32_t get_u32(std::string_view s, std::size_t at) {
-    std::uint32_t v = 0;
-    for (std::size_t i = 0; i < 4; ++i) {
-        v |= static_cast<std::uint32_t>(static_cast<unsigned char>(s[at + i])) << (8 * i);
-    }
-    return v;
-}
-
 bool all_zero(std::string_view s) {
     return std::all_of(s.begin(), s.end(), [](char c) { return c == 0; });
 }
 
 }  // namespace
+
+std::uint32_t u32_at(std::string_view bytes, std::size_t at) noexcept {
+    std::uint32_t v = 0;
+    for (std::size_t i = 0; i < 4; ++i) {
+        v |= static_cast<std::uint32_t>(static_cast<unsigned char>(bytes[at + i])) << (8 * i);
+    }
+    return v;
+}
 
 std::uint32_t crc32c(std::string_view bytes) noexcept {
     boost::crc_optimal<32, 0x1EDC6F41, 0xFFFFFFFF, 0xFFFFFFFF, true, true> crc;
@@ -66,7 +66,7 @@ scan read(std::string_view text) {
         s.error = "not a runbookd journal (no header)";
         return s;
     }
-    if (const auto v = get_u32(text, magic.size()); v != version) {
+    if (const auto v = u32_at(text, magic.size()); v != version) {
         s.error = "journal version " + std::to_string(v) + " is not " + std::to_string(version) +
                   " (written by another runbookd version)";
         return s;
@@ -88,7 +88,7 @@ scan read(std::string_view text) {
             s.torn = rest.size();
             break;
         }
-        const std::size_t len = get_u32(text, at);
+        const std::size_t len = u32_at(text, at);
         if (len == 0 || len > max_record) {
             bad("a record of impossible length " + std::to_string(len));
             break;
@@ -98,7 +98,7 @@ scan read(std::string_view text) {
             break;
         }
         const std::string_view payload = rest.substr(frame_overhead, len);
-        if (crc32c(payload) != get_u32(text, at + 4)) {
+        if (crc32c(payload) != u32_at(text, at + 4)) {
             if (frame_overhead + len == rest.size()) {
                 s.torn = rest.size();  // the last frame's bytes did not all reach the disk
             } else {

@@ -31,6 +31,10 @@ std::string header();
 /// Appends one framed record to `out`.
 void frame(std::string& out, std::string_view payload);
 
+/// The little-endian u32 at `at` of `bytes` (a length or a CRC of a frame; the caller has
+/// checked that four bytes are there).
+std::uint32_t u32_at(std::string_view bytes, std::size_t at) noexcept;
+
 /// CRC-32C (Castagnoli), as the frames carry it.
 std::uint32_t crc32c(std::string_view bytes) noexcept;
 
